@@ -1,0 +1,45 @@
+// Memory per request (spec/2mamba.md §11). Every byte figure fury reports comes from these functions
+// (and the pools, which count whole KV pages): state and KV are held in fp32.
+import type { ModelSpec } from '../weights/config.js';
+
+export const F32_BYTES = 4;
+export const phiDim = (d: number) => (d * (d + 1)) / 2;
+
+export interface MemoryModel {
+  /** Fixed bytes per request, whatever its length: 2Mamba S, n and conv state; 2Mamba-E conv state. */
+  stateBytes: number;
+  /** Bytes per token held: KV (+ C_j for 2Mamba-E); 0 for 2Mamba. */
+  kvBytesPerToken: number;
+}
+
+/** 2Mamba per layer and head: S (D×d) + n (D) + conv state (3d raw values) = D·d + D + 3d values. */
+export function twoMambaValuesPerHead(d: number): number {
+  return phiDim(d) * d + phiDim(d) + 3 * d;
+}
+
+export function memoryModel(spec: ModelSpec): MemoryModel {
+  const { layers: L, heads: H, kvHeads: Hkv, headDim: d, hidden: E } = spec;
+  const convState = L * 3 * E * F32_BYTES;
+  switch (spec.arch) {
+    case '2mamba':
+      return { stateBytes: L * H * (phiDim(d) * d + phiDim(d)) * F32_BYTES + convState, kvBytesPerToken: 0 };
+    case '2mamba-e':
+      return { stateBytes: convState, kvBytesPerToken: L * H * (2 * d + 1) * F32_BYTES };
+    case 'softmax':
+      return { stateBytes: 0, kvBytesPerToken: L * 2 * Hkv * d * F32_BYTES };
+  }
+}
+
+/** Bytes one request holds after `tokens` tokens (KV counted per token; pools round up to whole pages). */
+export function requestBytes(spec: ModelSpec, tokens: number): number {
+  const m = memoryModel(spec);
+  return m.stateBytes + m.kvBytesPerToken * tokens;
+}
+
+/** Tokens beyond which a softmax KV cache (2d values per head per token) outgrows the 2Mamba state
+ *  (paper eq. 6: 2·N·d > d(d+1)²/2 + 3d). Exact value; 1057.75 for d = 64, so 1058 tokens. */
+export function crossoverTokensExact(d: number): number {
+  return twoMambaValuesPerHead(d) / (2 * d);
+}
+
+export const crossoverTokens = (d: number) => Math.ceil(crossoverTokensExact(d));

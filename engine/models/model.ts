@@ -1,0 +1,190 @@
+// A loaded model on a backend: weights uploaded under the names of llama.ts, the per-request state pools
+// (state slots, KV pages) allocated once, and one Plan per logits mode, replayed every step.
+import type { Backend, Plan, SeqStep } from '../../kernels/backend.js';
+import type { Checkpoint } from '../../weights/checkpoint.js';
+import type { ModelSpec } from '../../weights/config.js';
+import { layerPrefix } from '../../weights/names.js';
+import { phiDim } from '../memory.js';
+import { A, W, buildPlanOps, qkvWidth } from './llama.js';
+import { MIXERS } from './mixers.js';
+
+export interface PoolOptions {
+  /** State slots: the most sequences that can be open at once. */
+  slots: number;
+  /** KV pages (softmax, 2Mamba-E) and tokens per page. */
+  kvPages: number;
+  pageSize: number;
+}
+
+export const DEFAULT_PAGE_SIZE = 16;
+
+/** A snapshot of one slot's state (2Mamba S, n and conv state; the conv state of 2Mamba-E). */
+export type SlotSnapshot = Map<string, Float32Array>;
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+export class Model {
+  private plans = new Map<boolean, Plan>();
+  private capacity = new Map<string, number>();
+
+  private constructor(readonly spec: ModelSpec, readonly backend: Backend, readonly pools: PoolOptions) {}
+
+  /** Upload a checkpoint's weights (fusing q/k/v and gate/up) and allocate the state pools. */
+  static async load(ckpt: Checkpoint, backend: Backend, pools: PoolOptions,
+                    onProgress?: (done: number, total: number) => void): Promise<Model> {
+    const spec = ckpt.spec, m = new Model(spec, backend, pools);
+    const up = async (name: string, tensors: string[]) => {
+      const data = concat(await Promise.all(tensors.map((t) => ckpt.read(t))));
+      backend.create(name, data.length, 'f32', data);
+    };
+    await up(W.embed, ['model.embed_tokens.weight']);
+    for (let i = 0; i < spec.layers; i++) {
+      const p = layerPrefix(i), a = `${p}self_attn.`, w = W.layer(i);
+      await up(w.normIn, [`${p}input_layernorm.weight`]);
+      await up(w.qkv, spec.naming === 'hf' ? ['q_proj', 'k_proj', 'v_proj'].map((n) => `${a}${n}.weight`) : [`${a}qkv_proj.weight`]);
+      await up(w.o, [`${a}o_proj.weight`]);
+      if (spec.arch === 'softmax') {
+        if (spec.naming === 'paper') await up(w.freqs, [`${a}rotary_emb.freqs`]);
+        else {
+          const { theta } = spec.rope!, d = spec.headDim;
+          backend.create(w.freqs, d / 2, 'f32', Float32Array.from({ length: d / 2 }, (_, j) => theta ** (-(2 * j) / d)));
+        }
+      } else {
+        await up(w.A, [`${a}A_mask_proj.weight`]);
+        await up(w.convW, [`${a}conv1d.weight`]); // [3E, 1, 2] = [3E, 2]: (previous, current) per channel
+        await up(w.convB, [`${a}conv1d.bias`]);
+      }
+      await up(w.normPost, [`${p}post_attention_layernorm.weight`]);
+      await up(w.gateUp, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]);
+      await up(w.down, [`${p}mlp.down_proj.weight`]);
+      onProgress?.(i + 1, spec.layers);
+    }
+    await up(W.norm, ['model.norm.weight']);
+    if (!spec.tieEmbeddings) await up(W.lmHead, ['lm_head.weight']);
+    m.allocatePools();
+    return m;
+  }
+
+  private allocatePools(): void {
+    const { spec, backend, pools } = this;
+    const { layers, heads: H, kvHeads, headDim: d } = spec, D = phiDim(d);
+    for (let i = 0; i < layers; i++) {
+      const w = W.layer(i);
+      if (spec.arch !== 'softmax') backend.create(w.conv, pools.slots * qkvWidth(spec));
+      if (spec.arch === '2mamba') {
+        backend.create(w.S, pools.slots * H * D * d);
+        backend.create(w.N, pools.slots * H * D);
+      } else {
+        const tokens = pools.kvPages * pools.pageSize;
+        backend.create(w.k, tokens * kvHeads * d);
+        backend.create(w.v, tokens * kvHeads * d);
+        if (spec.arch === '2mamba-e') backend.create(w.c, tokens * H, 'cumsum');
+      }
+    }
+  }
+
+  /** Names of the per-slot state buffers and their elements per slot. */
+  private slotBuffers(): [string, number][] {
+    const { spec } = this, D = phiDim(spec.headDim), out: [string, number][] = [];
+    for (let i = 0; i < spec.layers; i++) {
+      const w = W.layer(i);
+      if (spec.arch === '2mamba') out.push([w.S, spec.heads * D * spec.headDim], [w.N, spec.heads * D]);
+      if (spec.arch !== 'softmax') out.push([w.conv, qkvWidth(spec)]);
+    }
+    return out;
+  }
+
+  /** Copy one slot's state into another (forks for n > 1, prefix snapshots). */
+  copySlot(src: number, dst: number): void {
+    for (const [name, n] of this.slotBuffers()) this.backend.copyWithin(name, src * n, dst * n, n);
+  }
+
+  /** Copy the first `tokens` tokens of KV from one page list to another (every layer's k, v and c). */
+  copyPages(src: readonly number[], dst: readonly number[], tokens: number): void {
+    const { spec } = this, P = this.pools.pageSize;
+    for (let i = 0; i < spec.layers; i++) {
+      const w = W.layer(i);
+      const bufs: [string, number][] = spec.arch === '2mamba' ? []
+        : [[w.k, spec.kvHeads * spec.headDim], [w.v, spec.kvHeads * spec.headDim]];
+      if (spec.arch === '2mamba-e') bufs.push([w.c, spec.heads]);
+      for (const [name, perToken] of bufs) {
+        for (let p = 0; p * P < tokens; p++) {
+          const n = Math.min(P, tokens - p * P) * perToken;
+          this.backend.copyWithin(name, src[p]! * P * perToken, dst[p]! * P * perToken, n);
+        }
+      }
+    }
+  }
+
+  async saveSlot(slot: number): Promise<SlotSnapshot> {
+    const snap: SlotSnapshot = new Map();
+    for (const [name, n] of this.slotBuffers()) snap.set(name, await this.backend.read(name, slot * n, n));
+    return snap;
+  }
+
+  restoreSlot(slot: number, snap: SlotSnapshot): void {
+    for (const [name, n] of this.slotBuffers()) {
+      const data = snap.get(name);
+      if (!data || data.length !== n) throw new Error(`slot snapshot lacks ${name}`);
+      this.backend.write(name, data, slot * n);
+    }
+  }
+
+  private plan(allLogits: boolean): Plan {
+    let p = this.plans.get(allLogits);
+    if (!p) {
+      p = { ops: buildPlanOps(this.spec, MIXERS[this.spec.arch], this.pools.pageSize, allLogits) };
+      this.plans.set(allLogits, p);
+    }
+    return p;
+  }
+
+  /** Grow the step's activation buffers to hold `rows` rows (never shrinks). */
+  private ensureActivations(rows: number, seqs: number): void {
+    const { spec } = this, E = spec.hidden, qkv = qkvWidth(spec);
+    const perRow: [string, number, 'f32' | 'i32'][] = [
+      [A.ids, 1, 'i32'], [A.h, E, 'f32'], [A.x, E, 'f32'], [A.qkvRaw, qkv, 'f32'], [A.qkv, qkv, 'f32'],
+      [A.z, spec.heads, 'f32'], [A.logA, spec.heads, 'f32'], [A.y, spec.heads * spec.headDim, 'f32'],
+      [A.gu, 2 * spec.intermediate, 'f32'], [A.mlp, spec.intermediate, 'f32'],
+      [A.last, E, 'f32'], [A.xf, E, 'f32'], [A.logits, spec.vocab, 'f32'],
+    ];
+    for (const [name, width, kind] of perRow) {
+      const n = (name === A.last ? seqs : rows) * width;
+      if ((this.capacity.get(name) ?? -1) < n) {
+        const cap = Math.max(n, 2 * (this.capacity.get(name) ?? 0));
+        this.backend.create(name, cap, kind);
+        this.capacity.set(name, cap);
+      }
+    }
+  }
+
+  /**
+   * One forward step over several sequences: `ids` holds each sequence's new tokens back to back, in the order
+   * of `seqs`. Returns logits [seqs, V] for each sequence's last row, or [rows, V] for every row.
+   */
+  async forward(seqs: readonly SeqStep[], ids: ArrayLike<number>, allLogits = false): Promise<Float32Array> {
+    const rows = seqs.reduce((s, q) => s + q.rows, 0);
+    if (rows !== ids.length) throw new Error(`forward: ${ids.length} ids for ${rows} rows`);
+    if (seqs.some((s) => s.rows < 1)) throw new Error('forward: every sequence needs at least one new token');
+    for (const s of seqs) {
+      if (s.slot < 0 || s.slot >= this.pools.slots) throw new RangeError(`forward: slot ${s.slot} outside 0 … ${this.pools.slots - 1}`);
+      if (this.spec.arch !== '2mamba' && s.pages.length * this.pools.pageSize < s.pos + s.rows) {
+        throw new RangeError(`forward: ${s.pages.length} KV page(s) cannot hold ${s.pos + s.rows} tokens`);
+      }
+    }
+    for (let i = 0; i < ids.length; i++) {
+      if (!Number.isInteger(ids[i]) || ids[i]! < 0 || ids[i]! >= this.spec.vocab) {
+        throw new RangeError(`token id ${ids[i]} is outside the vocabulary (0 … ${this.spec.vocab - 1})`);
+      }
+    }
+    this.ensureActivations(rows, seqs.length);
+    this.backend.write(A.ids, ids);
+    await this.backend.run(this.plan(allLogits), { seqs });
+    return this.backend.read(A.logits, 0, (allLogits ? rows : seqs.length) * this.spec.vocab);
+  }
+}

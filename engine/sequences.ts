@@ -1,0 +1,100 @@
+// Per-request state: each open sequence holds one state slot and (KV models) a list of KV pages. The
+// model holds no request state; this is where every byte a request holds is counted.
+import { memoryModel } from './memory.js';
+import { IdPool } from './pool.js';
+import type { Model } from './models/model.js';
+
+export interface Sequence {
+  readonly id: number;
+  readonly slot: number;
+  readonly pages: number[];
+  /** Tokens processed so far (the position of the next token). */
+  pos: number;
+}
+
+export interface SequenceMemory {
+  kind: 'recurrent_state' | 'kv_cache';
+  state_bytes: number;
+  kv_bytes: number;
+  kv_tokens: number;
+  kv_blocks: number;
+}
+
+let nextId = 1;
+
+export class SequencePool {
+  readonly slots: IdPool;
+  readonly pages: IdPool;
+  private readonly open_ = new Set<Sequence>();
+
+  constructor(readonly model: Model) {
+    this.slots = new IdPool(model.pools.slots, 'state slot');
+    this.pages = new IdPool(model.spec.arch === '2mamba' ? 0 : model.pools.kvPages, 'KV page');
+  }
+
+  get pageSize(): number {
+    return this.model.pools.pageSize;
+  }
+
+  /** Pages needed to hold `tokens` tokens (0 for 2Mamba). */
+  pagesFor(tokens: number): number {
+    return this.model.spec.arch === '2mamba' ? 0 : Math.ceil(tokens / this.pageSize);
+  }
+
+  open(): Sequence {
+    const seq: Sequence = { id: nextId++, slot: this.slots.acquire(), pages: [], pos: 0 };
+    this.open_.add(seq);
+    return seq;
+  }
+
+  /** Make sure the sequence's pages cover `tokens` tokens (the scheduler reserves prompt + max_tokens up front). */
+  reserve(seq: Sequence, tokens: number): void {
+    const need = this.pagesFor(tokens) - seq.pages.length;
+    if (need > 0) seq.pages.push(...this.pages.acquireMany(need));
+  }
+
+  close(seq: Sequence): void {
+    if (!this.open_.delete(seq)) return;
+    for (const p of seq.pages) this.pages.release(p);
+    seq.pages.length = 0;
+    this.slots.release(seq.slot);
+  }
+
+  /** A new sequence with a copy of `src`'s state and KV (n > 1 siblings, snapshots). */
+  fork(src: Sequence): Sequence {
+    const seq = this.open();
+    try {
+      this.reserve(seq, src.pos);
+    } catch (e) {
+      this.close(seq);
+      throw e;
+    }
+    this.model.copySlot(src.slot, seq.slot);
+    this.model.copyPages(src.pages, seq.pages, src.pos);
+    seq.pos = src.pos;
+    return seq;
+  }
+
+  /** Bytes this sequence holds now: the fixed state plus whole KV pages. */
+  memory(seq: Sequence): SequenceMemory {
+    const m = memoryModel(this.model.spec);
+    const kvTokens = seq.pages.length * this.pageSize;
+    return {
+      kind: this.model.spec.arch === '2mamba' ? 'recurrent_state' : 'kv_cache',
+      state_bytes: m.stateBytes,
+      kv_bytes: kvTokens * m.kvBytesPerToken,
+      kv_tokens: this.model.spec.arch === '2mamba' ? 0 : seq.pos,
+      kv_blocks: seq.pages.length,
+    };
+  }
+
+  /** Feed each sequence its new tokens (pages grow as needed) and advance it. Logits as Model.forward. */
+  async step(items: readonly { seq: Sequence; ids: readonly number[] }[], allLogits = false): Promise<Float32Array> {
+    for (const { seq, ids } of items) this.reserve(seq, seq.pos + ids.length);
+    const logits = await this.model.forward(
+      items.map(({ seq, ids }) => ({ slot: seq.slot, pos: seq.pos, rows: ids.length, pages: seq.pages })),
+      items.flatMap((it) => it.ids), allLogits);
+    for (const { seq, ids } of items) seq.pos += ids.length;
+    return logits;
+  }
+}

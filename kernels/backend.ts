@@ -1,0 +1,82 @@
+// The Backend seam: named device buffers and a Plan (a flat list of kernel invocations over those names),
+// run once per step with a Step describing which rows belong to which sequence. A backend knows no model.
+
+/** f32 values; i32 ids; `cumsum`: cumulative log-decays C_j (held at whatever precision the backend guarantees). */
+export type BufferKind = 'f32' | 'i32' | 'cumsum';
+
+/** One sequence's rows in a step: `rows` new tokens at positions pos … pos+rows−1. */
+export interface SeqStep {
+  /** State slot: 2Mamba S/n and every architecture's conv state. */
+  slot: number;
+  /** Tokens this sequence has already processed (position of its first new row). */
+  pos: number;
+  rows: number;
+  /** KV block table (softmax, 2Mamba-E): page ids covering positions 0 … pos+rows−1. */
+  pages: readonly number[];
+}
+
+export interface Step {
+  seqs: readonly SeqStep[];
+}
+
+export const totalRows = (step: Step) => step.seqs.reduce((s, q) => s + q.rows, 0);
+
+/** Layout of the fused attention projection [Q | K | V]: Q has `heads`, K and V `kvHeads` heads of `headDim`. */
+export interface QkvLayout {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+}
+
+/** Ops run over every row of the step, or with `perSeq` over one row per sequence (after gather_last). */
+export type Op =
+  /** out[r] = table[ids[r]] */
+  | { op: 'embed'; table: string; ids: string; out: string; dim: number }
+  /** out[r] = w ⊙ x[r] / sqrt(mean(x[r]²) + eps) */
+  | { op: 'rmsnorm'; x: string; weight: string; out: string; dim: number; eps: number; perSeq?: boolean }
+  /** out[r, :n] (+)= x[r, :k] · wᵀ with w row-major [n, k]; `add` accumulates into out (residual). */
+  | { op: 'matmul'; x: string; w: string; out: string; k: number; n: number; add?: boolean; perSeq?: boolean }
+  /** out[r, :n] = silu(x[r, :n]) ⊙ x[r, n:2n] (fused [gate | up] projection) */
+  | { op: 'silu_mul'; x: string; out: string; n: number }
+  /** Depthwise causal conv, window 2 (spec §4.2): out = b + w0 ⊙ r_prev + w1 ⊙ r. state[slot] keeps the last RAW row;
+   *  a sequence at pos 0 starts from r_prev = 0. weight is [ch, 2]: [..,0] previous token, [..,1] current. */
+  | { op: 'conv2'; x: string; state: string; weight: string; bias: string; out: string; ch: number }
+  /** out = −softplus(x): the per-head log-decay A_t (spec §4.3). */
+  | { op: 'logdecay'; x: string; out: string; n: number }
+  /** 2Mamba attention (spec §5): reads q,k,v from qkv [R, 3·H·d] and A from logA [R, H]; updates S [slot, H, D, d]
+   *  and N [slot, H, D] and writes y [R, H·d]. A sequence at pos 0 starts from a zero state. */
+  | { op: 'mamba2'; qkv: string; logA: string; S: string; N: string; out: string; heads: number; headDim: number }
+  /** RoPE in place on the Q and K heads of qkv, at each row's position (spec §7). freqs: [d/2] θ_m. */
+  | { op: 'rope'; qkv: string; freqs: string; layout: QkvLayout; convention: 'interleaved' | 'half' }
+  /** Write each row's K and V (and for 2Mamba-E its cumulative log-decay C = C_prev + A) into the paged cache
+   *  [page, pageSize, kvHeads, d] (C: [page, pageSize, heads]). */
+  | { op: 'kv_append'; qkv: string; k: string; v: string; layout: QkvLayout; pageSize: number; logA?: string; c?: string }
+  /** Causal attention of each row over cached positions 0 … its own position. softmax: ℓ = s·q·k;
+   *  exp (2Mamba-E, spec §6): ℓ = s·q·k + C_i − C_j. out: [R, H·d]. */
+  | { op: 'attention'; qkv: string; k: string; v: string; c?: string; out: string; layout: QkvLayout; pageSize: number }
+  /** out[s] = x[last row of sequence s] */
+  | { op: 'gather_last'; x: string; out: string; dim: number };
+
+export interface Plan {
+  readonly ops: readonly Op[];
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Create (or replace) a buffer of `elements` values, optionally initialised (weights). New buffers hold zeros. */
+  create(name: string, elements: number, kind?: BufferKind, init?: ArrayLike<number>): void;
+  has(name: string): boolean;
+  /** Element count of a buffer. */
+  size(name: string): number;
+  write(name: string, data: ArrayLike<number>, offset?: number): void;
+  read(name: string, offset?: number, count?: number): Promise<Float32Array>;
+  /** Copy `count` elements within one buffer (state slots: forks, snapshots). */
+  copyWithin(name: string, srcOffset: number, dstOffset: number, count: number): void;
+  /** Bytes held by all buffers whose name matches. */
+  bytes(filter?: (name: string) => boolean): number;
+  run(plan: Plan, step: Step): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/** The 2Mamba readout divides by max(den, DEN_FLOOR) in every path: a degenerate 0/0 row gives y = 0 (spec §5.5). */
+export const DEN_FLOOR = 1e-30;
