@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// The `fury` command line.
+import { generateCmd, init, isUsageProblem, start, type Command } from './commands.js';
+
+const COMMANDS: Record<string, Command> = { generate: generateCmd, init, start };
+
+function usage(): string {
+  return `Usage: fury <command> [options]\n\nCommands:\n` +
+    Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)}${c.summary}`).join('\n') +
+    `\n\nRun fury <command> --help for a command's options.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`fury: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')}; see fury --help)\n`);
+    return 2;
+  }
+  try {
+    await cmd.run(rest);
+    return 0;
+  } catch (e) {
+    const msg = (e as Error)?.message ?? String(e);
+    process.stderr.write(`fury ${name}: ${msg.split('\n')[0]}\n`);
+    if (isUsageProblem(e)) return 2;
+    if (process.env.FURY_DEBUG) console.error(e);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
