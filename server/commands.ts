@@ -112,6 +112,8 @@ Options:
     try {
       const ids = promptIds ?? m.tokenizer.encode(a.prompt as string);
       const spec = m.model.spec;
+      const bad = ids.find((id) => id >= spec.vocab);
+      if (bad !== undefined) throw new UsageError(`--prompt-ids: token id ${bad} is outside the vocabulary (0 … ${spec.vocab - 1})`);
       if (ids.length + maxTokens > spec.maxPositions && spec.arch !== '2mamba') {
         throw new UsageError(`prompt (${ids.length} tokens) + --max-tokens ${maxTokens} exceeds the model's context of ${spec.maxPositions}`);
       }

@@ -1,0 +1,91 @@
+// The fury command line as a user runs it: real processes, real files.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { tempDir } from '../helpers.js';
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'server', 'cli.js');
+const run = promisify(execFile);
+
+async function fury(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, FURY_QUIET: '1' } });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+test('every command has --help', async () => {
+  for (const cmd of [[], ['--help'], ['init', '--help'], ['generate', '--help'], ['start', '--help']]) {
+    const r = await fury(...cmd);
+    assert.equal(r.code, 0, cmd.join(' '));
+    assert.match(r.stdout, /Usage: fury/);
+  }
+});
+
+test('bad flags and missing files give one clear line and exit code 2', async () => {
+  const dir = await tempDir();
+  const cases: [string[], RegExp][] = [
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['generate', '--bogus'], /Unknown option '--bogus'/],
+    [['generate', '--prompt', 'x'], /--model is required/],
+    [['generate', '--model', join(dir, 'missing'), '--prompt', 'x'], /is not a checkpoint directory \(no config\.json\)/],
+    [['generate', '--model', dir, '--prompt', 'x', '--prompt-ids', '1'], /--prompt or --prompt-ids, not both/],
+    [['init', '--arch', 'mamba3', '--preset', 'tiny', '--out', dir], /--arch: unsupported attention_type "mamba3"/],
+    [['init', '--arch', '2mamba', '--preset', 'huge', '--out', dir], /--preset must be one of tiny, small, medium/],
+    [['init', '--arch', '2mamba', '--preset', 'tiny', '--out', dir, '--seed', 'x'], /--seed must be an integer/],
+    [['init', '--arch', '2mamba', '--preset', 'tiny', '--out', dir, '--tokenizer', join(dir, 'nope.json')], /--tokenizer: .* does not exist/],
+  ];
+  for (const [args, msg] of cases) {
+    const r = await fury(...args);
+    assert.equal(r.code, 2, `${args.join(' ')} → ${r.code}: ${r.stderr}`);
+    assert.match(r.stderr, msg, args.join(' '));
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  }
+});
+
+test('fury init + generate: greedy output is identical run to run, --json has prompt_ids, ids and text', async () => {
+  const dir = join(await tempDir(), 'm');
+  for (const arch of ['2mamba', '2mamba-e', 'softmax']) {
+    const out = `${dir}-${arch}`;
+    assert.equal((await fury('init', '--arch', arch, '--preset', 'tiny', '--seed', '5', '--out', out)).code, 0);
+    const a = await fury('generate', '--model', out, '--prompt', 'Hello there', '--max-tokens', '12', '--json');
+    const b = await fury('generate', '--model', out, '--prompt', 'Hello there', '--max-tokens', '12', '--json');
+    assert.equal(a.code, 0, a.stderr);
+    const ja = JSON.parse(a.stdout), jb = JSON.parse(b.stdout);
+    assert.deepEqual(ja.ids, jb.ids);
+    assert.equal(ja.text, jb.text);
+    assert.deepEqual(ja.prompt_ids, [1, ...Buffer.from('Hello there').map((x) => x + 3)]);
+    assert.equal(ja.ids.length, 12);
+    assert.equal(ja.arch, arch);
+    // streaming mode prints the same text, then a tokens/s line on stderr
+    const s = await fury('generate', '--model', out, '--prompt', 'Hello there', '--max-tokens', '12');
+    assert.equal(s.stdout, ja.text + '\n');
+    assert.match(s.stderr, /12 tokens \(length\) .* decode [\d.]+ tokens\/s/);
+    // token ids in, sampling with a seed: deterministic
+    const c = await fury('generate', '--model', out, '--prompt-ids', '1,40,50', '--max-tokens', '8', '--temperature', '0.9', '--seed', '3', '--json');
+    const d = await fury('generate', '--model', out, '--prompt-ids', '1,40,50', '--max-tokens', '8', '--temperature', '0.9', '--seed', '3', '--json');
+    assert.deepEqual(JSON.parse(c.stdout).prompt_ids, [1, 40, 50]);
+    assert.deepEqual(JSON.parse(c.stdout).ids, JSON.parse(d.stdout).ids);
+  }
+  const bad = await fury('generate', '--model', `${dir}-2mamba`, '--prompt', 'x', '--temperature', '7');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /temperature must be a number from 0 to 2/);
+  const oob = await fury('generate', '--model', `${dir}-2mamba`, '--prompt-ids', '1,99999');
+  assert.equal(oob.code, 2);
+  assert.match(oob.stderr, /token id 99999 is outside the vocabulary/);
+});
+
+test('fury init writes the same bytes for the same seed', async () => {
+  const [a, b] = [join(await tempDir(), 'a'), join(await tempDir(), 'b')];
+  for (const out of [a, b]) assert.equal((await fury('init', '--arch', 'softmax', '--preset', 'tiny', '--seed', '11', '--dtype', 'bf16', '--out', out)).code, 0);
+  const h = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');
+  assert.equal(await h(join(a, 'model.safetensors')), await h(join(b, 'model.safetensors')));
+});
