@@ -1,7 +1,7 @@
 // `fury init`: a deterministic random checkpoint (same spec and seed → same bytes) in fury's (= the paper's) format.
 import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { toConfigJson, type ModelSpec } from './config.js';
+import { ConfigError, toConfigJson, type ModelSpec } from './config.js';
 import { expectedTensors, type TensorSpec } from './names.js';
 import { writeSafetensors } from './safetensors.js';
 import { encodeFloats, type FloatDType } from './dtype.js';
@@ -42,7 +42,7 @@ export async function writeRandomCheckpoint(spec: ModelSpec, outDir: string, opt
     tokenizerJson = JSON.parse(await readFile(opts.tokenizer, 'utf8'));
     const ids = Object.values(((tokenizerJson.model as { vocab?: Record<string, number> })?.vocab) ?? {});
     const maxId = Math.max(-1, ...ids, ...((tokenizerJson.added_tokens as { id: number }[] | undefined) ?? []).map((t) => t.id));
-    if (maxId >= spec.vocab) throw new Error(`${opts.tokenizer}: token id ${maxId} does not fit the model's vocab of ${spec.vocab}`);
+    if (maxId >= spec.vocab) throw new ConfigError(`${opts.tokenizer}: token id ${maxId} does not fit the model's vocab of ${spec.vocab}`);
     const cfgPath = join(opts.tokenizer, '..', 'tokenizer_config.json');
     tokenizerConfig = await readFile(cfgPath, 'utf8').then(JSON.parse, () => ({}));
   } else {

