@@ -106,9 +106,9 @@ Options:
     const m = await openModel(dir, {
       backend, slots: 1, arch: typeof a.arch === 'string' ? a.arch : undefined,
       kvTokens: (promptIds?.length ?? (typeof a.prompt === 'string' ? a.prompt.length * 4 + 8 : 0)) + maxTokens,
-      onProgress: (msg) => { if (!a.json) process.stderr.write(`\rfury: ${msg}`); },
+      onProgress: (msg) => { if (!a.json && process.stderr.isTTY) process.stderr.write(`\rfury: ${msg}`); },
     });
-    if (!a.json) process.stderr.write('\n');
+    if (!a.json && process.stderr.isTTY) process.stderr.write('\n');
     try {
       const ids = promptIds ?? m.tokenizer.encode(a.prompt as string);
       const spec = m.model.spec;
