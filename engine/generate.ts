@@ -1,7 +1,7 @@
-// One request's generation loop on a SequencePool: chunked prefill, then decode until max_tokens, EOS or a stop id.
-// (The server's scheduler batches many of these; the CLI runs one.)
-import { Sampler, type SampledToken, type SamplingParams } from './sampler.js';
+// One request as an async generator of tokens (the CLI's loop), run by the same Scheduler the server uses.
+import type { SampledToken, SamplingParams } from './sampler.js';
 import type { SequencePool } from './sequences.js';
+import { Scheduler, type EndReason } from './scheduler.js';
 
 export type FinishReason = 'stop' | 'length';
 
@@ -19,28 +19,28 @@ export interface GenerateOptions {
 
 export const DEFAULT_PREFILL_CHUNK = 256;
 
-/** Yields each generated token; returns why generation ended. The sequence is closed when the generator ends. */
+/** Yields each generated token; returns why generation ended. Ending the generator early frees the sequence. */
 export async function* generate(pool: SequencePool, promptIds: readonly number[], opts: GenerateOptions): AsyncGenerator<SampledToken, FinishReason> {
-  if (!promptIds.length) throw new RangeError('the prompt must hold at least one token');
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new RangeError(`max tokens must be an integer ≥ 0, got ${opts.maxTokens}`);
-  const sampler = new Sampler(opts.sampling ?? {}, promptIds);
-  const stops = new Set([...(opts.stopTokenIds ?? []), ...(opts.ignoreEos ? [] : pool.model.spec.eosIds)]);
   const chunk = opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
-  const seq = pool.open();
+  const scheduler = new Scheduler(pool, { maxBatch: 1, maxQueue: 1, tokenBudget: chunk, prefillChunk: chunk });
+  const abort = new AbortController();
+  const tokens: SampledToken[] = [];
+  let end: EndReason | null = null, error: Error | null = null, wake = () => {};
+  scheduler.submit({ ...opts, promptIds, signal: abort.signal }, {
+    onToken: (t) => { tokens.push(t); wake(); },
+    onEnd: (reason) => { end = reason; wake(); },
+    onError: (e) => { error = e; wake(); },
+  });
   try {
-    if (opts.maxTokens === 0) return 'length';
-    pool.reserve(seq, promptIds.length + opts.maxTokens);
-    let logits: Float32Array | null = null;
-    for (let i = 0; i < promptIds.length; i += chunk) logits = await pool.step([{ seq, ids: promptIds.slice(i, i + chunk) }]);
-    for (let n = 0; ; n++) {
-      const tok = sampler.sample(logits!, n < (opts.minTokens ?? 0) ? stops : undefined);
-      sampler.accept(tok.id);
-      yield tok;
-      if (stops.has(tok.id)) return 'stop';
-      if (n + 1 >= opts.maxTokens) return 'length';
-      logits = await pool.step([{ seq, ids: [tok.id] }]);
+    for (;;) {
+      while (tokens.length) yield tokens.shift()!;
+      if (error) throw error;
+      if (end) return end as FinishReason;
+      await new Promise<void>((r) => { wake = r; });
     }
   } finally {
-    pool.close(seq);
+    abort.abort();
+    await scheduler.idle();
   }
 }

@@ -1,0 +1,196 @@
+// Continuous batching (spec/serving.md §7): requests join and leave at step boundaries. Every step is one forward
+// over one decode token of each running request plus prefill chunks of new ones, under a per-step token budget,
+// so running streams keep a steady inter-token latency while long prompts are prefilled.
+// Admission is memory-aware: a 2Mamba request takes one state slot; a KV request reserves pages for
+// prompt + max_tokens up front (no preemption). Requests that do not fit wait in a bounded queue.
+import { Sampler, type SampledToken, type SamplingParams } from './sampler.js';
+import type { Sequence, SequenceMemory, SequencePool } from './sequences.js';
+
+export interface RequestSpec {
+  promptIds: readonly number[];
+  maxTokens: number;
+  sampling?: Partial<SamplingParams>;
+  stopTokenIds?: readonly number[];
+  ignoreEos?: boolean;
+  minTokens?: number;
+  /** Aborting ends the request at the next step boundary (finish "abort") and frees its memory. */
+  signal?: AbortSignal;
+  /** Absolute time (ms, performance.now()) after which the request ends with finish "deadline". */
+  deadline?: number;
+}
+
+/** stop: EOS or a stop id; length: max_tokens; abort: cancelled; deadline: past its deadline. */
+export type EndReason = 'stop' | 'length' | 'abort' | 'deadline';
+
+export interface RequestEvents {
+  onToken?(tok: SampledToken): void;
+  /** Called once, after the request's memory was freed. */
+  onEnd(reason: EndReason, info: { promptTokens: number; completionTokens: number; peak: SequenceMemory }): void;
+  onError?(err: Error): void;
+}
+
+export interface SchedulerOptions {
+  /** Most requests running at once (also capped by state slots). */
+  maxBatch: number;
+  /** Most requests waiting; beyond it submit() throws QueueFullError. */
+  maxQueue: number;
+  /** Tokens per step (decodes + prefill chunks). */
+  tokenBudget: number;
+  /** Largest prefill chunk of one request in one step. */
+  prefillChunk: number;
+}
+
+export class QueueFullError extends Error {
+  constructor(readonly waiting: number) {
+    super(`the queue is full (${waiting} requests waiting)`);
+    this.name = 'QueueFullError';
+  }
+}
+
+export class RequestTooLargeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RequestTooLargeError';
+  }
+}
+
+interface Live {
+  spec: RequestSpec;
+  events: RequestEvents;
+  sampler: Sampler;
+  stops: Set<number>;
+  seq: Sequence | null;
+  /** Prompt tokens fed so far. */
+  fed: number;
+  generated: number;
+  /** The token to feed next step (after prefill). */
+  next: number | null;
+  peak: SequenceMemory | null;
+}
+
+export class Scheduler {
+  private waiting: Live[] = [];
+  private running: Live[] = [];
+  private loop: Promise<void> | null = null;
+  steps = 0;
+
+  constructor(readonly pool: SequencePool, readonly opts: SchedulerOptions) {}
+
+  get numWaiting(): number {
+    return this.waiting.length;
+  }
+
+  get numRunning(): number {
+    return this.running.length;
+  }
+
+  /** Memory of every running request, for /v1/requests and metrics. */
+  runningMemory(): SequenceMemory[] {
+    return this.running.filter((r) => r.seq).map((r) => this.pool.memory(r.seq!));
+  }
+
+  /** Pages a request needs for prompt + max_tokens (0 for 2Mamba). */
+  private pagesNeeded(spec: RequestSpec): number {
+    return this.pool.pagesFor(spec.promptIds.length + spec.maxTokens);
+  }
+
+  /** Queue a request. Throws RequestTooLargeError if it could never be admitted, QueueFullError if the queue is full. */
+  submit(spec: RequestSpec, events: RequestEvents): void {
+    if (!spec.promptIds.length) throw new RangeError('the prompt must hold at least one token');
+    if (this.pagesNeeded(spec) > this.pool.pages.capacity) {
+      throw new RequestTooLargeError(`the request needs ${spec.promptIds.length + spec.maxTokens} tokens of KV cache; ` +
+        `the pool holds ${this.pool.pages.capacity * this.pool.pageSize}`);
+    }
+    if (this.waiting.length >= this.opts.maxQueue) throw new QueueFullError(this.waiting.length);
+    const stops = new Set([...(spec.stopTokenIds ?? []), ...(spec.ignoreEos ? [] : this.pool.model.spec.eosIds)]);
+    this.waiting.push({ spec, events, sampler: new Sampler(spec.sampling ?? {}, spec.promptIds), stops, seq: null, fed: 0, generated: 0, next: null, peak: null });
+    this.kick();
+  }
+
+  /** Resolves when no request is waiting or running. */
+  async idle(): Promise<void> {
+    while (this.loop) await this.loop;
+  }
+
+  private kick(): void {
+    if (!this.loop) {
+      this.loop = this.run().catch((e) => this.failAll(e as Error)).finally(() => { this.loop = null; });
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (this.waiting.length || this.running.length) {
+      await this.step();
+      await new Promise((r) => setImmediate(r)); // let HTTP events (disconnects, new requests) in between steps
+    }
+  }
+
+  private end(r: Live, reason: EndReason): void {
+    const peak = r.peak ?? { kind: 'recurrent_state', state_bytes: 0, kv_bytes: 0, kv_tokens: 0, kv_blocks: 0 };
+    if (r.seq) this.pool.close(r.seq);
+    r.seq = null;
+    r.events.onEnd(reason, { promptTokens: r.spec.promptIds.length, completionTokens: r.generated, peak });
+  }
+
+  private failAll(err: Error): void {
+    for (const r of [...this.running, ...this.waiting]) {
+      if (r.seq) this.pool.close(r.seq);
+      r.seq = null;
+      r.events.onError?.(err);
+    }
+    this.running = [];
+    this.waiting = [];
+  }
+
+  /** One scheduler step (§7.1). */
+  async step(): Promise<void> {
+    const now = performance.now();
+    // 1. drop cancelled and expired requests, waiting or running
+    const expired = (r: Live): EndReason | null => r.spec.signal?.aborted ? 'abort' : r.spec.deadline !== undefined && now > r.spec.deadline ? 'deadline' : null;
+    for (const list of [this.running, this.waiting]) {
+      for (const r of [...list]) {
+        const why = expired(r);
+        if (why) { list.splice(list.indexOf(r), 1); this.end(r, why); }
+      }
+    }
+    // 2. admit waiting requests in order while a slot, the pages and the batch cap allow
+    while (this.waiting.length && this.running.length < this.opts.maxBatch && this.pool.slots.available > 0 &&
+           this.pagesNeeded(this.waiting[0]!.spec) <= this.pool.pages.available) {
+      const r = this.waiting.shift()!;
+      r.seq = this.pool.open();
+      this.pool.reserve(r.seq, r.spec.promptIds.length + r.spec.maxTokens);
+      r.peak = this.pool.memory(r.seq);
+      if (r.spec.maxTokens === 0) { this.end(r, 'length'); continue; }
+      this.running.push(r);
+    }
+    // 3. one decode token per running request, then prefill chunks under the remaining budget
+    const items: { r: Live; ids: number[]; last: boolean }[] = [];
+    let budget = this.opts.tokenBudget;
+    for (const r of this.running) if (r.next !== null) { items.push({ r, ids: [r.next], last: true }); budget--; }
+    for (const r of this.running) {
+      if (r.next !== null || budget <= 0) continue;
+      const n = Math.min(this.opts.prefillChunk, budget, r.spec.promptIds.length - r.fed);
+      items.push({ r, ids: r.spec.promptIds.slice(r.fed, r.fed + n), last: r.fed + n === r.spec.promptIds.length });
+      budget -= n;
+    }
+    if (!items.length) return;
+    const logits = await this.pool.step(items.map(({ r, ids }) => ({ seq: r.seq!, ids })));
+    this.steps++;
+    const V = this.pool.model.spec.vocab;
+    items.forEach(({ r, ids, last }, i) => {
+      if (r.next === null) r.fed += ids.length;
+      r.peak = this.pool.memory(r.seq!);
+      if (!last) return;
+      const tok = r.sampler.sample(logits.subarray(i * V, (i + 1) * V), r.generated < (r.spec.minTokens ?? 0) ? r.stops : undefined);
+      r.sampler.accept(tok.id);
+      r.generated++;
+      r.next = tok.id;
+      r.events.onToken?.(tok);
+      const finish: EndReason | null = r.stops.has(tok.id) ? 'stop' : r.generated >= r.spec.maxTokens ? 'length' : null;
+      if (finish) {
+        this.running.splice(this.running.indexOf(r), 1);
+        this.end(r, finish);
+      }
+    });
+  }
+}

@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Scheduler, QueueFullError, RequestTooLargeError, type RequestSpec, type EndReason } from '../../engine/scheduler.js';
+import type { Arch } from '../../weights/config.js';
+import { freshRng, openTiny } from '../helpers.js';
+
+interface Result { ids: number[]; reason: EndReason; steps: number[] }
+
+function submit(s: Scheduler, spec: RequestSpec, onFirstToken?: () => void): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const ids: number[] = [], steps: number[] = [];
+    s.submit(spec, {
+      onToken: (t) => { ids.push(t.id); steps.push(s.steps); if (ids.length === 1) onFirstToken?.(); },
+      onEnd: (reason) => resolve({ ids, reason, steps }),
+      onError: reject,
+    });
+  });
+}
+
+for (const arch of ['2mamba', '2mamba-e', 'softmax'] as Arch[]) {
+  test(`${arch}: 16 concurrent requests, each equal to the same request run alone; memory back to idle`, async () => {
+    const { rng, seed } = freshRng();
+    const m = await openTiny(arch, seed % 101, { slots: 6, kvTokens: 1600 });
+    const specs: RequestSpec[] = Array.from({ length: 16 }, () => ({
+      promptIds: [1, ...Array.from({ length: 1 + Math.floor(rng.next() * 80) }, () => 3 + Math.floor(rng.next() * 256))],
+      maxTokens: 1 + Math.floor(rng.next() * 12), sampling: { temperature: 0 }, ignoreEos: true,
+    }));
+    const alone: Result[] = [];
+    for (const spec of specs) {
+      const solo = new Scheduler(m.pool, { maxBatch: 1, maxQueue: 1, tokenBudget: 1024, prefillChunk: 1024 });
+      alone.push(await submit(solo, spec));
+    }
+    const s = new Scheduler(m.pool, { maxBatch: 6, maxQueue: 16, tokenBudget: 48, prefillChunk: 16 });
+    const together = await Promise.all(specs.map((spec) => submit(s, spec)));
+    together.forEach((r, i) => {
+      assert.deepEqual(r.ids, alone[i]!.ids, `${arch} request ${i} (seed ${seed})`);
+      assert.equal(r.reason, 'length');
+    });
+    assert.ok(s.steps < alone.reduce((n, r) => n + r.ids.length, 0), 'requests shared steps');
+    await s.idle();
+    assert.equal(m.pool.slots.inUse, 0);
+    assert.equal(m.pool.pages.inUse, 0);
+    await m.close();
+  });
+}
+
+test('a running stream gets one token every step while a long prompt is prefilled in chunks', async () => {
+  const m = await openTiny('2mamba', 5, { slots: 2 });
+  const s = new Scheduler(m.pool, { maxBatch: 2, maxQueue: 4, tokenBudget: 17, prefillChunk: 16 });
+  const stream = submit(s, { promptIds: [1, 5, 6], maxTokens: 30, ignoreEos: true });
+  await new Promise((r) => setTimeout(r, 5));
+  const long = submit(s, { promptIds: Array.from({ length: 200 }, (_, i) => 3 + (i % 200)), maxTokens: 2, ignoreEos: true });
+  const [a, b] = await Promise.all([stream, long]);
+  for (let i = 1; i < a.steps.length; i++) assert.equal(a.steps[i]! - a.steps[i - 1]!, 1, `token ${i} waited ${a.steps[i]! - a.steps[i - 1]!} steps`);
+  assert.ok(b.steps[0]! >= Math.ceil(200 / 16), 'the long prompt took several chunked steps');
+  await m.close();
+});
+
+test('bounded queue, requests that can never fit, aborts in the queue and while running, deadlines', async () => {
+  const m = await openTiny('softmax', 9, { slots: 1, kvTokens: 64 });
+  const s = new Scheduler(m.pool, { maxBatch: 1, maxQueue: 2, tokenBudget: 64, prefillChunk: 64 });
+  assert.throws(() => s.submit({ promptIds: [1, 2], maxTokens: 100 }, { onEnd() {} }), RequestTooLargeError);
+  const running = new AbortController(), queued = new AbortController();
+  let streaming = () => {};
+  const started = new Promise<void>((r) => { streaming = r; });
+  const a = submit(s, { promptIds: [1, 2, 3], maxTokens: 40, ignoreEos: true, signal: running.signal }, () => streaming());
+  const b = submit(s, { promptIds: [1, 2, 3], maxTokens: 5, ignoreEos: true, signal: queued.signal });
+  const c = submit(s, { promptIds: [1, 2, 3], maxTokens: 3, ignoreEos: true, deadline: performance.now() - 1 });
+  assert.throws(() => s.submit({ promptIds: [1], maxTokens: 1 }, { onEnd() {} }), QueueFullError);
+  queued.abort();
+  await started;
+  running.abort();
+  const [ra, rb, rc] = await Promise.all([a, b, c]);
+  assert.equal(ra.reason, 'abort');
+  assert.ok(ra.ids.length > 0 && ra.ids.length < 40);
+  assert.deepEqual([rb.reason, rb.ids.length], ['abort', 0]);
+  assert.deepEqual([rc.reason, rc.ids.length], ['deadline', 0]);
+  await s.idle();
+  assert.equal(m.pool.slots.inUse, 0);
+  assert.equal(m.pool.pages.inUse, 0);
+  await m.close();
+});
