@@ -17,12 +17,18 @@ export interface RequestSpec {
   signal?: AbortSignal;
   /** Absolute time (ms, performance.now()) after which the request ends with finish "deadline". */
   deadline?: number;
+  /** Absolute time (ms) by which the request must have left the queue, else it ends with "queue_timeout". */
+  queueDeadline?: number;
+  /** Opaque label returned by snapshot() (e.g. the HTTP request id). */
+  tag?: string;
 }
 
 /** stop: EOS or a stop id; length: max_tokens; abort: cancelled; deadline: past its deadline. */
-export type EndReason = 'stop' | 'length' | 'abort' | 'deadline';
+export type EndReason = 'stop' | 'length' | 'abort' | 'deadline' | 'queue_timeout';
 
 export interface RequestEvents {
+  /** Admitted: memory is reserved and prefill starts with the next step. */
+  onStart?(memory: SequenceMemory): void;
   onToken?(tok: SampledToken): void;
   /** Called once, after the request's memory was freed. */
   onEnd(reason: EndReason, info: { promptTokens: number; completionTokens: number; peak: SequenceMemory }): void;
@@ -38,6 +44,16 @@ export interface SchedulerOptions {
   tokenBudget: number;
   /** Largest prefill chunk of one request in one step. */
   prefillChunk: number;
+}
+
+export interface RequestSnapshot {
+  tag: string | undefined;
+  state: 'waiting' | 'prefill' | 'decode';
+  promptTokens: number;
+  prefilled: number;
+  generated: number;
+  maxTokens: number;
+  memory: SequenceMemory | null;
 }
 
 export class QueueFullError extends Error {
@@ -84,9 +100,18 @@ export class Scheduler {
     return this.running.length;
   }
 
-  /** Memory of every running request, for /v1/requests and metrics. */
-  runningMemory(): SequenceMemory[] {
-    return this.running.filter((r) => r.seq).map((r) => this.pool.memory(r.seq!));
+  /** Every request the scheduler holds, for /v1/requests and metrics. */
+  snapshot(): RequestSnapshot[] {
+    const row = (r: Live, state: 'waiting' | 'prefill' | 'decode'): RequestSnapshot => ({
+      tag: r.spec.tag, state, promptTokens: r.spec.promptIds.length, prefilled: r.fed, generated: r.generated,
+      maxTokens: r.spec.maxTokens, memory: r.seq ? this.pool.memory(r.seq) : null,
+    });
+    return [...this.running.map((r) => row(r, r.next === null ? 'prefill' : 'decode')), ...this.waiting.map((r) => row(r, 'waiting'))];
+  }
+
+  /** Whether `n` more requests fit in the queue now. */
+  canQueue(n: number): boolean {
+    return this.waiting.length + n <= this.opts.maxQueue;
   }
 
   /** Pages a request needs for prompt + max_tokens (0 for 2Mamba). */
@@ -132,7 +157,11 @@ export class Scheduler {
     r.events.onEnd(reason, { promptTokens: r.spec.promptIds.length, completionTokens: r.generated, peak });
   }
 
+  /** The engine error that ended every request, if one did (the model is then unhealthy). */
+  failure: Error | null = null;
+
   private failAll(err: Error): void {
+    this.failure = err;
     for (const r of [...this.running, ...this.waiting]) {
       if (r.seq) this.pool.close(r.seq);
       r.seq = null;
@@ -146,7 +175,10 @@ export class Scheduler {
   async step(): Promise<void> {
     const now = performance.now();
     // 1. drop cancelled and expired requests, waiting or running
-    const expired = (r: Live): EndReason | null => r.spec.signal?.aborted ? 'abort' : r.spec.deadline !== undefined && now > r.spec.deadline ? 'deadline' : null;
+    const expired = (r: Live): EndReason | null =>
+      r.spec.signal?.aborted ? 'abort'
+      : r.spec.deadline !== undefined && now > r.spec.deadline ? 'deadline'
+      : r.seq === null && r.spec.queueDeadline !== undefined && now > r.spec.queueDeadline ? 'queue_timeout' : null;
     for (const list of [this.running, this.waiting]) {
       for (const r of [...list]) {
         const why = expired(r);
@@ -160,6 +192,7 @@ export class Scheduler {
       r.seq = this.pool.open();
       this.pool.reserve(r.seq, r.spec.promptIds.length + r.spec.maxTokens);
       r.peak = this.pool.memory(r.seq);
+      r.events.onStart?.(r.peak);
       if (r.spec.maxTokens === 0) { this.end(r, 'length'); continue; }
       this.running.push(r);
     }

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The `fury` command line.
 import { generateCmd, init, isUsageProblem, start, type Command } from './commands.js';
+import { serve } from './serve.js';
 
-const COMMANDS: Record<string, Command> = { generate: generateCmd, init, start };
+const COMMANDS: Record<string, Command> = { serve, generate: generateCmd, init, start };
 
 function usage(): string {
   return `Usage: fury <command> [options]\n\nCommands:\n` +

@@ -155,21 +155,20 @@ Options:
 };
 
 export const start: Command = {
-  summary: 'what `npm start` runs: a short generation on the default model',
-  help: `Usage: fury start [--model DIR] [--prompt TEXT] [--max-tokens N]
+  summary: 'what `npm start` runs: serve the default model on 127.0.0.1:8080',
+  help: `Usage: fury start [serve options]
 
-Until the HTTP server lands, \`npm start\` generates from the shipped default model. While no trained model
-is shipped, it writes a tiny random 2Mamba checkpoint to .fury/tiny-2mamba first (its output is noise).`,
+Serves the shipped default model (fury serve). While no trained model is shipped, it writes a tiny random 2Mamba
+checkpoint to .fury/tiny-2mamba first and serves that (its text is noise). Options are those of fury serve.`,
   async run(argv) {
-    const a = parse('start', argv, { model: { type: 'string' }, prompt: { type: 'string' }, 'max-tokens': { type: 'string' } });
-    if (a.help) return void console.log(this.help);
-    let dir = typeof a.model === 'string' ? a.model : join('.fury', 'tiny-2mamba');
-    if (a.model === undefined && !(await access(join(dir, 'config.json')).then(() => true, () => false))) {
+    if (argv.includes('--help') || argv.includes('-h')) return void console.log(this.help);
+    const dir = join('.fury', 'tiny-2mamba');
+    if (!argv.includes('--model') && !(await access(join(dir, 'config.json')).then(() => true, () => false))) {
       log(`no default model shipped yet: writing a tiny random 2Mamba checkpoint to ${dir}`);
       await init.run(['--arch', '2mamba', '--preset', 'tiny', '--seed', '0', '--out', dir]);
     }
-    await generateCmd.run(['--model', dir, '--prompt', typeof a.prompt === 'string' ? a.prompt : 'The 2Mamba state is',
-      '--max-tokens', typeof a['max-tokens'] === 'string' ? a['max-tokens'] : '48']);
+    const { runServe } = await import('./serve.js');
+    await runServe(argv, { models: [`fury-2mamba-tiny=${dir}`] });
   },
 };
 

@@ -1,0 +1,118 @@
+// One API request on a served model: every (prompt × n) choice is a scheduler request whose tokens go through the
+// incremental detokenizer and the stop strings; the caller gets text deltas as they become stable, then a result
+// per choice with its finish reason, logprobs, memory and timings.
+import { performance } from 'node:perf_hooks';
+import { IncrementalDetokenizer } from '../engine/detokenizer.js';
+import { StopStrings } from '../engine/stop.js';
+import type { SampledToken } from '../engine/sampler.js';
+import type { EndReason } from '../engine/scheduler.js';
+import type { SequenceMemory } from '../engine/sequences.js';
+import type { GenRequest } from './validate.js';
+import type { ServedModel } from './host.js';
+
+export interface TokenLogprobInfo {
+  token: string;
+  logprob: number;
+  top: { token: string; logprob: number }[];
+}
+
+export interface ChoiceResult {
+  index: number;
+  text: string;
+  ids: number[];
+  /** stop | length, or why the choice ended early. */
+  end: EndReason | 'stop_string';
+  logprobs: TokenLogprobInfo[];
+  promptTokens: number;
+  peak: SequenceMemory;
+  timings: { queue_time_ms: number; time_to_first_token_ms: number; generation_time_ms: number; mean_itl_ms: number; tokens_per_second: number };
+}
+
+export interface GenerationSink {
+  /** A choice was admitted (memory reserved); the first call is when a stream's headers should go out. */
+  onStart?(index: number): void;
+  onDelta?(index: number, text: string, logprobs: TokenLogprobInfo[]): void;
+}
+
+export interface GenerationOptions {
+  requestId: string;
+  signal: AbortSignal;
+  /** performance.now() deadlines. */
+  deadline?: number;
+  queueDeadline?: number;
+}
+
+/** The text of one token for logprobs: its decoded text, or its vocabulary string when it is a partial character. */
+function tokenText(host: ServedModel, id: number): string {
+  const t = host.om.tokenizer.decode([id], false);
+  return t.includes('\uFFFD') ? host.om.tokenizer.tokenString(id) ?? t : t;
+}
+
+/** Submit every choice; resolves when all have ended. Throws (synchronously via the promise) QueueFullError etc. */
+export function runGeneration(host: ServedModel, req: GenRequest, prompts: number[][], maxTokens: number,
+                              opts: GenerationOptions, sink: GenerationSink = {}): Promise<ChoiceResult[]> {
+  const tok = host.om.tokenizer;
+  const eos = req.ignoreEos ? [] : host.spec.eosIds;
+  const stopIds = new Set([...req.stopTokenIds, ...eos]);
+  const jobs: Promise<ChoiceResult>[] = [];
+  let index = 0;
+  for (const promptIds of prompts) {
+    for (let k = 0; k < req.n; k++) {
+      const i = index++;
+      const abort = new AbortController();
+      const onParentAbort = () => abort.abort();
+      opts.signal.addEventListener('abort', onParentAbort, { once: true });
+      const detok = new IncrementalDetokenizer(tok, promptIds);
+      const stops = new StopStrings(req.stop, req.includeStopStr);
+      const ids: number[] = [], lps: TokenLogprobInfo[] = [];
+      let text = '';
+      const t0 = performance.now();
+      let tStart = t0, tFirst = 0, tLast = 0;
+      const emit = (piece: string, lp: TokenLogprobInfo[]) => {
+        if (!piece && !lp.length) return;
+        text += piece;
+        sink.onDelta?.(i, piece, lp);
+      };
+      jobs.push(new Promise<ChoiceResult>((resolve, reject) => {
+        host.scheduler.submit({
+          promptIds, maxTokens, sampling: { ...req.sampling, seed: req.sampling.seed === null ? null : req.sampling.seed + i },
+          stopTokenIds: req.stopTokenIds, ignoreEos: req.ignoreEos, minTokens: req.minTokens, signal: abort.signal,
+          deadline: opts.deadline, queueDeadline: opts.queueDeadline, tag: opts.requestId,
+        }, {
+          onStart: () => { tStart = performance.now(); sink.onStart?.(i); },
+          onToken: (t: SampledToken) => {
+            const now = performance.now();
+            if (!ids.length) tFirst = now;
+            tLast = now;
+            ids.push(t.id);
+            if (stops.stopped) return;
+            const lp = req.logprobs === null ? [] : [{
+              token: tokenText(host, t.id), logprob: t.logprob,
+              top: (t.top ?? []).map((a) => ({ token: tokenText(host, a.id), logprob: a.logprob })),
+            }];
+            lps.push(...lp);
+            // a stop id ends the choice without its text (EOS and other specials decode to nothing anyway)
+            const piece = stopIds.has(t.id) ? '' : stops.push(detok.push(t.id));
+            emit(piece, lp);
+            if (stops.stopped) abort.abort();
+          },
+          onEnd: (reason, info) => {
+            opts.signal.removeEventListener('abort', onParentAbort);
+            if (!stops.stopped) emit(stops.push(detok.flush()) + stops.flush(), []);
+            const end: ChoiceResult['end'] = stops.stopped ? 'stop_string' : reason;
+            const gen = tLast - tFirst, n = ids.length;
+            resolve({
+              index: i, text, ids, end, logprobs: lps, promptTokens: info.promptTokens, peak: info.peak,
+              timings: {
+                queue_time_ms: tStart - t0, time_to_first_token_ms: n ? tFirst - t0 : 0, generation_time_ms: n ? tLast - tStart : 0,
+                mean_itl_ms: n > 1 ? gen / (n - 1) : 0, tokens_per_second: n > 1 && gen > 0 ? (n - 1) / (gen / 1000) : 0,
+              },
+            });
+          },
+          onError: reject,
+        });
+      }));
+    }
+  }
+  return Promise.all(jobs);
+}

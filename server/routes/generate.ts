@@ -1,0 +1,190 @@
+// POST /v1/completions and /v1/chat/completions. All validation, tokenisation and the context check happen before
+// the first response byte; after the stream has started, failures go in-band (spec/serving.md §0).
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { QueueFullError, RequestTooLargeError } from '../../engine/scheduler.js';
+import { ApiError, badRequest, modelNotFound, toApiError, unavailable } from '../errors.js';
+import { chatBody, chunk, completionBody, finishReason, usage, type ResponseHead } from '../format.js';
+import { runGeneration, type ChoiceResult } from '../generation.js';
+import type { ServedModel } from '../host.js';
+import { SseStream } from '../sse.js';
+import type { ServerState } from '../state.js';
+import { parseGenRequest, type GenRequest } from '../validate.js';
+
+interface Prepared {
+  host: ServedModel;
+  prompts: number[][];
+  echoes: string[];
+  maxTokens: number;
+}
+
+/** Resolve the model, tokenise, and check the context and capacity: everything that can fail with a status. */
+function prepare(state: ServerState, req: GenRequest): Prepared {
+  const host = state.models.get(req.model);
+  if (!host) throw modelNotFound(req.model);
+  const tok = host.om.tokenizer, V = host.spec.vocab;
+  let prompts: number[][], echoes: string[];
+  if (req.kind === 'chat') {
+    const text = host.om.chat.render(req.messages!, req.addGenerationPrompt);
+    prompts = [tok.encode(text, false)];
+    echoes = [text];
+  } else {
+    prompts = req.prompts.map((p, i) => {
+      if ('ids' in p) {
+        const bad = p.ids.find((id) => id >= V);
+        if (bad !== undefined) throw badRequest(`prompt ${i}: token id ${bad} is outside the vocabulary (0 … ${V - 1})`, 'prompt');
+        return p.ids;
+      }
+      return tok.encode(p.text, true);
+    });
+    echoes = req.prompts.map((p) => ('ids' in p ? tok.decode(p.ids) : p.text));
+  }
+  if (req.truncatePromptTokens !== null) prompts = prompts.map((p) => p.slice(-req.truncatePromptTokens!));
+  prompts.forEach((p, i) => { if (!p.length) throw badRequest(`prompt ${i} is empty: send at least one token`, req.kind === 'chat' ? 'messages' : 'prompt'); });
+  const limit = host.plan.maxModelLen, longest = Math.max(...prompts.map((p) => p.length));
+  const maxTokens = req.maxTokens ?? Math.max(0, Math.min(state.opts.defaultMaxTokens, limit - longest));
+  for (const p of prompts) {
+    if (p.length + maxTokens > limit) {
+      throw badRequest(`This model's maximum context length is ${limit} tokens. However, you requested ${p.length + maxTokens} tokens ` +
+        `(${p.length} in the ${req.kind === 'chat' ? 'messages' : 'prompt'}, ${maxTokens} in the completion). ` +
+        'Please reduce the length of the messages or completion.', req.kind === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded',
+        { n_prompt_tokens: p.length, n_completion_tokens: maxTokens, n_ctx: limit });
+    }
+  }
+  const need = host.om.pool.pagesFor(longest + maxTokens);
+  if (need > host.om.pool.pages.capacity) {
+    throw badRequest(`the request needs ${longest + maxTokens} tokens of KV cache but the server's memory budget holds ` +
+      `${host.om.pool.pages.capacity * host.om.pool.pageSize}: lower max_tokens or the prompt`, 'max_tokens', 'request_too_large');
+  }
+  return { host, prompts, echoes, maxTokens };
+}
+
+/** Seconds until a queue slot is likely to free: waiting requests × mean request time / batch, from the histogram. */
+function retryAfter(host: ServedModel): number {
+  return Math.min(30, Math.max(1, Math.ceil((host.scheduler.numWaiting + 1) / Math.max(1, host.plan.slots))));
+}
+
+export function generationHandler(state: ServerState, kind: 'completion' | 'chat') {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const t0 = performance.now();
+    if (state.draining) throw unavailable('the server is shutting down', 'shutdown');
+    const req = parseGenRequest(kind, request.body);
+    if (req.unknownFields.length) request.log.info({ fields: req.unknownFields }, 'The following fields were present in the request but ignored');
+    const { host, prompts, echoes, maxTokens } = prepare(state, req);
+    const metrics = state.metrics, model_name = host.name;
+    const choices = prompts.length * req.n;
+    if (!host.scheduler.canQueue(choices)) {
+      metrics.rejected.inc({ model_name, reason: 'queue_full' });
+      throw new ApiError(429, `the server is busy: ${host.scheduler.numWaiting} requests are waiting (limit ${host.scheduler.opts.maxQueue}); retry later`,
+        'rate_limit_error', 'queue_full', null, {}, retryAfter(host));
+    }
+    const header = request.headers['x-request-id'];
+    const head: ResponseHead = {
+      id: typeof header === 'string' && header ? header : `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`,
+      created: Math.floor(Date.now() / 1000), model: req.model,
+    };
+    // a client that goes away (streaming or not) aborts the request at the next scheduler step
+    const abort = new AbortController();
+    let clientGone = false;
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) { clientGone = true; abort.abort(); }
+    });
+    const onShutdown = () => abort.abort();
+    state.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+    const now = performance.now();
+    const opts = {
+      requestId: head.id, signal: abort.signal,
+      deadline: state.opts.requestTimeout ? now + state.opts.requestTimeout * 1000 : undefined,
+      queueDeadline: now + Math.min(req.maxQueueTime ?? Infinity, state.opts.maxQueueTime) * 1000,
+    };
+    const promptTokens = prompts.reduce((s, p) => s + p.length, 0);
+    let sse: SseStream | null = null;
+    let results: ChoiceResult[] | null = null, error: ApiError | null = null;
+    try {
+      if (req.stream) {
+        reply.hijack();
+        const s = sse = new SseStream(reply.raw, state.opts.pingInterval * 1000, () => metrics.pings.inc());
+        const offsets = new Map<number, number>();
+        results = await runGeneration(host, req, prompts, maxTokens, opts, {
+          onStart: (i) => {
+            s.open({ 'x-request-id': head.id });
+            if (kind === 'chat') void s.send(chunk(head, kind, i, { role: true }));
+            if (req.echo) {
+              const e = echoes[Math.floor(i / req.n)]!;
+              offsets.set(i, e.length);
+              if (e) void s.send(chunk(head, kind, i, { text: e }));
+            }
+          },
+          onDelta: (i, text, lps) => {
+            const offset = offsets.get(i) ?? 0;
+            offsets.set(i, offset + lps.reduce((a, l) => a + l.token.length, 0));
+            void s.send(chunk(head, kind, i, { text, logprobs: req.logprobs === null ? null : lps, offset }));
+          },
+        });
+      } else {
+        results = await runGeneration(host, req, prompts, maxTokens, opts);
+      }
+    } catch (e) {
+      error = e instanceof QueueFullError
+        ? new ApiError(429, e.message, 'rate_limit_error', 'queue_full', null, {}, retryAfter(host))
+        : e instanceof RequestTooLargeError ? badRequest(e.message, 'max_tokens', 'request_too_large') : toApiError(e);
+      abort.abort();
+    } finally {
+      state.shutdown.signal.removeEventListener('abort', onShutdown);
+    }
+
+    // what ended the request early, if anything
+    const ends = new Set(results?.map((r) => r.end) ?? []);
+    if (!error && !clientGone) {
+      if (state.shutdown.signal.aborted && ends.has('abort')) error = unavailable('the server shut down before the request finished', 'shutdown');
+      else if (ends.has('deadline')) error = new ApiError(408, `the request ran past the server's ${state.opts.requestTimeout} s limit`, 'server_error', 'deadline_exceeded');
+      else if (ends.has('queue_timeout')) error = unavailable('the request waited too long in the queue; retry later', 'queue_timeout', retryAfter(host));
+    }
+    if (error) {
+      if (error.code === 'deadline_exceeded') metrics.deadlines.inc({ model_name });
+      metrics.rejected.inc({ model_name, reason: error.code ?? 'error' });
+    }
+    const e2e = (performance.now() - t0) / 1000;
+    for (const r of results ?? []) {
+      metrics.generationTokens.inc({ model_name }, r.ids.length);
+      if (r.ids.length) metrics.ttft.observe({ model_name }, r.timings.time_to_first_token_ms / 1000);
+      if (r.ids.length > 1) metrics.itl.observe({ model_name }, r.timings.mean_itl_ms / 1000);
+      metrics.queueTime.observe({ model_name }, r.timings.queue_time_ms / 1000);
+      metrics.requestMemory.observe({ model_name, kind: r.peak.kind }, r.peak.state_bytes + r.peak.kv_bytes);
+      const f = finishReason(r);
+      if (f && !error) metrics.success.inc({ model_name, finished_reason: f });
+    }
+    metrics.promptTokens.inc({ model_name }, promptTokens);
+    if (clientGone) metrics.disconnected.inc({ model_name });
+    else metrics.e2e.observe({ model_name }, e2e);
+    const u = results ? usage(promptTokens, results) : null;
+    request.log.info({
+      request_id: head.id, model: req.model, prompt_tokens: promptTokens, completion_tokens: u?.completion_tokens ?? 0,
+      finish_reasons: results?.map((r) => r.end), error: error?.code ?? null, disconnected: clientGone,
+      e2e_ms: Math.round(e2e * 1000), timings: u?.timings, memory: u?.memory,
+    }, 'request finished');
+
+    if (!req.stream) {
+      if (clientGone) return;
+      if (error) throw error;
+      return req.kind === 'chat' ? chatBody(head, req, results!, promptTokens) : completionBody(head, req, results!, echoes, promptTokens);
+    }
+    const s = sse!;
+    if (clientGone) { s.stopPings(); return; }
+    if (error && !s.headersSent) {
+      s.stopPings();
+      reply.raw.writeHead(error.status, { 'content-type': 'application/json', ...error.headers() });
+      reply.raw.end(JSON.stringify(error.body()));
+      return;
+    }
+    s.open({ 'x-request-id': head.id });
+    for (const r of results ?? []) {
+      const f = finishReason(r);
+      if (f) await s.send(chunk(head, kind, r.index, { finish: f }));
+    }
+    if (error) await s.send(error.body());
+    else if (req.includeUsage && u) await s.send({ id: head.id, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created: head.created, model: head.model, choices: [], usage: u });
+    await s.end();
+  };
+}

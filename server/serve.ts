@@ -1,0 +1,144 @@
+// `fury serve`: listen at once (health 503 while loading), load each model, serve; SIGTERM drains.
+import { access } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { BACKENDS } from '../engine/open.js';
+import { memoryModel } from '../engine/memory.js';
+import { buildApp } from './app.js';
+import { int, num, oneOf, parse, UsageError } from './args.js';
+import type { Command } from './commands.js';
+import { parseBytes, ServedModel, type HostOptions } from './host.js';
+import { DEFAULT_SERVE_OPTIONS, ServerState } from './state.js';
+
+export const SERVE_HELP = `Usage: fury serve --model DIR [--model NAME=DIR ...] [options]
+
+An OpenAI-compatible server: POST /v1/completions, /v1/chat/completions (streaming with SSE), GET /v1/models,
+POST /tokenize, /detokenize, GET /health, /metrics, /v1/requests. Several models may be served at once; clients
+pick one with "model" (its name is NAME, or the directory's name).
+
+Options:
+  --model [NAME=]DIR        a checkpoint directory (repeatable)
+  --host H, --port P        where to listen (default 127.0.0.1:8080; port 0 picks a free one)
+  --backend B               auto (default), cpu or webgpu
+  --api-key KEY             require Authorization: Bearer KEY (not for /health and /metrics)
+  --max-batch N             most requests running at once per model (default 8)
+  --max-queue N             most requests waiting per model; beyond it 429 (default 64)
+  --memory-budget B|PCT     bytes for request state + KV per model (e.g. 2GiB, 25%); 2Mamba: state slots,
+                            softmax / 2Mamba-E: KV pages (default: max-batch requests of the full context,
+                            at most 25% of memory)
+  --max-model-len N         context limit (default: config's max_position_embeddings; 2Mamba: 1048576)
+  --request-timeout S       end requests running longer (default: none)
+  --max-queue-time S        503 for requests waiting longer (default 60)
+  --drain-timeout S         on SIGTERM, let running requests finish this long (default 30)
+  --token-budget N          tokens per scheduler step (default 512); --prefill-chunk N per request (default 256)
+  --sse-ping-interval S     SSE keep-alive comments while silent (default 10; 0 = off)
+  --body-limit B            largest request body (default 64MiB)
+  --default-max-tokens N    chat max_tokens when the request sets none (default 1024)
+  --log-level L             pino level (default info)`;
+
+const OPTIONS = {
+  model: { type: 'string', multiple: true }, host: { type: 'string' }, port: { type: 'string' }, backend: { type: 'string' },
+  'api-key': { type: 'string' }, 'max-batch': { type: 'string' }, 'max-queue': { type: 'string' }, 'memory-budget': { type: 'string' },
+  'max-model-len': { type: 'string' }, 'request-timeout': { type: 'string' }, 'max-queue-time': { type: 'string' },
+  'drain-timeout': { type: 'string' }, 'token-budget': { type: 'string' }, 'prefill-chunk': { type: 'string' },
+  'sse-ping-interval': { type: 'string' }, 'body-limit': { type: 'string' }, 'default-max-tokens': { type: 'string' },
+  'log-level': { type: 'string' },
+} as const;
+
+function bytesFlag(v: unknown, flag: string): number | null {
+  if (v === undefined) return null;
+  try {
+    return parseBytes(String(v));
+  } catch (e) {
+    throw new UsageError(`--${flag}: ${(e as Error).message}`);
+  }
+}
+
+function seconds(v: unknown, flag: string): number | undefined {
+  const s = num(v as string | undefined, flag);
+  if (s !== undefined && s < 0) throw new UsageError(`--${flag} must be ≥ 0, got ${s}`);
+  return s;
+}
+
+export async function runServe(argv: string[], defaults: { models?: string[] } = {}): Promise<void> {
+  const a = parse('serve', argv, OPTIONS) as Record<string, string | string[] | boolean | undefined>;
+  if (a.help) return void console.log(SERVE_HELP);
+  const specs = (a.model as string[] | undefined) ?? defaults.models ?? [];
+  if (!specs.length) throw new UsageError('--model is required (see fury serve --help)');
+  const models = specs.map((s) => {
+    const eq = s.indexOf('=');
+    const dir = eq > 0 ? s.slice(eq + 1) : s;
+    return { name: eq > 0 ? s.slice(0, eq) : basename(dir.replace(/\/+$/, '')), dir };
+  });
+  if (new Set(models.map((m) => m.name)).size !== models.length) throw new UsageError('two --model entries have the same name: use NAME=DIR');
+  for (const m of models) await access(join(m.dir, 'config.json')).catch(() => { throw new UsageError(`--model: ${m.dir} is not a checkpoint directory (no config.json)`); });
+  const host = typeof a.host === 'string' ? a.host : '127.0.0.1';
+  const port = int(a.port as string | undefined, 'port', 8080);
+  const hostOpts: HostOptions = {
+    backend: oneOf(a.backend as string | undefined, 'backend', BACKENDS, 'auto'),
+    maxBatch: int(a['max-batch'] as string | undefined, 'max-batch', 8, 1),
+    maxQueue: int(a['max-queue'] as string | undefined, 'max-queue', 64, 0),
+    memoryBudget: bytesFlag(a['memory-budget'], 'memory-budget'),
+    maxModelLen: a['max-model-len'] === undefined ? null : int(a['max-model-len'] as string, 'max-model-len', 0, 1),
+    tokenBudget: int(a['token-budget'] as string | undefined, 'token-budget', 512, 1),
+    prefillChunk: int(a['prefill-chunk'] as string | undefined, 'prefill-chunk', 256, 1),
+  };
+  const state = new ServerState({
+    ...DEFAULT_SERVE_OPTIONS,
+    apiKey: typeof a['api-key'] === 'string' ? a['api-key'] : null,
+    bodyLimit: bytesFlag(a['body-limit'], 'body-limit') ?? DEFAULT_SERVE_OPTIONS.bodyLimit,
+    requestTimeout: seconds(a['request-timeout'], 'request-timeout') ?? null,
+    maxQueueTime: seconds(a['max-queue-time'], 'max-queue-time') ?? DEFAULT_SERVE_OPTIONS.maxQueueTime,
+    pingInterval: seconds(a['sse-ping-interval'], 'sse-ping-interval') ?? DEFAULT_SERVE_OPTIONS.pingInterval,
+    defaultMaxTokens: int(a['default-max-tokens'] as string | undefined, 'default-max-tokens', DEFAULT_SERVE_OPTIONS.defaultMaxTokens, 1),
+  });
+  const drainTimeout = seconds(a['drain-timeout'], 'drain-timeout') ?? 30;
+  const app = buildApp(state, { level: typeof a['log-level'] === 'string' ? a['log-level'] : 'info' });
+  const log = app.log;
+
+  let draining: Promise<void> | null = null;
+  const drain = async (signal: string) => {
+    state.draining = true;
+    log.info({ signal, drain_timeout_s: drainTimeout }, 'draining: new requests get 503; running ones may finish');
+    const closing = app.close();
+    const idle = Promise.all([...state.models.values()].map((m) => m.scheduler.idle()));
+    const timedOut = await Promise.race([idle.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), drainTimeout * 1000).unref())]);
+    if (timedOut) {
+      log.warn('drain timeout: ending the requests still running with a shutdown error');
+      state.shutdown.abort();
+    }
+    await Promise.race([closing, new Promise((r) => setTimeout(r, 5000).unref())]);
+    for (const m of state.models.values()) await m.om.close();
+    log.info('stopped');
+  };
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      if (draining) { log.warn(`${sig} again: exiting now`); process.exit(1); }
+      draining = drain(sig).then(() => process.exit(0), (e) => { log.error(e); process.exit(1); });
+    });
+  }
+
+  await app.listen({ host, port });
+  const address = app.server.address();
+  log.info({ url: typeof address === 'object' && address ? `http://${host}:${address.port}` : String(address) }, 'listening (loading models: /health is 503 until ready)');
+  for (const m of models) {
+    const served = await ServedModel.load(m.dir, m.name, hostOpts, (msg) => log.debug(msg));
+    state.models.set(m.name, served);
+    const mem = memoryModel(served.spec), p = served.plan;
+    log.info({
+      model: m.name, arch: served.spec.arch, backend: served.om.backend.name, max_model_len: p.maxModelLen,
+      memory_budget_bytes: p.budgetBytes, state_bytes_per_request: mem.stateBytes, kv_bytes_per_token: mem.kvBytesPerToken,
+      max_concurrent_requests: p.slots, kv_cache_tokens: p.kvPages * p.pageSize,
+      max_concurrency_at_full_context: served.spec.arch === '2mamba' ? p.slots
+        : Math.min(p.slots, Math.floor((p.kvPages * p.pageSize) / p.maxModelLen)),
+      chat_template: served.om.chat.origin,
+    }, `model ${m.name} ready`);
+  }
+  state.loading = false;
+  log.info('ready');
+}
+
+export const serve: Command = {
+  summary: 'serve models over an OpenAI-compatible HTTP API',
+  help: SERVE_HELP,
+  run: (argv) => runServe(argv),
+};

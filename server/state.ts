@@ -1,0 +1,32 @@
+// What the HTTP layer shares: the served models, lifecycle flags, options, metrics.
+import type { ServedModel } from './host.js';
+import type { Metrics } from './metrics.js';
+
+export interface ServeOptions {
+  apiKey: string | null;
+  /** Largest request body in bytes. */
+  bodyLimit: number;
+  /** Seconds a request may run in total (null: no limit). */
+  requestTimeout: number | null;
+  /** Seconds a request may wait in the queue (per-request `max_queue_time` may lower it). */
+  maxQueueTime: number;
+  /** Seconds between SSE keep-alive comments (0 = off). */
+  pingInterval: number;
+  /** max_tokens of a chat request that sets none (capped by the context). */
+  defaultMaxTokens: number;
+}
+
+export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
+  apiKey: null, bodyLimit: 64 * 1024 * 1024, requestTimeout: null, maxQueueTime: 60, pingInterval: 10, defaultMaxTokens: 1024,
+};
+
+export class ServerState {
+  readonly models = new Map<string, ServedModel>();
+  loading = true;
+  draining = false;
+  /** Aborted when draining gives up on in-flight requests (they end with an in-band `shutdown` error). */
+  readonly shutdown = new AbortController();
+  metrics!: Metrics;
+
+  constructor(readonly opts: ServeOptions) {}
+}
