@@ -74,26 +74,32 @@ export function conv2Row(prev: F32 | null, cur: F32, w: F32, b: F32, out: F32, c
   for (let c = 0; c < ch; c++) out[c] = b[c]! + (prev ? w[2 * c]! * prev[c]! : 0) + w[2 * c + 1]! * cur[c]!;
 }
 
-/** One recurrent 2Mamba step for one head (spec §5.3): decay, add φ(s·k) vᵀ, read out with φ(q). */
+/**
+ * One recurrent 2Mamba step for one head (spec §5.3): S ← a·S + φ(s·k) vᵀ, n ← a·n + φ(s·k), y = φ(q)ᵀS / φ(q)ᵀn.
+ * The readout is taken as a·φ(q)ᵀS_prev + (s·q·k)²·v (and likewise for n): the same value, with the current token's
+ * term computed exactly in score space instead of through D = d(d+1)/2 cancelling fp32 products.
+ */
 export function mamba2Step(q: F32, k: F32, v: F32, a: number, S: F32, N: F32, y: F32, d: number): void {
   const s = 1 / Math.sqrt(d);
   const num = new Float64Array(d);
-  let den = 0, p = 0;
+  let den = 0, p = 0, qk = 0;
+  for (let m = 0; m < d; m++) qk += q[m]! * k[m]!;
   for (let i = 0; i < d; i++) {
     for (let j = i; j < d; j++, p++) {
       const c = i === j ? 1 : Math.SQRT2;
       const fk = c * (s * k[i]!) * (s * k[j]!), fq = c * q[i]! * q[j]!;
       const row = p * d;
       for (let m = 0; m < d; m++) {
-        S[row + m] = a * S[row + m]! + fk * v[m]!;
         num[m]! += fq * S[row + m]!;
+        S[row + m] = a * S[row + m]! + fk * v[m]!;
       }
-      N[p] = a * N[p]! + fk;
       den += fq * N[p]!;
+      N[p] = a * N[p]! + fk;
     }
   }
-  const inv = 1 / Math.max(den, DEN_FLOOR);
-  for (let m = 0; m < d; m++) y[m] = num[m]! * inv;
+  const w = (s * qk) ** 2;
+  const inv = 1 / Math.max(a * den + w, DEN_FLOOR);
+  for (let m = 0; m < d; m++) y[m] = (a * num[m]! + w * v[m]!) * inv;
 }
 
 /**

@@ -124,10 +124,9 @@ test('2Mamba: recurrent decode == chunked prefill == parallel form over 300 toke
     twoMambaParallel(sl(q), sl(k), sl(v), A.map((a) => a[h]!)).forEach((row, t) => ref.set(row, t * H * d + h * d));
   }
   const rec = await mamba2Op(q, k, v, A, H, d, new Array(T).fill(1));
-  // Tolerance: the recurrent readout φ(q)ᵀS / φ(q)ᵀn sums D = 2080 fp32-stored terms with cancellation; where q is
-  // nearly orthogonal to the surviving keys (den ≪ Σ|terms|) it is ill-conditioned. Measured over seeds: 1e-7 … 8e-5
-  // (worst at t = 0, den ≈ 7e-4). The chunked form works in score space within a chunk and stays near 1e-7.
-  assert.ok(relErr(rec.y, ref) < 5e-4, `recurrent vs parallel: rel ${relErr(rec.y, ref)} (seed ${seed})`);
+  // Tolerance 1e-5 (f64 reference vs fp32 state). Measured worst over 60 seeds: 8e-7. Reading out the current token
+  // through φ instead of in score space gave up to 8e-5 here: where q ⊥ k the D = 2080 fp32 products cancel.
+  assert.ok(relErr(rec.y, ref) < 1e-5, `recurrent vs parallel: rel ${relErr(rec.y, ref)} (seed ${seed})`);
   for (const split of [[T], [64, 64, 64, 64, 44], [100, 1, 1, 198], [37, 263]]) {
     const ch = await mamba2Op(q, k, v, A, H, d, split);
     assert.ok(relErr(ch.y, ref) < 1e-5, `chunked ${split}: rel ${relErr(ch.y, ref)} (seed ${seed})`);
