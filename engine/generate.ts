@@ -1,21 +1,14 @@
 // One request as an async generator of tokens (the CLI's loop), run by the same Scheduler the server uses.
-import type { SampledToken, SamplingParams } from './sampler.js';
+import type { SampledToken } from './sampler.js';
 import type { SequencePool } from './sequences.js';
-import { Scheduler, type EndReason } from './scheduler.js';
+import { Scheduler, type EndReason, type RequestSpec } from './scheduler.js';
 
 export type FinishReason = 'stop' | 'length';
 
-export interface GenerateOptions {
-  maxTokens: number;
-  sampling?: Partial<SamplingParams>;
-  /** Token ids that end generation (with finish_reason "stop"); the model's EOS ids are added unless ignoreEos. */
-  stopTokenIds?: readonly number[];
-  ignoreEos?: boolean;
-  /** Stop ids are banned until this many tokens were generated. */
-  minTokens?: number;
-  /** Prompt tokens per prefill step. */
+/** The scheduler's request fields, plus the prompt tokens per prefill step. */
+export type GenerateOptions = Pick<RequestSpec, 'maxTokens' | 'sampling' | 'stopTokenIds' | 'ignoreEos' | 'minTokens'> & {
   prefillChunk?: number;
-}
+};
 
 export const DEFAULT_PREFILL_CHUNK = 256;
 
