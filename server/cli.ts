@@ -2,8 +2,9 @@
 // The `fury` command line.
 import { generateCmd, init, isUsageProblem, start, type Command } from './commands.js';
 import { serve } from './serve.js';
+import { evalCmd } from './eval-cmd.js';
 
-const COMMANDS: Record<string, Command> = { serve, generate: generateCmd, init, start };
+const COMMANDS: Record<string, Command> = { serve, generate: generateCmd, eval: evalCmd, init, start };
 
 function usage(): string {
   return `Usage: fury <command> [options]\n\nCommands:\n` +

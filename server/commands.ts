@@ -1,6 +1,7 @@
 // `fury init`, `fury generate` and `fury start`.
 import { access } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArch, type Arch } from '../weights/config.js';
 import { PRESETS, presetSpec, type PresetName } from '../weights/presets.js';
@@ -154,21 +155,19 @@ Options:
   },
 };
 
+/** The shipped default model, relative to the package root (where npm start runs). */
+export const DEFAULT_MODEL = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'fury-2mamba-tiny');
+
 export const start: Command = {
   summary: 'what `npm start` runs: serve the default model on 127.0.0.1:8080',
   help: `Usage: fury start [serve options]
 
-Serves the shipped default model (fury serve). While no trained model is shipped, it writes a tiny random 2Mamba
-checkpoint to .fury/tiny-2mamba first and serves that (its text is noise). Options are those of fury serve.`,
+Serves the shipped default model, models/fury-2mamba-tiny (a 7.5M-parameter 2Mamba trained on the project's
+corpus), as "fury-2mamba-tiny". Options are those of fury serve; --model replaces the default.`,
   async run(argv) {
     if (argv.includes('--help') || argv.includes('-h')) return void console.log(this.help);
-    const dir = join('.fury', 'tiny-2mamba');
-    if (!argv.includes('--model') && !(await access(join(dir, 'config.json')).then(() => true, () => false))) {
-      log(`no default model shipped yet: writing a tiny random 2Mamba checkpoint to ${dir}`);
-      await init.run(['--arch', '2mamba', '--preset', 'tiny', '--seed', '0', '--out', dir]);
-    }
     const { runServe } = await import('./serve.js');
-    await runServe(argv, { models: [`fury-2mamba-tiny=${dir}`] });
+    await runServe(argv, { models: [`fury-2mamba-tiny=${DEFAULT_MODEL}`] });
   },
 };
 

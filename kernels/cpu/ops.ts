@@ -40,22 +40,36 @@ export function rmsnorm(x: F32, w: F32, out: F32, rows: number, dim: number, eps
   }
 }
 
-/** out[r, :n] (+)= x[r, :k] · wᵀ, w row-major [n, k]. */
+/** out[r, :n] (+)= x[r, :k] · wᵀ, w row-major [n, k]. Rows go four at a time so each weight row is read once per four. */
 export function matmul(x: F32, w: F32, out: F32, rows: number, k: number, n: number, add = false): void {
-  for (let r = 0; r < rows; r++) {
-    const xo = r * k, oo = r * n;
+  const put = (i: number, v: number) => { out[i] = add ? out[i]! + v : v; };
+  let r = 0;
+  for (; r + 3 < rows; r += 4) {
+    const x0 = r * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
     for (let c = 0; c < n; c++) {
       const wo = c * k;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
-      for (; i + 3 < k; i += 4) {
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let i = 0; i < k; i++) {
+        const wv = w[wo + i]!;
+        s0 += x[x0 + i]! * wv;
+        s1 += x[x1 + i]! * wv;
+        s2 += x[x2 + i]! * wv;
+        s3 += x[x3 + i]! * wv;
+      }
+      put(r * n + c, s0); put((r + 1) * n + c, s1); put((r + 2) * n + c, s2); put((r + 3) * n + c, s3);
+    }
+  }
+  for (; r < rows; r++) {
+    const xo = r * k;
+    for (let c = 0; c < n; c++) {
+      const wo = c * k;
+      let s0 = 0, s1 = 0, i = 0;
+      for (; i + 1 < k; i += 2) {
         s0 += x[xo + i]! * w[wo + i]!;
         s1 += x[xo + i + 1]! * w[wo + i + 1]!;
-        s2 += x[xo + i + 2]! * w[wo + i + 2]!;
-        s3 += x[xo + i + 3]! * w[wo + i + 3]!;
       }
-      for (; i < k; i++) s0 += x[xo + i]! * w[wo + i]!;
-      const s = s0 + s1 + s2 + s3;
-      out[oo + c] = add ? out[oo + c]! + s : s;
+      if (i < k) s0 += x[xo + i]! * w[wo + i]!;
+      put(r * n + c, s0 + s1);
     }
   }
 }

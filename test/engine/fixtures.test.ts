@@ -1,0 +1,48 @@
+// The shipped models against golden fixtures written by the PyTorch reference in fp32 (train/export.py): tokenizer ids,
+// the top-32 logits at the last prompt position, and 32 greedy tokens.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openModel } from '../../engine/open.js';
+import { generate } from '../../engine/generate.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const FIXTURES = join(root, 'test', 'fixtures');
+/** Tolerance on logits: fp32 on both sides from the same bf16 weights; measured |Δ| ≤ 5e-6. */
+const LOGIT_TOL = 1e-4;
+
+interface Fixture {
+  model: string;
+  arch: string;
+  prompts: { text: string; ids: number[]; top_ids: number[]; top_logits: number[]; greedy: number[] }[];
+}
+
+for (const file of readdirSync(FIXTURES).filter((f) => f.endsWith('.json'))) {
+  const fx = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8')) as Fixture;
+  test(`${fx.model} matches the PyTorch reference (tokenizer, logits, greedy tokens)`, async () => {
+    const m = await openModel(join(root, 'models', fx.model), { backend: 'cpu', slots: 1, kvTokens: 256 });
+    try {
+      assert.equal(m.model.spec.arch, fx.arch);
+      for (const p of fx.prompts) {
+        assert.deepEqual(m.tokenizer.encode(p.text), p.ids, `tokenizer ids of ${JSON.stringify(p.text)}`);
+        const seq = m.pool.open();
+        const logits = await m.pool.step([{ seq, ids: p.ids }]);
+        m.pool.close(seq);
+        p.top_ids.forEach((id, i) => {
+          const d = Math.abs(logits[id]! - p.top_logits[i]!);
+          assert.ok(d <= LOGIT_TOL, `${JSON.stringify(p.text)}: logit of ${id} is ${logits[id]}, reference ${p.top_logits[i]} (|Δ| ${d})`);
+        });
+        let best = 0;
+        for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+        assert.equal(best, p.top_ids[0]);
+        const out: number[] = [];
+        for await (const t of generate(m.pool, p.ids, { maxTokens: 32, sampling: { temperature: 0 }, ignoreEos: true })) out.push(t.id);
+        assert.deepEqual(out, p.greedy, `greedy continuation of ${JSON.stringify(p.text)}`);
+      }
+    } finally {
+      await m.close();
+    }
+  });
+}
