@@ -3,21 +3,26 @@ import { CpuBackend } from '../kernels/cpu/backend.js';
 import type { Backend } from '../kernels/backend.js';
 import { loadCheckpoint, type LoadOptions } from '../weights/checkpoint.js';
 import { ChatTemplate } from './chat.js';
-import { DEFAULT_PAGE_SIZE, Model } from './models/model.js';
+import { DEFAULT_PAGE_SIZE, Model, type WeightsDType } from './models/model.js';
 import { SequencePool } from './sequences.js';
 import { TextTokenizer } from './tokenizer.js';
 
 export type BackendChoice = 'auto' | 'cpu' | 'webgpu';
 export const BACKENDS: readonly BackendChoice[] = ['auto', 'cpu', 'webgpu'];
+export const WEIGHTS_DTYPES: readonly WeightsDType[] = ['checkpoint', 'f32', 'f16', 'bf16'];
 
 export interface OpenOptions extends LoadOptions {
   backend?: BackendChoice;
+  /** Weights on the device: the checkpoint's dtype (default) or converted at load. */
+  weightsDType?: WeightsDType;
   /** Sequences open at once. */
   slots?: number;
   /** KV tokens for the whole pool (softmax, 2Mamba-E). */
   kvTokens?: number;
   pageSize?: number;
   onProgress?: (message: string) => void;
+  /** Where backend choices are reported (default: one stderr line). */
+  log?: (line: string) => void;
 }
 
 export interface OpenModel {
@@ -30,11 +35,22 @@ export interface OpenModel {
   close(): Promise<void>;
 }
 
-export function createBackend(choice: BackendChoice): Backend {
-  if (choice === 'webgpu') {
-    throw new Error('the WebGPU backend is not part of this build yet: use --backend cpu (or auto)');
+let autoWarned = false;
+
+/** auto: WebGPU when an adapter exists (logging which), else the CPU backend with one warning line. */
+export async function createBackend(choice: BackendChoice, log: (line: string) => void = (l) => process.stderr.write(`fury: ${l}\n`)): Promise<Backend> {
+  if (choice === 'cpu') return new CpuBackend();
+  const { WebGpuBackend } = await import('../kernels/webgpu/backend.js');
+  try {
+    const be = await WebGpuBackend.open();
+    if (choice === 'auto') log(`backend: webgpu on ${be.info.description} (dawn.node ${be.info.dawnVersion})`);
+    return be;
+  } catch (e) {
+    if (choice === 'webgpu') throw e;
+    if (!autoWarned) log(`warning: ${(e as Error).message.split(':')[0]}; using the CPU backend`);
+    autoWarned = true;
+    return new CpuBackend();
   }
-  return new CpuBackend();
 }
 
 export async function openModel(dir: string, opts: OpenOptions = {}): Promise<OpenModel> {
@@ -44,18 +60,23 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Op
     if (tokenizer.size > ckpt.spec.vocab) {
       throw new Error(`${dir}: the tokenizer has ${tokenizer.size} ids but the model's vocab_size is ${ckpt.spec.vocab}`);
     }
-    const backend = createBackend(opts.backend ?? 'auto');
+    const backend = await createBackend(opts.backend ?? 'auto', opts.log);
+    try {
     const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
     const slots = opts.slots ?? 4;
     const kvPages = ckpt.spec.arch === '2mamba' ? 0 : Math.ceil((opts.kvTokens ?? slots * ckpt.spec.maxPositions) / pageSize);
     const model = await Model.load(ckpt, backend, { slots, kvPages, pageSize },
-      (done, total) => opts.onProgress?.(`loading weights: layer ${done}/${total}`));
+      (done, total) => opts.onProgress?.(`loading weights: layer ${done}/${total}`), opts.weightsDType);
     const chat = ChatTemplate.forTokenizer(ckpt.tokenizerConfig, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken });
     return {
       name: dir.replace(/\/+$/, '').split('/').pop() ?? dir,
       model, pool: new SequencePool(model), tokenizer, chat, backend,
       close: async () => { await backend.destroy(); },
     };
+    } catch (e) {
+      await backend.destroy();
+      throw e;
+    }
   } finally {
     await ckpt.close();
   }

@@ -4,6 +4,10 @@
 /** f32 values; i32 ids; `cumsum`: cumulative log-decays C_j (held at whatever precision the backend guarantees). */
 export type BufferKind = 'f32' | 'i32' | 'cumsum';
 
+/** How a weight buffer is stored: values are given as f32 (already representable in this dtype); a backend may
+ *  keep 16-bit weights packed (two per u32 word, element 2i in the low half). Only matmul and embed tables use it. */
+export type WeightDType = 'f32' | 'f16' | 'bf16';
+
 /** One sequence's rows in a step: `rows` new tokens at positions pos … pos+rows−1. */
 export interface SeqStep {
   /** State slot: 2Mamba S/n and every architecture's conv state. */
@@ -64,7 +68,7 @@ export interface Plan {
 export interface Backend {
   readonly name: string;
   /** Create (or replace) a buffer of `elements` values, optionally initialised (weights). New buffers hold zeros. */
-  create(name: string, elements: number, kind?: BufferKind, init?: ArrayLike<number>): void;
+  create(name: string, elements: number, kind?: BufferKind, init?: ArrayLike<number>, storage?: WeightDType): void;
   has(name: string): boolean;
   /** Element count of a buffer. */
   size(name: string): number;

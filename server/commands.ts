@@ -7,7 +7,7 @@ import { parseArch, type Arch } from '../weights/config.js';
 import { PRESETS, presetSpec, type PresetName } from '../weights/presets.js';
 import { writeRandomCheckpoint } from '../weights/init.js';
 import type { FloatDType } from '../weights/dtype.js';
-import { BACKENDS, openModel } from '../engine/open.js';
+import { BACKENDS, WEIGHTS_DTYPES, openModel } from '../engine/open.js';
 import { generate, type FinishReason } from '../engine/generate.js';
 import { IncrementalDetokenizer } from '../engine/detokenizer.js';
 import { SamplingParamError } from '../engine/sampler.js';
@@ -64,7 +64,7 @@ const GENERATE_OPTIONS = {
   model: { type: 'string' }, prompt: { type: 'string' }, 'prompt-ids': { type: 'string' }, 'max-tokens': { type: 'string' },
   temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, 'min-p': { type: 'string' },
   seed: { type: 'string' }, backend: { type: 'string' }, arch: { type: 'string' }, json: { type: 'boolean' },
-  'ignore-eos': { type: 'boolean' },
+  'ignore-eos': { type: 'boolean' }, 'weights-dtype': { type: 'string' },
 } as const;
 
 export const generateCmd: Command = {
@@ -82,7 +82,8 @@ Options:
   --top-k K, --top-p P, --min-p P, --seed S
                        sampling controls; the same seed gives the same tokens
   --ignore-eos         keep generating past the end-of-sequence token
-  --backend B          auto (default), cpu or webgpu
+  --backend B          auto (default: WebGPU when an adapter exists, else CPU), cpu or webgpu
+  --weights-dtype D    checkpoint (default: keep the checkpoint's), f32, f16 or bf16
   --arch A             override the checkpoint's attention_type (2mamba or 2mamba-e share their tensors)
   --json               print one JSON object {prompt_ids, ids, text, finish_reason, ...} instead of streaming`,
   async run(argv) {
@@ -106,6 +107,7 @@ Options:
     };
     const m = await openModel(dir, {
       backend, slots: 1, arch: typeof a.arch === 'string' ? a.arch : undefined,
+      weightsDType: oneOf(a['weights-dtype'], 'weights-dtype', WEIGHTS_DTYPES, 'checkpoint'),
       kvTokens: (promptIds?.length ?? (typeof a.prompt === 'string' ? a.prompt.length * 4 + 8 : 0)) + maxTokens,
       onProgress: (msg) => { if (!a.json && process.stderr.isTTY) process.stderr.write(`\rfury: ${msg}`); },
     });
@@ -175,6 +177,6 @@ corpus), as "fury-2mamba-tiny". Options are those of fury serve; --model replace
 export function isUsageProblem(e: unknown): boolean {
   const name = (e as Error)?.name;
   return e instanceof UsageError || e instanceof SamplingParamError ||
-    ['CheckpointError', 'SafetensorsError', 'ConfigError', 'ChatTemplateError'].includes(name) ||
+    ['CheckpointError', 'SafetensorsError', 'ConfigError', 'ChatTemplateError', 'WebGpuUnavailableError'].includes(name) ||
     (e as NodeJS.ErrnoException)?.code === 'ENOENT';
 }

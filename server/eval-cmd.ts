@@ -2,7 +2,7 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BACKENDS, openModel } from '../engine/open.js';
+import { BACKENDS, WEIGHTS_DTYPES, openModel } from '../engine/open.js';
 import { heldOutLoss, passkeyAccuracy, readCorpus, tokenStream } from '../engine/eval.js';
 import { int, oneOf, parse, required, UsageError } from './args.js';
 import type { Command } from './commands.js';
@@ -35,12 +35,13 @@ Options:
   --max-tokens N       evaluate only the first N tokens' windows (default: all)
   --passkey L1,L2,…    also measure passkey retrieval at these prompt lengths (tokens)
   --trials N           passkey prompts per length (default 20); --seed S their seed (default 0)
-  --backend B          auto (default), cpu or webgpu
+  --backend B          auto (default), cpu or webgpu; --weights-dtype D checkpoint (default), f32, f16, bf16
   --json               print one JSON object`,
   async run(argv) {
     const a = parse('eval', argv, {
       model: { type: 'string' }, data: { type: 'string' }, context: { type: 'string' }, 'max-tokens': { type: 'string' },
       passkey: { type: 'string' }, trials: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' },
+      'weights-dtype': { type: 'string' },
     });
     if (a.help) return void console.log(this.help);
     const dir = required(a.model, 'model', 'eval'), data = required(a.data, 'data', 'eval');
@@ -51,6 +52,7 @@ Options:
     const lengths = typeof a.passkey === 'string' ? a.passkey.split(',').map((s) => int(s.trim(), 'passkey', 0, 64)) : [];
     const trials = int(a.trials, 'trials', 20, 1), seed = int(a.seed, 'seed', 0);
     const m = await openModel(dir, { backend: oneOf(a.backend, 'backend', BACKENDS, 'auto'), slots: 1,
+      weightsDType: oneOf(a['weights-dtype'], 'weights-dtype', WEIGHTS_DTYPES, 'checkpoint'),
       kvTokens: Math.max(context, ...lengths.map((l) => l + 16)) });
     try {
       const t0 = performance.now();

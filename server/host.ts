@@ -1,6 +1,7 @@
 // A model being served: its weights and pools (sized by the memory budget), its scheduler and its limits.
 import { totalmem } from 'node:os';
 import { openModel, type BackendChoice, type OpenModel } from '../engine/open.js';
+import type { WeightsDType } from '../engine/models/model.js';
 import { memoryModel } from '../engine/memory.js';
 import { DEFAULT_PAGE_SIZE } from '../engine/models/model.js';
 import { Scheduler } from '../engine/scheduler.js';
@@ -8,6 +9,7 @@ import type { ModelSpec } from '../weights/config.js';
 
 export interface HostOptions {
   backend: BackendChoice;
+  weightsDType?: WeightsDType;
   maxBatch: number;
   maxQueue: number;
   /** Bytes for state + KV; null = enough for max-batch requests of max-model-len tokens, capped at 25% of memory. */
@@ -65,7 +67,8 @@ export class ServedModel {
 
   private constructor(readonly name: string, readonly om: OpenModel, readonly scheduler: Scheduler, readonly plan: PoolPlan) {}
 
-  static async load(dir: string, name: string, o: HostOptions, onProgress?: (msg: string) => void): Promise<ServedModel> {
+  static async load(dir: string, name: string, o: HostOptions, onProgress?: (msg: string) => void,
+                    log?: (line: string) => void): Promise<ServedModel> {
     const { loadCheckpoint } = await import('../weights/checkpoint.js');
     const ck = await loadCheckpoint(dir);
     const spec = ck.spec;
@@ -73,6 +76,7 @@ export class ServedModel {
     const plan = planPools(spec, o);
     const om = await openModel(dir, {
       backend: o.backend, slots: plan.slots, kvTokens: plan.kvPages * plan.pageSize, pageSize: plan.pageSize, onProgress,
+      weightsDType: o.weightsDType, log,
     });
     const scheduler = new Scheduler(om.pool, { maxBatch: plan.slots, maxQueue: o.maxQueue, tokenBudget: o.tokenBudget, prefillChunk: o.prefillChunk });
     return new ServedModel(name, om, scheduler, plan);

@@ -1,7 +1,7 @@
 // `fury serve`: listen at once (health 503 while loading), load each model, serve; SIGTERM drains.
 import { access } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { BACKENDS } from '../engine/open.js';
+import { BACKENDS, WEIGHTS_DTYPES } from '../engine/open.js';
 import { memoryModel } from '../engine/memory.js';
 import { buildApp } from './app.js';
 import { int, num, oneOf, parse, UsageError } from './args.js';
@@ -18,7 +18,8 @@ pick one with "model" (its name is NAME, or the directory's name).
 Options:
   --model [NAME=]DIR        a checkpoint directory (repeatable)
   --host H, --port P        where to listen (default 127.0.0.1:8080; port 0 picks a free one)
-  --backend B               auto (default), cpu or webgpu
+  --backend B               auto (default: WebGPU when an adapter exists, else CPU), cpu or webgpu
+  --weights-dtype D         checkpoint (default: keep the checkpoint's dtype), f32, f16 or bf16
   --api-key KEY             require Authorization: Bearer KEY (not for /health and /metrics)
   --max-batch N             most requests running at once per model (default 8)
   --max-queue N             most requests waiting per model; beyond it 429 (default 64)
@@ -41,7 +42,7 @@ const OPTIONS = {
   'max-model-len': { type: 'string' }, 'request-timeout': { type: 'string' }, 'max-queue-time': { type: 'string' },
   'drain-timeout': { type: 'string' }, 'token-budget': { type: 'string' }, 'prefill-chunk': { type: 'string' },
   'sse-ping-interval': { type: 'string' }, 'body-limit': { type: 'string' }, 'default-max-tokens': { type: 'string' },
-  'log-level': { type: 'string' },
+  'log-level': { type: 'string' }, 'weights-dtype': { type: 'string' },
 } as const;
 
 function bytesFlag(v: unknown, flag: string): number | null {
@@ -75,6 +76,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
   const port = int(a.port as string | undefined, 'port', 8080);
   const hostOpts: HostOptions = {
     backend: oneOf(a.backend as string | undefined, 'backend', BACKENDS, 'auto'),
+    weightsDType: oneOf(a['weights-dtype'] as string | undefined, 'weights-dtype', WEIGHTS_DTYPES, 'checkpoint'),
     maxBatch: int(a['max-batch'] as string | undefined, 'max-batch', 8, 1),
     maxQueue: int(a['max-queue'] as string | undefined, 'max-queue', 64, 0),
     memoryBudget: bytesFlag(a['memory-budget'], 'memory-budget'),
@@ -121,7 +123,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
   const address = app.server.address();
   log.info({ url: typeof address === 'object' && address ? `http://${host}:${address.port}` : String(address) }, 'listening (loading models: /health is 503 until ready)');
   for (const m of models) {
-    const served = await ServedModel.load(m.dir, m.name, hostOpts, (msg) => log.debug(msg));
+    const served = await ServedModel.load(m.dir, m.name, hostOpts, (msg) => log.debug(msg), (line) => log.info(line));
     state.models.set(m.name, served);
     const mem = memoryModel(served.spec), p = served.plan;
     log.info({

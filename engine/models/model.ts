@@ -1,12 +1,16 @@
 // A loaded model on a backend: weights uploaded under the names of llama.ts, the per-request state pools
 // (state slots, KV pages) allocated once, and one Plan per logits mode, replayed every step.
-import type { Backend, Plan, SeqStep } from '../../kernels/backend.js';
+import type { Backend, Plan, SeqStep, WeightDType } from '../../kernels/backend.js';
+import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../weights/dtype.js';
 import type { Checkpoint } from '../../weights/checkpoint.js';
 import type { ModelSpec } from '../../weights/config.js';
 import { layerPrefix } from '../../weights/names.js';
 import { phiDim } from '../memory.js';
 import { A, W, buildPlanOps, qkvWidth } from './llama.js';
 import { MIXERS } from './mixers.js';
+
+/** The weights' storage dtype on the device: the checkpoint's (default) or a conversion. */
+export type WeightsDType = 'checkpoint' | WeightDType;
 
 export interface PoolOptions {
   /** State slots: the most sequences that can be open at once. */
@@ -36,18 +40,27 @@ export class Model {
 
   /** Upload a checkpoint's weights (fusing q/k/v and gate/up) and allocate the state pools. */
   static async load(ckpt: Checkpoint, backend: Backend, pools: PoolOptions,
-                    onProgress?: (done: number, total: number) => void): Promise<Model> {
+                    onProgress?: (done: number, total: number) => void, weightsDType: WeightsDType = 'checkpoint'): Promise<Model> {
     const spec = ckpt.spec, m = new Model(spec, backend, pools);
-    const up = async (name: string, tensors: string[]) => {
-      const data = concat(await Promise.all(tensors.map((t) => ckpt.read(t))));
-      backend.create(name, data.length, 'f32', data);
+    /** Matrices keep the checkpoint's 16-bit dtype (or convert to the requested one); norms and small vectors are f32. */
+    const storageOf = (tensors: string[]): WeightDType => {
+      if (weightsDType !== 'checkpoint') return weightsDType;
+      const d = ckpt.tensors.get(tensors[0]!)?.dtype;
+      return d === 'F16' ? 'f16' : d === 'BF16' ? 'bf16' : 'f32';
     };
-    await up(W.embed, ['model.embed_tokens.weight']);
+    const up = async (name: string, tensors: string[], matrix = false) => {
+      const data = concat(await Promise.all(tensors.map((t) => ckpt.read(t))));
+      const storage = matrix ? storageOf(tensors) : 'f32';
+      if (storage === 'f16') for (let i = 0; i < data.length; i++) data[i] = f16ToF32(f32ToF16(data[i]!));
+      if (storage === 'bf16') for (let i = 0; i < data.length; i++) data[i] = bf16ToF32(f32ToBF16(data[i]!));
+      backend.create(name, data.length, 'f32', data, storage);
+    };
+    await up(W.embed, ['model.embed_tokens.weight'], true);
     for (let i = 0; i < spec.layers; i++) {
       const p = layerPrefix(i), a = `${p}self_attn.`, w = W.layer(i);
       await up(w.normIn, [`${p}input_layernorm.weight`]);
-      await up(w.qkv, spec.naming === 'hf' ? ['q_proj', 'k_proj', 'v_proj'].map((n) => `${a}${n}.weight`) : [`${a}qkv_proj.weight`]);
-      await up(w.o, [`${a}o_proj.weight`]);
+      await up(w.qkv, spec.naming === 'hf' ? ['q_proj', 'k_proj', 'v_proj'].map((n) => `${a}${n}.weight`) : [`${a}qkv_proj.weight`], true);
+      await up(w.o, [`${a}o_proj.weight`], true);
       if (spec.arch === 'softmax') {
         if (spec.naming === 'paper') await up(w.freqs, [`${a}rotary_emb.freqs`]);
         else {
@@ -55,17 +68,17 @@ export class Model {
           backend.create(w.freqs, d / 2, 'f32', Float32Array.from({ length: d / 2 }, (_, j) => theta ** (-(2 * j) / d)));
         }
       } else {
-        await up(w.A, [`${a}A_mask_proj.weight`]);
+        await up(w.A, [`${a}A_mask_proj.weight`], true);
         await up(w.convW, [`${a}conv1d.weight`]); // [3E, 1, 2] = [3E, 2]: (previous, current) per channel
         await up(w.convB, [`${a}conv1d.bias`]);
       }
       await up(w.normPost, [`${p}post_attention_layernorm.weight`]);
-      await up(w.gateUp, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]);
-      await up(w.down, [`${p}mlp.down_proj.weight`]);
+      await up(w.gateUp, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`], true);
+      await up(w.down, [`${p}mlp.down_proj.weight`], true);
       onProgress?.(i + 1, spec.layers);
     }
     await up(W.norm, ['model.norm.weight']);
-    if (!spec.tieEmbeddings) await up(W.lmHead, ['lm_head.weight']);
+    if (!spec.tieEmbeddings) await up(W.lmHead, ['lm_head.weight'], true);
     m.allocatePools();
     return m;
   }

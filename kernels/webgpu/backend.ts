@@ -1,0 +1,341 @@
+// The WebGPU backend: named GPU buffers, the WGSL kernels of shaders.ts, and a Plan encoded as one compute pass and one
+// submit per step. Pipelines and bind groups are built once and cached (a bind group is rebuilt only when one of its
+// buffers was re-created); per-step scalars go in one params write and one meta write.
+import { type Backend, type BufferKind, type Op, type Plan, type Step, type WeightDType, totalRows } from '../backend.js';
+import { CHUNK, MM_C, MM_R, NORM_WG, PBLOCK, WG, shaders } from './shaders.js';
+import { openGpu, type GpuInfo } from './device.js';
+import { f32ToF16 } from '../../weights/dtype.js'; // a dependency-free leaf shared with the checkpoint code
+
+interface Buf {
+  buf: GPUBuffer;
+  elements: number;
+  kind: BufferKind;
+  storage: WeightDType;
+  gen: number;
+}
+
+type Access = 'ro' | 'rw';
+
+/** Binding access of each kernel's buffers after (params, meta). */
+const BINDINGS: Record<string, Access[]> = {
+  embed: ['ro', 'ro', 'rw'], rmsnorm: ['ro', 'ro', 'rw'], matmul: ['ro', 'ro', 'rw'], silu_mul: ['ro', 'rw'],
+  logdecay: ['ro', 'rw'], gather_last: ['ro', 'rw'], conv2: ['ro', 'rw', 'ro', 'ro', 'rw'], rope: ['rw', 'ro'],
+  kv_append: ['ro', 'rw', 'rw'], kv_cumsum: ['ro', 'rw'], attention: ['ro', 'ro', 'ro', 'ro', 'rw'],
+  m2_intra: ['ro', 'ro', 'rw', 'rw', 'rw'], m2_state: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
+  m2_combine: ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'],
+};
+
+const PARAM_STRIDE = 256;
+const f32bits = (x: number) => new Uint32Array(Float32Array.of(x).buffer)[0]!;
+
+interface Dispatch {
+  kernel: string;
+  variant: string;
+  buffers: string[];
+  params: number[];
+  groups: [number, number];
+}
+
+/** Split a 1-D workgroup count over x and y (65535 per dimension). */
+const grid1 = (n: number): [number, number] => (n <= 65535 ? [Math.max(1, n), 1] : [65535, Math.ceil(n / 65535)]);
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu';
+  private bufs = new Map<string, Buf>();
+  private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+  private groups = new Map<string, { key: string; group: GPUBindGroup }>();
+  private gen = 0;
+  private meta: GPUBuffer | null = null;
+  private params: GPUBuffer | null = null;
+  private staging: GPUBuffer[] = [];
+  private error: Error | null = null;
+
+  private constructor(readonly device: GPUDevice, readonly info: GpuInfo) {
+    device.addEventListener('uncapturederror', (e) => { this.error ??= new Error(`WebGPU: ${(e as GPUUncapturedErrorEvent).error.message}`); });
+    void device.lost.then((i) => { if (i.reason !== 'destroyed') this.error ??= new Error(`WebGPU device lost: ${i.message}`); });
+  }
+
+  static async open(): Promise<WebGpuBackend> {
+    const g = await openGpu();
+    return new WebGpuBackend(g.device, g.info);
+  }
+
+  private throwIfFailed(): void {
+    if (this.error) throw this.error;
+  }
+
+  create(name: string, elements: number, kind: BufferKind = 'f32', init?: ArrayLike<number>, storage: WeightDType = 'f32'): void {
+    const packed = storage !== 'f32' && kind === 'f32';
+    const bytes = Math.max(16, Math.ceil((packed ? Math.ceil(elements / 2) * 4 : elements * 4) / 16) * 16);
+    if (bytes > this.info.maxStorageBufferBindingSize) {
+      throw new Error(`buffer "${name}" needs ${bytes} bytes, above this adapter's ${this.info.maxStorageBufferBindingSize}-byte ` +
+        'storage binding limit (lavapipe: 128 MiB): use a smaller model, batch or KV pool on this adapter');
+    }
+    this.bufs.get(name)?.buf.destroy();
+    const buf = this.device.createBuffer({
+      label: name, size: bytes, mappedAtCreation: init !== undefined,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    if (init) {
+      if (init.length !== elements) throw new RangeError(`create ${name}: ${init.length} initial values for ${elements} elements`);
+      const range = buf.getMappedRange();
+      if (kind === 'i32') new Int32Array(range).set(init);
+      else if (!packed) new Float32Array(range).set(init);
+      else {
+        const u16 = new Uint16Array(range), f = new Float32Array(1), u = new Uint32Array(f.buffer);
+        for (let i = 0; i < elements; i++) {
+          f[0] = init[i]!;
+          // values were rounded to the dtype by the caller: f16 via the IEEE conversion, bf16 by truncation (exact)
+          u16[i] = storage === 'bf16' ? u[0]! >>> 16 : f32ToF16(init[i]!);
+        }
+      }
+      buf.unmap();
+    }
+    this.bufs.set(name, { buf, elements, kind, storage: packed ? storage : 'f32', gen: ++this.gen });
+  }
+
+  has(name: string): boolean {
+    return this.bufs.has(name);
+  }
+
+  private get(name: string): Buf {
+    const b = this.bufs.get(name);
+    if (!b) throw new Error(`webgpu backend: no buffer "${name}"`);
+    return b;
+  }
+
+  size(name: string): number {
+    return this.get(name).elements;
+  }
+
+  write(name: string, data: ArrayLike<number>, offset = 0): void {
+    const b = this.get(name);
+    if (b.storage !== 'f32') throw new Error(`write ${name}: packed 16-bit weights are written only at creation`);
+    if (offset + data.length > b.elements) throw new RangeError(`write ${name}: ${offset}+${data.length} exceeds ${b.elements}`);
+    const arr = b.kind === 'i32' ? Int32Array.from(data) : Float32Array.from(data);
+    this.device.queue.writeBuffer(b.buf, offset * 4, arr.buffer, 0, arr.byteLength);
+  }
+
+  async read(name: string, offset = 0, count?: number): Promise<Float32Array> {
+    const b = this.get(name);
+    if (b.storage !== 'f32' || b.kind === 'i32') throw new Error(`read ${name}: only f32 buffers can be read back`);
+    const n = count ?? b.elements - offset;
+    const bytes = Math.max(4, n * 4);
+    const alignedBytes = Math.ceil(bytes / 4) * 4;
+    let st = this.staging.findIndex((s) => s.size >= alignedBytes);
+    const staging = st >= 0 ? this.staging.splice(st, 1)[0]! : this.device.createBuffer({
+      label: 'staging', size: Math.max(256, 2 ** Math.ceil(Math.log2(alignedBytes))), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(b.buf, offset * 4, staging, 0, n * 4);
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ, 0, alignedBytes);
+    this.throwIfFailed();
+    const out = new Float32Array(staging.getMappedRange(0, alignedBytes).slice(0, n * 4));
+    staging.unmap();
+    this.staging.push(staging);
+    return out;
+  }
+
+  copyWithin(name: string, src: number, dst: number, count: number): void {
+    const b = this.get(name);
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(b.buf, src * 4, b.buf, dst * 4, count * 4);
+    this.device.queue.submit([enc.finish()]);
+  }
+
+  bytes(filter: (name: string) => boolean = () => true): number {
+    let n = 0;
+    for (const [name, b] of this.bufs) if (filter(name)) n += b.buf.size;
+    return n;
+  }
+
+  async destroy(): Promise<void> {
+    for (const b of this.bufs.values()) b.buf.destroy();
+    this.bufs.clear();
+    this.device.destroy();
+  }
+
+  // ---- kernels ----
+
+  private pipeline(kernel: string, variant: string) {
+    const key = `${kernel}:${variant}`;
+    let p = this.pipelines.get(key);
+    if (p) return p;
+    const src = kernel === 'embed' || kernel === 'matmul'
+      ? shaders[kernel](variant as WeightDType)
+      : ['attention', 'm2_intra', 'm2_state', 'm2_combine'].includes(kernel)
+        ? (shaders[kernel as 'attention'])(Number(variant))
+        : (shaders[kernel as 'rmsnorm'])();
+    const layout = this.device.createBindGroupLayout({
+      label: key,
+      entries: [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: 64 } },
+        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+        ...BINDINGS[kernel]!.map((a, i) => ({
+          binding: i + 2, visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: a === 'ro' ? 'read-only-storage' as const : 'storage' as const },
+        })),
+      ],
+    });
+    const module = this.device.createShaderModule({ label: key, code: src });
+    const pipeline = this.device.createComputePipeline({
+      label: key, layout: this.device.createPipelineLayout({ label: key, bindGroupLayouts: [layout] }), compute: { module, entryPoint: 'main' },
+    });
+    p = { pipeline, layout };
+    this.pipelines.set(key, p);
+    return p;
+  }
+
+  /** Check every kernel compiles (WGSL errors surface here, naming the kernel). */
+  async compileAll(headDims: number[]): Promise<void> {
+    const jobs: [string, string][] = [];
+    for (const k of ['rmsnorm', 'silu_mul', 'logdecay', 'gather_last', 'conv2', 'rope', 'kv_append', 'kv_cumsum']) jobs.push([k, '']);
+    for (const dt of ['f32', 'f16', 'bf16']) jobs.push(['embed', dt], ['matmul', dt]);
+    for (const d of headDims) for (const k of ['attention', 'm2_intra', 'm2_state', 'm2_combine']) jobs.push([k, String(d)]);
+    for (const [k, v] of jobs) {
+      this.device.pushErrorScope('validation');
+      this.pipeline(k, v);
+      const err = await this.device.popErrorScope();
+      if (err) throw new Error(`WGSL kernel ${k}${v ? `:${v}` : ''}: ${err.message}`);
+    }
+  }
+
+  private scratch(name: string, elements: number, kind: BufferKind = 'f32'): string {
+    const b = this.bufs.get(name);
+    if (!b || b.elements < elements) this.create(name, Math.max(elements, 2 * (b?.elements ?? 0)), kind);
+    return name;
+  }
+
+  private pairsFor(d: number): string {
+    const name = `_m2.pairs.${d}`;
+    if (!this.bufs.has(name)) {
+      const pairs: number[] = [];
+      for (let i = 0; i < d; i++) for (let j = i; j < d; j++) pairs.push(i | (j << 16));
+      this.create(name, pairs.length, 'i32', pairs);
+    }
+    return name;
+  }
+
+  /** The dispatches of one op for this step. */
+  private dispatches(op: Op, step: Step, rows: number): Dispatch[] {
+    const nSeqs = step.seqs.length, wg = (n: number) => grid1(Math.ceil(n / WG));
+    const maxRows = Math.max(0, ...step.seqs.map((s) => s.rows));
+    const one = (kernel: string, buffers: string[], params: number[], groups: [number, number], variant = ''): Dispatch[] =>
+      [{ kernel, variant, buffers, params, groups }];
+    switch (op.op) {
+      case 'embed':
+        return one('embed', [op.table, op.ids, op.out], [op.dim], wg(rows * op.dim), this.get(op.table).storage);
+      case 'rmsnorm':
+        return one('rmsnorm', [op.x, op.weight, op.out], [op.dim, f32bits(op.eps), op.perSeq ? 1 : 0], [op.perSeq ? nSeqs : rows, 1]);
+      case 'matmul': {
+        const R = op.perSeq ? nSeqs : rows;
+        return one('matmul', [op.w, op.x, op.out], [op.k, op.n, op.add ? 1 : 0, op.perSeq ? 1 : 0],
+          [Math.ceil(op.n / MM_C), Math.ceil(R / MM_R)], this.get(op.w).storage);
+      }
+      case 'silu_mul':
+        return one('silu_mul', [op.x, op.out], [op.n], wg(rows * op.n));
+      case 'logdecay':
+        return one('logdecay', [op.x, op.out], [op.n], wg(rows * op.n));
+      case 'gather_last':
+        return one('gather_last', [op.x, op.out], [op.dim], wg(nSeqs * op.dim));
+      case 'conv2':
+        return one('conv2', [op.x, op.state, op.weight, op.bias, op.out], [op.ch], wg(nSeqs * op.ch));
+      case 'rope': {
+        const { heads: H, kvHeads: Hkv, headDim: d } = op.layout;
+        return one('rope', [op.qkv, op.freqs], [H, Hkv, d, op.convention === 'interleaved' ? 1 : 0], wg((rows * (H + Hkv) * d) / 2));
+      }
+      case 'kv_append': {
+        const { heads: H, kvHeads: Hkv, headDim: d } = op.layout;
+        const out = one('kv_append', [op.qkv, op.k, op.v], [H, Hkv, d, op.pageSize], wg(rows * Hkv * d));
+        if (op.c && op.logA) out.push(...one('kv_cumsum', [op.logA, op.c], [H, op.pageSize], wg(nSeqs * H)));
+        return out;
+      }
+      case 'attention': {
+        const { heads: H, kvHeads: Hkv, headDim: d } = op.layout;
+        return one('attention', [op.qkv, op.k, op.v, op.c ?? op.k, op.out], [H, Hkv, op.pageSize, op.c ? 1 : 0], [rows, H], String(d));
+      }
+      case 'mamba2': {
+        const H = op.heads, d = op.headDim, D = (d * (d + 1)) / 2, blocks = Math.ceil(D / PBLOCK);
+        const G = this.scratch('_m2.G', rows * H), inum = this.scratch('_m2.inum', rows * H * d), iden = this.scratch('_m2.iden', rows * H);
+        const pnum = this.scratch('_m2.pnum', rows * H * blocks * d), pden = this.scratch('_m2.pden', rows * H * blocks);
+        const pairs = this.pairsFor(d), v = String(d), out: Dispatch[] = [];
+        for (let c = 0; c * CHUNK < maxRows; c++) {
+          out.push(
+            { kernel: 'm2_intra', variant: v, buffers: [op.qkv, op.logA, G, inum, iden], params: [H, c], groups: [nSeqs * H, 1] },
+            { kernel: 'm2_state', variant: v, buffers: [op.qkv, G, pairs, op.S, op.N, pnum, pden], params: [H, c, blocks], groups: [blocks, nSeqs * H] },
+            { kernel: 'm2_combine', variant: v, buffers: [G, inum, iden, pnum, pden, op.out], params: [H, c, blocks], groups: [CHUNK, nSeqs * H] },
+          );
+        }
+        return out;
+      }
+    }
+  }
+
+  private metaFor(step: Step): Uint32Array {
+    const rows = totalRows(step), n = step.seqs.length;
+    const rowBase = 8 + 6 * n, pageBase = rowBase + 2 * rows;
+    const pages = step.seqs.reduce((s, q) => s + q.pages.length, 0);
+    const m = new Uint32Array(pageBase + Math.max(1, pages));
+    m[0] = n; m[1] = rows; m[2] = rowBase; m[3] = pageBase;
+    let r = 0, pg = 0;
+    step.seqs.forEach((s, i) => {
+      m.set([s.slot, s.pos, s.rows, r, pg, s.pages.length], 8 + 6 * i);
+      for (let t = 0; t < s.rows; t++, r++) { m[rowBase + 2 * r] = i; m[rowBase + 2 * r + 1] = t; }
+      m.set(s.pages, pageBase + pg);
+      pg += s.pages.length;
+    });
+    return m;
+  }
+
+  async run(plan: Plan, step: Step): Promise<void> {
+    this.throwIfFailed();
+    const rows = totalRows(step);
+    const meta = this.metaFor(step);
+    if (!this.meta || this.meta.size < meta.byteLength) {
+      this.meta?.destroy();
+      this.meta = this.device.createBuffer({ label: 'meta', size: Math.max(256, 2 ** Math.ceil(Math.log2(meta.byteLength))), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      this.groups.clear();
+    }
+    const list: { d: Dispatch; opIndex: number; sub: number }[] = [];
+    plan.ops.forEach((op, i) => this.dispatches(op, step, rows).forEach((d, sub) => list.push({ d, opIndex: i, sub })));
+    const paramBytes = list.length * PARAM_STRIDE;
+    if (!this.params || this.params.size < paramBytes) {
+      this.params?.destroy();
+      this.params = this.device.createBuffer({ label: 'params', size: Math.max(4096, 2 ** Math.ceil(Math.log2(paramBytes))), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      this.groups.clear();
+    }
+    const blob = new Uint32Array(paramBytes / 4);
+    list.forEach(({ d }, i) => blob.set(d.params, (i * PARAM_STRIDE) / 4));
+    this.device.queue.writeBuffer(this.meta, 0, meta.buffer, 0, meta.byteLength);
+    this.device.queue.writeBuffer(this.params, 0, blob.buffer, 0, blob.byteLength);
+    const enc = this.device.createCommandEncoder({ label: 'step' });
+    const pass = enc.beginComputePass({ label: 'step' });
+    list.forEach(({ d, opIndex, sub }, i) => {
+      const { pipeline, layout } = this.pipeline(d.kernel, d.variant);
+      const bufs = d.buffers.map((n) => this.get(n));
+      const key = `${d.kernel}:${d.variant}:${bufs.map((b) => b.gen).join(',')}`;
+      const slot = `${opIndex}.${sub}.${d.kernel}`;
+      let g = this.groups.get(slot);
+      if (!g || g.key !== key) {
+        g = {
+          key,
+          group: this.device.createBindGroup({
+            label: `${d.kernel} (${d.buffers.join(', ')})`, layout,
+            entries: [
+              { binding: 0, resource: { buffer: this.params!, offset: 0, size: 64 } },
+              { binding: 1, resource: { buffer: this.meta! } },
+              ...bufs.map((b, j) => ({ binding: j + 2, resource: { buffer: b.buf } })),
+            ],
+          }),
+        };
+        this.groups.set(slot, g);
+      }
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, g.group, [i * PARAM_STRIDE]);
+      pass.dispatchWorkgroups(d.groups[0], d.groups[1]);
+    });
+    pass.end();
+    this.device.queue.submit([enc.finish()]);
+  }
+}
