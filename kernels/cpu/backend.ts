@@ -1,5 +1,5 @@
 // The CPU backend: buffers are typed arrays, a Plan runs op by op. Cumulative log-decays are held in f64.
-import { type Backend, type BufferKind, type Op, type Plan, type Step, totalRows } from '../backend.js';
+import { type Backend, type BufferKind, type Op, type Plan, type Step, type WeightDType, totalRows } from '../backend.js';
 import * as k from './ops.js';
 
 type Arr = Float32Array | Int32Array | Float64Array;
@@ -8,7 +8,8 @@ export class CpuBackend implements Backend {
   readonly name = 'cpu';
   private bufs = new Map<string, Arr>();
 
-  create(name: string, elements: number, kind: BufferKind = 'f32', init?: ArrayLike<number>): void {
+  /** Weights are held in f32 whatever their storage dtype (the values given are already representable in it). */
+  create(name: string, elements: number, kind: BufferKind = 'f32', init?: ArrayLike<number>, _storage?: WeightDType): void {
     const a = kind === 'i32' ? new Int32Array(elements) : kind === 'cumsum' ? new Float64Array(elements) : new Float32Array(elements);
     if (init) {
       if (init.length !== elements) throw new RangeError(`create ${name}: ${init.length} initial values for ${elements} elements`);

@@ -19,10 +19,15 @@ interface Fixture {
   prompts: { text: string; ids: number[]; top_ids: number[]; top_logits: number[]; greedy: number[] }[];
 }
 
+const gpuSkip = await import('../../kernels/webgpu/device.js').then((d) => d.openGpu()).then(
+  (g) => { g.device.destroy(); return false; },
+  (e: Error) => { if (process.env.CI) throw e; return `no WebGPU adapter: ${e.message}`; });
+
 for (const file of readdirSync(FIXTURES).filter((f) => f.endsWith('.json'))) {
   const fx = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8')) as Fixture;
-  test(`${fx.model} matches the PyTorch reference (tokenizer, logits, greedy tokens)`, async () => {
-    const m = await openModel(join(root, 'models', fx.model), { backend: 'cpu', slots: 1, kvTokens: 256 });
+  for (const backend of ['cpu', 'webgpu'] as const)
+  test(`${fx.model} on ${backend} matches the PyTorch reference (tokenizer, logits, greedy tokens)`, { skip: backend === 'webgpu' && gpuSkip }, async () => {
+    const m = await openModel(join(root, 'models', fx.model), { backend, slots: 1, kvTokens: 256 });
     try {
       assert.equal(m.model.spec.arch, fx.arch);
       for (const p of fx.prompts) {

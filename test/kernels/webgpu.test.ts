@@ -1,0 +1,187 @@
+// Every WebGPU kernel against the CPU backend on fresh random inputs (outputs poisoned with NaN first, so an unwritten
+// element fails), then whole-model parity. Runs on whatever adapter exists: lavapipe in CI (subgroup 8, 128 MiB
+// bindings), a GPU elsewhere. In CI a missing adapter fails; elsewhere these tests are skipped with the reason.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CpuBackend } from '../../kernels/cpu/backend.js';
+import { WebGpuBackend } from '../../kernels/webgpu/backend.js';
+import type { Backend, BufferKind, Op, Step, WeightDType } from '../../kernels/backend.js';
+import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../weights/dtype.js';
+import { loadCheckpoint } from '../../weights/checkpoint.js';
+import { Model } from '../../engine/models/model.js';
+import { SequencePool } from '../../engine/sequences.js';
+import { Scheduler, type RequestSpec } from '../../engine/scheduler.js';
+import type { Arch } from '../../weights/config.js';
+import { freshRng, tinyCheckpoint, relErr } from '../helpers.js';
+
+let gpu: WebGpuBackend | null = null, why = '';
+try {
+  gpu = await WebGpuBackend.open();
+  await gpu.compileAll([64]);
+} catch (e) {
+  why = (e as Error).message;
+  if (process.env.CI) throw e; // in CI a missing adapter is a failure, not a skip
+}
+const skip = gpu ? false : `no WebGPU adapter: ${why}`;
+
+test('the adapter', { skip }, () => {
+  assert.ok(gpu!.info.description.length > 0);
+  assert.ok(gpu!.info.maxStorageBufferBindingSize >= 128 * 2 ** 20);
+  console.log(`adapter: ${gpu!.info.description}, subgroups ${gpu!.info.subgroupMinSize}–${gpu!.info.subgroupMaxSize}`);
+});
+
+interface BufSpec { name: string; init: ArrayLike<number>; kind?: BufferKind; storage?: WeightDType; out?: boolean }
+
+const round = (v: Float32Array, dt: WeightDType) => dt === 'f32' ? v
+  : v.map((x) => (dt === 'f16' ? f16ToF32(f32ToF16(x)) : bf16ToF32(f32ToBF16(x))));
+
+/** Run ops on both backends; compare the outputs (max |Δ| / max |cpu| ≤ tol); GPU outputs start as NaN. */
+async function compare(label: string, ops: Op[], bufs: BufSpec[], step: Step, outputs: string[], tol: number, seed: number) {
+  const cpu = new CpuBackend();
+  for (const b of bufs) {
+    cpu.create(b.name, b.init.length, b.kind ?? 'f32', b.init, b.storage);
+    gpu!.create(b.name, b.init.length, b.kind ?? 'f32', b.out ? new Float32Array(b.init.length).fill(NaN) : b.init, b.storage);
+  }
+  await cpu.run({ ops }, step);
+  await gpu!.run({ ops }, step);
+  for (const o of outputs) {
+    const want = await cpu.read(o), got = await gpu!.read(o);
+    const bad = got.findIndex((x) => !Number.isFinite(x));
+    assert.equal(bad, -1, `${label}: ${o}[${bad}] was not written (seed ${seed})`);
+    assert.ok(relErr(got, want) <= tol, `${label}: ${o} rel ${relErr(got, want)} > ${tol} (seed ${seed})`);
+  }
+}
+
+/** Three sequences: fresh (pos 0, 5 rows), one decode row at pos 17, and 70 rows (two 2Mamba chunks) at pos 3. */
+function scenario() {
+  const P = 16;
+  const step: Step = { seqs: [
+    { slot: 2, pos: 0, rows: 5, pages: [7] },
+    { slot: 0, pos: 17, rows: 1, pages: [3, 9] },
+    { slot: 1, pos: 3, rows: 70, pages: [0, 5, 1, 8, 2] },
+  ] };
+  return { step, P, rows: 76, slots: 3, pages: 10 };
+}
+
+test('matmul (f32, f16, bf16 weights; add; per-sequence rows), embed, rmsnorm, silu_mul, logdecay, gather_last', { skip }, async () => {
+  const { rng, seed } = freshRng();
+  const { step, rows } = scenario();
+  const K = 100, N = 37, r = (n: number, std = 1) => rng.normals(n, std);
+  for (const dt of ['f32', 'f16', 'bf16'] as WeightDType[]) {
+    const w = round(r(N * K), dt);
+    for (const [add, perSeq] of [[false, false], [true, false], [false, true]] as const) {
+      await compare(`matmul ${dt} add=${add} perSeq=${perSeq}`, [{ op: 'matmul', x: 'x', w: 'w', out: 'y', k: K, n: N, add, perSeq }],
+        [{ name: 'w', init: w, storage: dt }, { name: 'x', init: r(rows * K) }, { name: 'y', init: r((perSeq ? 3 : rows) * N), out: !add }],
+        step, ['y'], 1e-5, seed);
+    }
+    const table = round(r(50 * 24), dt);
+    await compare(`embed ${dt}`, [{ op: 'embed', table: 't', ids: 'ids', out: 'e', dim: 24 }],
+      [{ name: 't', init: table, storage: dt }, { name: 'ids', kind: 'i32', init: Array.from({ length: rows }, () => Math.floor(rng.next() * 50)) },
+       { name: 'e', init: new Float32Array(rows * 24), out: true }], step, ['e'], 0, seed);
+  }
+  for (const perSeq of [false, true]) {
+    await compare(`rmsnorm perSeq=${perSeq}`, [{ op: 'rmsnorm', x: 'x', weight: 'g', out: 'y', dim: 300, eps: 1e-5, perSeq }],
+      [{ name: 'x', init: r(rows * 300, 3) }, { name: 'g', init: r(300) }, { name: 'y', init: new Float32Array((perSeq ? 3 : rows) * 300), out: true }],
+      step, ['y'], 1e-5, seed);
+  }
+  await compare('silu_mul', [{ op: 'silu_mul', x: 'x', out: 'y', n: 33 }],
+    [{ name: 'x', init: r(rows * 66, 4) }, { name: 'y', init: new Float32Array(rows * 33), out: true }], step, ['y'], 1e-5, seed);
+  await compare('logdecay', [{ op: 'logdecay', x: 'x', out: 'y', n: 3 }],
+    [{ name: 'x', init: r(rows * 3, 12) }, { name: 'y', init: new Float32Array(rows * 3), out: true }], step, ['y'], 1e-5, seed);
+  await compare('gather_last', [{ op: 'gather_last', x: 'x', out: 'y', dim: 20 }],
+    [{ name: 'x', init: r(rows * 20) }, { name: 'y', init: new Float32Array(3 * 20), out: true }], step, ['y'], 0, seed);
+});
+
+test('conv2 with per-slot state (a fresh sequence ignores a stale slot) and RoPE in both conventions with GQA', { skip }, async () => {
+  const { rng, seed } = freshRng();
+  const { step, rows } = scenario();
+  const ch = 90, r = (n: number, std = 1) => rng.normals(n, std);
+  await compare('conv2', [{ op: 'conv2', x: 'x', state: 'st', weight: 'cw', bias: 'cb', out: 'y', ch }],
+    [{ name: 'x', init: r(rows * ch) }, { name: 'st', init: r(3 * ch) }, { name: 'cw', init: r(2 * ch) }, { name: 'cb', init: r(ch) },
+     { name: 'y', init: new Float32Array(rows * ch), out: true }], step, ['y', 'st'], 1e-6, seed);
+  const layout = { heads: 4, kvHeads: 2, headDim: 64 }, width = (4 + 4) * 64;
+  for (const convention of ['interleaved', 'half'] as const) {
+    await compare(`rope ${convention}`, [{ op: 'rope', qkv: 'q', freqs: 'f', layout, convention }],
+      [{ name: 'q', init: r(rows * width) }, { name: 'f', init: Float32Array.from({ length: 32 }, (_, m) => 10000 ** (-m / 32)) }],
+      step, ['q'], 1e-5, seed);
+  }
+});
+
+test('paged KV append and attention: softmax with GQA, 2Mamba-E with cumulative decays', { skip }, async () => {
+  const { rng, seed } = freshRng();
+  const { step, rows, P, pages } = scenario();
+  const r = (n: number, std = 1) => rng.normals(n, std);
+  // softmax, 4 query heads over 2 KV heads; the cache holds earlier positions of the continuing sequences
+  const gl = { heads: 4, kvHeads: 2, headDim: 64 }, gw = 8 * 64;
+  await compare('attention softmax GQA', [
+    { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: gl, pageSize: P },
+    { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout: gl, pageSize: P }],
+    [{ name: 'x', init: r(rows * gw, 2) }, { name: 'kc', init: r(pages * P * 2 * 64) }, { name: 'vc', init: r(pages * P * 2 * 64) },
+     { name: 'y', init: new Float32Array(rows * 4 * 64), out: true }], step, ['y', 'kc', 'vc'], 2e-5, seed);
+  const el = { heads: 2, kvHeads: 2, headDim: 64 }, ew = 6 * 64;
+  const cInit = new Float64Array(pages * P * 2);
+  for (let i = 0; i < cInit.length; i++) cInit[i] = -Math.abs(rng.normal()) * 3; // earlier C_j
+  await compare('attention 2Mamba-E', [
+    { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: el, pageSize: P, logA: 'la', c: 'cc' },
+    { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', c: 'cc', out: 'y', layout: el, pageSize: P }],
+    [{ name: 'x', init: r(rows * ew, 2) }, { name: 'kc', init: r(pages * P * 128) }, { name: 'vc', init: r(pages * P * 128) },
+     { name: 'la', init: Array.from({ length: rows * 2 }, () => -Math.abs(rng.normal()) * 0.5) }, { name: 'cc', kind: 'cumsum', init: cInit },
+     { name: 'y', init: new Float32Array(rows * 128), out: true }], step, ['y'], 2e-5, seed);
+});
+
+test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n', { skip }, async () => {
+  const { rng, seed } = freshRng();
+  const { step, rows } = scenario();
+  const H = 2, d = 64, D = (d * (d + 1)) / 2, r = (n: number, std = 1) => rng.normals(n, std);
+  await compare('mamba2', [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
+    [{ name: 'x', init: r(rows * 3 * H * d) }, { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal())) },
+     { name: 'S', init: r(3 * H * D * d, 0.3) }, { name: 'N', init: r(3 * H * D, 0.3).map(Math.abs) },
+     { name: 'y', init: new Float32Array(rows * H * d), out: true }], step, ['y', 'S', 'N'], 1e-4, seed);
+});
+
+async function loadBoth(dir: string, slots = 4) {
+  const out: SequencePool[] = [];
+  for (const be of [new CpuBackend(), gpu!] as Backend[]) {
+    const ck = await loadCheckpoint(dir);
+    out.push(new SequencePool(await Model.load(ck, be, { slots, kvPages: 64, pageSize: 16 })));
+    await ck.close();
+  }
+  return out as [SequencePool, SequencePool];
+}
+
+for (const arch of ['2mamba', '2mamba-e', 'softmax'] as Arch[]) {
+  test(`${arch}: GPU logits == CPU after prefill and over 64 decode steps, at batch 1 and batch 3`, { skip }, async () => {
+    const { rng, seed } = freshRng();
+    const [cpu, gp] = await loadBoth(await tinyCheckpoint(arch, seed % 1000));
+    const ids = (n: number) => Array.from({ length: n }, () => 3 + Math.floor(rng.next() * 256));
+    // batch 1
+    const prompt = ids(40), next = ids(64);
+    const [a, b] = [cpu.open(), gp.open()];
+    assert.ok(relErr(await gp.step([{ seq: b, ids: prompt }], true), await cpu.step([{ seq: a, ids: prompt }], true)) < 1e-4, `prefill (seed ${seed})`);
+    for (const id of next) {
+      const [lc, lg] = [await cpu.step([{ seq: a, ids: [id] }]), await gp.step([{ seq: b, ids: [id] }])];
+      assert.ok(relErr(lg, lc) < 1e-4, `${arch} decode: rel ${relErr(lg, lc)} (seed ${seed})`);
+    }
+    // batch 3: different prompt lengths, slots taken in another order, mixed prefill and decode steps
+    const prompts = [ids(3), ids(77), ids(20)];
+    const seqs = [cpu, gp].map((p) => { const s = [p.open(), p.open(), p.open()]; return [s[2]!, s[0]!, s[1]!]; });
+    for (let t = 0; t < 64; t++) {
+      const items = (k: number) => prompts.map((pr, i) => ({ seq: seqs[k]![i]!, ids: t === 0 ? pr : [pr[t % pr.length]!] }));
+      const [lc, lg] = [await cpu.step(items(0)), await gp.step(items(1))];
+      assert.ok(relErr(lg, lc) < 1e-4, `${arch} batch 3 step ${t}: rel ${relErr(lg, lc)} (seed ${seed})`);
+    }
+  });
+}
+
+test('batching never changes a request\'s tokens on the GPU (greedy, 6 requests through the scheduler)', { skip }, async () => {
+  const { rng, seed } = freshRng();
+  const [, gp] = await loadBoth(await tinyCheckpoint('2mamba-e', seed % 1000), 6);
+  const specs: RequestSpec[] = Array.from({ length: 6 }, (_, i) => ({
+    promptIds: [1, ...Array.from({ length: 2 + i * 13 }, () => 3 + Math.floor(rng.next() * 256))], maxTokens: 6 + i, sampling: { temperature: 0 }, ignoreEos: true,
+  }));
+  const run = (s: Scheduler, spec: RequestSpec) => new Promise<number[]>((res, rej) => { const ids: number[] = []; s.submit(spec, { onToken: (t) => ids.push(t.id), onEnd: () => res(ids), onError: rej }); });
+  const alone: number[][] = [];
+  for (const spec of specs) alone.push(await run(new Scheduler(gp, { maxBatch: 1, maxQueue: 1, tokenBudget: 512, prefillChunk: 512 }), spec));
+  const s = new Scheduler(gp, { maxBatch: 6, maxQueue: 6, tokenBudget: 40, prefillChunk: 16 });
+  assert.deepEqual(await Promise.all(specs.map((spec) => run(s, spec))), alone, `seed ${seed}`);
+});
