@@ -3,8 +3,9 @@
 import { generateCmd, init, isUsageProblem, start, type Command } from './commands.js';
 import { serve } from './serve.js';
 import { evalCmd } from './eval-cmd.js';
+import { benchCmd } from './bench-cmd.js';
 
-const COMMANDS: Record<string, Command> = { serve, generate: generateCmd, eval: evalCmd, init, start };
+const COMMANDS: Record<string, Command> = { serve, generate: generateCmd, eval: evalCmd, bench: benchCmd, init, start };
 
 function usage(): string {
   return `Usage: fury <command> [options]\n\nCommands:\n` +

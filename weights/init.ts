@@ -60,3 +60,15 @@ export async function writeRandomCheckpoint(spec: ModelSpec, outDir: string, opt
   await writeFile(join(outDir, 'tokenizer.json'), JSON.stringify(tokenizerJson) + '\n');
   await writeFile(join(outDir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig, null, 2) + '\n');
 }
+
+/** A checkpoint of deterministic random weights held in memory (benchmarks): the same values `fury init` writes. */
+export function randomCheckpoint(spec: ModelSpec, seed: number): import('./checkpoint.js').Checkpoint {
+  const tensors = new Map(expectedTensors(spec).map((t) => [t.name, {
+    name: t.name, dtype: 'F32', shape: t.shape, begin: 0, end: 0, file: '(random)',
+  }]));
+  return {
+    dir: '(random)', spec, tensors, skipped: [], tokenizerJson: byteTokenizerJson(spec.vocab), tokenizerConfig: byteTokenizerConfig,
+    read: async (name) => initTensor(spec, { name, shape: [...tensors.get(name)!.shape] }, seed),
+    close: async () => {},
+  };
+}

@@ -83,6 +83,13 @@ export class Model {
     return m;
   }
 
+  /** Re-create the state and KV pools with other sizes (benchmarks); every open sequence is lost. */
+  resizePools(pools: PoolOptions): void {
+    (this as { pools: PoolOptions }).pools = pools;
+    this.plans.clear();
+    this.allocatePools();
+  }
+
   private allocatePools(): void {
     const { spec, backend, pools } = this;
     const { layers, heads: H, kvHeads, headDim: d } = spec, D = phiDim(d);

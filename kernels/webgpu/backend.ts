@@ -156,6 +156,35 @@ export class WebGpuBackend implements Backend {
     this.device.destroy();
   }
 
+  /** Device copy bandwidth (bytes read + written per second) of a vec4 WGSL copy over `bytes`, `reps` times. */
+  async copyBandwidth(bytes: number, reps = 20): Promise<number> {
+    const size = Math.min(bytes, this.info.maxStorageBufferBindingSize - 4) & ~255;
+    const mk = (label: string) => this.device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE });
+    const [a, b] = [mk('bw.src'), mk('bw.dst')];
+    const module = this.device.createShaderModule({ code: `@group(0) @binding(0) var<storage, read> s: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> d: array<vec4<f32>>;
+@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
+  let total = arrayLength(&s); let stride = n.x * 256u;
+  for (var i = g.x; i < total; i += stride) { d[i] = s[i]; }
+}` });
+    const pipeline = this.device.createComputePipeline({ label: 'bandwidth', layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: a } }, { binding: 1, resource: { buffer: b } }] });
+    const run = async (n: number) => {
+      const enc = this.device.createCommandEncoder(), pass = enc.beginComputePass();
+      pass.setPipeline(pipeline); pass.setBindGroup(0, group);
+      for (let i = 0; i < n; i++) pass.dispatchWorkgroups(Math.min(65535, Math.ceil(size / 16 / 256 / 4)));
+      pass.end();
+      this.device.queue.submit([enc.finish()]);
+      await this.device.queue.onSubmittedWorkDone();
+    };
+    await run(2);
+    const t0 = performance.now();
+    await run(reps);
+    const s = (performance.now() - t0) / 1000;
+    a.destroy(); b.destroy();
+    return (2 * size * reps) / s;
+  }
+
   // ---- kernels ----
 
   private pipeline(kernel: string, variant: string) {

@@ -1,0 +1,117 @@
+// Decode and prefill throughput against the memory-bandwidth floor (shared/spec/kernels.md §6.1):
+//   bytes/step = weights read once (the embedding table only for the batch's rows) + per request the state read and
+//   written (2Mamba) or the KV read (softmax, 2Mamba-E); floor = bytes / the copy bandwidth measured in the same run.
+import { performance } from 'node:perf_hooks';
+import type { Backend, SeqStep } from '../kernels/backend.js';
+import type { ModelSpec } from '../weights/config.js';
+import { memoryModel, phiDim, F32_BYTES } from './memory.js';
+import type { Model } from './models/model.js';
+import { W } from './models/llama.js';
+
+export interface BenchRow {
+  arch: string;
+  batch: number;
+  context: number;
+  fits: boolean;
+  note?: string;
+  decode_ms_per_step?: number;
+  decode_tokens_per_s?: number;
+  prefill_tokens?: number;
+  prefill_tokens_per_s?: number;
+  weight_bytes?: number;
+  request_bytes?: number;
+  bytes_per_step?: number;
+  achieved_GBps?: number;
+  ceiling_GBps: number;
+  floor_ms?: number;
+  /** achieved / ceiling = floor / measured time. */
+  ratio?: number;
+}
+
+/** Bytes a decode step must move per request (fp32 state and KV). */
+export function requestTrafficBytes(spec: ModelSpec, context: number): number {
+  const { layers: L, heads: H, headDim: d } = spec, D = phiDim(d);
+  if (spec.arch === '2mamba') return 2 * L * H * (D * d + D) * F32_BYTES; // S and n read and written
+  return context * memoryModel(spec).kvBytesPerToken;                     // the KV (and C_j) read
+}
+
+/** Weight bytes one decode step reads: every weight buffer, the embedding table only for `batch` rows. */
+export function weightTrafficBytes(backend: Backend, spec: ModelSpec, batch: number): number {
+  const all = backend.bytes((n) => n.startsWith('w.'));
+  const embed = backend.bytes((n) => n === W.embed);
+  return all - embed + (embed / spec.vocab) * batch;
+}
+
+export interface BenchOptions {
+  steps: number;
+  warmupSeconds: number;
+  prefillCap: number;
+  prefillChunk: number;
+  /** Skip configurations whose state + KV would exceed this many bytes. */
+  maxPoolBytes: number;
+  maxBinding: number;
+  ceilingBytesPerSecond: number;
+  log?: (line: string) => void;
+}
+
+async function timeSteps(model: Model, seqs: SeqStep[], ids: number[], minSeconds: number, minSteps: number): Promise<number> {
+  let n = 0;
+  const t0 = performance.now();
+  while (n < minSteps || performance.now() - t0 < minSeconds * 1000) {
+    await model.forward(seqs, ids);
+    n++;
+  }
+  return (performance.now() - t0) / n;
+}
+
+export async function benchModel(model: Model, batches: number[], contexts: number[], o: BenchOptions): Promise<BenchRow[]> {
+  const spec = model.spec, P = 16, rows: BenchRow[] = [];
+  const mem = memoryModel(spec), ceilingGB = o.ceilingBytesPerSecond / 1e9;
+  let warmed = false;
+  for (const context of contexts) {
+    let prefill: { tokens: number; tps: number } | null = null;
+    for (const batch of batches) {
+      const kvTokens = spec.arch === '2mamba' ? 0 : batch * (context + 1);
+      const pool = batch * mem.stateBytes + kvTokens * mem.kvBytesPerToken;
+      const perLayerKv = kvTokens * spec.kvHeads * spec.headDim * F32_BYTES;
+      const perLayerState = batch * spec.heads * phiDim(spec.headDim) * spec.headDim * F32_BYTES;
+      const base: BenchRow = { arch: spec.arch, batch, context, fits: false, ceiling_GBps: ceilingGB };
+      if (pool > o.maxPoolBytes) { rows.push({ ...base, note: `state + KV ${(pool / 2 ** 30).toFixed(1)} GiB > the ${(o.maxPoolBytes / 2 ** 30).toFixed(0)} GiB allowed` }); continue; }
+      if (Math.max(perLayerKv, perLayerState) > o.maxBinding) { rows.push({ ...base, note: `one layer's ${spec.arch === '2mamba' ? 'state' : 'K'} buffer (${(Math.max(perLayerKv, perLayerState) / 2 ** 30).toFixed(2)} GiB) exceeds the binding limit` }); continue; }
+      const pagesPerSeq = Math.ceil((context + 1) / P);
+      model.resizePools({ slots: batch, kvPages: spec.arch === '2mamba' ? 0 : batch * pagesPerSeq, pageSize: P });
+      // decode: every request at position `context` (its KV pages hold `context` tokens), one new token each
+      const seqs: SeqStep[] = Array.from({ length: batch }, (_, i) => ({
+        slot: i, pos: context, rows: 1, pages: spec.arch === '2mamba' ? [] : Array.from({ length: pagesPerSeq }, (_, j) => i * pagesPerSeq + j),
+      }));
+      const ids = Array.from({ length: batch }, (_, i) => 3 + i);
+      if (!warmed) { await timeSteps(model, seqs, ids, o.warmupSeconds, 3); warmed = true; }
+      else await timeSteps(model, seqs, ids, 0.3, 3);
+      const ms = await timeSteps(model, seqs, ids, 0, o.steps);
+      if (!prefill) {
+        // prefill of one prompt (capped) in scheduler-sized chunks
+        const tokens = Math.min(context, o.prefillCap);
+        model.resizePools({ slots: batch, kvPages: spec.arch === '2mamba' ? 0 : Math.max(batch * pagesPerSeq, Math.ceil(tokens / P)), pageSize: P });
+        const pages = spec.arch === '2mamba' ? [] : Array.from({ length: Math.ceil(tokens / P) }, (_, j) => j);
+        const t0 = performance.now();
+        for (let c = 0; c < tokens; c += o.prefillChunk) {
+          const n = Math.min(o.prefillChunk, tokens - c);
+          await model.forward([{ slot: 0, pos: c, rows: n, pages }], Array.from({ length: n }, (_, k) => 3 + ((c + k) % 200)));
+        }
+        prefill = { tokens, tps: tokens / ((performance.now() - t0) / 1000) };
+      }
+      const wBytes = weightTrafficBytes(model.backend, spec, batch), rBytes = requestTrafficBytes(spec, context);
+      const bytes = wBytes + batch * rBytes, achieved = bytes / (ms / 1000) / 1e9;
+      const row: BenchRow = {
+        ...base, fits: true, decode_ms_per_step: ms, decode_tokens_per_s: (batch * 1000) / ms,
+        prefill_tokens: prefill.tokens, prefill_tokens_per_s: prefill.tps,
+        weight_bytes: wBytes, request_bytes: rBytes, bytes_per_step: bytes, achieved_GBps: achieved,
+        floor_ms: (bytes / o.ceilingBytesPerSecond) * 1000, ratio: achieved / ceilingGB,
+      };
+      rows.push(row);
+      o.log?.(`${spec.arch} B=${batch} T=${context}: ${ms.toFixed(2)} ms/step, ${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
+        `${achieved.toFixed(0)} GB/s = ${(100 * row.ratio!).toFixed(0)}% of ${ceilingGB.toFixed(0)} GB/s; prefill ${prefill.tps.toFixed(0)} tok/s`);
+    }
+  }
+  return rows;
+}

@@ -1,0 +1,118 @@
+// `fury bench`: decode and prefill speed of random-weight models against the bandwidth the same run measures.
+import { execFileSync } from 'node:child_process';
+import { totalmem } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { writeFile } from 'node:fs/promises';
+import { createBackend, BACKENDS, WEIGHTS_DTYPES } from '../engine/open.js';
+import { Model, type WeightsDType } from '../engine/models/model.js';
+import { benchModel, type BenchRow } from '../engine/bench.js';
+import { parseArch, type Arch } from '../weights/config.js';
+import { PRESETS, presetSpec, type PresetName } from '../weights/presets.js';
+import { randomCheckpoint } from '../weights/init.js';
+import { parseBytes } from './host.js';
+import { int, oneOf, parse, UsageError } from './args.js';
+import type { Command } from './commands.js';
+
+const list = (v: unknown, flag: string, fallback: number[]) =>
+  v === undefined ? fallback : String(v).split(',').map((s) => int(s.trim(), flag, 0, 1));
+
+function nvidiaClocks(): string | null {
+  try {
+    return execFileSync('nvidia-smi', ['--query-gpu=name,clocks.sm,clocks.mem,clocks.max.sm,power.draw', '--format=csv,noheader'], { encoding: 'utf8', timeout: 5000 }).trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Bandwidth of a plain JS copy (the CPU backend's ceiling), bytes read + written per second. */
+function cpuCopyBandwidth(): number {
+  const a = new Float32Array(32 * 2 ** 20), b = new Float32Array(a.length);
+  b.set(a);
+  const t0 = performance.now();
+  for (let i = 0; i < 10; i++) b.set(a);
+  return (2 * a.byteLength * 10) / ((performance.now() - t0) / 1000);
+}
+
+export const benchCmd: Command = {
+  summary: 'decode / prefill throughput against the measured memory-bandwidth ceiling',
+  help: `Usage: fury bench [--arch 2mamba,2mamba-e,softmax] [--preset small] [--batch 1,8,32] [--context 1024,8192,32768] [options]
+
+Random weights (nothing is written to disk). For each architecture, batch and context: the decode loop's ms/step and
+tokens/s (every request at position CONTEXT, one token each, logits read back), prefill tokens/s (one prompt of
+min(CONTEXT, --prefill-cap) tokens in chunks of 256), the bytes one decode step must move (weights once + per request
+the fp32 state read and written, or the KV read), the achieved GB/s, and the device's copy bandwidth measured by the
+same run: ratio = achieved / ceiling (1.0 = at the bandwidth floor). Warms up for 2 s first.
+
+Options:
+  --arch LIST            architectures (default all three)
+  --preset P             tiny, small (default), medium
+  --batch LIST           batch sizes (default 1,8,32)
+  --context LIST         context lengths (default 1024,8192,32768)
+  --steps N              timed decode steps per configuration (default 30)
+  --backend B            webgpu (default), cpu or auto
+  --weights-dtype D      f16 (default), bf16, f32
+  --prefill-cap N        longest prefill measured (default 8192)
+  --max-memory B         skip configurations whose state + KV exceed this (default 60GiB on WebGPU, 25% of RAM on CPU)
+  --json                 print the result as JSON; --out FILE also writes it`,
+  async run(argv) {
+    const a = parse('bench', argv, {
+      arch: { type: 'string' }, preset: { type: 'string' }, batch: { type: 'string' }, context: { type: 'string' },
+      steps: { type: 'string' }, backend: { type: 'string' }, 'weights-dtype': { type: 'string' }, 'prefill-cap': { type: 'string' },
+      'max-memory': { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' },
+    });
+    if (a.help) return void console.log(this.help);
+    let archs: Arch[];
+    try {
+      archs = typeof a.arch === 'string' ? a.arch.split(',').map((s) => parseArch(s.trim())) : ['2mamba', '2mamba-e', 'softmax'];
+    } catch (e) {
+      throw new UsageError(`--arch: ${(e as Error).message}`);
+    }
+    const preset = oneOf<PresetName>(a.preset, 'preset', PRESETS, 'small');
+    const batches = list(a.batch, 'batch', [1, 8, 32]), contexts = list(a.context, 'context', [1024, 8192, 32768]);
+    const steps = int(a.steps, 'steps', 30, 1), backendChoice = oneOf(a.backend, 'backend', BACKENDS, 'webgpu');
+    const dtype = oneOf<WeightsDType>(a['weights-dtype'], 'weights-dtype', WEIGHTS_DTYPES, 'f16');
+    const prefillCap = int(a['prefill-cap'], 'prefill-cap', 8192, 1);
+    const log = (l: string) => process.stderr.write(`fury bench: ${l}\n`);
+    const clocksBefore = nvidiaClocks();
+    const rows: BenchRow[] = [];
+    let adapter = 'cpu', dawn = '', ceiling = 0, maxBinding = Infinity;
+    const result = () => ({
+      date: new Date().toISOString(), preset, weights_dtype: dtype, state_dtype: 'f32', kv_dtype: 'f32', backend: backendChoice,
+      adapter, dawn_node: dawn, node: process.version, clocks_before: clocksBefore, clocks_after: nvidiaClocks(),
+      ceiling_GBps: ceiling / 1e9, rows,
+    });
+    for (const arch of archs) {
+      const backend = await createBackend(backendChoice, log);
+      try {
+        const gpu = backend.name === 'webgpu' ? (backend as import('../kernels/webgpu/backend.js').WebGpuBackend) : null;
+        if (gpu) { adapter = gpu.info.description; dawn = gpu.info.dawnVersion; maxBinding = gpu.info.maxStorageBufferBindingSize; }
+        const spec = presetSpec(arch, preset);
+        const t0 = performance.now();
+        const model = await Model.load(randomCheckpoint(spec, 0), backend, { slots: 1, kvPages: 1, pageSize: 16 }, undefined, dtype);
+        log(`${arch} ${preset}: weights ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (${dtype})`);
+        if (!ceiling) {
+          // warm the clocks first, then measure the copy bandwidth this run compares against
+          if (gpu) { await gpu.copyBandwidth(2 ** 30, 60); ceiling = await gpu.copyBandwidth(2 ** 30, 60); } else ceiling = cpuCopyBandwidth();
+          log(`copy bandwidth (read + write): ${(ceiling / 1e9).toFixed(0)} GB/s on ${adapter}`);
+        }
+        const maxPool = a['max-memory'] !== undefined ? parseBytes(String(a['max-memory'])) : gpu ? 60 * 2 ** 30 : totalmem() / 4;
+        rows.push(...await benchModel(model, batches, contexts, {
+          steps, warmupSeconds: 2, prefillCap, prefillChunk: 256, maxPoolBytes: maxPool, maxBinding, ceilingBytesPerSecond: ceiling, log,
+        }));
+      } finally {
+        await backend.destroy();
+      }
+      if (typeof a.out === 'string') await writeFile(a.out, JSON.stringify(result(), null, 1) + '\n'); // after each arch
+    }
+    if (a.json) return void console.log(JSON.stringify(result()));
+    console.log(`adapter: ${adapter} · dawn.node ${dawn || '-'} · node ${process.version} · clocks: ${clocksBefore ?? 'n/a (no nvidia-smi)'}`);
+    console.log(`ceiling (copy, read + write): ${(ceiling / 1e9).toFixed(0)} GB/s · weights ${dtype}, state and KV f32`);
+    console.log('| arch | batch | context | decode ms/step | decode tok/s | prefill tok/s | MB/step | GB/s | % of ceiling |');
+    console.log('|---|---|---|---|---|---|---|---|---|');
+    for (const r of rows) {
+      console.log(r.fits
+        ? `| ${r.arch} | ${r.batch} | ${r.context} | ${r.decode_ms_per_step!.toFixed(2)} | ${r.decode_tokens_per_s!.toFixed(0)} | ${r.prefill_tokens_per_s!.toFixed(0)} (${r.prefill_tokens}) | ${(r.bytes_per_step! / 1e6).toFixed(0)} | ${r.achieved_GBps!.toFixed(0)} | ${(100 * r.ratio!).toFixed(0)}% |`
+        : `| ${r.arch} | ${r.batch} | ${r.context} | — | — | — | — | — | ${r.note} |`);
+    }
+  },
+};
