@@ -45,6 +45,16 @@ const ro = (b: number, name: string, t = 'f32') => `@group(0) @binding(${b}) var
 /** Rows an op covers: every row of the step, or one per sequence (params slot `i` holds the flag). */
 const ROWS = (i: number) => `fn rows() -> u32 { return select(nRows(), nSeqs(), pu(${i}u) == 1u); }`;
 
+/** Body of w8(): the 8 weights of column c at k = 8·k8 … 8·k8 + 7. */
+const W8: Record<WeightDType, string> = {
+  f32: `  let a = w[(c * K8 + k8) * 2u]; let b = w[(c * K8 + k8) * 2u + 1u];
+  o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w; o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;`,
+  f16: `  let q = w[c * K8 + k8];
+  for (var i = 0u; i < 4u; i++) { let h = unpack2x16float(q[i]); o[2u * i] = h.x; o[2u * i + 1u] = h.y; }`,
+  bf16: `  let q = w[c * K8 + k8];
+  for (var i = 0u; i < 4u; i++) { o[2u * i] = bitcast<f32>(q[i] << 16u); o[2u * i + 1u] = bitcast<f32>(q[i] & 0xffff0000u); }`,
+};
+
 export const shaders = {
   // params: dim | ids → out[r, :] = table[ids[r], :]
   embed: (dtype: WeightDType) => `${HEADER}${weightReader(2, dtype)}
@@ -74,22 +84,40 @@ var<workgroup> red: array<f32, ${NORM_WG}>;
   for (var i = l.x; i < dim; i += ${NORM_WG}u) { outp[r * dim + i] = wt[i] * (x[r * dim + i] * inv); }
 }`,
 
-  // params: K, N, add, perSeq. out[r, n] (+)= Σ_k x[r, k] W[n, k]; a workgroup: ${MM_R} rows × ${MM_C} columns, K split over threads.
-  matmul: (dtype: WeightDType) => `${HEADER}${weightReader(2, dtype)}
-${ro(3, 'x')}
+  // params: K, N, add, perSeq. out[r, n] (+)= Σ_k x[r, k] W[n, k]; a workgroup: ${MM_R} rows × ${MM_C} columns, K split over
+  // threads in groups of 8 (16-bit weights: one vec4<u32> load = 8 halves; f32: two vec4<f32>). Requires K % 8 == 0.
+  matmul: (dtype: WeightDType) => `${HEADER}
+@group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
+@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 ${rw(4, 'outp')}
 ${ROWS(3)}
+fn w8(c: u32, k8: u32, K8: u32) -> array<f32, 8> {
+  var o: array<f32, 8>;
+${W8[dtype]}
+  return o;
+}
 var<workgroup> red: array<f32, ${WG * MM_R * MM_C}>;
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let K = pu(0u); let N = pu(1u); let R = rows();
+  let K = pu(0u); let N = pu(1u); let R = rows(); let K8 = K / 8u;
   let c0 = wg.x * ${MM_C}u; let r0 = wg.y * ${MM_R}u;
   var acc: array<f32, ${MM_R * MM_C}>;
-  for (var k = l.x; k < K; k += ${WG}u) {
-    var xv: array<f32, ${MM_R}>;
-    for (var a = 0u; a < ${MM_R}u; a++) { xv[a] = select(0.0, x[min(r0 + a, R - 1u) * K + k], r0 + a < R); }
+  for (var k8 = l.x; k8 < K8; k8 += ${WG}u) {
+    var xs: array<array<f32, 8>, ${MM_R}>;
+    for (var a = 0u; a < ${MM_R}u; a++) {
+      let rr = min(r0 + a, R - 1u);
+      let lo = x[(rr * K8 + k8) * 2u]; let hi = x[(rr * K8 + k8) * 2u + 1u];
+      let live = select(0.0, 1.0, r0 + a < R);
+      xs[a] = array<f32, 8>(lo.x * live, lo.y * live, lo.z * live, lo.w * live, hi.x * live, hi.y * live, hi.z * live, hi.w * live);
+    }
     for (var b = 0u; b < ${MM_C}u; b++) {
-      let wv = select(0.0, W(min(c0 + b, N - 1u) * K + k), c0 + b < N);
-      for (var a = 0u; a < ${MM_R}u; a++) { acc[a * ${MM_C}u + b] += xv[a] * wv; }
+      if (c0 + b < N) {
+        let wv = w8(c0 + b, k8, K8);
+        for (var a = 0u; a < ${MM_R}u; a++) {
+          var sum = 0.0;
+          for (var i = 0u; i < 8u; i++) { sum += xs[a][i] * wv[i]; }
+          acc[a * ${MM_C}u + b] += sum;
+        }
+      }
     }
   }
   for (var i = 0u; i < ${MM_R * MM_C}u; i++) { red[i * ${WG}u + l.x] = acc[i]; }
@@ -331,6 +359,8 @@ const DD = ${(d * (d + 1)) / 2}u;
   let Ge = G[(r0 + L - 1u) * H + h]; let eg = exp(Ge);
   var part: array<f32, ${CHUNK}>;
   var pd: array<f32, ${CHUNK}>;
+  var dec: array<f32, ${CHUNK}>; // exp(G_e − G_t), once per row t instead of once per (p, t)
+  for (var t = 0u; t < L; t++) { dec[t] = sc * sc * exp(Ge - G[(r0 + t) * H + h]); }
   for (var p = blk * ${PBLOCK}u; p < min(DD, (blk + 1u) * ${PBLOCK}u); p++) {
     let pr = pairs[p]; let a = pr & 0xffffu; let b = pr >> 16u;
     let cp = select(1.41421356237309515, 1.0, a == b);
@@ -342,7 +372,7 @@ const DD = ${(d * (d + 1)) / 2}u;
       let fq = cp * x[qo + a] * x[qo + b];
       part[t] += fq * sOld;
       pd[t] += fq * nOld;
-      let fk = cp * (sc * x[ko + a]) * (sc * x[ko + b]) * exp(Ge - G[(r0 + t) * H + h]);
+      let fk = cp * x[ko + a] * x[ko + b] * dec[t];
       upd += fk * x[ko + E + m];
       updn += fk;
     }
