@@ -53,12 +53,14 @@ Options:
   --weights-dtype D      f16 (default), bf16, f32
   --prefill-cap N        longest prefill measured (default 8192)
   --max-memory B         skip configurations whose state + KV exceed this (default 60GiB on WebGPU, 25% of RAM on CPU)
+  --profile              also time each kernel on the GPU (timestamp queries, one pass per op) at every batch size
+                         of the first context, and the JS encode time per step
   --json                 print the result as JSON; --out FILE also writes it`,
   async run(argv) {
     const a = parse('bench', argv, {
       arch: { type: 'string' }, preset: { type: 'string' }, batch: { type: 'string' }, context: { type: 'string' },
       steps: { type: 'string' }, backend: { type: 'string' }, 'weights-dtype': { type: 'string' }, 'prefill-cap': { type: 'string' },
-      'max-memory': { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' },
+      'max-memory': { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, profile: { type: 'boolean' },
     });
     if (a.help) return void console.log(this.help);
     let archs: Arch[];
@@ -75,11 +77,12 @@ Options:
     const log = (l: string) => process.stderr.write(`fury bench: ${l}\n`);
     const clocksBefore = nvidiaClocks();
     const rows: BenchRow[] = [];
+    const profiles: { arch: string; batch: number; context: number; encode_ms_per_step: number; gpu_ms_per_step: number; kernels: Record<string, number> }[] = [];
     let adapter = 'cpu', dawn = '', ceiling = 0, maxBinding = Infinity;
     const result = () => ({
       date: new Date().toISOString(), preset, weights_dtype: dtype, state_dtype: 'f32', kv_dtype: 'f32', backend: backendChoice,
       adapter, dawn_node: dawn, node: process.version, clocks_before: clocksBefore, clocks_after: nvidiaClocks(),
-      ceiling_GBps: ceiling / 1e9, rows,
+      ceiling_GBps: ceiling / 1e9, rows, ...(profiles.length ? { profiles } : {}),
     });
     for (const arch of archs) {
       const backend = await createBackend(backendChoice, log);
@@ -99,6 +102,7 @@ Options:
         rows.push(...await benchModel(model, batches, contexts, {
           steps, warmupSeconds: 2, prefillCap, prefillChunk: 256, maxPoolBytes: maxPool, maxBinding, ceilingBytesPerSecond: ceiling, log,
         }));
+        if (a.profile && gpu) profiles.push(...await profileModel(model, gpu, batches, contexts[0]!, log));
       } finally {
         await backend.destroy();
       }
@@ -116,3 +120,29 @@ Options:
     }
   },
 };
+
+/** GPU time per kernel kind (ms per step) and JS encode time per step, for decode at each batch size. */
+async function profileModel(model: Model, gpu: import('../kernels/webgpu/backend.js').WebGpuBackend, batches: number[], context: number,
+                            log: (l: string) => void) {
+  const out = [];
+  const spec = model.spec, P = 16;
+  for (const batch of batches) {
+    const pagesPerSeq = Math.ceil((context + 1) / P);
+    model.resizePools({ slots: batch, kvPages: spec.arch === '2mamba' ? 0 : batch * pagesPerSeq, pageSize: P });
+    const seqs = Array.from({ length: batch }, (_, i) => ({ slot: i, pos: context, rows: 1,
+      pages: spec.arch === '2mamba' ? [] : Array.from({ length: pagesPerSeq }, (_, j) => i * pagesPerSeq + j) }));
+    const ids = seqs.map((_, i) => 3 + i);
+    for (let i = 0; i < 5; i++) await model.forward(seqs, ids);
+    gpu.encodeMs = 0;
+    gpu.profile = new Map();
+    const n = 10;
+    for (let i = 0; i < n; i++) await model.forward(seqs, ids);
+    const kernels: Record<string, number> = Object.fromEntries([...gpu.profile].map(([k, v]) => [k, v.ms / n] as [string, number]).sort((x, y) => y[1] - x[1]));
+    gpu.profile = null;
+    const total = Object.values(kernels).reduce((s, v) => s + v, 0);
+    out.push({ arch: spec.arch, batch, context, encode_ms_per_step: gpu.encodeMs / n, gpu_ms_per_step: total, kernels });
+    log(`profile ${spec.arch} B=${batch} T=${context}: GPU ${total.toFixed(2)} ms/step, JS encode ${(gpu.encodeMs / n).toFixed(2)} ms; ` +
+      Object.entries(kernels).slice(0, 6).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', '));
+  }
+  return out;
+}

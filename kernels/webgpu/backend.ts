@@ -49,6 +49,10 @@ export class WebGpuBackend implements Backend {
   private params: GPUBuffer | null = null;
   private staging: GPUBuffer[] = [];
   private error: Error | null = null;
+  /** When set, run() times every op on the GPU (one pass each, timestamps at the pass boundaries). */
+  profile: Map<string, { ms: number; count: number }> | null = null;
+  /** JS time spent building and encoding steps (ms), for the bench. */
+  encodeMs = 0;
 
   private constructor(readonly device: GPUDevice, readonly info: GpuInfo) {
     device.addEventListener('uncapturederror', (e) => { this.error ??= new Error(`WebGPU: ${(e as GPUUncapturedErrorEvent).error.message}`); });
@@ -321,6 +325,7 @@ export class WebGpuBackend implements Backend {
 
   async run(plan: Plan, step: Step): Promise<void> {
     this.throwIfFailed();
+    const tEnc = performance.now();
     const rows = totalRows(step);
     const meta = this.metaFor(step);
     if (!this.meta || this.meta.size < meta.byteLength) {
@@ -341,8 +346,16 @@ export class WebGpuBackend implements Backend {
     this.device.queue.writeBuffer(this.meta, 0, meta.buffer, 0, meta.byteLength);
     this.device.queue.writeBuffer(this.params, 0, blob.buffer, 0, blob.byteLength);
     const enc = this.device.createCommandEncoder({ label: 'step' });
-    const pass = enc.beginComputePass({ label: 'step' });
+    const profiling = this.profile && this.device.features.has('timestamp-query');
+    const qs = profiling ? this.device.createQuerySet({ type: 'timestamp', count: 2 * plan.ops.length }) : null;
+    let pass = enc.beginComputePass({ label: 'step', ...(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {}) });
+    let passOp = 0;
     list.forEach(({ d, opIndex, sub }, i) => {
+      if (qs && opIndex !== passOp) {
+        pass.end();
+        passOp = opIndex;
+        pass = enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * opIndex, endOfPassWriteIndex: 2 * opIndex + 1 } });
+      }
       const { pipeline, layout } = this.pipeline(d.kernel, d.variant);
       const bufs = d.buffers.map((n) => this.get(n));
       const key = `${d.kernel}:${d.variant}:${bufs.map((b) => b.gen).join(',')}`;
@@ -367,6 +380,26 @@ export class WebGpuBackend implements Backend {
       pass.dispatchWorkgroups(d.groups[0], d.groups[1]);
     });
     pass.end();
+    let resolve: GPUBuffer | null = null, readQ: GPUBuffer | null = null;
+    if (qs) {
+      resolve = this.device.createBuffer({ size: 16 * plan.ops.length, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      readQ = this.device.createBuffer({ size: 16 * plan.ops.length, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      enc.resolveQuerySet(qs, 0, 2 * plan.ops.length, resolve, 0);
+      enc.copyBufferToBuffer(resolve, 0, readQ, 0, 16 * plan.ops.length);
+    }
     this.device.queue.submit([enc.finish()]);
+    this.encodeMs += performance.now() - tEnc;
+    if (readQ && this.profile) {
+      await readQ.mapAsync(GPUMapMode.READ);
+      const t = new BigUint64Array(readQ.getMappedRange());
+      plan.ops.forEach((op, i) => {
+        const key = op.op === 'matmul' ? `matmul ${op.w.replace(/^w\.\d+\./, '')}` : op.op;
+        const e = this.profile!.get(key) ?? { ms: 0, count: 0 };
+        e.ms += Number(t[2 * i + 1]! - t[2 * i]!) / 1e6;
+        e.count++;
+        this.profile!.set(key, e);
+      });
+      readQ.unmap(); readQ.destroy(); resolve!.destroy(); qs!.destroy();
+    }
   }
 }

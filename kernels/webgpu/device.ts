@@ -62,7 +62,9 @@ export async function openGpu(): Promise<Gpu> {
     minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
     minUniformBufferOffsetAlignment: l.minUniformBufferOffsetAlignment,
   };
-  const device = await adapter.requestDevice({ requiredLimits });
+  // timestamp queries let `fury bench --profile` time each kernel on the GPU
+  const requiredFeatures = adapter.features.has('timestamp-query') ? ['timestamp-query' as GPUFeatureName] : [];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const ai = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
   // keep the instance alive as long as the device (dawn.node ends the process's hold when both are released)
   (device as unknown as { __gpu: unknown }).__gpu = gpu;
