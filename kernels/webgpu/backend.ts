@@ -22,6 +22,7 @@ const BINDINGS: Record<string, Access[]> = {
   logdecay: ['ro', 'rw'], gather_last: ['ro', 'rw'], conv2: ['ro', 'rw', 'ro', 'ro', 'rw'], rope: ['rw', 'ro'],
   kv_append: ['ro', 'rw', 'rw'], kv_cumsum: ['ro', 'rw'], attention: ['ro', 'ro', 'ro', 'ro', 'rw'],
   m2_intra: ['ro', 'ro', 'rw', 'rw', 'rw'], m2_state: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
+  m2_state1: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
   m2_combine: ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'],
 };
 
@@ -43,10 +44,8 @@ export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
   private bufs = new Map<string, Buf>();
   private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
-  private groups = new Map<string, { key: string; group: GPUBindGroup }>();
   private gen = 0;
   private meta: GPUBuffer | null = null;
-  private params: GPUBuffer | null = null;
   private staging: GPUBuffer[] = [];
   private error: Error | null = null;
   /** When set, run() times every op on the GPU (one pass each, timestamps at the pass boundaries). */
@@ -198,7 +197,7 @@ export class WebGpuBackend implements Backend {
     if (p) return p;
     const src = kernel === 'embed' || kernel === 'matmul'
       ? shaders[kernel](variant as WeightDType)
-      : ['attention', 'm2_intra', 'm2_state', 'm2_combine'].includes(kernel)
+      : ['attention', 'm2_intra', 'm2_state', 'm2_state1', 'm2_combine'].includes(kernel)
         ? (shaders[kernel as 'attention'])(Number(variant))
         : (shaders[kernel as 'rmsnorm'])();
     const layout = this.device.createBindGroupLayout({
@@ -226,7 +225,7 @@ export class WebGpuBackend implements Backend {
     const jobs: [string, string][] = [];
     for (const k of ['rmsnorm', 'silu_mul', 'logdecay', 'gather_last', 'conv2', 'rope', 'kv_append', 'kv_cumsum']) jobs.push([k, '']);
     for (const dt of ['f32', 'f16', 'bf16']) jobs.push(['embed', dt], ['matmul', dt]);
-    for (const d of headDims) for (const k of ['attention', 'm2_intra', 'm2_state', 'm2_combine']) jobs.push([k, String(d)]);
+    for (const d of headDims) for (const k of ['attention', 'm2_intra', 'm2_state', 'm2_state1', 'm2_combine']) jobs.push([k, String(d)]);
     for (const [k, v] of jobs) {
       this.device.pushErrorScope('validation');
       this.pipeline(k, v);
@@ -298,8 +297,9 @@ export class WebGpuBackend implements Backend {
         for (let c = 0; c * CHUNK < maxRows; c++) {
           out.push(
             { kernel: 'm2_intra', variant: v, buffers: [op.qkv, op.logA, G, inum, iden], params: [H, c], groups: [nSeqs * H, 1] },
-            { kernel: 'm2_state', variant: v, buffers: [op.qkv, G, pairs, op.S, op.N, pnum, pden], params: [H, c, blocks], groups: [blocks, nSeqs * H] },
-            { kernel: 'm2_combine', variant: v, buffers: [G, inum, iden, pnum, pden, op.out], params: [H, c, blocks], groups: [CHUNK, nSeqs * H] },
+            // a pure decode step (one row per sequence) takes the scalar variant of the state update
+            { kernel: maxRows === 1 ? 'm2_state1' : 'm2_state', variant: v, buffers: [op.qkv, G, pairs, op.S, op.N, pnum, pden], params: [H, c, blocks], groups: [blocks, nSeqs * H] },
+            { kernel: 'm2_combine', variant: v, buffers: [G, inum, iden, pnum, pden, op.out], params: [H, c, blocks], groups: [Math.min(CHUNK, maxRows), nSeqs * H] },
           );
         }
         return out;
@@ -323,6 +323,49 @@ export class WebGpuBackend implements Backend {
     return m;
   }
 
+  /**
+   * A step's dispatch list is recorded once per (plan, rows of each sequence) — pipelines, bind groups, workgroup
+   * counts and a params buffer of its own — and replayed: later steps of that shape only write `meta` (positions,
+   * slots, page tables) and encode. A recording is dropped when any of its buffers was re-created.
+   */
+  private recordings = new Map<string, { epoch: number; params: GPUBuffer; entries: { opIndex: number; pipeline: GPUComputePipeline; group: GPUBindGroup; offset: number; x: number; y: number }[] }>();
+  private planIds = new WeakMap<Plan, number>();
+  private nextPlanId = 0;
+  private record(plan: Plan, step: Step, rows: number) {
+    let id = this.planIds.get(plan);
+    if (id === undefined) { id = ++this.nextPlanId; this.planIds.set(plan, id); }
+    const key = `${id}|${step.seqs.map((q) => q.rows).join(',')}`;
+    const old = this.recordings.get(key);
+    if (old && old.epoch === this.gen) return old;
+    if (old) old.params.destroy();
+    const list: { d: Dispatch; opIndex: number }[] = [];
+    plan.ops.forEach((op, i) => this.dispatches(op, step, rows).forEach((d) => list.push({ d, opIndex: i })));
+    const params = this.device.createBuffer({ label: 'params', size: Math.max(256, list.length * PARAM_STRIDE), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const blob = new Uint32Array((list.length * PARAM_STRIDE) / 4);
+    list.forEach(({ d }, i) => blob.set(d.params, (i * PARAM_STRIDE) / 4));
+    this.device.queue.writeBuffer(params, 0, blob.buffer, 0, blob.byteLength);
+    const entries = list.map(({ d, opIndex }, i) => {
+      const { pipeline, layout } = this.pipeline(d.kernel, d.variant);
+      const group = this.device.createBindGroup({
+        label: `${d.kernel} (${d.buffers.join(', ')})`, layout,
+        entries: [
+          { binding: 0, resource: { buffer: params, offset: 0, size: 64 } },
+          { binding: 1, resource: { buffer: this.meta! } },
+          ...d.buffers.map((n, j) => ({ binding: j + 2, resource: { buffer: this.get(n).buf } })),
+        ],
+      });
+      return { opIndex, pipeline, group, offset: i * PARAM_STRIDE, x: d.groups[0], y: d.groups[1] };
+    });
+    if (this.recordings.size >= 64) {
+      const [k, r] = this.recordings.entries().next().value as [string, { params: GPUBuffer }];
+      r.params.destroy();
+      this.recordings.delete(k);
+    }
+    const rec = { epoch: this.gen, params, entries };
+    this.recordings.set(key, rec);
+    return rec;
+  }
+
   async run(plan: Plan, step: Step): Promise<void> {
     this.throwIfFailed();
     const tEnc = performance.now();
@@ -330,55 +373,27 @@ export class WebGpuBackend implements Backend {
     const meta = this.metaFor(step);
     if (!this.meta || this.meta.size < meta.byteLength) {
       this.meta?.destroy();
-      this.meta = this.device.createBuffer({ label: 'meta', size: Math.max(256, 2 ** Math.ceil(Math.log2(meta.byteLength))), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
-      this.groups.clear();
+      this.meta = this.device.createBuffer({ label: 'meta', size: Math.max(4096, 2 ** Math.ceil(Math.log2(meta.byteLength))), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      this.gen++; // recorded bind groups point at the old meta buffer
     }
-    const list: { d: Dispatch; opIndex: number; sub: number }[] = [];
-    plan.ops.forEach((op, i) => this.dispatches(op, step, rows).forEach((d, sub) => list.push({ d, opIndex: i, sub })));
-    const paramBytes = list.length * PARAM_STRIDE;
-    if (!this.params || this.params.size < paramBytes) {
-      this.params?.destroy();
-      this.params = this.device.createBuffer({ label: 'params', size: Math.max(4096, 2 ** Math.ceil(Math.log2(paramBytes))), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-      this.groups.clear();
-    }
-    const blob = new Uint32Array(paramBytes / 4);
-    list.forEach(({ d }, i) => blob.set(d.params, (i * PARAM_STRIDE) / 4));
+    const rec = this.record(plan, step, rows);
     this.device.queue.writeBuffer(this.meta, 0, meta.buffer, 0, meta.byteLength);
-    this.device.queue.writeBuffer(this.params, 0, blob.buffer, 0, blob.byteLength);
     const enc = this.device.createCommandEncoder({ label: 'step' });
     const profiling = this.profile && this.device.features.has('timestamp-query');
     const qs = profiling ? this.device.createQuerySet({ type: 'timestamp', count: 2 * plan.ops.length }) : null;
     let pass = enc.beginComputePass({ label: 'step', ...(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {}) });
-    let passOp = 0;
-    list.forEach(({ d, opIndex, sub }, i) => {
-      if (qs && opIndex !== passOp) {
+    let passOp = 0, last: GPUComputePipeline | null = null;
+    for (const e of rec.entries) {
+      if (qs && e.opIndex !== passOp) {
         pass.end();
-        passOp = opIndex;
-        pass = enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * opIndex, endOfPassWriteIndex: 2 * opIndex + 1 } });
+        passOp = e.opIndex;
+        last = null;
+        pass = enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * e.opIndex, endOfPassWriteIndex: 2 * e.opIndex + 1 } });
       }
-      const { pipeline, layout } = this.pipeline(d.kernel, d.variant);
-      const bufs = d.buffers.map((n) => this.get(n));
-      const key = `${d.kernel}:${d.variant}:${bufs.map((b) => b.gen).join(',')}`;
-      const slot = `${opIndex}.${sub}.${d.kernel}`;
-      let g = this.groups.get(slot);
-      if (!g || g.key !== key) {
-        g = {
-          key,
-          group: this.device.createBindGroup({
-            label: `${d.kernel} (${d.buffers.join(', ')})`, layout,
-            entries: [
-              { binding: 0, resource: { buffer: this.params!, offset: 0, size: 64 } },
-              { binding: 1, resource: { buffer: this.meta! } },
-              ...bufs.map((b, j) => ({ binding: j + 2, resource: { buffer: b.buf } })),
-            ],
-          }),
-        };
-        this.groups.set(slot, g);
-      }
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, g.group, [i * PARAM_STRIDE]);
-      pass.dispatchWorkgroups(d.groups[0], d.groups[1]);
-    });
+      if (e.pipeline !== last) { pass.setPipeline(e.pipeline); last = e.pipeline; }
+      pass.setBindGroup(0, e.group, [e.offset]);
+      pass.dispatchWorkgroups(e.x, e.y);
+    }
     pass.end();
     let resolve: GPUBuffer | null = null, readQ: GPUBuffer | null = null;
     if (qs) {

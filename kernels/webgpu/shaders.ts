@@ -385,6 +385,48 @@ const DD = ${(d * (d + 1)) / 2}u;
   }
 }`,
 
+  // Decode (one row per sequence): the same update with scalar accumulators (no per-row arrays in private memory).
+  // y's feature-space part a·φ(q)ᵀS_prev, n likewise; a = exp(G) = exp(A_t). params: heads, chunk (0), blocks.
+  m2_state1: (d: number) => `${HEADER}
+${ro(2, 'x')}
+${ro(3, 'G')}
+${ro(4, 'pairs', 'u32')}
+${rw(5, 'S')}
+${rw(6, 'N')}
+${rw(7, 'pnum')}
+${rw(8, 'pden')}
+const D = ${d}u;
+const DD = ${(d * (d + 1)) / 2}u;
+@compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = pu(0u); let blocks = pu(2u);
+  let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
+  if (s >= nSeqs()) { return; }
+  let m = l.x; let E = H * D; let r = seqRow0(s);
+  let qo = r * 3u * E + h * D; let ko = qo + E;
+  let sc2 = 1.0 / f32(D);
+  let fresh = seqPos(s) == 0u;
+  let base = (seqSlot(s) * H + h) * DD;
+  let a = exp(G[r * H + h]); let vm = x[ko + E + m];
+  var part = 0.0; var pd = 0.0;
+  for (var p = blk * ${PBLOCK}u; p < min(DD, (blk + 1u) * ${PBLOCK}u); p++) {
+    let pr = pairs[p]; let i = pr & 0xffffu; let j = pr >> 16u;
+    let cp = select(1.41421356237309515, 1.0, i == j);
+    let fq = cp * x[qo + i] * x[qo + j];
+    let fk = cp * x[ko + i] * x[ko + j] * sc2;
+    let si = (base + p) * D + m;
+    let sOld = select(S[si], 0.0, fresh);
+    part += fq * sOld;
+    S[si] = a * sOld + fk * vm;
+    if (m == 0u) {
+      let nOld = select(N[base + p], 0.0, fresh);
+      pd += fq * nOld;
+      N[base + p] = a * nOld + fk;
+    }
+  }
+  pnum[((r * H + h) * blocks + blk) * D + m] = part;
+  if (m == 0u) { pden[(r * H + h) * blocks + blk] = pd; }
+}`,
+
   // y_i = (exp(G_i)·Σ_blocks φ(q_i)ᵀS_prev + intra) / max(exp(G_i)·Σ φ(q_i)ᵀn_prev + intra_den, floor). params: heads, chunk, blocks.
   m2_combine: (d: number) => `${HEADER}
 ${ro(2, 'G')}
