@@ -2,7 +2,7 @@
 // submit per step. Pipelines and bind groups are built once and cached (a bind group is rebuilt only when one of its
 // buffers was re-created); per-step scalars go in one params write and one meta write.
 import { type Backend, type BufferKind, type Op, type Plan, type Step, type WeightDType, totalRows } from '../backend.js';
-import { CHUNK, MM_C, MM_R, NORM_WG, PBLOCK, WG, shaders } from './shaders.js';
+import { CHUNK, MM_C, MM_R, PBLOCK, SPLIT_K, WG, shaders } from './shaders.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { f32ToF16 } from '../../weights/dtype.js'; // a dependency-free leaf shared with the checkpoint code
 
@@ -20,7 +20,7 @@ type Access = 'ro' | 'rw';
 const BINDINGS: Record<string, Access[]> = {
   embed: ['ro', 'ro', 'rw'], rmsnorm: ['ro', 'ro', 'rw'], matmul: ['ro', 'ro', 'rw'], silu_mul: ['ro', 'rw'],
   logdecay: ['ro', 'rw'], gather_last: ['ro', 'rw'], conv2: ['ro', 'rw', 'ro', 'ro', 'rw'], rope: ['rw', 'ro'],
-  kv_append: ['ro', 'rw', 'rw'], kv_cumsum: ['ro', 'rw'], attention: ['ro', 'ro', 'ro', 'ro', 'rw'],
+  kv_append: ['ro', 'rw', 'rw'], kv_cumsum: ['ro', 'rw'], attention: ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], attn_reduce: ['ro', 'ro', 'rw'],
   m2_intra: ['ro', 'ro', 'rw', 'rw', 'rw'], m2_state: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
   m2_state1: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
   m2_combine: ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'],
@@ -36,6 +36,9 @@ interface Dispatch {
   params: number[];
   groups: [number, number];
 }
+
+/** Key ranges of SPLIT_K the longest row of the step attends over. */
+const attentionSplits = (step: Step) => Math.max(1, ...step.seqs.map((s) => Math.ceil((s.pos + s.rows) / SPLIT_K)));
 
 /** Split a 1-D workgroup count over x and y (65535 per dimension). */
 const grid1 = (n: number): [number, number] => (n <= 65535 ? [Math.max(1, n), 1] : [65535, Math.ceil(n / 65535)]);
@@ -197,7 +200,7 @@ export class WebGpuBackend implements Backend {
     if (p) return p;
     const src = kernel === 'embed' || kernel === 'matmul'
       ? shaders[kernel](variant as WeightDType)
-      : ['attention', 'm2_intra', 'm2_state', 'm2_state1', 'm2_combine'].includes(kernel)
+      : ['attention', 'attn_reduce', 'm2_intra', 'm2_state', 'm2_state1', 'm2_combine'].includes(kernel)
         ? (shaders[kernel as 'attention'])(Number(variant))
         : (shaders[kernel as 'rmsnorm'])();
     const layout = this.device.createBindGroupLayout({
@@ -225,7 +228,7 @@ export class WebGpuBackend implements Backend {
     const jobs: [string, string][] = [];
     for (const k of ['rmsnorm', 'silu_mul', 'logdecay', 'gather_last', 'conv2', 'rope', 'kv_append', 'kv_cumsum']) jobs.push([k, '']);
     for (const dt of ['f32', 'f16', 'bf16']) jobs.push(['embed', dt], ['matmul', dt]);
-    for (const d of headDims) for (const k of ['attention', 'm2_intra', 'm2_state', 'm2_state1', 'm2_combine']) jobs.push([k, String(d)]);
+    for (const d of headDims) for (const k of ['attention', 'attn_reduce', 'm2_intra', 'm2_state', 'm2_state1', 'm2_combine']) jobs.push([k, String(d)]);
     for (const [k, v] of jobs) {
       this.device.pushErrorScope('validation');
       this.pipeline(k, v);
@@ -287,7 +290,12 @@ export class WebGpuBackend implements Backend {
       }
       case 'attention': {
         const { heads: H, kvHeads: Hkv, headDim: d } = op.layout;
-        return one('attention', [op.qkv, op.k, op.v, op.c ?? op.k, op.out], [H, Hkv, op.pageSize, op.c ? 1 : 0], [rows, H], String(d));
+        const splits = attentionSplits(step);
+        const po = this.scratch('_attn.o', rows * H * splits * d), pml = this.scratch('_attn.ml', rows * H * splits * 2);
+        return [
+          ...one('attention', [op.qkv, op.k, op.v, op.c ?? op.k, po, pml], [H, Hkv, op.pageSize, op.c ? 1 : 0, splits], [splits, rows * H], String(d)),
+          ...one('attn_reduce', [po, pml, op.out], [H, splits], [rows, H], String(d)),
+        ];
       }
       case 'mamba2': {
         const H = op.heads, d = op.headDim, D = (d * (d + 1)) / 2, blocks = Math.ceil(D / PBLOCK);
@@ -334,7 +342,9 @@ export class WebGpuBackend implements Backend {
   private record(plan: Plan, step: Step, rows: number) {
     let id = this.planIds.get(plan);
     if (id === undefined) { id = ++this.nextPlanId; this.planIds.set(plan, id); }
-    const key = `${id}|${step.seqs.map((q) => q.rows).join(',')}`;
+    // the attention grid depends on how many key ranges the longest row spans
+    const splits = plan.ops.some((o) => o.op === 'attention') ? attentionSplits(step) : 0;
+    const key = `${id}|${splits}|${step.seqs.map((q) => q.rows).join(',')}`;
     const old = this.recordings.get(key);
     if (old && old.epoch === this.gen) return old;
     if (old) old.params.destroy();

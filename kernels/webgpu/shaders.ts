@@ -12,6 +12,7 @@ export const CHUNK = 64;     // 2Mamba prefill chunk (rows)
 export const PBLOCK = 32;    // 2Mamba state rows (p) per workgroup
 export const MM_R = 4;       // matmul rows per workgroup
 export const MM_C = 4;       // matmul columns per workgroup
+export const SPLIT_K = 256;  // keys per attention workgroup (flash-decoding split)
 
 const HEADER = /* wgsl */ `
 struct Params { v: array<vec4<u32>, 4> }
@@ -246,22 +247,25 @@ ${rw(3, 'cc')}
   }
 }`,
 
-  // params: heads, kvHeads, pageSize, useC. One workgroup per (row, head); each thread an online softmax over keys
-  // j ≡ thread (mod ${WG}), then a max-rescaled combine in workgroup memory. ℓ_j = s·q·k_j (+ C_pos − C_j).
+  // Split-K (flash-decoding) attention, pass 1. params: heads, kvHeads, pageSize, useC, splits. One workgroup per
+  // (key range of ${SPLIT_K}, row, head); each thread an online softmax over its keys j ≡ thread (mod ${WG}) of the range,
+  // then a max-rescaled combine in workgroup memory → the range's (max, sum, Σ e^{ℓ−max}·v). ℓ_j = s·q·k_j (+ C_pos − C_j).
   attention: (d: number) => `${HEADER}
 ${ro(2, 'x')}
 ${ro(3, 'kc')}
 ${ro(4, 'vc')}
 ${ro(5, 'cc')}
-${rw(6, 'outp')}
+${rw(6, 'po')}
+${rw(7, 'pml')}
 const D = ${d}u;
 var<workgroup> wm: array<f32, ${WG}>;
 var<workgroup> wl: array<f32, ${WG}>;
 var<workgroup> wacc: array<f32, ${WG * d}>;
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let H = pu(0u); let Hkv = pu(1u); let P = pu(2u); let useC = pu(3u) == 1u;
-  let r = wg.x; let h = wg.y; // dispatched with exactly rows × heads workgroups
+  let H = pu(0u); let Hkv = pu(1u); let P = pu(2u); let useC = pu(3u) == 1u; let splits = pu(4u);
+  let sp = wg.x; let r = wg.y / H; let h = wg.y % H; // dispatched with exactly splits × (rows × heads) workgroups
   let s = rowSeq(r); let pos = seqPos(s) + rowT(r);
+  let j0 = sp * ${SPLIT_K}u; let j1 = min(pos + 1u, j0 + ${SPLIT_K}u);
   let g = h / (H / Hkv); let width = (H + 2u * Hkv) * D;
   let sc = 1.0 / sqrt(f32(D));
   var q: array<f32, ${d}>;
@@ -270,7 +274,7 @@ var<workgroup> wacc: array<f32, ${WG * d}>;
   if (useC) { cNow = cc[(seqPage(s, pos / P) * P + pos % P) * H + h]; }
   var mx = -3.0e38; var z = 0.0;
   var acc: array<f32, ${d}>;
-  for (var j = l.x; j <= pos; j += ${WG}u) {
+  for (var j = j0 + l.x; j < j1; j += ${WG}u) {
     let slot = seqPage(s, j / P) * P + j % P;
     let ko = (slot * Hkv + g) * D;
     var dot = 0.0;
@@ -285,15 +289,41 @@ var<workgroup> wacc: array<f32, ${WG * d}>;
   wm[l.x] = mx; wl[l.x] = z;
   for (var m = 0u; m < D; m++) { wacc[l.x * D + m] = acc[m]; }
   workgroupBarrier();
+  if (j0 >= j1) { return; } // a range past this row's position: the reduce skips it
   var M = -3.0e38;
   for (var t = 0u; t < ${WG}u; t++) { M = max(M, wm[t]); }
   var Z = 0.0;
   for (var t = 0u; t < ${WG}u; t++) { Z += wl[t] * exp(wm[t] - M); }
+  let k = (r * H + h) * splits + sp;
   for (var m = l.x; m < D; m += ${WG}u) {
     var o = 0.0;
     for (var t = 0u; t < ${WG}u; t++) { o += wacc[t * D + m] * exp(wm[t] - M); }
-    outp[r * H * D + h * D + m] = o / Z;
+    po[k * D + m] = o;
   }
+  if (l.x == 0u) { pml[2u * k] = M; pml[2u * k + 1u] = Z; }
+}`,
+
+  // Split-K attention, pass 2: y = Σ_s e^{m_s − M} o_s / Σ_s e^{m_s − M} l_s over the row's ranges. params: heads, splits.
+  attn_reduce: (d: number) => `${HEADER}
+${ro(2, 'po')}
+${ro(3, 'pml')}
+${rw(4, 'outp')}
+const D = ${d}u;
+@compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = pu(0u); let splits = pu(1u);
+  let r = wg.x; let h = wg.y; let m = l.x;
+  let pos = seqPos(rowSeq(r)) + rowT(r);
+  let n = pos / ${SPLIT_K}u + 1u;
+  let k0 = (r * H + h) * splits;
+  var M = -3.0e38;
+  for (var sp = 0u; sp < n; sp++) { M = max(M, pml[2u * (k0 + sp)]); }
+  var Z = 0.0; var o = 0.0;
+  for (var sp = 0u; sp < n; sp++) {
+    let f = exp(pml[2u * (k0 + sp)] - M);
+    Z += f * pml[2u * (k0 + sp) + 1u];
+    o += f * po[(k0 + sp) * D + m];
+  }
+  outp[r * H * D + h * D + m] = o / Z;
 }`,
 
   // 2Mamba chunked form (spec §5.4), chunk c of every sequence. params: heads, chunk index.
