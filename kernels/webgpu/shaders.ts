@@ -56,6 +56,17 @@ const W8: Record<WeightDType, string> = {
   for (var i = 0u; i < 4u; i++) { o[2u * i] = bitcast<f32>(q[i] << 16u); o[2u * i + 1u] = bitcast<f32>(q[i] & 0xffff0000u); }`,
 };
 
+/** Bindings shared by the two 2Mamba state-update kernels (chunked and decode). */
+const m2StateBindings = (d: number) => `${ro(2, 'x')}
+${ro(3, 'G')}
+${ro(4, 'pairs', 'u32')}
+${rw(5, 'S')}
+${rw(6, 'N')}
+${rw(7, 'pnum')}
+${rw(8, 'pden')}
+const D = ${d}u;
+const DD = ${(d * (d + 1)) / 2}u;`;
+
 export const shaders = {
   // params: dim | ids → out[r, :] = table[ids[r], :]
   embed: (dtype: WeightDType) => `${HEADER}${weightReader(2, dtype)}
@@ -367,15 +378,7 @@ var<workgroup> gs: array<f32, ${CHUNK}>;
   // Inter-chunk readout with the state carried in, then the state update, for a block of ${PBLOCK} state rows p.
   // params: heads, chunk index, blocks. Thread m owns column m; thread 0 also carries n. A sequence at pos 0 starts from 0.
   m2_state: (d: number) => `${HEADER}
-${ro(2, 'x')}
-${ro(3, 'G')}
-${ro(4, 'pairs', 'u32')}
-${rw(5, 'S')}
-${rw(6, 'N')}
-${rw(7, 'pnum')}
-${rw(8, 'pden')}
-const D = ${d}u;
-const DD = ${(d * (d + 1)) / 2}u;
+${m2StateBindings(d)}
 @compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = pu(0u); let c = pu(1u); let blocks = pu(2u);
   let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
@@ -418,15 +421,7 @@ const DD = ${(d * (d + 1)) / 2}u;
   // Decode (one row per sequence): the same update with scalar accumulators (no per-row arrays in private memory).
   // y's feature-space part a·φ(q)ᵀS_prev, n likewise; a = exp(G) = exp(A_t). params: heads, chunk (0), blocks.
   m2_state1: (d: number) => `${HEADER}
-${ro(2, 'x')}
-${ro(3, 'G')}
-${ro(4, 'pairs', 'u32')}
-${rw(5, 'S')}
-${rw(6, 'N')}
-${rw(7, 'pnum')}
-${rw(8, 'pden')}
-const D = ${d}u;
-const DD = ${(d * (d + 1)) / 2}u;
+${m2StateBindings(d)}
 @compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = pu(0u); let blocks = pu(2u);
   let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
