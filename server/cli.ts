@@ -4,8 +4,9 @@ import { generateCmd, init, isUsageProblem, start, type Command } from './comman
 import { serve } from './serve.js';
 import { evalCmd } from './eval-cmd.js';
 import { benchCmd } from './bench-cmd.js';
+import { loadtestCmd } from './loadtest-cmd.js';
 
-const COMMANDS: Record<string, Command> = { serve, generate: generateCmd, eval: evalCmd, bench: benchCmd, init, start };
+const COMMANDS: Record<string, Command> = { serve, generate: generateCmd, eval: evalCmd, bench: benchCmd, loadtest: loadtestCmd, init, start };
 
 function usage(): string {
   return `Usage: fury <command> [options]\n\nCommands:\n` +
