@@ -8,7 +8,7 @@ import autocannon from 'autocannon';
 import { readCorpus } from '../engine/eval.js';
 import { Rng } from '../weights/random.js';
 import { assertLoopback, getJson, metricValue, streamCompletion, tokenize } from './client.js';
-import { cell, summarize, type CellResult, type RequestRecord } from './stats.js';
+import { cell, type CellResult, type RequestRecord } from './stats.js';
 import { lineChart } from './svg.js';
 
 export interface LoadtestOptions {
@@ -198,4 +198,3 @@ export async function spawnServer(cli: string, args: string[]): Promise<{ url: s
   };
 }
 
-export { summarize };

@@ -60,7 +60,7 @@ function prepare(state: ServerState, req: GenRequest): Prepared {
   return { host, prompts, echoes, maxTokens };
 }
 
-/** Seconds until a queue slot is likely to free: waiting requests × mean request time / batch, from the histogram. */
+/** Retry-After estimate in seconds: one per round of `slots` requests ahead in the queue (1 … 30). */
 function retryAfter(host: ServedModel): number {
   return Math.min(30, Math.max(1, Math.ceil((host.scheduler.numWaiting + 1) / Math.max(1, host.plan.slots))));
 }
