@@ -125,7 +125,7 @@ Options:
       let text = '';
       const t0 = performance.now();
       let tFirst = 0;
-      const it = generate(m.pool, ids, { maxTokens, sampling });
+      const it = generate(m.pool, ids, { maxTokens, sampling, ignoreEos: a['ignore-eos'] === true });
       let finish: FinishReason;
       for (;;) {
         const r = await it.next();

@@ -100,6 +100,19 @@ test('fury init --tokenizer ships a real tokenizer.json, and refuses one that do
   assert.equal(g.code, 0, g.stderr);
 });
 
+test('fury generate stops at EOS, and --ignore-eos keeps going', async () => {
+  const dir = join(await tempDir(), 'eos');
+  assert.equal((await fury('init', '--arch', '2mamba', '--preset', 'tiny', '--seed', '9', '--out', dir)).code, 0);
+  const first = JSON.parse((await fury('generate', '--model', dir, '--prompt-ids', '1,50', '--max-tokens', '1', '--json', '--backend', 'cpu')).stdout).ids[0];
+  // declare the first greedy token the model's EOS
+  const cfgPath = join(dir, 'config.json');
+  await writeFile(cfgPath, JSON.stringify({ ...JSON.parse(await readFile(cfgPath, 'utf8')), eos_token_id: first }));
+  const stopped = JSON.parse((await fury('generate', '--model', dir, '--prompt-ids', '1,50', '--max-tokens', '6', '--json', '--backend', 'cpu')).stdout);
+  assert.deepEqual([stopped.ids.length, stopped.finish_reason], [1, 'stop']);
+  const kept = JSON.parse((await fury('generate', '--model', dir, '--prompt-ids', '1,50', '--max-tokens', '6', '--json', '--backend', 'cpu', '--ignore-eos')).stdout);
+  assert.deepEqual([kept.ids.length, kept.finish_reason], [6, 'length']);
+});
+
 test('fury init writes the same bytes for the same seed', async () => {
   const [a, b] = [join(await tempDir(), 'a'), join(await tempDir(), 'b')];
   for (const out of [a, b]) assert.equal((await fury('init', '--arch', 'softmax', '--preset', 'tiny', '--seed', '11', '--dtype', 'bf16', '--out', out)).code, 0);
