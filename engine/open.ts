@@ -2,6 +2,7 @@
 import { CpuBackend } from '../kernels/cpu/backend.js';
 import type { Backend } from '../kernels/backend.js';
 import { loadCheckpoint, type LoadOptions } from '../weights/checkpoint.js';
+import type { ModelSpec } from '../weights/config.js';
 import { ChatTemplate } from './chat.js';
 import { DEFAULT_PAGE_SIZE, Model, type WeightsDType } from './models/model.js';
 import { SequencePool } from './sequences.js';
@@ -20,6 +21,8 @@ export interface OpenOptions extends LoadOptions {
   /** KV tokens for the whole pool (softmax, 2Mamba-E). */
   kvTokens?: number;
   pageSize?: number;
+  /** Size the pools from the checkpoint's spec (overrides slots, kvTokens, pageSize): the server's memory budget. */
+  sizePools?: (spec: ModelSpec) => { slots: number; kvTokens: number; pageSize: number };
   onProgress?: (message: string) => void;
   /** Where backend choices are reported (default: one stderr line). */
   log?: (line: string) => void;
@@ -60,19 +63,21 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Op
     if (tokenizer.size > ckpt.spec.vocab) {
       throw new Error(`${dir}: the tokenizer has ${tokenizer.size} ids but the model's vocab_size is ${ckpt.spec.vocab}`);
     }
+    const sized = opts.sizePools?.(ckpt.spec);
+    const pageSize = sized?.pageSize ?? opts.pageSize ?? DEFAULT_PAGE_SIZE;
+    const slots = sized?.slots ?? opts.slots ?? 4;
+    const kvTokens = sized?.kvTokens ?? opts.kvTokens ?? slots * ckpt.spec.maxPositions;
+    const kvPages = ckpt.spec.arch === '2mamba' ? 0 : Math.ceil(kvTokens / pageSize);
     const backend = await createBackend(opts.backend ?? 'auto', opts.log);
     try {
-    const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
-    const slots = opts.slots ?? 4;
-    const kvPages = ckpt.spec.arch === '2mamba' ? 0 : Math.ceil((opts.kvTokens ?? slots * ckpt.spec.maxPositions) / pageSize);
-    const model = await Model.load(ckpt, backend, { slots, kvPages, pageSize },
-      (done, total) => opts.onProgress?.(`loading weights: layer ${done}/${total}`), opts.weightsDType);
-    const chat = ChatTemplate.forTokenizer(ckpt.tokenizerConfig, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken });
-    return {
-      name: dir.replace(/\/+$/, '').split('/').pop() ?? dir,
-      model, pool: new SequencePool(model), tokenizer, chat, backend,
-      close: async () => { await backend.destroy(); },
-    };
+      const model = await Model.load(ckpt, backend, { slots, kvPages, pageSize },
+        (done, total) => opts.onProgress?.(`loading weights: layer ${done}/${total}`), opts.weightsDType);
+      const chat = ChatTemplate.forTokenizer(ckpt.tokenizerConfig, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken });
+      return {
+        name: dir.replace(/\/+$/, '').split('/').pop() ?? dir,
+        model, pool: new SequencePool(model), tokenizer, chat, backend,
+        close: async () => { await backend.destroy(); },
+      };
     } catch (e) {
       await backend.destroy();
       throw e;

@@ -69,15 +69,15 @@ export class ServedModel {
 
   static async load(dir: string, name: string, o: HostOptions, onProgress?: (msg: string) => void,
                     log?: (line: string) => void): Promise<ServedModel> {
-    const { loadCheckpoint } = await import('../weights/checkpoint.js');
-    const ck = await loadCheckpoint(dir);
-    const spec = ck.spec;
-    await ck.close();
-    const plan = planPools(spec, o);
+    let plan: PoolPlan | undefined;
     const om = await openModel(dir, {
-      backend: o.backend, slots: plan.slots, kvTokens: plan.kvPages * plan.pageSize, pageSize: plan.pageSize, onProgress,
-      weightsDType: o.weightsDType, log,
+      backend: o.backend, weightsDType: o.weightsDType, onProgress, log,
+      sizePools: (spec) => {
+        plan = planPools(spec, o);
+        return { slots: plan.slots, kvTokens: plan.kvPages * plan.pageSize, pageSize: plan.pageSize };
+      },
     });
+    if (!plan) throw new Error('openModel did not size the pools');
     const scheduler = new Scheduler(om.pool, { maxBatch: plan.slots, maxQueue: o.maxQueue, tokenBudget: o.tokenBudget, prefillChunk: o.prefillChunk });
     return new ServedModel(name, om, scheduler, plan);
   }
