@@ -119,13 +119,18 @@ export class Scheduler {
     return this.pool.pagesFor(spec.promptIds.length + spec.maxTokens);
   }
 
+  /** Why a request of `tokens` (prompt + max_tokens) could never be admitted, or null when it fits the KV pool. */
+  tooLarge(tokens: number): string | null {
+    return this.pool.pagesFor(tokens) > this.pool.pages.capacity
+      ? `the request needs ${tokens} tokens of KV cache but the server's memory budget holds ${this.pool.pages.capacity * this.pool.pageSize}`
+      : null;
+  }
+
   /** Queue a request. Throws RequestTooLargeError if it could never be admitted, QueueFullError if the queue is full. */
   submit(spec: RequestSpec, events: RequestEvents): void {
     if (!spec.promptIds.length) throw new RangeError('the prompt must hold at least one token');
-    if (this.pagesNeeded(spec) > this.pool.pages.capacity) {
-      throw new RequestTooLargeError(`the request needs ${spec.promptIds.length + spec.maxTokens} tokens of KV cache; ` +
-        `the pool holds ${this.pool.pages.capacity * this.pool.pageSize}`);
-    }
+    const why = this.tooLarge(spec.promptIds.length + spec.maxTokens);
+    if (why) throw new RequestTooLargeError(why);
     if (this.waiting.length >= this.opts.maxQueue) throw new QueueFullError(this.waiting.length);
     const stops = new Set([...(spec.stopTokenIds ?? []), ...(spec.ignoreEos ? [] : this.pool.model.spec.eosIds)]);
     this.waiting.push({ spec, events, sampler: new Sampler(spec.sampling ?? {}, spec.promptIds), stops, seq: null, fed: 0, generated: 0, next: null, peak: null });

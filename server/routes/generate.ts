@@ -52,11 +52,8 @@ function prepare(state: ServerState, req: GenRequest): Prepared {
         { n_prompt_tokens: p.length, n_completion_tokens: maxTokens, n_ctx: limit });
     }
   }
-  const need = host.om.pool.pagesFor(longest + maxTokens);
-  if (need > host.om.pool.pages.capacity) {
-    throw badRequest(`the request needs ${longest + maxTokens} tokens of KV cache but the server's memory budget holds ` +
-      `${host.om.pool.pages.capacity * host.om.pool.pageSize}: lower max_tokens or the prompt`, 'max_tokens', 'request_too_large');
-  }
+  const tooLarge = host.scheduler.tooLarge(longest + maxTokens);
+  if (tooLarge) throw badRequest(`${tooLarge}: lower max_tokens or the prompt`, 'max_tokens', 'request_too_large');
   return { host, prompts, echoes, maxTokens };
 }
 

@@ -9,7 +9,6 @@ import { freshRng, openTiny, relErr } from '../helpers.js';
 const ARCHS: Arch[] = ['2mamba', '2mamba-e', 'softmax'];
 const V = 512;
 const randomIds = (rng: { next(): number }, n: number) => Array.from({ length: n }, () => 3 + Math.floor(rng.next() * 256));
-const rowsOf = (l: Float32Array, from: number, to: number) => l.subarray(from * V, to * V);
 
 for (const arch of ARCHS) {
   test(`${arch}: prefill of a prompt then decode == prefill of the longer prompt; token-by-token == one prefill`, async () => {
