@@ -126,18 +126,17 @@ export class WebGpuBackend implements Backend {
     const b = this.get(name);
     if (b.storage !== 'f32' || b.kind === 'i32') throw new Error(`read ${name}: only f32 buffers can be read back`);
     const n = count ?? b.elements - offset;
-    const bytes = Math.max(4, n * 4);
-    const alignedBytes = Math.ceil(bytes / 4) * 4;
-    let st = this.staging.findIndex((s) => s.size >= alignedBytes);
-    const staging = st >= 0 ? this.staging.splice(st, 1)[0]! : this.device.createBuffer({
-      label: 'staging', size: Math.max(256, 2 ** Math.ceil(Math.log2(alignedBytes))), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    const bytes = Math.max(4, n * 4); // f32 values: always a multiple of the 4-byte copy alignment
+    const i = this.staging.findIndex((s) => s.size >= bytes);
+    const staging = i >= 0 ? this.staging.splice(i, 1)[0]! : this.device.createBuffer({
+      label: 'staging', size: Math.max(256, 2 ** Math.ceil(Math.log2(bytes))), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     const enc = this.device.createCommandEncoder();
     enc.copyBufferToBuffer(b.buf, offset * 4, staging, 0, n * 4);
     this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ, 0, alignedBytes);
+    await staging.mapAsync(GPUMapMode.READ, 0, bytes);
     this.throwIfFailed();
-    const out = new Float32Array(staging.getMappedRange(0, alignedBytes).slice(0, n * 4));
+    const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0, n * 4));
     staging.unmap();
     this.staging.push(staging);
     return out;
