@@ -1,16 +1,19 @@
-// The three attention mixers (spec/2mamba.md §4–§7), each from A.x to A.y.
+// The three attention mixers (spec/2mamba.md §4–§7), each from A.h (normalised in the first projection's prologue) to A.y.
 import type { Op } from '../../kernels/backend.js';
 import type { Arch, ModelSpec } from '../../weights/config.js';
 import { A, W, qkvLayout, qkvWidth, type Mixer } from './llama.js';
 
-/** 2Mamba and 2Mamba-E front end: fused projection → window-2 conv on the raw rows → A = −softplus(W_A x). */
+/** The input rmsnorm of layer i, fused into the mixer's first projection. */
+const normIn = (spec: ModelSpec, i: number) => ({ weight: W.layer(i).normIn, eps: spec.eps });
+
+/** 2Mamba and 2Mamba-E front end: one projection [qkv | A] → window-2 conv on the raw q, k, v rows, with
+ *  A = −softplus(W_A x) taken from the last H columns in the same kernel. */
 function convFrontEnd(spec: ModelSpec, i: number): Op[] {
   const w = W.layer(i), ch = qkvWidth(spec);
   return [
-    { op: 'matmul', x: A.x, w: w.qkv, out: A.qkvRaw, k: spec.hidden, n: ch },
-    { op: 'conv2', x: A.qkvRaw, state: w.conv, weight: w.convW, bias: w.convB, out: A.qkv, ch },
-    { op: 'matmul', x: A.x, w: w.A, out: A.z, k: spec.hidden, n: spec.heads },
-    { op: 'logdecay', x: A.z, out: A.logA, n: spec.heads },
+    { op: 'matmul', x: A.h, w: w.qkv, out: A.qkvRaw, k: spec.hidden, n: ch + spec.heads, norm: normIn(spec, i) },
+    { op: 'conv2', x: A.qkvRaw, state: w.conv, weight: w.convW, bias: w.convB, out: A.qkv, ch, xStride: ch + spec.heads,
+      decay: { out: A.logA, heads: spec.heads } },
   ];
 }
 
@@ -34,7 +37,7 @@ const twoMambaE: Mixer = (spec, i, pageSize) => {
 const softmax: Mixer = (spec, i, pageSize) => {
   const w = W.layer(i), layout = qkvLayout(spec);
   return [
-    { op: 'matmul', x: A.x, w: w.qkv, out: A.qkvRaw, k: spec.hidden, n: qkvWidth(spec) },
+    { op: 'matmul', x: A.h, w: w.qkv, out: A.qkvRaw, k: spec.hidden, n: qkvWidth(spec), norm: normIn(spec, i) },
     { op: 'rope', qkv: A.qkvRaw, freqs: w.freqs, layout, convention: spec.rope!.convention },
     { op: 'kv_append', qkv: A.qkvRaw, k: w.k, v: w.v, layout, pageSize },
     { op: 'attention', qkv: A.qkvRaw, k: w.k, v: w.v, out: A.y, layout, pageSize },

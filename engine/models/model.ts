@@ -59,7 +59,9 @@ export class Model {
     for (let i = 0; i < spec.layers; i++) {
       const p = layerPrefix(i), a = `${p}self_attn.`, w = W.layer(i);
       await up(w.normIn, [`${p}input_layernorm.weight`]);
-      await up(w.qkv, spec.naming === 'hf' ? ['q_proj', 'k_proj', 'v_proj'].map((n) => `${a}${n}.weight`) : [`${a}qkv_proj.weight`], true);
+      const qkv = spec.naming === 'hf' ? ['q_proj', 'k_proj', 'v_proj'].map((n) => `${a}${n}.weight`) : [`${a}qkv_proj.weight`];
+      // 2Mamba / 2Mamba-E: the decay projection's H rows ride at the end of the qkv matrix (one GEMV for both)
+      await up(w.qkv, spec.arch === 'softmax' ? qkv : [...qkv, `${a}A_mask_proj.weight`], true);
       await up(w.o, [`${a}o_proj.weight`], true);
       if (spec.arch === 'softmax') {
         if (spec.naming === 'paper') await up(w.freqs, [`${a}rotary_emb.freqs`]);
@@ -68,7 +70,6 @@ export class Model {
           backend.create(w.freqs, d / 2, 'f32', Float32Array.from({ length: d / 2 }, (_, j) => theta ** (-(2 * j) / d)));
         }
       } else {
-        await up(w.A, [`${a}A_mask_proj.weight`], true);
         await up(w.convW, [`${a}conv1d.weight`]); // [3E, 1, 2] = [3E, 2]: (previous, current) per channel
         await up(w.convB, [`${a}conv1d.bias`]);
       }
@@ -166,12 +167,11 @@ export class Model {
 
   /** Grow the step's activation buffers to hold `rows` rows (never shrinks). */
   private ensureActivations(rows: number, seqs: number): void {
-    const { spec } = this, E = spec.hidden, qkv = qkvWidth(spec);
+    const { spec } = this, E = spec.hidden, qkv = qkvWidth(spec), decay = spec.arch === 'softmax' ? 0 : spec.heads;
     const perRow: [string, number, 'f32' | 'i32'][] = [
-      [A.ids, 1, 'i32'], [A.h, E, 'f32'], [A.x, E, 'f32'], [A.qkvRaw, qkv, 'f32'], [A.qkv, qkv, 'f32'],
-      [A.z, spec.heads, 'f32'], [A.logA, spec.heads, 'f32'], [A.y, spec.heads * spec.headDim, 'f32'],
-      [A.gu, 2 * spec.intermediate, 'f32'], [A.mlp, spec.intermediate, 'f32'],
-      [A.last, E, 'f32'], [A.xf, E, 'f32'], [A.logits, spec.vocab, 'f32'],
+      [A.ids, 1, 'i32'], [A.h, E, 'f32'], [A.qkvRaw, qkv + decay, 'f32'], [A.qkv, qkv, 'f32'],
+      [A.logA, spec.heads, 'f32'], [A.y, spec.heads * spec.headDim, 'f32'], [A.gu, 2 * spec.intermediate, 'f32'],
+      [A.last, E, 'f32'], [A.logits, spec.vocab, 'f32'],
     ];
     for (const [name, width, kind] of perRow) {
       const n = (name === A.last ? seqs : rows) * width;

@@ -28,6 +28,13 @@ export class CpuBackend implements Backend {
     return b;
   }
 
+  private scratch = new Float32Array(0);
+  /** A scratch row block for fused prologues (rmsnorm / silu·mul before a matmul). */
+  private temp(n: number): Float32Array {
+    if (this.scratch.length < n) this.scratch = new Float32Array(n);
+    return this.scratch.subarray(0, n);
+  }
+
   private f32(name: string): Float32Array {
     const b = this.get(name);
     if (!(b instanceof Float32Array)) throw new Error(`cpu backend: buffer "${name}" is not f32`);
@@ -78,8 +85,20 @@ export class CpuBackend implements Backend {
       }
       case 'rmsnorm':
         return k.rmsnorm(this.f32(op.x), this.f32(op.weight), this.f32(op.out), op.perSeq ? step.seqs.length : rows, op.dim, op.eps);
-      case 'matmul':
-        return k.matmul(this.f32(op.x), this.f32(op.w), this.f32(op.out), op.perSeq ? step.seqs.length : rows, op.k, op.n, op.add);
+      case 'matmul': {
+        const R = op.perSeq ? step.seqs.length : rows;
+        let x = this.f32(op.x);
+        if (op.norm) {
+          const xn = this.temp(R * op.k);
+          k.rmsnorm(x, this.f32(op.norm.weight), xn, R, op.k, op.norm.eps);
+          x = xn;
+        } else if (op.act === 'silu_mul') {
+          const xa = this.temp(R * op.k);
+          k.siluMul(x, xa, R, op.k);
+          x = xa;
+        }
+        return k.matmul(x, this.f32(op.w), this.f32(op.out), R, op.k, op.n, op.add);
+      }
       case 'silu_mul':
         return k.siluMul(this.f32(op.x), this.f32(op.out), rows, op.n);
       case 'logdecay': {
@@ -89,15 +108,19 @@ export class CpuBackend implements Backend {
       }
       case 'conv2': {
         const x = this.f32(op.x), st = this.f32(op.state), w = this.f32(op.weight), b = this.f32(op.bias), out = this.f32(op.out);
-        const ch = op.ch;
+        const ch = op.ch, xs = op.xStride ?? ch, row = (r: number) => x.subarray(r * xs, r * xs + ch);
         let r = 0;
         for (const s of step.seqs) {
           const slot = st.subarray(s.slot * ch, (s.slot + 1) * ch);
           for (let t = 0; t < s.rows; t++, r++) {
-            const prev = t > 0 ? x.subarray((r - 1) * ch, r * ch) : s.pos > 0 ? slot : null;
-            k.conv2Row(prev, x.subarray(r * ch, (r + 1) * ch), w, b, out.subarray(r * ch, (r + 1) * ch), ch);
+            const prev = t > 0 ? row(r - 1) : s.pos > 0 ? slot : null;
+            k.conv2Row(prev, row(r), w, b, out.subarray(r * ch, (r + 1) * ch), ch);
           }
-          if (s.rows > 0) slot.set(x.subarray((r - 1) * ch, r * ch));
+          if (s.rows > 0) slot.set(row(r - 1));
+        }
+        if (op.decay) {
+          const H = op.decay.heads, la = this.f32(op.decay.out);
+          for (let i = 0; i < rows; i++) for (let h = 0; h < H; h++) la[i * H + h] = -k.softplus(x[i * xs + ch + h]!);
         }
         return;
       }

@@ -2,7 +2,7 @@
 // submit per step. Pipelines and bind groups are built once and cached (a bind group is rebuilt only when one of its
 // buffers was re-created); per-step scalars go in one params write and one meta write.
 import { type Backend, type BufferKind, type Op, type Plan, type Step, type WeightDType, totalRows } from '../backend.js';
-import { CHUNK, MM_C, MM_R, PBLOCK, SPLIT_K, WG, shaders } from './shaders.js';
+import { CHUNK, PBLOCK, SPLIT_K, WG, m2DecodeShape, shaders, type MatmulPrologue, type MatmulShape } from './shaders.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { f32ToF16 } from '../../weights/dtype.js'; // a dependency-free leaf shared with the checkpoint code
 
@@ -16,15 +16,42 @@ interface Buf {
 
 type Access = 'ro' | 'rw';
 
-/** Binding access of each kernel's buffers after (params, meta). */
+/** Binding access of each kernel's buffers after (params, meta); `variant` is the pipeline variant string. */
+function bindings(kernel: string, variant: string): Access[] {
+  switch (kernel) {
+    case 'matmul': return variant.split(':')[1] === 'norm' ? ['ro', 'ro', 'rw', 'ro'] : ['ro', 'ro', 'rw'];
+    case 'conv2': return variant === 'decay' ? ['ro', 'rw', 'ro', 'ro', 'rw', 'rw'] : ['ro', 'rw', 'ro', 'ro', 'rw'];
+    default: return BINDINGS[kernel]!;
+  }
+}
 const BINDINGS: Record<string, Access[]> = {
-  embed: ['ro', 'ro', 'rw'], rmsnorm: ['ro', 'ro', 'rw'], matmul: ['ro', 'ro', 'rw'], silu_mul: ['ro', 'rw'],
-  logdecay: ['ro', 'rw'], gather_last: ['ro', 'rw'], conv2: ['ro', 'rw', 'ro', 'ro', 'rw'], rope: ['rw', 'ro'],
+  embed: ['ro', 'ro', 'rw'], rmsnorm: ['ro', 'ro', 'rw'], silu_mul: ['ro', 'rw'],
+  logdecay: ['ro', 'rw'], gather_last: ['ro', 'rw'], rope: ['rw', 'ro'],
   kv_append: ['ro', 'rw', 'rw'], kv_cumsum: ['ro', 'rw'], attention: ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], attn_reduce: ['ro', 'ro', 'rw'],
   m2_intra: ['ro', 'ro', 'rw', 'rw', 'rw'], m2_state: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
   m2_state1: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
-  m2_combine: ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'],
+  m2_combine: ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'], m2_combine1: ['ro', 'ro', 'ro', 'ro', 'rw'],
 };
+
+/**
+ * Matmul workgroup shapes by the rows a step multiplies: one row (decode at batch 1, the LM head), a few, many
+ * (batched decode, prefill): R rows share every weight load. FURY_MATMUL_SHAPES="one;few;many", each "R,C,TK,CG",
+ * overrides them (tuning runs on the GPU host).
+ */
+const MATMUL_SHAPES: MatmulShape[] = (() => {
+  const def: MatmulShape[] = [{ R: 1, C: 4, TK: 64, CG: 1 }, { R: 4, C: 4, TK: 64, CG: 1 }, { R: 16, C: 4, TK: 16, CG: 4 }];
+  const env = process.env.FURY_MATMUL_SHAPES;
+  if (!env) return def;
+  const parsed = env.split(';').map((t) => t.split(',').map(Number));
+  if (parsed.length !== 3 || parsed.some((v) => v.length !== 4 || v.some((n) => !Number.isInteger(n) || n < 1))) {
+    throw new Error(`FURY_MATMUL_SHAPES must be three "R,C,TK,CG" groups separated by ";", got ${JSON.stringify(env)}`);
+  }
+  return parsed.map(([R, C, TK, CG]) => ({ R: R!, C: C!, TK: TK!, CG: CG! }));
+})();
+const matmulShape = (rows: number) => MATMUL_SHAPES[rows <= 1 ? 0 : rows <= 4 ? 1 : 2]!;
+
+/** State rows per thread of the decode state kernel: few (a wide grid) when few (sequence, head) pairs run. */
+const m2Rpt = (pairs: number) => (pairs >= 128 ? 8 : 2);
 
 const PARAM_STRIDE = 256;
 const f32bits = (x: number) => new Uint32Array(Float32Array.of(x).buffer)[0]!;
@@ -193,27 +220,37 @@ export class WebGpuBackend implements Backend {
 
   // ---- kernels ----
 
+  private source(kernel: string, variant: string): string {
+    const v = variant.split(':');
+    switch (kernel) {
+      case 'embed': return shaders.embed(v[0] as WeightDType);
+      case 'matmul': return shaders.matmul(v[0] as WeightDType, v[1] as MatmulPrologue, { R: +v[2]!, C: +v[3]!, TK: +v[4]!, CG: +v[5]! });
+      case 'conv2': return shaders.conv2(variant === 'decay');
+      case 'm2_state1': return shaders.m2_state1(+v[0]!, +v[1]!);
+      case 'attention': case 'attn_reduce': case 'm2_intra': case 'm2_state': case 'm2_combine': case 'm2_combine1':
+        return shaders[kernel](+v[0]!);
+      case 'rmsnorm': case 'silu_mul': case 'logdecay': case 'gather_last': case 'rope': case 'kv_append': case 'kv_cumsum':
+        return shaders[kernel]();
+      default: throw new Error(`webgpu: no kernel "${kernel}"`);
+    }
+  }
+
   private pipeline(kernel: string, variant: string) {
     const key = `${kernel}:${variant}`;
     let p = this.pipelines.get(key);
     if (p) return p;
-    const src = kernel === 'embed' || kernel === 'matmul'
-      ? shaders[kernel](variant as WeightDType)
-      : ['attention', 'attn_reduce', 'm2_intra', 'm2_state', 'm2_state1', 'm2_combine'].includes(kernel)
-        ? (shaders[kernel as 'attention'])(Number(variant))
-        : (shaders[kernel as 'rmsnorm'])();
     const layout = this.device.createBindGroupLayout({
       label: key,
       entries: [
         { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: 64 } },
         { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-        ...BINDINGS[kernel]!.map((a, i) => ({
+        ...bindings(kernel, variant).map((a, i) => ({
           binding: i + 2, visibility: GPUShaderStage.COMPUTE,
           buffer: { type: a === 'ro' ? 'read-only-storage' as const : 'storage' as const },
         })),
       ],
     });
-    const module = this.device.createShaderModule({ label: key, code: src });
+    const module = this.device.createShaderModule({ label: key, code: this.source(kernel, variant) });
     const pipeline = this.device.createComputePipeline({
       label: key, layout: this.device.createPipelineLayout({ label: key, bindGroupLayouts: [layout] }), compute: { module, entryPoint: 'main' },
     });
@@ -225,9 +262,16 @@ export class WebGpuBackend implements Backend {
   /** Check every kernel compiles (WGSL errors surface here, naming the kernel). */
   async compileAll(headDims: number[]): Promise<void> {
     const jobs: [string, string][] = [];
-    for (const k of ['rmsnorm', 'silu_mul', 'logdecay', 'gather_last', 'conv2', 'rope', 'kv_append', 'kv_cumsum']) jobs.push([k, '']);
-    for (const dt of ['f32', 'f16', 'bf16']) jobs.push(['embed', dt], ['matmul', dt]);
-    for (const d of headDims) for (const k of ['attention', 'attn_reduce', 'm2_intra', 'm2_state', 'm2_state1', 'm2_combine']) jobs.push([k, String(d)]);
+    for (const k of ['rmsnorm', 'silu_mul', 'logdecay', 'gather_last', 'rope', 'kv_append', 'kv_cumsum']) jobs.push([k, '']);
+    jobs.push(['conv2', ''], ['conv2', 'decay']);
+    for (const dt of ['f32', 'f16', 'bf16']) {
+      jobs.push(['embed', dt]);
+      for (const pro of ['none', 'norm', 'silu']) for (const m of MATMUL_SHAPES) jobs.push(['matmul', `${dt}:${pro}:${m.R}:${m.C}:${m.TK}:${m.CG}`]);
+    }
+    for (const d of headDims) {
+      for (const k of ['attention', 'attn_reduce', 'm2_intra', 'm2_state', 'm2_combine', 'm2_combine1']) jobs.push([k, String(d)]);
+      jobs.push(['m2_state1', `${d}:${m2Rpt(0)}`], ['m2_state1', `${d}:${m2Rpt(1e9)}`]);
+    }
     for (const [k, v] of jobs) {
       this.device.pushErrorScope('validation');
       this.pipeline(k, v);
@@ -264,10 +308,12 @@ export class WebGpuBackend implements Backend {
       case 'rmsnorm':
         return one('rmsnorm', [op.x, op.weight, op.out], [op.dim, f32bits(op.eps), op.perSeq ? 1 : 0], [op.perSeq ? nSeqs : rows, 1]);
       case 'matmul': {
-        const R = op.perSeq ? nSeqs : rows;
+        const R = op.perSeq ? nSeqs : rows, m = matmulShape(R);
         if (op.k % 8 !== 0) throw new Error(`webgpu matmul ${op.w}: K = ${op.k} must be a multiple of 8`);
-        return one('matmul', [op.w, op.x, op.out], [op.k, op.n, op.add ? 1 : 0, op.perSeq ? 1 : 0],
-          [Math.ceil(op.n / MM_C), Math.ceil(R / MM_R)], this.get(op.w).storage);
+        const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
+        return one('matmul', [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])],
+          [op.k, op.n, op.add ? 1 : 0, op.perSeq ? 1 : 0, op.norm ? f32bits(op.norm.eps) : 0],
+          [Math.ceil(op.n / (m.CG * m.C)), Math.ceil(R / m.R)], `${this.get(op.w).storage}:${pro}:${m.R}:${m.C}:${m.TK}:${m.CG}`);
       }
       case 'silu_mul':
         return one('silu_mul', [op.x, op.out], [op.n], wg(rows * op.n));
@@ -275,8 +321,11 @@ export class WebGpuBackend implements Backend {
         return one('logdecay', [op.x, op.out], [op.n], wg(rows * op.n));
       case 'gather_last':
         return one('gather_last', [op.x, op.out], [op.dim], wg(nSeqs * op.dim));
-      case 'conv2':
-        return one('conv2', [op.x, op.state, op.weight, op.bias, op.out], [op.ch], wg(nSeqs * op.ch));
+      case 'conv2': {
+        const H = op.decay?.heads ?? 0;
+        return one('conv2', [op.x, op.state, op.weight, op.bias, op.out, ...(op.decay ? [op.decay.out] : [])],
+          [op.ch, op.xStride ?? op.ch, H], wg(nSeqs * (op.ch + H)), op.decay ? 'decay' : '');
+      }
       case 'rope': {
         const { heads: H, kvHeads: Hkv, headDim: d } = op.layout;
         return one('rope', [op.qkv, op.freqs], [H, Hkv, d, op.convention === 'interleaved' ? 1 : 0], wg((rows * (H + Hkv) * d) / 2));
@@ -297,15 +346,24 @@ export class WebGpuBackend implements Backend {
         ];
       }
       case 'mamba2': {
-        const H = op.heads, d = op.headDim, D = (d * (d + 1)) / 2, blocks = Math.ceil(D / PBLOCK);
+        const H = op.heads, d = op.headDim, D = (d * (d + 1)) / 2, v = String(d), pairs = this.pairsFor(d);
+        if (maxRows === 1) {
+          // a pure decode step (one row per sequence): one pass over S updates it and takes the partial readouts
+          const { groups } = m2DecodeShape(d), rpt = m2Rpt(nSeqs * H), blocks = Math.ceil(D / (groups * rpt));
+          const pnum = this.scratch('_m2.pnum', rows * H * blocks * d), pden = this.scratch('_m2.pden', rows * H * blocks);
+          return [
+            { kernel: 'm2_state1', variant: `${d}:${rpt}`, buffers: [op.qkv, op.logA, pairs, op.S, op.N, pnum, pden], params: [H, 0, blocks], groups: [blocks, nSeqs * H] },
+            { kernel: 'm2_combine1', variant: v, buffers: [op.qkv, op.logA, pnum, pden, op.out], params: [H, 0, blocks], groups: [1, nSeqs * H] },
+          ];
+        }
+        const blocks = Math.ceil(D / PBLOCK);
         const G = this.scratch('_m2.G', rows * H), inum = this.scratch('_m2.inum', rows * H * d), iden = this.scratch('_m2.iden', rows * H);
         const pnum = this.scratch('_m2.pnum', rows * H * blocks * d), pden = this.scratch('_m2.pden', rows * H * blocks);
-        const pairs = this.pairsFor(d), v = String(d), out: Dispatch[] = [];
+        const out: Dispatch[] = [];
         for (let c = 0; c * CHUNK < maxRows; c++) {
           out.push(
             { kernel: 'm2_intra', variant: v, buffers: [op.qkv, op.logA, G, inum, iden], params: [H, c], groups: [nSeqs * H, 1] },
-            // a pure decode step (one row per sequence) takes the scalar variant of the state update
-            { kernel: maxRows === 1 ? 'm2_state1' : 'm2_state', variant: v, buffers: [op.qkv, G, pairs, op.S, op.N, pnum, pden], params: [H, c, blocks], groups: [blocks, nSeqs * H] },
+            { kernel: 'm2_state', variant: v, buffers: [op.qkv, G, pairs, op.S, op.N, pnum, pden], params: [H, c, blocks], groups: [blocks, nSeqs * H] },
             { kernel: 'm2_combine', variant: v, buffers: [G, inum, iden, pnum, pden, op.out], params: [H, c, blocks], groups: [Math.min(CHUNK, maxRows), nSeqs * H] },
           );
         }

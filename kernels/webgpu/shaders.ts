@@ -10,9 +10,25 @@ export const WG = 64;        // threads per workgroup for row/column kernels
 export const NORM_WG = 256;  // threads per workgroup for reductions over a row
 export const CHUNK = 64;     // 2Mamba prefill chunk (rows)
 export const PBLOCK = 32;    // 2Mamba state rows (p) per workgroup
-export const MM_R = 4;       // matmul rows per workgroup
-export const MM_C = 4;       // matmul columns per workgroup
 export const SPLIT_K = 256;  // keys per attention workgroup (flash-decoding split)
+
+/** A matmul workgroup: R rows × (CG column groups × C columns), K split over TK lanes per column group. */
+export interface MatmulShape { R: number; C: number; TK: number; CG: number }
+/** The input prologue of a matmul: none, rmsnorm (x·rsqrt(mean x² + eps)·w_norm), or silu(gate)·up. */
+export type MatmulPrologue = 'none' | 'norm' | 'silu';
+
+/** −softplus(z) = −(max(z, 0) + log1p(exp(−|z|))), log1p without cancellation for small arguments. */
+const LOGDECAY = /* wgsl */ `fn logdecay(z: f32) -> f32 {
+  let e = exp(-abs(z));
+  let l1p = select(log(1.0 + e), e * (1.0 - e * (0.5 - e / 3.0)), e < 1e-4);
+  return -(max(z, 0.0) + l1p);
+}`;
+
+/** Threads along the column (vec4 lanes) and along the state rows of the decode state kernel for head dim d. */
+export function m2DecodeShape(d: number) {
+  const lanes = d / 4, groups = Math.max(1, Math.floor(256 / lanes));
+  return { lanes, groups };
+}
 
 const HEADER = /* wgsl */ `
 struct Params { v: array<vec4<u32>, 4> }
@@ -46,26 +62,15 @@ const ro = (b: number, name: string, t = 'f32') => `@group(0) @binding(${b}) var
 /** Rows an op covers: every row of the step, or one per sequence (params slot `i` holds the flag). */
 const ROWS = (i: number) => `fn rows() -> u32 { return select(nRows(), nSeqs(), pu(${i}u) == 1u); }`;
 
-/** Body of w8(): the 8 weights of column c at k = 8·k8 … 8·k8 + 7. */
+/** Body of w8(): the 8 weights of column c at k = 8·k8 … 8·k8 + 7, as two vec4<f32>. */
 const W8: Record<WeightDType, string> = {
-  f32: `  let a = w[(c * K8 + k8) * 2u]; let b = w[(c * K8 + k8) * 2u + 1u];
-  o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w; o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;`,
+  f32: `  return W8v(w[(c * K8 + k8) * 2u], w[(c * K8 + k8) * 2u + 1u]);`,
   f16: `  let q = w[c * K8 + k8];
-  for (var i = 0u; i < 4u; i++) { let h = unpack2x16float(q[i]); o[2u * i] = h.x; o[2u * i + 1u] = h.y; }`,
+  return W8v(vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y)), vec4<f32>(unpack2x16float(q.z), unpack2x16float(q.w)));`,
   bf16: `  let q = w[c * K8 + k8];
-  for (var i = 0u; i < 4u; i++) { o[2u * i] = bitcast<f32>(q[i] << 16u); o[2u * i + 1u] = bitcast<f32>(q[i] & 0xffff0000u); }`,
+  return W8v(vec4<f32>(bitcast<f32>(q.x << 16u), bitcast<f32>(q.x & 0xffff0000u), bitcast<f32>(q.y << 16u), bitcast<f32>(q.y & 0xffff0000u)),
+             vec4<f32>(bitcast<f32>(q.z << 16u), bitcast<f32>(q.z & 0xffff0000u), bitcast<f32>(q.w << 16u), bitcast<f32>(q.w & 0xffff0000u)));`,
 };
-
-/** Bindings shared by the two 2Mamba state-update kernels (chunked and decode). */
-const m2StateBindings = (d: number) => `${ro(2, 'x')}
-${ro(3, 'G')}
-${ro(4, 'pairs', 'u32')}
-${rw(5, 'S')}
-${rw(6, 'N')}
-${rw(7, 'pnum')}
-${rw(8, 'pden')}
-const D = ${d}u;
-const DD = ${(d * (d + 1)) / 2}u;`;
 
 export const shaders = {
   // params: dim | ids → out[r, :] = table[ids[r], :]
@@ -96,56 +101,61 @@ var<workgroup> red: array<f32, ${NORM_WG}>;
   for (var i = l.x; i < dim; i += ${NORM_WG}u) { outp[r * dim + i] = wt[i] * (x[r * dim + i] * inv); }
 }`,
 
-  // params: K, N, add, perSeq. out[r, n] (+)= Σ_k x[r, k] W[n, k]; a workgroup: ${MM_R} rows × ${MM_C} columns, K split over
-  // threads in groups of 8 (16-bit weights: one vec4<u32> load = 8 halves; f32: two vec4<f32>). Requires K % 8 == 0.
-  matmul: (dtype: WeightDType) => `${HEADER}
+  // params: K, N, add, perSeq, eps. out[r, n] (+)= Σ_k x'[r, k] W[n, k] with x' = x, rmsnorm(x)·w_norm or silu(g)·u
+  // (the prologue). A workgroup covers R rows × CG·C columns; each column group splits K over TK lanes in steps of 8
+  // (16-bit weights: one vec4<u32> = 8 halves; f32: two vec4<f32>), then the lanes' sums meet in workgroup memory.
+  // With the norm prologue Σ x² is accumulated in the same loop: rsqrt(mean + eps) factors out of the dot product.
+  // Requires K % 8 == 0.
+  matmul: (dtype: WeightDType, pro: MatmulPrologue, m: MatmulShape) => {
+    const { R, C, TK, CG } = m, WGS = TK * CG;
+    return `${HEADER}
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 ${rw(4, 'outp')}
+${pro === 'norm' ? ro(5, 'nw', 'vec4<f32>') : ''}
 ${ROWS(3)}
-fn w8(c: u32, k8: u32, K8: u32) -> array<f32, 8> {
-  var o: array<f32, 8>;
+struct W8 { lo: vec4<f32>, hi: vec4<f32> }
+fn W8v(lo: vec4<f32>, hi: vec4<f32>) -> W8 { return W8(lo, hi); }
+fn w8(c: u32, k8: u32, K8: u32) -> W8 {
 ${W8[dtype]}
-  return o;
 }
-var<workgroup> red: array<f32, ${WG * MM_R * MM_C}>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let K = pu(0u); let N = pu(1u); let R = rows(); let K8 = K / 8u;
-  let c0 = wg.x * ${MM_C}u; let r0 = wg.y * ${MM_R}u;
-  var acc: array<f32, ${MM_R * MM_C}>;
-  for (var k8 = l.x; k8 < K8; k8 += ${WG}u) {
-    var xs: array<array<f32, 8>, ${MM_R}>;
-    for (var a = 0u; a < ${MM_R}u; a++) {
-      let rr = min(r0 + a, R - 1u);
-      let lo = x[(rr * K8 + k8) * 2u]; let hi = x[(rr * K8 + k8) * 2u + 1u];
-      let live = select(0.0, 1.0, r0 + a < R);
-      xs[a] = array<f32, 8>(lo.x * live, lo.y * live, lo.z * live, lo.w * live, hi.x * live, hi.y * live, hi.z * live, hi.w * live);
-    }
-    for (var b = 0u; b < ${MM_C}u; b++) {
-      if (c0 + b < N) {
-        let wv = w8(c0 + b, k8, K8);
-        for (var a = 0u; a < ${MM_R}u; a++) {
-          var sum = 0.0;
-          for (var i = 0u; i < 8u; i++) { sum += xs[a][i] * wv[i]; }
-          acc[a * ${MM_C}u + b] += sum;
-        }
-      }
+fn silu4(g: vec4<f32>) -> vec4<f32> { return g / (vec4<f32>(1.0) + exp(-g)); }
+var<workgroup> red: array<f32, ${WGS * R * C}>;
+${pro === 'norm' ? `var<workgroup> redss: array<f32, ${TK * R}>;` : ''}
+@compute @workgroup_size(${WGS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let K = pu(0u); let N = pu(1u); let Rt = rows(); let K8 = K / 8u;
+  let lane = l.x % ${TK}u; let cg = l.x / ${TK}u;
+  let c0 = wg.x * ${CG * C}u + cg * ${C}u; let r0 = wg.y * ${R}u;
+  let XS = ${pro === 'silu' ? '4u' : '2u'} * K8; // vec4s per x row (silu: the row holds gate and up, 2K wide)
+  var acc: array<f32, ${R * C}>;
+  var ss: array<f32, ${R}>;
+  for (var k8 = lane; k8 < K8; k8 += ${TK}u) {
+    var wl: array<vec4<f32>, ${C}>; var wh: array<vec4<f32>, ${C}>;
+    for (var b = 0u; b < ${C}u; b++) { let wv = w8(min(c0 + b, N - 1u), k8, K8); wl[b] = wv.lo; wh[b] = wv.hi; }
+${pro === 'norm' ? '    let nlo = nw[2u * k8]; let nhi = nw[2u * k8 + 1u];' : ''}
+    for (var a = 0u; a < ${R}u; a++) {
+      let xo = min(r0 + a, Rt - 1u) * XS + 2u * k8;
+      var lo = x[xo]; var hi = x[xo + 1u];
+${pro === 'silu' ? '      lo = silu4(lo) * x[xo + 2u * K8]; hi = silu4(hi) * x[xo + 2u * K8 + 1u];' : ''}
+${pro === 'norm' ? '      ss[a] += dot(lo, lo) + dot(hi, hi); lo *= nlo; hi *= nhi;' : ''}
+      for (var b = 0u; b < ${C}u; b++) { acc[a * ${C}u + b] += dot(lo, wl[b]) + dot(hi, wh[b]); }
     }
   }
-  for (var i = 0u; i < ${MM_R * MM_C}u; i++) { red[i * ${WG}u + l.x] = acc[i]; }
+  for (var i = 0u; i < ${R * C}u; i++) { red[i * ${WGS}u + l.x] = acc[i]; }
+${pro === 'norm' ? `  if (cg == 0u) { for (var a = 0u; a < ${R}u; a++) { redss[a * ${TK}u + lane] = ss[a]; } }` : ''}
   workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (l.x < s) { for (var i = 0u; i < ${MM_R * MM_C}u; i++) { red[i * ${WG}u + l.x] += red[i * ${WG}u + l.x + s]; } }
-    workgroupBarrier();
+  for (var o = l.x; o < ${CG * R * C}u; o += ${WGS}u) {
+    let g = o / ${R * C}u; let i = o % ${R * C}u; let a = i / ${C}u; let b = i % ${C}u;
+    var v = 0.0;
+    for (var t = 0u; t < ${TK}u; t++) { v += red[i * ${WGS}u + g * ${TK}u + t]; }
+${pro === 'norm' ? `    var s2 = 0.0;
+    for (var t = 0u; t < ${TK}u; t++) { s2 += redss[a * ${TK}u + t]; }
+    v *= 1.0 / sqrt(s2 / f32(K) + pf(4u));` : ''}
+    let r = r0 + a; let c = wg.x * ${CG * C}u + g * ${C}u + b;
+    if (r < Rt && c < N) { let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, pu(2u) == 1u); }
   }
-  if (l.x < ${MM_R * MM_C}u) {
-    let a = l.x / ${MM_C}u; let b = l.x % ${MM_C}u;
-    if (r0 + a < R && c0 + b < N) {
-      let o = (r0 + a) * N + c0 + b; let v = red[l.x * ${WG}u];
-      outp[o] = select(v, outp[o] + v, pu(2u) == 1u);
-    }
-  }
-}`,
+}`;
+  },
 
   // params: n. out[r, i] = silu(x[r, i]) · x[r, n + i]
   silu_mul: () => `${HEADER}
@@ -166,11 +176,9 @@ ${rw(3, 'outp')}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   let i = g.x;
   if (i >= nRows() * pu(0u)) { return; }
-  let z = x[i]; let e = exp(-abs(z));
-  // log1p(e) for small e without cancellation
-  let l1p = select(log(1.0 + e), e * (1.0 - e * (0.5 - e / 3.0)), e < 1e-4);
-  outp[i] = -(max(z, 0.0) + l1p);
-}`,
+  outp[i] = logdecay(x[i]);
+}
+${LOGDECAY}`,
 
   // params: dim. out[s] = x[last row of s]
   gather_last: () => `${HEADER}
@@ -183,27 +191,35 @@ ${rw(3, 'outp')}
   outp[i] = x[(seqRow0(s) + seqRows(s) - 1u) * dim + c];
 }`,
 
-  // params: ch. One thread per (sequence, channel) walks the sequence's rows; state[slot] keeps the last raw row.
-  conv2: () => `${HEADER}
+  // params: ch, xStride, heads (decay variant). One thread per (sequence, channel) walks the sequence's rows;
+  // state[slot] keeps the last raw row. The decay variant's extra threads (channels ch … ch+heads−1) write
+  // −softplus(z) of the decay logits that follow the conv channels in each x row.
+  conv2: (decay: boolean) => `${HEADER}
 ${ro(2, 'x')}
 ${rw(3, 'st')}
 ${ro(4, 'wt')}
 ${ro(5, 'bias')}
 ${rw(6, 'outp')}
+${decay ? rw(7, 'la') : ''}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let ch = pu(0u); let i = g.x;
-  if (i >= nSeqs() * ch) { return; }
-  let s = i / ch; let c = i % ch; let slot = seqSlot(s);
+  let ch = pu(0u); let xs = pu(1u); let H = ${decay ? 'pu(2u)' : '0u'}; let i = g.x;
+  if (i >= nSeqs() * (ch + H)) { return; }
+  let s = i / (ch + H); let c = i % (ch + H); let slot = seqSlot(s);
+  let r0 = seqRow0(s); let n = seqRows(s);
+${decay ? `  if (c >= ch) {
+    for (var t = 0u; t < n; t++) { la[(r0 + t) * H + c - ch] = logdecay(x[(r0 + t) * xs + c]); }
+    return;
+  }` : ''}
   var prev = select(0.0, st[slot * ch + c], seqPos(s) > 0u);
   let w0 = wt[2u * c]; let w1 = wt[2u * c + 1u]; let b = bias[c];
-  let r0 = seqRow0(s); let n = seqRows(s);
   for (var t = 0u; t < n; t++) {
-    let cur = x[(r0 + t) * ch + c];
+    let cur = x[(r0 + t) * xs + c];
     outp[(r0 + t) * ch + c] = b + w0 * prev + w1 * cur;
     prev = cur;
   }
   if (n > 0u) { st[slot * ch + c] = prev; }
-}`,
+}
+${decay ? LOGDECAY : ''}`,
 
   // params: heads, kvHeads, d, interleaved. RoPE in place on the Q and K heads of each row at its position.
   rope: () => `${HEADER}
@@ -378,7 +394,15 @@ var<workgroup> gs: array<f32, ${CHUNK}>;
   // Inter-chunk readout with the state carried in, then the state update, for a block of ${PBLOCK} state rows p.
   // params: heads, chunk index, blocks. Thread m owns column m; thread 0 also carries n. A sequence at pos 0 starts from 0.
   m2_state: (d: number) => `${HEADER}
-${m2StateBindings(d)}
+${ro(2, 'x')}
+${ro(3, 'G')}
+${ro(4, 'pairs', 'u32')}
+${rw(5, 'S')}
+${rw(6, 'N')}
+${rw(7, 'pnum')}
+${rw(8, 'pden')}
+const D = ${d}u;
+const DD = ${(d * (d + 1)) / 2}u;
 @compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = pu(0u); let c = pu(1u); let blocks = pu(2u);
   let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
@@ -418,38 +442,99 @@ ${m2StateBindings(d)}
   }
 }`,
 
-  // Decode (one row per sequence): the same update with scalar accumulators (no per-row arrays in private memory).
-  // y's feature-space part a·φ(q)ᵀS_prev, n likewise; a = exp(G) = exp(A_t). params: heads, chunk (0), blocks.
-  m2_state1: (d: number) => `${HEADER}
-${m2StateBindings(d)}
-@compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  // Decode (one row per sequence, spec §5.3): S ← a·S + φ(s·k)vᵀ, n ← a·n + φ(s·k) and the partial readouts
+  // Σ_p φ(q)_p S_prev[p], Σ_p φ(q)_p n_prev[p] of a block of state rows, in one pass over S. A workgroup is
+  // d/4 vec4 lanes across the columns × 256/(d/4) row groups; each thread loads its RPT rows first (RPT
+  // loads in flight), then updates them. Partials meet in workgroup memory; m2_combine1 adds the blocks.
+  // params: heads, 0, blocks. a = exp(A_t) from logA.
+  m2_state1: (d: number, rpt: number) => {
+    const { lanes, groups } = m2DecodeShape(d), WGS = lanes * groups;
+    return `${HEADER}
+${ro(2, 'x')}
+${ro(3, 'logA')}
+${ro(4, 'pairs', 'u32')}
+${rw(5, 'S', 'vec4<f32>')}
+${rw(6, 'N')}
+${rw(7, 'pnum', 'vec4<f32>')}
+${rw(8, 'pden')}
+const D = ${d}u;
+const DD = ${(d * (d + 1)) / 2}u;
+const LANES = ${lanes}u;
+const GROUPS = ${groups}u;
+const RPT = ${rpt}u;
+var<workgroup> qs: array<f32, ${d}>;
+var<workgroup> ks: array<f32, ${d}>;
+var<workgroup> red: array<vec4<f32>, ${WGS}>;
+var<workgroup> redn: array<f32, ${groups}>;
+@compute @workgroup_size(${WGS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = pu(0u); let blocks = pu(2u);
-  let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
-  if (s >= nSeqs()) { return; }
-  let m = l.x; let E = H * D; let r = seqRow0(s);
-  let qo = r * 3u * E + h * D; let ko = qo + E;
-  let sc2 = 1.0 / f32(D);
-  let fresh = seqPos(s) == 0u;
+  let blk = wg.x; let s = wg.y / H; let h = wg.y % H; // dispatched with exactly blocks × (sequences × heads) workgroups
+  let lane = l.x % LANES; let grp = l.x / LANES;
+  let E = H * D; let r = seqRow0(s); let qo = r * 3u * E + h * D; let ko = qo + E;
+  if (l.x < D) { qs[l.x] = x[qo + l.x]; ks[l.x] = x[ko + l.x] / sqrt(f32(D)); }
+  workgroupBarrier();
+  let a = exp(logA[r * H + h]); let fresh = seqPos(s) == 0u;
+  let vo = ko + E + 4u * lane; let v4 = vec4<f32>(x[vo], x[vo + 1u], x[vo + 2u], x[vo + 3u]);
   let base = (seqSlot(s) * H + h) * DD;
-  let a = exp(G[r * H + h]); let vm = x[ko + E + m];
-  var part = 0.0; var pd = 0.0;
-  for (var p = blk * ${PBLOCK}u; p < min(DD, (blk + 1u) * ${PBLOCK}u); p++) {
-    let pr = pairs[p]; let i = pr & 0xffffu; let j = pr >> 16u;
-    let cp = select(1.41421356237309515, 1.0, i == j);
-    let fq = cp * x[qo + i] * x[qo + j];
-    let fk = cp * x[ko + i] * x[ko + j] * sc2;
-    let si = (base + p) * D + m;
-    let sOld = select(S[si], 0.0, fresh);
-    part += fq * sOld;
-    S[si] = a * sOld + fk * vm;
-    if (m == 0u) {
-      let nOld = select(N[base + p], 0.0, fresh);
-      pd += fq * nOld;
-      N[base + p] = a * nOld + fk;
+  let p0 = blk * GROUPS * RPT + grp;
+  var sv: array<vec4<f32>, ${rpt}>;
+  for (var u = 0u; u < RPT; u++) {
+    let p = p0 + u * GROUPS;
+    if (p < DD && !fresh) { sv[u] = S[(base + p) * LANES + lane]; }
+  }
+  var part = vec4<f32>(0.0); var pd = 0.0;
+  for (var u = 0u; u < RPT; u++) {
+    let p = p0 + u * GROUPS;
+    if (p < DD) {
+      let pr = pairs[p]; let i = pr & 0xffffu; let j = pr >> 16u;
+      let cp = select(1.41421356237309515, 1.0, i == j);
+      let fq = cp * qs[i] * qs[j]; let fk = cp * ks[i] * ks[j];
+      part += fq * sv[u];
+      S[(base + p) * LANES + lane] = a * sv[u] + fk * v4;
+      if (lane == 0u) {
+        let nOld = select(N[base + p], 0.0, fresh);
+        pd += fq * nOld;
+        N[base + p] = a * nOld + fk;
+      }
     }
   }
-  pnum[((r * H + h) * blocks + blk) * D + m] = part;
-  if (m == 0u) { pden[(r * H + h) * blocks + blk] = pd; }
+  red[l.x] = part;
+  if (lane == 0u) { redn[grp] = pd; }
+  workgroupBarrier();
+  let k = (r * H + h) * blocks + blk;
+  if (grp == 0u) {
+    var t = vec4<f32>(0.0);
+    for (var g = 0u; g < GROUPS; g++) { t += red[g * LANES + lane]; }
+    pnum[k * LANES + lane] = t;
+  }
+  if (l.x == 0u) {
+    var t = 0.0;
+    for (var g = 0u; g < GROUPS; g++) { t += redn[g]; }
+    pden[k] = t;
+  }
+}`;
+  },
+
+  // Decode readout: y = (a·Σ_blocks φ(q)ᵀS_prev + w·v) / max(a·Σ φ(q)ᵀn_prev + w, floor), w = (s·q·k)²: the current
+  // token's term in score space (spec §5.3, as the CPU's mamba2Step). params: heads, 0, blocks.
+  m2_combine1: (d: number) => `${HEADER}
+${ro(2, 'x')}
+${ro(3, 'logA')}
+${ro(4, 'pnum')}
+${ro(5, 'pden')}
+${rw(6, 'outp')}
+const D = ${d}u;
+@compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = pu(0u); let blocks = pu(2u);
+  let s = wg.y / H; let h = wg.y % H; let m = l.x;
+  let E = H * D; let r = seqRow0(s); let qo = r * 3u * E + h * D; let ko = qo + E; let k = r * H + h;
+  var qk = 0.0;
+  for (var i = 0u; i < D; i++) { qk += x[qo + i] * x[ko + i]; }
+  let w = qk * qk / f32(D);
+  var num = 0.0; var den = 0.0;
+  for (var b = 0u; b < blocks; b++) { num += pnum[(k * blocks + b) * D + m]; den += pden[k * blocks + b]; }
+  let a = exp(logA[k]);
+  outp[r * E + h * D + m] = (a * num + w * x[ko + E + m]) / max(a * den + w, 1e-30);
 }`,
 
   // y_i = (exp(G_i)·Σ_blocks φ(q_i)ᵀS_prev + intra) / max(exp(G_i)·Σ φ(q_i)ᵀn_prev + intra_den, floor). params: heads, chunk, blocks.

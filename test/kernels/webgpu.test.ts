@@ -63,16 +63,23 @@ function scenario() {
   return { step, P, rows: 76, slots: 3, pages: 10 };
 }
 
-test('matmul (f32, f16, bf16 weights; add; per-sequence rows), embed, rmsnorm, silu_mul, logdecay, gather_last', { skip }, async () => {
+test('matmul (f32, f16, bf16 weights; rmsnorm / silu·mul prologues; add; 1, 3 and 76 rows), embed, rmsnorm, silu_mul, logdecay, gather_last', { skip }, async () => {
   const { rng, seed } = freshRng();
   const { step, rows } = scenario();
+  const one: Step = { seqs: [{ slot: 1, pos: 9, rows: 1, pages: [] }] };
   const K = 104, N = 37, r = (n: number, std = 1) => rng.normals(n, std);
   for (const dt of ['f32', 'f16', 'bf16'] as WeightDType[]) {
     const w = round(r(N * K), dt);
-    for (const [add, perSeq] of [[false, false], [true, false], [false, true]] as const) {
-      await compare(`matmul ${dt} add=${add} perSeq=${perSeq}`, [{ op: 'matmul', x: 'x', w: 'w', out: 'y', k: K, n: N, add, perSeq }],
-        [{ name: 'w', init: w, storage: dt }, { name: 'x', init: r(rows * K) }, { name: 'y', init: r((perSeq ? 3 : rows) * N), out: !add }],
-        step, ['y'], 1e-5, seed);
+    // 76 rows (the batched shape), 3 per-sequence rows (the few-rows shape), one row (the GEMV shape)
+    for (const [add, perSeq, st] of [[false, false, step], [true, false, step], [false, true, step], [true, false, one]] as const) {
+      const R = st === one ? 1 : perSeq ? 3 : rows;
+      for (const pro of ['none', 'norm', 'silu'] as const) {
+        const extra = pro === 'norm' ? { norm: { weight: 'g', eps: 1e-5 } } : pro === 'silu' ? { act: 'silu_mul' as const } : {};
+        await compare(`matmul ${dt} ${pro} add=${add} perSeq=${perSeq} rows=${R}`, [{ op: 'matmul', x: 'x', w: 'w', out: 'y', k: K, n: N, add, perSeq, ...extra }],
+          [{ name: 'w', init: w, storage: dt }, { name: 'x', init: r(rows * K * (pro === 'silu' ? 2 : 1), pro === 'norm' ? 3 : 1) },
+           { name: 'g', init: r(K) }, { name: 'y', init: r(R * N), out: !add }],
+          st, ['y'], 1e-5, seed);
+      }
     }
     const table = round(r(50 * 24), dt);
     await compare(`embed ${dt}`, [{ op: 'embed', table: 't', ids: 'ids', out: 'e', dim: 24 }],
@@ -99,6 +106,12 @@ test('conv2 with per-slot state (a fresh sequence ignores a stale slot) and RoPE
   await compare('conv2', [{ op: 'conv2', x: 'x', state: 'st', weight: 'cw', bias: 'cb', out: 'y', ch }],
     [{ name: 'x', init: r(rows * ch) }, { name: 'st', init: r(3 * ch) }, { name: 'cw', init: r(2 * ch) }, { name: 'cb', init: r(ch) },
      { name: 'y', init: new Float32Array(rows * ch), out: true }], step, ['y', 'st'], 1e-6, seed);
+  // the fused front end: x rows are [raw q, k, v | decay logits z] (ch + H wide); −softplus(z) goes to its own buffer
+  const H = 5;
+  await compare('conv2 + logdecay', [{ op: 'conv2', x: 'x', state: 'st', weight: 'cw', bias: 'cb', out: 'y', ch, xStride: ch + H, decay: { out: 'la', heads: H } }],
+    [{ name: 'x', init: r(rows * (ch + H), 6) }, { name: 'st', init: r(3 * ch) }, { name: 'cw', init: r(2 * ch) }, { name: 'cb', init: r(ch) },
+     { name: 'y', init: new Float32Array(rows * ch), out: true }, { name: 'la', init: new Float32Array(rows * H), out: true }],
+    step, ['y', 'st', 'la'], 1e-6, seed);
   const layout = { heads: 4, kvHeads: 2, headDim: 64 }, width = (4 + 4) * 64;
   for (const convention of ['interleaved', 'half'] as const) {
     await compare(`rope ${convention}`, [{ op: 'rope', qkv: 'q', freqs: 'f', layout, convention }],
@@ -154,6 +167,12 @@ test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n'
     [{ name: 'x', init: r(rows * 3 * H * d) }, { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal())) },
      { name: 'S', init: r(3 * H * D * d, 0.3) }, { name: 'N', init: r(3 * H * D, 0.3).map(Math.abs) },
      { name: 'y', init: new Float32Array(rows * H * d), out: true }], step, ['y', 'S', 'N'], 1e-4, seed);
+  // a pure decode step of 64 sequences (128 sequence-heads: the many-rows-per-thread variant), one of them fresh
+  const B = 64, dec: Step = { seqs: Array.from({ length: B }, (_, i) => ({ slot: B - 1 - i, pos: i === 5 ? 0 : 3 + i, rows: 1, pages: [] })) };
+  await compare('mamba2 decode B=64', [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
+    [{ name: 'x', init: r(B * 3 * H * d) }, { name: 'la', init: Array.from({ length: B * H }, () => -Math.abs(rng.normal())) },
+     { name: 'S', init: r(B * H * D * d, 0.3) }, { name: 'N', init: r(B * H * D, 0.3).map(Math.abs) },
+     { name: 'y', init: new Float32Array(B * H * d), out: true }], dec, ['y', 'S', 'N'], 1e-4, seed);
 });
 
 async function loadBoth(dir: string, slots = 4) {
