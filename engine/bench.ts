@@ -1,6 +1,7 @@
 // Decode and prefill throughput against the memory-bandwidth floor (shared/spec/kernels.md §6.1):
 //   bytes/step = weights read once (the embedding table only for the batch's rows) + per request the state read and
 //   written (2Mamba) or the KV read (softmax, 2Mamba-E); floor = bytes / the copy bandwidth measured in the same run.
+// A decode step is timed as the server runs it for greedy requests: sampled on the device, token ids read back.
 import { performance } from 'node:perf_hooks';
 import type { Backend, SeqStep } from '../kernels/backend.js';
 import type { ModelSpec } from '../weights/config.js';
@@ -54,11 +55,13 @@ export interface BenchOptions {
   log?: (line: string) => void;
 }
 
+/** Time decode steps as the server runs greedy requests: the device samples, only token ids come back. */
 async function timeSteps(model: Model, seqs: SeqStep[], ids: number[], minSeconds: number, minSteps: number): Promise<number> {
   let n = 0;
+  const greedy = seqs.map(() => ({ temperature: 0, seed: 0, draw: 0 }));
   const t0 = performance.now();
   while (n < minSteps || performance.now() - t0 < minSeconds * 1000) {
-    await model.forward(seqs, ids);
+    await model.forwardSampled(seqs, ids, greedy);
     n++;
   }
   return (performance.now() - t0) / n;

@@ -2,6 +2,7 @@
 // per-request seeded RNG (same seed → same tokens). Parameters are validated, never clamped.
 import { randomInt } from 'node:crypto';
 import { Rng } from '../weights/random.js';
+import type { DeviceSample } from './models/model.js';
 
 export interface SamplingParams {
   /** 0 = greedy. OpenAI range 0 … 2. */
@@ -98,11 +99,26 @@ export class Sampler {
   /** Generated-token counts (presence / frequency) and every token seen (repetition penalty). */
   private readonly counts = new Map<number, number>();
   private readonly seen: Set<number>;
+  private readonly seed: number;
+  private drawn = 0;
 
   constructor(params: Partial<SamplingParams>, promptIds: readonly number[] = []) {
     this.params = samplingParams(params);
-    this.rng = new Rng(this.params.seed ?? randomInt(2 ** 47), 0x5a3);
+    this.seed = this.params.seed ?? randomInt(2 ** 47);
+    this.rng = new Rng(this.seed, 0x5a3);
     this.seen = new Set(promptIds);
+  }
+
+  /**
+   * The next draw as one the device makes itself (argmax, or temperature sampling by Gumbel-max keyed by the seed and
+   * the draw index), so that only the token id comes back; null when it needs the host: top-k / top-p / min-p,
+   * penalties, logprobs, or banned tokens. Seeded draws repeat on the same seed on either backend.
+   */
+  device(banned?: ReadonlySet<number>): DeviceSample | null {
+    const p = this.params;
+    if ((banned && banned.size) || p.top_p < 1 || p.top_k > 1 || p.min_p > 0 || p.presence_penalty !== 0 ||
+        p.frequency_penalty !== 0 || p.repetition_penalty !== 1 || p.logprobs !== null) return null;
+    return { temperature: p.top_k === 1 ? 0 : p.temperature, seed: this.seed, draw: this.drawn };
   }
 
   /** Pick the next token. `banned` ids (e.g. EOS before min_tokens) get probability 0. */
@@ -121,6 +137,7 @@ export class Sampler {
 
   /** Record a generated token (penalties). */
   accept(id: number): void {
+    this.drawn++;
     this.counts.set(id, (this.counts.get(id) ?? 0) + 1);
     this.seen.add(id);
   }

@@ -212,14 +212,17 @@ export class Scheduler {
       budget -= n;
     }
     if (!items.length) return;
-    const logits = await this.pool.step(items.map(({ r, ids }) => ({ seq: r.seq!, ids })));
+    // sample on the device where the request allows it: then only token ids come back
+    const banned = (r: Live) => (r.generated < (r.spec.minTokens ?? 0) ? r.stops : undefined);
+    const sampling = items.map(({ r, last }) => (last ? r.sampler.device(banned(r)) : { temperature: 0, seed: 0, draw: 0 }));
+    const { tokens, logits } = await this.pool.stepSampled(items.map(({ r, ids }) => ({ seq: r.seq!, ids })), sampling);
     this.steps++;
     const V = this.pool.model.spec.vocab;
     items.forEach(({ r, ids, last }, i) => {
       if (r.next === null) r.fed += ids.length;
       r.peak = this.pool.memory(r.seq!);
       if (!last) return;
-      const tok = r.sampler.sample(logits.subarray(i * V, (i + 1) * V), r.generated < (r.spec.minTokens ?? 0) ? r.stops : undefined);
+      const tok: SampledToken = sampling[i] ? { id: tokens[i]!, logprob: 0 } : r.sampler.sample(logits!.subarray(i * V, (i + 1) * V), banned(r));
       r.sampler.accept(tok.id);
       r.generated++;
       r.next = tok.id;

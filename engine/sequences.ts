@@ -2,7 +2,8 @@
 // model holds no request state; this is where every byte a request holds is counted.
 import { memoryModel } from './memory.js';
 import { IdPool } from './pool.js';
-import type { Model } from './models/model.js';
+import type { DeviceSample, Model, SampledStep } from './models/model.js';
+import type { SeqStep } from '../kernels/backend.js';
 
 export interface Sequence {
   readonly id: number;
@@ -90,11 +91,20 @@ export class SequencePool {
 
   /** Feed each sequence its new tokens (pages grow as needed) and advance it. Logits as Model.forward. */
   async step(items: readonly { seq: Sequence; ids: readonly number[] }[], allLogits = false): Promise<Float32Array> {
-    for (const { seq, ids } of items) this.reserve(seq, seq.pos + ids.length);
-    const logits = await this.model.forward(
-      items.map(({ seq, ids }) => ({ slot: seq.slot, pos: seq.pos, rows: ids.length, pages: seq.pages })),
-      items.flatMap((it) => it.ids), allLogits);
+    const logits = await this.model.forward(this.seqSteps(items), items.flatMap((it) => it.ids), allLogits);
     for (const { seq, ids } of items) seq.pos += ids.length;
     return logits;
+  }
+
+  /** As step, sampling on the device where a DeviceSample is given (Model.forwardSampled). */
+  async stepSampled(items: readonly { seq: Sequence; ids: readonly number[] }[], sampling: readonly (DeviceSample | null)[]): Promise<SampledStep> {
+    const out = await this.model.forwardSampled(this.seqSteps(items), items.flatMap((it) => it.ids), sampling);
+    for (const { seq, ids } of items) seq.pos += ids.length;
+    return out;
+  }
+
+  private seqSteps(items: readonly { seq: Sequence; ids: readonly number[] }[]): SeqStep[] {
+    for (const { seq, ids } of items) this.reserve(seq, seq.pos + ids.length);
+    return items.map(({ seq, ids }) => ({ slot: seq.slot, pos: seq.pos, rows: ids.length, pages: seq.pages }));
   }
 }

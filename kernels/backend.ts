@@ -65,7 +65,11 @@ export type Op =
    *  exp (2Mamba-E, spec §6): ℓ = s·q·k + C_i − C_j. out: [R, H·d]. */
   | { op: 'attention'; qkv: string; k: string; v: string; c?: string; out: string; layout: QkvLayout; pageSize: number }
   /** out[s] = x[last row of sequence s] */
-  | { op: 'gather_last'; x: string; out: string; dim: number };
+  | { op: 'gather_last'; x: string; out: string; dim: number }
+  /** The next token of each sequence from its logits row ([seqs, vocab]), written as an f32 value to out[s].
+   *  params [seqs, 4] (i32): temperature (f32 bits; 0 = argmax), seed low and high 32 bits, draw index. T > 0 draws
+   *  from softmax(logits / T) by the Gumbel-max trick, the noise a hash of (seed, draw, token) (sampleNoise). */
+  | { op: 'sample'; logits: string; params: string; out: string; vocab: number };
 
 export interface Plan {
   readonly ops: readonly Op[];
@@ -90,3 +94,16 @@ export interface Backend {
 
 /** The 2Mamba readout divides by max(den, DEN_FLOOR) in every path: a degenerate 0/0 row gives y = 0 (spec §5.5). */
 export const DEN_FLOOR = 1e-30;
+
+/** lowbias32 (Chris Wellons): a 32-bit integer hash, the counter-based RNG of device sampling. */
+export function hash32(x: number): number {
+  x ^= x >>> 16; x = Math.imul(x, 0x7feb352d); x ^= x >>> 15; x = Math.imul(x, 0x846ca68b); x ^= x >>> 16;
+  return x >>> 0;
+}
+
+/** The key of one draw: (seed low, seed high, draw index) hashed together. */
+export const drawKey = (seedLo: number, seedHi: number, draw: number) => hash32(seedLo ^ hash32(seedHi ^ hash32(draw ^ 0x9e3779b9)));
+
+/** Gumbel noise −log(−log u) for token i of a draw, u = (top 24 bits of hash(key ^ hash(i)) + ½) / 2²⁴ ∈ (0, 1). */
+export const sampleNoise = (key: number, i: number) => -Math.log(-Math.log(((hash32(key ^ hash32(i)) >>> 8) + 0.5) / 16777216));
+

@@ -9,6 +9,8 @@ import { presetSpec } from '../weights/presets.js';
 import { writeRandomCheckpoint } from '../weights/init.js';
 import type { Arch, ModelSpec } from '../weights/config.js';
 import { openModel, type OpenModel } from '../engine/open.js';
+import type { Backend } from '../kernels/backend.js';
+import type { DeviceSample } from '../engine/models/model.js';
 
 process.env.FURY_QUIET = '1';
 
@@ -65,4 +67,17 @@ export function argmax(x: ArrayLike<number>, from = 0, to = x.length): number {
   let best = from;
   for (let i = from; i < to; i++) if (x[i]! > x[best]!) best = i;
   return best - from;
+}
+
+/** Run the Plan's sample op on a backend: `rows` logit rows, one draw each. */
+export async function deviceDraws(be: Backend, logits: Float32Array[], draws: DeviceSample[]): Promise<number[]> {
+  const n = logits.length, Vn = logits[0]!.length, prm = new Int32Array(4 * n), f = new Float32Array(prm.buffer);
+  draws.forEach((d, i) => {
+    f[4 * i] = d.temperature; prm[4 * i + 1] = d.seed % 2 ** 32 | 0; prm[4 * i + 2] = Math.floor(d.seed / 2 ** 32) | 0; prm[4 * i + 3] = d.draw;
+  });
+  be.create('l', n * Vn, 'f32', Float32Array.from(logits.flatMap((l) => Array.from(l))));
+  be.create('p', 4 * n, 'i32', prm);
+  be.create('o', n, 'f32', new Float32Array(n).fill(NaN));
+  await be.run({ ops: [{ op: 'sample', logits: 'l', params: 'p', out: 'o', vocab: Vn }] }, { seqs: logits.map((_, i) => ({ slot: i, pos: 0, rows: 1, pages: [] })) });
+  return Array.from(await be.read('o'));
 }

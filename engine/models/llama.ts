@@ -7,6 +7,7 @@ import type { ModelSpec } from '../../weights/config.js';
 export const A = {
   ids: 'act.ids', h: 'act.h', qkvRaw: 'act.qkv_raw', qkv: 'act.qkv', logA: 'act.logA',
   y: 'act.y', gu: 'act.gate_up', last: 'act.last', logits: 'act.logits',
+  sampleParams: 'act.sample_params', next: 'act.next',
 } as const;
 
 /** Weight and per-layer state buffer names. */

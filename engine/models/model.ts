@@ -22,6 +22,21 @@ export interface PoolOptions {
 
 export const DEFAULT_PAGE_SIZE = 16;
 
+/** A draw the device makes itself (the Plan's sample op): argmax at temperature 0, else Gumbel-max over logits / T
+ *  with noise keyed by (seed, draw index). */
+export interface DeviceSample {
+  temperature: number;
+  seed: number;
+  /** The draw's index within the request (tokens sampled before it). */
+  draw: number;
+}
+
+/** A sampled step's result: token ids for the device-sampled sequences, logits [seqs, V] when any needs the host. */
+export interface SampledStep {
+  tokens: Float32Array;
+  logits: Float32Array | null;
+}
+
 /** A snapshot of one slot's state (2Mamba S, n and conv state; the conv state of 2Mamba-E). */
 export type SlotSnapshot = Map<string, Float32Array>;
 
@@ -33,7 +48,7 @@ function concat(parts: Float32Array[]): Float32Array {
 }
 
 export class Model {
-  private plans = new Map<boolean, Plan>();
+  private plans = new Map<string, Plan>();
   private capacity = new Map<string, number>();
 
   private constructor(readonly spec: ModelSpec, readonly backend: Backend, readonly pools: PoolOptions) {}
@@ -156,11 +171,14 @@ export class Model {
     }
   }
 
-  private plan(allLogits: boolean): Plan {
-    let p = this.plans.get(allLogits);
+  /** The step's Plan: logits of every row, of each sequence's last row, or those plus the device's sample op. */
+  private plan(mode: 'all' | 'last' | 'sample'): Plan {
+    let p = this.plans.get(mode);
     if (!p) {
-      p = { ops: buildPlanOps(this.spec, MIXERS[this.spec.arch], this.pools.pageSize, allLogits) };
-      this.plans.set(allLogits, p);
+      const ops = buildPlanOps(this.spec, MIXERS[this.spec.arch], this.pools.pageSize, mode === 'all');
+      if (mode === 'sample') ops.push({ op: 'sample', logits: A.logits, params: A.sampleParams, out: A.next, vocab: this.spec.vocab });
+      p = { ops };
+      this.plans.set(mode, p);
     }
     return p;
   }
@@ -171,10 +189,10 @@ export class Model {
     const perRow: [string, number, 'f32' | 'i32'][] = [
       [A.ids, 1, 'i32'], [A.h, E, 'f32'], [A.qkvRaw, qkv + decay, 'f32'], [A.qkv, qkv, 'f32'],
       [A.logA, spec.heads, 'f32'], [A.y, spec.heads * spec.headDim, 'f32'], [A.gu, 2 * spec.intermediate, 'f32'],
-      [A.last, E, 'f32'], [A.logits, spec.vocab, 'f32'],
+      [A.last, E, 'f32'], [A.logits, spec.vocab, 'f32'], [A.sampleParams, 4, 'i32'], [A.next, 1, 'f32'],
     ];
     for (const [name, width, kind] of perRow) {
-      const n = (name === A.last ? seqs : rows) * width;
+      const n = (name === A.last || name === A.sampleParams || name === A.next ? seqs : rows) * width;
       if ((this.capacity.get(name) ?? -1) < n) {
         const cap = Math.max(n, 2 * (this.capacity.get(name) ?? 0));
         this.backend.create(name, cap, kind);
@@ -183,11 +201,8 @@ export class Model {
     }
   }
 
-  /**
-   * One forward step over several sequences: `ids` holds each sequence's new tokens back to back, in the order
-   * of `seqs`. Returns logits [seqs, V] for each sequence's last row, or [rows, V] for every row.
-   */
-  async forward(seqs: readonly SeqStep[], ids: ArrayLike<number>, allLogits = false): Promise<Float32Array> {
+  /** Check a step's shape and write its token ids. */
+  private prepare(seqs: readonly SeqStep[], ids: ArrayLike<number>): number {
     const rows = seqs.reduce((s, q) => s + q.rows, 0);
     if (rows !== ids.length) throw new Error(`forward: ${ids.length} ids for ${rows} rows`);
     if (seqs.some((s) => s.rows < 1)) throw new Error('forward: every sequence needs at least one new token');
@@ -204,7 +219,39 @@ export class Model {
     }
     this.ensureActivations(rows, seqs.length);
     this.backend.write(A.ids, ids);
-    await this.backend.run(this.plan(allLogits), { seqs });
+    return rows;
+  }
+
+  /**
+   * One forward step over several sequences: `ids` holds each sequence's new tokens back to back, in the order
+   * of `seqs`. Returns logits [seqs, V] for each sequence's last row, or [rows, V] for every row.
+   */
+  async forward(seqs: readonly SeqStep[], ids: ArrayLike<number>, allLogits = false): Promise<Float32Array> {
+    const rows = this.prepare(seqs, ids);
+    await this.backend.run(this.plan(allLogits ? 'all' : 'last'), { seqs });
     return this.backend.read(A.logits, 0, (allLogits ? rows : seqs.length) * this.spec.vocab);
+  }
+
+  /**
+   * A step that samples on the device: each sequence with a DeviceSample gets its next token from the Plan's sample
+   * op, and only the token ids come back (4 bytes per sequence); when any sequence is null (its sampling needs the
+   * host: penalties, top-p, logprobs …) the logits come back too.
+   */
+  async forwardSampled(seqs: readonly SeqStep[], ids: ArrayLike<number>, sampling: readonly (DeviceSample | null)[]): Promise<SampledStep> {
+    if (sampling.length !== seqs.length) throw new Error(`forwardSampled: ${sampling.length} samplers for ${seqs.length} sequences`);
+    this.prepare(seqs, ids);
+    const prm = new Int32Array(4 * seqs.length), f = new Float32Array(prm.buffer);
+    sampling.forEach((d, i) => {
+      if (!d) return; // argmax, unused
+      f[4 * i] = d.temperature;
+      prm[4 * i + 1] = d.seed % 2 ** 32 | 0;
+      prm[4 * i + 2] = Math.floor(d.seed / 2 ** 32) | 0;
+      prm[4 * i + 3] = d.draw | 0;
+    });
+    this.backend.write(A.sampleParams, prm);
+    await this.backend.run(this.plan('sample'), { seqs });
+    const tokens = await this.backend.read(A.next, 0, seqs.length);
+    const logits = sampling.some((d) => d === null) ? await this.backend.read(A.logits, 0, seqs.length * this.spec.vocab) : null;
+    return { tokens, logits };
   }
 }

@@ -1,5 +1,5 @@
 // The CPU backend: buffers are typed arrays, a Plan runs op by op. Cumulative log-decays are held in f64.
-import { type Backend, type BufferKind, type Op, type Plan, type Step, type WeightDType, totalRows } from '../backend.js';
+import { type Backend, type BufferKind, type Op, type Plan, type Step, type WeightDType, drawKey, sampleNoise, totalRows } from '../backend.js';
 import * as k from './ops.js';
 
 type Arr = Float32Array | Int32Array | Float64Array;
@@ -195,6 +195,19 @@ export class CpuBackend implements Backend {
                 C ? (j) => C[at(j) * heads + h]! : null, out, r * heads * d + h * d);
             }
           }
+        }
+        return;
+      }
+      case 'sample': {
+        const x = this.f32(op.logits), prm = this.get(op.params), out = this.f32(op.out), V = op.vocab;
+        const bits = new Int32Array(1), temp = new Float32Array(bits.buffer);
+        for (let s = 0; s < step.seqs.length; s++) {
+          bits[0] = prm[4 * s]!;
+          const T = temp[0]!, key = drawKey(prm[4 * s + 1]!, prm[4 * s + 2]!, prm[4 * s + 3]!);
+          const score = (i: number) => (T > 0 ? x[s * V + i]! / T + sampleNoise(key, i) : x[s * V + i]!);
+          let best = score(0), arg = 0;
+          for (let i = 1; i < V; i++) { const v = score(i); if (v > best) { best = v; arg = i; } }
+          out[s] = arg;
         }
         return;
       }

@@ -26,7 +26,7 @@ function bindings(kernel: string, variant: string): Access[] {
 }
 const BINDINGS: Record<string, Access[]> = {
   embed: ['ro', 'ro', 'rw'], rmsnorm: ['ro', 'ro', 'rw'], silu_mul: ['ro', 'rw'],
-  logdecay: ['ro', 'rw'], gather_last: ['ro', 'rw'], rope: ['rw', 'ro'],
+  logdecay: ['ro', 'rw'], gather_last: ['ro', 'rw'], rope: ['rw', 'ro'], sample: ['ro', 'ro', 'rw'],
   kv_append: ['ro', 'rw', 'rw'], kv_cumsum: ['ro', 'rw'], attention: ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], attn_reduce: ['ro', 'ro', 'rw'],
   m2_intra: ['ro', 'ro', 'rw', 'rw', 'rw'], m2_state: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
   m2_state1: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
@@ -39,7 +39,8 @@ const BINDINGS: Record<string, Access[]> = {
  * overrides them (tuning runs on the GPU host).
  */
 const MATMUL_SHAPES: MatmulShape[] = (() => {
-  const def: MatmulShape[] = [{ R: 1, C: 4, TK: 64, CG: 1 }, { R: 4, C: 4, TK: 64, CG: 1 }, { R: 16, C: 4, TK: 16, CG: 4 }];
+  // chosen from a sweep on the H100 (docs/perf.md "Tuning"): GPU ms per decode step of the small 2Mamba model
+  const def: MatmulShape[] = [{ R: 1, C: 2, TK: 64, CG: 2 }, { R: 4, C: 4, TK: 64, CG: 1 }, { R: 8, C: 4, TK: 16, CG: 4 }];
   const env = process.env.FURY_MATMUL_SHAPES;
   if (!env) return def;
   const parsed = env.split(';').map((t) => t.split(',').map(Number));
@@ -50,8 +51,13 @@ const MATMUL_SHAPES: MatmulShape[] = (() => {
 })();
 const matmulShape = (rows: number) => MATMUL_SHAPES[rows <= 1 ? 0 : rows <= 4 ? 1 : 2]!;
 
-/** State rows per thread of the decode state kernel: few (a wide grid) when few (sequence, head) pairs run. */
-const m2Rpt = (pairs: number) => (pairs >= 128 ? 8 : 2);
+/** State rows per thread of the decode state kernel: few (a wide grid) when few (sequence, head) pairs run.
+ *  FURY_M2_RPT="few,many" overrides them (tuning runs). */
+const M2_RPT = (process.env.FURY_M2_RPT ?? '2,8').split(',').map(Number);
+if (M2_RPT.length !== 2 || M2_RPT.some((n) => !Number.isInteger(n) || n < 1 || n > 32)) {
+  throw new Error(`FURY_M2_RPT must be two integers from 1 to 32 ("few,many"), got ${JSON.stringify(process.env.FURY_M2_RPT)}`);
+}
+const m2Rpt = (pairs: number) => M2_RPT[pairs >= 128 ? 1 : 0]!;
 
 const PARAM_STRIDE = 256;
 const f32bits = (x: number) => new Uint32Array(Float32Array.of(x).buffer)[0]!;
@@ -80,6 +86,8 @@ export class WebGpuBackend implements Backend {
   private error: Error | null = null;
   /** When set, run() times every op on the GPU (one pass each, timestamps at the pass boundaries). */
   profile: Map<string, { ms: number; count: number }> | null = null;
+  /** When set (and profile is not), run() times its whole single pass on the GPU and appends the ms here. */
+  stepTimes: number[] | null = null;
   /** JS time spent building and encoding steps (ms), for the bench. */
   encodeMs = 0;
 
@@ -229,7 +237,7 @@ export class WebGpuBackend implements Backend {
       case 'm2_state1': return shaders.m2_state1(+v[0]!, +v[1]!);
       case 'attention': case 'attn_reduce': case 'm2_intra': case 'm2_state': case 'm2_combine': case 'm2_combine1':
         return shaders[kernel](+v[0]!);
-      case 'rmsnorm': case 'silu_mul': case 'logdecay': case 'gather_last': case 'rope': case 'kv_append': case 'kv_cumsum':
+      case 'rmsnorm': case 'silu_mul': case 'logdecay': case 'gather_last': case 'rope': case 'kv_append': case 'kv_cumsum': case 'sample':
         return shaders[kernel]();
       default: throw new Error(`webgpu: no kernel "${kernel}"`);
     }
@@ -262,7 +270,7 @@ export class WebGpuBackend implements Backend {
   /** Check every kernel compiles (WGSL errors surface here, naming the kernel). */
   async compileAll(headDims: number[]): Promise<void> {
     const jobs: [string, string][] = [];
-    for (const k of ['rmsnorm', 'silu_mul', 'logdecay', 'gather_last', 'rope', 'kv_append', 'kv_cumsum']) jobs.push([k, '']);
+    for (const k of ['rmsnorm', 'silu_mul', 'logdecay', 'gather_last', 'rope', 'kv_append', 'kv_cumsum', 'sample']) jobs.push([k, '']);
     jobs.push(['conv2', ''], ['conv2', 'decay']);
     for (const dt of ['f32', 'f16', 'bf16']) {
       jobs.push(['embed', dt]);
@@ -321,6 +329,8 @@ export class WebGpuBackend implements Backend {
         return one('logdecay', [op.x, op.out], [op.n], wg(rows * op.n));
       case 'gather_last':
         return one('gather_last', [op.x, op.out], [op.dim], wg(nSeqs * op.dim));
+      case 'sample':
+        return one('sample', [op.logits, op.params, op.out], [op.vocab], [nSeqs, 1]);
       case 'conv2': {
         const H = op.decay?.heads ?? 0;
         return one('conv2', [op.x, op.state, op.weight, op.bias, op.out, ...(op.decay ? [op.decay.out] : [])],
@@ -353,7 +363,7 @@ export class WebGpuBackend implements Backend {
           const pnum = this.scratch('_m2.pnum', rows * H * blocks * d), pden = this.scratch('_m2.pden', rows * H * blocks);
           return [
             { kernel: 'm2_state1', variant: `${d}:${rpt}`, buffers: [op.qkv, op.logA, pairs, op.S, op.N, pnum, pden], params: [H, 0, blocks], groups: [blocks, nSeqs * H] },
-            { kernel: 'm2_combine1', variant: v, buffers: [op.qkv, op.logA, pnum, pden, op.out], params: [H, 0, blocks], groups: [1, nSeqs * H] },
+            { kernel: 'm2_combine1', variant: v, buffers: [op.qkv, op.logA, pnum, pden, op.out], params: [H, 0, blocks], groups: [1, nSeqs * H] }, // 4·d threads
           ];
         }
         const blocks = Math.ceil(D / PBLOCK);
@@ -446,12 +456,13 @@ export class WebGpuBackend implements Backend {
     const rec = this.record(plan, step, rows);
     this.device.queue.writeBuffer(this.meta, 0, meta.buffer, 0, meta.byteLength);
     const enc = this.device.createCommandEncoder({ label: 'step' });
-    const profiling = this.profile && this.device.features.has('timestamp-query');
-    const qs = profiling ? this.device.createQuerySet({ type: 'timestamp', count: 2 * plan.ops.length }) : null;
+    const timed = (this.profile || this.stepTimes) && this.device.features.has('timestamp-query');
+    const perOp = timed && this.profile !== null, queries = perOp ? 2 * plan.ops.length : 2;
+    const qs = timed ? this.device.createQuerySet({ type: 'timestamp', count: queries }) : null;
     let pass = enc.beginComputePass({ label: 'step', ...(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {}) });
     let passOp = 0, last: GPUComputePipeline | null = null;
     for (const e of rec.entries) {
-      if (qs && e.opIndex !== passOp) {
+      if (qs && perOp && e.opIndex !== passOp) {
         pass.end();
         passOp = e.opIndex;
         last = null;
@@ -464,23 +475,25 @@ export class WebGpuBackend implements Backend {
     pass.end();
     let resolve: GPUBuffer | null = null, readQ: GPUBuffer | null = null;
     if (qs) {
-      resolve = this.device.createBuffer({ size: 16 * plan.ops.length, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-      readQ = this.device.createBuffer({ size: 16 * plan.ops.length, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      enc.resolveQuerySet(qs, 0, 2 * plan.ops.length, resolve, 0);
-      enc.copyBufferToBuffer(resolve, 0, readQ, 0, 16 * plan.ops.length);
+      resolve = this.device.createBuffer({ size: 8 * queries, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      readQ = this.device.createBuffer({ size: 8 * queries, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      enc.resolveQuerySet(qs, 0, queries, resolve, 0);
+      enc.copyBufferToBuffer(resolve, 0, readQ, 0, 8 * queries);
     }
     this.device.queue.submit([enc.finish()]);
     this.encodeMs += performance.now() - tEnc;
-    if (readQ && this.profile) {
+    if (readQ) {
       await readQ.mapAsync(GPUMapMode.READ);
       const t = new BigUint64Array(readQ.getMappedRange());
-      plan.ops.forEach((op, i) => {
-        const key = op.op === 'matmul' ? `matmul ${op.w.replace(/^w\.\d+\./, '')}` : op.op;
-        const e = this.profile!.get(key) ?? { ms: 0, count: 0 };
-        e.ms += Number(t[2 * i + 1]! - t[2 * i]!) / 1e6;
-        e.count++;
-        this.profile!.set(key, e);
-      });
+      if (perOp) {
+        plan.ops.forEach((op, i) => {
+          const key = op.op === 'matmul' ? `matmul ${op.w.replace(/^w\.\d+\./, '')}` : op.op;
+          const e = this.profile!.get(key) ?? { ms: 0, count: 0 };
+          e.ms += Number(t[2 * i + 1]! - t[2 * i]!) / 1e6;
+          e.count++;
+          this.profile!.set(key, e);
+        });
+      } else this.stepTimes?.push(Number(t[1]! - t[0]!) / 1e6);
       readQ.unmap(); readQ.destroy(); resolve!.destroy(); qs!.destroy();
     }
   }

@@ -274,6 +274,39 @@ ${rw(3, 'cc')}
   }
 }`,
 
+  // params: vocab. One workgroup per sequence: argmax of its logits row, or with temperature T > 0 of
+  // logits / T + Gumbel noise (the same hash as kernels/backend.ts sampleNoise). Ties go to the lower id.
+  sample: () => `${HEADER}
+${ro(2, 'logits')}
+${ro(3, 'sp', 'u32')}
+${rw(4, 'outp')}
+var<workgroup> bs: array<f32, 256>;
+var<workgroup> bi: array<u32, 256>;
+fn hash32(v: u32) -> u32 {
+  var x = v; x ^= x >> 16u; x *= 0x7feb352du; x ^= x >> 15u; x *= 0x846ca68bu; x ^= x >> 16u; return x;
+}
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let V = pu(0u); let s = wg.x; // dispatched with exactly one workgroup per sequence
+  let T = bitcast<f32>(sp[4u * s]);
+  let key = hash32(sp[4u * s + 1u] ^ hash32(sp[4u * s + 2u] ^ hash32(sp[4u * s + 3u] ^ 0x9e3779b9u)));
+  var best = 0.0; var arg = 0xffffffffu;
+  for (var i = l.x; i < V; i += 256u) {
+    var sc = logits[s * V + i];
+    if (T > 0.0) { sc = sc / T - log(-log((f32(hash32(key ^ hash32(i)) >> 8u) + 0.5) / 16777216.0)); }
+    if (arg == 0xffffffffu || sc > best) { best = sc; arg = i; }
+  }
+  bs[l.x] = best; bi[l.x] = arg;
+  workgroupBarrier();
+  for (var st = 128u; st > 0u; st >>= 1u) {
+    if (l.x < st) {
+      let ob = bs[l.x + st]; let oi = bi[l.x + st];
+      if (oi != 0xffffffffu && (bi[l.x] == 0xffffffffu || ob > bs[l.x] || (ob == bs[l.x] && oi < bi[l.x]))) { bs[l.x] = ob; bi[l.x] = oi; }
+    }
+    workgroupBarrier();
+  }
+  if (l.x == 0u) { outp[s] = f32(bi[0]); }
+}`,
+
   // Split-K (flash-decoding) attention, pass 1. params: heads, kvHeads, pageSize, useC, splits. One workgroup per
   // (key range of ${SPLIT_K}, row, head); each thread an online softmax over its keys j ≡ thread (mod ${WG}) of the range,
   // then a max-rescaled combine in workgroup memory → the range's (max, sum, Σ e^{ℓ−max}·v). ℓ_j = s·q·k_j (+ C_pos − C_j).
@@ -524,15 +557,22 @@ ${ro(4, 'pnum')}
 ${ro(5, 'pden')}
 ${rw(6, 'outp')}
 const D = ${d}u;
-@compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+var<workgroup> rnum: array<f32, ${4 * d}>;
+var<workgroup> rden: array<f32, ${4 * d}>;
+@compute @workgroup_size(${4 * d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = pu(0u); let blocks = pu(2u);
-  let s = wg.y / H; let h = wg.y % H; let m = l.x;
+  let s = wg.y / H; let h = wg.y % H; let m = l.x % D; let part = l.x / D; // 4 threads per column split the blocks
   let E = H * D; let r = seqRow0(s); let qo = r * 3u * E + h * D; let ko = qo + E; let k = r * H + h;
+  var num = 0.0; var den = 0.0;
+  for (var b = part; b < blocks; b += 4u) { num += pnum[(k * blocks + b) * D + m]; den += pden[k * blocks + b]; }
+  rnum[l.x] = num; rden[l.x] = den;
+  workgroupBarrier();
+  if (part != 0u) { return; }
+  num = rnum[m] + rnum[m + D] + rnum[m + 2u * D] + rnum[m + 3u * D];
+  den = rden[m] + rden[m + D] + rden[m + 2u * D] + rden[m + 3u * D];
   var qk = 0.0;
   for (var i = 0u; i < D; i++) { qk += x[qo + i] * x[ko + i]; }
   let w = qk * qk / f32(D);
-  var num = 0.0; var den = 0.0;
-  for (var b = 0u; b < blocks; b++) { num += pnum[(k * blocks + b) * D + m]; den += pden[k * blocks + b]; }
   let a = exp(logA[k]);
   outp[r * E + h * D + m] = (a * num + w * x[ko + E + m]) / max(a * den + w, 1e-30);
 }`,

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Sampler, samplingParams, SamplingParamError } from '../../engine/sampler.js';
-import { freshRng, argmax } from '../helpers.js';
+import { Sampler, samplingParams, SamplingParamError, type SamplingParams } from '../../engine/sampler.js';
+import { CpuBackend } from '../../kernels/cpu/backend.js';
+import { freshRng, argmax, deviceDraws } from '../helpers.js';
 
 const V = 50;
 const randomLogits = (rng: { normal(): number }) => Float32Array.from({ length: V }, () => 2 * rng.normal());
@@ -103,4 +104,37 @@ test('invalid parameters are rejected with the parameter named, never clamped', 
     assert.throws(() => samplingParams(p), (e: unknown) => e instanceof SamplingParamError && e.param === param && e.message.includes(param), JSON.stringify(p));
   }
   assert.deepEqual(samplingParams({ top_k: -1, temperature: 0, seed: -5 }).top_k, -1);
+});
+
+test('device sampling (the sample op on the CPU backend): argmax at T = 0, softmax(logits / T) frequencies, seeded', async () => {
+  const { rng, seed } = freshRng();
+  const be = new CpuBackend();
+  const rows = Array.from({ length: 30 }, () => randomLogits(rng));
+  assert.deepEqual(await deviceDraws(be, rows, rows.map(() => ({ temperature: 0, seed: 1, draw: 0 }))), rows.map((r) => argmax(r)), `seed ${seed}`);
+  // 6000 draws from one 8-token distribution (draw index = row): every frequency within 4.5σ of its probability
+  const l = Float32Array.from({ length: 8 }, () => rng.normal()), T = 0.8, n = 6000, p = softmax(l, T);
+  const got = await deviceDraws(be, Array.from({ length: n }, () => l), Array.from({ length: n }, (_, i) => ({ temperature: T, seed, draw: i })));
+  for (let k = 0; k < 8; k++) {
+    const freq = got.filter((x) => x === k).length / n, sd = Math.sqrt((p[k]! * (1 - p[k]!)) / n);
+    assert.ok(Math.abs(freq - p[k]!) < 4.5 * sd + 1e-9, `token ${k}: frequency ${freq} vs p ${p[k]} (seed ${seed})`);
+  }
+  // same (seed, draw) → same token; another seed → other tokens
+  const again = await deviceDraws(be, Array.from({ length: 200 }, () => l), Array.from({ length: 200 }, (_, i) => ({ temperature: T, seed, draw: i })));
+  assert.deepEqual(again, got.slice(0, 200));
+  const other = await deviceDraws(be, Array.from({ length: 200 }, () => l), Array.from({ length: 200 }, (_, i) => ({ temperature: T, seed: seed + 1, draw: i })));
+  assert.notDeepEqual(other, got.slice(0, 200));
+});
+
+test('Sampler.device: plain temperature / greedy requests sample on the device; anything the op cannot do stays on the host', () => {
+  const dev = (p: Partial<SamplingParams>, banned?: Set<number>) => new Sampler(p).device(banned);
+  assert.deepEqual(dev({ temperature: 0.7, seed: 5 }), { temperature: 0.7, seed: 5, draw: 0 });
+  assert.equal(dev({ temperature: 1, top_k: 1, seed: 5 })!.temperature, 0, 'top_k = 1 is greedy');
+  for (const p of [{ top_p: 0.9 }, { top_k: 5 }, { min_p: 0.1 }, { presence_penalty: 0.5 }, { frequency_penalty: -1 },
+                   { repetition_penalty: 1.2 }, { logprobs: 0 }] as Partial<SamplingParams>[]) {
+    assert.equal(dev({ temperature: 1, ...p }), null, JSON.stringify(p));
+  }
+  assert.equal(dev({ temperature: 1 }, new Set([2])), null, 'banned tokens (min_tokens) need the host');
+  const s = new Sampler({ temperature: 1, seed: 9 });
+  s.accept(4); s.accept(4);
+  assert.equal(s.device()!.draw, 2, 'the draw index counts accepted tokens');
 });

@@ -12,7 +12,7 @@ import { Model } from '../../engine/models/model.js';
 import { SequencePool } from '../../engine/sequences.js';
 import { Scheduler, type RequestSpec } from '../../engine/scheduler.js';
 import type { Arch } from '../../weights/config.js';
-import { freshRng, tinyCheckpoint, relErr } from '../helpers.js';
+import { freshRng, tinyCheckpoint, relErr, deviceDraws } from '../helpers.js';
 
 let gpu: WebGpuBackend | null = null, why = '';
 try {
@@ -173,6 +173,23 @@ test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n'
     [{ name: 'x', init: r(B * 3 * H * d) }, { name: 'la', init: Array.from({ length: B * H }, () => -Math.abs(rng.normal())) },
      { name: 'S', init: r(B * H * D * d, 0.3) }, { name: 'N', init: r(B * H * D, 0.3).map(Math.abs) },
      { name: 'y', init: new Float32Array(B * H * d), out: true }], dec, ['y', 'S', 'N'], 1e-4, seed);
+});
+
+test('the sample op: GPU == CPU (argmax and seeded Gumbel-max draws), GPU frequencies follow softmax(logits / T)', { skip }, async () => {
+  const { rng, seed } = freshRng();
+  const rows = Array.from({ length: 40 }, () => Float32Array.from(rng.normals(700, 2)));
+  for (const temperature of [0, 0.7, 1.3]) {
+    const draws = rows.map((_, i) => ({ temperature, seed: seed + i, draw: 3 * i }));
+    const want = await deviceDraws(new CpuBackend(), rows, draws), got = await deviceDraws(gpu!, rows, draws);
+    assert.deepEqual(got, want, `T = ${temperature} (seed ${seed})`);
+  }
+  const l = Float32Array.from(rng.normals(6)), T = 0.9, n = 4000;
+  const got = await deviceDraws(gpu!, Array.from({ length: n }, () => l), Array.from({ length: n }, (_, i) => ({ temperature: T, seed, draw: i })));
+  const e = Array.from(l, (v) => Math.exp(v / T)), z = e.reduce((a, b) => a + b, 0);
+  for (let k = 0; k < 6; k++) {
+    const p = e[k]! / z, freq = got.filter((x) => x === k).length / n;
+    assert.ok(Math.abs(freq - p) < 4.5 * Math.sqrt((p * (1 - p)) / n) + 1e-9, `token ${k}: ${freq} vs ${p} (seed ${seed})`);
+  }
 });
 
 async function loadBoth(dir: string, slots = 4) {
