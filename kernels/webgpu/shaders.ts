@@ -476,12 +476,13 @@ const DD = ${(d * (d + 1)) / 2}u;
 }`,
 
   // Decode (one row per sequence, spec §5.3): S ← a·S + φ(s·k)vᵀ, n ← a·n + φ(s·k) and the partial readouts
-  // Σ_p φ(q)_p S_prev[p], Σ_p φ(q)_p n_prev[p] of a block of state rows, in one pass over S. A workgroup is
-  // d/4 vec4 lanes across the columns × 256/(d/4) row groups; each thread loads its RPT rows first (RPT
-  // loads in flight), then updates them. Partials meet in workgroup memory; m2_combine1 adds the blocks.
+  // Σ_p φ(q)_p S_prev[p], Σ_p φ(q)_p n_prev[p] of a block of PB state rows, in one pass over S. First each of PB
+  // threads takes one row p: φ(q)_p, φ(s·k)_p into workgroup memory, and that row of n (coalesced, no branch in the
+  // S loop). Then d/4 vec4 lanes across the columns × 256/(d/4) row groups stream S: each thread issues its RPT row
+  // loads first, then updates them. Partials meet in workgroup memory; m2_combine1 adds the blocks.
   // params: heads, 0, blocks. a = exp(A_t) from logA.
   m2_state1: (d: number, rpt: number) => {
-    const { lanes, groups } = m2DecodeShape(d), WGS = lanes * groups;
+    const { lanes, groups } = m2DecodeShape(d), WGS = lanes * groups, PB = groups * rpt;
     return `${HEADER}
 ${ro(2, 'x')}
 ${ro(3, 'logA')}
@@ -495,44 +496,50 @@ const DD = ${(d * (d + 1)) / 2}u;
 const LANES = ${lanes}u;
 const GROUPS = ${groups}u;
 const RPT = ${rpt}u;
-var<workgroup> qs: array<f32, ${d}>;
-var<workgroup> ks: array<f32, ${d}>;
+const PB = ${PB}u;
+var<workgroup> fqs: array<f32, ${PB}>;
+var<workgroup> fks: array<f32, ${PB}>;
 var<workgroup> red: array<vec4<f32>, ${WGS}>;
-var<workgroup> redn: array<f32, ${groups}>;
+var<workgroup> redn: array<f32, ${WGS}>;
 @compute @workgroup_size(${WGS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = pu(0u); let blocks = pu(2u);
   let blk = wg.x; let s = wg.y / H; let h = wg.y % H; // dispatched with exactly blocks × (sequences × heads) workgroups
   let lane = l.x % LANES; let grp = l.x / LANES;
   let E = H * D; let r = seqRow0(s); let qo = r * 3u * E + h * D; let ko = qo + E;
-  if (l.x < D) { qs[l.x] = x[qo + l.x]; ks[l.x] = x[ko + l.x] / sqrt(f32(D)); }
-  workgroupBarrier();
   let a = exp(logA[r * H + h]); let fresh = seqPos(s) == 0u;
-  let vo = ko + E + 4u * lane; let v4 = vec4<f32>(x[vo], x[vo + 1u], x[vo + 2u], x[vo + 3u]);
-  let base = (seqSlot(s) * H + h) * DD;
-  let p0 = blk * GROUPS * RPT + grp;
+  let base = (seqSlot(s) * H + h) * DD; let pBlk = blk * PB;
+  // S loads first, so they are in flight while the row coefficients are formed
   var sv: array<vec4<f32>, ${rpt}>;
   for (var u = 0u; u < RPT; u++) {
-    let p = p0 + u * GROUPS;
+    let p = pBlk + grp + u * GROUPS;
     if (p < DD && !fresh) { sv[u] = S[(base + p) * LANES + lane]; }
   }
-  var part = vec4<f32>(0.0); var pd = 0.0;
-  for (var u = 0u; u < RPT; u++) {
-    let p = p0 + u * GROUPS;
+  var pd = 0.0;
+  for (var t = l.x; t < PB; t += ${WGS}u) {
+    let p = pBlk + t;
+    var fq = 0.0; var fk = 0.0;
     if (p < DD) {
       let pr = pairs[p]; let i = pr & 0xffffu; let j = pr >> 16u;
       let cp = select(1.41421356237309515, 1.0, i == j);
-      let fq = cp * qs[i] * qs[j]; let fk = cp * ks[i] * ks[j];
-      part += fq * sv[u];
-      S[(base + p) * LANES + lane] = a * sv[u] + fk * v4;
-      if (lane == 0u) {
-        let nOld = select(N[base + p], 0.0, fresh);
-        pd += fq * nOld;
-        N[base + p] = a * nOld + fk;
-      }
+      fq = cp * x[qo + i] * x[qo + j]; fk = cp * x[ko + i] * x[ko + j] / f32(D);
+      let nOld = select(N[base + p], 0.0, fresh);
+      pd += fq * nOld;
+      N[base + p] = a * nOld + fk;
+    }
+    fqs[t] = fq; fks[t] = fk;
+  }
+  redn[l.x] = pd;
+  workgroupBarrier();
+  let vo = ko + E + 4u * lane; let v4 = vec4<f32>(x[vo], x[vo + 1u], x[vo + 2u], x[vo + 3u]);
+  var part = vec4<f32>(0.0);
+  for (var u = 0u; u < RPT; u++) {
+    let t = grp + u * GROUPS; let p = pBlk + t;
+    if (p < DD) {
+      part += fqs[t] * sv[u];
+      S[(base + p) * LANES + lane] = a * sv[u] + fks[t] * v4;
     }
   }
   red[l.x] = part;
-  if (lane == 0u) { redn[grp] = pd; }
   workgroupBarrier();
   let k = (r * H + h) * blocks + blk;
   if (grp == 0u) {
@@ -542,7 +549,7 @@ var<workgroup> redn: array<f32, ${groups}>;
   }
   if (l.x == 0u) {
     var t = 0.0;
-    for (var g = 0u; g < GROUPS; g++) { t += redn[g]; }
+    for (var g = 0u; g < ${Math.min(WGS, PB)}u; g++) { t += redn[g]; }
     pden[k] = t;
   }
 }`;
