@@ -112,13 +112,14 @@ export class Sampler {
   /**
    * The next draw as one the device makes itself (argmax, or temperature sampling by Gumbel-max keyed by the seed and
    * the draw index), so that only the token id comes back; null when it needs the host: top-k / top-p / min-p,
-   * penalties, logprobs, or banned tokens. Seeded draws repeat on the same seed on either backend.
+   * penalties, logprobs, or banned tokens. Seeded draws repeat on the same seed on either backend. `ahead`: for the
+   * draw that many tokens after the next one (a step submitted before the previous one's token came back).
    */
-  device(banned?: ReadonlySet<number>): DeviceSample | null {
+  device(banned?: ReadonlySet<number>, ahead = 0): DeviceSample | null {
     const p = this.params;
     if ((banned && banned.size) || p.top_p < 1 || p.top_k > 1 || p.min_p > 0 || p.presence_penalty !== 0 ||
         p.frequency_penalty !== 0 || p.repetition_penalty !== 1 || p.logprobs !== null) return null;
-    return { temperature: p.top_k === 1 ? 0 : p.temperature, seed: this.seed, draw: this.drawn };
+    return { temperature: p.top_k === 1 ? 0 : p.temperature, seed: this.seed, draw: this.drawn + ahead };
   }
 
   /** Pick the next token. `banned` ids (e.g. EOS before min_tokens) get probability 0. */

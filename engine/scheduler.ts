@@ -5,6 +5,7 @@
 // prompt + max_tokens up front (no preemption). Requests that do not fit wait in a bounded queue.
 import { Sampler, type SampledToken, type SamplingParams } from './sampler.js';
 import type { Sequence, SequenceMemory, SequencePool } from './sequences.js';
+import type { DeviceSample, SampledStep } from './models/model.js';
 
 export interface RequestSpec {
   promptIds: readonly number[];
@@ -44,6 +45,8 @@ export interface SchedulerOptions {
   tokenBudget: number;
   /** Largest prefill chunk of one request in one step. */
   prefillChunk: number;
+  /** Submit a decode step before the previous step's tokens are back when its shape is known (default true). */
+  pipeline?: boolean;
 }
 
 export interface RequestSnapshot {
@@ -84,11 +87,22 @@ interface Live {
   peak: SequenceMemory | null;
 }
 
+interface StepItem {
+  r: Live;
+  ids: readonly number[];
+  /** The row that ends the request's input so far: its token gets sampled. */
+  last: boolean;
+}
+
 export class Scheduler {
   private waiting: Live[] = [];
   private running: Live[] = [];
+  /** A decode step submitted before the previous step's tokens came back (launchAhead). */
+  private ahead: { items: StepItem[]; sampling: (DeviceSample | null)[]; result: Promise<SampledStep> } | null = null;
   private loop: Promise<void> | null = null;
   steps = 0;
+  /** Steps submitted ahead of the previous step's tokens (pipelined). */
+  aheadSteps = 0;
 
   constructor(readonly pool: SequencePool, readonly opts: SchedulerOptions) {}
 
@@ -149,7 +163,7 @@ export class Scheduler {
   }
 
   private async run(): Promise<void> {
-    while (this.waiting.length || this.running.length) {
+    while (this.waiting.length || this.running.length || this.ahead) {
       await this.step();
       await new Promise((r) => setImmediate(r)); // let HTTP events (disconnects, new requests) in between steps
     }
@@ -201,8 +215,15 @@ export class Scheduler {
       if (r.spec.maxTokens === 0) { this.end(r, 'length'); continue; }
       this.running.push(r);
     }
+    // a step submitted ahead (below) runs first: its sequences and rows were fixed when it was submitted
+    if (this.ahead) {
+      const a = this.ahead;
+      this.ahead = null;
+      this.launchAhead(a.items, a.sampling);
+      return this.finish(a.items, a.sampling, await a.result);
+    }
     // 3. one decode token per running request, then prefill chunks under the remaining budget
-    const items: { r: Live; ids: number[]; last: boolean }[] = [];
+    const items: StepItem[] = [];
     let budget = this.opts.tokenBudget;
     for (const r of this.running) if (r.next !== null) { items.push({ r, ids: [r.next], last: true }); budget--; }
     for (const r of this.running) {
@@ -213,16 +234,47 @@ export class Scheduler {
     }
     if (!items.length) return;
     // sample on the device where the request allows it: then only token ids come back
-    const banned = (r: Live) => (r.generated < (r.spec.minTokens ?? 0) ? r.stops : undefined);
-    const sampling = items.map(({ r, last }) => (last ? r.sampler.device(banned(r)) : { temperature: 0, seed: 0, draw: 0 }));
-    const { tokens, logits } = await this.pool.stepSampled(items.map(({ r, ids }) => ({ seq: r.seq!, ids })), sampling);
+    const sampling = items.map(({ r, last }) => (last ? r.sampler.device(this.banned(r, 0)) : { temperature: 0, seed: 0, draw: 0 }));
+    const result = this.pool.submitSampled(items.map(({ r, ids }) => ({ seq: r.seq!, ids })), sampling);
+    this.launchAhead(items, sampling);
+    this.finish(items, sampling, await result);
+  }
+
+  /** Stop tokens banned from the draw `ahead` steps from now (min_tokens not reached yet). */
+  private banned(r: Live, ahead: number): Set<number> | undefined {
+    return r.generated + ahead < (r.spec.minTokens ?? 0) ? r.stops : undefined;
+  }
+
+  /**
+   * Pipelining (kernels.md §5.3): right after a step is submitted, submit the next one before the tokens come back,
+   * when its shape is already known — every request of the step samples on the device, none can reach max_tokens,
+   * nothing waits for admission. That step embeds the tokens the device just sampled, so the host's work for one
+   * step (readback, detokenisation, HTTP) overlaps the GPU's work on the next. A request that stops on EOS, a stop
+   * string or an abort meanwhile has one extra token computed and discarded.
+   */
+  private launchAhead(items: readonly StepItem[], sampling: readonly (DeviceSample | null)[]): void {
+    if (this.opts.pipeline === false || this.waiting.length || items.length !== this.running.length) return;
+    const next: (DeviceSample | null)[] = [];
+    for (const [i, { r, last }] of items.entries()) {
+      if (!last || !sampling[i] || !this.running.includes(r) || r.generated + 2 > r.spec.maxTokens) return;
+      next.push(r.sampler.device(this.banned(r, 1), 1));
+    }
+    if (next.some((d) => d === null)) return;
+    const ahead = items.map(({ r }) => ({ r, ids: [] as number[], last: true }));
+    this.ahead = { items: ahead, sampling: next, result: this.pool.submitSampled(ahead.map(({ r }) => ({ seq: r.seq!, ids: null })), next) };
+    this.aheadSteps++;
+  }
+
+  /** Take a step's tokens: sample on the host where needed, emit, and end finished requests. */
+  private finish(items: readonly StepItem[], sampling: readonly (DeviceSample | null)[], { tokens, logits }: SampledStep): void {
     this.steps++;
     const V = this.pool.model.spec.vocab;
     items.forEach(({ r, ids, last }, i) => {
+      if (!this.running.includes(r)) return; // ended while the step ran (abort, deadline, a stop in the step before)
       if (r.next === null) r.fed += ids.length;
       r.peak = this.pool.memory(r.seq!);
       if (!last) return;
-      const tok: SampledToken = sampling[i] ? { id: tokens[i]!, logprob: 0 } : r.sampler.sample(logits!.subarray(i * V, (i + 1) * V), banned(r));
+      const tok: SampledToken = sampling[i] ? { id: tokens[i]!, logprob: 0 } : r.sampler.sample(logits!.subarray(i * V, (i + 1) * V), this.banned(r, 0));
       r.sampler.accept(tok.id);
       r.generated++;
       r.next = tok.id;

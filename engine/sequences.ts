@@ -96,10 +96,14 @@ export class SequencePool {
     return logits;
   }
 
-  /** As step, sampling on the device where a DeviceSample is given (Model.forwardSampled). */
-  async stepSampled(items: readonly { seq: Sequence; ids: readonly number[] }[], sampling: readonly (DeviceSample | null)[]): Promise<SampledStep> {
-    const out = await this.model.forwardSampled(this.seqSteps(items), items.flatMap((it) => it.ids), sampling);
-    for (const { seq, ids } of items) seq.pos += ids.length;
+  /** As step, sampling on the device where a DeviceSample is given (Model.submitSampled; `ids` null: one token per
+   *  sequence, the one the device sampled for it in the previous step). Positions advance at submission. */
+  submitSampled(items: readonly { seq: Sequence; ids: readonly number[] | null }[], sampling: readonly (DeviceSample | null)[]): Promise<SampledStep> {
+    const fromDevice = items.every((it) => it.ids === null);
+    if (!fromDevice && items.some((it) => it.ids === null)) throw new Error('submitSampled: either every sequence or none is fed from the device');
+    const steps = this.seqSteps(items.map(({ seq, ids }) => ({ seq, ids: ids ?? [0] })));
+    const out = this.model.submitSampled(steps, fromDevice ? null : items.flatMap((it) => it.ids!), sampling);
+    for (const { seq, ids } of items) seq.pos += ids ? ids.length : 1;
     return out;
   }
 

@@ -66,7 +66,7 @@ export type Op =
   | { op: 'attention'; qkv: string; k: string; v: string; c?: string; out: string; layout: QkvLayout; pageSize: number }
   /** out[s] = x[last row of sequence s] */
   | { op: 'gather_last'; x: string; out: string; dim: number }
-  /** The next token of each sequence from its logits row ([seqs, vocab]), written as an f32 value to out[s].
+  /** The next token of each sequence from its logits row ([seqs, vocab]), written to the i32 buffer out[s].
    *  params [seqs, 4] (i32): temperature (f32 bits; 0 = argmax), seed low and high 32 bits, draw index. T > 0 draws
    *  from softmax(logits / T) by the Gumbel-max trick, the noise a hash of (seed, draw, token) (sampleNoise). */
   | { op: 'sample'; logits: string; params: string; out: string; vocab: number };
@@ -83,11 +83,14 @@ export interface Backend {
   /** Element count of a buffer. */
   size(name: string): number;
   write(name: string, data: ArrayLike<number>, offset?: number): void;
+  /** Values of a buffer (i32 ids as numbers). The copy is ordered after every run() / write() called before it and
+   *  before every one called after it, even though the promise resolves later. */
   read(name: string, offset?: number, count?: number): Promise<Float32Array>;
   /** Copy `count` elements within one buffer (state slots: forks, snapshots). */
   copyWithin(name: string, srcOffset: number, dstOffset: number, count: number): void;
   /** Bytes held by all buffers whose name matches. */
   bytes(filter?: (name: string) => boolean): number;
+  /** Run a Plan. Its work is ordered after every earlier run / write / read and before every later one. */
   run(plan: Plan, step: Step): Promise<void>;
   destroy(): Promise<void>;
 }

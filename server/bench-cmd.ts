@@ -132,7 +132,7 @@ async function profileModel(model: Model, gpu: import('../kernels/webgpu/backend
     const seqs = Array.from({ length: batch }, (_, i) => ({ slot: i, pos: context, rows: 1,
       pages: spec.arch === '2mamba' ? [] : Array.from({ length: pagesPerSeq }, (_, j) => i * pagesPerSeq + j) }));
     const ids = seqs.map((_, i) => 3 + i), greedy = seqs.map(() => ({ temperature: 0, seed: 0, draw: 0 }));
-    const step = () => model.forwardSampled(seqs, ids, greedy);
+    const step = () => model.submitSampled(seqs, ids, greedy);
     for (let i = 0; i < 5; i++) await step();
     // the whole step in its one pass (no per-op pass overhead), then every op in a pass of its own
     gpu.stepTimes = [];

@@ -77,7 +77,7 @@ export async function deviceDraws(be: Backend, logits: Float32Array[], draws: De
   });
   be.create('l', n * Vn, 'f32', Float32Array.from(logits.flatMap((l) => Array.from(l))));
   be.create('p', 4 * n, 'i32', prm);
-  be.create('o', n, 'f32', new Float32Array(n).fill(NaN));
+  be.create('o', n, 'i32', new Int32Array(n).fill(-1));
   await be.run({ ops: [{ op: 'sample', logits: 'l', params: 'p', out: 'o', vocab: Vn }] }, { seqs: logits.map((_, i) => ({ slot: i, pos: 0, rows: 1, pages: [] })) });
   return Array.from(await be.read('o'));
 }

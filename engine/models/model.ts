@@ -1,6 +1,6 @@
 // A loaded model on a backend: weights uploaded under the names of llama.ts, the per-request state pools
 // (state slots, KV pages) allocated once, and one Plan per logits mode, replayed every step.
-import type { Backend, Plan, SeqStep, WeightDType } from '../../kernels/backend.js';
+import type { Backend, Op, Plan, SeqStep, WeightDType } from '../../kernels/backend.js';
 import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../weights/dtype.js';
 import type { Checkpoint } from '../../weights/checkpoint.js';
 import type { ModelSpec } from '../../weights/config.js';
@@ -49,6 +49,8 @@ function concat(parts: Float32Array[]): Float32Array {
 
 export class Model {
   private plans = new Map<string, Plan>();
+  /** Sequences the last sampled step had (a step fed from the device must have as many). */
+  private lastSampled = -1;
   private capacity = new Map<string, number>();
 
   private constructor(readonly spec: ModelSpec, readonly backend: Backend, readonly pools: PoolOptions) {}
@@ -171,12 +173,14 @@ export class Model {
     }
   }
 
-  /** The step's Plan: logits of every row, of each sequence's last row, or those plus the device's sample op. */
-  private plan(mode: 'all' | 'last' | 'sample'): Plan {
+  /** The step's Plan: logits of every row, of each sequence's last row, or those plus the device's sample op
+   *  ('ahead': the embedding reads the tokens the previous step sampled, act.next, instead of act.ids). */
+  private plan(mode: 'all' | 'last' | 'sample' | 'ahead'): Plan {
     let p = this.plans.get(mode);
     if (!p) {
       const ops = buildPlanOps(this.spec, MIXERS[this.spec.arch], this.pools.pageSize, mode === 'all');
-      if (mode === 'sample') ops.push({ op: 'sample', logits: A.logits, params: A.sampleParams, out: A.next, vocab: this.spec.vocab });
+      if (mode === 'ahead') ops[0] = { ...(ops[0] as Extract<Op, { op: 'embed' }>), ids: A.next };
+      if (mode === 'sample' || mode === 'ahead') ops.push({ op: 'sample', logits: A.logits, params: A.sampleParams, out: A.next, vocab: this.spec.vocab });
       p = { ops };
       this.plans.set(mode, p);
     }
@@ -189,7 +193,7 @@ export class Model {
     const perRow: [string, number, 'f32' | 'i32'][] = [
       [A.ids, 1, 'i32'], [A.h, E, 'f32'], [A.qkvRaw, qkv + decay, 'f32'], [A.qkv, qkv, 'f32'],
       [A.logA, spec.heads, 'f32'], [A.y, spec.heads * spec.headDim, 'f32'], [A.gu, 2 * spec.intermediate, 'f32'],
-      [A.last, E, 'f32'], [A.logits, spec.vocab, 'f32'], [A.sampleParams, 4, 'i32'], [A.next, 1, 'f32'],
+      [A.last, E, 'f32'], [A.logits, spec.vocab, 'f32'], [A.sampleParams, 4, 'i32'], [A.next, 1, 'i32'],
     ];
     for (const [name, width, kind] of perRow) {
       const n = (name === A.last || name === A.sampleParams || name === A.next ? seqs : rows) * width;
@@ -202,9 +206,9 @@ export class Model {
   }
 
   /** Check a step's shape and write its token ids. */
-  private prepare(seqs: readonly SeqStep[], ids: ArrayLike<number>): number {
+  private prepare(seqs: readonly SeqStep[], ids: ArrayLike<number> | null): number {
     const rows = seqs.reduce((s, q) => s + q.rows, 0);
-    if (rows !== ids.length) throw new Error(`forward: ${ids.length} ids for ${rows} rows`);
+    if (ids && rows !== ids.length) throw new Error(`forward: ${ids.length} ids for ${rows} rows`);
     if (seqs.some((s) => s.rows < 1)) throw new Error('forward: every sequence needs at least one new token');
     for (const s of seqs) {
       if (s.slot < 0 || s.slot >= this.pools.slots) throw new RangeError(`forward: slot ${s.slot} outside 0 … ${this.pools.slots - 1}`);
@@ -212,13 +216,13 @@ export class Model {
         throw new RangeError(`forward: ${s.pages.length} KV page(s) cannot hold ${s.pos + s.rows} tokens`);
       }
     }
-    for (let i = 0; i < ids.length; i++) {
+    for (let i = 0; ids && i < ids.length; i++) {
       if (!Number.isInteger(ids[i]) || ids[i]! < 0 || ids[i]! >= this.spec.vocab) {
         throw new RangeError(`token id ${ids[i]} is outside the vocabulary (0 … ${this.spec.vocab - 1})`);
       }
     }
     this.ensureActivations(rows, seqs.length);
-    this.backend.write(A.ids, ids);
+    if (ids) this.backend.write(A.ids, ids);
     return rows;
   }
 
@@ -235,11 +239,18 @@ export class Model {
   /**
    * A step that samples on the device: each sequence with a DeviceSample gets its next token from the Plan's sample
    * op, and only the token ids come back (4 bytes per sequence); when any sequence is null (its sampling needs the
-   * host: penalties, top-p, logprobs …) the logits come back too.
+   * host: penalties, top-p, logprobs …) the logits come back too. `ids` null: every sequence feeds one token, the one
+   * the device sampled for it in the previous step (same sequences in the same order), so the step can be submitted
+   * before that step's tokens reach the host. The step and its readbacks are submitted before this returns; the
+   * promise resolves when the results arrive.
    */
-  async forwardSampled(seqs: readonly SeqStep[], ids: ArrayLike<number>, sampling: readonly (DeviceSample | null)[]): Promise<SampledStep> {
-    if (sampling.length !== seqs.length) throw new Error(`forwardSampled: ${sampling.length} samplers for ${seqs.length} sequences`);
-    this.prepare(seqs, ids);
+  submitSampled(seqs: readonly SeqStep[], ids: ArrayLike<number> | null, sampling: readonly (DeviceSample | null)[]): Promise<SampledStep> {
+    if (sampling.length !== seqs.length) throw new Error(`submitSampled: ${sampling.length} samplers for ${seqs.length} sequences`);
+    if (ids === null) {
+      if (seqs.some((s) => s.rows !== 1)) throw new Error('submitSampled: a step fed from the device has one row per sequence');
+      if (seqs.length !== this.lastSampled) throw new Error(`submitSampled: the previous step sampled ${this.lastSampled} sequences, not ${seqs.length}`);
+      this.prepare(seqs, null);
+    } else this.prepare(seqs, ids);
     const prm = new Int32Array(4 * seqs.length), f = new Float32Array(prm.buffer);
     sampling.forEach((d, i) => {
       if (!d) return; // argmax, unused
@@ -249,9 +260,14 @@ export class Model {
       prm[4 * i + 3] = d.draw | 0;
     });
     this.backend.write(A.sampleParams, prm);
-    await this.backend.run(this.plan('sample'), { seqs });
-    const tokens = await this.backend.read(A.next, 0, seqs.length);
-    const logits = sampling.some((d) => d === null) ? await this.backend.read(A.logits, 0, seqs.length * this.spec.vocab) : null;
-    return { tokens, logits };
+    const ran = this.backend.run(this.plan(ids === null ? 'ahead' : 'sample'), { seqs });
+    this.lastSampled = seqs.length;
+    // enqueued now, behind the step and ahead of any later one (which overwrites act.next)
+    const tokens = this.backend.read(A.next, 0, seqs.length);
+    const logits = sampling.some((d) => d === null) ? this.backend.read(A.logits, 0, seqs.length * this.spec.vocab) : null;
+    return (async () => {
+      await ran;
+      return { tokens: await tokens, logits: logits && await logits };
+    })();
   }
 }

@@ -199,7 +199,7 @@ export class CpuBackend implements Backend {
         return;
       }
       case 'sample': {
-        const x = this.f32(op.logits), prm = this.get(op.params), out = this.f32(op.out), V = op.vocab;
+        const x = this.f32(op.logits), prm = this.get(op.params), out = this.get(op.out), V = op.vocab;
         const bits = new Int32Array(1), temp = new Float32Array(bits.buffer);
         for (let s = 0; s < step.seqs.length; s++) {
           bits[0] = prm[4 * s]!;

@@ -53,7 +53,7 @@ const matmulShape = (rows: number) => MATMUL_SHAPES[rows <= 1 ? 0 : rows <= 4 ? 
 
 /** State rows per thread of the decode state kernel: few (a wide grid) when few (sequence, head) pairs run.
  *  FURY_M2_RPT="few,many" overrides them (tuning runs). */
-const M2_RPT = (process.env.FURY_M2_RPT ?? '2,8').split(',').map(Number);
+const M2_RPT = (process.env.FURY_M2_RPT ?? '4,8').split(',').map(Number);
 if (M2_RPT.length !== 2 || M2_RPT.some((n) => !Number.isInteger(n) || n < 1 || n > 32)) {
   throw new Error(`FURY_M2_RPT must be two integers from 1 to 32 ("few,many"), got ${JSON.stringify(process.env.FURY_M2_RPT)}`);
 }
@@ -159,7 +159,7 @@ export class WebGpuBackend implements Backend {
 
   async read(name: string, offset = 0, count?: number): Promise<Float32Array> {
     const b = this.get(name);
-    if (b.storage !== 'f32' || b.kind === 'i32') throw new Error(`read ${name}: only f32 buffers can be read back`);
+    if (b.storage !== 'f32') throw new Error(`read ${name}: packed 16-bit weights cannot be read back`);
     const n = count ?? b.elements - offset;
     const bytes = Math.max(4, n * 4); // f32 values: always a multiple of the 4-byte copy alignment
     const i = this.staging.findIndex((s) => s.size >= bytes);
@@ -171,7 +171,8 @@ export class WebGpuBackend implements Backend {
     this.device.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ, 0, bytes);
     this.throwIfFailed();
-    const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0, n * 4));
+    const range = staging.getMappedRange(0, bytes).slice(0, n * 4);
+    const out = b.kind === 'i32' ? Float32Array.from(new Int32Array(range)) : new Float32Array(range);
     staging.unmap();
     this.staging.push(staging);
     return out;

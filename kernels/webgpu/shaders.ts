@@ -279,7 +279,7 @@ ${rw(3, 'cc')}
   sample: () => `${HEADER}
 ${ro(2, 'logits')}
 ${ro(3, 'sp', 'u32')}
-${rw(4, 'outp')}
+${rw(4, 'outp', 'i32')}
 var<workgroup> bs: array<f32, 256>;
 var<workgroup> bi: array<u32, 256>;
 fn hash32(v: u32) -> u32 {
@@ -304,7 +304,7 @@ fn hash32(v: u32) -> u32 {
     }
     workgroupBarrier();
   }
-  if (l.x == 0u) { outp[s] = f32(bi[0]); }
+  if (l.x == 0u) { outp[s] = i32(bi[0]); }
 }`,
 
   // Split-K (flash-decoding) attention, pass 1. params: heads, kvHeads, pageSize, useC, splits. One workgroup per

@@ -44,6 +44,50 @@ for (const arch of ['2mamba', '2mamba-e', 'softmax'] as Arch[]) {
   });
 }
 
+for (const arch of ['2mamba', 'softmax'] as Arch[]) {
+  test(`${arch}: pipelined decode (steps submitted before the tokens return) == one step at a time == a plain forward loop`, async () => {
+    const { seed } = freshRng();
+    const m = await openTiny(arch, seed % 89, { slots: 4, kvTokens: 512 });
+    const prompt = [1, 7, 9, 11, 200, 13], n = 20;
+    // reference: greedy from Model.forward logits, one step at a time
+    const seq = m.pool.open(), want: number[] = [];
+    let logits = await m.pool.step([{ seq, ids: prompt }]);
+    for (let i = 0; i < n; i++) {
+      want.push(logits.indexOf(Math.max(...logits)));
+      logits = await m.pool.step([{ seq, ids: [want[i]!] }]);
+    }
+    m.pool.close(seq);
+    const opts = { maxBatch: 4, maxQueue: 8, tokenBudget: 256, prefillChunk: 256 };
+    const run = async (pipeline: boolean, spec: RequestSpec) => {
+      const s = new Scheduler(m.pool, { ...opts, pipeline });
+      const out = await Promise.all([submit(s, spec), submit(s, { ...spec, promptIds: [1, 5, 6] })]);
+      await s.idle();
+      return { out, ahead: s.aheadSteps };
+    };
+    const greedy: RequestSpec = { promptIds: prompt, maxTokens: n, sampling: { temperature: 0 }, ignoreEos: true };
+    const on = await run(true, greedy), off = await run(false, greedy);
+    assert.deepEqual(on.out[0]!.ids, want, `pipelined greedy == forward loop (seed ${seed})`);
+    assert.deepEqual(off.out[0]!.ids, want, `one step at a time == forward loop (seed ${seed})`);
+    assert.deepEqual(on.out[1]!.ids, off.out[1]!.ids);
+    assert.ok(on.ahead >= n - 3 && off.ahead === 0, `steps submitted ahead: ${on.ahead} / ${off.ahead}`);
+    // seeded temperature draws are the same either way
+    const warm: RequestSpec = { promptIds: prompt, maxTokens: n, sampling: { temperature: 0.9, seed }, ignoreEos: true };
+    const a = await run(true, warm), b = await run(false, warm);
+    assert.deepEqual(a.out[0]!.ids, b.out[0]!.ids);
+    assert.deepEqual(a.out[1]!.ids, b.out[1]!.ids);
+    // a stop token met mid-stream ends the request there: the token computed ahead is discarded, nothing leaks
+    const stopAt = want.findIndex((t, i) => i >= 3 && !want.slice(0, i).includes(t));
+    if (stopAt > 0) {
+      const st = await run(true, { ...greedy, stopTokenIds: [want[stopAt]!] });
+      assert.deepEqual(st.out[0]!.ids, want.slice(0, stopAt + 1));
+      assert.equal(st.out[0]!.reason, 'stop');
+    }
+    assert.equal(m.pool.slots.inUse, 0);
+    assert.equal(m.pool.pages.inUse, 0);
+    await m.close();
+  });
+}
+
 test('a running stream gets one token every step while a long prompt is prefilled in chunks', async () => {
   const m = await openTiny('2mamba', 5, { slots: 2 });
   const s = new Scheduler(m.pool, { maxBatch: 2, maxQueue: 4, tokenBudget: 17, prefillChunk: 16 });
