@@ -19,7 +19,10 @@ type Access = 'ro' | 'rw';
 /** Binding access of each kernel's buffers after (params, meta); `variant` is the pipeline variant string. */
 function bindings(kernel: string, variant: string): Access[] {
   switch (kernel) {
-    case 'matmul': return variant.split(':')[1] === 'norm' ? ['ro', 'ro', 'rw', 'ro'] : ['ro', 'ro', 'rw'];
+    case 'matmul': {
+      const v = variant.split(':');
+      return ['ro', 'ro', 'rw', ...(v[1] === 'norm' ? ['ro' as const] : []), ...(v[6] === 'conv' ? ['rw', 'ro', 'ro', 'rw', 'rw'] as const : [])];
+    }
     case 'conv2': return variant === 'decay' ? ['ro', 'rw', 'ro', 'ro', 'rw', 'rw'] : ['ro', 'rw', 'ro', 'ro', 'rw'];
     default: return BINDINGS[kernel]!;
   }
@@ -233,7 +236,7 @@ export class WebGpuBackend implements Backend {
     const v = variant.split(':');
     switch (kernel) {
       case 'embed': return shaders.embed(v[0] as WeightDType);
-      case 'matmul': return shaders.matmul(v[0] as WeightDType, v[1] as MatmulPrologue, { R: +v[2]!, C: +v[3]!, TK: +v[4]!, CG: +v[5]! });
+      case 'matmul': return shaders.matmul(v[0] as WeightDType, v[1] as MatmulPrologue, { R: +v[2]!, C: +v[3]!, TK: +v[4]!, CG: +v[5]! }, v[6] === 'conv');
       case 'conv2': return shaders.conv2(variant === 'decay');
       case 'm2_state1': return shaders.m2_state1(+v[0]!, +v[1]!);
       case 'attention': case 'attn_reduce': case 'm2_intra': case 'm2_state': case 'm2_combine': case 'm2_combine1':
@@ -275,7 +278,8 @@ export class WebGpuBackend implements Backend {
     jobs.push(['conv2', ''], ['conv2', 'decay']);
     for (const dt of ['f32', 'f16', 'bf16']) {
       jobs.push(['embed', dt]);
-      for (const pro of ['none', 'norm', 'silu']) for (const m of MATMUL_SHAPES) jobs.push(['matmul', `${dt}:${pro}:${m.R}:${m.C}:${m.TK}:${m.CG}`]);
+      for (const pro of ['none', 'norm', 'silu']) for (const m of MATMUL_SHAPES) jobs.push(['matmul', `${dt}:${pro}:${m.R}:${m.C}:${m.TK}:${m.CG}:`]);
+      for (const m of MATMUL_SHAPES) jobs.push(['matmul', `${dt}:norm:${m.R}:${m.C}:${m.TK}:${m.CG}:conv`]);
     }
     for (const d of headDims) {
       for (const k of ['attention', 'attn_reduce', 'm2_intra', 'm2_state', 'm2_combine', 'm2_combine1']) jobs.push([k, String(d)]);
@@ -322,7 +326,7 @@ export class WebGpuBackend implements Backend {
         const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
         return one('matmul', [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])],
           [op.k, op.n, op.add ? 1 : 0, op.perSeq ? 1 : 0, op.norm ? f32bits(op.norm.eps) : 0],
-          [Math.ceil(op.n / (m.CG * m.C)), Math.ceil(R / m.R)], `${this.get(op.w).storage}:${pro}:${m.R}:${m.C}:${m.TK}:${m.CG}`);
+          [Math.ceil(op.n / (m.CG * m.C)), Math.ceil(R / m.R)], `${this.get(op.w).storage}:${pro}:${m.R}:${m.C}:${m.TK}:${m.CG}:`);
       }
       case 'silu_mul':
         return one('silu_mul', [op.x, op.out], [op.n], wg(rows * op.n));
@@ -383,6 +387,16 @@ export class WebGpuBackend implements Backend {
     }
   }
 
+  /** A decode step's [qkv | A] projection and the conv2 + logdecay front end that reads it, as one dispatch (the
+   *  matmul's conv epilogue); null when the pair does not match or a sequence has several rows (conv2 walks them). */
+  private fuseConv(op: Op, next: Op | undefined, step: Step, rows: number): Dispatch | null {
+    if (op.op !== 'matmul' || next?.op !== 'conv2' || !next.decay || next.x !== op.out || op.add || op.perSeq || op.act ||
+        (next.xStride ?? next.ch) !== op.n || step.seqs.some((s) => s.rows !== 1)) return null;
+    const d = this.dispatches(op, step, rows)[0]!;
+    return { ...d, variant: `${d.variant}conv`, buffers: [...d.buffers, next.state, next.weight, next.bias, next.out, next.decay.out],
+             params: [...d.params, next.ch, next.decay.heads] };
+  }
+
   private metaFor(step: Step): Uint32Array {
     const rows = totalRows(step), n = step.seqs.length;
     const rowBase = 8 + 6 * n, pageBase = rowBase + 2 * rows;
@@ -417,7 +431,11 @@ export class WebGpuBackend implements Backend {
     if (old && old.epoch === this.gen) return old;
     if (old) old.params.destroy();
     const list: { d: Dispatch; opIndex: number }[] = [];
-    plan.ops.forEach((op, i) => this.dispatches(op, step, rows).forEach((d) => list.push({ d, opIndex: i })));
+    for (let i = 0; i < plan.ops.length; i++) {
+      const fused = this.fuseConv(plan.ops[i]!, plan.ops[i + 1], step, rows);
+      if (fused) { list.push({ d: fused, opIndex: i++ }); continue; }
+      this.dispatches(plan.ops[i]!, step, rows).forEach((d) => list.push({ d, opIndex: i }));
+    }
     const params = this.device.createBuffer({ label: 'params', size: Math.max(256, list.length * PARAM_STRIDE), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     const blob = new Uint32Array((list.length * PARAM_STRIDE) / 4);
     list.forEach(({ d }, i) => blob.set(d.params, (i * PARAM_STRIDE) / 4));

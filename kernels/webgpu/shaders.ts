@@ -106,13 +106,23 @@ var<workgroup> red: array<f32, ${NORM_WG}>;
   // (16-bit weights: one vec4<u32> = 8 halves; f32: two vec4<f32>), then the lanes' sums meet in workgroup memory.
   // With the norm prologue Σ x² is accumulated in the same loop: rsqrt(mean + eps) factors out of the dot product.
   // Requires K % 8 == 0.
-  matmul: (dtype: WeightDType, pro: MatmulPrologue, m: MatmulShape) => {
-    const { R, C, TK, CG } = m, WGS = TK * CG;
+  //
+  // The conv epilogue (decode steps: one row per sequence) fuses the 2Mamba front end that follows the [qkv | A]
+  // projection: columns c < ch get the window-2 conv with the slot's conv state (conv2), the rest −softplus (logdecay).
+  // params 5, 6: ch, heads.
+  matmul: (dtype: WeightDType, pro: MatmulPrologue, m: MatmulShape, conv = false) => {
+    const { R, C, TK, CG } = m, WGS = TK * CG, e = pro === 'norm' ? 6 : 5;
     return `${HEADER}
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 ${rw(4, 'outp')}
 ${pro === 'norm' ? ro(5, 'nw', 'vec4<f32>') : ''}
+${conv ? `${rw(e, 'cst')}
+${ro(e + 1, 'cw')}
+${ro(e + 2, 'cb')}
+${rw(e + 3, 'cout')}
+${rw(e + 4, 'la')}
+${LOGDECAY}` : ''}
 ${ROWS(3)}
 struct W8 { lo: vec4<f32>, hi: vec4<f32> }
 fn W8v(lo: vec4<f32>, hi: vec4<f32>) -> W8 { return W8(lo, hi); }
@@ -152,7 +162,16 @@ ${pro === 'norm' ? `    var s2 = 0.0;
     for (var t = 0u; t < ${TK}u; t++) { s2 += redss[a * ${TK}u + t]; }
     v *= 1.0 / sqrt(s2 / f32(K) + pf(4u));` : ''}
     let r = r0 + a; let c = wg.x * ${CG * C}u + g * ${C}u + b;
-    if (r < Rt && c < N) { let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, pu(2u) == 1u); }
+    if (r < Rt && c < N) {
+      let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, pu(2u) == 1u);
+${conv ? `      let ch = pu(5u); let sq = rowSeq(r);
+      if (c < ch) {
+        let si = seqSlot(sq) * ch + c;
+        let prev = select(0.0, cst[si], seqPos(sq) > 0u);
+        cout[r * ch + c] = cb[c] + cw[2u * c] * prev + cw[2u * c + 1u] * v;
+        cst[si] = v;
+      } else { la[r * pu(6u) + c - ch] = logdecay(v); }` : ''}
+    }
   }
 }`;
   },

@@ -99,7 +99,7 @@ test('matmul (f32, f16, bf16 weights; rmsnorm / silu·mul prologues; add; 1, 3 a
     [{ name: 'x', init: r(rows * 20) }, { name: 'y', init: new Float32Array(3 * 20), out: true }], step, ['y'], 0, seed);
 });
 
-test('conv2 with per-slot state (a fresh sequence ignores a stale slot) and RoPE in both conventions with GQA', { skip }, async () => {
+test('conv2 with per-slot state (a fresh sequence ignores a stale slot), fused into the projection at decode, and RoPE in both conventions with GQA', { skip }, async () => {
   const { rng, seed } = freshRng();
   const { step, rows } = scenario();
   const ch = 90, r = (n: number, std = 1) => rng.normals(n, std);
@@ -112,6 +112,16 @@ test('conv2 with per-slot state (a fresh sequence ignores a stale slot) and RoPE
     [{ name: 'x', init: r(rows * (ch + H), 6) }, { name: 'st', init: r(3 * ch) }, { name: 'cw', init: r(2 * ch) }, { name: 'cb', init: r(ch) },
      { name: 'y', init: new Float32Array(rows * ch), out: true }, { name: 'la', init: new Float32Array(rows * H), out: true }],
     step, ['y', 'st', 'la'], 1e-6, seed);
+  // a decode step (one row per sequence, one of them fresh): the projection and the front end run as one dispatch
+  const dec: Step = { seqs: [{ slot: 1, pos: 4, rows: 1, pages: [] }, { slot: 0, pos: 0, rows: 1, pages: [] }, { slot: 2, pos: 9, rows: 1, pages: [] }] };
+  const E = 64;
+  await compare('[qkv | A] projection + conv2 + logdecay, fused at decode', [
+    { op: 'matmul', x: 'h', w: 'w', out: 'x', k: E, n: ch + H, norm: { weight: 'g', eps: 1e-5 } },
+    { op: 'conv2', x: 'x', state: 'st', weight: 'cw', bias: 'cb', out: 'y', ch, xStride: ch + H, decay: { out: 'la', heads: H } }],
+    [{ name: 'h', init: r(3 * E, 2) }, { name: 'w', init: round(r((ch + H) * E), 'f16'), storage: 'f16' }, { name: 'g', init: r(E) },
+     { name: 'x', init: new Float32Array(3 * (ch + H)), out: true }, { name: 'st', init: r(3 * ch) }, { name: 'cw', init: r(2 * ch) },
+     { name: 'cb', init: r(ch) }, { name: 'y', init: new Float32Array(3 * ch), out: true }, { name: 'la', init: new Float32Array(3 * H), out: true }],
+    dec, ['x', 'y', 'st', 'la'], 1e-5, seed);
   const layout = { heads: 4, kvHeads: 2, headDim: 64 }, width = (4 + 4) * 64;
   for (const convention of ['interleaved', 'half'] as const) {
     await compare(`rope ${convention}`, [{ op: 'rope', qkv: 'q', freqs: 'f', layout, convention }],
