@@ -10,7 +10,7 @@ import { writeRandomCheckpoint } from '../weights/init.js';
 import type { Arch, ModelSpec } from '../weights/config.js';
 import { openModel, type OpenModel } from '../engine/open.js';
 import type { Backend } from '../kernels/backend.js';
-import type { DeviceSample } from '../engine/models/model.js';
+import { sampleParams, type DeviceSample } from '../engine/models/model.js';
 
 process.env.FURY_QUIET = '1';
 
@@ -71,12 +71,9 @@ export function argmax(x: ArrayLike<number>, from = 0, to = x.length): number {
 
 /** Run the Plan's sample op on a backend: `rows` logit rows, one draw each. */
 export async function deviceDraws(be: Backend, logits: Float32Array[], draws: DeviceSample[]): Promise<number[]> {
-  const n = logits.length, Vn = logits[0]!.length, prm = new Int32Array(4 * n), f = new Float32Array(prm.buffer);
-  draws.forEach((d, i) => {
-    f[4 * i] = d.temperature; prm[4 * i + 1] = d.seed % 2 ** 32 | 0; prm[4 * i + 2] = Math.floor(d.seed / 2 ** 32) | 0; prm[4 * i + 3] = d.draw;
-  });
+  const n = logits.length, Vn = logits[0]!.length;
   be.create('l', n * Vn, 'f32', Float32Array.from(logits.flatMap((l) => Array.from(l))));
-  be.create('p', 4 * n, 'i32', prm);
+  be.create('p', 4 * n, 'i32', sampleParams(draws));
   be.create('o', n, 'i32', new Int32Array(n).fill(-1));
   await be.run({ ops: [{ op: 'sample', logits: 'l', params: 'p', out: 'o', vocab: Vn }] }, { seqs: logits.map((_, i) => ({ slot: i, pos: 0, rows: 1, pages: [] })) });
   return Array.from(await be.read('o'));

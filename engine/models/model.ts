@@ -31,6 +31,19 @@ export interface DeviceSample {
   draw: number;
 }
 
+/** The sample op's params rows: temperature (f32 bits), seed low and high 32 bits, draw index; null → argmax. */
+export function sampleParams(sampling: readonly (DeviceSample | null)[]): Int32Array {
+  const prm = new Int32Array(4 * sampling.length), f = new Float32Array(prm.buffer);
+  sampling.forEach((d, i) => {
+    if (!d) return;
+    f[4 * i] = d.temperature;
+    prm[4 * i + 1] = d.seed % 2 ** 32 | 0;
+    prm[4 * i + 2] = Math.floor(d.seed / 2 ** 32) | 0;
+    prm[4 * i + 3] = d.draw | 0;
+  });
+  return prm;
+}
+
 /** A sampled step's result: token ids for the device-sampled sequences, logits [seqs, V] when any needs the host. */
 export interface SampledStep {
   tokens: Float32Array;
@@ -251,15 +264,7 @@ export class Model {
       if (seqs.length !== this.lastSampled) throw new Error(`submitSampled: the previous step sampled ${this.lastSampled} sequences, not ${seqs.length}`);
       this.prepare(seqs, null);
     } else this.prepare(seqs, ids);
-    const prm = new Int32Array(4 * seqs.length), f = new Float32Array(prm.buffer);
-    sampling.forEach((d, i) => {
-      if (!d) return; // argmax, unused
-      f[4 * i] = d.temperature;
-      prm[4 * i + 1] = d.seed % 2 ** 32 | 0;
-      prm[4 * i + 2] = Math.floor(d.seed / 2 ** 32) | 0;
-      prm[4 * i + 3] = d.draw | 0;
-    });
-    this.backend.write(A.sampleParams, prm);
+    this.backend.write(A.sampleParams, sampleParams(sampling));
     const ran = this.backend.run(this.plan(ids === null ? 'ahead' : 'sample'), { seqs });
     this.lastSampled = seqs.length;
     // enqueued now, behind the step and ahead of any later one (which overwrites act.next)
