@@ -36,23 +36,17 @@ export interface QkvLayout {
 export type Op =
   /** out[r] = table[ids[r]] */
   | { op: 'embed'; table: string; ids: string; out: string; dim: number }
-  /** out[r] = w ⊙ x[r] / sqrt(mean(x[r]²) + eps) */
-  | { op: 'rmsnorm'; x: string; weight: string; out: string; dim: number; eps: number; perSeq?: boolean }
   /** out[r, :n] (+)= x'[r, :k] · wᵀ with w row-major [n, k]; `add` accumulates into out (residual). The input x' is
    *  x itself, or with `norm` rmsnorm(x) with that weight (fused prologue), or with `act: 'silu_mul'`
    *  silu(x[r, :k]) ⊙ x[r, k:2k] (x is the [gate | up] output, 2k wide). */
   | { op: 'matmul'; x: string; w: string; out: string; k: number; n: number; add?: boolean; perSeq?: boolean;
       norm?: { weight: string; eps: number }; act?: 'silu_mul' }
-  /** out[r, :n] = silu(x[r, :n]) ⊙ x[r, n:2n] (fused [gate | up] projection) */
-  | { op: 'silu_mul'; x: string; out: string; n: number }
   /** Depthwise causal conv, window 2 (spec §4.2): out = b + w0 ⊙ r_prev + w1 ⊙ r. state[slot] keeps the last RAW row;
    *  a sequence at pos 0 starts from r_prev = 0. weight is [ch, 2]: [..,0] previous token, [..,1] current.
    *  x rows are `xStride` wide (default ch); with `decay`, columns ch … ch+heads−1 of x hold the decay logits z and
-   *  out [R, heads] gets −softplus(z) (the logdecay op fused in). */
+   *  out [R, heads] gets the log-decay A = −softplus(z) (spec §4.3). */
   | { op: 'conv2'; x: string; state: string; weight: string; bias: string; out: string; ch: number; xStride?: number;
       decay?: { out: string; heads: number } }
-  /** out = −softplus(x): the per-head log-decay A_t (spec §4.3). */
-  | { op: 'logdecay'; x: string; out: string; n: number }
   /** 2Mamba attention (spec §5): reads q,k,v from qkv [R, 3·H·d] and A from logA [R, H]; updates S [slot, H, D, d]
    *  and N [slot, H, D] and writes y [R, H·d]. A sequence at pos 0 starts from a zero state. */
   | { op: 'mamba2'; qkv: string; logA: string; S: string; N: string; out: string; heads: number; headDim: number }

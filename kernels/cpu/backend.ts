@@ -83,8 +83,6 @@ export class CpuBackend implements Backend {
         if (!(ids instanceof Int32Array)) throw new Error(`embed: ids buffer "${op.ids}" is not i32`);
         return k.embed(table, ids, this.f32(op.out), rows, op.dim, table.length / op.dim);
       }
-      case 'rmsnorm':
-        return k.rmsnorm(this.f32(op.x), this.f32(op.weight), this.f32(op.out), op.perSeq ? step.seqs.length : rows, op.dim, op.eps);
       case 'matmul': {
         const R = op.perSeq ? step.seqs.length : rows;
         let x = this.f32(op.x);
@@ -98,13 +96,6 @@ export class CpuBackend implements Backend {
           x = xa;
         }
         return k.matmul(x, this.f32(op.w), this.f32(op.out), R, op.k, op.n, op.add);
-      }
-      case 'silu_mul':
-        return k.siluMul(this.f32(op.x), this.f32(op.out), rows, op.n);
-      case 'logdecay': {
-        const x = this.f32(op.x), out = this.f32(op.out);
-        for (let i = 0; i < rows * op.n; i++) out[i] = -k.softplus(x[i]!);
-        return;
       }
       case 'conv2': {
         const x = this.f32(op.x), st = this.f32(op.state), w = this.f32(op.weight), b = this.f32(op.bias), out = this.f32(op.out);

@@ -28,8 +28,7 @@ function bindings(kernel: string, variant: string): Access[] {
   }
 }
 const BINDINGS: Record<string, Access[]> = {
-  embed: ['ro', 'ro', 'rw'], rmsnorm: ['ro', 'ro', 'rw'], silu_mul: ['ro', 'rw'],
-  logdecay: ['ro', 'rw'], gather_last: ['ro', 'rw'], rope: ['rw', 'ro'], sample: ['ro', 'ro', 'rw'],
+  embed: ['ro', 'ro', 'rw'], gather_last: ['ro', 'rw'], rope: ['rw', 'ro'], sample: ['ro', 'ro', 'rw'],
   kv_append: ['ro', 'rw', 'rw'], kv_cumsum: ['ro', 'rw'], attention: ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], attn_reduce: ['ro', 'ro', 'rw'],
   m2_intra: ['ro', 'ro', 'rw', 'rw', 'rw'], m2_state: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
   m2_state1: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
@@ -241,7 +240,7 @@ export class WebGpuBackend implements Backend {
       case 'm2_state1': return shaders.m2_state1(+v[0]!, +v[1]!);
       case 'attention': case 'attn_reduce': case 'm2_intra': case 'm2_state': case 'm2_combine': case 'm2_combine1':
         return shaders[kernel](+v[0]!);
-      case 'rmsnorm': case 'silu_mul': case 'logdecay': case 'gather_last': case 'rope': case 'kv_append': case 'kv_cumsum': case 'sample':
+      case 'gather_last': case 'rope': case 'kv_append': case 'kv_cumsum': case 'sample':
         return shaders[kernel]();
       default: throw new Error(`webgpu: no kernel "${kernel}"`);
     }
@@ -274,7 +273,7 @@ export class WebGpuBackend implements Backend {
   /** Check every kernel compiles (WGSL errors surface here, naming the kernel). */
   async compileAll(headDims: number[]): Promise<void> {
     const jobs: [string, string][] = [];
-    for (const k of ['rmsnorm', 'silu_mul', 'logdecay', 'gather_last', 'rope', 'kv_append', 'kv_cumsum', 'sample']) jobs.push([k, '']);
+    for (const k of ['gather_last', 'rope', 'kv_append', 'kv_cumsum', 'sample']) jobs.push([k, '']);
     jobs.push(['conv2', ''], ['conv2', 'decay']);
     for (const dt of ['f32', 'f16', 'bf16']) {
       jobs.push(['embed', dt]);
@@ -318,8 +317,6 @@ export class WebGpuBackend implements Backend {
     switch (op.op) {
       case 'embed':
         return one('embed', [op.table, op.ids, op.out], [op.dim], wg(rows * op.dim), this.get(op.table).storage);
-      case 'rmsnorm':
-        return one('rmsnorm', [op.x, op.weight, op.out], [op.dim, f32bits(op.eps), op.perSeq ? 1 : 0], [op.perSeq ? nSeqs : rows, 1]);
       case 'matmul': {
         const R = op.perSeq ? nSeqs : rows, m = matmulShape(R);
         if (op.k % 8 !== 0) throw new Error(`webgpu matmul ${op.w}: K = ${op.k} must be a multiple of 8`);
@@ -328,10 +325,6 @@ export class WebGpuBackend implements Backend {
           [op.k, op.n, op.add ? 1 : 0, op.perSeq ? 1 : 0, op.norm ? f32bits(op.norm.eps) : 0],
           [Math.ceil(op.n / (m.CG * m.C)), Math.ceil(R / m.R)], `${this.get(op.w).storage}:${pro}:${m.R}:${m.C}:${m.TK}:${m.CG}:`);
       }
-      case 'silu_mul':
-        return one('silu_mul', [op.x, op.out], [op.n], wg(rows * op.n));
-      case 'logdecay':
-        return one('logdecay', [op.x, op.out], [op.n], wg(rows * op.n));
       case 'gather_last':
         return one('gather_last', [op.x, op.out], [op.dim], wg(nSeqs * op.dim));
       case 'sample':

@@ -7,7 +7,6 @@
 import type { WeightDType } from '../backend.js';
 
 export const WG = 64;        // threads per workgroup for row/column kernels
-export const NORM_WG = 256;  // threads per workgroup for reductions over a row
 export const CHUNK = 64;     // 2Mamba prefill chunk (rows)
 export const PBLOCK = 32;    // 2Mamba state rows (p) per workgroup
 export const SPLIT_K = 256;  // keys per attention workgroup (flash-decoding split)
@@ -84,23 +83,6 @@ ${rw(4, 'outp')}
   outp[i] = W(u32(ids[r]) * dim + c);
 }`,
 
-  // params: dim, eps, perSeq
-  rmsnorm: () => `${HEADER}
-${ro(2, 'x')}
-${ro(3, 'wt')}
-${rw(4, 'outp')}
-var<workgroup> red: array<f32, ${NORM_WG}>;
-@compute @workgroup_size(${NORM_WG}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let r = wg.x; let dim = pu(0u); // dispatched with exactly rows() workgroups (no early return before the barrier)
-  var ss = 0.0;
-  for (var i = l.x; i < dim; i += ${NORM_WG}u) { let v = x[r * dim + i]; ss += v * v; }
-  red[l.x] = ss;
-  workgroupBarrier();
-  for (var s = ${NORM_WG / 2}u; s > 0u; s >>= 1u) { if (l.x < s) { red[l.x] += red[l.x + s]; } workgroupBarrier(); }
-  let inv = 1.0 / sqrt(red[0] / f32(dim) + pf(1u));
-  for (var i = l.x; i < dim; i += ${NORM_WG}u) { outp[r * dim + i] = wt[i] * (x[r * dim + i] * inv); }
-}`,
-
   // params: K, N, add, perSeq, eps. out[r, n] (+)= Σ_k x'[r, k] W[n, k] with x' = x, rmsnorm(x)·w_norm or silu(g)·u
   // (the prologue). A workgroup covers R rows × CG·C columns; each column group splits K over TK lanes in steps of 8
   // (16-bit weights: one vec4<u32> = 8 halves; f32: two vec4<f32>), then the lanes' sums meet in workgroup memory.
@@ -175,29 +157,6 @@ ${conv ? `      let ch = pu(5u); let sq = rowSeq(r);
   }
 }`;
   },
-
-  // params: n. out[r, i] = silu(x[r, i]) · x[r, n + i]
-  silu_mul: () => `${HEADER}
-${ro(2, 'x')}
-${rw(3, 'outp')}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let n = pu(0u); let i = g.x + g.y * 65535u * ${WG}u;
-  if (i >= nRows() * n) { return; }
-  let r = i / n; let c = i % n;
-  let gt = x[r * 2u * n + c];
-  outp[i] = gt / (1.0 + exp(-gt)) * x[r * 2u * n + n + c];
-}`,
-
-  // params: n. out = −softplus(x) = −(max(x, 0) + log1p(exp(−|x|)))
-  logdecay: () => `${HEADER}
-${ro(2, 'x')}
-${rw(3, 'outp')}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let i = g.x;
-  if (i >= nRows() * pu(0u)) { return; }
-  outp[i] = logdecay(x[i]);
-}
-${LOGDECAY}`,
 
   // params: dim. out[s] = x[last row of s]
   gather_last: () => `${HEADER}
