@@ -2,7 +2,7 @@
 // submit per step. Pipelines and bind groups are built once and cached (a bind group is rebuilt only when one of its
 // buffers was re-created); per-step scalars go in one params write and one meta write.
 import { type Backend, type BufferKind, type Op, type Plan, type Step, type WeightDType, totalRows } from '../backend.js';
-import { CHUNK, PBLOCK, SPLIT_K, WG, m2DecodeShape, shaders, type MatmulPrologue, type MatmulShape } from './shaders.js';
+import { CHUNK, PBLOCK, SPLIT_K, TILE_MIN_ROWS, TILE_ROWS, WG, m2DecodeShape, shaders, type MatmulPrologue, type MatmulShape } from './shaders.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { f32ToF16 } from '../../weights/dtype.js'; // a dependency-free leaf shared with the checkpoint code
 
@@ -29,7 +29,8 @@ function bindings(kernel: string, variant: string): Access[] {
 }
 const BINDINGS: Record<string, Access[]> = {
   embed: ['ro', 'ro', 'rw'], gather_last: ['ro', 'rw'], rope: ['rw', 'ro'], sample: ['ro', 'ro', 'rw'],
-  kv_append: ['ro', 'rw', 'rw'], kv_cumsum: ['ro', 'rw'], attention: ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], attn_reduce: ['ro', 'ro', 'rw'],
+  kv_append: ['ro', 'rw', 'rw'], kv_cumsum: ['ro', 'rw'], attention: ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], attn_tile: ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'],
+  attn_reduce: ['ro', 'ro', 'rw'],
   m2_intra: ['ro', 'ro', 'rw', 'rw', 'rw'], m2_state: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
   m2_state1: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
   m2_combine: ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'], m2_combine1: ['ro', 'ro', 'ro', 'ro', 'rw'],
@@ -74,6 +75,18 @@ interface Dispatch {
 
 /** Key ranges of SPLIT_K the longest row of the step attends over. */
 const attentionSplits = (step: Step) => Math.max(1, ...step.seqs.map((s) => Math.ceil((s.pos + s.rows) / SPLIT_K)));
+
+/** The step's attention work: rows of short (decode) sequences for the split-K kernel, tiles of the others. */
+function attentionWork(step: Step): { splitRows: number[]; tiles: [number, number][] } {
+  const splitRows: number[] = [], tiles: [number, number][] = [];
+  let r = 0;
+  step.seqs.forEach((s, i) => {
+    if (s.rows < TILE_MIN_ROWS) for (let t = 0; t < s.rows; t++) splitRows.push(r + t);
+    else for (let t = 0; t < s.rows; t += TILE_ROWS) tiles.push([i, t]);
+    r += s.rows;
+  });
+  return { splitRows, tiles };
+}
 
 /** Split a 1-D workgroup count over x and y (65535 per dimension). */
 const grid1 = (n: number): [number, number] => (n <= 65535 ? [Math.max(1, n), 1] : [65535, Math.ceil(n / 65535)]);
@@ -238,7 +251,7 @@ export class WebGpuBackend implements Backend {
       case 'matmul': return shaders.matmul(v[0] as WeightDType, v[1] as MatmulPrologue, { R: +v[2]!, C: +v[3]!, TK: +v[4]!, CG: +v[5]! }, v[6] === 'conv');
       case 'conv2': return shaders.conv2(variant === 'decay');
       case 'm2_state1': return shaders.m2_state1(+v[0]!, +v[1]!);
-      case 'attention': case 'attn_reduce': case 'm2_intra': case 'm2_state': case 'm2_combine': case 'm2_combine1':
+      case 'attention': case 'attn_tile': case 'attn_reduce': case 'm2_intra': case 'm2_state': case 'm2_combine': case 'm2_combine1':
         return shaders[kernel](+v[0]!);
       case 'gather_last': case 'rope': case 'kv_append': case 'kv_cumsum': case 'sample':
         return shaders[kernel]();
@@ -281,7 +294,7 @@ export class WebGpuBackend implements Backend {
       for (const m of MATMUL_SHAPES) jobs.push(['matmul', `${dt}:norm:${m.R}:${m.C}:${m.TK}:${m.CG}:conv`]);
     }
     for (const d of headDims) {
-      for (const k of ['attention', 'attn_reduce', 'm2_intra', 'm2_state', 'm2_combine', 'm2_combine1']) jobs.push([k, String(d)]);
+      for (const k of ['attention', 'attn_tile', 'attn_reduce', 'm2_intra', 'm2_state', 'm2_combine', 'm2_combine1']) jobs.push([k, String(d)]);
       jobs.push(['m2_state1', `${d}:${m2Rpt(0)}`], ['m2_state1', `${d}:${m2Rpt(1e9)}`]);
     }
     for (const [k, v] of jobs) {
@@ -346,10 +359,12 @@ export class WebGpuBackend implements Backend {
       }
       case 'attention': {
         const { heads: H, kvHeads: Hkv, headDim: d } = op.layout;
-        const splits = attentionSplits(step);
+        const splits = attentionSplits(step), { splitRows, tiles } = attentionWork(step);
         const po = this.scratch('_attn.o', rows * H * splits * d), pml = this.scratch('_attn.ml', rows * H * splits * 2);
+        const bufs = [op.qkv, op.k, op.v, op.c ?? op.k, po, pml], params = [H, Hkv, op.pageSize, op.c ? 1 : 0, splits];
         return [
-          ...one('attention', [op.qkv, op.k, op.v, op.c ?? op.k, po, pml], [H, Hkv, op.pageSize, op.c ? 1 : 0, splits], [splits, rows * H], String(d)),
+          ...(splitRows.length ? one('attention', bufs, params, [splits, splitRows.length * H], String(d)) : []),
+          ...(tiles.length ? one('attn_tile', bufs, params, [splits, tiles.length * H], String(d)) : []),
           ...one('attn_reduce', [po, pml, op.out], [H, splits], [rows, H], String(d)),
         ];
       }
@@ -392,10 +407,14 @@ export class WebGpuBackend implements Backend {
 
   private metaFor(step: Step): Uint32Array {
     const rows = totalRows(step), n = step.seqs.length;
-    const rowBase = 8 + 6 * n, pageBase = rowBase + 2 * rows;
+    const { splitRows, tiles } = attentionWork(step);
+    const rowBase = 8 + 6 * n, splitBase = rowBase + 2 * rows, tileBase = splitBase + splitRows.length;
+    const pageBase = tileBase + 2 * tiles.length;
     const pages = step.seqs.reduce((s, q) => s + q.pages.length, 0);
     const m = new Uint32Array(pageBase + Math.max(1, pages));
-    m[0] = n; m[1] = rows; m[2] = rowBase; m[3] = pageBase;
+    m.set([n, rows, rowBase, pageBase, splitBase, tileBase, splitRows.length, tiles.length]);
+    m.set(splitRows, splitBase);
+    m.set(tiles.flat(), tileBase);
     let r = 0, pg = 0;
     step.seqs.forEach((s, i) => {
       m.set([s.slot, s.pos, s.rows, r, pg, s.pages.length], 8 + 6 * i);

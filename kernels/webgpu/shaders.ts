@@ -2,7 +2,9 @@
 // from a 64-byte uniform block (dynamic offset) and the step's layout from `meta`:
 //   stepMeta[0] sequences, stepMeta[1] rows, stepMeta[2] row table base, stepMeta[3] page table base,
 //   stepMeta[8 + 6s …] per sequence: slot, pos, rows, first row, page-table offset, pages;
-//   stepMeta[rowBase + 2r …] per row: its sequence, its index in the sequence.
+//   stepMeta[rowBase + 2r …] per row: its sequence, its index in the sequence;
+//   stepMeta[4] / stepMeta[5] the bases of two attention work lists: rows of the sequences under TILE_MIN_ROWS rows
+//   (split-K) and (sequence, first row) of every TILE_ROWS-row tile of the others (tiled); [6], [7] their lengths.
 // Reductions use workgroup memory only, so results do not depend on the subgroup size (8 on lavapipe, 32 on NVIDIA).
 import type { WeightDType } from '../backend.js';
 
@@ -10,6 +12,10 @@ export const WG = 64;        // threads per workgroup for row/column kernels
 export const CHUNK = 64;     // 2Mamba prefill chunk (rows)
 export const PBLOCK = 32;    // 2Mamba state rows (p) per workgroup
 export const SPLIT_K = 256;  // keys per attention workgroup (flash-decoding split)
+export const TILE_ROWS = 64; // query rows per workgroup of the tiled (prefill) attention
+export const TILE_KEYS = 32; // keys per tile it loads into workgroup memory
+/** A sequence with at least this many rows in a step takes the tiled attention; fewer (decode) the split-K kernel. */
+export const TILE_MIN_ROWS = 5;
 
 /** A matmul workgroup: R rows × (CG column groups × C columns), K split over TK lanes per column group. */
 export interface MatmulShape { R: number; C: number; TK: number; CG: number }
@@ -44,6 +50,9 @@ fn seqRow0(s: u32) -> u32 { return stepMeta[8u + s * 6u + 3u]; }
 fn seqPage(s: u32, j: u32) -> u32 { return stepMeta[stepMeta[3] + stepMeta[8u + s * 6u + 4u] + j]; }
 fn rowSeq(r: u32) -> u32 { return stepMeta[stepMeta[2] + 2u * r]; }
 fn rowT(r: u32) -> u32 { return stepMeta[stepMeta[2] + 2u * r + 1u]; }
+fn splitRow(i: u32) -> u32 { return stepMeta[stepMeta[4] + i]; }
+fn tileSeq(i: u32) -> u32 { return stepMeta[stepMeta[5] + 2u * i]; }
+fn tileRow(i: u32) -> u32 { return stepMeta[stepMeta[5] + 2u * i + 1u]; }
 `;
 
 /** A weight reader `fn W(i: u32) -> f32` over binding `b` for a storage dtype (16-bit: two per u32, low half first). */
@@ -301,7 +310,7 @@ var<workgroup> wl: array<f32, ${WG}>;
 var<workgroup> wacc: array<f32, ${WG * d}>;
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = pu(0u); let Hkv = pu(1u); let P = pu(2u); let useC = pu(3u) == 1u; let splits = pu(4u);
-  let sp = wg.x; let r = wg.y / H; let h = wg.y % H; // dispatched with exactly splits × (rows × heads) workgroups
+  let sp = wg.x; let r = splitRow(wg.y / H); let h = wg.y % H; // splits × (split-K rows × heads) workgroups
   let s = rowSeq(r); let pos = seqPos(s) + rowT(r);
   let j0 = sp * ${SPLIT_K}u; let j1 = min(pos + 1u, j0 + ${SPLIT_K}u);
   let g = h / (H / Hkv); let width = (H + 2u * Hkv) * D;
@@ -339,6 +348,83 @@ var<workgroup> wacc: array<f32, ${WG * d}>;
     po[k * D + m] = o;
   }
   if (l.x == 0u) { pml[2u * k] = M; pml[2u * k + 1u] = Z; }
+}`,
+
+  // Tiled (flash-attention) prefill, pass 1 (kernels.md §5.11): one workgroup per (key range of ${SPLIT_K}, tile of ${TILE_ROWS}
+  // rows of one sequence, head); thread i owns query row i (q and its running output in registers). Key tiles of
+  // ${TILE_KEYS} are loaded coalesced into workgroup memory and read by every row (K/V come from memory once per tile
+  // of rows, not once per row). Online softmax per row; writes the same (max, sum, Σ e^{ℓ−max}·v) partials as the
+  // split-K kernel, so attn_reduce finishes both. params: heads, kvHeads, pageSize, useC, splits.
+  attn_tile: (d: number) => `${HEADER}
+${ro(2, 'x', 'vec4<f32>')}
+${ro(3, 'kc', 'vec4<f32>')}
+${ro(4, 'vc', 'vec4<f32>')}
+${ro(5, 'cc')}
+${rw(6, 'po', 'vec4<f32>')}
+${rw(7, 'pml')}
+const D4 = ${d / 4}u;
+const BC = ${TILE_KEYS}u;
+var<workgroup> ks: array<vec4<f32>, ${TILE_KEYS * (d / 4)}>;
+var<workgroup> vs: array<vec4<f32>, ${TILE_KEYS * (d / 4)}>;
+var<workgroup> cs: array<f32, ${TILE_KEYS}>;
+@compute @workgroup_size(${TILE_ROWS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = pu(0u); let Hkv = pu(1u); let P = pu(2u); let useC = pu(3u) == 1u; let splits = pu(4u);
+  let sp = wg.x; let ti = wg.y / H; let h = wg.y % H; // dispatched with splits × (tiles × heads) workgroups
+  let s = tileSeq(ti); let t0 = tileRow(ti); let n = seqRows(s); let p0 = seqPos(s);
+  let lastRow = min(t0 + ${TILE_ROWS}u, n) - 1u;
+  let j0 = sp * ${SPLIT_K}u; let j1 = min(p0 + lastRow + 1u, j0 + ${SPLIT_K}u);
+  if (j0 >= j1) { return; } // a range past the tile's last position (uniform over the workgroup)
+  let i = min(t0 + l.x, lastRow); let pos = p0 + i; let r = seqRow0(s) + i;
+  let g = h / (H / Hkv); let width4 = (H + 2u * Hkv) * D4;
+  let scale = 1.0 / sqrt(f32(D4 * 4u));
+  var q: array<vec4<f32>, ${d / 4}>;
+  for (var m = 0u; m < D4; m++) { q[m] = x[r * width4 + h * D4 + m] * scale; }
+  var cNow = 0.0;
+  if (useC) { cNow = cc[(seqPage(s, pos / P) * P + pos % P) * H + h]; }
+  var mx = -3.0e38; var z = 0.0;
+  var acc: array<vec4<f32>, ${d / 4}>;
+  for (var jt = j0; jt < j1; jt += BC) {
+    workgroupBarrier(); // every row is done with the previous tile
+    for (var e = l.x; e < BC * D4; e += ${TILE_ROWS}u) {
+      let j = jt + e / D4;
+      var kv = vec4<f32>(0.0); var vv = vec4<f32>(0.0);
+      if (j < j1) {
+        let o = ((seqPage(s, j / P) * P + j % P) * Hkv + g) * D4 + e % D4;
+        kv = kc[o]; vv = vc[o];
+      }
+      ks[e] = kv; vs[e] = vv;
+    }
+    if (l.x < BC) {
+      let j = jt + l.x;
+      var c = 0.0;
+      if (useC && j < j1) { c = cc[(seqPage(s, j / P) * P + j % P) * H + h]; }
+      cs[l.x] = c;
+    }
+    workgroupBarrier();
+    var lg: array<f32, ${TILE_KEYS}>;
+    var tm = -3.0e38;
+    for (var k = 0u; k < BC; k++) {
+      var dt = 0.0;
+      for (var m = 0u; m < D4; m++) { dt += dot(q[m], ks[k * D4 + m]); }
+      let ok = jt + k <= pos && jt + k < j1; // causal, and inside the range
+      lg[k] = select(-3.0e38, dt + cNow - cs[k], ok);
+      tm = max(tm, lg[k]);
+    }
+    let nm = max(mx, tm); let f = exp(mx - nm);
+    z *= f;
+    for (var m = 0u; m < D4; m++) { acc[m] *= f; }
+    for (var k = 0u; k < BC; k++) {
+      let e = select(0.0, exp(lg[k] - nm), lg[k] > -1.0e38);
+      z += e;
+      for (var m = 0u; m < D4; m++) { acc[m] += e * vs[k * D4 + m]; }
+    }
+    mx = nm;
+  }
+  // rows of the tile past the sequence's rows, or whose position precedes this range, write nothing
+  if (t0 + l.x > lastRow || pos < j0) { return; }
+  let k = (r * H + h) * splits + sp;
+  for (var m = 0u; m < D4; m++) { po[k * D4 + m] = acc[m]; }
+  pml[2u * k] = mx; pml[2u * k + 1u] = z;
 }`,
 
   // Split-K attention, pass 2: y = Σ_s e^{m_s − M} o_s / Σ_s e^{m_s − M} l_s over the row's ranges. params: heads, splits.

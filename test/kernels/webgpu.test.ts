@@ -143,7 +143,7 @@ test('paged KV append and attention: softmax with GQA, 2Mamba-E with cumulative 
      { name: 'y', init: new Float32Array(rows * 128), out: true }], step, ['y'], 2e-5, seed);
 });
 
-test('split-K attention across several 256-key ranges (decode at 530, a prefill chunk crossing 256)', { skip }, async () => {
+test('attention across several 256-key ranges (split-K: decode at 530; tiled: a 20-row chunk crossing 256)', { skip }, async () => {
   const { rng, seed } = freshRng();
   const P = 16, pagesA = Array.from({ length: 34 }, (_, i) => 2 * i), pagesB = Array.from({ length: 18 }, (_, i) => 2 * i + 1);
   const step: Step = { seqs: [{ slot: 0, pos: 530, rows: 1, pages: pagesA }, { slot: 1, pos: 250, rows: 20, pages: pagesB }] };
@@ -157,6 +157,35 @@ test('split-K attention across several 256-key ranges (decode at 530, a prefill 
       [{ name: 'x', init: r(rows * 6 * 64, 2) }, { name: 'kc', init: r(pages * P * 128) }, { name: 'vc', init: r(pages * P * 128) },
        { name: 'la', init: Array.from({ length: rows * 2 }, () => -Math.abs(rng.normal()) * 0.01) }, { name: 'cc', kind: 'cumsum', init: cInit },
        { name: 'y', init: new Float32Array(rows * 128), out: true }], step, ['y'], 2e-5, seed);
+  }
+});
+
+test('tiled prefill attention beside split-K decode rows in one step (GQA; 2Mamba-E decays; tiles across ranges)', { skip }, async () => {
+  const { rng, seed } = freshRng();
+  const P = 16;
+  // 4 rows at 40 and 1 at 530 take split-K; 5 rows at 0, and 130 rows at 600 (three tiles, the last partial, over
+  // keys in three 256-key ranges) take the tiled kernel. Pages interleave between the sequences.
+  const lens = [44, 531, 5, 730], pageLists: number[][] = [];
+  let next = 0;
+  for (const len of lens) pageLists.push(Array.from({ length: Math.ceil(len / P) }, () => next++));
+  const shuffled = pageLists.flat().map((p) => (p * 37) % next); // a permutation of the page ids (37 is prime to next)
+  let k = 0;
+  const perm = pageLists.map((l) => l.map(() => shuffled[k++]!));
+  const step: Step = { seqs: [
+    { slot: 0, pos: 40, rows: 4, pages: perm[0]! }, { slot: 1, pos: 530, rows: 1, pages: perm[1]! },
+    { slot: 2, pos: 0, rows: 5, pages: perm[2]! }, { slot: 3, pos: 600, rows: 130, pages: perm[3]! },
+  ] };
+  assert.equal(new Set(shuffled).size, next);
+  const rows = 140, pages = next, r = (n: number, std = 1) => rng.normals(n, std);
+  for (const [label, layout, useC] of [['softmax GQA', { heads: 4, kvHeads: 2, headDim: 64 }, false], ['2Mamba-E', { heads: 2, kvHeads: 2, headDim: 64 }, true]] as const) {
+    const H = layout.heads, Hkv = layout.kvHeads, width = (H + 2 * Hkv) * 64;
+    const cInit = Float64Array.from({ length: pages * P * H }, () => -Math.abs(rng.normal()) * 0.02);
+    await compare(`tiled attention ${label}`, [
+      { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout, pageSize: P, ...(useC ? { logA: 'la', c: 'cc' } : {}) },
+      { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout, pageSize: P, ...(useC ? { c: 'cc' } : {}) }],
+      [{ name: 'x', init: r(rows * width, 2) }, { name: 'kc', init: r(pages * P * Hkv * 64) }, { name: 'vc', init: r(pages * P * Hkv * 64) },
+       { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.02) }, { name: 'cc', kind: 'cumsum', init: cInit },
+       { name: 'y', init: new Float32Array(rows * H * 64), out: true }], step, ['y'], 2e-5, seed);
   }
 });
 
