@@ -53,8 +53,9 @@ Options:
   --weights-dtype D      f16 (default), bf16, f32
   --prefill-cap N        longest prefill measured (default 8192)
   --max-memory B         skip configurations whose state + KV exceed this (default 60GiB on WebGPU, 25% of RAM on CPU)
-  --profile              also time each kernel on the GPU (timestamp queries, one pass per op) at every batch size
-                         of the first context, and the JS encode time per step
+  --profile              also time each kernel on the GPU (timestamp queries, one pass per op) and the JS encode
+                         time per step: decode at every batch size and one 256-row prefill chunk, at the first
+                         context
   --json                 print the result as JSON; --out FILE also writes it`,
   async run(argv) {
     const a = parse('bench', argv, {
@@ -77,7 +78,7 @@ Options:
     const log = (l: string) => process.stderr.write(`fury bench: ${l}\n`);
     const clocksBefore = nvidiaClocks();
     const rows: BenchRow[] = [];
-    const profiles: { arch: string; batch: number; context: number; encode_ms_per_step: number; gpu_ms_per_step: number; gpu_ms_per_step_op_passes: number; kernels: Record<string, number> }[] = [];
+    const profiles: KernelProfile[] = [];
     let adapter = 'cpu', dawn = '', ceiling = 0, maxBinding = Infinity;
     const result = () => ({
       date: new Date().toISOString(), preset, weights_dtype: dtype, state_dtype: 'f32', kv_dtype: 'f32', backend: backendChoice,
@@ -121,18 +122,18 @@ Options:
   },
 };
 
-/** GPU time per kernel kind (ms per step) and JS encode time per step, for decode at each batch size. */
+interface KernelProfile {
+  arch: string; phase: 'decode' | 'prefill'; batch: number; rows: number; context: number;
+  encode_ms_per_step: number; gpu_ms_per_step: number; gpu_ms_per_step_op_passes: number; kernels: Record<string, number>;
+}
+
+/** GPU time per kernel kind (ms per step) and JS encode time per step: decode at each batch size, then one prefill
+ *  chunk of 256 rows of one request at position `context`. */
 async function profileModel(model: Model, gpu: import('../kernels/webgpu/backend.js').WebGpuBackend, batches: number[], context: number,
-                            log: (l: string) => void) {
-  const out = [];
-  const spec = model.spec, P = 16;
-  for (const batch of batches) {
-    const pagesPerSeq = Math.ceil((context + 1) / P);
-    model.resizePools({ slots: batch, kvPages: spec.arch === '2mamba' ? 0 : batch * pagesPerSeq, pageSize: P });
-    const seqs = Array.from({ length: batch }, (_, i) => ({ slot: i, pos: context, rows: 1,
-      pages: spec.arch === '2mamba' ? [] : Array.from({ length: pagesPerSeq }, (_, j) => i * pagesPerSeq + j) }));
-    const ids = seqs.map((_, i) => 3 + i), greedy = seqs.map(() => ({ temperature: 0, seed: 0, draw: 0 }));
-    const step = () => model.submitSampled(seqs, ids, greedy);
+                            log: (l: string) => void): Promise<KernelProfile[]> {
+  const out: KernelProfile[] = [];
+  const spec = model.spec, P = 16, kv = spec.arch !== '2mamba', chunk = 256;
+  const profile = async (phase: 'decode' | 'prefill', batch: number, step: () => Promise<unknown>) => {
     for (let i = 0; i < 5; i++) await step();
     // the whole step in its one pass (no per-op pass overhead), then every op in a pass of its own
     gpu.stepTimes = [];
@@ -146,9 +147,23 @@ async function profileModel(model: Model, gpu: import('../kernels/webgpu/backend
     const kernels: Record<string, number> = Object.fromEntries([...gpu.profile].map(([k, v]) => [k, v.ms / n] as [string, number]).sort((x, y) => y[1] - x[1]));
     gpu.profile = null;
     const total = Object.values(kernels).reduce((s, v) => s + v, 0);
-    out.push({ arch: spec.arch, batch, context, encode_ms_per_step: gpu.encodeMs / n, gpu_ms_per_step: stepGpu, gpu_ms_per_step_op_passes: total, kernels });
-    log(`profile ${spec.arch} B=${batch} T=${context}: GPU ${stepGpu.toFixed(2)} ms/step in one pass (${total.toFixed(2)} in per-op passes), JS encode ${(gpu.encodeMs / n).toFixed(2)} ms; ` +
+    out.push({ arch: spec.arch, phase, batch, rows: phase === 'decode' ? batch : chunk, context, encode_ms_per_step: gpu.encodeMs / n,
+               gpu_ms_per_step: stepGpu, gpu_ms_per_step_op_passes: total, kernels });
+    log(`profile ${spec.arch} ${phase} B=${batch}${phase === 'prefill' ? ` (${chunk} rows)` : ''} T=${context}: GPU ${stepGpu.toFixed(2)} ms/step in one pass ` +
+      `(${total.toFixed(2)} in per-op passes), JS encode ${(gpu.encodeMs / n).toFixed(2)} ms; ` +
       Object.entries(kernels).slice(0, 6).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', '));
+  };
+  for (const batch of batches) {
+    const pagesPerSeq = Math.ceil((context + 1) / P);
+    model.resizePools({ slots: batch, kvPages: kv ? batch * pagesPerSeq : 0, pageSize: P });
+    const seqs = Array.from({ length: batch }, (_, i) => ({ slot: i, pos: context, rows: 1,
+      pages: kv ? Array.from({ length: pagesPerSeq }, (_, j) => i * pagesPerSeq + j) : [] }));
+    const ids = seqs.map((_, i) => 3 + i), greedy = seqs.map(() => ({ temperature: 0, seed: 0, draw: 0 }));
+    await profile('decode', batch, () => model.submitSampled(seqs, ids, greedy));
   }
+  const pages = Math.ceil((context + chunk) / P);
+  model.resizePools({ slots: 1, kvPages: kv ? pages : 0, pageSize: P });
+  const seq = { slot: 0, pos: context, rows: chunk, pages: kv ? Array.from({ length: pages }, (_, j) => j) : [] };
+  await profile('prefill', 1, () => model.forward([seq], Array.from({ length: chunk }, (_, k) => 3 + (k % 200))));
   return out;
 }
