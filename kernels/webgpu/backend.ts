@@ -2,7 +2,7 @@
 // submit per step. Pipelines and bind groups are built once and cached (a bind group is rebuilt only when one of its
 // buffers was re-created); per-step scalars go in one params write and one meta write.
 import { type Backend, type BufferKind, type Op, type Plan, type Step, type WeightDType, totalRows } from '../backend.js';
-import { CHUNK, PBLOCK, SPLIT_K, TILE_MIN_ROWS, TILE_ROWS, WG, m2DecodeShape, shaders, type MatmulPrologue, type MatmulShape } from './shaders.js';
+import { CHUNK, GEMM, PBLOCK, SPLIT_K, TILE_MIN_ROWS, TILE_ROWS, WG, m2DecodeShape, shaders, type MatmulPrologue, type MatmulShape } from './shaders.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { f32ToF16 } from '../../weights/dtype.js'; // a dependency-free leaf shared with the checkpoint code
 
@@ -23,6 +23,7 @@ function bindings(kernel: string, variant: string): Access[] {
       const v = variant.split(':');
       return ['ro', 'ro', 'rw', ...(v[1] === 'norm' ? ['ro' as const] : []), ...(v[6] === 'conv' ? ['rw', 'ro', 'ro', 'rw', 'rw'] as const : [])];
     }
+    case 'gemm': return ['ro', 'ro', 'rw', ...(variant.endsWith(':norm') ? ['ro' as const] : [])];
     case 'conv2': return variant === 'decay' ? ['ro', 'rw', 'ro', 'ro', 'rw', 'rw'] : ['ro', 'rw', 'ro', 'ro', 'rw'];
     default: return BINDINGS[kernel]!;
   }
@@ -53,6 +54,12 @@ const MATMUL_SHAPES: MatmulShape[] = (() => {
   return parsed.map(([R, C, TK, CG]) => ({ R: R!, C: C!, TK: TK!, CG: CG! }));
 })();
 const matmulShape = (rows: number) => MATMUL_SHAPES[rows <= 1 ? 0 : rows <= 4 ? 1 : 2]!;
+
+/** From this many rows a matmul runs as the tiled GEMM (prefill chunks, large batches); FURY_GEMM_MIN_ROWS overrides. */
+const GEMM_MIN_ROWS = Number(process.env.FURY_GEMM_MIN_ROWS ?? 64);
+if (!Number.isInteger(GEMM_MIN_ROWS) || GEMM_MIN_ROWS < 1) {
+  throw new Error(`FURY_GEMM_MIN_ROWS must be a positive integer, got ${JSON.stringify(process.env.FURY_GEMM_MIN_ROWS)}`);
+}
 
 /** State rows per thread of the decode state kernel: few (a wide grid) when few (sequence, head) pairs run.
  *  FURY_M2_RPT="few,many" overrides them (tuning runs). */
@@ -248,6 +255,7 @@ export class WebGpuBackend implements Backend {
     const v = variant.split(':');
     switch (kernel) {
       case 'embed': return shaders.embed(v[0] as WeightDType);
+      case 'gemm': return shaders.gemm(v[0] as WeightDType, v[1] as MatmulPrologue);
       case 'matmul': return shaders.matmul(v[0] as WeightDType, v[1] as MatmulPrologue, { R: +v[2]!, C: +v[3]!, TK: +v[4]!, CG: +v[5]! }, v[6] === 'conv');
       case 'conv2': return shaders.conv2(variant === 'decay');
       case 'm2_state1': return shaders.m2_state1(+v[0]!, +v[1]!);
@@ -292,6 +300,7 @@ export class WebGpuBackend implements Backend {
       jobs.push(['embed', dt]);
       for (const pro of ['none', 'norm', 'silu']) for (const m of MATMUL_SHAPES) jobs.push(['matmul', `${dt}:${pro}:${m.R}:${m.C}:${m.TK}:${m.CG}:`]);
       for (const m of MATMUL_SHAPES) jobs.push(['matmul', `${dt}:norm:${m.R}:${m.C}:${m.TK}:${m.CG}:conv`]);
+      for (const pro of ['none', 'norm', 'silu']) jobs.push(['gemm', `${dt}:${pro}`]);
     }
     for (const d of headDims) {
       for (const k of ['attention', 'attn_tile', 'attn_reduce', 'm2_intra', 'm2_state', 'm2_combine', 'm2_combine1']) jobs.push([k, String(d)]);
@@ -334,9 +343,13 @@ export class WebGpuBackend implements Backend {
         const R = op.perSeq ? nSeqs : rows, m = matmulShape(R);
         if (op.k % 8 !== 0) throw new Error(`webgpu matmul ${op.w}: K = ${op.k} must be a multiple of 8`);
         const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
+        const params = [op.k, op.n, op.add ? 1 : 0, op.perSeq ? 1 : 0, op.norm ? f32bits(op.norm.eps) : 0];
+        if (!op.perSeq && R >= GEMM_MIN_ROWS && op.k % GEMM.k === 0) {
+          return one('gemm', [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])], params,
+            [Math.ceil(op.n / GEMM.cols), Math.ceil(R / GEMM.rows)], `${this.get(op.w).storage}:${pro}`);
+        }
         return one('matmul', [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])],
-          [op.k, op.n, op.add ? 1 : 0, op.perSeq ? 1 : 0, op.norm ? f32bits(op.norm.eps) : 0],
-          [Math.ceil(op.n / (m.CG * m.C)), Math.ceil(R / m.R)], `${this.get(op.w).storage}:${pro}:${m.R}:${m.C}:${m.TK}:${m.CG}:`);
+          params, [Math.ceil(op.n / (m.CG * m.C)), Math.ceil(R / m.R)], `${this.get(op.w).storage}:${pro}:${m.R}:${m.C}:${m.TK}:${m.CG}:`);
       }
       case 'gather_last':
         return one('gather_last', [op.x, op.out], [op.dim], wg(nSeqs * op.dim));
@@ -401,6 +414,7 @@ export class WebGpuBackend implements Backend {
     if (op.op !== 'matmul' || next?.op !== 'conv2' || !next.decay || next.x !== op.out || op.add || op.perSeq || op.act ||
         (next.xStride ?? next.ch) !== op.n || step.seqs.some((s) => s.rows !== 1)) return null;
     const d = this.dispatches(op, step, rows)[0]!;
+    if (d.kernel !== 'matmul') return null; // a batch large enough for the GEMM: conv2 runs on its own
     return { ...d, variant: `${d.variant}conv`, buffers: [...d.buffers, next.state, next.weight, next.bias, next.out, next.decay.out],
              params: [...d.params, next.ch, next.decay.heads] };
   }

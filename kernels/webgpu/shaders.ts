@@ -80,6 +80,17 @@ const W8: Record<WeightDType, string> = {
              vec4<f32>(bitcast<f32>(q.z << 16u), bitcast<f32>(q.z & 0xffff0000u), bitcast<f32>(q.w << 16u), bitcast<f32>(q.w & 0xffff0000u)));`,
 };
 
+/** w8(c, k8, K8): the 8 weights of column c at k = 8·k8 …, and silu on a vec4 (the matmul kernels' helpers). */
+const weights8 = (dtype: WeightDType) => `struct W8 { lo: vec4<f32>, hi: vec4<f32> }
+fn W8v(lo: vec4<f32>, hi: vec4<f32>) -> W8 { return W8(lo, hi); }
+fn w8(c: u32, k8: u32, K8: u32) -> W8 {
+${W8[dtype]}
+}
+fn silu4(g: vec4<f32>) -> vec4<f32> { return g / (vec4<f32>(1.0) + exp(-g)); }`;
+
+/** Tiled GEMM: rows × columns per workgroup, and the K step of its workgroup-memory tiles. */
+export const GEMM = { rows: 64, cols: 64, k: 32 };
+
 export const shaders = {
   // params: dim | ids → out[r, :] = table[ids[r], :]
   embed: (dtype: WeightDType) => `${HEADER}${weightReader(2, dtype)}
@@ -115,12 +126,7 @@ ${rw(e + 3, 'cout')}
 ${rw(e + 4, 'la')}
 ${LOGDECAY}` : ''}
 ${ROWS(3)}
-struct W8 { lo: vec4<f32>, hi: vec4<f32> }
-fn W8v(lo: vec4<f32>, hi: vec4<f32>) -> W8 { return W8(lo, hi); }
-fn w8(c: u32, k8: u32, K8: u32) -> W8 {
-${W8[dtype]}
-}
-fn silu4(g: vec4<f32>) -> vec4<f32> { return g / (vec4<f32>(1.0) + exp(-g)); }
+${weights8(dtype)}
 var<workgroup> red: array<f32, ${WGS * R * C}>;
 ${pro === 'norm' ? `var<workgroup> redss: array<f32, ${TK * R}>;` : ''}
 @compute @workgroup_size(${WGS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
@@ -166,6 +172,68 @@ ${conv ? `      let ch = pu(5u); let sq = rowSeq(r);
   }
 }`;
   },
+
+  // The matmul of many rows (prefill): the same params, prologues and add as matmul, as a register-tiled GEMM.
+  // A workgroup of 256 threads computes a ${GEMM.rows} × ${GEMM.cols} block of out, 4 × 4 per thread; each K step of
+  // ${GEMM.k} loads an x tile (prologue applied) and a weight tile into workgroup memory, k-major, so a thread reads
+  // 4 rows and 4 columns as two vec4 per k. rmsnorm: Σ x² of each row accumulates from the x tiles (8 partials per
+  // row), and rsqrt(mean + eps) scales the finished dot products. Requires K % ${GEMM.k} == 0.
+  gemm: (dtype: WeightDType, pro: MatmulPrologue) => `${HEADER}
+@group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
+@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
+${rw(4, 'outp')}
+${pro === 'norm' ? ro(5, 'nw', 'vec4<f32>') : ''}
+${weights8(dtype)}
+const BK = ${GEMM.k}u;
+var<workgroup> As: array<vec4<f32>, ${GEMM.k * GEMM.rows / 4}>; // [k][row / 4]
+var<workgroup> Bs: array<vec4<f32>, ${GEMM.k * GEMM.cols / 4}>; // [k][column / 4]
+${pro === 'norm' ? `var<workgroup> ssp: array<f32, ${GEMM.rows * 8}>;` : ''}
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let K = pu(0u); let N = pu(1u); let Rt = nRows(); let K8 = K / 8u;
+  let tx = l.x % 16u; let ty = l.x / 16u;
+  let c0 = wg.x * ${GEMM.cols}u; let r0 = wg.y * ${GEMM.rows}u;
+  let XS = ${pro === 'silu' ? '2u' : '1u'} * K / 4u; // vec4s per x row (silu: the row holds gate and up, 2K wide)
+  // loads: x — rows l.x / 8 and 32 + l.x / 8, k quad l.x % 8; weights — column l.x / 4, k8 l.x % 4
+  let lq = l.x % 8u; let wc = min(c0 + l.x / 4u, N - 1u); let wk = l.x % 4u;
+  var acc: array<vec4<f32>, 4>;
+  var ss = vec2<f32>(0.0);
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    for (var h = 0u; h < 2u; h++) {
+      let lr = l.x / 8u + 32u * h;
+      let xo = min(r0 + lr, Rt - 1u) * XS + k0 / 4u + lq;
+      var a = x[xo];
+${pro === 'silu' ? '      a = silu4(a) * x[xo + K / 4u];' : ''}
+${pro === 'norm' ? '      ss[h] += dot(a, a); a *= nw[k0 / 4u + lq];' : ''}
+      for (var j = 0u; j < 4u; j++) { As[(4u * lq + j) * ${GEMM.rows / 4}u + lr / 4u][lr % 4u] = a[j]; }
+    }
+    let wv = w8(wc, k0 / 8u + wk, K8);
+    let bc = l.x / 4u;
+    for (var j = 0u; j < 4u; j++) {
+      Bs[(8u * wk + j) * ${GEMM.cols / 4}u + bc / 4u][bc % 4u] = wv.lo[j];
+      Bs[(8u * wk + 4u + j) * ${GEMM.cols / 4}u + bc / 4u][bc % 4u] = wv.hi[j];
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < BK; k++) {
+      let a = As[k * ${GEMM.rows / 4}u + ty]; let b = Bs[k * ${GEMM.cols / 4}u + tx];
+      acc[0] += a.x * b; acc[1] += a.y * b; acc[2] += a.z * b; acc[3] += a.w * b;
+    }
+    workgroupBarrier();
+  }
+${pro === 'norm' ? `  ssp[(l.x / 8u) * 8u + lq] = ss[0]; ssp[(32u + l.x / 8u) * 8u + lq] = ss[1];
+  workgroupBarrier();` : ''}
+  for (var i = 0u; i < 4u; i++) {
+    let lr = ty * 4u + i; let r = r0 + lr;
+    if (r >= Rt) { break; }
+    var v = acc[i];
+${pro === 'norm' ? `    var s2 = 0.0;
+    for (var t = 0u; t < 8u; t++) { s2 += ssp[lr * 8u + t]; }
+    v *= 1.0 / sqrt(s2 / f32(K) + pf(4u));` : ''}
+    for (var j = 0u; j < 4u; j++) {
+      let c = c0 + tx * 4u + j;
+      if (c < N) { let oi = r * N + c; outp[oi] = select(v[j], outp[oi] + v[j], pu(2u) == 1u); }
+    }
+  }
+}`,
 
   // params: dim. out[s] = x[last row of s]
   gather_last: () => `${HEADER}
