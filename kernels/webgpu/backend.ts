@@ -2,7 +2,7 @@
 // submit per step. Pipelines and bind groups are built once and cached (a bind group is rebuilt only when one of its
 // buffers was re-created); per-step scalars go in one params write and one meta write.
 import { type Backend, type BufferKind, type Op, type Plan, type Step, type WeightDType, totalRows } from '../backend.js';
-import { CHUNK, GEMM, PBLOCK, SPLIT_K, TILE_MIN_ROWS, TILE_ROWS, WG, m2DecodeShape, shaders, type MatmulPrologue, type MatmulShape } from './shaders.js';
+import { CHUNK, GEMM, M2_READ_SPLITS, PBLOCK, SPLIT_K, TILE_MIN_ROWS, TILE_ROWS, WG, m2DecodeShape, shaders, type MatmulPrologue, type MatmulShape } from './shaders.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { f32ToF16 } from '../../weights/dtype.js'; // a dependency-free leaf shared with the checkpoint code
 
@@ -32,7 +32,7 @@ const BINDINGS: Record<string, Access[]> = {
   embed: ['ro', 'ro', 'rw'], gather_last: ['ro', 'rw'], rope: ['rw', 'ro'], sample: ['ro', 'ro', 'rw'],
   kv_append: ['ro', 'rw', 'rw'], kv_cumsum: ['ro', 'rw'], attention: ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], attn_tile: ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'],
   attn_reduce: ['ro', 'ro', 'rw'],
-  m2_intra: ['ro', 'ro', 'rw', 'rw', 'rw'], m2_state: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
+  m2_intra: ['ro', 'ro', 'rw', 'rw', 'rw'], m2_read: ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], m2_update: ['ro', 'ro', 'ro', 'rw', 'rw'],
   m2_state1: ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
   m2_combine: ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'], m2_combine1: ['ro', 'ro', 'ro', 'ro', 'rw'],
 };
@@ -259,7 +259,7 @@ export class WebGpuBackend implements Backend {
       case 'matmul': return shaders.matmul(v[0] as WeightDType, v[1] as MatmulPrologue, { R: +v[2]!, C: +v[3]!, TK: +v[4]!, CG: +v[5]! }, v[6] === 'conv');
       case 'conv2': return shaders.conv2(variant === 'decay');
       case 'm2_state1': return shaders.m2_state1(+v[0]!, +v[1]!);
-      case 'attention': case 'attn_tile': case 'attn_reduce': case 'm2_intra': case 'm2_state': case 'm2_combine': case 'm2_combine1':
+      case 'attention': case 'attn_tile': case 'attn_reduce': case 'm2_intra': case 'm2_read': case 'm2_update': case 'm2_combine': case 'm2_combine1':
         return shaders[kernel](+v[0]!);
       case 'gather_last': case 'rope': case 'kv_append': case 'kv_cumsum': case 'sample':
         return shaders[kernel]();
@@ -303,7 +303,7 @@ export class WebGpuBackend implements Backend {
       for (const pro of ['none', 'norm', 'silu']) jobs.push(['gemm', `${dt}:${pro}`]);
     }
     for (const d of headDims) {
-      for (const k of ['attention', 'attn_tile', 'attn_reduce', 'm2_intra', 'm2_state', 'm2_combine', 'm2_combine1']) jobs.push([k, String(d)]);
+      for (const k of ['attention', 'attn_tile', 'attn_reduce', 'm2_intra', 'm2_read', 'm2_update', 'm2_combine', 'm2_combine1']) jobs.push([k, String(d)]);
       jobs.push(['m2_state1', `${d}:${m2Rpt(0)}`], ['m2_state1', `${d}:${m2Rpt(1e9)}`]);
     }
     for (const [k, v] of jobs) {
@@ -392,15 +392,17 @@ export class WebGpuBackend implements Backend {
             { kernel: 'm2_combine1', variant: v, buffers: [op.qkv, op.logA, pnum, pden, op.out], params: [H, 0, blocks], groups: [1, nSeqs * H] }, // 4·d threads
           ];
         }
-        const blocks = Math.ceil(D / PBLOCK);
+        // chunks in order: intra-chunk scores, the readout of the carried state, its update, then the sum
+        const splits = M2_READ_SPLITS, blocks = Math.ceil(D / PBLOCK);
         const G = this.scratch('_m2.G', rows * H), inum = this.scratch('_m2.inum', rows * H * d), iden = this.scratch('_m2.iden', rows * H);
-        const pnum = this.scratch('_m2.pnum', rows * H * blocks * d), pden = this.scratch('_m2.pden', rows * H * blocks);
+        const pnum = this.scratch('_m2.pnum', rows * H * splits * d), pden = this.scratch('_m2.pden', rows * H * splits);
         const out: Dispatch[] = [];
         for (let c = 0; c * CHUNK < maxRows; c++) {
           out.push(
             { kernel: 'm2_intra', variant: v, buffers: [op.qkv, op.logA, G, inum, iden], params: [H, c], groups: [nSeqs * H, 1] },
-            { kernel: 'm2_state', variant: v, buffers: [op.qkv, G, pairs, op.S, op.N, pnum, pden], params: [H, c, blocks], groups: [blocks, nSeqs * H] },
-            { kernel: 'm2_combine', variant: v, buffers: [G, inum, iden, pnum, pden, op.out], params: [H, c, blocks], groups: [Math.min(CHUNK, maxRows), nSeqs * H] },
+            { kernel: 'm2_read', variant: v, buffers: [op.qkv, pairs, op.S, op.N, pnum, pden], params: [H, c, splits], groups: [splits, nSeqs * H] },
+            { kernel: 'm2_update', variant: v, buffers: [op.qkv, G, pairs, op.S, op.N], params: [H, c], groups: [blocks, nSeqs * H] },
+            { kernel: 'm2_combine', variant: v, buffers: [G, inum, iden, pnum, pden, op.out], params: [H, c, splits], groups: [Math.min(CHUNK, maxRows), nSeqs * H] },
           );
         }
         return out;

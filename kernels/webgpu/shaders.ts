@@ -10,7 +10,8 @@ import type { WeightDType } from '../backend.js';
 
 export const WG = 64;        // threads per workgroup for row/column kernels
 export const CHUNK = 64;     // 2Mamba prefill chunk (rows)
-export const PBLOCK = 32;    // 2Mamba state rows (p) per workgroup
+export const PBLOCK = 32;    // 2Mamba prefill: state rows (p) per workgroup of the state update
+export const M2_READ_SPLITS = 8; // 2Mamba prefill: ranges of state rows the readout is split over (partials)
 export const SPLIT_K = 256;  // keys per attention workgroup (flash-decoding split)
 export const TILE_ROWS = 64; // query rows per workgroup of the tiled (prefill) attention
 export const TILE_KEYS = 32; // keys per tile it loads into workgroup memory
@@ -520,90 +521,174 @@ const D = ${d}u;
 
   // 2Mamba chunked form (spec §5.4), chunk c of every sequence. params: heads, chunk index.
   // Intra-chunk, score space: G_i (chunk-local cumsum), Σ_{j ≤ i} exp(G_i − G_j)(s q_i·k_j)² v_j and its denominator.
+  // One workgroup per (sequence, head); thread i owns row i (q and its sums in registers); the chunk's k, v rows come
+  // through workgroup memory in tiles of 32. The weights are ≥ 0 and exp(G_i − G_j) ≤ 1: no running max.
   m2_intra: (d: number) => `${HEADER}
-${ro(2, 'x')}
+${ro(2, 'x', 'vec4<f32>')}
 ${ro(3, 'logA')}
 ${rw(4, 'G')}
-${rw(5, 'inum')}
+${rw(5, 'inum', 'vec4<f32>')}
 ${rw(6, 'iden')}
-const D = ${d}u;
+const D4 = ${d / 4}u;
 var<workgroup> gs: array<f32, ${CHUNK}>;
+var<workgroup> ks: array<vec4<f32>, ${32 * (d / 4)}>;
+var<workgroup> vs: array<vec4<f32>, ${32 * (d / 4)}>;
 @compute @workgroup_size(${CHUNK}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = pu(0u); let c = pu(1u); let s = wg.x / H; let h = wg.x % H; // wg.x < sequences × heads
   let n = seqRows(s); let start = c * ${CHUNK}u;
-  let L = select(0u, min(${CHUNK}u, n - start), start < n); let i = l.x; let E = H * D; let width = 3u * E;
+  if (start >= n) { return; } // uniform: this sequence has no rows in chunk c
+  let L = min(${CHUNK}u, n - start); let i = min(l.x, L - 1u); let E4 = H * D4; let width4 = 3u * E4;
   let r0 = seqRow0(s) + start;
-  if (i == 0u) {
+  if (l.x == 0u) {
     var acc = 0.0;
     for (var t = 0u; t < L; t++) { acc += logA[(r0 + t) * H + h]; gs[t] = acc; }
   }
-  workgroupBarrier();
-  if (i >= L) { return; }
-  let sc = 1.0 / sqrt(f32(D));
-  let qo = (r0 + i) * width + h * D;
-  var num: array<f32, ${d}>;
+  let sc = 1.0 / sqrt(f32(D4 * 4u));
+  var q: array<vec4<f32>, ${d / 4}>;
+  for (var m = 0u; m < D4; m++) { q[m] = x[(r0 + i) * width4 + h * D4 + m] * sc; }
+  var num: array<vec4<f32>, ${d / 4}>;
   var den = 0.0;
-  for (var j = 0u; j <= i; j++) {
-    let ko = (r0 + j) * width + E + h * D;
-    var dot = 0.0;
-    for (var m = 0u; m < D; m++) { dot += x[qo + m] * x[ko + m]; }
-    let w = exp(gs[i] - gs[j]) * (sc * dot) * (sc * dot);
-    den += w;
-    for (var m = 0u; m < D; m++) { num[m] += w * x[ko + E + m]; }
+  for (var j0 = 0u; j0 < L; j0 += 32u) {
+    workgroupBarrier(); // gs is written; every row is done with the previous tile
+    for (var e = l.x; e < 32u * D4; e += ${CHUNK}u) {
+      let o = (r0 + min(j0 + e / D4, L - 1u)) * width4 + E4 + h * D4 + e % D4;
+      ks[e] = x[o]; vs[e] = x[o + E4];
+    }
+    workgroupBarrier();
+    let gi = gs[i];
+    for (var k = 0u; k < 32u; k++) {
+      let j = j0 + k;
+      var dt = 0.0;
+      for (var m = 0u; m < D4; m++) { dt += dot(q[m], ks[k * D4 + m]); }
+      let w = select(0.0, exp(gi - gs[min(j, L - 1u)]) * dt * dt, j <= i);
+      den += w;
+      for (var m = 0u; m < D4; m++) { num[m] += w * vs[k * D4 + m]; }
+    }
   }
-  G[(r0 + i) * H + h] = gs[i];
-  iden[(r0 + i) * H + h] = den;
-  for (var m = 0u; m < D; m++) { inum[((r0 + i) * H + h) * D + m] = num[m]; }
+  if (l.x >= L) { return; }
+  let k = (r0 + i) * H + h;
+  G[k] = gs[i];
+  iden[k] = den;
+  for (var m = 0u; m < D4; m++) { inum[k * D4 + m] = num[m]; }
 }`,
 
-  // Inter-chunk readout with the state carried in, then the state update, for a block of ${PBLOCK} state rows p.
-  // params: heads, chunk index, blocks. Thread m owns column m; thread 0 also carries n. A sequence at pos 0 starts from 0.
-  m2_state: (d: number) => `${HEADER}
+  // Inter-chunk readout with the state carried in: Σ_p φ(q_t)_p S[p, :] and Σ_p φ(q_t)_p n[p] for the chunk's rows t
+  // over one of `splits` ranges of state rows p (a [rows × p]·[p × d] product per (sequence, head)). A workgroup of
+  // 16·d/4 threads owns 4 rows × 4 columns each; per tile of 32 state rows it stages S, n and φ(q) (formed from q on
+  // the fly) in workgroup memory. A sequence's first chunk at position 0 reads zeros. params: heads, chunk, splits.
+  m2_read: (d: number) => `${HEADER}
 ${ro(2, 'x')}
-${ro(3, 'G')}
-${ro(4, 'pairs', 'u32')}
-${rw(5, 'S')}
-${rw(6, 'N')}
-${rw(7, 'pnum')}
-${rw(8, 'pden')}
+${ro(3, 'pairs', 'u32')}
+${ro(4, 'S', 'vec4<f32>')}
+${ro(5, 'N')}
+${rw(6, 'pnum', 'vec4<f32>')}
+${rw(7, 'pden')}
 const D = ${d}u;
+const D4 = ${d / 4}u;
 const DD = ${(d * (d + 1)) / 2}u;
-@compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let H = pu(0u); let c = pu(1u); let blocks = pu(2u);
-  let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
-  if (s >= nSeqs()) { return; }
+const WGS = ${4 * d}u;
+const PT = 32u;
+var<workgroup> ssh: array<vec4<f32>, ${32 * (d / 4)}>;
+var<workgroup> nsh: array<f32, 32>;
+var<workgroup> fq: array<vec4<f32>, ${32 * (CHUNK / 4)}>; // φ(q)[p][t / 4]
+@compute @workgroup_size(${4 * d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = pu(0u); let c = pu(1u); let splits = pu(2u);
+  let sp = wg.x; let s = wg.y / H; let h = wg.y % H;
   let n = seqRows(s); let start = c * ${CHUNK}u;
   if (start >= n) { return; }
-  let L = min(${CHUNK}u, n - start); let m = l.x; let E = H * D; let width = 3u * E;
-  let r0 = seqRow0(s) + start; let sc = 1.0 / sqrt(f32(D));
-  let fresh = seqPos(s) == 0u && c == 0u;
-  let base = (seqSlot(s) * H + h) * DD;
-  let Ge = G[(r0 + L - 1u) * H + h]; let eg = exp(Ge);
-  var part: array<f32, ${CHUNK}>;
-  var pd: array<f32, ${CHUNK}>;
-  var dec: array<f32, ${CHUNK}>; // exp(G_e − G_t), once per row t instead of once per (p, t)
-  for (var t = 0u; t < L; t++) { dec[t] = sc * sc * exp(Ge - G[(r0 + t) * H + h]); }
-  for (var p = blk * ${PBLOCK}u; p < min(DD, (blk + 1u) * ${PBLOCK}u); p++) {
-    let pr = pairs[p]; let a = pr & 0xffffu; let b = pr >> 16u;
-    let cp = select(1.41421356237309515, 1.0, a == b);
-    let sOld = select(S[(base + p) * D + m], 0.0, fresh);
-    let nOld = select(N[base + p], 0.0, fresh);
-    var upd = 0.0; var updn = 0.0;
-    for (var t = 0u; t < L; t++) {
-      let qo = (r0 + t) * width + h * D; let ko = qo + E;
-      let fq = cp * x[qo + a] * x[qo + b];
-      part[t] += fq * sOld;
-      pd[t] += fq * nOld;
-      let fk = cp * x[ko + a] * x[ko + b] * dec[t];
-      upd += fk * x[ko + E + m];
-      updn += fk;
+  let L = min(${CHUNK}u, n - start); let E = H * D; let width = 3u * E;
+  let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
+  let per = (DD + splits - 1u) / splits; let pa = sp * per; let pb = min(DD, pa + per);
+  let tq = l.x / D4; let mq = l.x % D4;
+  var acc: array<vec4<f32>, 4>;
+  var dacc = vec4<f32>(0.0);
+  if (!(seqPos(s) == 0u && c == 0u)) {
+    for (var p0 = pa; p0 < pb; p0 += PT) {
+      workgroupBarrier();
+      for (var e = l.x; e < PT * D4; e += WGS) {
+        let p = p0 + e / D4;
+        ssh[e] = select(vec4<f32>(0.0), S[(base + min(p, DD - 1u)) * D4 + e % D4], p < pb);
+      }
+      if (l.x < PT) { nsh[l.x] = select(0.0, N[base + min(p0 + l.x, DD - 1u)], p0 + l.x < pb); }
+      for (var e = l.x; e < PT * ${CHUNK}u; e += WGS) {
+        let pi = e / ${CHUNK}u; let t = e % ${CHUNK}u;
+        let pr = pairs[min(p0 + pi, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
+        let qo = (r0 + min(t, L - 1u)) * width + h * D;
+        fq[pi * ${CHUNK / 4}u + t / 4u][t % 4u] = select(1.41421356237309515, 1.0, a == b) * x[qo + a] * x[qo + b];
+      }
+      workgroupBarrier();
+      for (var k = 0u; k < PT; k++) {
+        let f = fq[k * ${CHUNK / 4}u + tq]; let sv = ssh[k * D4 + mq];
+        acc[0] += f.x * sv; acc[1] += f.y * sv; acc[2] += f.z * sv; acc[3] += f.w * sv;
+        dacc += f * nsh[k];
+      }
     }
-    S[(base + p) * D + m] = eg * sOld + upd;
-    if (m == 0u) { N[base + p] = eg * nOld + updn; }
   }
-  for (var t = 0u; t < L; t++) {
-    pnum[(((r0 + t) * H + h) * blocks + blk) * D + m] = part[t];
-    if (m == 0u) { pden[((r0 + t) * H + h) * blocks + blk] = pd[t]; }
+  for (var i = 0u; i < 4u; i++) {
+    let t = tq * 4u + i;
+    if (t < L) {
+      let k = ((r0 + t) * H + h) * splits + sp;
+      pnum[k * D4 + mq] = acc[i];
+      if (mq == 0u) { pden[k] = dacc[i]; }
+    }
+  }
+}`,
+
+  // The state update over a chunk: S ← exp(G_e) S + Σ_t φ(s·k_t)ᵀ exp(G_e − G_t) v_t, n likewise, for a block of
+  // ${PBLOCK} state rows p (a [p × rows]·[rows × d] product). 8·d/4 threads own 2 rows × 4 columns each; per tile of 32
+  // rows t, φ(s·k_t)·exp(G_e − G_t) and v_t are staged in workgroup memory. Runs after m2_read, which reads the old S.
+  // params: heads, chunk.
+  m2_update: (d: number) => `${HEADER}
+${ro(2, 'x', 'vec4<f32>')}
+${ro(3, 'G')}
+${ro(4, 'pairs', 'u32')}
+${rw(5, 'S', 'vec4<f32>')}
+${rw(6, 'N')}
+const D = ${d}u;
+const D4 = ${d / 4}u;
+const DD = ${(d * (d + 1)) / 2}u;
+const WGS = ${(PBLOCK / 2) * (d / 4)}u;
+var<workgroup> fk: array<vec2<f32>, ${32 * (PBLOCK / 2)}>; // φ(s·k_t)·decay [t][p / 2]
+var<workgroup> vsh: array<vec4<f32>, ${32 * (d / 4)}>;
+@compute @workgroup_size(${(PBLOCK / 2) * (d / 4)}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = pu(0u); let c = pu(1u);
+  let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
+  let n = seqRows(s); let start = c * ${CHUNK}u;
+  if (start >= n) { return; }
+  let L = min(${CHUNK}u, n - start); let E4 = H * D4; let width4 = 3u * E4;
+  let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
+  let Ge = G[(r0 + L - 1u) * H + h]; let sc2 = 1.0 / f32(D);
+  let pq = l.x / D4; let mq = l.x % D4; let pBase = blk * ${PBLOCK}u;
+  var acc: array<vec4<f32>, 2>;
+  var nacc = vec2<f32>(0.0);
+  for (var t0 = 0u; t0 < L; t0 += 32u) {
+    workgroupBarrier();
+    for (var e = l.x; e < 32u * ${PBLOCK}u; e += WGS) {
+      let ti = e / ${PBLOCK}u; let pi = e % ${PBLOCK}u; let t = t0 + ti;
+      let pr = pairs[min(pBase + pi, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
+      let ko = (r0 + min(t, L - 1u)) * width4 + E4 + h * D4;
+      let ka = x[ko + a / 4u][a % 4u]; let kb = x[ko + b / 4u][b % 4u];
+      let dec = select(0.0, sc2 * exp(Ge - G[(r0 + min(t, L - 1u)) * H + h]), t < L);
+      fk[ti * ${PBLOCK / 2}u + pi / 2u][pi % 2u] = select(1.41421356237309515, 1.0, a == b) * ka * kb * dec;
+    }
+    for (var e = l.x; e < 32u * D4; e += WGS) {
+      vsh[e] = x[(r0 + min(t0 + e / D4, L - 1u)) * width4 + 2u * E4 + h * D4 + e % D4];
+    }
+    workgroupBarrier();
+    for (var t = 0u; t < 32u; t++) {
+      let f = fk[t * ${PBLOCK / 2}u + pq]; let v = vsh[t * D4 + mq];
+      acc[0] += f.x * v; acc[1] += f.y * v;
+      nacc += f;
+    }
+  }
+  let eg = exp(Ge); let fresh = seqPos(s) == 0u && c == 0u;
+  for (var j = 0u; j < 2u; j++) {
+    let p = pBase + 2u * pq + j;
+    if (p < DD) {
+      let si = (base + p) * D4 + mq;
+      S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + acc[j];
+      if (mq == 0u) { N[base + p] = select(eg * N[base + p], 0.0, fresh) + nacc[j]; }
+    }
   }
 }`,
 
