@@ -16,6 +16,10 @@ export interface BenchRow {
   fits: boolean;
   note?: string;
   decode_ms_per_step?: number;
+  /** 90th percentile of the intervals between steps' tokens. */
+  decode_ms_p90?: number;
+  /** JS time to build and encode one step (WebGPU backend). */
+  host_encode_ms_per_step?: number;
   decode_tokens_per_s?: number;
   prefill_tokens?: number;
   prefill_tokens_per_s?: number;
@@ -52,24 +56,30 @@ export interface BenchOptions {
   maxPoolBytes: number;
   maxBinding: number;
   ceilingBytesPerSecond: number;
+  /** Decode steps in flight (default 1, as the scheduler runs). */
+  depth?: number;
   log?: (line: string) => void;
 }
 
 /** Time decode steps as the server runs greedy requests: the device samples, only token ids come back, and each
- *  step is submitted before the previous one's tokens arrive (it embeds the tokens the device sampled). */
-async function timeSteps(model: Model, seqs: SeqStep[], ids: number[], minSeconds: number, minSteps: number): Promise<number> {
-  let n = 0;
+ *  step is submitted before the previous one's tokens arrive (it embeds the tokens the device sampled); `depth`
+ *  steps are in flight (the scheduler keeps 1). Returns the mean and the 90th-percentile interval between tokens. */
+async function timeSteps(model: Model, seqs: SeqStep[], ids: number[], minSeconds: number, minSteps: number, depth = 1) {
   const greedy = seqs.map(() => ({ temperature: 0, seed: 0, draw: 0 }));
-  let pending = model.submitSampled(seqs, ids, greedy);
+  const inFlight = [model.submitSampled(seqs, ids, greedy)];
+  const gaps: number[] = [];
   const t0 = performance.now();
-  while (n < minSteps || performance.now() - t0 < minSeconds * 1000) {
-    const next = model.submitSampled(seqs, null, greedy);
-    await pending;
-    pending = next;
-    n++;
+  let last = t0;
+  while (gaps.length < minSteps || performance.now() - t0 < minSeconds * 1000) {
+    while (inFlight.length <= depth) inFlight.push(model.submitSampled(seqs, null, greedy));
+    await inFlight.shift();
+    const now = performance.now();
+    gaps.push(now - last);
+    last = now;
   }
-  await pending;
-  return (performance.now() - t0) / n;
+  await Promise.all(inFlight);
+  gaps.sort((a, b) => a - b);
+  return { ms: (last - t0) / gaps.length, p90: gaps[Math.floor(0.9 * (gaps.length - 1))]! };
 }
 
 export async function benchModel(model: Model, batches: number[], contexts: number[], o: BenchOptions): Promise<BenchRow[]> {
@@ -93,9 +103,12 @@ export async function benchModel(model: Model, batches: number[], contexts: numb
         slot: i, pos: context, rows: 1, pages: spec.arch === '2mamba' ? [] : Array.from({ length: pagesPerSeq }, (_, j) => i * pagesPerSeq + j),
       }));
       const ids = Array.from({ length: batch }, (_, i) => 3 + i);
-      if (!warmed) { await timeSteps(model, seqs, ids, o.warmupSeconds, 3); warmed = true; }
-      else await timeSteps(model, seqs, ids, 0.3, 3);
-      const ms = await timeSteps(model, seqs, ids, 0, o.steps);
+      if (!warmed) { await timeSteps(model, seqs, ids, o.warmupSeconds, 3, o.depth); warmed = true; }
+      else await timeSteps(model, seqs, ids, 0.3, 3, o.depth);
+      const gpu = model.backend as { encodeMs?: number };
+      const enc0 = gpu.encodeMs;
+      const { ms, p90 } = await timeSteps(model, seqs, ids, 0, o.steps, o.depth);
+      const encodeMs = enc0 === undefined ? undefined : (gpu.encodeMs! - enc0) / (o.steps + (o.depth ?? 1));
       if (!prefill) {
         // prefill of one prompt (capped) in scheduler-sized chunks
         const tokens = Math.min(context, o.prefillCap);
@@ -113,13 +126,15 @@ export async function benchModel(model: Model, batches: number[], contexts: numb
       const wBytes = weightTrafficBytes(model.backend, spec, batch), rBytes = requestTrafficBytes(spec, context);
       const bytes = wBytes + batch * rBytes, achieved = bytes / (ms / 1000) / 1e9;
       const row: BenchRow = {
-        ...base, fits: true, decode_ms_per_step: ms, decode_tokens_per_s: (batch * 1000) / ms,
+        ...base, fits: true, decode_ms_per_step: ms, decode_ms_p90: p90, ...(encodeMs === undefined ? {} : { host_encode_ms_per_step: encodeMs }),
+        decode_tokens_per_s: (batch * 1000) / ms,
         prefill_tokens: prefill.tokens, prefill_tokens_per_s: prefill.tps,
         weight_bytes: wBytes, request_bytes: rBytes, bytes_per_step: bytes, achieved_GBps: achieved,
         floor_ms: (bytes / o.ceilingBytesPerSecond) * 1000, ratio: achieved / ceilingGB,
       };
       rows.push(row);
-      o.log?.(`${spec.arch} B=${batch} T=${context}: ${ms.toFixed(2)} ms/step, ${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
+      o.log?.(`${spec.arch} B=${batch} T=${context}: ${ms.toFixed(2)} ms/step (p90 ${p90.toFixed(2)}` +
+        `${encodeMs === undefined ? '' : `, encode ${encodeMs.toFixed(2)}`}), ${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
         `${achieved.toFixed(0)} GB/s = ${(100 * row.ratio!).toFixed(0)}% of ${ceilingGB.toFixed(0)} GB/s; prefill ${prefill.tps.toFixed(0)} tok/s`);
     }
   }

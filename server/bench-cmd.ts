@@ -49,6 +49,7 @@ Options:
   --batch LIST           batch sizes (default 1,8,32)
   --context LIST         context lengths (default 1024,8192,32768)
   --steps N              timed decode steps per configuration (default 30)
+  --in-flight N          decode steps submitted ahead of the tokens they wait for (default 1, as the server runs)
   --backend B            webgpu (default), cpu or auto
   --weights-dtype D      f16 (default), bf16, f32
   --prefill-cap N        longest prefill measured (default 8192)
@@ -60,7 +61,7 @@ Options:
   async run(argv) {
     const a = parse('bench', argv, {
       arch: { type: 'string' }, preset: { type: 'string' }, batch: { type: 'string' }, context: { type: 'string' },
-      steps: { type: 'string' }, backend: { type: 'string' }, 'weights-dtype': { type: 'string' }, 'prefill-cap': { type: 'string' },
+      steps: { type: 'string' }, 'in-flight': { type: 'string' }, backend: { type: 'string' }, 'weights-dtype': { type: 'string' }, 'prefill-cap': { type: 'string' },
       'max-memory': { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, profile: { type: 'boolean' },
     });
     if (a.help) return void console.log(this.help);
@@ -72,7 +73,7 @@ Options:
     }
     const preset = oneOf<PresetName>(a.preset, 'preset', PRESETS, 'small');
     const batches = list(a.batch, 'batch', [1, 8, 32]), contexts = list(a.context, 'context', [1024, 8192, 32768]);
-    const steps = int(a.steps, 'steps', 30, 1), backendChoice = oneOf(a.backend, 'backend', BACKENDS, 'webgpu');
+    const steps = int(a.steps, 'steps', 30, 1), depth = int(a['in-flight'] as string | undefined, 'in-flight', 1, 1), backendChoice = oneOf(a.backend, 'backend', BACKENDS, 'webgpu');
     const dtype = oneOf<WeightsDType>(a['weights-dtype'], 'weights-dtype', WEIGHTS_DTYPES, 'f16');
     const prefillCap = int(a['prefill-cap'], 'prefill-cap', 8192, 1);
     const log = (l: string) => process.stderr.write(`fury bench: ${l}\n`);
@@ -101,7 +102,7 @@ Options:
         }
         const maxPool = a['max-memory'] !== undefined ? parseBytes(String(a['max-memory'])) : gpu ? 60 * 2 ** 30 : totalmem() / 4;
         rows.push(...await benchModel(model, batches, contexts, {
-          steps, warmupSeconds: 2, prefillCap, prefillChunk: 256, maxPoolBytes: maxPool, maxBinding, ceilingBytesPerSecond: ceiling, log,
+          steps, depth, warmupSeconds: 2, prefillCap, prefillChunk: 256, maxPoolBytes: maxPool, maxBinding, ceilingBytesPerSecond: ceiling, log,
         }));
         if (a.profile && gpu) profiles.push(...await profileModel(model, gpu, batches, contexts[0]!, log));
       } finally {

@@ -80,8 +80,13 @@ interface Dispatch {
   groups: [number, number];
 }
 
-/** Key ranges of SPLIT_K the longest row of the step attends over. */
-const attentionSplits = (step: Step) => Math.max(1, ...step.seqs.map((s) => Math.ceil((s.pos + s.rows) / SPLIT_K)));
+/** Key ranges of SPLIT_K the longest row of the step attends over. A decode step rounds them up to a power of two
+ *  (ranges past a row's position exit at once), so its recording is reused while contexts grow; a step with prefill
+ *  tiles keeps the exact count (its partials scale with rows × ranges). */
+function attentionSplits(step: Step): number {
+  const n = Math.max(1, ...step.seqs.map((s) => Math.ceil((s.pos + s.rows) / SPLIT_K)));
+  return step.seqs.some((s) => s.rows >= TILE_MIN_ROWS) ? n : 2 ** Math.ceil(Math.log2(n));
+}
 
 /** The step's attention work: rows of short (decode) sequences for the split-K kernel, tiles of the others. */
 function attentionWork(step: Step): { splitRows: number[]; tiles: [number, number][] } {

@@ -147,15 +147,17 @@ test('paged KV append and attention: softmax with GQA, 2Mamba-E with cumulative 
      { name: 'y', init: new Float32Array(rows * 128), out: true }], step, ['y'], 2e-5, seed);
 });
 
-test('attention across several 256-key ranges (split-K: decode at 530; tiled: a 20-row chunk crossing 256)', { skip }, async () => {
+test('attention across several 256-key ranges (split-K: decode at 530; tiled: a 20-row chunk crossing 256; a decode-only step rounding 3 ranges to 4)', { skip }, async () => {
   const { rng, seed } = freshRng();
   const P = 16, pagesA = Array.from({ length: 34 }, (_, i) => 2 * i), pagesB = Array.from({ length: 18 }, (_, i) => 2 * i + 1);
-  const step: Step = { seqs: [{ slot: 0, pos: 530, rows: 1, pages: pagesA }, { slot: 1, pos: 250, rows: 20, pages: pagesB }] };
-  const rows = 21, r = (n: number, std = 1) => rng.normals(n, std), pages = 70;
-  for (const useC of [false, true]) {
+  const mixed: Step = { seqs: [{ slot: 0, pos: 530, rows: 1, pages: pagesA }, { slot: 1, pos: 250, rows: 20, pages: pagesB }] };
+  const decode: Step = { seqs: [{ slot: 0, pos: 530, rows: 1, pages: pagesA }, { slot: 1, pos: 269, rows: 1, pages: pagesB }] };
+  const r = (n: number, std = 1) => rng.normals(n, std), pages = 70;
+  for (const [useC, step] of [[false, mixed], [true, mixed], [false, decode], [true, decode]] as const) {
+    const rows = step.seqs.reduce((n, s) => n + s.rows, 0);
     const el = { heads: 2, kvHeads: 2, headDim: 64 };
     const cInit = Float64Array.from({ length: pages * P * 2 }, () => -Math.abs(rng.normal()) * 0.01);
-    await compare(`split-K attention useC=${useC}`, [
+    await compare(`attention useC=${useC} rows=${rows}`, [
       { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: el, pageSize: P, ...(useC ? { logA: 'la', c: 'cc' } : {}) },
       { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout: el, pageSize: P, ...(useC ? { c: 'cc' } : {}) }],
       [{ name: 'x', init: r(rows * 6 * 64, 2) }, { name: 'kc', init: r(pages * P * 128) }, { name: 'vc', init: r(pages * P * 128) },
