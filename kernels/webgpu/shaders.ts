@@ -15,7 +15,6 @@ export const M2_READ_SPLITS = 8; // 2Mamba prefill: ranges of state rows the rea
 export const SPLIT_K = 256;  // keys per attention workgroup (flash-decoding split)
 export const TILE_ROWS = 64; // query rows per workgroup of the tiled (prefill) attention
 export const TILE_KEYS = 32; // keys per tile it loads into workgroup memory
-export const DEC_KEYS = 32;  // keys per tile of the split-K (decode) attention
 /** A sequence with at least this many rows in a step takes the tiled attention; fewer (decode) the split-K kernel. */
 export const TILE_MIN_ROWS = 5;
 
@@ -364,82 +363,60 @@ fn hash32(v: u32) -> u32 {
   if (l.x == 0u) { outp[s] = i32(bi[0]); }
 }`,
 
-  // Split-K (flash-decoding) attention, pass 1, for decode rows (kernels.md §5.8). params: heads, kvHeads, pageSize,
-  // useC, splits. One workgroup of ${WG} threads per (key range of ${SPLIT_K}, row, head); per tile of ${DEC_KEYS} keys the K
-  // and V rows are loaded coalesced into workgroup memory (K rows padded by one vec4, so each thread reads its own
-  // key's row without bank conflicts), thread t < ${DEC_KEYS} scores key t, the tile max comes from a tree reduction, and
-  // thread t accumulates output dimension t over the tile's keys → the range's (max, sum, Σ e^{ℓ−max}·v). ℓ_j = s·q·k_j (+ C_pos − C_j).
+  // Split-K (flash-decoding) attention, pass 1. params: heads, kvHeads, pageSize, useC, splits. One workgroup per
+  // (key range of ${SPLIT_K}, row, head); each thread an online softmax over its keys j ≡ thread (mod ${WG}) of the range,
+  // then a max-rescaled combine in workgroup memory → the range's (max, sum, Σ e^{ℓ−max}·v). ℓ_j = s·q·k_j (+ C_pos − C_j).
   attention: (d: number) => `${HEADER}
-${ro(2, 'x', 'vec4<f32>')}
-${ro(3, 'kc', 'vec4<f32>')}
-${ro(4, 'vc', 'vec4<f32>')}
+${ro(2, 'x')}
+${ro(3, 'kc')}
+${ro(4, 'vc')}
 ${ro(5, 'cc')}
 ${rw(6, 'po')}
 ${rw(7, 'pml')}
 const D = ${d}u;
-const D4 = ${d / 4}u;
-const KS = ${d / 4 + 1}u;
-var<workgroup> ks: array<vec4<f32>, ${DEC_KEYS * (d / 4 + 1)}>;
-var<workgroup> vs: array<f32, ${DEC_KEYS * d}>;
-var<workgroup> ps: array<f32, ${DEC_KEYS}>;
-var<workgroup> red: array<f32, ${DEC_KEYS}>;
+var<workgroup> wm: array<f32, ${WG}>;
+var<workgroup> wl: array<f32, ${WG}>;
+var<workgroup> wacc: array<f32, ${WG * d}>;
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = pu(0u); let Hkv = pu(1u); let P = pu(2u); let useC = pu(3u) == 1u; let splits = pu(4u);
   let sp = wg.x; let r = splitRow(wg.y / H); let h = wg.y % H; // splits × (split-K rows × heads) workgroups
   let s = rowSeq(r); let pos = seqPos(s) + rowT(r);
   let j0 = sp * ${SPLIT_K}u; let j1 = min(pos + 1u, j0 + ${SPLIT_K}u);
-  if (j0 >= j1) { return; } // a range past this row's position: the reduce skips it
-  let g = h / (H / Hkv); let width4 = (H + 2u * Hkv) * D4;
-  let scale = 1.0 / sqrt(f32(D));
-  var q: array<vec4<f32>, ${d / 4}>;
-  for (var m = 0u; m < D4; m++) { q[m] = x[r * width4 + h * D4 + m] * scale; }
+  let g = h / (H / Hkv); let width = (H + 2u * Hkv) * D;
+  let sc = 1.0 / sqrt(f32(D));
+  var q: array<f32, ${d}>;
+  for (var m = 0u; m < D; m++) { q[m] = x[r * width + h * D + m]; }
   var cNow = 0.0;
   if (useC) { cNow = cc[(seqPage(s, pos / P) * P + pos % P) * H + h]; }
   var mx = -3.0e38; var z = 0.0;
-  var acc: array<f32, ${Math.ceil(d / WG)}>; // output dimensions l.x, l.x + ${WG}, …
-  for (var jt = j0; jt < j1; jt += ${DEC_KEYS}u) {
-    workgroupBarrier(); // every thread is done with the previous tile
-    for (var e = l.x; e < ${DEC_KEYS}u * D4; e += ${WG}u) {
-      let kk = e / D4; let m4 = e % D4; let j = jt + kk;
-      var kv = vec4<f32>(0.0); var vv = vec4<f32>(0.0);
-      if (j < j1) {
-        let o = ((seqPage(s, j / P) * P + j % P) * Hkv + g) * D4 + m4;
-        kv = kc[o]; vv = vc[o];
-      }
-      ks[kk * KS + m4] = kv;
-      vs[kk * D + 4u * m4] = vv.x; vs[kk * D + 4u * m4 + 1u] = vv.y; vs[kk * D + 4u * m4 + 2u] = vv.z; vs[kk * D + 4u * m4 + 3u] = vv.w;
-    }
-    workgroupBarrier();
-    let j = jt + l.x;
-    var lg = -3.0e38;
-    if (l.x < ${DEC_KEYS}u && j < j1) {
-      var dt = 0.0;
-      for (var m = 0u; m < D4; m++) { dt += dot(q[m], ks[l.x * KS + m]); }
-      lg = dt;
-      if (useC) { lg += cNow - cc[(seqPage(s, j / P) * P + j % P) * H + h]; }
-    }
-    if (l.x < ${DEC_KEYS}u) { red[l.x] = lg; }
-    workgroupBarrier();
-    for (var st = ${DEC_KEYS / 2}u; st > 0u; st >>= 1u) {
-      if (l.x < st) { red[l.x] = max(red[l.x], red[l.x + st]); }
-      workgroupBarrier();
-    }
-    let nm = max(mx, red[0]);
-    if (l.x < ${DEC_KEYS}u) { ps[l.x] = select(0.0, exp(lg - nm), j < j1); }
-    workgroupBarrier();
-    let f = exp(mx - nm);
-    var tz = 0.0;
-    for (var i = 0u; i < ${Math.ceil(d / WG)}u; i++) { acc[i] *= f; }
-    for (var k = 0u; k < ${DEC_KEYS}u; k++) {
-      let pk = ps[k];
-      tz += pk;
-      for (var i = 0u; i < ${Math.ceil(d / WG)}u; i++) { let m = l.x + i * ${WG}u; if (m < D) { acc[i] += pk * vs[k * D + m]; } }
-    }
-    z = z * f + tz; mx = nm;
+  var acc: array<f32, ${d}>;
+  for (var j = j0 + l.x; j < j1; j += ${WG}u) {
+    let slot = seqPage(s, j / P) * P + j % P;
+    let ko = (slot * Hkv + g) * D;
+    var dot = 0.0;
+    for (var m = 0u; m < D; m++) { dot += q[m] * kc[ko + m]; }
+    var lg = sc * dot;
+    if (useC) { lg += cNow - cc[slot * H + h]; }
+    let nm = max(mx, lg); let f = exp(mx - nm); let e = exp(lg - nm);
+    z = z * f + e;
+    for (var m = 0u; m < D; m++) { acc[m] = acc[m] * f + e * vc[ko + m]; }
+    mx = nm;
   }
+  wm[l.x] = mx; wl[l.x] = z;
+  for (var m = 0u; m < D; m++) { wacc[l.x * D + m] = acc[m]; }
+  workgroupBarrier();
+  if (j0 >= j1) { return; } // a range past this row's position: the reduce skips it
+  var M = -3.0e38;
+  for (var t = 0u; t < ${WG}u; t++) { M = max(M, wm[t]); }
+  var Z = 0.0;
+  for (var t = 0u; t < ${WG}u; t++) { Z += wl[t] * exp(wm[t] - M); }
   let k = (r * H + h) * splits + sp;
-  for (var i = 0u; i < ${Math.ceil(d / WG)}u; i++) { let m = l.x + i * ${WG}u; if (m < D) { po[k * D + m] = acc[i]; } }
-  if (l.x == 0u) { pml[2u * k] = mx; pml[2u * k + 1u] = z; }
+  for (var m = l.x; m < D; m += ${WG}u) {
+    var o = 0.0;
+    for (var t = 0u; t < ${WG}u; t++) { o += wacc[t * D + m] * exp(wm[t] - M); }
+    po[k * D + m] = o;
+  }
+  if (l.x == 0u) { pml[2u * k] = M; pml[2u * k + 1u] = Z; }
 }`,
 
   // Tiled (flash-attention) prefill, pass 1 (kernels.md §5.11): one workgroup per (key range of ${SPLIT_K}, tile of ${TILE_ROWS}
