@@ -363,7 +363,7 @@ export class WebGpuBackend implements Backend {
       case 'conv2': {
         const H = op.decay?.heads ?? 0;
         return one('conv2', [op.x, op.state, op.weight, op.bias, op.out, ...(op.decay ? [op.decay.out] : [])],
-          [op.ch, op.xStride ?? op.ch, H], wg(nSeqs * (op.ch + H)), op.decay ? 'decay' : '');
+          [op.ch, op.xStride ?? op.ch, H], wg(rows * (op.ch + H)), op.decay ? 'decay' : '');
       }
       case 'rope': {
         const { heads: H, kvHeads: Hkv, headDim: d } = op.layout;

@@ -247,9 +247,10 @@ ${rw(3, 'outp')}
   outp[i] = x[(seqRow0(s) + seqRows(s) - 1u) * dim + c];
 }`,
 
-  // params: ch, xStride, heads (decay variant). One thread per (sequence, channel) walks the sequence's rows;
-  // state[slot] keeps the last raw row. The decay variant's extra threads (channels ch … ch+heads−1) write
-  // −softplus(z) of the decay logits that follow the conv channels in each x row.
+  // params: ch, xStride, heads (decay variant). One thread per (row, channel): out[t] = b + w0·x[t−1] + w1·x[t], with
+  // x[−1] from state[slot] (zero for a fresh sequence). The thread of a sequence's first row is the only one that
+  // reads the state, so it also writes the new one (the sequence's last raw row): no race between rows. The decay
+  // variant's extra threads (channels ch … ch+heads−1) write −softplus(z) of the decay logits after the conv channels.
   conv2: (decay: boolean) => `${HEADER}
 ${ro(2, 'x')}
 ${rw(3, 'st')}
@@ -258,22 +259,17 @@ ${ro(5, 'bias')}
 ${rw(6, 'outp')}
 ${decay ? rw(7, 'la') : ''}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let ch = pu(0u); let xs = pu(1u); let H = ${decay ? 'pu(2u)' : '0u'}; let i = g.x;
-  if (i >= nSeqs() * (ch + H)) { return; }
-  let s = i / (ch + H); let c = i % (ch + H); let slot = seqSlot(s);
-  let r0 = seqRow0(s); let n = seqRows(s);
-${decay ? `  if (c >= ch) {
-    for (var t = 0u; t < n; t++) { la[(r0 + t) * H + c - ch] = logdecay(x[(r0 + t) * xs + c]); }
-    return;
-  }` : ''}
-  var prev = select(0.0, st[slot * ch + c], seqPos(s) > 0u);
-  let w0 = wt[2u * c]; let w1 = wt[2u * c + 1u]; let b = bias[c];
-  for (var t = 0u; t < n; t++) {
-    let cur = x[(r0 + t) * xs + c];
-    outp[(r0 + t) * ch + c] = b + w0 * prev + w1 * cur;
-    prev = cur;
-  }
-  if (n > 0u) { st[slot * ch + c] = prev; }
+  let ch = pu(0u); let xs = pu(1u); let H = ${decay ? 'pu(2u)' : '0u'}; let i = g.x + g.y * 65535u * ${WG}u;
+  if (i >= nRows() * (ch + H)) { return; }
+  let r = i / (ch + H); let c = i % (ch + H);
+${decay ? `  if (c >= ch) { la[r * H + c - ch] = logdecay(x[r * xs + c]); return; }` : ''}
+  let s = rowSeq(r); let t = rowT(r); let si = seqSlot(s) * ch + c;
+  var prev: f32;
+  if (t == 0u) {
+    prev = select(0.0, st[si], seqPos(s) > 0u);
+    st[si] = x[(r + seqRows(s) - 1u) * xs + c];
+  } else { prev = x[(r - 1u) * xs + c]; }
+  outp[r * ch + c] = bias[c] + wt[2u * c] * prev + wt[2u * c + 1u] * x[r * xs + c];
 }
 ${decay ? LOGDECAY : ''}`,
 
