@@ -30,6 +30,10 @@ const LOGDECAY = /* wgsl */ `fn logdecay(z: f32) -> f32 {
   return -(max(z, 0.0) + l1p);
 }`;
 
+/** φ's coefficient for the pair (a, b), a ≤ b, of a head's dimensions (spec §5): φ(x)_p = c·x_a·x_b with c = √2 off the
+ *  diagonal, so φ(q)·φ(k) = (q·k)². The `pairs` tables hold a | b << 16 per state row p. */
+const PHI = /* wgsl */ `fn phiCoef(a: u32, b: u32) -> f32 { return select(1.41421356237309515, 1.0, a == b); }`;
+
 /** Threads along the column (vec4 lanes) and along the state rows of the decode state kernel for head dim d. */
 export function m2DecodeShape(d: number) {
   const lanes = d / 4, groups = Math.max(1, Math.floor(256 / lanes));
@@ -572,7 +576,7 @@ var<workgroup> vs: array<vec4<f32>, ${32 * (d / 4)}>;
   // over one of `splits` ranges of state rows p (a [rows × p]·[p × d] product per (sequence, head)). A workgroup of
   // 16·d/4 threads owns 4 rows × 4 columns each; per tile of 32 state rows it stages S, n and φ(q) (formed from q on
   // the fly) in workgroup memory. A sequence's first chunk at position 0 reads zeros. params: heads, chunk, splits.
-  m2_read: (d: number) => `${HEADER}
+  m2_read: (d: number) => `${HEADER}${PHI}
 ${ro(2, 'x')}
 ${ro(3, 'pairs', 'u32')}
 ${ro(4, 'S', 'vec4<f32>')}
@@ -610,7 +614,7 @@ var<workgroup> fq: array<vec4<f32>, ${32 * (CHUNK / 4)}>; // φ(q)[p][t / 4]
         let pi = e / ${CHUNK}u; let t = e % ${CHUNK}u;
         let pr = pairs[min(p0 + pi, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
         let qo = (r0 + min(t, L - 1u)) * width + h * D;
-        fq[pi * ${CHUNK / 4}u + t / 4u][t % 4u] = select(1.41421356237309515, 1.0, a == b) * x[qo + a] * x[qo + b];
+        fq[pi * ${CHUNK / 4}u + t / 4u][t % 4u] = phiCoef(a, b) * x[qo + a] * x[qo + b];
       }
       workgroupBarrier();
       for (var k = 0u; k < PT; k++) {
@@ -634,7 +638,7 @@ var<workgroup> fq: array<vec4<f32>, ${32 * (CHUNK / 4)}>; // φ(q)[p][t / 4]
   // ${PBLOCK} state rows p (a [p × rows]·[rows × d] product). 8·d/4 threads own 2 rows × 4 columns each; per tile of 32
   // rows t, φ(s·k_t)·exp(G_e − G_t) and v_t are staged in workgroup memory. Runs after m2_read, which reads the old S.
   // params: heads, chunk.
-  m2_update: (d: number) => `${HEADER}
+  m2_update: (d: number) => `${HEADER}${PHI}
 ${ro(2, 'x', 'vec4<f32>')}
 ${ro(3, 'G')}
 ${ro(4, 'pairs', 'u32')}
@@ -665,7 +669,7 @@ var<workgroup> vsh: array<vec4<f32>, ${32 * (d / 4)}>;
       let ko = (r0 + min(t, L - 1u)) * width4 + E4 + h * D4;
       let ka = x[ko + a / 4u][a % 4u]; let kb = x[ko + b / 4u][b % 4u];
       let dec = select(0.0, sc2 * exp(Ge - G[(r0 + min(t, L - 1u)) * H + h]), t < L);
-      fk[ti * ${PBLOCK / 2}u + pi / 2u][pi % 2u] = select(1.41421356237309515, 1.0, a == b) * ka * kb * dec;
+      fk[ti * ${PBLOCK / 2}u + pi / 2u][pi % 2u] = phiCoef(a, b) * ka * kb * dec;
     }
     for (var e = l.x; e < 32u * D4; e += WGS) {
       vsh[e] = x[(r0 + min(t0 + e / D4, L - 1u)) * width4 + 2u * E4 + h * D4 + e % D4];
@@ -696,7 +700,7 @@ var<workgroup> vsh: array<vec4<f32>, ${32 * (d / 4)}>;
   // params: heads, 0, blocks. a = exp(A_t) from logA.
   m2_state1: (d: number, rpt: number) => {
     const { lanes, groups } = m2DecodeShape(d), WGS = lanes * groups, PB = groups * rpt;
-    return `${HEADER}
+    return `${HEADER}${PHI}
 ${ro(2, 'x')}
 ${ro(3, 'logA')}
 ${ro(4, 'pairs', 'u32')}
@@ -733,7 +737,7 @@ var<workgroup> redn: array<f32, ${WGS}>;
     var fq = 0.0; var fk = 0.0;
     if (p < DD) {
       let pr = pairs[p]; let i = pr & 0xffffu; let j = pr >> 16u;
-      let cp = select(1.41421356237309515, 1.0, i == j);
+      let cp = phiCoef(i, j);
       fq = cp * x[qo + i] * x[qo + j]; fk = cp * x[ko + i] * x[ko + j] / f32(D);
       let nOld = select(N[base + p], 0.0, fresh);
       pd += fq * nOld;
