@@ -82,6 +82,17 @@ async function timeSteps(model: Model, seqs: SeqStep[], ids: number[], minSecond
   return { ms: (last - t0) / gaps.length, p90: gaps[Math.floor(0.9 * (gaps.length - 1))]! };
 }
 
+/** A decode step of `batch` requests, each at position `context` (its KV pages hold `context` tokens) feeding one new
+ *  token; the model's pools are sized for it. */
+export function decodeBatch(model: Model, batch: number, context: number, pageSize: number) {
+  const kv = model.spec.arch !== '2mamba', pagesPerSeq = Math.ceil((context + 1) / pageSize);
+  model.resizePools({ slots: batch, kvPages: kv ? batch * pagesPerSeq : 0, pageSize });
+  const seqs: SeqStep[] = Array.from({ length: batch }, (_, i) => ({
+    slot: i, pos: context, rows: 1, pages: kv ? Array.from({ length: pagesPerSeq }, (_, j) => i * pagesPerSeq + j) : [],
+  }));
+  return { seqs, ids: seqs.map((_, i) => 3 + i), pagesPerSeq };
+}
+
 export async function benchModel(model: Model, batches: number[], contexts: number[], o: BenchOptions): Promise<BenchRow[]> {
   const spec = model.spec, P = 16, rows: BenchRow[] = [];
   const mem = memoryModel(spec), ceilingGB = o.ceilingBytesPerSecond / 1e9;
@@ -96,13 +107,7 @@ export async function benchModel(model: Model, batches: number[], contexts: numb
       const base: BenchRow = { arch: spec.arch, batch, context, fits: false, ceiling_GBps: ceilingGB };
       if (pool > o.maxPoolBytes) { rows.push({ ...base, note: `state + KV ${(pool / 2 ** 30).toFixed(1)} GiB > the ${(o.maxPoolBytes / 2 ** 30).toFixed(0)} GiB allowed` }); continue; }
       if (Math.max(perLayerKv, perLayerState) > o.maxBinding) { rows.push({ ...base, note: `one layer's ${spec.arch === '2mamba' ? 'state' : 'K'} buffer (${(Math.max(perLayerKv, perLayerState) / 2 ** 30).toFixed(2)} GiB) exceeds the binding limit` }); continue; }
-      const pagesPerSeq = Math.ceil((context + 1) / P);
-      model.resizePools({ slots: batch, kvPages: spec.arch === '2mamba' ? 0 : batch * pagesPerSeq, pageSize: P });
-      // decode: every request at position `context` (its KV pages hold `context` tokens), one new token each
-      const seqs: SeqStep[] = Array.from({ length: batch }, (_, i) => ({
-        slot: i, pos: context, rows: 1, pages: spec.arch === '2mamba' ? [] : Array.from({ length: pagesPerSeq }, (_, j) => i * pagesPerSeq + j),
-      }));
-      const ids = Array.from({ length: batch }, (_, i) => 3 + i);
+      const { seqs, ids, pagesPerSeq } = decodeBatch(model, batch, context, P);
       if (!warmed) { await timeSteps(model, seqs, ids, o.warmupSeconds, 3, o.depth); warmed = true; }
       else await timeSteps(model, seqs, ids, 0.3, 3, o.depth);
       const gpu = model.backend as { encodeMs?: number };

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { writeFile } from 'node:fs/promises';
 import { createBackend, BACKENDS, WEIGHTS_DTYPES } from '../engine/open.js';
 import { Model, type WeightsDType } from '../engine/models/model.js';
-import { benchModel, type BenchRow } from '../engine/bench.js';
+import { benchModel, decodeBatch, type BenchRow } from '../engine/bench.js';
 import { parseArch, type Arch } from '../weights/config.js';
 import { PRESETS, presetSpec, type PresetName } from '../weights/presets.js';
 import { randomCheckpoint } from '../weights/init.js';
@@ -155,11 +155,8 @@ async function profileModel(model: Model, gpu: import('../kernels/webgpu/backend
       Object.entries(kernels).slice(0, 6).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', '));
   };
   for (const batch of batches) {
-    const pagesPerSeq = Math.ceil((context + 1) / P);
-    model.resizePools({ slots: batch, kvPages: kv ? batch * pagesPerSeq : 0, pageSize: P });
-    const seqs = Array.from({ length: batch }, (_, i) => ({ slot: i, pos: context, rows: 1,
-      pages: kv ? Array.from({ length: pagesPerSeq }, (_, j) => i * pagesPerSeq + j) : [] }));
-    const ids = seqs.map((_, i) => 3 + i), greedy = seqs.map(() => ({ temperature: 0, seed: 0, draw: 0 }));
+    const { seqs, ids } = decodeBatch(model, batch, context, P);
+    const greedy = seqs.map(() => ({ temperature: 0, seed: 0, draw: 0 }));
     await profile('decode', batch, () => model.submitSampled(seqs, ids, greedy));
   }
   const pages = Math.ceil((context + chunk) / P);
