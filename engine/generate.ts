@@ -1,6 +1,6 @@
 // One request as an async generator of tokens (the CLI's loop), run by the same Scheduler the server uses.
 import type { SampledToken } from './sampler.js';
-import type { SequencePool } from './sequences.js';
+import type { SequencePool } from './memory/sequences.js';
 import { Scheduler, type EndReason, type RequestSpec } from './scheduler.js';
 
 export type FinishReason = 'stop' | 'length';

@@ -3,10 +3,11 @@ import { CpuBackend } from '../kernels/cpu/backend.js';
 import type { Backend } from '../kernels/backend.js';
 import { loadCheckpoint, type LoadOptions } from '../weights/checkpoint.js';
 import type { ModelSpec } from '../weights/config.js';
-import { ChatTemplate } from './chat.js';
-import { DEFAULT_PAGE_SIZE, Model, type WeightsDType } from './models/model.js';
-import { SequencePool } from './sequences.js';
-import { TextTokenizer } from './tokenizer.js';
+import { ChatTemplate } from './text/chat.js';
+import { Model, type WeightsDType } from './model/model.js';
+import { DEFAULT_PAGE_SIZE } from './memory/prices.js';
+import { SequencePool } from './memory/sequences.js';
+import { TextTokenizer } from './text/tokenizer.js';
 
 export type BackendChoice = 'auto' | 'cpu' | 'webgpu';
 export const BACKENDS: readonly BackendChoice[] = ['auto', 'cpu', 'webgpu'];

@@ -1,8 +1,8 @@
 // Token sampling on host logits: penalties, then greedy or temperature with top-k / top-p / min-p, drawn from a
 // per-request seeded RNG (same seed → same tokens). Parameters are validated, never clamped.
 import { randomInt } from 'node:crypto';
-import { Rng } from '../weights/random.js';
-import type { DeviceSample } from './models/model.js';
+import { Rng } from '../lib/rng.js';
+import type { DeviceSample } from './model/model.js';
 
 export interface SamplingParams {
   /** 0 = greedy. OpenAI range 0 … 2. */

@@ -4,8 +4,8 @@
 // Admission is memory-aware: a 2Mamba request takes one state slot; a KV request reserves pages for
 // prompt + max_tokens up front (no preemption). Requests that do not fit wait in a bounded queue.
 import { Sampler, type SampledToken, type SamplingParams } from './sampler.js';
-import type { Sequence, SequenceMemory, SequencePool } from './sequences.js';
-import type { DeviceSample, SampledStep } from './models/model.js';
+import type { Sequence, SequenceMemory, SequencePool } from './memory/sequences.js';
+import type { DeviceSample, SampledStep } from './model/model.js';
 
 export interface RequestSpec {
   promptIds: readonly number[];

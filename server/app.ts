@@ -1,6 +1,6 @@
 // The fastify app: OpenAI-compatible routes, health, metrics, tokenizer access, live request memory.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { memoryModel } from '../engine/memory.js';
+import { memoryModel } from '../engine/memory/prices.js';
 import { ApiError, badRequest, modelNotFound, toApiError, unavailable } from './errors.js';
 import { Metrics } from './metrics.js';
 import { generationHandler } from './routes/generate.js';
@@ -56,11 +56,11 @@ export function buildApp(state: ServerState, logger: FastifyServerOptions['logge
   });
 
   app.get('/health', async (request, reply) => {
-    const failed = [...state.models.values()].find((m) => m.scheduler.failure);
-    const why = state.loading ? 'Loading model' : state.draining ? 'Shutting down' : failed ? `Engine failed: ${failed.scheduler.failure!.message}` : null;
+    const failure = [...state.models.values()].map((m) => m.stats().failure).find((f) => f !== null);
+    const why = state.loading ? 'Loading model' : state.draining ? 'Shutting down' : failure ? `Engine failed: ${failure}` : null;
     if (why) return reply.code(503).header('retry-after', '5').send({ error: { code: 503, message: why, type: 'unavailable_error' } });
     const full = (request.query as Record<string, string>).fail_if_full;
-    if (full && full !== '0' && [...state.models.values()].every((m) => m.om.pool.slots.available === 0 && !m.scheduler.canQueue(1))) {
+    if (full && full !== '0' && [...state.models.values()].every((m) => m.full)) {
       return reply.code(503).header('retry-after', '5').send({ error: { code: 503, message: 'No slot and no queue space left', type: 'unavailable_error' } });
     }
     return { status: 'ok' };
@@ -79,25 +79,28 @@ export function buildApp(state: ServerState, logger: FastifyServerOptions['logge
         id: m.name, object: 'model', created: m.created, owned_by: 'local', root: m.name, parent: null,
         max_model_len: m.plan.maxModelLen, architecture: m.spec.arch,
         state_bytes_per_request: mem.stateBytes, kv_bytes_per_token: mem.kvBytesPerToken,
-        max_concurrent_requests: m.plan.slots, kv_cache_tokens: m.om.pool.pages.capacity * m.om.pool.pageSize,
+        max_concurrent_requests: m.plan.slots, kv_cache_tokens: m.kvCacheTokens,
         memory_budget_bytes: m.plan.budgetBytes,
       };
     }),
   }));
 
-  app.get('/v1/requests', async () => ({
+  app.get('/v1/requests', async () => {
+    const engines = [...state.models.values()].map((m) => ({ m, s: m.stats() }));
+    return {
     object: 'list',
-    models: [...state.models.values()].map((m) => ({
-      model: m.name, running: m.scheduler.numRunning, waiting: m.scheduler.numWaiting,
-      state_slots: { total: m.om.pool.slots.capacity, used: m.om.pool.slots.inUse },
-      kv_blocks: { total: m.om.pool.pages.capacity, used: m.om.pool.pages.inUse, block_tokens: m.om.pool.pageSize },
+    models: engines.map(({ m, s }) => ({
+      model: m.name, running: s.running, waiting: s.waiting,
+      state_slots: { total: s.slots.total, used: s.slots.used },
+      kv_blocks: { total: s.kvBlocks.total, used: s.kvBlocks.used, block_tokens: s.kvBlocks.blockTokens },
     })),
-    data: [...state.models.values()].flatMap((m) => m.scheduler.snapshot().map((r) => ({
+    data: engines.flatMap(({ m, s }) => s.requests.map((r) => ({
       id: r.tag ?? null, model: m.name, state: r.state, prompt_tokens: r.promptTokens, prefilled_tokens: r.prefilled,
       completion_tokens: r.generated, max_tokens: r.maxTokens,
       memory: r.memory ? { ...r.memory, peak_bytes: r.memory.state_bytes + r.memory.kv_bytes, dtype: 'f32' } : null,
     }))),
-  }));
+    };
+  });
 
   const host = (body: unknown) => {
     const model = (body as { model?: unknown })?.model;
@@ -115,14 +118,14 @@ export function buildApp(state: ServerState, logger: FastifyServerOptions['logge
     let ids: number[];
     if (b.messages !== undefined) {
       const req = parseGenRequest('chat', { ...b, model: m.name });
-      ids = m.om.tokenizer.encode(m.om.chat.render(req.messages!, req.addGenerationPrompt), false);
+      ids = m.tokenizer.encode(m.chat.render(req.messages!, req.addGenerationPrompt), false);
     } else {
       const text = b.prompt ?? b.content;
       if (typeof text !== 'string') throw badRequest("send 'prompt' (or 'content') as a string, or 'messages'", 'prompt');
-      ids = m.om.tokenizer.encode(text, addSpecial);
+      ids = m.tokenizer.encode(text, addSpecial);
     }
     const strs = b.return_token_strs === true || b.with_pieces === true;
-    return { count: ids.length, max_model_len: m.plan.maxModelLen, tokens: ids, ...(strs ? { token_strs: ids.map((id) => m.om.tokenizer.tokenString(id) ?? '') } : {}) };
+    return { count: ids.length, max_model_len: m.plan.maxModelLen, tokens: ids, ...(strs ? { token_strs: ids.map((id) => m.tokenizer.tokenString(id) ?? '') } : {}) };
   });
 
   app.post('/detokenize', async (request) => {
@@ -132,7 +135,7 @@ export function buildApp(state: ServerState, logger: FastifyServerOptions['logge
     if (!Array.isArray(ids) || !ids.every((x) => Number.isSafeInteger(x) && x >= 0 && x < m.spec.vocab)) {
       throw badRequest(`'tokens' must be an array of token ids from 0 to ${m.spec.vocab - 1}`, 'tokens');
     }
-    return { prompt: m.om.tokenizer.decode(ids as number[]) };
+    return { prompt: m.tokenizer.decode(ids as number[]) };
   });
 
   app.post('/v1/completions', generationHandler(state, 'completion'));

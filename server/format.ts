@@ -1,5 +1,5 @@
 // OpenAI response shapes (spec/serving.md §3, §4.2): completions and chat, whole and as stream chunks.
-import type { ChoiceResult, TokenLogprobInfo } from './generation.js';
+import type { ChoiceResult, TokenLogprobInfo } from '../engine/output.js';
 import type { GenRequest } from './validate.js';
 
 export type Finish = 'stop' | 'length';

@@ -1,7 +1,7 @@
 // Prometheus metrics (spec/serving.md §9): vLLM's metric suffixes under the fury_ prefix, plus what no reference
 // server reports: memory by kind, slot and block occupancy, per-request memory.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ServedModel } from './host.js';
+import type { Engine, EngineStats } from '../engine/engine.js';
 
 const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560];
 const E2E_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
@@ -22,7 +22,7 @@ export class Metrics {
   readonly pings: Counter;
   readonly requestMemory: Histogram<'model_name' | 'kind'>;
 
-  constructor(models: () => ServedModel[]) {
+  constructor(models: () => Engine[]) {
     const r = this.registry, m = ['model_name'] as const;
     const hist = <L extends string>(name: string, help: string, buckets: number[], labelNames: readonly L[]) =>
       new Histogram<L>({ name, help, buckets, labelNames, registers: [r] });
@@ -42,20 +42,22 @@ export class Metrics {
       [1e4, 1e5, 1e6, 1e7, 5e7, 1e8, 2e8, 4e8, 1e9, 4e9, 1.6e10], ['model_name', 'kind']);
     const gauge = (name: string, help: string, labelNames: string[], collect: (g: Gauge) => void) =>
       new Gauge({ name, help, labelNames, registers: [r], collect() { collect(this); } });
-    gauge('fury_num_requests_running', 'Requests running (admitted).', ['model_name'], (g) => { for (const s of models()) g.set({ model_name: s.name }, s.scheduler.numRunning); });
-    gauge('fury_num_requests_waiting', 'Requests waiting in the queue.', ['model_name'], (g) => { for (const s of models()) g.set({ model_name: s.name }, s.scheduler.numWaiting); });
-    gauge('fury_state_slots_total', 'State slots.', ['model_name'], (g) => { for (const s of models()) g.set({ model_name: s.name }, s.om.pool.slots.capacity); });
-    gauge('fury_state_slots_used', 'State slots in use.', ['model_name'], (g) => { for (const s of models()) g.set({ model_name: s.name }, s.om.pool.slots.inUse); });
-    gauge('fury_kv_blocks_total', 'KV pages.', ['model_name'], (g) => { for (const s of models()) g.set({ model_name: s.name }, s.om.pool.pages.capacity); });
-    gauge('fury_kv_blocks_used', 'KV pages in use.', ['model_name'], (g) => { for (const s of models()) g.set({ model_name: s.name }, s.om.pool.pages.inUse); });
+    const stats = () => models().map((e) => ({ name: e.name, s: e.stats() }));
+    const perModel = (name: string, help: string, value: (s: EngineStats) => number) =>
+      gauge(name, help, ['model_name'], (g) => { for (const { name: model_name, s } of stats()) g.set({ model_name }, value(s)); });
+    perModel('fury_num_requests_running', 'Requests running (admitted).', (s) => s.running);
+    perModel('fury_num_requests_waiting', 'Requests waiting in the queue.', (s) => s.waiting);
+    perModel('fury_state_slots_total', 'State slots.', (s) => s.slots.total);
+    perModel('fury_state_slots_used', 'State slots in use.', (s) => s.slots.used);
+    perModel('fury_kv_blocks_total', 'KV pages.', (s) => s.kvBlocks.total);
+    perModel('fury_kv_blocks_used', 'KV pages in use.', (s) => s.kvBlocks.used);
     gauge('fury_device_memory_bytes', 'Memory allocated by kind (weights, state, kv).', ['model_name', 'kind'], (g) => {
-      for (const s of models()) for (const [kind, v] of Object.entries(s.memoryBytes())) g.set({ model_name: s.name, kind }, v);
+      for (const { name: model_name, s } of stats()) for (const [kind, v] of Object.entries(s.memory)) g.set({ model_name, kind }, v);
     });
     gauge('fury_requests_memory_bytes', 'Memory held by running requests now (state, kv).', ['model_name', 'kind'], (g) => {
-      for (const s of models()) {
-        const snap = s.scheduler.snapshot();
-        g.set({ model_name: s.name, kind: 'state' }, snap.reduce((a, q) => a + (q.memory?.state_bytes ?? 0), 0));
-        g.set({ model_name: s.name, kind: 'kv' }, snap.reduce((a, q) => a + (q.memory?.kv_bytes ?? 0), 0));
+      for (const { name: model_name, s } of stats()) {
+        g.set({ model_name, kind: 'state' }, s.requests.reduce((a, q) => a + (q.memory?.state_bytes ?? 0), 0));
+        g.set({ model_name, kind: 'kv' }, s.requests.reduce((a, q) => a + (q.memory?.kv_bytes ?? 0), 0));
       }
     });
   }

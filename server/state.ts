@@ -1,5 +1,5 @@
 // What the HTTP layer shares: the served models, lifecycle flags, options, metrics.
-import type { ServedModel } from './host.js';
+import type { Engine } from '../engine/engine.js';
 import type { Metrics } from './metrics.js';
 
 export interface ServeOptions {
@@ -21,7 +21,7 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
 };
 
 export class ServerState {
-  readonly models = new Map<string, ServedModel>();
+  readonly models = new Map<string, Engine>();
   loading = true;
   draining = false;
   /** Aborted when draining gives up on in-flight requests (they end with an in-band `shutdown` error). */

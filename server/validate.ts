@@ -2,7 +2,7 @@
 // out-of-range values are 400s naming the field (`param`); nothing is coerced or clamped. Unknown fields are
 // accepted (and reported to the log), as real clients send many.
 import { samplingParams, MAX_TOP_LOGPROBS, type SamplingParams } from '../engine/sampler.js';
-import type { ChatMessage } from '../engine/chat.js';
+import type { ChatMessage } from '../engine/text/chat.js';
 import { badRequest } from './errors.js';
 
 export type Prompt = { text: string } | { ids: number[] };

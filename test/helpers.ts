@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { after } from 'node:test';
-import { Rng } from '../weights/random.js';
+import { Rng } from '../lib/rng.js';
 import { presetSpec } from '../weights/presets.js';
 import { writeRandomCheckpoint } from '../weights/init.js';
 import type { Arch, ModelSpec } from '../weights/config.js';
 import { openModel, type OpenModel } from '../engine/open.js';
 import type { Backend } from '../kernels/backend.js';
-import { sampleParams, type DeviceSample } from '../engine/models/model.js';
+import { packSampleParams as sampleParams, type DeviceSample } from '../kernels/ops.js';
 
 process.env.FURY_QUIET = '1';
 
@@ -72,9 +72,9 @@ export function argmax(x: ArrayLike<number>, from = 0, to = x.length): number {
 /** Run the Plan's sample op on a backend: `rows` logit rows, one draw each. */
 export async function deviceDraws(be: Backend, logits: Float32Array[], draws: DeviceSample[]): Promise<number[]> {
   const n = logits.length, Vn = logits[0]!.length;
-  be.create('l', n * Vn, 'f32', Float32Array.from(logits.flatMap((l) => Array.from(l))));
-  be.create('p', 4 * n, 'i32', sampleParams(draws));
-  be.create('o', n, 'i32', new Int32Array(n).fill(-1));
+  be.create('l', n * Vn, { kind: 'f32', init: Float32Array.from(logits.flatMap((l) => Array.from(l))) });
+  be.create('p', 4 * n, { kind: 'i32', init: sampleParams(draws) });
+  be.create('o', n, { kind: 'i32', init: new Int32Array(n).fill(-1) });
   await be.run({ ops: [{ op: 'sample', logits: 'l', params: 'p', out: 'o', vocab: Vn }] }, { seqs: logits.map((_, i) => ({ slot: i, pos: 0, rows: 1, pages: [] })) });
   return Array.from(await be.read('o'));
 }

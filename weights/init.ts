@@ -5,7 +5,7 @@ import { ConfigError, toConfigJson, type ModelSpec } from './config.js';
 import { expectedTensors, type TensorSpec } from './names.js';
 import { writeSafetensors } from './safetensors.js';
 import { encodeFloats, type FloatDType } from './dtype.js';
-import { Rng, hashString } from './random.js';
+import { Rng, hashString } from '../lib/rng.js';
 import { byteTokenizerJson, byteTokenizerConfig } from './byte-tokenizer.js';
 
 export interface InitOptions {

@@ -1,6 +1,6 @@
 // Parallel (quadratic, f64) forms of the three attentions for one head (spec/2mamba.md §5.1, §6.1, §7):
 // the reference that the recurrent, chunked and KV-cache forms are tested against.
-import { DEN_FLOOR } from '../backend.js';
+import { DEN_FLOOR } from '../ops.js';
 
 export type Rows = ArrayLike<number>[];
 

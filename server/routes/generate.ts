@@ -6,14 +6,14 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { QueueFullError, RequestTooLargeError } from '../../engine/scheduler.js';
 import { ApiError, badRequest, modelNotFound, toApiError, unavailable } from '../errors.js';
 import { chatBody, chunk, completionBody, finishReason, usage, type ResponseHead } from '../format.js';
-import { runGeneration, type ChoiceResult } from '../generation.js';
-import type { ServedModel } from '../host.js';
+import { runGeneration, type ChoiceResult } from '../../engine/output.js';
+import type { Engine } from '../../engine/engine.js';
 import { SseStream } from '../sse.js';
 import type { ServerState } from '../state.js';
 import { parseGenRequest, type GenRequest } from '../validate.js';
 
 interface Prepared {
-  host: ServedModel;
+  host: Engine;
   prompts: number[][];
   echoes: string[];
   maxTokens: number;
@@ -23,10 +23,10 @@ interface Prepared {
 function prepare(state: ServerState, req: GenRequest): Prepared {
   const host = state.models.get(req.model);
   if (!host) throw modelNotFound(req.model);
-  const tok = host.om.tokenizer, V = host.spec.vocab;
+  const tok = host.tokenizer, V = host.spec.vocab;
   let prompts: number[][], echoes: string[];
   if (req.kind === 'chat') {
-    const text = host.om.chat.render(req.messages!, req.addGenerationPrompt);
+    const text = host.chat.render(req.messages!, req.addGenerationPrompt);
     prompts = [tok.encode(text, false)];
     echoes = [text];
   } else {
@@ -58,7 +58,7 @@ function prepare(state: ServerState, req: GenRequest): Prepared {
 }
 
 /** Retry-After estimate in seconds: one per round of `slots` requests ahead in the queue (1 … 30). */
-function retryAfter(host: ServedModel): number {
+function retryAfter(host: Engine): number {
   return Math.min(30, Math.max(1, Math.ceil((host.scheduler.numWaiting + 1) / Math.max(1, host.plan.slots))));
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generate, type GenerateOptions } from '../../engine/generate.js';
-import type { SequencePool } from '../../engine/sequences.js';
+import type { SequencePool } from '../../engine/memory/sequences.js';
 import { openTiny } from '../helpers.js';
 
 async function collect(pool: SequencePool, prompt: number[], opts: GenerateOptions) {

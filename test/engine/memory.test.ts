@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { memoryModel, twoMambaValuesPerHead, crossoverTokens, crossoverTokensExact, phiDim, requestBytes } from '../../engine/memory.js';
+import { memoryModel, twoMambaValuesPerHead, crossoverTokens, crossoverTokensExact, requestBytes } from '../../engine/memory/prices.js';
+import { phiDim } from '../../kernels/ops.js';
 import { presetSpec } from '../../weights/presets.js';
 import { parameterCount } from '../../weights/names.js';
 

@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Arch } from '../../weights/config.js';
-import { W } from '../../engine/models/llama.js';
-import { memoryModel } from '../../engine/memory.js';
+import { W } from '../../engine/model/llama.js';
+import { memoryModel } from '../../engine/memory/prices.js';
 import { freshRng, openTiny, relErr } from '../helpers.js';
 
 const ARCHS: Arch[] = ['2mamba', '2mamba-e', 'softmax'];
@@ -70,7 +70,7 @@ for (const arch of ARCHS) {
 test('2Mamba state memory is identical after 10 and 1000 tokens; softmax KV grows with the tokens held', async () => {
   const { rng, seed } = freshRng();
   const mb = await openTiny('2mamba', seed % 983, { slots: 2 });
-  const stateBytes = () => mb.backend.bytes((n) => n.startsWith('s.') || n.startsWith('kv.'));
+  const stateBytes = () => mb.backend.bytes('state') + mb.backend.bytes('kv');
   const before = stateBytes();
   const s = mb.pool.open();
   await mb.pool.step([{ seq: s, ids: randomIds(rng, 10) }]);

@@ -6,9 +6,9 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import rust from 'tokenizers';
-import { TextTokenizer } from '../../engine/tokenizer.js';
-import { IncrementalDetokenizer } from '../../engine/detokenizer.js';
-import { ChatTemplate, CHATML_TEMPLATE } from '../../engine/chat.js';
+import { TextTokenizer } from '../../engine/text/tokenizer.js';
+import { IncrementalDetokenizer } from '../../engine/text/detokenizer.js';
+import { ChatTemplate, CHATML_TEMPLATE } from '../../engine/text/chat.js';
 import { byteTokenizerJson, byteTokenizerConfig } from '../../weights/byte-tokenizer.js';
 import { freshRng } from '../helpers.js';
 

@@ -1,7 +1,10 @@
 // The CPU kernels against the spec's test vectors (spec/2mamba.md §15) and against the parallel forms.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { phi, phiIndex, phiDim, conv2Row, mamba2Step, mamba2Chunked, ropeHead, softplus } from '../../kernels/cpu/ops.js';
+import { phi, phiIndex, mamba2Step, mamba2Chunked } from '../../kernels/cpu/mamba2.js';
+import { conv2Row, softplus } from '../../kernels/cpu/conv2.js';
+import { ropeHead } from '../../kernels/cpu/rope.js';
+import { phiDim } from '../../kernels/ops.js';
 import { twoMambaParallel, twoMambaEParallel, softmaxParallel } from '../../kernels/cpu/reference.js';
 import { CpuBackend } from '../../kernels/cpu/backend.js';
 import { freshRng, randRows, relErr, maxAbs } from '../helpers.js';
@@ -36,10 +39,10 @@ test('softplus and the decay reference values (spec §12.2)', () => {
 
 test('conv window 2, including t = 0 with a zero previous token (spec §15.2), through the backend op', async () => {
   const be = new CpuBackend();
-  be.create('x', 9, 'f32', [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  be.create('x', 9, { kind: 'f32', init: [1, 2, 3, 4, 5, 6, 7, 8, 9] });
   be.create('state', 3 * 2);
-  be.create('w', 6, 'f32', [0.5, 1, -1, 0.25, 2, -0.5]); // [ch, (prev, cur)]
-  be.create('b', 3, 'f32', [0.1, 0.2, 0.3]);
+  be.create('w', 6, { kind: 'f32', init: [0.5, 1, -1, 0.25, 2, -0.5] }); // [ch, (prev, cur)]
+  be.create('b', 3, { kind: 'f32', init: [0.1, 0.2, 0.3] });
   be.create('out', 9);
   be.write('state', [100, 100, 100], 3); // stale slot contents must not leak into a sequence at pos 0
   await be.run({ ops: [{ op: 'conv2', x: 'x', state: 'state', weight: 'w', bias: 'b', out: 'out', ch: 3 }] },
@@ -97,14 +100,14 @@ async function mamba2Op(q: Float32Array[], k: Float32Array[], v: Float32Array[],
                         split: number[]): Promise<{ y: Float32Array; S: Float32Array; N: Float32Array }> {
   const T = q.length, E = H * d, D = phiDim(d), be = new CpuBackend();
   be.create('qkv', T * 3 * E);
-  be.create('logA', T * H, 'f32', A.flat());
+  be.create('logA', T * H, { kind: 'f32', init: A.flat() });
   be.create('S', H * D * d); be.create('N', H * D); be.create('y', T * E);
   for (let t = 0; t < T; t++) be.write('qkv', [...q[t]!, ...k[t]!, ...v[t]!], t * 3 * E);
   const ys = new Float32Array(T * E);
   let pos = 0;
   for (const rows of split) {
-    be.create('qkv_step', rows * 3 * E, 'f32', await be.read('qkv', pos * 3 * E, rows * 3 * E));
-    be.create('logA_step', rows * H, 'f32', await be.read('logA', pos * H, rows * H));
+    be.create('qkv_step', rows * 3 * E, { kind: 'f32', init: await be.read('qkv', pos * 3 * E, rows * 3 * E) });
+    be.create('logA_step', rows * H, { kind: 'f32', init: await be.read('logA', pos * H, rows * H) });
     await be.run({ ops: [{ op: 'mamba2', qkv: 'qkv_step', logA: 'logA_step', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }] },
                  { seqs: [{ slot: 0, pos, rows, pages: [] }] });
     ys.set(await be.read('y', 0, rows * E), pos * E);
@@ -152,12 +155,12 @@ async function kvAttention(q: Float32Array[], k: Float32Array[], v: Float32Array
                            split: number[], pageSize: number, pages: number[]): Promise<Float32Array> {
   const T = q.length, E = H * d, be = new CpuBackend(), layout = { heads: H, kvHeads: H, headDim: d };
   const tokens = (Math.max(...pages) + 1) * pageSize;
-  be.create('k', tokens * E); be.create('v', tokens * E); be.create('c', tokens * H, 'cumsum');
+  be.create('k', tokens * E); be.create('v', tokens * E); be.create('c', tokens * H, { kind: 'cumsum' });
   const ys = new Float32Array(T * E);
   let pos = 0;
   for (const rows of split) {
-    be.create('qkv', rows * 3 * E, 'f32', Array.from({ length: rows }, (_, r) => [...q[pos + r]!, ...k[pos + r]!, ...v[pos + r]!]).flat());
-    be.create('logA', rows * H, 'f32', A ? A.slice(pos, pos + rows).flat() : new Array(rows * H).fill(0));
+    be.create('qkv', rows * 3 * E, { kind: 'f32', init: Array.from({ length: rows }, (_, r) => [...q[pos + r]!, ...k[pos + r]!, ...v[pos + r]!]).flat() });
+    be.create('logA', rows * H, { kind: 'f32', init: A ? A.slice(pos, pos + rows).flat() : new Array(rows * H).fill(0) });
     be.create('y', rows * E);
     const c = A ? { c: 'c', logA: 'logA' } : {};
     await be.run({ ops: [{ op: 'kv_append', qkv: 'qkv', k: 'k', v: 'v', layout, pageSize, ...c },

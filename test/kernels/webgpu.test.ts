@@ -5,11 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuBackend } from '../../kernels/cpu/backend.js';
 import { WebGpuBackend } from '../../kernels/webgpu/backend.js';
-import type { Backend, BufferKind, Op, Step, WeightDType } from '../../kernels/backend.js';
-import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../weights/dtype.js';
+import type { Backend, BufferKind, Step, WeightDType } from '../../kernels/backend.js';
+import type { Op } from '../../kernels/ops.js';
+import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../lib/f16.js';
 import { loadCheckpoint } from '../../weights/checkpoint.js';
-import { Model } from '../../engine/models/model.js';
-import { SequencePool } from '../../engine/sequences.js';
+import { Model } from '../../engine/model/model.js';
+import { SequencePool } from '../../engine/memory/sequences.js';
 import { Scheduler, type RequestSpec } from '../../engine/scheduler.js';
 import type { Arch } from '../../weights/config.js';
 import { freshRng, tinyCheckpoint, relErr, deviceDraws } from '../helpers.js';
@@ -47,8 +48,8 @@ const round = (v: Float32Array, dt: WeightDType) => dt === 'f32' ? v
 async function compare(label: string, ops: Op[], bufs: BufSpec[], step: Step, outputs: string[], tol: number, seed: number) {
   const cpu = new CpuBackend();
   for (const b of bufs) {
-    cpu.create(b.name, b.init.length, b.kind ?? 'f32', b.init, b.storage);
-    gpu!.create(b.name, b.init.length, b.kind ?? 'f32', b.out ? new Float32Array(b.init.length).fill(NaN) : b.init, b.storage);
+    cpu.create(b.name, b.init.length, { kind: b.kind ?? 'f32', init: b.init, storage: b.storage });
+    gpu!.create(b.name, b.init.length, { kind: b.kind ?? 'f32', init: b.out ? new Float32Array(b.init.length).fill(NaN) : b.init, storage: b.storage });
   }
   await cpu.run({ ops }, step);
   await gpu!.run({ ops }, step);
@@ -236,6 +237,9 @@ test('the sample op: GPU == CPU (argmax and seeded Gumbel-max draws), GPU freque
   }
 });
 
+/** GPU vs CPU logits over 64 decode steps (fp32 drift of the recurrent state; see the seed noted below). */
+const DECODE_TOL = 5e-4;
+
 async function loadBoth(dir: string, slots = 4) {
   const out: SequencePool[] = [];
   for (const be of [new CpuBackend(), gpu!] as Backend[]) {
@@ -257,8 +261,9 @@ for (const arch of ['2mamba', '2mamba-e', 'softmax'] as Arch[]) {
     assert.ok(relErr(await gp.step([{ seq: b, ids: prompt }], true), await cpu.step([{ seq: a, ids: prompt }], true)) < 1e-4, `prefill (seed ${seed})`);
     for (const id of next) {
       const [lc, lg] = [await cpu.step([{ seq: a, ids: [id] }]), await gp.step([{ seq: b, ids: [id] }])];
-      // fp32 on the GPU (other summation orders, FMA) vs f64 sums on the CPU; 2Mamba's state accumulates it (NVIDIA: 1.0e-4 seen)
-      assert.ok(relErr(lg, lc) < 3e-4, `${arch} decode: rel ${relErr(lg, lc)} (seed ${seed})`);
+      // fp32 on the GPU (other summation orders, FMA) vs f64 sums on the CPU; 2Mamba's state accumulates it (NVIDIA: 1.0e-4
+      // seen; lavapipe: 3.15e-4 at seed 122321798009387, batch 3 step 20, identical before and after the kernel re-layout)
+      assert.ok(relErr(lg, lc) < DECODE_TOL, `${arch} decode: rel ${relErr(lg, lc)} (seed ${seed})`);
     }
     // batch 3: different prompt lengths, slots taken in another order, mixed prefill and decode steps
     const prompts = [ids(3), ids(77), ids(20)];
@@ -266,7 +271,7 @@ for (const arch of ['2mamba', '2mamba-e', 'softmax'] as Arch[]) {
     for (let t = 0; t < 64; t++) {
       const items = (k: number) => prompts.map((pr, i) => ({ seq: seqs[k]![i]!, ids: t === 0 ? pr : [pr[t % pr.length]!] }));
       const [lc, lg] = [await cpu.step(items(0)), await gp.step(items(1))];
-      assert.ok(relErr(lg, lc) < 3e-4, `${arch} batch 3 step ${t}: rel ${relErr(lg, lc)} (seed ${seed})`);
+      assert.ok(relErr(lg, lc) < DECODE_TOL, `${arch} batch 3 step ${t}: rel ${relErr(lg, lc)} (seed ${seed})`);
     }
   });
 }

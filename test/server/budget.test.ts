@@ -1,9 +1,10 @@
 // --memory-budget: how many requests each architecture admits under the same bytes, and what happens past it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseBytes, planPools } from '../../server/host.js';
+import { planPools } from '../../engine/memory/plan.js';
+import { parseBytes } from '../../lib/bytes.js';
 import { presetSpec } from '../../weights/presets.js';
-import { memoryModel } from '../../engine/memory.js';
+import { memoryModel } from '../../engine/memory/prices.js';
 import { startServer, post, getJson, until } from './harness.js';
 
 test('byte counts and percentages', () => {

@@ -1,7 +1,7 @@
 // A real fury server on 127.0.0.1 (random port) for the tests, and small HTTP helpers.
 import OpenAI from 'openai';
 import { buildApp } from '../../server/app.js';
-import { ServedModel, type HostOptions } from '../../server/host.js';
+import { Engine, type EngineOptions } from '../../engine/engine.js';
 import { DEFAULT_SERVE_OPTIONS, ServerState, type ServeOptions } from '../../server/state.js';
 import { tinyCheckpoint } from '../helpers.js';
 import type { Arch } from '../../weights/config.js';
@@ -14,14 +14,14 @@ export interface TestServer {
 }
 
 export async function startServer(models: { name: string; arch: Arch; seed?: number }[], serve: Partial<ServeOptions> = {},
-                                  host: Partial<HostOptions> = {}): Promise<TestServer> {
+                                  host: Partial<EngineOptions> = {}): Promise<TestServer> {
   const state = new ServerState({ ...DEFAULT_SERVE_OPTIONS, ...serve });
   const app = buildApp(state);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
   for (const m of models) {
     const dir = await tinyCheckpoint(m.arch, m.seed ?? 1);
-    state.models.set(m.name, await ServedModel.load(dir, m.name, {
+    state.models.set(m.name, await Engine.open(dir, m.name, {
       backend: 'cpu', maxBatch: 8, maxQueue: 64, memoryBudget: null, maxModelLen: 4096, tokenBudget: 256, prefillChunk: 64, ...host,
     }));
   }
@@ -32,7 +32,7 @@ export async function startServer(models: { name: string; arch: Arch; seed?: num
     client: new OpenAI({ baseURL: `${url}/v1`, apiKey: serve.apiKey ?? 'none', maxRetries: 0 }),
     close: async () => {
       await app.close();
-      for (const m of state.models.values()) await m.om.close();
+      for (const m of state.models.values()) await m.close();
     },
   };
 }

@@ -104,7 +104,7 @@ test('/health is 503 while the model loads, and every API route says so', async 
 
 test('SIGTERM drains: running streams finish, new requests are refused, the process exits 0', async () => {
   const dir = await tinyCheckpoint('2mamba', 4);
-  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'server', 'cli.js');
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'fury.js');
   const proc = spawn(process.execPath, [cli, 'serve', '--model', `m=${dir}`, '--port', '0', '--backend', 'cpu', '--drain-timeout', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { open, writeFile, truncate, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors, MAX_HEADER_BYTES } from '../../weights/safetensors.js';
-import { encodeFloats, f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../weights/dtype.js';
+import { encodeFloats } from '../../weights/dtype.js';
+import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../lib/f16.js';
 import { freshRng, tempDir } from '../helpers.js';
 
 /** A safetensors file from a raw header object and data bytes. */

@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLoadtest, spawnServer } from '../loadtest/run.js';
 import { int, num, parse, required, UsageError } from './args.js';
-import type { Command } from './commands.js';
+import type { Command } from './command.js';
 
 const SERVE_FLAGS = ['backend', 'memory-budget', 'max-batch', 'max-queue', 'max-model-len', 'token-budget', 'prefill-chunk', 'weights-dtype', 'request-timeout', 'max-queue-time'] as const;
 
@@ -48,7 +48,7 @@ Options:
     let url = typeof a.url === 'string' ? a.url : '';
     let stop: (() => Promise<void>) | null = null, names = models;
     if (a.spawn) {
-      const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+      const cli = join(dirname(fileURLToPath(import.meta.url)), 'fury.js');
       names = models.map((d) => basename(d.replace(/\/+$/, '')));
       const pass = SERVE_FLAGS.flatMap((f) => (typeof a[f] === 'string' ? [`--${f}`, a[f] as string] : []));
       process.stderr.write(`fury loadtest: starting fury serve ${pass.join(' ')} for ${names.join(', ')}\n`);

@@ -1,11 +1,13 @@
 // A loaded model on a backend: weights uploaded under the names of llama.ts, the per-request state pools
 // (state slots, KV pages) allocated once, and one Plan per logits mode, replayed every step.
-import type { Backend, Op, Plan, SeqStep, WeightDType } from '../../kernels/backend.js';
-import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../weights/dtype.js';
+import type { Backend, Plan, SeqStep, WeightDType } from '../../kernels/backend.js';
+import { packSampleParams, SAMPLE_PARAMS, type DeviceSample, type Op } from '../../kernels/ops.js';
+export type { DeviceSample };
+import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../lib/f16.js';
 import type { Checkpoint } from '../../weights/checkpoint.js';
 import type { ModelSpec } from '../../weights/config.js';
 import { layerPrefix } from '../../weights/names.js';
-import { phiDim } from '../memory.js';
+import { phiDim } from '../../kernels/ops.js';
 import { A, W, buildPlanOps, qkvWidth } from './llama.js';
 import { MIXERS } from './mixers.js';
 
@@ -18,30 +20,6 @@ export interface PoolOptions {
   /** KV pages (softmax, 2Mamba-E) and tokens per page. */
   kvPages: number;
   pageSize: number;
-}
-
-export const DEFAULT_PAGE_SIZE = 16;
-
-/** A draw the device makes itself (the Plan's sample op): argmax at temperature 0, else Gumbel-max over logits / T
- *  with noise keyed by (seed, draw index). */
-export interface DeviceSample {
-  temperature: number;
-  seed: number;
-  /** The draw's index within the request (tokens sampled before it). */
-  draw: number;
-}
-
-/** The sample op's params rows: temperature (f32 bits), seed low and high 32 bits, draw index; null → argmax. */
-export function sampleParams(sampling: readonly (DeviceSample | null)[]): Int32Array {
-  const prm = new Int32Array(4 * sampling.length), f = new Float32Array(prm.buffer);
-  sampling.forEach((d, i) => {
-    if (!d) return;
-    f[4 * i] = d.temperature;
-    prm[4 * i + 1] = d.seed % 2 ** 32 | 0;
-    prm[4 * i + 2] = Math.floor(d.seed / 2 ** 32) | 0;
-    prm[4 * i + 3] = d.draw | 0;
-  });
-  return prm;
 }
 
 /** A sampled step's result: token ids for the device-sampled sequences, logits [seqs, V] when any needs the host. */
@@ -83,7 +61,7 @@ export class Model {
       const storage = matrix ? storageOf(tensors) : 'f32';
       if (storage === 'f16') for (let i = 0; i < data.length; i++) data[i] = f16ToF32(f32ToF16(data[i]!));
       if (storage === 'bf16') for (let i = 0; i < data.length; i++) data[i] = bf16ToF32(f32ToBF16(data[i]!));
-      backend.create(name, data.length, 'f32', data, storage);
+      backend.create(name, data.length, { init: data, storage, role: 'weight' });
     };
     await up(W.embed, ['model.embed_tokens.weight'], true);
     for (let i = 0; i < spec.layers; i++) {
@@ -97,7 +75,7 @@ export class Model {
         if (spec.naming === 'paper') await up(w.freqs, [`${a}rotary_emb.freqs`]);
         else {
           const { theta } = spec.rope!, d = spec.headDim;
-          backend.create(w.freqs, d / 2, 'f32', Float32Array.from({ length: d / 2 }, (_, j) => theta ** (-(2 * j) / d)));
+          backend.create(w.freqs, d / 2, { role: 'weight', init: Float32Array.from({ length: d / 2 }, (_, j) => theta ** (-(2 * j) / d)) });
         }
       } else {
         await up(w.convW, [`${a}conv1d.weight`]); // [3E, 1, 2] = [3E, 2]: (previous, current) per channel
@@ -126,15 +104,15 @@ export class Model {
     const { layers, heads: H, kvHeads, headDim: d } = spec, D = phiDim(d);
     for (let i = 0; i < layers; i++) {
       const w = W.layer(i);
-      if (spec.arch !== 'softmax') backend.create(w.conv, pools.slots * qkvWidth(spec));
+      if (spec.arch !== 'softmax') backend.create(w.conv, pools.slots * qkvWidth(spec), { role: 'state' });
       if (spec.arch === '2mamba') {
-        backend.create(w.S, pools.slots * H * D * d);
-        backend.create(w.N, pools.slots * H * D);
+        backend.create(w.S, pools.slots * H * D * d, { role: 'state' });
+        backend.create(w.N, pools.slots * H * D, { role: 'state' });
       } else {
         const tokens = pools.kvPages * pools.pageSize;
-        backend.create(w.k, tokens * kvHeads * d);
-        backend.create(w.v, tokens * kvHeads * d);
-        if (spec.arch === '2mamba-e') backend.create(w.c, tokens * H, 'cumsum');
+        backend.create(w.k, tokens * kvHeads * d, { role: 'kv' });
+        backend.create(w.v, tokens * kvHeads * d, { role: 'kv' });
+        if (spec.arch === '2mamba-e') backend.create(w.c, tokens * H, { kind: 'cumsum', role: 'kv' });
       }
     }
   }
@@ -206,13 +184,13 @@ export class Model {
     const perRow: [string, number, 'f32' | 'i32'][] = [
       [A.ids, 1, 'i32'], [A.h, E, 'f32'], [A.qkvRaw, qkv + decay, 'f32'], [A.qkv, qkv, 'f32'],
       [A.logA, spec.heads, 'f32'], [A.y, spec.heads * spec.headDim, 'f32'], [A.gu, 2 * spec.intermediate, 'f32'],
-      [A.last, E, 'f32'], [A.logits, spec.vocab, 'f32'], [A.sampleParams, 4, 'i32'], [A.next, 1, 'i32'],
+      [A.last, E, 'f32'], [A.logits, spec.vocab, 'f32'], [A.sampleParams, SAMPLE_PARAMS, 'i32'], [A.next, 1, 'i32'],
     ];
     for (const [name, width, kind] of perRow) {
       const n = (name === A.last || name === A.sampleParams || name === A.next ? seqs : rows) * width;
       if ((this.capacity.get(name) ?? -1) < n) {
         const cap = Math.max(n, 2 * (this.capacity.get(name) ?? 0));
-        this.backend.create(name, cap, kind);
+        this.backend.create(name, cap, { kind });
         this.capacity.set(name, cap);
       }
     }
@@ -264,7 +242,7 @@ export class Model {
       if (seqs.length !== this.lastSampled) throw new Error(`submitSampled: the previous step sampled ${this.lastSampled} sequences, not ${seqs.length}`);
       this.prepare(seqs, null);
     } else this.prepare(seqs, ids);
-    this.backend.write(A.sampleParams, sampleParams(sampling));
+    this.backend.write(A.sampleParams, packSampleParams(sampling));
     const ran = this.backend.run(this.plan(ids === null ? 'ahead' : 'sample'), { seqs });
     this.lastSampled = seqs.length;
     // enqueued now, behind the step and ahead of any later one (which overwrites act.next)

@@ -1,14 +1,14 @@
-// One API request on a served model: every (prompt × n) choice is a scheduler request whose tokens go through the
-// incremental detokenizer and the stop strings; the caller gets text deltas as they become stable, then a result
-// per choice with its finish reason, logprobs, memory and timings.
+// The output processor, used by the server and the CLI alike: every (prompt × n) choice of a request is a scheduler
+// request whose tokens go through the incremental detokenizer and the stop strings; the caller gets text deltas as
+// they become stable, then a result per choice with its finish reason, logprobs, memory and timings.
 import { performance } from 'node:perf_hooks';
-import { IncrementalDetokenizer } from '../engine/detokenizer.js';
-import { StopStrings } from '../engine/stop.js';
-import type { SampledToken } from '../engine/sampler.js';
-import type { EndReason } from '../engine/scheduler.js';
-import type { SequenceMemory } from '../engine/sequences.js';
-import type { GenRequest } from './validate.js';
-import type { ServedModel } from './host.js';
+import { IncrementalDetokenizer } from './text/detokenizer.js';
+import { StopStrings } from './text/stop.js';
+import type { SampledToken, SamplingParams } from './sampler.js';
+import type { EndReason } from './scheduler.js';
+import type { SequenceMemory } from './memory/sequences.js';
+
+import type { Engine } from './engine.js';
 
 export interface TokenLogprobInfo {
   token: string;
@@ -28,6 +28,21 @@ export interface ChoiceResult {
   timings: { queue_time_ms: number; time_to_first_token_ms: number; generation_time_ms: number; mean_itl_ms: number; tokens_per_second: number };
 }
 
+/** What the output processor needs of a request (the server's parsed request and the CLI's flags both are one). */
+export interface OutputRequest {
+  /** Choices per prompt. */
+  n: number;
+  sampling: SamplingParams;
+  /** Stop strings, cut from the text (the matched string kept with includeStopStr). */
+  stop: readonly string[];
+  includeStopStr: boolean;
+  stopTokenIds: readonly number[];
+  ignoreEos: boolean;
+  minTokens: number;
+  /** Alternatives per token, or null for no logprobs. */
+  logprobs: number | null;
+}
+
 export interface GenerationSink {
   /** A choice was admitted (memory reserved); the first call is when a stream's headers should go out. */
   onStart?(index: number): void;
@@ -43,15 +58,15 @@ export interface GenerationOptions {
 }
 
 /** The text of one token for logprobs: its decoded text, or its vocabulary string when it is a partial character. */
-function tokenText(host: ServedModel, id: number): string {
-  const t = host.om.tokenizer.decode([id], false);
-  return t.includes('\uFFFD') ? host.om.tokenizer.tokenString(id) ?? t : t;
+function tokenText(host: Engine, id: number): string {
+  const t = host.tokenizer.decode([id], false);
+  return t.includes('\uFFFD') ? host.tokenizer.tokenString(id) ?? t : t;
 }
 
 /** Submit every choice; resolves when all have ended. Throws (synchronously via the promise) QueueFullError etc. */
-export function runGeneration(host: ServedModel, req: GenRequest, prompts: number[][], maxTokens: number,
+export function runGeneration(host: Engine, req: OutputRequest, prompts: number[][], maxTokens: number,
                               opts: GenerationOptions, sink: GenerationSink = {}): Promise<ChoiceResult[]> {
-  const tok = host.om.tokenizer;
+  const tok = host.tokenizer;
   const eos = req.ignoreEos ? [] : host.spec.eosIds;
   const stopIds = new Set([...req.stopTokenIds, ...eos]);
   const jobs: Promise<ChoiceResult>[] = [];

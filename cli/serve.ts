@@ -2,12 +2,13 @@
 import { access } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { BACKENDS, WEIGHTS_DTYPES } from '../engine/open.js';
-import { memoryModel } from '../engine/memory.js';
-import { buildApp } from './app.js';
+import { memoryModel } from '../engine/memory/prices.js';
+import { buildApp } from '../server/app.js';
 import { int, num, oneOf, parse, UsageError } from './args.js';
-import type { Command } from './commands.js';
-import { parseBytes, ServedModel, type HostOptions } from './host.js';
-import { DEFAULT_SERVE_OPTIONS, ServerState } from './state.js';
+import type { Command } from './command.js';
+import { parseBytes } from '../lib/bytes.js';
+import { Engine, type EngineOptions } from '../engine/engine.js';
+import { DEFAULT_SERVE_OPTIONS, ServerState } from '../server/state.js';
 
 export const SERVE_HELP = `Usage: fury serve --model DIR [--model NAME=DIR ...] [options]
 
@@ -74,7 +75,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
   for (const m of models) await access(join(m.dir, 'config.json')).catch(() => { throw new UsageError(`--model: ${m.dir} is not a checkpoint directory (no config.json)`); });
   const host = typeof a.host === 'string' ? a.host : '127.0.0.1';
   const port = int(a.port as string | undefined, 'port', 8080);
-  const hostOpts: HostOptions = {
+  const hostOpts: EngineOptions = {
     backend: oneOf(a.backend as string | undefined, 'backend', BACKENDS, 'auto'),
     weightsDType: oneOf(a['weights-dtype'] as string | undefined, 'weights-dtype', WEIGHTS_DTYPES, 'checkpoint'),
     maxBatch: int(a['max-batch'] as string | undefined, 'max-batch', 8, 1),
@@ -109,7 +110,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
       state.shutdown.abort();
     }
     await Promise.race([closing, new Promise((r) => setTimeout(r, 5000).unref())]);
-    for (const m of state.models.values()) await m.om.close();
+    for (const m of state.models.values()) await m.close();
     log.info('stopped');
   };
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
@@ -123,16 +124,16 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
   const address = app.server.address();
   log.info({ url: typeof address === 'object' && address ? `http://${host}:${address.port}` : String(address) }, 'listening (loading models: /health is 503 until ready)');
   for (const m of models) {
-    const served = await ServedModel.load(m.dir, m.name, hostOpts, (msg) => log.debug(msg), (line) => log.info(line));
+    const served = await Engine.open(m.dir, m.name, hostOpts, (msg) => log.debug(msg), (line) => log.info(line));
     state.models.set(m.name, served);
     const mem = memoryModel(served.spec), p = served.plan;
     log.info({
-      model: m.name, arch: served.spec.arch, backend: served.om.backend.name, max_model_len: p.maxModelLen,
+      model: m.name, arch: served.spec.arch, backend: served.backend.name, max_model_len: p.maxModelLen,
       memory_budget_bytes: p.budgetBytes, state_bytes_per_request: mem.stateBytes, kv_bytes_per_token: mem.kvBytesPerToken,
       max_concurrent_requests: p.slots, kv_cache_tokens: p.kvPages * p.pageSize,
       max_concurrency_at_full_context: served.spec.arch === '2mamba' ? p.slots
         : Math.min(p.slots, Math.floor((p.kvPages * p.pageSize) / p.maxModelLen)),
-      chat_template: served.om.chat.origin,
+      chat_template: served.chat.origin,
     }, `model ${m.name} ready`);
   }
   state.loading = false;

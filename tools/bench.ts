@@ -5,9 +5,10 @@
 import { performance } from 'node:perf_hooks';
 import type { Backend, SeqStep } from '../kernels/backend.js';
 import type { ModelSpec } from '../weights/config.js';
-import { memoryModel, phiDim, F32_BYTES } from './memory.js';
-import type { Model } from './models/model.js';
-import { W } from './models/llama.js';
+import { memoryModel, F32_BYTES } from '../engine/memory/prices.js';
+import { phiDim } from '../kernels/ops.js';
+import type { Model } from '../engine/model/model.js';
+import { W } from '../engine/model/llama.js';
 
 export interface BenchRow {
   arch: string;
@@ -42,8 +43,8 @@ export function requestTrafficBytes(spec: ModelSpec, context: number): number {
 
 /** Weight bytes one decode step reads: every weight buffer, the embedding table only for `batch` rows. */
 export function weightTrafficBytes(backend: Backend, spec: ModelSpec, batch: number): number {
-  const all = backend.bytes((n) => n.startsWith('w.'));
-  const embed = backend.bytes((n) => n === W.embed);
+  const all = backend.bytes('weight');
+  const embed = backend.bufferBytes(W.embed);
   return all - embed + (embed / spec.vocab) * batch;
 }
 

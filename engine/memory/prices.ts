@@ -1,9 +1,11 @@
 // Memory per request (spec/2mamba.md §11). Every byte figure fury reports comes from these functions
 // (and the pools, which count whole KV pages): state and KV are held in fp32.
-import type { ModelSpec } from '../weights/config.js';
+import type { ModelSpec } from '../../weights/config.js';
+import { phiDim } from '../../kernels/ops.js';
 
 export const F32_BYTES = 4;
-export const phiDim = (d: number) => (d * (d + 1)) / 2;
+/** Tokens per KV page. */
+export const DEFAULT_PAGE_SIZE = 16;
 
 export interface MemoryModel {
   /** Fixed bytes per request, whatever its length: 2Mamba S, n and conv state; 2Mamba-E conv state. */

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // The `fury` command line.
-import { generateCmd, init, isUsageProblem, start, type Command } from './commands.js';
+import { isUsageProblem, type Command } from './command.js';
+import { init } from './init.js';
+import { generateCmd } from './generate.js';
+import { start } from './start.js';
 import { serve } from './serve.js';
-import { evalCmd } from './eval-cmd.js';
-import { benchCmd } from './bench-cmd.js';
-import { loadtestCmd } from './loadtest-cmd.js';
+import { evalCmd } from './eval.js';
+import { benchCmd } from './bench.js';
+import { loadtestCmd } from './loadtest.js';
 
 const COMMANDS: Record<string, Command> = { serve, generate: generateCmd, eval: evalCmd, bench: benchCmd, loadtest: loadtestCmd, init, start };
 

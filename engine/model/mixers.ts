@@ -1,5 +1,5 @@
 // The three attention mixers (spec/2mamba.md §4–§7), each from A.h (normalised in the first projection's prologue) to A.y.
-import type { Op } from '../../kernels/backend.js';
+import type { Op } from '../../kernels/ops.js';
 import type { Arch, ModelSpec } from '../../weights/config.js';
 import { A, W, qkvLayout, qkvWidth, type Mixer } from './llama.js';
 

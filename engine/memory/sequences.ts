@@ -1,9 +1,9 @@
 // Per-request state: each open sequence holds one state slot and (KV models) a list of KV pages. The
 // model holds no request state; this is where every byte a request holds is counted.
-import { memoryModel } from './memory.js';
-import { IdPool } from './pool.js';
-import type { DeviceSample, Model, SampledStep } from './models/model.js';
-import type { SeqStep } from '../kernels/backend.js';
+import { memoryModel } from './prices.js';
+import { IdPool } from './ids.js';
+import type { DeviceSample, Model, SampledStep } from '../model/model.js';
+import type { SeqStep } from '../../kernels/backend.js';
 
 export interface Sequence {
   readonly id: number;

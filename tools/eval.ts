@@ -1,18 +1,8 @@
 // Held-out loss / perplexity and passkey retrieval on a corpus file (shared/corpus format: documents separated by a
 // line holding only U+001E; .xz compressed or plain). Same protocol as train/export.py.
-import { readFile } from 'node:fs/promises';
-import { xz } from '@napi-rs/lzma';
-import { Rng } from '../weights/random.js';
-import type { SequencePool } from './sequences.js';
-import type { TextTokenizer } from './tokenizer.js';
-
-export async function readCorpus(path: string): Promise<string[]> {
-  const raw = await readFile(path);
-  const text = (path.endsWith('.xz') ? xz.decompressSync(raw) : raw).toString('utf8');
-  const docs = text.split('\n\u001e\n');
-  if (docs.length > 1 && docs[docs.length - 1] === '') docs.pop();
-  return docs;
-}
+import { Rng } from '../lib/rng.js';
+import type { SequencePool } from '../engine/memory/sequences.js';
+import type { TextTokenizer } from '../engine/text/tokenizer.js';
 
 /** <s> doc </s> <s> doc </s> …: the token stream the models were trained and evaluated on. */
 export function tokenStream(tok: TextTokenizer, docs: readonly string[], eos: number): number[] {
@@ -83,7 +73,7 @@ export function passkeyPrompt(tok: TextTokenizer, filler: readonly number[], len
 /** Greedy-decode a few tokens after each passkey prompt; accuracy = share of answers that contain the key. */
 export async function passkeyAccuracy(pool: SequencePool, tok: TextTokenizer, filler: readonly number[], length: number,
                                       trials: number, seed: number, onTrial?: (done: number) => void): Promise<number> {
-  const { generate } = await import('./generate.js');
+  const { generate } = await import('../engine/generate.js');
   const rng = new Rng(seed, length);
   const specials = new Set([tok.bosId ?? -1, tok.eosId ?? -1]);
   let ok = 0;

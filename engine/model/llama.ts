@@ -1,6 +1,6 @@
 // The Llama block shared by all three architectures (spec/2mamba.md §3): pre-norm attention and SwiGLU MLP,
 // residual adds fused into the output projections. The attention mixer is the architecture's.
-import type { Op, QkvLayout } from '../../kernels/backend.js';
+import type { Op, QkvLayout } from '../../kernels/ops.js';
 import type { ModelSpec } from '../../weights/config.js';
 
 /** Activation buffer names of one step (sized by the model for the step's rows). */

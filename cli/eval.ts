@@ -3,9 +3,10 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BACKENDS, WEIGHTS_DTYPES, openModel } from '../engine/open.js';
-import { heldOutLoss, passkeyAccuracy, readCorpus, tokenStream } from '../engine/eval.js';
+import { heldOutLoss, passkeyAccuracy, tokenStream } from '../tools/eval.js';
+import { readCorpus } from '../lib/corpus.js';
 import { int, oneOf, parse, required, UsageError } from './args.js';
-import type { Command } from './commands.js';
+import type { Command } from './command.js';
 
 /** A one-line progress bar on a terminal; on a pipe, a line every 10%. */
 export function progress(label: string) {

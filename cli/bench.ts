@@ -4,14 +4,14 @@ import { totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { writeFile } from 'node:fs/promises';
 import { createBackend, BACKENDS, WEIGHTS_DTYPES } from '../engine/open.js';
-import { Model, type WeightsDType } from '../engine/models/model.js';
-import { benchModel, decodeBatch, type BenchRow } from '../engine/bench.js';
+import { Model, type WeightsDType } from '../engine/model/model.js';
+import { benchModel, decodeBatch, type BenchRow } from '../tools/bench.js';
 import { parseArch, type Arch } from '../weights/config.js';
 import { PRESETS, presetSpec, type PresetName } from '../weights/presets.js';
 import { randomCheckpoint } from '../weights/init.js';
-import { parseBytes } from './host.js';
+import { parseBytes } from '../lib/bytes.js';
 import { int, oneOf, parse, UsageError } from './args.js';
-import type { Command } from './commands.js';
+import type { Command } from './command.js';
 
 const list = (v: unknown, flag: string, fallback: number[]) =>
   v === undefined ? fallback : String(v).split(',').map((s) => int(s.trim(), flag, 0, 1));

@@ -1,0 +1,248 @@
+// Attention over the paged KV cache (softmax and 2Mamba-E, spec/2mamba.md §6): the KV append (and 2Mamba-E's
+// cumulative decays), split-K decode attention, tiled (flash) prefill attention, and the reduce that finishes both.
+// CPU twin: kernels/cpu/attention.ts.
+import type { Step } from '../../backend.js';
+import { DEN_FLOOR, type Op } from '../../ops.js';
+import { type Dispatch, type DispatchContext, type Family, type Kernel, defineParams, dispatch, header, ro, rw, variant, wgFor, WG } from './common.js';
+import { attentionWork, TILE_MIN_ROWS, TILE_ROWS } from './meta.js';
+
+export const SPLIT_K = 256;  // keys per attention workgroup (flash-decoding split)
+export const TILE_KEYS = 32; // keys per tile the tiled attention loads into workgroup memory
+
+/** useC: 2Mamba-E (ℓ += C_pos − C_j); splits: key ranges of SPLIT_K per row. */
+export const ATTN_PARAMS = defineParams({ heads: 'u32', kvHeads: 'u32', headDim: 'u32', pageSize: 'u32', useC: 'u32', splits: 'u32' });
+
+// K and V of each row into its page slot.
+const kvAppendSource = () => `${header(ATTN_PARAMS)}
+${ro(2, 'x')}
+${rw(3, 'kc')}
+${rw(4, 'vc')}
+@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let H = prm.heads; let Hkv = prm.kvHeads; let d = prm.headDim; let P = prm.pageSize;
+  let i = g.x;
+  if (i >= nRows() * Hkv * d) { return; }
+  let r = i / (Hkv * d); let e = i % (Hkv * d);
+  let s = rowSeq(r); let pos = seqPos(s) + rowT(r);
+  let at = (seqPage(s, pos / P) * P + pos % P) * Hkv * d + e;
+  let width = (H + 2u * Hkv) * d;
+  kc[at] = x[r * width + H * d + e];
+  vc[at] = x[r * width + (H + Hkv) * d + e];
+}`;
+
+// C_pos = C_{pos−1} + A_pos per (sequence, head), walking the sequence's rows.
+const kvCumsumSource = () => `${header(ATTN_PARAMS)}
+${ro(2, 'logA')}
+${rw(3, 'cc')}
+@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let H = prm.heads; let P = prm.pageSize; let i = g.x;
+  if (i >= nSeqs() * H) { return; }
+  let s = i / H; let h = i % H; let p0 = seqPos(s);
+  var c = 0.0;
+  if (p0 > 0u) { c = cc[(seqPage(s, (p0 - 1u) / P) * P + (p0 - 1u) % P) * H + h]; }
+  for (var t = 0u; t < seqRows(s); t++) {
+    let pos = p0 + t;
+    c += logA[(seqRow0(s) + t) * H + h];
+    cc[(seqPage(s, pos / P) * P + pos % P) * H + h] = c;
+  }
+}`;
+
+// Split-K (flash-decoding) attention, pass 1. One workgroup per
+// (key range of ${SPLIT_K}, row, head); each thread an online softmax over its keys j ≡ thread (mod ${WG}) of the range,
+// then a max-rescaled combine in workgroup memory → the range's (max, sum, Σ e^{ℓ−max}·v). ℓ_j = s·q·k_j (+ C_pos − C_j).
+const attentionSource = (d: number) => `${header(ATTN_PARAMS)}
+${ro(2, 'x')}
+${ro(3, 'kc')}
+${ro(4, 'vc')}
+${ro(5, 'cc')}
+${rw(6, 'po')}
+${rw(7, 'pml')}
+const D = ${d}u;
+var<workgroup> wm: array<f32, ${WG}>;
+var<workgroup> wl: array<f32, ${WG}>;
+var<workgroup> wacc: array<f32, ${WG * d}>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let Hkv = prm.kvHeads; let P = prm.pageSize; let useC = prm.useC == 1u; let splits = prm.splits;
+  let sp = wg.x; let r = splitRow(wg.y / H); let h = wg.y % H; // splits × (split-K rows × heads) workgroups
+  let s = rowSeq(r); let pos = seqPos(s) + rowT(r);
+  let j0 = sp * ${SPLIT_K}u; let j1 = min(pos + 1u, j0 + ${SPLIT_K}u);
+  let g = h / (H / Hkv); let width = (H + 2u * Hkv) * D;
+  let sc = 1.0 / sqrt(f32(D));
+  var q: array<f32, ${d}>;
+  for (var m = 0u; m < D; m++) { q[m] = x[r * width + h * D + m]; }
+  var cNow = 0.0;
+  if (useC) { cNow = cc[(seqPage(s, pos / P) * P + pos % P) * H + h]; }
+  var mx = -3.0e38; var z = 0.0;
+  var acc: array<f32, ${d}>;
+  for (var j = j0 + l.x; j < j1; j += ${WG}u) {
+    let slot = seqPage(s, j / P) * P + j % P;
+    let ko = (slot * Hkv + g) * D;
+    var dot = 0.0;
+    for (var m = 0u; m < D; m++) { dot += q[m] * kc[ko + m]; }
+    var lg = sc * dot;
+    if (useC) { lg += cNow - cc[slot * H + h]; }
+    let nm = max(mx, lg); let f = exp(mx - nm); let e = exp(lg - nm);
+    z = z * f + e;
+    for (var m = 0u; m < D; m++) { acc[m] = acc[m] * f + e * vc[ko + m]; }
+    mx = nm;
+  }
+  wm[l.x] = mx; wl[l.x] = z;
+  for (var m = 0u; m < D; m++) { wacc[l.x * D + m] = acc[m]; }
+  workgroupBarrier();
+  if (j0 >= j1) { return; } // a range past this row's position: the reduce skips it
+  var M = -3.0e38;
+  for (var t = 0u; t < ${WG}u; t++) { M = max(M, wm[t]); }
+  var Z = 0.0;
+  for (var t = 0u; t < ${WG}u; t++) { Z += wl[t] * exp(wm[t] - M); }
+  let k = (r * H + h) * splits + sp;
+  for (var m = l.x; m < D; m += ${WG}u) {
+    var o = 0.0;
+    for (var t = 0u; t < ${WG}u; t++) { o += wacc[t * D + m] * exp(wm[t] - M); }
+    po[k * D + m] = o;
+  }
+  if (l.x == 0u) { pml[2u * k] = M; pml[2u * k + 1u] = Z; }
+}`;
+
+// Tiled (flash-attention) prefill, pass 1 (kernels.md §5.11): one workgroup per (key range of ${SPLIT_K}, tile of ${TILE_ROWS}
+// rows of one sequence, head); thread i owns query row i (q and its running output in registers). Key tiles of
+// ${TILE_KEYS} are loaded coalesced into workgroup memory and read by every row (K/V come from memory once per tile
+// of rows, not once per row). Online softmax per row; writes the same (max, sum, Σ e^{ℓ−max}·v) partials as the
+// split-K kernel, so attn_reduce finishes both.
+const attnTileSource = (d: number) => `${header(ATTN_PARAMS)}
+${ro(2, 'x', 'vec4<f32>')}
+${ro(3, 'kc', 'vec4<f32>')}
+${ro(4, 'vc', 'vec4<f32>')}
+${ro(5, 'cc')}
+${rw(6, 'po', 'vec4<f32>')}
+${rw(7, 'pml')}
+const D4 = ${d / 4}u;
+const BC = ${TILE_KEYS}u;
+var<workgroup> ks: array<vec4<f32>, ${TILE_KEYS * (d / 4)}>;
+var<workgroup> vs: array<vec4<f32>, ${TILE_KEYS * (d / 4)}>;
+var<workgroup> cs: array<f32, ${TILE_KEYS}>;
+@compute @workgroup_size(${TILE_ROWS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let Hkv = prm.kvHeads; let P = prm.pageSize; let useC = prm.useC == 1u; let splits = prm.splits;
+  let sp = wg.x; let ti = wg.y / H; let h = wg.y % H; // dispatched with splits × (tiles × heads) workgroups
+  let s = tileSeq(ti); let t0 = tileRow(ti); let n = seqRows(s); let p0 = seqPos(s);
+  let lastRow = min(t0 + ${TILE_ROWS}u, n) - 1u;
+  let j0 = sp * ${SPLIT_K}u; let j1 = min(p0 + lastRow + 1u, j0 + ${SPLIT_K}u);
+  if (j0 >= j1) { return; } // a range past the tile's last position (uniform over the workgroup)
+  let i = min(t0 + l.x, lastRow); let pos = p0 + i; let r = seqRow0(s) + i;
+  let g = h / (H / Hkv); let width4 = (H + 2u * Hkv) * D4;
+  let scale = 1.0 / sqrt(f32(D4 * 4u));
+  var q: array<vec4<f32>, ${d / 4}>;
+  for (var m = 0u; m < D4; m++) { q[m] = x[r * width4 + h * D4 + m] * scale; }
+  var cNow = 0.0;
+  if (useC) { cNow = cc[(seqPage(s, pos / P) * P + pos % P) * H + h]; }
+  var mx = -3.0e38; var z = 0.0;
+  var acc: array<vec4<f32>, ${d / 4}>;
+  for (var jt = j0; jt < j1; jt += BC) {
+    workgroupBarrier(); // every row is done with the previous tile
+    for (var e = l.x; e < BC * D4; e += ${TILE_ROWS}u) {
+      let j = jt + e / D4;
+      var kv = vec4<f32>(0.0); var vv = vec4<f32>(0.0);
+      if (j < j1) {
+        let o = ((seqPage(s, j / P) * P + j % P) * Hkv + g) * D4 + e % D4;
+        kv = kc[o]; vv = vc[o];
+      }
+      ks[e] = kv; vs[e] = vv;
+    }
+    if (l.x < BC) {
+      let j = jt + l.x;
+      var c = 0.0;
+      if (useC && j < j1) { c = cc[(seqPage(s, j / P) * P + j % P) * H + h]; }
+      cs[l.x] = c;
+    }
+    workgroupBarrier();
+    var lg: array<f32, ${TILE_KEYS}>;
+    var tm = -3.0e38;
+    for (var k = 0u; k < BC; k++) {
+      var dt = 0.0;
+      for (var m = 0u; m < D4; m++) { dt += dot(q[m], ks[k * D4 + m]); }
+      let ok = jt + k <= pos && jt + k < j1; // causal, and inside the range
+      lg[k] = select(-3.0e38, dt + cNow - cs[k], ok);
+      tm = max(tm, lg[k]);
+    }
+    let nm = max(mx, tm); let f = exp(mx - nm);
+    z *= f;
+    for (var m = 0u; m < D4; m++) { acc[m] *= f; }
+    for (var k = 0u; k < BC; k++) {
+      let e = select(0.0, exp(lg[k] - nm), lg[k] > -1.0e38);
+      z += e;
+      for (var m = 0u; m < D4; m++) { acc[m] += e * vs[k * D4 + m]; }
+    }
+    mx = nm;
+  }
+  // rows of the tile past the sequence's rows, or whose position precedes this range, write nothing
+  if (t0 + l.x > lastRow || pos < j0) { return; }
+  let k = (r * H + h) * splits + sp;
+  for (var m = 0u; m < D4; m++) { po[k * D4 + m] = acc[m]; }
+  pml[2u * k] = mx; pml[2u * k + 1u] = z;
+}`;
+
+// Split-K attention, pass 2: y = Σ_s e^{m_s − M} o_s / Σ_s e^{m_s − M} l_s over the row's ranges.
+const attnReduceSource = (d: number) => `${header(ATTN_PARAMS)}
+${ro(2, 'po')}
+${ro(3, 'pml')}
+${rw(4, 'outp')}
+const D = ${d}u;
+@compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let splits = prm.splits;
+  let r = wg.x; let h = wg.y; let m = l.x;
+  let pos = seqPos(rowSeq(r)) + rowT(r);
+  let n = pos / ${SPLIT_K}u + 1u;
+  let k0 = (r * H + h) * splits;
+  var M = -3.0e38;
+  for (var sp = 0u; sp < n; sp++) { M = max(M, pml[2u * (k0 + sp)]); }
+  var Z = 0.0; var o = 0.0;
+  for (var sp = 0u; sp < n; sp++) {
+    let f = exp(pml[2u * (k0 + sp)] - M);
+    Z += f * pml[2u * (k0 + sp) + 1u];
+    o += f * po[(k0 + sp) * D + m];
+  }
+  outp[r * H * D + h * D + m] = o / Z;
+}`;
+
+type D = { d: number };
+const kernel = (name: string, bindings: Kernel<D>['bindings'], source: (d: number) => string): Kernel<D> & { params: typeof ATTN_PARAMS } =>
+  ({ name, params: ATTN_PARAMS, bindings, source: (v) => source(v.d) });
+const kvAppend: Kernel<object> & { params: typeof ATTN_PARAMS } = { name: 'kv_append', params: ATTN_PARAMS, bindings: () => ['ro', 'rw', 'rw'], source: () => kvAppendSource() };
+const kvCumsum: Kernel<object> & { params: typeof ATTN_PARAMS } = { name: 'kv_cumsum', params: ATTN_PARAMS, bindings: () => ['ro', 'rw'], source: () => kvCumsumSource() };
+const PARTIALS: ('ro' | 'rw')[] = ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'];
+const attnSplit = kernel('attention', () => PARTIALS, attentionSource);
+const attnTile = kernel('attn_tile', () => PARTIALS, attnTileSource);
+const attnReduce = kernel('attn_reduce', () => ['ro', 'ro', 'rw'], attnReduceSource);
+
+/** Key ranges of SPLIT_K the longest row of the step attends over. A decode step rounds them up to a power of two
+ *  (ranges past a row's position exit at once), so its recording is reused while contexts grow; a step with prefill
+ *  tiles keeps the exact count (its partials scale with rows × ranges). */
+export function attentionSplits(step: Step): number {
+  const n = Math.max(1, ...step.seqs.map((s) => Math.ceil((s.pos + s.rows) / SPLIT_K)));
+  return step.seqs.some((s) => s.rows >= TILE_MIN_ROWS) ? n : 2 ** Math.ceil(Math.log2(n));
+}
+
+export const attentionFamily: Family = {
+  ops: ['kv_append', 'attention'],
+  dispatch(op: Op, c: DispatchContext): Dispatch[] {
+    if (op.op === 'kv_append') {
+      const { heads, kvHeads, headDim } = op.layout, pageSize = op.pageSize;
+      const out = [dispatch(kvAppend, {}, [op.qkv, op.k, op.v], { heads, kvHeads, headDim, pageSize }, wgFor(c.rows * kvHeads * headDim))];
+      if (op.c && op.logA) out.push(dispatch(kvCumsum, {}, [op.logA, op.c], { heads, pageSize }, wgFor(c.seqs * heads)));
+      return out;
+    }
+    if (op.op !== 'attention') throw new Error(`attention family: no op ${op.op}`);
+    const { heads, kvHeads, headDim: d } = op.layout, v = { d };
+    const splits = attentionSplits(c.step), { splitRows, tiles } = attentionWork(c.step);
+    const po = c.scratch('_attn.o', c.rows * heads * splits * d), pml = c.scratch('_attn.ml', c.rows * heads * splits * 2);
+    const bufs = [op.qkv, op.k, op.v, op.c ?? op.k, po, pml];
+    const params = { heads, kvHeads, pageSize: op.pageSize, useC: op.c ? 1 : 0, splits };
+    return [
+      ...(splitRows.length ? [dispatch(attnSplit, v, bufs, params, [splits, splitRows.length * heads])] : []),
+      ...(tiles.length ? [dispatch(attnTile, v, bufs, params, [splits, tiles.length * heads])] : []),
+      dispatch(attnReduce, v, [po, pml, op.out], { heads, splits }, [c.rows, heads]),
+    ];
+  },
+  variants: (headDims) => [
+    variant(kvAppend, {}), variant(kvCumsum, {}),
+    ...headDims.flatMap((d) => [attnSplit, attnTile, attnReduce].map((k) => variant(k, { d }))),
+  ],
+};

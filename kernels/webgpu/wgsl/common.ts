@@ -1,0 +1,109 @@
+// What every WGSL kernel family shares: the kernel and dispatch types, the declared parameter struct (one declaration
+// gives the WGSL struct and the TypeScript packer), binding helpers and 16-bit weight readers.
+import type { BufferKind, Step, WeightDType } from '../../backend.js';
+import type { Op } from '../../ops.js';
+import { STEP_META_WGSL } from './meta.js';
+
+export const WG = 64; // threads per workgroup of the row/column kernels
+
+export type Access = 'ro' | 'rw';
+
+/** A family's kernel parameters: named u32 / f32 fields of a uniform struct `prm` (at most 16, in declaration order). */
+export interface Params<F extends string> {
+  readonly fields: Readonly<Record<F, 'u32' | 'f32'>>;
+  /** `struct Params {…}` and its uniform binding 0 as `prm`. */
+  readonly wgsl: string;
+  /** The uniform block of one dispatch (64 bytes; unnamed fields are 0). */
+  pack(values: Partial<Record<F, number>>): Uint32Array;
+}
+
+export const PARAMS_BYTES = 64;
+
+export function defineParams<F extends string>(fields: Record<F, 'u32' | 'f32'>): Params<F> {
+  const names = Object.keys(fields) as F[];
+  if (names.length > PARAMS_BYTES / 4) throw new Error(`a params struct holds at most ${PARAMS_BYTES / 4} fields`);
+  const wgsl = `struct Params { ${names.map((n) => `${n}: ${fields[n]}`).join(', ')} }\n` +
+    '@group(0) @binding(0) var<uniform> prm: Params;';
+  return {
+    fields, wgsl,
+    pack(values) {
+      const out = new Uint32Array(PARAMS_BYTES / 4), f = new Float32Array(out.buffer);
+      names.forEach((n, i) => {
+        const v = values[n] ?? 0;
+        if (fields[n] === 'f32') f[i] = v;
+        else out[i] = v;
+      });
+      return out;
+    },
+  };
+}
+
+/** The opening of every kernel: its family's params, the step meta (binding 1) and its accessors. */
+export const header = (p: Params<string>) => `${p.wgsl}\n${STEP_META_WGSL}`;
+
+export const rw = (b: number, name: string, t = 'f32') => `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${t}>;`;
+export const ro = (b: number, name: string, t = 'f32') => `@group(0) @binding(${b}) var<storage, read> ${name}: array<${t}>;`;
+
+/** A weight reader `fn W(i: u32) -> f32` over binding `b` for a storage dtype (16-bit: two per u32, low half first). */
+export function weightReader(b: number, dtype: WeightDType): string {
+  if (dtype === 'f32') return `@group(0) @binding(${b}) var<storage, read> w: array<f32>;\nfn W(i: u32) -> f32 { return w[i]; }`;
+  const get = dtype === 'f16'
+    ? 'let h = unpack2x16float(word); return select(h.x, h.y, (i & 1u) == 1u);'
+    : 'return bitcast<f32>(select(word << 16u, word & 0xffff0000u, (i & 1u) == 1u));';
+  return `@group(0) @binding(${b}) var<storage, read> w: array<u32>;\nfn W(i: u32) -> f32 { let word = w[i >> 1u]; ${get} }`;
+}
+
+/** One compute kernel: a WGSL entry point `main` whose bindings 2… are buffers, generated per typed variant. */
+export interface Kernel<V> {
+  readonly name: string;
+  readonly params: Params<string>;
+  /** Access of bindings 2, 3, … */
+  bindings(v: V): Access[];
+  source(v: V): string;
+}
+
+/** One kernel launch of a step: a kernel variant over named buffers with packed params and a workgroup grid. */
+export interface Dispatch {
+  kernel: Kernel<never>;
+  variant: unknown;
+  buffers: string[];
+  params: Uint32Array;
+  groups: [number, number];
+}
+
+export function dispatch<V, F extends string>(kernel: Kernel<V> & { params: Params<F> }, variant: V, buffers: string[],
+                                              params: Partial<Record<F, number>>, groups: [number, number]): Dispatch {
+  return { kernel: kernel as Kernel<never>, variant, buffers, params: kernel.params.pack(params), groups };
+}
+
+/** What a family may ask of the backend while it turns an op into dispatches. */
+export interface DispatchContext {
+  step: Step;
+  /** Rows of the step, sequences, and the most rows one sequence has. */
+  rows: number;
+  seqs: number;
+  maxRows: number;
+  /** The storage dtype of a weight buffer. */
+  storage(name: string): WeightDType;
+  /** A backend-owned scratch buffer of at least `elements` (grown, never shrunk); returns its name. */
+  scratch(name: string, elements: number, kind?: BufferKind): string;
+  /** A constant i32 table the backend creates once; returns its name. */
+  table(name: string, values: () => number[]): string;
+}
+
+/** A kernel family: the ops it runs, how one op becomes dispatches, and every variant to compile ahead. */
+export interface Family {
+  readonly ops: readonly Op['op'][];
+  dispatch(op: Op, ctx: DispatchContext): Dispatch[];
+  /** Every (kernel, variant) this family may dispatch, for models of these head dimensions. */
+  variants(headDims: readonly number[]): [Kernel<never>, unknown][];
+  /** Fuse `op` with the op after it into one dispatch, or null. */
+  fuse?(op: Op, next: Op | undefined, ctx: DispatchContext): Dispatch | null;
+}
+
+/** Split a 1-D workgroup count over x and y (65535 per dimension). */
+export const grid1 = (n: number): [number, number] => (n <= 65535 ? [Math.max(1, n), 1] : [65535, Math.ceil(n / 65535)]);
+/** Workgroups of WG threads for n threads. */
+export const wgFor = (n: number) => grid1(Math.ceil(n / WG));
+
+export const variant = <V>(k: Kernel<V>, v: V): [Kernel<never>, unknown] => [k as Kernel<never>, v];

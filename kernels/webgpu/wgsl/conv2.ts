@@ -1,0 +1,56 @@
+// The width-2 causal conv of 2Mamba / 2Mamba-E (spec/2mamba.md §4.2) and the decay front end −softplus(z) (§4.3).
+// CPU twin: kernels/cpu/conv2.ts. The matmul family fuses the same front end into a projection's epilogue at decode.
+import type { Op } from '../../ops.js';
+import { type Dispatch, type DispatchContext, type Family, type Kernel, defineParams, dispatch, header, ro, rw, variant, wgFor, WG } from './common.js';
+
+export const CONV2_PARAMS = defineParams({ ch: 'u32', xStride: 'u32', heads: 'u32' });
+
+/** −softplus(z) = −(max(z, 0) + log1p(exp(−|z|))), log1p without cancellation for small arguments. */
+export const LOGDECAY = /* wgsl */ `fn logdecay(z: f32) -> f32 {
+  let e = exp(-abs(z));
+  let l1p = select(log(1.0 + e), e * (1.0 - e * (0.5 - e / 3.0)), e < 1e-4);
+  return -(max(z, 0.0) + l1p);
+}`;
+
+// One thread per (row, channel): out[t] = b + w0·x[t−1] + w1·x[t], with
+// x[−1] from state[slot] (zero for a fresh sequence). The thread of a sequence's first row is the only one that
+// reads the state, so it also writes the new one (the sequence's last raw row): no race between rows. The decay
+// variant's extra threads (channels ch … ch+heads−1) write −softplus(z) of the decay logits after the conv channels.
+const conv2Source = (decay: boolean) => `${header(CONV2_PARAMS)}
+${ro(2, 'x')}
+${rw(3, 'st')}
+${ro(4, 'wt')}
+${ro(5, 'bias')}
+${rw(6, 'outp')}
+${decay ? rw(7, 'la') : ''}
+@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let ch = prm.ch; let xs = prm.xStride; let H = ${decay ? 'prm.heads' : '0u'}; let i = g.x + g.y * 65535u * ${WG}u;
+  if (i >= nRows() * (ch + H)) { return; }
+  let r = i / (ch + H); let c = i % (ch + H);
+${decay ? `  if (c >= ch) { la[r * H + c - ch] = logdecay(x[r * xs + c]); return; }` : ''}
+  let s = rowSeq(r); let t = rowT(r); let si = seqSlot(s) * ch + c;
+  var prev: f32;
+  if (t == 0u) {
+    prev = select(0.0, st[si], seqPos(s) > 0u);
+    st[si] = x[(r + seqRows(s) - 1u) * xs + c];
+  } else { prev = x[(r - 1u) * xs + c]; }
+  outp[r * ch + c] = bias[c] + wt[2u * c] * prev + wt[2u * c + 1u] * x[r * xs + c];
+}
+${decay ? LOGDECAY : ''}`;
+
+const conv2: Kernel<{ decay: boolean }> & { params: typeof CONV2_PARAMS } = {
+  name: 'conv2', params: CONV2_PARAMS,
+  bindings: (v) => (v.decay ? ['ro', 'rw', 'ro', 'ro', 'rw', 'rw'] : ['ro', 'rw', 'ro', 'ro', 'rw']),
+  source: (v) => conv2Source(v.decay),
+};
+
+export const conv2Family: Family = {
+  ops: ['conv2'],
+  dispatch(op: Op, c: DispatchContext): Dispatch[] {
+    if (op.op !== 'conv2') throw new Error(`conv2 family: no op ${op.op}`);
+    const heads = op.decay?.heads ?? 0;
+    return [dispatch(conv2, { decay: !!op.decay }, [op.x, op.state, op.weight, op.bias, op.out, ...(op.decay ? [op.decay.out] : [])],
+      { ch: op.ch, xStride: op.xStride ?? op.ch, heads }, wgFor(c.rows * (op.ch + heads)))];
+  },
+  variants: () => [variant(conv2, { decay: false }), variant(conv2, { decay: true })],
+};

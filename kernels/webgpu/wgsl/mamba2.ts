@@ -1,0 +1,381 @@
+// 2Mamba attention (spec/2mamba.md §5): the decode state step (one pass over S per token) with its readout, and the
+// chunked prefill form as tiled products over the state. CPU twin: kernels/cpu/mamba2.ts.
+import { DEN_FLOOR, PHI_OFF_DIAGONAL, phiDim, type Op } from '../../ops.js';
+import { m2Rpt, M2_RPT } from '../tuning.js';
+import { type Dispatch, type DispatchContext, type Family, type Kernel, defineParams, dispatch, header, ro, rw, variant } from './common.js';
+
+export const CHUNK = 64;     // 2Mamba prefill chunk (rows)
+export const PBLOCK = 32;    // 2Mamba prefill: state rows (p) per workgroup of the state update
+export const M2_READ_SPLITS = 8; // 2Mamba prefill: ranges of state rows the readout is split over (partials)
+
+/** chunk: the prefill chunk index; splits: ranges of the readout; blocks: state-row blocks of the decode step. */
+export const M2_PARAMS = defineParams({ heads: 'u32', chunk: 'u32', splits: 'u32', blocks: 'u32' });
+
+/** φ's coefficient for the pair (a, b), a ≤ b, of a head's dimensions (spec §5): φ(x)_p = c·x_a·x_b with c = √2 off the
+ *  diagonal, so φ(q)·φ(k) = (q·k)². The `pairs` tables hold a | b << 16 per state row p. */
+const PHI = /* wgsl */ `fn phiCoef(a: u32, b: u32) -> f32 { return select(${PHI_OFF_DIAGONAL}, 1.0, a == b); }`;
+
+/** Threads along the column (vec4 lanes) and along the state rows of the decode state kernel for head dim d. */
+export function m2DecodeShape(d: number) {
+  const lanes = d / 4, groups = Math.max(1, Math.floor(256 / lanes));
+  return { lanes, groups };
+}
+
+// 2Mamba chunked form (spec §5.4), chunk c of every sequence.
+// Intra-chunk, score space: G_i (chunk-local cumsum), Σ_{j ≤ i} exp(G_i − G_j)(s q_i·k_j)² v_j and its denominator.
+// One workgroup per (sequence, head); thread i owns row i (q and its sums in registers); the chunk's k, v rows come
+// through workgroup memory in tiles of 32. The weights are ≥ 0 and exp(G_i − G_j) ≤ 1: no running max.
+const m2IntraSource = (d: number) => `${header(M2_PARAMS)}
+${ro(2, 'x', 'vec4<f32>')}
+${ro(3, 'logA')}
+${rw(4, 'G')}
+${rw(5, 'inum', 'vec4<f32>')}
+${rw(6, 'iden')}
+const D4 = ${d / 4}u;
+var<workgroup> gs: array<f32, ${CHUNK}>;
+var<workgroup> ks: array<vec4<f32>, ${32 * (d / 4)}>;
+var<workgroup> vs: array<vec4<f32>, ${32 * (d / 4)}>;
+@compute @workgroup_size(${CHUNK}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let c = prm.chunk; let s = wg.x / H; let h = wg.x % H; // wg.x < sequences × heads
+  let n = seqRows(s); let start = c * ${CHUNK}u;
+  if (start >= n) { return; } // uniform: this sequence has no rows in chunk c
+  let L = min(${CHUNK}u, n - start); let i = min(l.x, L - 1u); let E4 = H * D4; let width4 = 3u * E4;
+  let r0 = seqRow0(s) + start;
+  if (l.x == 0u) {
+    var acc = 0.0;
+    for (var t = 0u; t < L; t++) { acc += logA[(r0 + t) * H + h]; gs[t] = acc; }
+  }
+  let sc = 1.0 / sqrt(f32(D4 * 4u));
+  var q: array<vec4<f32>, ${d / 4}>;
+  for (var m = 0u; m < D4; m++) { q[m] = x[(r0 + i) * width4 + h * D4 + m] * sc; }
+  var num: array<vec4<f32>, ${d / 4}>;
+  var den = 0.0;
+  for (var j0 = 0u; j0 < L; j0 += 32u) {
+    workgroupBarrier(); // gs is written; every row is done with the previous tile
+    for (var e = l.x; e < 32u * D4; e += ${CHUNK}u) {
+      let o = (r0 + min(j0 + e / D4, L - 1u)) * width4 + E4 + h * D4 + e % D4;
+      ks[e] = x[o]; vs[e] = x[o + E4];
+    }
+    workgroupBarrier();
+    let gi = gs[i];
+    for (var k = 0u; k < 32u; k++) {
+      let j = j0 + k;
+      var dt = 0.0;
+      for (var m = 0u; m < D4; m++) { dt += dot(q[m], ks[k * D4 + m]); }
+      let w = select(0.0, exp(gi - gs[min(j, L - 1u)]) * dt * dt, j <= i);
+      den += w;
+      for (var m = 0u; m < D4; m++) { num[m] += w * vs[k * D4 + m]; }
+    }
+  }
+  if (l.x >= L) { return; }
+  let k = (r0 + i) * H + h;
+  G[k] = gs[i];
+  iden[k] = den;
+  for (var m = 0u; m < D4; m++) { inum[k * D4 + m] = num[m]; }
+}`;
+
+// Inter-chunk readout with the state carried in: Σ_p φ(q_t)_p S[p, :] and Σ_p φ(q_t)_p n[p] for the chunk's rows t
+// over one of `splits` ranges of state rows p (a [rows × p]·[p × d] product per (sequence, head)). A workgroup of
+// 16·d/4 threads owns 4 rows × 4 columns each; per tile of 32 state rows it stages S, n and φ(q) (formed from q on
+// the fly) in workgroup memory. A sequence's first chunk at position 0 reads zeros.
+const m2ReadSource = (d: number) => `${header(M2_PARAMS)}${PHI}
+${ro(2, 'x')}
+${ro(3, 'pairs', 'u32')}
+${ro(4, 'S', 'vec4<f32>')}
+${ro(5, 'N')}
+${rw(6, 'pnum', 'vec4<f32>')}
+${rw(7, 'pden')}
+const D = ${d}u;
+const D4 = ${d / 4}u;
+const DD = ${(d * (d + 1)) / 2}u;
+const WGS = ${4 * d}u;
+const PT = 32u;
+var<workgroup> ssh: array<vec4<f32>, ${32 * (d / 4)}>;
+var<workgroup> nsh: array<f32, 32>;
+var<workgroup> fq: array<vec4<f32>, ${32 * (CHUNK / 4)}>; // φ(q)[p][t / 4]
+@compute @workgroup_size(${4 * d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let c = prm.chunk; let splits = prm.splits;
+  let sp = wg.x; let s = wg.y / H; let h = wg.y % H;
+  let n = seqRows(s); let start = c * ${CHUNK}u;
+  if (start >= n) { return; }
+  let L = min(${CHUNK}u, n - start); let E = H * D; let width = 3u * E;
+  let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
+  let per = (DD + splits - 1u) / splits; let pa = sp * per; let pb = min(DD, pa + per);
+  let tq = l.x / D4; let mq = l.x % D4;
+  var acc: array<vec4<f32>, 4>;
+  var dacc = vec4<f32>(0.0);
+  if (!(seqPos(s) == 0u && c == 0u)) {
+    for (var p0 = pa; p0 < pb; p0 += PT) {
+      workgroupBarrier();
+      for (var e = l.x; e < PT * D4; e += WGS) {
+        let p = p0 + e / D4;
+        ssh[e] = select(vec4<f32>(0.0), S[(base + min(p, DD - 1u)) * D4 + e % D4], p < pb);
+      }
+      if (l.x < PT) { nsh[l.x] = select(0.0, N[base + min(p0 + l.x, DD - 1u)], p0 + l.x < pb); }
+      for (var e = l.x; e < PT * ${CHUNK}u; e += WGS) {
+        let pi = e / ${CHUNK}u; let t = e % ${CHUNK}u;
+        let pr = pairs[min(p0 + pi, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
+        let qo = (r0 + min(t, L - 1u)) * width + h * D;
+        fq[pi * ${CHUNK / 4}u + t / 4u][t % 4u] = phiCoef(a, b) * x[qo + a] * x[qo + b];
+      }
+      workgroupBarrier();
+      for (var k = 0u; k < PT; k++) {
+        let f = fq[k * ${CHUNK / 4}u + tq]; let sv = ssh[k * D4 + mq];
+        acc[0] += f.x * sv; acc[1] += f.y * sv; acc[2] += f.z * sv; acc[3] += f.w * sv;
+        dacc += f * nsh[k];
+      }
+    }
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let t = tq * 4u + i;
+    if (t < L) {
+      let k = ((r0 + t) * H + h) * splits + sp;
+      pnum[k * D4 + mq] = acc[i];
+      if (mq == 0u) { pden[k] = dacc[i]; }
+    }
+  }
+}`;
+
+// The state update over a chunk: S ← exp(G_e) S + Σ_t φ(s·k_t)ᵀ exp(G_e − G_t) v_t, n likewise, for a block of
+// ${PBLOCK} state rows p (a [p × rows]·[rows × d] product). 8·d/4 threads own 2 rows × 4 columns each; per tile of 32
+// rows t, φ(s·k_t)·exp(G_e − G_t) and v_t are staged in workgroup memory. Runs after m2_read, which reads the old S.
+//
+const m2UpdateSource = (d: number) => `${header(M2_PARAMS)}${PHI}
+${ro(2, 'x', 'vec4<f32>')}
+${ro(3, 'G')}
+${ro(4, 'pairs', 'u32')}
+${rw(5, 'S', 'vec4<f32>')}
+${rw(6, 'N')}
+const D = ${d}u;
+const D4 = ${d / 4}u;
+const DD = ${(d * (d + 1)) / 2}u;
+const WGS = ${(PBLOCK / 2) * (d / 4)}u;
+var<workgroup> fk: array<vec2<f32>, ${32 * (PBLOCK / 2)}>; // φ(s·k_t)·decay [t][p / 2]
+var<workgroup> vsh: array<vec4<f32>, ${32 * (d / 4)}>;
+@compute @workgroup_size(${(PBLOCK / 2) * (d / 4)}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let c = prm.chunk;
+  let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
+  let n = seqRows(s); let start = c * ${CHUNK}u;
+  if (start >= n) { return; }
+  let L = min(${CHUNK}u, n - start); let E4 = H * D4; let width4 = 3u * E4;
+  let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
+  let Ge = G[(r0 + L - 1u) * H + h]; let sc2 = 1.0 / f32(D);
+  let pq = l.x / D4; let mq = l.x % D4; let pBase = blk * ${PBLOCK}u;
+  var acc: array<vec4<f32>, 2>;
+  var nacc = vec2<f32>(0.0);
+  for (var t0 = 0u; t0 < L; t0 += 32u) {
+    workgroupBarrier();
+    for (var e = l.x; e < 32u * ${PBLOCK}u; e += WGS) {
+      let ti = e / ${PBLOCK}u; let pi = e % ${PBLOCK}u; let t = t0 + ti;
+      let pr = pairs[min(pBase + pi, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
+      let ko = (r0 + min(t, L - 1u)) * width4 + E4 + h * D4;
+      let ka = x[ko + a / 4u][a % 4u]; let kb = x[ko + b / 4u][b % 4u];
+      let dec = select(0.0, sc2 * exp(Ge - G[(r0 + min(t, L - 1u)) * H + h]), t < L);
+      fk[ti * ${PBLOCK / 2}u + pi / 2u][pi % 2u] = phiCoef(a, b) * ka * kb * dec;
+    }
+    for (var e = l.x; e < 32u * D4; e += WGS) {
+      vsh[e] = x[(r0 + min(t0 + e / D4, L - 1u)) * width4 + 2u * E4 + h * D4 + e % D4];
+    }
+    workgroupBarrier();
+    for (var t = 0u; t < 32u; t++) {
+      let f = fk[t * ${PBLOCK / 2}u + pq]; let v = vsh[t * D4 + mq];
+      acc[0] += f.x * v; acc[1] += f.y * v;
+      nacc += f;
+    }
+  }
+  let eg = exp(Ge); let fresh = seqPos(s) == 0u && c == 0u;
+  for (var j = 0u; j < 2u; j++) {
+    let p = pBase + 2u * pq + j;
+    if (p < DD) {
+      let si = (base + p) * D4 + mq;
+      S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + acc[j];
+      if (mq == 0u) { N[base + p] = select(eg * N[base + p], 0.0, fresh) + nacc[j]; }
+    }
+  }
+}`;
+
+// Decode (one row per sequence, spec §5.3): S ← a·S + φ(s·k)vᵀ, n ← a·n + φ(s·k) and the partial readouts
+// Σ_p φ(q)_p S_prev[p], Σ_p φ(q)_p n_prev[p] of a block of PB state rows, in one pass over S. First each of PB
+// threads takes one row p: φ(q)_p, φ(s·k)_p into workgroup memory, and that row of n (coalesced, no branch in the
+// S loop). Then d/4 vec4 lanes across the columns × 256/(d/4) row groups stream S: each thread issues its RPT row
+// loads first, then updates them. Partials meet in workgroup memory; m2_combine1 adds the blocks.
+// a = exp(A_t) from logA.
+const m2State1Source = (d: number, rpt: number) => {
+  const { lanes, groups } = m2DecodeShape(d), WGS = lanes * groups, PB = groups * rpt;
+  return `${header(M2_PARAMS)}${PHI}
+${ro(2, 'x')}
+${ro(3, 'logA')}
+${ro(4, 'pairs', 'u32')}
+${rw(5, 'S', 'vec4<f32>')}
+${rw(6, 'N')}
+${rw(7, 'pnum', 'vec4<f32>')}
+${rw(8, 'pden')}
+const D = ${d}u;
+const DD = ${(d * (d + 1)) / 2}u;
+const LANES = ${lanes}u;
+const GROUPS = ${groups}u;
+const RPT = ${rpt}u;
+const PB = ${PB}u;
+var<workgroup> fqs: array<f32, ${PB}>;
+var<workgroup> fks: array<f32, ${PB}>;
+var<workgroup> red: array<vec4<f32>, ${WGS}>;
+var<workgroup> redn: array<f32, ${WGS}>;
+@compute @workgroup_size(${WGS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let blocks = prm.blocks;
+  let blk = wg.x; let s = wg.y / H; let h = wg.y % H; // dispatched with exactly blocks × (sequences × heads) workgroups
+  let lane = l.x % LANES; let grp = l.x / LANES;
+  let E = H * D; let r = seqRow0(s); let qo = r * 3u * E + h * D; let ko = qo + E;
+  let a = exp(logA[r * H + h]); let fresh = seqPos(s) == 0u;
+  let base = (seqSlot(s) * H + h) * DD; let pBlk = blk * PB;
+  // S loads first, so they are in flight while the row coefficients are formed
+  var sv: array<vec4<f32>, ${rpt}>;
+  for (var u = 0u; u < RPT; u++) {
+    let p = pBlk + grp + u * GROUPS;
+    if (p < DD && !fresh) { sv[u] = S[(base + p) * LANES + lane]; }
+  }
+  var pd = 0.0;
+  for (var t = l.x; t < PB; t += ${WGS}u) {
+    let p = pBlk + t;
+    var fq = 0.0; var fk = 0.0;
+    if (p < DD) {
+      let pr = pairs[p]; let i = pr & 0xffffu; let j = pr >> 16u;
+      let cp = phiCoef(i, j);
+      fq = cp * x[qo + i] * x[qo + j]; fk = cp * x[ko + i] * x[ko + j] / f32(D);
+      let nOld = select(N[base + p], 0.0, fresh);
+      pd += fq * nOld;
+      N[base + p] = a * nOld + fk;
+    }
+    fqs[t] = fq; fks[t] = fk;
+  }
+  redn[l.x] = pd;
+  workgroupBarrier();
+  let vo = ko + E + 4u * lane; let v4 = vec4<f32>(x[vo], x[vo + 1u], x[vo + 2u], x[vo + 3u]);
+  var part = vec4<f32>(0.0);
+  for (var u = 0u; u < RPT; u++) {
+    let t = grp + u * GROUPS; let p = pBlk + t;
+    if (p < DD) {
+      part += fqs[t] * sv[u];
+      S[(base + p) * LANES + lane] = a * sv[u] + fks[t] * v4;
+    }
+  }
+  red[l.x] = part;
+  workgroupBarrier();
+  let k = (r * H + h) * blocks + blk;
+  if (grp == 0u) {
+    var t = vec4<f32>(0.0);
+    for (var g = 0u; g < GROUPS; g++) { t += red[g * LANES + lane]; }
+    pnum[k * LANES + lane] = t;
+  }
+  if (l.x == 0u) {
+    var t = 0.0;
+    for (var g = 0u; g < ${Math.min(WGS, PB)}u; g++) { t += redn[g]; }
+    pden[k] = t;
+  }
+}`;
+};
+
+// Decode readout: y = (a·Σ_blocks φ(q)ᵀS_prev + w·v) / max(a·Σ φ(q)ᵀn_prev + w, floor), w = (s·q·k)²: the current
+// token's term in score space (spec §5.3, as the CPU's mamba2Step).
+const m2Combine1Source = (d: number) => `${header(M2_PARAMS)}
+${ro(2, 'x')}
+${ro(3, 'logA')}
+${ro(4, 'pnum')}
+${ro(5, 'pden')}
+${rw(6, 'outp')}
+const D = ${d}u;
+var<workgroup> rnum: array<f32, ${4 * d}>;
+var<workgroup> rden: array<f32, ${4 * d}>;
+@compute @workgroup_size(${4 * d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let blocks = prm.blocks;
+  let s = wg.y / H; let h = wg.y % H; let m = l.x % D; let part = l.x / D; // 4 threads per column split the blocks
+  let E = H * D; let r = seqRow0(s); let qo = r * 3u * E + h * D; let ko = qo + E; let k = r * H + h;
+  var num = 0.0; var den = 0.0;
+  for (var b = part; b < blocks; b += 4u) { num += pnum[(k * blocks + b) * D + m]; den += pden[k * blocks + b]; }
+  rnum[l.x] = num; rden[l.x] = den;
+  workgroupBarrier();
+  if (part != 0u) { return; }
+  num = rnum[m] + rnum[m + D] + rnum[m + 2u * D] + rnum[m + 3u * D];
+  den = rden[m] + rden[m + D] + rden[m + 2u * D] + rden[m + 3u * D];
+  var qk = 0.0;
+  for (var i = 0u; i < D; i++) { qk += x[qo + i] * x[ko + i]; }
+  let w = qk * qk / f32(D);
+  let a = exp(logA[k]);
+  outp[r * E + h * D + m] = (a * num + w * x[ko + E + m]) / max(a * den + w, ${DEN_FLOOR});
+}`;
+
+// y_i = (exp(G_i)·Σ_blocks φ(q_i)ᵀS_prev + intra) / max(exp(G_i)·Σ φ(q_i)ᵀn_prev + intra_den, floor).
+const m2CombineSource = (d: number) => `${header(M2_PARAMS)}
+${ro(2, 'G')}
+${ro(3, 'inum')}
+${ro(4, 'iden')}
+${ro(5, 'pnum')}
+${ro(6, 'pden')}
+${rw(7, 'outp')}
+const D = ${d}u;
+@compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let c = prm.chunk; let blocks = prm.blocks;
+  let i = wg.x; let s = wg.y / H; let h = wg.y % H;
+  if (s >= nSeqs()) { return; }
+  let n = seqRows(s); let start = c * ${CHUNK}u;
+  if (start + i >= n) { return; }
+  let r = seqRow0(s) + start + i; let m = l.x; let k = r * H + h;
+  var num = 0.0; var den = 0.0;
+  for (var b = 0u; b < blocks; b++) { num += pnum[(k * blocks + b) * D + m]; den += pden[k * blocks + b]; }
+  let eg = exp(G[k]);
+  outp[r * H * D + h * D + m] = (eg * num + inum[k * D + m]) / max(eg * den + iden[k], ${DEN_FLOOR});
+}`;
+
+type D = { d: number };
+const kernel = (name: string, bindings: ('ro' | 'rw')[], source: (d: number) => string): Kernel<D> & { params: typeof M2_PARAMS } =>
+  ({ name, params: M2_PARAMS, bindings: () => bindings, source: (v) => source(v.d) });
+const intra = kernel('m2_intra', ['ro', 'ro', 'rw', 'rw', 'rw'], m2IntraSource);
+const read = kernel('m2_read', ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], m2ReadSource);
+const update = kernel('m2_update', ['ro', 'ro', 'ro', 'rw', 'rw'], m2UpdateSource);
+const combine = kernel('m2_combine', ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'], m2CombineSource);
+const combine1 = kernel('m2_combine1', ['ro', 'ro', 'ro', 'ro', 'rw'], m2Combine1Source);
+const state1: Kernel<{ d: number; rpt: number }> & { params: typeof M2_PARAMS } = {
+  name: 'm2_state1', params: M2_PARAMS, bindings: () => ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'], source: (v) => m2State1Source(v.d, v.rpt),
+};
+
+/** The (a, b) pair of every state row p of head dim d, as a | b << 16. */
+const pairs = (d: number) => {
+  const out: number[] = [];
+  for (let i = 0; i < d; i++) for (let j = i; j < d; j++) out.push(i | (j << 16));
+  return out;
+};
+
+export const mamba2Family: Family = {
+  ops: ['mamba2'],
+  dispatch(op: Op, c: DispatchContext): Dispatch[] {
+    if (op.op !== 'mamba2') throw new Error(`mamba2 family: no op ${op.op}`);
+    const heads = op.heads, d = op.headDim, D = phiDim(d), v = { d }, rows = c.rows, pairsBuf = c.table(`_m2.pairs.${d}`, () => pairs(d));
+    const grid = c.seqs * heads;
+    if (c.maxRows === 1) {
+      // a pure decode step (one row per sequence): one pass over S updates it and takes the partial readouts
+      const { groups } = m2DecodeShape(d), rpt = m2Rpt(grid), blocks = Math.ceil(D / (groups * rpt));
+      const pnum = c.scratch('_m2.pnum', rows * heads * blocks * d), pden = c.scratch('_m2.pden', rows * heads * blocks);
+      return [
+        dispatch(state1, { d, rpt }, [op.qkv, op.logA, pairsBuf, op.S, op.N, pnum, pden], { heads, blocks }, [blocks, grid]),
+        dispatch(combine1, v, [op.qkv, op.logA, pnum, pden, op.out], { heads, blocks }, [1, grid]), // 4·d threads
+      ];
+    }
+    // chunks in order: intra-chunk scores, the readout of the carried state, its update, then the sum
+    const splits = M2_READ_SPLITS, blocks = Math.ceil(D / PBLOCK);
+    const G = c.scratch('_m2.G', rows * heads), inum = c.scratch('_m2.inum', rows * heads * d), iden = c.scratch('_m2.iden', rows * heads);
+    const pnum = c.scratch('_m2.pnum', rows * heads * splits * d), pden = c.scratch('_m2.pden', rows * heads * splits);
+    const out: Dispatch[] = [];
+    for (let chunk = 0; chunk * CHUNK < c.maxRows; chunk++) {
+      out.push(
+        dispatch(intra, v, [op.qkv, op.logA, G, inum, iden], { heads, chunk }, [grid, 1]),
+        dispatch(read, v, [op.qkv, pairsBuf, op.S, op.N, pnum, pden], { heads, chunk, splits }, [splits, grid]),
+        dispatch(update, v, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk }, [blocks, grid]),
+        dispatch(combine, v, [G, inum, iden, pnum, pden, op.out], { heads, chunk, blocks: splits }, [Math.min(CHUNK, c.maxRows), grid]),
+      );
+    }
+    return out;
+  },
+  variants: (headDims) => headDims.flatMap((d) => [
+    ...[intra, read, update, combine, combine1].map((k) => variant(k, { d })),
+    ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
+  ]),
+};

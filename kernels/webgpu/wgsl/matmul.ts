@@ -1,0 +1,216 @@
+// Matmuls: the GEMV-style kernel of few rows (decode) with its fused prologues (rmsnorm, silu·mul), residual add and
+// the 2Mamba front-end epilogue, and the register-tiled GEMM of many rows (prefill). CPU twin: kernels/cpu/matmul.ts.
+import type { WeightDType } from '../../backend.js';
+import type { Op } from '../../ops.js';
+import { GEMM_MIN_ROWS, MATMUL_SHAPES, matmulShape, type MatmulShape } from '../tuning.js';
+import { type Dispatch, type DispatchContext, type Family, type Kernel, defineParams, dispatch, header, ro, rw, variant } from './common.js';
+import { LOGDECAY } from './conv2.js';
+
+/** The input prologue of a matmul: none, rmsnorm (x·rsqrt(mean x² + eps)·w_norm), or silu(gate)·up. */
+export type MatmulPrologue = 'none' | 'norm' | 'silu';
+
+/** K, N; add: accumulate into out (residual); perSeq: one row per sequence; eps: rmsnorm's; ch, heads: the conv epilogue. */
+export const MATMUL_PARAMS = defineParams({ K: 'u32', N: 'u32', add: 'u32', perSeq: 'u32', eps: 'f32', ch: 'u32', heads: 'u32' });
+
+/** Body of w8(): the 8 weights of column c at k = 8·k8 … 8·k8 + 7, as two vec4<f32>. */
+const W8: Record<WeightDType, string> = {
+  f32: `  return W8v(w[(c * K8 + k8) * 2u], w[(c * K8 + k8) * 2u + 1u]);`,
+  f16: `  let q = w[c * K8 + k8];
+  return W8v(vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y)), vec4<f32>(unpack2x16float(q.z), unpack2x16float(q.w)));`,
+  bf16: `  let q = w[c * K8 + k8];
+  return W8v(vec4<f32>(bitcast<f32>(q.x << 16u), bitcast<f32>(q.x & 0xffff0000u), bitcast<f32>(q.y << 16u), bitcast<f32>(q.y & 0xffff0000u)),
+             vec4<f32>(bitcast<f32>(q.z << 16u), bitcast<f32>(q.z & 0xffff0000u), bitcast<f32>(q.w << 16u), bitcast<f32>(q.w & 0xffff0000u)));`,
+};
+
+/** w8(c, k8, K8): the 8 weights of column c at k = 8·k8 …, and silu on a vec4 (the matmul kernels' helpers). */
+const weights8 = (dtype: WeightDType) => `struct W8 { lo: vec4<f32>, hi: vec4<f32> }
+fn W8v(lo: vec4<f32>, hi: vec4<f32>) -> W8 { return W8(lo, hi); }
+fn w8(c: u32, k8: u32, K8: u32) -> W8 {
+${W8[dtype]}
+}
+fn silu4(g: vec4<f32>) -> vec4<f32> { return g / (vec4<f32>(1.0) + exp(-g)); }`;
+
+/** Tiled GEMM: rows × columns per workgroup, and the K step of its workgroup-memory tiles. */
+export const GEMM = { rows: 64, cols: 64, k: 32 };
+
+// out[r, n] (+)= Σ_k x'[r, k] W[n, k] with x' = x, rmsnorm(x)·w_norm or silu(g)·u
+// (the prologue). A workgroup covers R rows × CG·C columns; each column group splits K over TK lanes in steps of 8
+// (16-bit weights: one vec4<u32> = 8 halves; f32: two vec4<f32>), then the lanes' sums meet in workgroup memory.
+// With the norm prologue Σ x² is accumulated in the same loop: rsqrt(mean + eps) factors out of the dot product.
+// Requires K % 8 == 0.
+//
+// The conv epilogue (decode steps: one row per sequence) fuses the 2Mamba front end that follows the [qkv | A]
+// projection: columns c < ch get the window-2 conv with the slot's conv state (conv2), the rest −softplus (logdecay).
+const matmulSource = (dtype: WeightDType, pro: MatmulPrologue, m: MatmulShape, conv = false) => {
+  const { R, C, TK, CG } = m, WGS = TK * CG, e = pro === 'norm' ? 6 : 5;
+  return `${header(MATMUL_PARAMS)}
+@group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
+@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
+${rw(4, 'outp')}
+${pro === 'norm' ? ro(5, 'nw', 'vec4<f32>') : ''}
+${conv ? `${rw(e, 'cst')}
+${ro(e + 1, 'cw')}
+${ro(e + 2, 'cb')}
+${rw(e + 3, 'cout')}
+${rw(e + 4, 'la')}
+${LOGDECAY}` : ''}
+fn rows() -> u32 { return select(nRows(), nSeqs(), prm.perSeq == 1u); }
+${weights8(dtype)}
+var<workgroup> red: array<f32, ${WGS * R * C}>;
+${pro === 'norm' ? `var<workgroup> redss: array<f32, ${TK * R}>;` : ''}
+@compute @workgroup_size(${WGS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let K = prm.K; let N = prm.N; let Rt = rows(); let K8 = K / 8u;
+  let lane = l.x % ${TK}u; let cg = l.x / ${TK}u;
+  let c0 = wg.x * ${CG * C}u + cg * ${C}u; let r0 = wg.y * ${R}u;
+  let XS = ${pro === 'silu' ? '4u' : '2u'} * K8; // vec4s per x row (silu: the row holds gate and up, 2K wide)
+  var acc: array<f32, ${R * C}>;
+  var ss: array<f32, ${R}>;
+  for (var k8 = lane; k8 < K8; k8 += ${TK}u) {
+    var wl: array<vec4<f32>, ${C}>; var wh: array<vec4<f32>, ${C}>;
+    for (var b = 0u; b < ${C}u; b++) { let wv = w8(min(c0 + b, N - 1u), k8, K8); wl[b] = wv.lo; wh[b] = wv.hi; }
+${pro === 'norm' ? '    let nlo = nw[2u * k8]; let nhi = nw[2u * k8 + 1u];' : ''}
+    for (var a = 0u; a < ${R}u; a++) {
+      let xo = min(r0 + a, Rt - 1u) * XS + 2u * k8;
+      var lo = x[xo]; var hi = x[xo + 1u];
+${pro === 'silu' ? '      lo = silu4(lo) * x[xo + 2u * K8]; hi = silu4(hi) * x[xo + 2u * K8 + 1u];' : ''}
+${pro === 'norm' ? '      ss[a] += dot(lo, lo) + dot(hi, hi); lo *= nlo; hi *= nhi;' : ''}
+      for (var b = 0u; b < ${C}u; b++) { acc[a * ${C}u + b] += dot(lo, wl[b]) + dot(hi, wh[b]); }
+    }
+  }
+  for (var i = 0u; i < ${R * C}u; i++) { red[i * ${WGS}u + l.x] = acc[i]; }
+${pro === 'norm' ? `  if (cg == 0u) { for (var a = 0u; a < ${R}u; a++) { redss[a * ${TK}u + lane] = ss[a]; } }` : ''}
+  workgroupBarrier();
+  for (var o = l.x; o < ${CG * R * C}u; o += ${WGS}u) {
+    let g = o / ${R * C}u; let i = o % ${R * C}u; let a = i / ${C}u; let b = i % ${C}u;
+    var v = 0.0;
+    for (var t = 0u; t < ${TK}u; t++) { v += red[i * ${WGS}u + g * ${TK}u + t]; }
+${pro === 'norm' ? `    var s2 = 0.0;
+    for (var t = 0u; t < ${TK}u; t++) { s2 += redss[a * ${TK}u + t]; }
+    v *= 1.0 / sqrt(s2 / f32(K) + prm.eps);` : ''}
+    let r = r0 + a; let c = wg.x * ${CG * C}u + g * ${C}u + b;
+    if (r < Rt && c < N) {
+      let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, prm.add == 1u);
+${conv ? `      let ch = prm.ch; let sq = rowSeq(r);
+      if (c < ch) {
+        let si = seqSlot(sq) * ch + c;
+        let prev = select(0.0, cst[si], seqPos(sq) > 0u);
+        cout[r * ch + c] = cb[c] + cw[2u * c] * prev + cw[2u * c + 1u] * v;
+        cst[si] = v;
+      } else { la[r * prm.heads + c - ch] = logdecay(v); }` : ''}
+    }
+  }
+}`;
+};
+
+// The matmul of many rows (prefill): the same params, prologues and add as matmul, as a register-tiled GEMM.
+// A workgroup of 256 threads computes a ${GEMM.rows} × ${GEMM.cols} block of out, 4 × 4 per thread; each K step of
+// ${GEMM.k} loads an x tile (prologue applied) and a weight tile into workgroup memory, k-major, so a thread reads
+// 4 rows and 4 columns as two vec4 per k. rmsnorm: Σ x² of each row accumulates from the x tiles (8 partials per
+// row), and rsqrt(mean + eps) scales the finished dot products. Requires K % ${GEMM.k} == 0.
+const gemmSource = (dtype: WeightDType, pro: MatmulPrologue) => `${header(MATMUL_PARAMS)}
+@group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
+@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
+${rw(4, 'outp')}
+${pro === 'norm' ? ro(5, 'nw', 'vec4<f32>') : ''}
+${weights8(dtype)}
+const BK = ${GEMM.k}u;
+var<workgroup> As: array<vec4<f32>, ${GEMM.k * GEMM.rows / 4}>; // [k][row / 4]
+var<workgroup> Bs: array<vec4<f32>, ${GEMM.k * GEMM.cols / 4}>; // [k][column / 4]
+${pro === 'norm' ? `var<workgroup> ssp: array<f32, ${GEMM.rows * 8}>;` : ''}
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let K = prm.K; let N = prm.N; let Rt = nRows(); let K8 = K / 8u;
+  let tx = l.x % 16u; let ty = l.x / 16u;
+  let c0 = wg.x * ${GEMM.cols}u; let r0 = wg.y * ${GEMM.rows}u;
+  let XS = ${pro === 'silu' ? '2u' : '1u'} * K / 4u; // vec4s per x row (silu: the row holds gate and up, 2K wide)
+  // loads: x — rows l.x / 8 and 32 + l.x / 8, k quad l.x % 8; weights — column l.x / 4, k8 l.x % 4
+  let lq = l.x % 8u; let wc = min(c0 + l.x / 4u, N - 1u); let wk = l.x % 4u;
+  var acc: array<vec4<f32>, 4>;
+  var ss = vec2<f32>(0.0);
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    for (var h = 0u; h < 2u; h++) {
+      let lr = l.x / 8u + 32u * h;
+      let xo = min(r0 + lr, Rt - 1u) * XS + k0 / 4u + lq;
+      var a = x[xo];
+${pro === 'silu' ? '      a = silu4(a) * x[xo + K / 4u];' : ''}
+${pro === 'norm' ? '      ss[h] += dot(a, a); a *= nw[k0 / 4u + lq];' : ''}
+      for (var j = 0u; j < 4u; j++) { As[(4u * lq + j) * ${GEMM.rows / 4}u + lr / 4u][lr % 4u] = a[j]; }
+    }
+    let wv = w8(wc, k0 / 8u + wk, K8);
+    let bc = l.x / 4u;
+    for (var j = 0u; j < 4u; j++) {
+      Bs[(8u * wk + j) * ${GEMM.cols / 4}u + bc / 4u][bc % 4u] = wv.lo[j];
+      Bs[(8u * wk + 4u + j) * ${GEMM.cols / 4}u + bc / 4u][bc % 4u] = wv.hi[j];
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < BK; k++) {
+      let a = As[k * ${GEMM.rows / 4}u + ty]; let b = Bs[k * ${GEMM.cols / 4}u + tx];
+      acc[0] += a.x * b; acc[1] += a.y * b; acc[2] += a.z * b; acc[3] += a.w * b;
+    }
+    workgroupBarrier();
+  }
+${pro === 'norm' ? `  ssp[(l.x / 8u) * 8u + lq] = ss[0]; ssp[(32u + l.x / 8u) * 8u + lq] = ss[1];
+  workgroupBarrier();` : ''}
+  for (var i = 0u; i < 4u; i++) {
+    let lr = ty * 4u + i; let r = r0 + lr;
+    if (r >= Rt) { break; }
+    var v = acc[i];
+${pro === 'norm' ? `    var s2 = 0.0;
+    for (var t = 0u; t < 8u; t++) { s2 += ssp[lr * 8u + t]; }
+    v *= 1.0 / sqrt(s2 / f32(K) + prm.eps);` : ''}
+    for (var j = 0u; j < 4u; j++) {
+      let c = c0 + tx * 4u + j;
+      if (c < N) { let oi = r * N + c; outp[oi] = select(v[j], outp[oi] + v[j], prm.add == 1u); }
+    }
+  }
+}`;
+
+type MatmulVariant = { dtype: WeightDType; pro: MatmulPrologue; shape: MatmulShape; conv: boolean };
+const matmul: Kernel<MatmulVariant> & { params: typeof MATMUL_PARAMS } = {
+  name: 'matmul', params: MATMUL_PARAMS,
+  bindings: (v) => ['ro', 'ro', 'rw', ...(v.pro === 'norm' ? ['ro' as const] : []), ...(v.conv ? ['rw', 'ro', 'ro', 'rw', 'rw'] as const : [])],
+  source: (v) => matmulSource(v.dtype, v.pro, v.shape, v.conv),
+};
+const gemm: Kernel<{ dtype: WeightDType; pro: MatmulPrologue }> & { params: typeof MATMUL_PARAMS } = {
+  name: 'gemm', params: MATMUL_PARAMS,
+  bindings: (v) => ['ro', 'ro', 'rw', ...(v.pro === 'norm' ? ['ro' as const] : [])],
+  source: (v) => gemmSource(v.dtype, v.pro),
+};
+
+function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): Dispatch {
+  const R = op.perSeq ? c.seqs : c.rows, shape = matmulShape(R), dtype = c.storage(op.w);
+  if (op.k % 8 !== 0) throw new Error(`webgpu matmul ${op.w}: K = ${op.k} must be a multiple of 8`);
+  const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
+  const params = { K: op.k, N: op.n, add: op.add ? 1 : 0, perSeq: op.perSeq ? 1 : 0, eps: op.norm?.eps ?? 0 };
+  const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
+  if (!op.perSeq && R >= GEMM_MIN_ROWS && op.k % GEMM.k === 0) {
+    return dispatch(gemm, { dtype, pro }, buffers, params, [Math.ceil(op.n / GEMM.cols), Math.ceil(R / GEMM.rows)]);
+  }
+  return dispatch(matmul, { dtype, pro, shape, conv: false }, buffers, params, [Math.ceil(op.n / (shape.CG * shape.C)), Math.ceil(R / shape.R)]);
+}
+
+export const matmulFamily: Family = {
+  ops: ['matmul'],
+  dispatch(op: Op, c: DispatchContext): Dispatch[] {
+    if (op.op !== 'matmul') throw new Error(`matmul family: no op ${op.op}`);
+    return [matmulDispatch(op, c)];
+  },
+  /** A decode step's [qkv | A] projection and the conv2 + logdecay front end that reads it, as one dispatch (the
+   *  conv epilogue); null when the pair does not match or a sequence has several rows (conv2 walks them). */
+  fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch | null {
+    if (op.op !== 'matmul' || next?.op !== 'conv2' || !next.decay || next.x !== op.out || op.add || op.perSeq || op.act ||
+        (next.xStride ?? next.ch) !== op.n || c.step.seqs.some((s) => s.rows !== 1)) return null;
+    const d = matmulDispatch(op, c);
+    if (d.kernel.name !== 'matmul') return null; // a batch large enough for the GEMM: conv2 runs on its own
+    const v = d.variant as MatmulVariant, p = { K: op.k, N: op.n, add: 0, perSeq: 0, eps: op.norm?.eps ?? 0, ch: next.ch, heads: next.decay.heads };
+    return dispatch(matmul, { ...v, conv: true }, [...d.buffers, next.state, next.weight, next.bias, next.out, next.decay.out], p, d.groups);
+  },
+  variants() {
+    const out = [];
+    for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+      for (const pro of ['none', 'norm', 'silu'] as const) for (const shape of MATMUL_SHAPES) out.push(variant(matmul, { dtype, pro, shape, conv: false }));
+      for (const shape of MATMUL_SHAPES) out.push(variant(matmul, { dtype, pro: 'norm', shape, conv: true }));
+      for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemm, { dtype, pro }));
+    }
+    return out;
+  },
+};

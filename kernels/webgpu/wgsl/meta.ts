@@ -1,0 +1,60 @@
+// The step meta: one storage buffer (binding 1 of every kernel) that tells the kernels the step's layout, written
+// once per step while the recorded dispatches are replayed. Layout (u32):
+//   [0] sequences, [1] rows, [2] row table base, [3] page table base, [4] split-row list base, [5] tile list base,
+//   [6] split rows, [7] tiles; [8 + 6s …] per sequence: slot, pos, rows, first row, page-table offset, pages;
+//   [rowBase + 2r …] per row: its sequence, its index in the sequence; then the two attention work lists: rows of the
+//   sequences under TILE_MIN_ROWS rows (split-K) and (sequence, first row) of every TILE_ROWS-row tile of the others.
+import { type Step, totalRows } from '../../backend.js';
+
+/** A sequence with at least this many rows in a step takes the tiled attention; fewer (decode) the split-K kernel. */
+export const TILE_MIN_ROWS = 5;
+/** Query rows per workgroup of the tiled (prefill) attention. */
+export const TILE_ROWS = 64;
+
+export const STEP_META_WGSL = /* wgsl */ `@group(0) @binding(1) var<storage, read> stepMeta: array<u32>;
+fn nSeqs() -> u32 { return stepMeta[0]; }
+fn nRows() -> u32 { return stepMeta[1]; }
+fn seqSlot(s: u32) -> u32 { return stepMeta[8u + s * 6u]; }
+fn seqPos(s: u32) -> u32 { return stepMeta[8u + s * 6u + 1u]; }
+fn seqRows(s: u32) -> u32 { return stepMeta[8u + s * 6u + 2u]; }
+fn seqRow0(s: u32) -> u32 { return stepMeta[8u + s * 6u + 3u]; }
+fn seqPage(s: u32, j: u32) -> u32 { return stepMeta[stepMeta[3] + stepMeta[8u + s * 6u + 4u] + j]; }
+fn rowSeq(r: u32) -> u32 { return stepMeta[stepMeta[2] + 2u * r]; }
+fn rowT(r: u32) -> u32 { return stepMeta[stepMeta[2] + 2u * r + 1u]; }
+fn splitRow(i: u32) -> u32 { return stepMeta[stepMeta[4] + i]; }
+fn tileSeq(i: u32) -> u32 { return stepMeta[stepMeta[5] + 2u * i]; }
+fn tileRow(i: u32) -> u32 { return stepMeta[stepMeta[5] + 2u * i + 1u]; }
+`;
+
+/** The step's attention work: rows of short (decode) sequences for the split-K kernel, tiles of the others. */
+export function attentionWork(step: Step): { splitRows: number[]; tiles: [number, number][] } {
+  const splitRows: number[] = [], tiles: [number, number][] = [];
+  let r = 0;
+  step.seqs.forEach((s, i) => {
+    if (s.rows < TILE_MIN_ROWS) for (let t = 0; t < s.rows; t++) splitRows.push(r + t);
+    else for (let t = 0; t < s.rows; t += TILE_ROWS) tiles.push([i, t]);
+    r += s.rows;
+  });
+  return { splitRows, tiles };
+}
+
+/** The meta words of a step. */
+export function stepMeta(step: Step): Uint32Array {
+  const rows = totalRows(step), n = step.seqs.length;
+  const { splitRows, tiles } = attentionWork(step);
+  const rowBase = 8 + 6 * n, splitBase = rowBase + 2 * rows, tileBase = splitBase + splitRows.length;
+  const pageBase = tileBase + 2 * tiles.length;
+  const pages = step.seqs.reduce((s, q) => s + q.pages.length, 0);
+  const m = new Uint32Array(pageBase + Math.max(1, pages));
+  m.set([n, rows, rowBase, pageBase, splitBase, tileBase, splitRows.length, tiles.length]);
+  m.set(splitRows, splitBase);
+  m.set(tiles.flat(), tileBase);
+  let r = 0, pg = 0;
+  step.seqs.forEach((s, i) => {
+    m.set([s.slot, s.pos, s.rows, r, pg, s.pages.length], 8 + 6 * i);
+    for (let t = 0; t < s.rows; t++, r++) { m[rowBase + 2 * r] = i; m[rowBase + 2 * r + 1] = t; }
+    m.set(s.pages, pageBase + pg);
+    pg += s.pages.length;
+  });
+  return m;
+}

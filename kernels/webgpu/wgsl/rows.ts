@@ -1,0 +1,87 @@
+// Rows: the embedding lookup, the last row of each sequence, and sampling (argmax / Gumbel-max) on the device.
+// CPU twin: kernels/cpu/rows.ts.
+import type { WeightDType } from '../../backend.js';
+import { SAMPLE_PARAMS, type Op } from '../../ops.js';
+import { type Dispatch, type DispatchContext, type Family, type Kernel, defineParams, dispatch, header, ro, rw, variant, weightReader, wgFor, WG } from './common.js';
+
+export const ROWS_PARAMS = defineParams({ dim: 'u32', vocab: 'u32' });
+
+// out[r, :] = table[ids[r], :]
+const embedSource = (dtype: WeightDType) => `${header(ROWS_PARAMS)}${weightReader(2, dtype)}
+${ro(3, 'ids', 'i32')}
+${rw(4, 'outp')}
+@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let dim = prm.dim; let i = g.x + g.y * 65535u * ${WG}u;
+  if (i >= nRows() * dim) { return; }
+  let r = i / dim; let c = i % dim;
+  outp[i] = W(u32(ids[r]) * dim + c);
+}`;
+
+// out[s] = x[last row of s]
+const gatherLastSource = () => `${header(ROWS_PARAMS)}
+${ro(2, 'x')}
+${rw(3, 'outp')}
+@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let dim = prm.dim; let i = g.x;
+  if (i >= nSeqs() * dim) { return; }
+  let s = i / dim; let c = i % dim;
+  outp[i] = x[(seqRow0(s) + seqRows(s) - 1u) * dim + c];
+}`;
+
+// One workgroup per sequence: argmax of its logits row, or with temperature T > 0 of
+// logits / T + Gumbel noise (the same hash as kernels/ops.ts sampleNoise). Ties go to the lower id.
+const sampleSource = () => `${header(ROWS_PARAMS)}
+${ro(2, 'logits')}
+${ro(3, 'sp', 'u32')}
+${rw(4, 'outp', 'i32')}
+var<workgroup> bs: array<f32, 256>;
+var<workgroup> bi: array<u32, 256>;
+fn hash32(v: u32) -> u32 {
+  var x = v; x ^= x >> 16u; x *= 0x7feb352du; x ^= x >> 15u; x *= 0x846ca68bu; x ^= x >> 16u; return x;
+}
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let V = prm.vocab; let s = wg.x; // dispatched with exactly one workgroup per sequence
+  let T = bitcast<f32>(sp[${SAMPLE_PARAMS}u * s]);
+  let key = hash32(sp[${SAMPLE_PARAMS}u * s + 1u] ^ hash32(sp[${SAMPLE_PARAMS}u * s + 2u] ^ hash32(sp[${SAMPLE_PARAMS}u * s + 3u] ^ 0x9e3779b9u)));
+  var best = 0.0; var arg = 0xffffffffu;
+  for (var i = l.x; i < V; i += 256u) {
+    var sc = logits[s * V + i];
+    if (T > 0.0) { sc = sc / T - log(-log((f32(hash32(key ^ hash32(i)) >> 8u) + 0.5) / 16777216.0)); }
+    if (arg == 0xffffffffu || sc > best) { best = sc; arg = i; }
+  }
+  bs[l.x] = best; bi[l.x] = arg;
+  workgroupBarrier();
+  for (var st = 128u; st > 0u; st >>= 1u) {
+    if (l.x < st) {
+      let ob = bs[l.x + st]; let oi = bi[l.x + st];
+      if (oi != 0xffffffffu && (bi[l.x] == 0xffffffffu || ob > bs[l.x] || (ob == bs[l.x] && oi < bi[l.x]))) { bs[l.x] = ob; bi[l.x] = oi; }
+    }
+    workgroupBarrier();
+  }
+  if (l.x == 0u) { outp[s] = i32(bi[0]); }
+}`;
+
+const embed: Kernel<{ dtype: WeightDType }> & { params: typeof ROWS_PARAMS } = {
+  name: 'embed', params: ROWS_PARAMS, bindings: () => ['ro', 'ro', 'rw'], source: (v) => embedSource(v.dtype),
+};
+const gatherLast: Kernel<object> & { params: typeof ROWS_PARAMS } = {
+  name: 'gather_last', params: ROWS_PARAMS, bindings: () => ['ro', 'rw'], source: () => gatherLastSource(),
+};
+const sample: Kernel<object> & { params: typeof ROWS_PARAMS } = {
+  name: 'sample', params: ROWS_PARAMS, bindings: () => ['ro', 'ro', 'rw'], source: () => sampleSource(),
+};
+
+export const rowsFamily: Family = {
+  ops: ['embed', 'gather_last', 'sample'],
+  dispatch(op: Op, c: DispatchContext): Dispatch[] {
+    switch (op.op) {
+      case 'embed': return [dispatch(embed, { dtype: c.storage(op.table) }, [op.table, op.ids, op.out], { dim: op.dim }, wgFor(c.rows * op.dim))];
+      case 'gather_last': return [dispatch(gatherLast, {}, [op.x, op.out], { dim: op.dim }, wgFor(c.seqs * op.dim))];
+      case 'sample': return [dispatch(sample, {}, [op.logits, op.params, op.out], { vocab: op.vocab }, [c.seqs, 1])];
+      default: throw new Error(`rows family: no op ${op.op}`);
+    }
+  },
+  variants: () => [
+    ...(['f32', 'f16', 'bf16'] as const).map((dtype) => variant(embed, { dtype })), variant(gatherLast, {}), variant(sample, {}),
+  ],
+};
