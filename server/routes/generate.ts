@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { QueueFullError, RequestTooLargeError } from '../../engine/scheduler.js';
 import { ApiError, badRequest, modelNotFound, toApiError, unavailable } from '../errors.js';
 import { chatBody, chunk, completionBody, finishReason, usage, type ResponseHead } from '../format.js';
-import { runGeneration, type ChoiceResult } from '../../engine/output.js';
+import { runGeneration, type ChoiceResult, type GenerationSink } from '../../engine/output.js';
 import type { Engine } from '../../engine/engine.js';
 import { SseStream } from '../sse.js';
 import type { ServerState } from '../state.js';
@@ -62,6 +62,95 @@ function retryAfter(host: Engine): number {
   return Math.min(30, Math.max(1, Math.ceil((host.scheduler.numWaiting + 1) / Math.max(1, host.plan.slots))));
 }
 
+/** What ended the request early, as the error the client gets (null: it finished, or the client left). */
+function endError(state: ServerState, host: Engine, results: ChoiceResult[] | null): ApiError | null {
+  const ends = new Set(results?.map((r) => r.end) ?? []);
+  if (state.shutdown.signal.aborted && ends.has('abort')) return unavailable('the server shut down before the request finished', 'shutdown');
+  if (ends.has('deadline')) return new ApiError(408, `the request ran past the server's ${state.opts.requestTimeout} s limit`, 'server_error', 'deadline_exceeded');
+  if (ends.has('queue_timeout')) return unavailable('the request waited too long in the queue; retry later', 'queue_timeout', retryAfter(host));
+  return null;
+}
+
+interface Outcome {
+  req: GenRequest;
+  head: ResponseHead;
+  host: Engine;
+  promptTokens: number;
+  results: ChoiceResult[] | null;
+  error: ApiError | null;
+  clientGone: boolean;
+  e2e: number;
+}
+
+/** Metrics and the one log line of a finished request. */
+function observe(state: ServerState, request: FastifyRequest, o: Outcome): ReturnType<typeof usage> | null {
+  const { metrics } = state, model_name = o.host.name, { error, results } = o;
+  if (error) {
+    if (error.code === 'deadline_exceeded') metrics.deadlines.inc({ model_name });
+    metrics.rejected.inc({ model_name, reason: error.code ?? 'error' });
+  }
+  for (const r of results ?? []) {
+    metrics.generationTokens.inc({ model_name }, r.ids.length);
+    if (r.ids.length) metrics.ttft.observe({ model_name }, r.timings.time_to_first_token_ms / 1000);
+    if (r.ids.length > 1) metrics.itl.observe({ model_name }, r.timings.mean_itl_ms / 1000);
+    metrics.queueTime.observe({ model_name }, r.timings.queue_time_ms / 1000);
+    metrics.requestMemory.observe({ model_name, kind: r.peak.kind }, r.peak.state_bytes + r.peak.kv_bytes);
+    const f = finishReason(r);
+    if (f && !error) metrics.success.inc({ model_name, finished_reason: f });
+  }
+  metrics.promptTokens.inc({ model_name }, o.promptTokens);
+  if (o.clientGone) metrics.disconnected.inc({ model_name });
+  else metrics.e2e.observe({ model_name }, o.e2e);
+  const u = results ? usage(o.promptTokens, results) : null;
+  request.log.info({
+    request_id: o.head.id, model: o.req.model, prompt_tokens: o.promptTokens, completion_tokens: u?.completion_tokens ?? 0,
+    finish_reasons: results?.map((r) => r.end), error: error?.code ?? null, disconnected: o.clientGone,
+    e2e_ms: Math.round(o.e2e * 1000), timings: u?.timings, memory: u?.memory,
+  }, 'request finished');
+  return u;
+}
+
+/** The end of a stream: each choice's finish chunk, then the in-band error or the usage chunk, then [DONE]. */
+async function endStream(s: SseStream, reply: FastifyReply, o: Outcome, u: ReturnType<typeof usage> | null): Promise<void> {
+  const { error, head, req } = o, kind = req.kind;
+  if (o.clientGone) return s.stopPings();
+  if (error && !s.headersSent) {
+    s.stopPings();
+    reply.raw.writeHead(error.status, { 'content-type': 'application/json', ...error.headers() });
+    reply.raw.end(JSON.stringify(error.body()));
+    return;
+  }
+  s.open({ 'x-request-id': head.id });
+  for (const r of o.results ?? []) {
+    const f = finishReason(r);
+    if (f) await s.send(chunk(head, kind, r.index, { finish: f }));
+  }
+  if (error) await s.send(error.body());
+  else if (req.includeUsage && u) await s.send({ id: head.id, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created: head.created, model: head.model, choices: [], usage: u });
+  await s.end();
+}
+
+/** A stream's sink: headers (and the chat role delta, the echo) when the first choice starts, then text deltas. */
+function streamSink(s: SseStream, req: GenRequest, head: ResponseHead, echoes: string[]): GenerationSink {
+  const kind = req.kind, offsets = new Map<number, number>();
+  return {
+    onStart: (i) => {
+      s.open({ 'x-request-id': head.id });
+      if (kind === 'chat') void s.send(chunk(head, kind, i, { role: true }));
+      if (req.echo) {
+        const e = echoes[Math.floor(i / req.n)]!;
+        offsets.set(i, e.length);
+        if (e) void s.send(chunk(head, kind, i, { text: e }));
+      }
+    },
+    onDelta: (i, text, lps) => {
+      const offset = offsets.get(i) ?? 0;
+      offsets.set(i, offset + lps.reduce((a, l) => a + l.token.length, 0));
+      void s.send(chunk(head, kind, i, { text, logprobs: req.logprobs === null ? null : lps, offset }));
+    },
+  };
+}
+
 export function generationHandler(state: ServerState, kind: 'completion' | 'chat') {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const t0 = performance.now();
@@ -69,10 +158,8 @@ export function generationHandler(state: ServerState, kind: 'completion' | 'chat
     const req = parseGenRequest(kind, request.body);
     if (req.unknownFields.length) request.log.info({ fields: req.unknownFields }, 'The following fields were present in the request but ignored');
     const { host, prompts, echoes, maxTokens } = prepare(state, req);
-    const metrics = state.metrics, model_name = host.name;
-    const choices = prompts.length * req.n;
-    if (!host.scheduler.canQueue(choices)) {
-      metrics.rejected.inc({ model_name, reason: 'queue_full' });
+    if (!host.scheduler.canQueue(prompts.length * req.n)) {
+      state.metrics.rejected.inc({ model_name: host.name, reason: 'queue_full' });
       throw new ApiError(429, `the server is busy: ${host.scheduler.numWaiting} requests are waiting (limit ${host.scheduler.opts.maxQueue}); retry later`,
         'rate_limit_error', 'queue_full', null, {}, retryAfter(host));
     }
@@ -95,30 +182,13 @@ export function generationHandler(state: ServerState, kind: 'completion' | 'chat
       deadline: state.opts.requestTimeout ? now + state.opts.requestTimeout * 1000 : undefined,
       queueDeadline: now + Math.min(req.maxQueueTime ?? Infinity, state.opts.maxQueueTime) * 1000,
     };
-    const promptTokens = prompts.reduce((s, p) => s + p.length, 0);
     let sse: SseStream | null = null;
     let results: ChoiceResult[] | null = null, error: ApiError | null = null;
     try {
       if (req.stream) {
         reply.hijack();
-        const s = sse = new SseStream(reply.raw, state.opts.pingInterval * 1000, () => metrics.pings.inc());
-        const offsets = new Map<number, number>();
-        results = await runGeneration(host, req, prompts, maxTokens, opts, {
-          onStart: (i) => {
-            s.open({ 'x-request-id': head.id });
-            if (kind === 'chat') void s.send(chunk(head, kind, i, { role: true }));
-            if (req.echo) {
-              const e = echoes[Math.floor(i / req.n)]!;
-              offsets.set(i, e.length);
-              if (e) void s.send(chunk(head, kind, i, { text: e }));
-            }
-          },
-          onDelta: (i, text, lps) => {
-            const offset = offsets.get(i) ?? 0;
-            offsets.set(i, offset + lps.reduce((a, l) => a + l.token.length, 0));
-            void s.send(chunk(head, kind, i, { text, logprobs: req.logprobs === null ? null : lps, offset }));
-          },
-        });
+        sse = new SseStream(reply.raw, state.opts.pingInterval * 1000, () => state.metrics.pings.inc());
+        results = await runGeneration(host, req, prompts, maxTokens, opts, streamSink(sse, req, head, echoes));
       } else {
         results = await runGeneration(host, req, prompts, maxTokens, opts);
       }
@@ -130,58 +200,13 @@ export function generationHandler(state: ServerState, kind: 'completion' | 'chat
     } finally {
       state.shutdown.signal.removeEventListener('abort', onShutdown);
     }
-
-    // what ended the request early, if anything
-    const ends = new Set(results?.map((r) => r.end) ?? []);
-    if (!error && !clientGone) {
-      if (state.shutdown.signal.aborted && ends.has('abort')) error = unavailable('the server shut down before the request finished', 'shutdown');
-      else if (ends.has('deadline')) error = new ApiError(408, `the request ran past the server's ${state.opts.requestTimeout} s limit`, 'server_error', 'deadline_exceeded');
-      else if (ends.has('queue_timeout')) error = unavailable('the request waited too long in the queue; retry later', 'queue_timeout', retryAfter(host));
-    }
-    if (error) {
-      if (error.code === 'deadline_exceeded') metrics.deadlines.inc({ model_name });
-      metrics.rejected.inc({ model_name, reason: error.code ?? 'error' });
-    }
-    const e2e = (performance.now() - t0) / 1000;
-    for (const r of results ?? []) {
-      metrics.generationTokens.inc({ model_name }, r.ids.length);
-      if (r.ids.length) metrics.ttft.observe({ model_name }, r.timings.time_to_first_token_ms / 1000);
-      if (r.ids.length > 1) metrics.itl.observe({ model_name }, r.timings.mean_itl_ms / 1000);
-      metrics.queueTime.observe({ model_name }, r.timings.queue_time_ms / 1000);
-      metrics.requestMemory.observe({ model_name, kind: r.peak.kind }, r.peak.state_bytes + r.peak.kv_bytes);
-      const f = finishReason(r);
-      if (f && !error) metrics.success.inc({ model_name, finished_reason: f });
-    }
-    metrics.promptTokens.inc({ model_name }, promptTokens);
-    if (clientGone) metrics.disconnected.inc({ model_name });
-    else metrics.e2e.observe({ model_name }, e2e);
-    const u = results ? usage(promptTokens, results) : null;
-    request.log.info({
-      request_id: head.id, model: req.model, prompt_tokens: promptTokens, completion_tokens: u?.completion_tokens ?? 0,
-      finish_reasons: results?.map((r) => r.end), error: error?.code ?? null, disconnected: clientGone,
-      e2e_ms: Math.round(e2e * 1000), timings: u?.timings, memory: u?.memory,
-    }, 'request finished');
-
-    if (!req.stream) {
-      if (clientGone) return;
-      if (error) throw error;
-      return req.kind === 'chat' ? chatBody(head, req, results!, promptTokens) : completionBody(head, req, results!, echoes, promptTokens);
-    }
-    const s = sse!;
-    if (clientGone) { s.stopPings(); return; }
-    if (error && !s.headersSent) {
-      s.stopPings();
-      reply.raw.writeHead(error.status, { 'content-type': 'application/json', ...error.headers() });
-      reply.raw.end(JSON.stringify(error.body()));
-      return;
-    }
-    s.open({ 'x-request-id': head.id });
-    for (const r of results ?? []) {
-      const f = finishReason(r);
-      if (f) await s.send(chunk(head, kind, r.index, { finish: f }));
-    }
-    if (error) await s.send(error.body());
-    else if (req.includeUsage && u) await s.send({ id: head.id, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created: head.created, model: head.model, choices: [], usage: u });
-    await s.end();
+    if (!error && !clientGone) error = endError(state, host, results);
+    const promptTokens = prompts.reduce((s, p) => s + p.length, 0);
+    const o: Outcome = { req, head, host, promptTokens, results, error, clientGone, e2e: (performance.now() - t0) / 1000 };
+    const u = observe(state, request, o);
+    if (req.stream) return endStream(sse!, reply, o, u);
+    if (clientGone) return;
+    if (error) throw error;
+    return req.kind === 'chat' ? chatBody(head, req, results!, promptTokens) : completionBody(head, req, results!, echoes, promptTokens);
   };
 }
