@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { badRequest, modelNotFound } from '../errors.js';
 import type { ServerState } from '../state.js';
-import { parseGenRequest } from '../validate.js';
+import { chatMessages } from '../openai/requests.js';
 
 export function registerTokenizerRoutes(app: FastifyInstance, state: ServerState): void {
   const host = (body: unknown) => {
@@ -14,14 +14,13 @@ export function registerTokenizerRoutes(app: FastifyInstance, state: ServerState
     return m;
   };
 
-  app.post('/tokenize', async (request) => {
+  app.post('/tokenize', { schema: { body: { $ref: 'TokenizeRequest#' } } }, async (request) => {
     const b = (request.body ?? {}) as Record<string, unknown>;
     const m = host(b);
     const addSpecial = (b.add_special_tokens ?? b.add_special ?? true) !== false;
     let ids: number[];
-    if (b.messages !== undefined) {
-      const req = parseGenRequest('chat', { ...b, model: m.name });
-      ids = m.tokenizer.encode(m.chat.render(req.messages!, req.addGenerationPrompt), false);
+    if (b.messages !== undefined && b.messages !== null) {
+      ids = m.tokenizer.encode(m.chat.render(chatMessages(b.messages), b.add_generation_prompt !== false), false);
     } else {
       const text = b.prompt ?? b.content;
       if (typeof text !== 'string') throw badRequest("send 'prompt' (or 'content') as a string, or 'messages'", 'prompt');
@@ -31,7 +30,7 @@ export function registerTokenizerRoutes(app: FastifyInstance, state: ServerState
     return { count: ids.length, max_model_len: m.plan.maxModelLen, tokens: ids, ...(strs ? { token_strs: ids.map((id) => m.tokenizer.tokenString(id) ?? '') } : {}) };
   });
 
-  app.post('/detokenize', async (request) => {
+  app.post('/detokenize', { schema: { body: { $ref: 'DetokenizeRequest#' } } }, async (request) => {
     const b = (request.body ?? {}) as Record<string, unknown>;
     const m = host(b);
     const ids = b.tokens;

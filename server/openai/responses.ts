@@ -1,6 +1,6 @@
 // OpenAI response shapes (spec/serving.md §3, §4.2): completions and chat, whole and as stream chunks.
-import type { ChoiceResult, TokenLogprobInfo } from '../engine/output.js';
-import type { GenRequest } from './validate.js';
+import type { ChoiceResult, TokenLogprobInfo } from '../../engine/output.js';
+import type { GenRequest } from './requests.js';
 
 export type Finish = 'stop' | 'length';
 

@@ -1,16 +1,16 @@
-// POST /v1/completions and /v1/chat/completions. All validation, tokenisation and the context check happen before
+// The HTTP side of a generation (POST /v1/completions and /v1/chat/completions). All validation, tokenisation and the context check happen before
 // the first response byte; after the stream has started, failures go in-band (spec/serving.md §0).
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { QueueFullError, RequestTooLargeError } from '../../engine/scheduler.js';
-import { ApiError, badRequest, modelNotFound, toApiError, unavailable } from '../errors.js';
-import { chatBody, chunk, completionBody, finishReason, usage, type ResponseHead } from '../format.js';
-import { runGeneration, type ChoiceResult, type GenerationSink } from '../../engine/output.js';
-import type { Engine } from '../../engine/engine.js';
-import { SseStream } from '../sse.js';
-import type { ServerState } from '../state.js';
-import { parseGenRequest, type GenRequest } from '../validate.js';
+import { QueueFullError, RequestTooLargeError } from '../engine/scheduler.js';
+import { ApiError, badRequest, modelNotFound, toApiError, unavailable } from './errors.js';
+import { chatBody, chunk, completionBody, finishReason, usage, type ResponseHead } from './openai/responses.js';
+import { runGeneration, type ChoiceResult, type GenerationSink } from '../engine/output.js';
+import type { Engine } from '../engine/engine.js';
+import { SseStream } from './openai/sse.js';
+import type { ServerState } from './state.js';
+import { genRequest, type GenRequest } from './openai/requests.js';
 
 interface Prepared {
   host: Engine;
@@ -154,8 +154,7 @@ function streamSink(s: SseStream, req: GenRequest, head: ResponseHead, echoes: s
 export function generationHandler(state: ServerState, kind: 'completion' | 'chat') {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const t0 = performance.now();
-    if (state.draining) throw unavailable('the server is shutting down', 'shutdown');
-    const req = parseGenRequest(kind, request.body);
+    const req = genRequest(kind, request.body);
     if (req.unknownFields.length) request.log.info({ fields: req.unknownFields }, 'The following fields were present in the request but ignored');
     const { host, prompts, echoes, maxTokens } = prepare(state, req);
     if (!host.scheduler.canQueue(prompts.length * req.n)) {

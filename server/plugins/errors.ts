@@ -1,0 +1,21 @@
+// Every error as OpenAI's {"error": {message, type, param, code}}: schema violations mapped from Ajv (the field as
+// `param`), thrown ApiErrors as they are, anything else a 500 that is logged; unknown routes a 404.
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { ApiError, toApiError } from '../errors.js';
+import { SCHEMAS } from '../openai/schemas.js';
+import { fromFastifyValidation } from '../openai/validation.js';
+
+const BY_ID = new Map(SCHEMAS.map((s) => [String(s.$id), s]));
+
+export const errorsPlugin = fp(async (app: FastifyInstance) => {
+  app.setErrorHandler((err, request, reply) => {
+    const e = fromFastifyValidation(err, BY_ID, request.body) ?? toApiError(err);
+    if (e.status >= 500) request.log.error({ err }, 'request failed');
+    void reply.code(e.status).headers(e.headers()).send(e.body());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const e = new ApiError(404, `no route ${request.method} ${request.url.split('?')[0]}`, 'not_found_error', 'route_not_found');
+    void reply.code(404).send(e.body());
+  });
+}, { name: 'fury-errors' });
