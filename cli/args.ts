@@ -12,7 +12,12 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
 
 export function parse(command: string, argv: string[], options: Options): Record<string, string | boolean | undefined> {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+    return parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }).values as Record<string, string | boolean | undefined>;
   } catch (e) {
     throw new UsageError(`${(e as Error).message.split('\n')[0]} (see fury ${command} --help)`);
   }
@@ -35,11 +40,17 @@ export function int(v: string | boolean | undefined, flag: string, fallback: num
 export function num(v: string | boolean | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n))
+    throw new UsageError(`--${flag} must be a number, got ${JSON.stringify(v)}`);
   return n;
 }
 
-export function oneOf<T extends string>(v: string | boolean | undefined, flag: string, allowed: readonly T[], fallback: T): T {
+export function oneOf<T extends string>(
+  v: string | boolean | undefined,
+  flag: string,
+  allowed: readonly T[],
+  fallback: T,
+): T {
   if (v === undefined) return fallback;
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
     throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);

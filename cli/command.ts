@@ -14,7 +14,12 @@ export const log = (line: string) => process.stderr.write(`fury: ${line}\n`);
 /** Errors a user can fix from the command line: one line, exit code 2. */
 export function isUsageProblem(e: unknown): boolean {
   const name = (e as Error)?.name;
-  return e instanceof UsageError || e instanceof SamplingParamError ||
-    ['CheckpointError', 'SafetensorsError', 'ConfigError', 'ChatTemplateError', 'WebGpuUnavailableError'].includes(name) ||
-    (e as NodeJS.ErrnoException)?.code === 'ENOENT';
+  return (
+    e instanceof UsageError ||
+    e instanceof SamplingParamError ||
+    ['CheckpointError', 'SafetensorsError', 'ConfigError', 'ChatTemplateError', 'WebGpuUnavailableError'].includes(
+      name,
+    ) ||
+    (e as NodeJS.ErrnoException)?.code === 'ENOENT'
+  );
 }

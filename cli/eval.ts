@@ -13,12 +13,18 @@ export function progress(label: string) {
   const t0 = performance.now();
   let lastDecile = -1;
   return (done: number, total: number, unit = 'tokens') => {
-    const f = total ? done / total : 1, s = (performance.now() - t0) / 1000;
-    const rate = done / Math.max(s, 1e-9), eta = rate > 0 ? (total - done) / rate : 0;
-    const text = `${label} [${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${(100 * f).toFixed(0).padStart(3)}% ` +
+    const f = total ? done / total : 1,
+      s = (performance.now() - t0) / 1000;
+    const rate = done / Math.max(s, 1e-9),
+      eta = rate > 0 ? (total - done) / rate : 0;
+    const text =
+      `${label} [${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${(100 * f).toFixed(0).padStart(3)}% ` +
       `${done}/${total} ${unit} · ${rate.toFixed(1)} ${unit}/s · ETA ${eta.toFixed(0)} s`;
     if (process.stderr.isTTY) process.stderr.write(`\r${text}${done >= total ? '\n' : ''}`);
-    else if (Math.floor(f * 10) > lastDecile) { lastDecile = Math.floor(f * 10); process.stderr.write(`${text}\n`); }
+    else if (Math.floor(f * 10) > lastDecile) {
+      lastDecile = Math.floor(f * 10);
+      process.stderr.write(`${text}\n`);
+    }
   };
 }
 
@@ -40,21 +46,38 @@ Options:
   --json               print one JSON object`,
   async run(argv) {
     const a = parse('eval', argv, {
-      model: { type: 'string' }, data: { type: 'string' }, context: { type: 'string' }, 'max-tokens': { type: 'string' },
-      passkey: { type: 'string' }, trials: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' },
+      model: { type: 'string' },
+      data: { type: 'string' },
+      context: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      passkey: { type: 'string' },
+      trials: { type: 'string' },
+      seed: { type: 'string' },
+      backend: { type: 'string' },
+      json: { type: 'boolean' },
       'weights-dtype': { type: 'string' },
     });
     if (a.help) return void console.log(this.help);
-    const dir = required(a.model, 'model', 'eval'), data = required(a.data, 'data', 'eval');
-    await access(join(dir, 'config.json')).catch(() => { throw new UsageError(`--model: ${dir} is not a checkpoint directory (no config.json)`); });
-    await access(data).catch(() => { throw new UsageError(`--data: ${data} does not exist`); });
+    const dir = required(a.model, 'model', 'eval'),
+      data = required(a.data, 'data', 'eval');
+    await access(join(dir, 'config.json')).catch(() => {
+      throw new UsageError(`--model: ${dir} is not a checkpoint directory (no config.json)`);
+    });
+    await access(data).catch(() => {
+      throw new UsageError(`--data: ${data} does not exist`);
+    });
     const context = int(a.context, 'context', 1024, 2);
     const maxTokens = a['max-tokens'] === undefined ? Infinity : int(a['max-tokens'], 'max-tokens', 0, 1);
-    const lengths = typeof a.passkey === 'string' ? a.passkey.split(',').map((s) => int(s.trim(), 'passkey', 0, 64)) : [];
-    const trials = int(a.trials, 'trials', 20, 1), seed = int(a.seed, 'seed', 0);
-    const m = await openModel(dir, { backend: oneOf(a.backend, 'backend', BACKENDS, 'auto'), slots: 1,
+    const lengths =
+      typeof a.passkey === 'string' ? a.passkey.split(',').map((s) => int(s.trim(), 'passkey', 0, 64)) : [];
+    const trials = int(a.trials, 'trials', 20, 1),
+      seed = int(a.seed, 'seed', 0);
+    const m = await openModel(dir, {
+      backend: oneOf(a.backend, 'backend', BACKENDS, 'auto'),
+      slots: 1,
       weightsDType: oneOf(a['weights-dtype'], 'weights-dtype', WEIGHTS_DTYPES, 'checkpoint'),
-      kvTokens: Math.max(context, ...lengths.map((l) => l + 16)) });
+      kvTokens: Math.max(context, ...lengths.map((l) => l + 16)),
+    });
     try {
       const t0 = performance.now();
       const stream = tokenStream(m.tokenizer, await readCorpus(data), m.model.spec.eosIds[0] ?? 2);
@@ -62,18 +85,31 @@ Options:
       const passkey: Record<string, number> = {};
       for (const L of lengths) {
         const bar = progress(`passkey ${L}`);
-        passkey[L] = await passkeyAccuracy(m.pool, m.tokenizer, stream, L, trials, seed, (d) => bar(d, trials, 'prompts'));
+        passkey[L] = await passkeyAccuracy(m.pool, m.tokenizer, stream, L, trials, seed, (d) =>
+          bar(d, trials, 'prompts'),
+        );
       }
       const out = {
-        model: m.name, arch: m.model.spec.arch, data, context, loss: res.loss, perplexity: res.perplexity, tokens: res.tokens,
-        windows: res.windows, ...(lengths.length ? { passkey, passkey_trials: trials } : {}), backend: m.backend.name,
+        model: m.name,
+        arch: m.model.spec.arch,
+        data,
+        context,
+        loss: res.loss,
+        perplexity: res.perplexity,
+        tokens: res.tokens,
+        windows: res.windows,
+        ...(lengths.length ? { passkey, passkey_trials: trials } : {}),
+        backend: m.backend.name,
         seconds: (performance.now() - t0) / 1000,
       };
       if (a.json) console.log(JSON.stringify(out));
       else {
-        console.log(`${m.name} (${out.arch}): loss ${res.loss.toFixed(4)} · perplexity ${res.perplexity.toFixed(2)} · ` +
-          `${res.tokens} tokens in ${res.windows} windows of ${context}`);
-        for (const L of lengths) console.log(`  passkey at ${L} tokens: ${(100 * passkey[L]!).toFixed(0)}% of ${trials}`);
+        console.log(
+          `${m.name} (${out.arch}): loss ${res.loss.toFixed(4)} · perplexity ${res.perplexity.toFixed(2)} · ` +
+            `${res.tokens} tokens in ${res.windows} windows of ${context}`,
+        );
+        for (const L of lengths)
+          console.log(`  passkey at ${L} tokens: ${(100 * passkey[L]!).toFixed(0)}% of ${trials}`);
       }
     } finally {
       await m.close();

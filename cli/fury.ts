@@ -9,12 +9,24 @@ import { evalCmd } from './eval.js';
 import { benchCmd } from './bench.js';
 import { loadtestCmd } from './loadtest.js';
 
-const COMMANDS: Record<string, Command> = { serve, generate: generateCmd, eval: evalCmd, bench: benchCmd, loadtest: loadtestCmd, init, start };
+const COMMANDS: Record<string, Command> = {
+  serve,
+  generate: generateCmd,
+  eval: evalCmd,
+  bench: benchCmd,
+  loadtest: loadtestCmd,
+  init,
+  start,
+};
 
 function usage(): string {
-  return `Usage: fury <command> [options]\n\nCommands:\n` +
-    Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)}${c.summary}`).join('\n') +
-    `\n\nRun fury <command> --help for a command's options.`;
+  return (
+    `Usage: fury <command> [options]\n\nCommands:\n` +
+    Object.entries(COMMANDS)
+      .map(([n, c]) => `  ${n.padEnd(10)}${c.summary}`)
+      .join('\n') +
+    `\n\nRun fury <command> --help for a command's options.`
+  );
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -25,7 +37,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const cmd = COMMANDS[name];
   if (!cmd) {
-    process.stderr.write(`fury: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')}; see fury --help)\n`);
+    process.stderr.write(
+      `fury: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')}; see fury --help)\n`,
+    );
     return 2;
   }
   try {

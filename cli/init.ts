@@ -25,8 +25,12 @@ Options:
                     byte-level default`,
   async run(argv) {
     const a = parse('init', argv, {
-      arch: { type: 'string' }, preset: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' },
-      dtype: { type: 'string' }, tokenizer: { type: 'string' },
+      arch: { type: 'string' },
+      preset: { type: 'string' },
+      out: { type: 'string' },
+      seed: { type: 'string' },
+      dtype: { type: 'string' },
+      tokenizer: { type: 'string' },
     });
     if (a.help) return void console.log(this.help);
     let arch: Arch;
@@ -40,9 +44,14 @@ Options:
     const seed = int(a.seed, 'seed', 0);
     const dtype = oneOf(a.dtype, 'dtype', ['f32', 'f16', 'bf16'], 'f32').toUpperCase() as FloatDType;
     const tokenizer = typeof a.tokenizer === 'string' ? a.tokenizer : undefined;
-    if (tokenizer) await access(tokenizer).catch(() => { throw new UsageError(`--tokenizer: ${tokenizer} does not exist`); });
+    if (tokenizer)
+      await access(tokenizer).catch(() => {
+        throw new UsageError(`--tokenizer: ${tokenizer} does not exist`);
+      });
     const t0 = performance.now();
     await writeRandomCheckpoint(presetSpec(arch, preset), out, { seed, dtype, tokenizer });
-    log(`wrote ${arch} ${preset} (seed ${seed}, ${dtype}) to ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    log(
+      `wrote ${arch} ${preset} (seed ${seed}, ${dtype}) to ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
   },
 };

@@ -5,7 +5,18 @@ import { runLoadtest, spawnServer } from '../loadtest/run.js';
 import { int, num, parse, required, UsageError } from './args.js';
 import type { Command } from './command.js';
 
-const SERVE_FLAGS = ['backend', 'memory-budget', 'max-batch', 'max-queue', 'max-model-len', 'token-budget', 'prefill-chunk', 'weights-dtype', 'request-timeout', 'max-queue-time'] as const;
+const SERVE_FLAGS = [
+  'backend',
+  'memory-budget',
+  'max-batch',
+  'max-queue',
+  'max-model-len',
+  'token-budget',
+  'prefill-chunk',
+  'weights-dtype',
+  'request-timeout',
+  'max-queue-time',
+] as const;
 
 export const loadtestCmd: Command = {
   summary: 'load-test a server across context lengths (TTFT, ITL, TPOT, throughput, memory per request)',
@@ -34,19 +45,36 @@ Options:
                             --prefill-chunk --weights-dtype --request-timeout --max-queue-time`,
   async run(argv) {
     const opts: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
-      url: { type: 'string' }, model: { type: 'string', multiple: true }, contexts: { type: 'string' }, concurrency: { type: 'string' },
-      requests: { type: 'string' }, duration: { type: 'string' }, 'max-tokens': { type: 'string' }, 'memory-sweep': { type: 'string' },
-      capacity: { type: 'boolean' }, data: { type: 'string' }, out: { type: 'string' }, 'api-key': { type: 'string' },
-      'max-seconds': { type: 'string' }, spawn: { type: 'boolean' }, seed: { type: 'string' },
+      url: { type: 'string' },
+      model: { type: 'string', multiple: true },
+      contexts: { type: 'string' },
+      concurrency: { type: 'string' },
+      requests: { type: 'string' },
+      duration: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      'memory-sweep': { type: 'string' },
+      capacity: { type: 'boolean' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      'api-key': { type: 'string' },
+      'max-seconds': { type: 'string' },
+      spawn: { type: 'boolean' },
+      seed: { type: 'string' },
     };
     for (const f of SERVE_FLAGS) opts[f] = { type: 'string' };
     const a = parse('loadtest', argv, opts as never) as Record<string, string | string[] | boolean | undefined>;
     if (a.help) return void console.log(this.help);
-    const list = (v: unknown, flag: string, d: number[]) => (v === undefined ? d : String(v).split(',').map((s) => int(s.trim(), flag, 0, 1)));
+    const list = (v: unknown, flag: string, d: number[]) =>
+      v === undefined
+        ? d
+        : String(v)
+            .split(',')
+            .map((s) => int(s.trim(), flag, 0, 1));
     const models = ((a.model as string[] | undefined) ?? []).flatMap((m) => m.split(','));
     if (!models.length) throw new UsageError('--model is required (see fury loadtest --help)');
     let url = typeof a.url === 'string' ? a.url : '';
-    let stop: (() => Promise<void>) | null = null, names = models;
+    let stop: (() => Promise<void>) | null = null,
+      names = models;
     if (a.spawn) {
       const cli = join(dirname(fileURLToPath(import.meta.url)), 'fury.js');
       names = models.map((d) => basename(d.replace(/\/+$/, '')));
@@ -58,13 +86,20 @@ Options:
     } else if (!url) throw new UsageError('--url is required unless --spawn (see fury loadtest --help)');
     try {
       const report = await runLoadtest({
-        url: url.replace(/\/+$/, ''), models: names, contexts: list(a.contexts, 'contexts', [256, 1024, 4096, 16384]),
-        concurrency: list(a.concurrency, 'concurrency', [1, 8, 32]), requests: int(a.requests as string | undefined, 'requests', 16, 1),
-        durationS: num(a.duration as string | undefined, 'duration') ?? null, maxTokens: int(a['max-tokens'] as string | undefined, 'max-tokens', 64, 1),
+        url: url.replace(/\/+$/, ''),
+        models: names,
+        contexts: list(a.contexts, 'contexts', [256, 1024, 4096, 16384]),
+        concurrency: list(a.concurrency, 'concurrency', [1, 8, 32]),
+        requests: int(a.requests as string | undefined, 'requests', 16, 1),
+        durationS: num(a.duration as string | undefined, 'duration') ?? null,
+        maxTokens: int(a['max-tokens'] as string | undefined, 'max-tokens', 64, 1),
         data: typeof a.data === 'string' ? a.data : required('../shared/corpus/valid.txt.xz', 'data', 'loadtest'),
-        out: typeof a.out === 'string' ? a.out : null, apiKey: typeof a['api-key'] === 'string' ? a['api-key'] : null,
-        capacity: a.capacity === true, memorySweep: list(a['memory-sweep'], 'memory-sweep', []),
-        maxSeconds: num(a['max-seconds'] as string | undefined, 'max-seconds') ?? 3600, seed: int(a.seed as string | undefined, 'seed', 0),
+        out: typeof a.out === 'string' ? a.out : null,
+        apiKey: typeof a['api-key'] === 'string' ? a['api-key'] : null,
+        capacity: a.capacity === true,
+        memorySweep: list(a['memory-sweep'], 'memory-sweep', []),
+        maxSeconds: num(a['max-seconds'] as string | undefined, 'max-seconds') ?? 3600,
+        seed: int(a.seed as string | undefined, 'seed', 0),
       });
       if (!a.out) console.log(JSON.stringify(report));
       else process.stderr.write(`fury loadtest: wrote ${a.out}/loadtest.json, report.md and 3 SVG plots\n`);

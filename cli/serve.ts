@@ -38,12 +38,25 @@ Options:
   --log-level L             pino level (default info)`;
 
 const OPTIONS = {
-  model: { type: 'string', multiple: true }, host: { type: 'string' }, port: { type: 'string' }, backend: { type: 'string' },
-  'api-key': { type: 'string' }, 'max-batch': { type: 'string' }, 'max-queue': { type: 'string' }, 'memory-budget': { type: 'string' },
-  'max-model-len': { type: 'string' }, 'request-timeout': { type: 'string' }, 'max-queue-time': { type: 'string' },
-  'drain-timeout': { type: 'string' }, 'token-budget': { type: 'string' }, 'prefill-chunk': { type: 'string' },
-  'sse-ping-interval': { type: 'string' }, 'body-limit': { type: 'string' }, 'default-max-tokens': { type: 'string' },
-  'log-level': { type: 'string' }, 'weights-dtype': { type: 'string' },
+  model: { type: 'string', multiple: true },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  backend: { type: 'string' },
+  'api-key': { type: 'string' },
+  'max-batch': { type: 'string' },
+  'max-queue': { type: 'string' },
+  'memory-budget': { type: 'string' },
+  'max-model-len': { type: 'string' },
+  'request-timeout': { type: 'string' },
+  'max-queue-time': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  'token-budget': { type: 'string' },
+  'prefill-chunk': { type: 'string' },
+  'sse-ping-interval': { type: 'string' },
+  'body-limit': { type: 'string' },
+  'default-max-tokens': { type: 'string' },
+  'log-level': { type: 'string' },
+  'weights-dtype': { type: 'string' },
 } as const;
 
 function bytesFlag(v: unknown, flag: string): number | null {
@@ -71,8 +84,12 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     const dir = eq > 0 ? s.slice(eq + 1) : s;
     return { name: eq > 0 ? s.slice(0, eq) : basename(dir.replace(/\/+$/, '')), dir };
   });
-  if (new Set(models.map((m) => m.name)).size !== models.length) throw new UsageError('two --model entries have the same name: use NAME=DIR');
-  for (const m of models) await access(join(m.dir, 'config.json')).catch(() => { throw new UsageError(`--model: ${m.dir} is not a checkpoint directory (no config.json)`); });
+  if (new Set(models.map((m) => m.name)).size !== models.length)
+    throw new UsageError('two --model entries have the same name: use NAME=DIR');
+  for (const m of models)
+    await access(join(m.dir, 'config.json')).catch(() => {
+      throw new UsageError(`--model: ${m.dir} is not a checkpoint directory (no config.json)`);
+    });
   const host = typeof a.host === 'string' ? a.host : '127.0.0.1';
   const port = int(a.port as string | undefined, 'port', 8080);
   const hostOpts: EngineOptions = {
@@ -92,7 +109,12 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     requestTimeout: seconds(a['request-timeout'], 'request-timeout') ?? null,
     maxQueueTime: seconds(a['max-queue-time'], 'max-queue-time') ?? DEFAULT_SERVE_OPTIONS.maxQueueTime,
     pingInterval: seconds(a['sse-ping-interval'], 'sse-ping-interval') ?? DEFAULT_SERVE_OPTIONS.pingInterval,
-    defaultMaxTokens: int(a['default-max-tokens'] as string | undefined, 'default-max-tokens', DEFAULT_SERVE_OPTIONS.defaultMaxTokens, 1),
+    defaultMaxTokens: int(
+      a['default-max-tokens'] as string | undefined,
+      'default-max-tokens',
+      DEFAULT_SERVE_OPTIONS.defaultMaxTokens,
+      1,
+    ),
   });
   const drainTimeout = seconds(a['drain-timeout'], 'drain-timeout') ?? 30;
   const app = buildApp(state, { level: typeof a['log-level'] === 'string' ? a['log-level'] : 'info' });
@@ -104,7 +126,10 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     log.info({ signal, drain_timeout_s: drainTimeout }, 'draining: new requests get 503; running ones may finish');
     const closing = app.close();
     const idle = Promise.all([...state.models.values()].map((m) => m.scheduler.idle()));
-    const timedOut = await Promise.race([idle.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), drainTimeout * 1000).unref())]);
+    const timedOut = await Promise.race([
+      idle.then(() => false),
+      new Promise<boolean>((r) => setTimeout(() => r(true), drainTimeout * 1000).unref()),
+    ]);
     if (timedOut) {
       log.warn('drain timeout: ending the requests still running with a shutdown error');
       state.shutdown.abort();
@@ -115,26 +140,56 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
   };
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
-      if (draining) { log.warn(`${sig} again: exiting now`); process.exit(1); }
-      draining = drain(sig).then(() => process.exit(0), (e) => { log.error(e); process.exit(1); });
+      if (draining) {
+        log.warn(`${sig} again: exiting now`);
+        process.exit(1);
+      }
+      draining = drain(sig).then(
+        () => process.exit(0),
+        (e) => {
+          log.error(e);
+          process.exit(1);
+        },
+      );
     });
   }
 
   await app.listen({ host, port });
   const address = app.server.address();
-  log.info({ url: typeof address === 'object' && address ? `http://${host}:${address.port}` : String(address) }, 'listening (loading models: /health is 503 until ready)');
+  log.info(
+    { url: typeof address === 'object' && address ? `http://${host}:${address.port}` : String(address) },
+    'listening (loading models: /health is 503 until ready)',
+  );
   for (const m of models) {
-    const served = await Engine.open(m.dir, m.name, hostOpts, (msg) => log.debug(msg), (line) => log.info(line));
+    const served = await Engine.open(
+      m.dir,
+      m.name,
+      hostOpts,
+      (msg) => log.debug(msg),
+      (line) => log.info(line),
+    );
     state.models.set(m.name, served);
-    const mem = memoryModel(served.spec), p = served.plan;
-    log.info({
-      model: m.name, arch: served.spec.arch, backend: served.backend.name, max_model_len: p.maxModelLen,
-      memory_budget_bytes: p.budgetBytes, state_bytes_per_request: mem.stateBytes, kv_bytes_per_token: mem.kvBytesPerToken,
-      max_concurrent_requests: p.slots, kv_cache_tokens: p.kvPages * p.pageSize,
-      max_concurrency_at_full_context: served.spec.arch === '2mamba' ? p.slots
-        : Math.min(p.slots, Math.floor((p.kvPages * p.pageSize) / p.maxModelLen)),
-      chat_template: served.chat.origin,
-    }, `model ${m.name} ready`);
+    const mem = memoryModel(served.spec),
+      p = served.plan;
+    log.info(
+      {
+        model: m.name,
+        arch: served.spec.arch,
+        backend: served.backend.name,
+        max_model_len: p.maxModelLen,
+        memory_budget_bytes: p.budgetBytes,
+        state_bytes_per_request: mem.stateBytes,
+        kv_bytes_per_token: mem.kvBytesPerToken,
+        max_concurrent_requests: p.slots,
+        kv_cache_tokens: p.kvPages * p.pageSize,
+        max_concurrency_at_full_context:
+          served.spec.arch === '2mamba'
+            ? p.slots
+            : Math.min(p.slots, Math.floor((p.kvPages * p.pageSize) / p.maxModelLen)),
+        chat_template: served.chat.origin,
+      },
+      `model ${m.name} ready`,
+    );
   }
   state.loading = false;
   log.info('ready');

@@ -40,24 +40,46 @@ export class Engine {
   /** Byte prices of this model's requests (spec/2mamba.md §11). */
   readonly prices: MemoryModel;
 
-  private constructor(readonly name: string, readonly spec: ModelSpec, readonly backend: Backend, readonly tokenizer: TextTokenizer,
-                      readonly chat: ChatTemplate, private readonly pool: SequencePool, readonly scheduler: Scheduler,
-                      readonly plan: PoolPlan, private readonly closeModel: () => Promise<void>) {
+  private constructor(
+    readonly name: string,
+    readonly spec: ModelSpec,
+    readonly backend: Backend,
+    readonly tokenizer: TextTokenizer,
+    readonly chat: ChatTemplate,
+    private readonly pool: SequencePool,
+    readonly scheduler: Scheduler,
+    readonly plan: PoolPlan,
+    private readonly closeModel: () => Promise<void>,
+  ) {
     this.prices = memoryModel(spec);
   }
 
-  static async open(dir: string, name: string, o: EngineOptions, onProgress?: (msg: string) => void,
-                    log?: (line: string) => void): Promise<Engine> {
+  static async open(
+    dir: string,
+    name: string,
+    o: EngineOptions,
+    onProgress?: (msg: string) => void,
+    log?: (line: string) => void,
+  ): Promise<Engine> {
     let plan: PoolPlan | undefined;
     const om = await openModel(dir, {
-      backend: o.backend, weightsDType: o.weightsDType, arch: o.arch, onProgress, log,
+      backend: o.backend,
+      weightsDType: o.weightsDType,
+      arch: o.arch,
+      onProgress,
+      log,
       sizePools: (spec) => {
         plan = planPools(spec, o);
         return { slots: plan.slots, kvTokens: plan.kvPages * plan.pageSize, pageSize: plan.pageSize };
       },
     });
     if (!plan) throw new Error('openModel did not size the pools');
-    const scheduler = new Scheduler(om.pool, { maxBatch: plan.slots, maxQueue: o.maxQueue, tokenBudget: o.tokenBudget, prefillChunk: o.prefillChunk });
+    const scheduler = new Scheduler(om.pool, {
+      maxBatch: plan.slots,
+      maxQueue: o.maxQueue,
+      tokenBudget: o.tokenBudget,
+      prefillChunk: o.prefillChunk,
+    });
     return new Engine(name, om.model.spec, om.backend, om.tokenizer, om.chat, om.pool, scheduler, plan, om.close);
   }
 
@@ -72,9 +94,11 @@ export class Engine {
   }
 
   stats(): EngineStats {
-    const { slots, pages } = this.pool, b = this.backend;
+    const { slots, pages } = this.pool,
+      b = this.backend;
     return {
-      running: this.scheduler.numRunning, waiting: this.scheduler.numWaiting,
+      running: this.scheduler.numRunning,
+      waiting: this.scheduler.numWaiting,
       slots: { total: slots.capacity, used: slots.inUse, available: slots.available },
       kvBlocks: { total: pages.capacity, used: pages.inUse, blockTokens: this.pool.pageSize },
       memory: { weights: b.bytes('weight'), state: b.bytes('state'), kv: b.bytes('kv') },

@@ -42,7 +42,10 @@ export interface OpenModel {
 let autoWarned = false;
 
 /** auto: WebGPU when an adapter exists (logging which), else the CPU backend with one warning line. */
-export async function createBackend(choice: BackendChoice, log: (line: string) => void = (l) => process.stderr.write(`fury: ${l}\n`)): Promise<Backend> {
+export async function createBackend(
+  choice: BackendChoice,
+  log: (line: string) => void = (l) => process.stderr.write(`fury: ${l}\n`),
+): Promise<Backend> {
   if (choice === 'cpu') return new CpuBackend();
   const { WebGpuBackend } = await import('../kernels/webgpu/backend.js');
   try {
@@ -62,7 +65,9 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Op
   try {
     const tokenizer = new TextTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfig);
     if (tokenizer.size > ckpt.spec.vocab) {
-      throw new Error(`${dir}: the tokenizer has ${tokenizer.size} ids but the model's vocab_size is ${ckpt.spec.vocab}`);
+      throw new Error(
+        `${dir}: the tokenizer has ${tokenizer.size} ids but the model's vocab_size is ${ckpt.spec.vocab}`,
+      );
     }
     const sized = opts.sizePools?.(ckpt.spec);
     const pageSize = sized?.pageSize ?? opts.pageSize ?? DEFAULT_PAGE_SIZE;
@@ -71,13 +76,27 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Op
     const kvPages = ckpt.spec.arch === '2mamba' ? 0 : Math.ceil(kvTokens / pageSize);
     const backend = await createBackend(opts.backend ?? 'auto', opts.log);
     try {
-      const model = await Model.load(ckpt, backend, { slots, kvPages, pageSize },
-        (done, total) => opts.onProgress?.(`loading weights: layer ${done}/${total}`), opts.weightsDType);
-      const chat = ChatTemplate.forTokenizer(ckpt.tokenizerConfig, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken });
+      const model = await Model.load(
+        ckpt,
+        backend,
+        { slots, kvPages, pageSize },
+        (done, total) => opts.onProgress?.(`loading weights: layer ${done}/${total}`),
+        opts.weightsDType,
+      );
+      const chat = ChatTemplate.forTokenizer(ckpt.tokenizerConfig, {
+        bos_token: tokenizer.bosToken,
+        eos_token: tokenizer.eosToken,
+      });
       return {
         name: dir.replace(/\/+$/, '').split('/').pop() ?? dir,
-        model, pool: new SequencePool(model), tokenizer, chat, backend,
-        close: async () => { await backend.destroy(); },
+        model,
+        pool: new SequencePool(model),
+        tokenizer,
+        chat,
+        backend,
+        close: async () => {
+          await backend.destroy();
+        },
       };
     } catch (e) {
       await backend.destroy();

@@ -25,7 +25,13 @@ export interface ChoiceResult {
   logprobs: TokenLogprobInfo[];
   promptTokens: number;
   peak: SequenceMemory;
-  timings: { queue_time_ms: number; time_to_first_token_ms: number; generation_time_ms: number; mean_itl_ms: number; tokens_per_second: number };
+  timings: {
+    queue_time_ms: number;
+    time_to_first_token_ms: number;
+    generation_time_ms: number;
+    mean_itl_ms: number;
+    tokens_per_second: number;
+  };
 }
 
 /** What the output processor needs of a request (the server's parsed request and the CLI's flags both are one). */
@@ -60,12 +66,18 @@ export interface GenerationOptions {
 /** The text of one token for logprobs: its decoded text, or its vocabulary string when it is a partial character. */
 function tokenText(host: Engine, id: number): string {
   const t = host.tokenizer.decode([id], false);
-  return t.includes('\uFFFD') ? host.tokenizer.tokenString(id) ?? t : t;
+  return t.includes('\uFFFD') ? (host.tokenizer.tokenString(id) ?? t) : t;
 }
 
 /** Submit every choice; resolves when all have ended. Throws (synchronously via the promise) QueueFullError etc. */
-export function runGeneration(host: Engine, req: OutputRequest, prompts: number[][], maxTokens: number,
-                              opts: GenerationOptions, sink: GenerationSink = {}): Promise<ChoiceResult[]> {
+export function runGeneration(
+  host: Engine,
+  req: OutputRequest,
+  prompts: number[][],
+  maxTokens: number,
+  opts: GenerationOptions,
+  sink: GenerationSink = {},
+): Promise<ChoiceResult[]> {
   const tok = host.tokenizer;
   const eos = req.ignoreEos ? [] : host.spec.eosIds;
   const stopIds = new Set([...req.stopTokenIds, ...eos]);
@@ -79,54 +91,88 @@ export function runGeneration(host: Engine, req: OutputRequest, prompts: number[
       opts.signal.addEventListener('abort', onParentAbort, { once: true });
       const detok = new IncrementalDetokenizer(tok, promptIds);
       const stops = new StopStrings(req.stop, req.includeStopStr);
-      const ids: number[] = [], lps: TokenLogprobInfo[] = [];
+      const ids: number[] = [],
+        lps: TokenLogprobInfo[] = [];
       let text = '';
       const t0 = performance.now();
-      let tStart = t0, tFirst = 0, tLast = 0;
+      let tStart = t0,
+        tFirst = 0,
+        tLast = 0;
       const emit = (piece: string, lp: TokenLogprobInfo[]) => {
         if (!piece && !lp.length) return;
         text += piece;
         sink.onDelta?.(i, piece, lp);
       };
-      jobs.push(new Promise<ChoiceResult>((resolve, reject) => {
-        host.scheduler.submit({
-          promptIds, maxTokens, sampling: { ...req.sampling, seed: req.sampling.seed === null ? null : req.sampling.seed + i },
-          stopTokenIds: req.stopTokenIds, ignoreEos: req.ignoreEos, minTokens: req.minTokens, signal: abort.signal,
-          deadline: opts.deadline, queueDeadline: opts.queueDeadline, tag: opts.requestId,
-        }, {
-          onStart: () => { tStart = performance.now(); sink.onStart?.(i); },
-          onToken: (t: SampledToken) => {
-            const now = performance.now();
-            if (!ids.length) tFirst = now;
-            tLast = now;
-            ids.push(t.id);
-            if (stops.stopped) return;
-            const lp = req.logprobs === null ? [] : [{
-              token: tokenText(host, t.id), logprob: t.logprob,
-              top: (t.top ?? []).map((a) => ({ token: tokenText(host, a.id), logprob: a.logprob })),
-            }];
-            lps.push(...lp);
-            // a stop id ends the choice without its text (EOS and other specials decode to nothing anyway)
-            const piece = stopIds.has(t.id) ? '' : stops.push(detok.push(t.id));
-            emit(piece, lp);
-            if (stops.stopped) abort.abort();
-          },
-          onEnd: (reason, info) => {
-            opts.signal.removeEventListener('abort', onParentAbort);
-            if (!stops.stopped) emit(stops.push(detok.flush()) + stops.flush(), []);
-            const end: ChoiceResult['end'] = stops.stopped ? 'stop_string' : reason;
-            const gen = tLast - tFirst, n = ids.length;
-            resolve({
-              index: i, text, ids, end, logprobs: lps, promptTokens: info.promptTokens, peak: info.peak,
-              timings: {
-                queue_time_ms: tStart - t0, time_to_first_token_ms: n ? tFirst - t0 : 0, generation_time_ms: n ? tLast - tStart : 0,
-                mean_itl_ms: n > 1 ? gen / (n - 1) : 0, tokens_per_second: n > 1 && gen > 0 ? (n - 1) / (gen / 1000) : 0,
+      jobs.push(
+        new Promise<ChoiceResult>((resolve, reject) => {
+          host.scheduler.submit(
+            {
+              promptIds,
+              maxTokens,
+              sampling: { ...req.sampling, seed: req.sampling.seed === null ? null : req.sampling.seed + i },
+              stopTokenIds: req.stopTokenIds,
+              ignoreEos: req.ignoreEos,
+              minTokens: req.minTokens,
+              signal: abort.signal,
+              deadline: opts.deadline,
+              queueDeadline: opts.queueDeadline,
+              tag: opts.requestId,
+            },
+            {
+              onStart: () => {
+                tStart = performance.now();
+                sink.onStart?.(i);
               },
-            });
-          },
-          onError: reject,
-        });
-      }));
+              onToken: (t: SampledToken) => {
+                const now = performance.now();
+                if (!ids.length) tFirst = now;
+                tLast = now;
+                ids.push(t.id);
+                if (stops.stopped) return;
+                const lp =
+                  req.logprobs === null
+                    ? []
+                    : [
+                        {
+                          token: tokenText(host, t.id),
+                          logprob: t.logprob,
+                          top: (t.top ?? []).map((a) => ({ token: tokenText(host, a.id), logprob: a.logprob })),
+                        },
+                      ];
+                lps.push(...lp);
+                // a stop id ends the choice without its text (EOS and other specials decode to nothing anyway)
+                const piece = stopIds.has(t.id) ? '' : stops.push(detok.push(t.id));
+                emit(piece, lp);
+                if (stops.stopped) abort.abort();
+              },
+              onEnd: (reason, info) => {
+                opts.signal.removeEventListener('abort', onParentAbort);
+                if (!stops.stopped) emit(stops.push(detok.flush()) + stops.flush(), []);
+                const end: ChoiceResult['end'] = stops.stopped ? 'stop_string' : reason;
+                const gen = tLast - tFirst,
+                  n = ids.length;
+                resolve({
+                  index: i,
+                  text,
+                  ids,
+                  end,
+                  logprobs: lps,
+                  promptTokens: info.promptTokens,
+                  peak: info.peak,
+                  timings: {
+                    queue_time_ms: tStart - t0,
+                    time_to_first_token_ms: n ? tFirst - t0 : 0,
+                    generation_time_ms: n ? tLast - tStart : 0,
+                    mean_itl_ms: n > 1 ? gen / (n - 1) : 0,
+                    tokens_per_second: n > 1 && gen > 0 ? (n - 1) / (gen / 1000) : 0,
+                  },
+                });
+              },
+              onError: reject,
+            },
+          );
+        }),
+      );
     }
   }
   return Promise.all(jobs);

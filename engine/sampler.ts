@@ -24,14 +24,24 @@ export interface SamplingParams {
 }
 
 export const DEFAULT_SAMPLING: SamplingParams = {
-  temperature: 1, top_k: 0, top_p: 1, min_p: 0, seed: null,
-  presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, logprobs: null,
+  temperature: 1,
+  top_k: 0,
+  top_p: 1,
+  min_p: 0,
+  seed: null,
+  presence_penalty: 0,
+  frequency_penalty: 0,
+  repetition_penalty: 1,
+  logprobs: null,
 };
 
 export const MAX_TOP_LOGPROBS = 20;
 
 export class SamplingParamError extends Error {
-  constructor(readonly param: string, message: string) {
+  constructor(
+    readonly param: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'SamplingParamError';
   }
@@ -39,10 +49,14 @@ export class SamplingParamError extends Error {
 
 /** Fill defaults and check every field; throws SamplingParamError naming the field. */
 export function samplingParams(p: Partial<SamplingParams>): SamplingParams {
-  const out = { ...DEFAULT_SAMPLING, ...Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) } as SamplingParams;
+  const out = {
+    ...DEFAULT_SAMPLING,
+    ...Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)),
+  } as SamplingParams;
   const num = (k: keyof SamplingParams, ok: (v: number) => boolean, range: string) => {
     const v = out[k];
-    if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw new SamplingParamError(k, `${k} must be ${range}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v))
+      throw new SamplingParamError(k, `${k} must be ${range}, got ${JSON.stringify(v)}`);
   };
   num('temperature', (v) => v >= 0 && v <= 2, 'a number from 0 to 2 (0 = greedy)');
   num('top_k', (v) => Number.isInteger(v) && v >= -1, 'an integer ≥ 1, or 0 / -1 to disable');
@@ -51,8 +65,14 @@ export function samplingParams(p: Partial<SamplingParams>): SamplingParams {
   num('presence_penalty', (v) => v >= -2 && v <= 2, 'a number from -2 to 2');
   num('frequency_penalty', (v) => v >= -2 && v <= 2, 'a number from -2 to 2');
   num('repetition_penalty', (v) => v > 0 && v <= 10, 'a number in (0, 10] (1 = off)');
-  if (out.seed !== null) num('seed', (v) => Number.isSafeInteger(v), `an integer (|seed| ≤ ${Number.MAX_SAFE_INTEGER})`);
-  if (out.logprobs !== null) num('logprobs', (v) => Number.isInteger(v) && v >= 0 && v <= MAX_TOP_LOGPROBS, `an integer from 0 to ${MAX_TOP_LOGPROBS}`);
+  if (out.seed !== null)
+    num('seed', (v) => Number.isSafeInteger(v), `an integer (|seed| ≤ ${Number.MAX_SAFE_INTEGER})`);
+  if (out.logprobs !== null)
+    num(
+      'logprobs',
+      (v) => Number.isInteger(v) && v >= 0 && v <= MAX_TOP_LOGPROBS,
+      `an integer from 0 to ${MAX_TOP_LOGPROBS}`,
+    );
   return out;
 }
 
@@ -80,7 +100,8 @@ function logprobsOf(logits: Float32Array, id: number, n: number): { logprob: num
 function topIds(values: ArrayLike<number>, n: number): number[] {
   if (n > 64) {
     return Array.from({ length: values.length }, (_, i) => i)
-      .sort((a, b) => values[b]! - values[a]! || a - b).slice(0, n);
+      .sort((a, b) => values[b]! - values[a]! || a - b)
+      .slice(0, n);
   }
   const out: number[] = [];
   for (let i = 0; i < values.length; i++) {
@@ -117,8 +138,17 @@ export class Sampler {
    */
   device(banned?: ReadonlySet<number>, ahead = 0): DeviceSample | null {
     const p = this.params;
-    if ((banned && banned.size) || p.top_p < 1 || p.top_k > 1 || p.min_p > 0 || p.presence_penalty !== 0 ||
-        p.frequency_penalty !== 0 || p.repetition_penalty !== 1 || p.logprobs !== null) return null;
+    if (
+      (banned && banned.size) ||
+      p.top_p < 1 ||
+      p.top_k > 1 ||
+      p.min_p > 0 ||
+      p.presence_penalty !== 0 ||
+      p.frequency_penalty !== 0 ||
+      p.repetition_penalty !== 1 ||
+      p.logprobs !== null
+    )
+      return null;
     return { temperature: p.top_k === 1 ? 0 : p.temperature, seed: this.seed, draw: this.drawn + ahead };
   }
 
@@ -126,7 +156,8 @@ export class Sampler {
   sample(logits: Float32Array, banned: ReadonlySet<number> = new Set()): SampledToken {
     const p = this.params;
     const x = Float64Array.from(logits);
-    if (p.repetition_penalty !== 1) for (const id of this.seen) x[id] = x[id]! > 0 ? x[id]! / p.repetition_penalty : x[id]! * p.repetition_penalty;
+    if (p.repetition_penalty !== 1)
+      for (const id of this.seen) x[id] = x[id]! > 0 ? x[id]! / p.repetition_penalty : x[id]! * p.repetition_penalty;
     for (const [id, c] of this.counts) x[id]! -= p.presence_penalty + p.frequency_penalty * c;
     for (const id of banned) x[id] = -Infinity;
     const id = p.temperature === 0 ? topIds(x, 1)[0]! : this.draw(x);
@@ -150,7 +181,8 @@ export class Sampler {
     let probs = ids.map((i) => Math.exp((x[i]! - mx) / p.temperature));
     let z = probs.reduce((a, b) => a + b, 0);
     if (p.top_p < 1) {
-      let cum = 0, keep = 0;
+      let cum = 0,
+        keep = 0;
       while (keep < ids.length && cum < p.top_p * z) cum += probs[keep++]!;
       ids = ids.slice(0, Math.max(1, keep));
       probs = probs.slice(0, ids.length);
@@ -158,7 +190,10 @@ export class Sampler {
     if (p.min_p > 0) {
       const cut = p.min_p * probs[0]!;
       const keep = probs.findIndex((q) => q < cut);
-      if (keep > 0) { ids = ids.slice(0, keep); probs = probs.slice(0, keep); }
+      if (keep > 0) {
+        ids = ids.slice(0, keep);
+        probs = probs.slice(0, keep);
+      }
     }
     z = probs.reduce((a, b) => a + b, 0);
     let u = this.rng.next() * z;

@@ -104,7 +104,10 @@ export class Scheduler {
   /** Steps submitted ahead of the previous step's tokens (pipelined). */
   aheadSteps = 0;
 
-  constructor(readonly pool: SequencePool, readonly opts: SchedulerOptions) {}
+  constructor(
+    readonly pool: SequencePool,
+    readonly opts: SchedulerOptions,
+  ) {}
 
   get numWaiting(): number {
     return this.waiting.length;
@@ -117,10 +120,18 @@ export class Scheduler {
   /** Every request the scheduler holds, for /v1/requests and metrics. */
   snapshot(): RequestSnapshot[] {
     const row = (r: Live, state: 'waiting' | 'prefill' | 'decode'): RequestSnapshot => ({
-      tag: r.spec.tag, state, promptTokens: r.spec.promptIds.length, prefilled: r.fed, generated: r.generated,
-      maxTokens: r.spec.maxTokens, memory: r.seq ? this.pool.memory(r.seq) : null,
+      tag: r.spec.tag,
+      state,
+      promptTokens: r.spec.promptIds.length,
+      prefilled: r.fed,
+      generated: r.generated,
+      maxTokens: r.spec.maxTokens,
+      memory: r.seq ? this.pool.memory(r.seq) : null,
     });
-    return [...this.running.map((r) => row(r, r.next === null ? 'prefill' : 'decode')), ...this.waiting.map((r) => row(r, 'waiting'))];
+    return [
+      ...this.running.map((r) => row(r, r.next === null ? 'prefill' : 'decode')),
+      ...this.waiting.map((r) => row(r, 'waiting')),
+    ];
   }
 
   /** Whether `n` more requests fit in the queue now. */
@@ -147,7 +158,17 @@ export class Scheduler {
     if (why) throw new RequestTooLargeError(why);
     if (this.waiting.length >= this.opts.maxQueue) throw new QueueFullError(this.waiting.length);
     const stops = new Set([...(spec.stopTokenIds ?? []), ...(spec.ignoreEos ? [] : this.pool.model.spec.eosIds)]);
-    this.waiting.push({ spec, events, sampler: new Sampler(spec.sampling ?? {}, spec.promptIds), stops, seq: null, fed: 0, generated: 0, next: null, peak: null });
+    this.waiting.push({
+      spec,
+      events,
+      sampler: new Sampler(spec.sampling ?? {}, spec.promptIds),
+      stops,
+      seq: null,
+      fed: 0,
+      generated: 0,
+      next: null,
+      peak: null,
+    });
     this.kick();
   }
 
@@ -158,7 +179,11 @@ export class Scheduler {
 
   private kick(): void {
     if (!this.loop) {
-      this.loop = this.run().catch((e) => this.failAll(e as Error)).finally(() => { this.loop = null; });
+      this.loop = this.run()
+        .catch((e) => this.failAll(e as Error))
+        .finally(() => {
+          this.loop = null;
+        });
     }
   }
 
@@ -195,24 +220,38 @@ export class Scheduler {
     const now = performance.now();
     // 1. drop cancelled and expired requests, waiting or running
     const expired = (r: Live): EndReason | null =>
-      r.spec.signal?.aborted ? 'abort'
-      : r.spec.deadline !== undefined && now > r.spec.deadline ? 'deadline'
-      : r.seq === null && r.spec.queueDeadline !== undefined && now > r.spec.queueDeadline ? 'queue_timeout' : null;
+      r.spec.signal?.aborted
+        ? 'abort'
+        : r.spec.deadline !== undefined && now > r.spec.deadline
+          ? 'deadline'
+          : r.seq === null && r.spec.queueDeadline !== undefined && now > r.spec.queueDeadline
+            ? 'queue_timeout'
+            : null;
     for (const list of [this.running, this.waiting]) {
       for (const r of [...list]) {
         const why = expired(r);
-        if (why) { list.splice(list.indexOf(r), 1); this.end(r, why); }
+        if (why) {
+          list.splice(list.indexOf(r), 1);
+          this.end(r, why);
+        }
       }
     }
     // 2. admit waiting requests in order while a slot, the pages and the batch cap allow
-    while (this.waiting.length && this.running.length < this.opts.maxBatch && this.pool.slots.available > 0 &&
-           this.pagesNeeded(this.waiting[0]!.spec) <= this.pool.pages.available) {
+    while (
+      this.waiting.length &&
+      this.running.length < this.opts.maxBatch &&
+      this.pool.slots.available > 0 &&
+      this.pagesNeeded(this.waiting[0]!.spec) <= this.pool.pages.available
+    ) {
       const r = this.waiting.shift()!;
       r.seq = this.pool.open();
       this.pool.reserve(r.seq, r.spec.promptIds.length + r.spec.maxTokens);
       r.peak = this.pool.memory(r.seq);
       r.events.onStart?.(r.peak);
-      if (r.spec.maxTokens === 0) { this.end(r, 'length'); continue; }
+      if (r.spec.maxTokens === 0) {
+        this.end(r, 'length');
+        continue;
+      }
       this.running.push(r);
     }
     // a step submitted ahead (below) runs first: its sequences and rows were fixed when it was submitted
@@ -225,7 +264,11 @@ export class Scheduler {
     // 3. one decode token per running request, then prefill chunks under the remaining budget
     const items: StepItem[] = [];
     let budget = this.opts.tokenBudget;
-    for (const r of this.running) if (r.next !== null) { items.push({ r, ids: [r.next], last: true }); budget--; }
+    for (const r of this.running)
+      if (r.next !== null) {
+        items.push({ r, ids: [r.next], last: true });
+        budget--;
+      }
     for (const r of this.running) {
       if (r.next !== null || budget <= 0) continue;
       const n = Math.min(this.opts.prefillChunk, budget, r.spec.promptIds.length - r.fed);
@@ -234,8 +277,13 @@ export class Scheduler {
     }
     if (!items.length) return;
     // sample on the device where the request allows it: then only token ids come back
-    const sampling = items.map(({ r, last }) => (last ? r.sampler.device(this.banned(r, 0)) : { temperature: 0, seed: 0, draw: 0 }));
-    const result = this.pool.submitSampled(items.map(({ r, ids }) => ({ seq: r.seq!, ids })), sampling);
+    const sampling = items.map(({ r, last }) =>
+      last ? r.sampler.device(this.banned(r, 0)) : { temperature: 0, seed: 0, draw: 0 },
+    );
+    const result = this.pool.submitSampled(
+      items.map(({ r, ids }) => ({ seq: r.seq!, ids })),
+      sampling,
+    );
     this.launchAhead(items, sampling);
     this.finish(items, sampling, await result);
   }
@@ -261,12 +309,23 @@ export class Scheduler {
     }
     if (next.some((d) => d === null)) return;
     const ahead = items.map(({ r }) => ({ r, ids: [] as number[], last: true }));
-    this.ahead = { items: ahead, sampling: next, result: this.pool.submitSampled(ahead.map(({ r }) => ({ seq: r.seq!, ids: null })), next) };
+    this.ahead = {
+      items: ahead,
+      sampling: next,
+      result: this.pool.submitSampled(
+        ahead.map(({ r }) => ({ seq: r.seq!, ids: null })),
+        next,
+      ),
+    };
     this.aheadSteps++;
   }
 
   /** Take a step's tokens: sample on the host where needed, emit, and end finished requests. */
-  private finish(items: readonly StepItem[], sampling: readonly (DeviceSample | null)[], { tokens, logits }: SampledStep): void {
+  private finish(
+    items: readonly StepItem[],
+    sampling: readonly (DeviceSample | null)[],
+    { tokens, logits }: SampledStep,
+  ): void {
     this.steps++;
     const V = this.pool.model.spec.vocab;
     items.forEach(({ r, ids, last }, i) => {
@@ -274,7 +333,9 @@ export class Scheduler {
       if (r.next === null) r.fed += ids.length;
       r.peak = this.pool.memory(r.seq!);
       if (!last) return;
-      const tok: SampledToken = sampling[i] ? { id: tokens[i]!, logprob: 0 } : r.sampler.sample(logits!.subarray(i * V, (i + 1) * V), this.banned(r, 0));
+      const tok: SampledToken = sampling[i]
+        ? { id: tokens[i]!, logprob: 0 }
+        : r.sampler.sample(logits!.subarray(i * V, (i + 1) * V), this.banned(r, 0));
       r.sampler.accept(tok.id);
       r.generated++;
       r.next = tok.id;

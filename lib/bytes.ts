@@ -5,7 +5,8 @@ import { totalmem } from 'node:os';
 export function parseBytes(s: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(%|[kmgt]i?b?|b)?\s*$/i.exec(s);
   if (!m) throw new Error(`"${s}" is not a byte count (e.g. 4GiB, 512MB, 1073741824) or a percentage (e.g. 50%)`);
-  const v = Number(m[1]), unit = (m[2] ?? 'b').toLowerCase();
+  const v = Number(m[1]),
+    unit = (m[2] ?? 'b').toLowerCase();
   if (unit === '%') {
     if (v <= 0 || v > 100) throw new Error(`memory percentage ${s} must be in (0, 100]`);
     return Math.floor((totalmem() * v) / 100);

@@ -31,7 +31,10 @@ export class Rng {
     const s = this.s;
     const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
     const t = s[1]! << 9;
-    s[2]! ^= s[0]!; s[3]! ^= s[1]!; s[1]! ^= s[2]!; s[0]! ^= s[3]!;
+    s[2]! ^= s[0]!;
+    s[3]! ^= s[1]!;
+    s[1]! ^= s[2]!;
+    s[0]! ^= s[3]!;
     s[2]! ^= t;
     s[3] = rotl(s[3]!, 11);
     return result;
@@ -48,10 +51,15 @@ export class Rng {
 
   /** Standard normal (Box–Muller). */
   normal(): number {
-    if (this.spare !== null) { const v = this.spare; this.spare = null; return v; }
+    if (this.spare !== null) {
+      const v = this.spare;
+      this.spare = null;
+      return v;
+    }
     let u = 0;
     while (u === 0) u = this.next();
-    const r = Math.sqrt(-2 * Math.log(u)), th = 2 * Math.PI * this.next();
+    const r = Math.sqrt(-2 * Math.log(u)),
+      th = 2 * Math.PI * this.next();
     this.spare = r * Math.sin(th);
     return r * Math.cos(th);
   }

@@ -7,17 +7,35 @@ import type { RequestRecord } from './stats.js';
 export function assertLoopback(url: string): void {
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
   if (!(host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host))) {
-    throw new Error(`refusing to load ${host}: fury loadtest sends traffic only to loopback addresses (127.0.0.0/8, ::1, localhost)`);
+    throw new Error(
+      `refusing to load ${host}: fury loadtest sends traffic only to loopback addresses (127.0.0.0/8, ::1, localhost)`,
+    );
   }
 }
 
-export async function streamCompletion(url: string, body: Record<string, unknown>, headers: Record<string, string> = {}, timeoutMs = 600_000): Promise<RequestRecord> {
+export async function streamCompletion(
+  url: string,
+  body: Record<string, unknown>,
+  headers: Record<string, string> = {},
+  timeoutMs = 600_000,
+): Promise<RequestRecord> {
   const t0 = performance.now();
-  const rec: RequestRecord = { ok: false, status: 0, ttft: 0, itl: [], e2e: 0, outputTokens: 0, promptTokens: 0, memory: null };
+  const rec: RequestRecord = {
+    ok: false,
+    status: 0,
+    ttft: 0,
+    itl: [],
+    e2e: 0,
+    outputTokens: 0,
+    promptTokens: 0,
+    memory: null,
+  };
   try {
     const res = await fetch(`${url}/v1/completions`, {
-      method: 'POST', headers: { 'content-type': 'application/json', ...headers },
-      body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }), signal: AbortSignal.timeout(timeoutMs),
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     rec.status = res.status;
     if (!res.ok || !res.body) {
@@ -26,7 +44,9 @@ export async function streamCompletion(url: string, body: Record<string, unknown
       return rec;
     }
     const decoder = new TextDecoder();
-    let buf = '', last = 0, done = false;
+    let buf = '',
+      last = 0,
+      done = false;
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
       buf += decoder.decode(chunk, { stream: true });
       let i: number;
@@ -35,12 +55,19 @@ export async function streamCompletion(url: string, body: Record<string, unknown
         buf = buf.slice(i + 2);
         if (!event.startsWith('data: ')) continue; // comments (pings)
         const data = event.slice(6);
-        if (data === '[DONE]') { done = true; continue; }
+        if (data === '[DONE]') {
+          done = true;
+          continue;
+        }
         const j = JSON.parse(data);
-        if (j.error) { rec.error = j.error.code ?? j.error.message; continue; }
+        if (j.error) {
+          rec.error = j.error.code ?? j.error.message;
+          continue;
+        }
         const now = performance.now() - t0;
         if (j.choices?.length) {
-          if (!rec.ttft) rec.ttft = now; else rec.itl.push(now - last);
+          if (!rec.ttft) rec.ttft = now;
+          else rec.itl.push(now - last);
           last = now;
         }
         if (j.usage) {
@@ -65,8 +92,17 @@ export async function getJson(url: string, path: string, headers: Record<string,
   return res.json();
 }
 
-export async function tokenize(url: string, model: string, text: string, headers: Record<string, string> = {}): Promise<number[]> {
-  const res = await fetch(`${url}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ model, prompt: text }) });
+export async function tokenize(
+  url: string,
+  model: string,
+  text: string,
+  headers: Record<string, string> = {},
+): Promise<number[]> {
+  const res = await fetch(`${url}/tokenize`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ model, prompt: text }),
+  });
   if (!res.ok) throw new Error(`POST /tokenize: HTTP ${res.status} ${await res.text()}`);
   return (await res.json()).tokens;
 }

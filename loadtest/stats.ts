@@ -45,15 +45,30 @@ export interface CellResult {
   memory_per_request: { state_bytes: number; kv_bytes: number; peak_bytes: number; kind: string } | null;
 }
 
-export function cell(context: number, concurrency: number, recs: readonly RequestRecord[], seconds: number): CellResult {
+export function cell(
+  context: number,
+  concurrency: number,
+  recs: readonly RequestRecord[],
+  seconds: number,
+): CellResult {
   const ok = recs.filter((r) => r.ok);
   const errors: Record<string, number> = {};
-  for (const r of recs) if (!r.ok) errors[r.status || r.error || 'error'] = (errors[r.status || r.error || 'error'] ?? 0) + 1;
+  for (const r of recs)
+    if (!r.ok) errors[r.status || r.error || 'error'] = (errors[r.status || r.error || 'error'] ?? 0) + 1;
   const tpot = ok.filter((r) => r.outputTokens > 1).map((r) => (r.e2e - r.ttft) / (r.outputTokens - 1));
   return {
-    context, concurrency, requests: recs.length, ok: ok.length, errors, duration_s: seconds,
-    request_throughput: ok.length / seconds, output_token_throughput: ok.reduce((s, r) => s + r.outputTokens, 0) / seconds,
-    ttft_ms: summarize(ok.map((r) => r.ttft)), itl_ms: summarize(ok.flatMap((r) => r.itl)), tpot_ms: summarize(tpot),
-    e2e_ms: summarize(ok.map((r) => r.e2e)), memory_per_request: ok.find((r) => r.memory)?.memory ?? null,
+    context,
+    concurrency,
+    requests: recs.length,
+    ok: ok.length,
+    errors,
+    duration_s: seconds,
+    request_throughput: ok.length / seconds,
+    output_token_throughput: ok.reduce((s, r) => s + r.outputTokens, 0) / seconds,
+    ttft_ms: summarize(ok.map((r) => r.ttft)),
+    itl_ms: summarize(ok.flatMap((r) => r.itl)),
+    tpot_ms: summarize(tpot),
+    e2e_ms: summarize(ok.map((r) => r.e2e)),
+    memory_per_request: ok.find((r) => r.memory)?.memory ?? null,
   };
 }

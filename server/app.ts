@@ -15,13 +15,26 @@ import type { ServerState } from './state.js';
 /** Ajv as the protocol needs it: a wrong type is an error, never coerced; nothing added or removed; the first error
  *  only (allErrors is a denial-of-service risk); the schemas' message annotations are known keywords. */
 const AJV = {
-  customOptions: { coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, allowUnionTypes: true, keywords: ANNOTATIONS },
+  customOptions: {
+    coerceTypes: false,
+    useDefaults: false,
+    removeAdditional: false,
+    allErrors: false,
+    allowUnionTypes: true,
+    keywords: ANNOTATIONS,
+  },
 };
 
 export function buildApp(state: ServerState, logger: FastifyServerOptions['logger'] = false): FastifyInstance {
   const app = Fastify({
-    logger, bodyLimit: state.opts.bodyLimit, disableRequestLogging: true, return503OnClosing: true, ajv: AJV,
-    requestTimeout: 0, keepAliveTimeout: 75_000, genReqId: () => Math.random().toString(36).slice(2, 10),
+    logger,
+    bodyLimit: state.opts.bodyLimit,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    ajv: AJV,
+    requestTimeout: 0,
+    keepAliveTimeout: 75_000,
+    genReqId: () => Math.random().toString(36).slice(2, 10),
   });
   state.metrics ??= new Metrics(() => [...state.models.values()]);
   for (const s of SCHEMAS) app.addSchema(s);

@@ -34,8 +34,12 @@ export class ApiError extends Error {
   }
 }
 
-export const badRequest = (message: string, param: string | null = null, code: string | null = null, extra: Record<string, unknown> = {}) =>
-  new ApiError(400, message, 'invalid_request_error', code, param, extra);
+export const badRequest = (
+  message: string,
+  param: string | null = null,
+  code: string | null = null,
+  extra: Record<string, unknown> = {},
+) => new ApiError(400, message, 'invalid_request_error', code, param, extra);
 
 export const unavailable = (message: string, code: string, retryAfter = 5) =>
   new ApiError(503, message, 'service_unavailable_error', code, null, {}, retryAfter);
@@ -48,12 +52,23 @@ export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   const err = e as { statusCode?: number; code?: string; message?: string; name?: string };
   if (err?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new ApiError(413, `${err.message}: raise the server's --body-limit or send a smaller request`, 'invalid_request_error', 'body_too_large');
+    return new ApiError(
+      413,
+      `${err.message}: raise the server's --body-limit or send a smaller request`,
+      'invalid_request_error',
+      'body_too_large',
+    );
   }
   if (err?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return new ApiError(415, `${err.message}: send Content-Type: application/json`, 'invalid_request_error', 'unsupported_media_type');
+    return new ApiError(
+      415,
+      `${err.message}: send Content-Type: application/json`,
+      'invalid_request_error',
+      'unsupported_media_type',
+    );
   }
-  if (err?.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return badRequest('the request body is empty: send a JSON object', null, 'invalid_json');
+  if (err?.code === 'FST_ERR_CTP_EMPTY_JSON_BODY')
+    return badRequest('the request body is empty: send a JSON object', null, 'invalid_json');
   if (err?.name === 'SamplingParamError') return badRequest(err.message!, (e as { param: string }).param);
   if (err?.name === 'ChatTemplateError') return badRequest(err.message!, 'messages');
   if (typeof err?.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {

@@ -3,9 +3,13 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine, EngineStats } from '../engine/engine.js';
 
-const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560];
+const TTFT_BUCKETS = [
+  0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560,
+];
 const E2E_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
-const ITL_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
+const ITL_BUCKETS = [
+  0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80,
+];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -23,28 +27,47 @@ export class Metrics {
   readonly requestMemory: Histogram<'model_name' | 'kind'>;
 
   constructor(models: () => Engine[]) {
-    const r = this.registry, m = ['model_name'] as const;
+    const r = this.registry,
+      m = ['model_name'] as const;
     const hist = <L extends string>(name: string, help: string, buckets: number[], labelNames: readonly L[]) =>
       new Histogram<L>({ name, help, buckets, labelNames, registers: [r] });
-    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Counter<L>({ name, help, labelNames, registers: [r] });
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+      new Counter<L>({ name, help, labelNames, registers: [r] });
     this.ttft = hist('fury_time_to_first_token_seconds', 'Time to first token.', TTFT_BUCKETS, m);
     this.itl = hist('fury_inter_token_latency_seconds', 'Time between consecutive tokens.', ITL_BUCKETS, m);
     this.e2e = hist('fury_e2e_request_latency_seconds', 'End-to-end request latency.', E2E_BUCKETS, m);
     this.queueTime = hist('fury_request_queue_time_seconds', 'Time spent waiting for admission.', TTFT_BUCKETS, m);
     this.promptTokens = counter('fury_prompt_tokens_total', 'Prompt tokens processed.', m);
     this.generationTokens = counter('fury_generation_tokens_total', 'Tokens generated.', m);
-    this.success = counter('fury_request_success_total', 'Finished requests by finish reason.', ['model_name', 'finished_reason']);
+    this.success = counter('fury_request_success_total', 'Finished requests by finish reason.', [
+      'model_name',
+      'finished_reason',
+    ]);
     this.rejected = counter('fury_requests_rejected_total', 'Rejected requests by reason.', ['model_name', 'reason']);
     this.disconnected = counter('fury_http_requests_client_disconnected_total', 'Requests whose client went away.', m);
     this.deadlines = counter('fury_deadline_exceeded_total', 'Requests ended by a deadline.', m);
     this.pings = new Counter({ name: 'fury_sse_pings_total', help: 'SSE keep-alive comments sent.', registers: [r] });
-    this.requestMemory = hist('fury_request_memory_bytes', 'Peak memory per finished request.',
-      [1e4, 1e5, 1e6, 1e7, 5e7, 1e8, 2e8, 4e8, 1e9, 4e9, 1.6e10], ['model_name', 'kind']);
+    this.requestMemory = hist(
+      'fury_request_memory_bytes',
+      'Peak memory per finished request.',
+      [1e4, 1e5, 1e6, 1e7, 5e7, 1e8, 2e8, 4e8, 1e9, 4e9, 1.6e10],
+      ['model_name', 'kind'],
+    );
     const gauge = (name: string, help: string, labelNames: string[], collect: (g: Gauge) => void) =>
-      new Gauge({ name, help, labelNames, registers: [r], collect() { collect(this); } });
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [r],
+        collect() {
+          collect(this);
+        },
+      });
     const stats = () => models().map((e) => ({ name: e.name, s: e.stats() }));
     const perModel = (name: string, help: string, value: (s: EngineStats) => number) =>
-      gauge(name, help, ['model_name'], (g) => { for (const { name: model_name, s } of stats()) g.set({ model_name }, value(s)); });
+      gauge(name, help, ['model_name'], (g) => {
+        for (const { name: model_name, s } of stats()) g.set({ model_name }, value(s));
+      });
     perModel('fury_num_requests_running', 'Requests running (admitted).', (s) => s.running);
     perModel('fury_num_requests_waiting', 'Requests waiting in the queue.', (s) => s.waiting);
     perModel('fury_state_slots_total', 'State slots.', (s) => s.slots.total);
@@ -52,13 +75,25 @@ export class Metrics {
     perModel('fury_kv_blocks_total', 'KV pages.', (s) => s.kvBlocks.total);
     perModel('fury_kv_blocks_used', 'KV pages in use.', (s) => s.kvBlocks.used);
     gauge('fury_device_memory_bytes', 'Memory allocated by kind (weights, state, kv).', ['model_name', 'kind'], (g) => {
-      for (const { name: model_name, s } of stats()) for (const [kind, v] of Object.entries(s.memory)) g.set({ model_name, kind }, v);
+      for (const { name: model_name, s } of stats())
+        for (const [kind, v] of Object.entries(s.memory)) g.set({ model_name, kind }, v);
     });
-    gauge('fury_requests_memory_bytes', 'Memory held by running requests now (state, kv).', ['model_name', 'kind'], (g) => {
-      for (const { name: model_name, s } of stats()) {
-        g.set({ model_name, kind: 'state' }, s.requests.reduce((a, q) => a + (q.memory?.state_bytes ?? 0), 0));
-        g.set({ model_name, kind: 'kv' }, s.requests.reduce((a, q) => a + (q.memory?.kv_bytes ?? 0), 0));
-      }
-    });
+    gauge(
+      'fury_requests_memory_bytes',
+      'Memory held by running requests now (state, kv).',
+      ['model_name', 'kind'],
+      (g) => {
+        for (const { name: model_name, s } of stats()) {
+          g.set(
+            { model_name, kind: 'state' },
+            s.requests.reduce((a, q) => a + (q.memory?.state_bytes ?? 0), 0),
+          );
+          g.set(
+            { model_name, kind: 'kv' },
+            s.requests.reduce((a, q) => a + (q.memory?.kv_bytes ?? 0), 0),
+          );
+        }
+      },
+    );
   }
 }

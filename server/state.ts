@@ -17,7 +17,12 @@ export interface ServeOptions {
 }
 
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
-  apiKey: null, bodyLimit: 64 * 1024 * 1024, requestTimeout: null, maxQueueTime: 60, pingInterval: 10, defaultMaxTokens: 1024,
+  apiKey: null,
+  bodyLimit: 64 * 1024 * 1024,
+  requestTimeout: null,
+  maxQueueTime: 60,
+  pingInterval: 10,
+  defaultMaxTokens: 1024,
 };
 
 export class ServerState {

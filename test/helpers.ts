@@ -26,7 +26,9 @@ export function randRows(rng: Rng, n: number, d: number, std = 1): Float32Array[
 }
 
 const dirs: string[] = [];
-after(async () => { await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))); });
+after(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
 
 export async function tempDir(prefix = 'fury-test-'): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), prefix));
@@ -42,13 +44,22 @@ export async function tinyCheckpoint(arch: Arch, seed: number, mutate?: (s: Mode
   return dir;
 }
 
-export async function openTiny(arch: Arch, seed: number, opts: { slots?: number; kvTokens?: number } = {}): Promise<OpenModel> {
-  return openModel(await tinyCheckpoint(arch, seed), { backend: 'cpu', slots: opts.slots ?? 4, kvTokens: opts.kvTokens ?? 4096 });
+export async function openTiny(
+  arch: Arch,
+  seed: number,
+  opts: { slots?: number; kvTokens?: number } = {},
+): Promise<OpenModel> {
+  return openModel(await tinyCheckpoint(arch, seed), {
+    backend: 'cpu',
+    slots: opts.slots ?? 4,
+    kvTokens: opts.kvTokens ?? 4096,
+  });
 }
 
 /** max |a − b| / (max |b| + tiny) over all elements. */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   if (a.length !== b.length) return Infinity;
   for (let i = 0; i < a.length; i++) {
     num = Math.max(num, Math.abs(a[i]! - b[i]!));
@@ -71,10 +82,14 @@ export function argmax(x: ArrayLike<number>, from = 0, to = x.length): number {
 
 /** Run the Plan's sample op on a backend: `rows` logit rows, one draw each. */
 export async function deviceDraws(be: Backend, logits: Float32Array[], draws: DeviceSample[]): Promise<number[]> {
-  const n = logits.length, Vn = logits[0]!.length;
+  const n = logits.length,
+    Vn = logits[0]!.length;
   be.create('l', n * Vn, { kind: 'f32', init: Float32Array.from(logits.flatMap((l) => Array.from(l))) });
   be.create('p', 4 * n, { kind: 'i32', init: sampleParams(draws) });
   be.create('o', n, { kind: 'i32', init: new Int32Array(n).fill(-1) });
-  await be.run({ ops: [{ op: 'sample', logits: 'l', params: 'p', out: 'o', vocab: Vn }] }, { seqs: logits.map((_, i) => ({ slot: i, pos: 0, rows: 1, pages: [] })) });
+  await be.run(
+    { ops: [{ op: 'sample', logits: 'l', params: 'p', out: 'o', vocab: Vn }] },
+    { seqs: logits.map((_, i) => ({ slot: i, pos: 0, rows: 1, pages: [] })) },
+  );
   return Array.from(await be.read('o'));
 }

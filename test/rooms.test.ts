@@ -23,7 +23,8 @@ export const ROOMS: Record<string, readonly string[]> = {
 
 function sources(dir: string): string[] {
   return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []);
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 /** Relative imports of a file (static, dynamic and `import('…')` types), as repository paths of .ts files. */
@@ -40,8 +41,10 @@ test('rooms import only the rooms below them (docs/architecture.md, "Rooms")', (
   const bad: string[] = [];
   for (const f of files) {
     for (const target of imports(f)) {
-      const from = room(f), to = room(target);
-      if (to !== from && !ROOMS[from]!.includes(to)) bad.push(`${f} → ${target} (${from} may import ${ROOMS[from]!.join(', ') || 'nothing'})`);
+      const from = room(f),
+        to = room(target);
+      if (to !== from && !ROOMS[from]!.includes(to))
+        bad.push(`${f} → ${target} (${from} may import ${ROOMS[from]!.join(', ') || 'nothing'})`);
     }
   }
   assert.deepEqual(bad, []);
@@ -49,7 +52,8 @@ test('rooms import only the rooms below them (docs/architecture.md, "Rooms")', (
 
 test('no import circle between files', () => {
   const graph = new Map(files.map((f) => [f, imports(f).filter((t) => files.includes(t))]));
-  const state = new Map<string, 'open' | 'done'>(), circles: string[] = [];
+  const state = new Map<string, 'open' | 'done'>(),
+    circles: string[] = [];
   const visit = (f: string, path: string[]) => {
     if (state.get(f) === 'done') return;
     if (state.get(f) === 'open') return void circles.push([...path.slice(path.indexOf(f)), f].join(' → '));

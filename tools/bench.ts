@@ -36,9 +36,10 @@ export interface BenchRow {
 
 /** Bytes a decode step must move per request (fp32 state and KV). */
 export function requestTrafficBytes(spec: ModelSpec, context: number): number {
-  const { layers: L, heads: H, headDim: d } = spec, D = phiDim(d);
+  const { layers: L, heads: H, headDim: d } = spec,
+    D = phiDim(d);
   if (spec.arch === '2mamba') return 2 * L * H * (D * d + D) * F32_BYTES; // S and n read and written
-  return context * memoryModel(spec).kvBytesPerToken;                     // the KV (and C_j) read
+  return context * memoryModel(spec).kvBytesPerToken; // the KV (and C_j) read
 }
 
 /** Weight bytes one decode step reads: every weight buffer, the embedding table only for `batch` rows. */
@@ -65,7 +66,14 @@ export interface BenchOptions {
 /** Time decode steps as the server runs greedy requests: the device samples, only token ids come back, and each
  *  step is submitted before the previous one's tokens arrive (it embeds the tokens the device sampled); `depth`
  *  steps are in flight (the scheduler keeps 1). Returns the mean and the 90th-percentile interval between tokens. */
-async function timeSteps(model: Model, seqs: SeqStep[], ids: number[], minSeconds: number, minSteps: number, depth = 1) {
+async function timeSteps(
+  model: Model,
+  seqs: SeqStep[],
+  ids: number[],
+  minSeconds: number,
+  minSteps: number,
+  depth = 1,
+) {
   const greedy = seqs.map(() => ({ temperature: 0, seed: 0, draw: 0 }));
   const inFlight = [model.submitSampled(seqs, ids, greedy)];
   const gaps: number[] = [];
@@ -86,17 +94,29 @@ async function timeSteps(model: Model, seqs: SeqStep[], ids: number[], minSecond
 /** A decode step of `batch` requests, each at position `context` (its KV pages hold `context` tokens) feeding one new
  *  token; the model's pools are sized for it. */
 export function decodeBatch(model: Model, batch: number, context: number, pageSize: number) {
-  const kv = model.spec.arch !== '2mamba', pagesPerSeq = Math.ceil((context + 1) / pageSize);
+  const kv = model.spec.arch !== '2mamba',
+    pagesPerSeq = Math.ceil((context + 1) / pageSize);
   model.resizePools({ slots: batch, kvPages: kv ? batch * pagesPerSeq : 0, pageSize });
   const seqs: SeqStep[] = Array.from({ length: batch }, (_, i) => ({
-    slot: i, pos: context, rows: 1, pages: kv ? Array.from({ length: pagesPerSeq }, (_, j) => i * pagesPerSeq + j) : [],
+    slot: i,
+    pos: context,
+    rows: 1,
+    pages: kv ? Array.from({ length: pagesPerSeq }, (_, j) => i * pagesPerSeq + j) : [],
   }));
   return { seqs, ids: seqs.map((_, i) => 3 + i), pagesPerSeq };
 }
 
-export async function benchModel(model: Model, batches: number[], contexts: number[], o: BenchOptions): Promise<BenchRow[]> {
-  const spec = model.spec, P = 16, rows: BenchRow[] = [];
-  const mem = memoryModel(spec), ceilingGB = o.ceilingBytesPerSecond / 1e9;
+export async function benchModel(
+  model: Model,
+  batches: number[],
+  contexts: number[],
+  o: BenchOptions,
+): Promise<BenchRow[]> {
+  const spec = model.spec,
+    P = 16,
+    rows: BenchRow[] = [];
+  const mem = memoryModel(spec),
+    ceilingGB = o.ceilingBytesPerSecond / 1e9;
   let warmed = false;
   for (const context of contexts) {
     let prefill: { tokens: number; tps: number } | null = null;
@@ -106,11 +126,25 @@ export async function benchModel(model: Model, batches: number[], contexts: numb
       const perLayerKv = kvTokens * spec.kvHeads * spec.headDim * F32_BYTES;
       const perLayerState = batch * spec.heads * phiDim(spec.headDim) * spec.headDim * F32_BYTES;
       const base: BenchRow = { arch: spec.arch, batch, context, fits: false, ceiling_GBps: ceilingGB };
-      if (pool > o.maxPoolBytes) { rows.push({ ...base, note: `state + KV ${(pool / 2 ** 30).toFixed(1)} GiB > the ${(o.maxPoolBytes / 2 ** 30).toFixed(0)} GiB allowed` }); continue; }
-      if (Math.max(perLayerKv, perLayerState) > o.maxBinding) { rows.push({ ...base, note: `one layer's ${spec.arch === '2mamba' ? 'state' : 'K'} buffer (${(Math.max(perLayerKv, perLayerState) / 2 ** 30).toFixed(2)} GiB) exceeds the binding limit` }); continue; }
+      if (pool > o.maxPoolBytes) {
+        rows.push({
+          ...base,
+          note: `state + KV ${(pool / 2 ** 30).toFixed(1)} GiB > the ${(o.maxPoolBytes / 2 ** 30).toFixed(0)} GiB allowed`,
+        });
+        continue;
+      }
+      if (Math.max(perLayerKv, perLayerState) > o.maxBinding) {
+        rows.push({
+          ...base,
+          note: `one layer's ${spec.arch === '2mamba' ? 'state' : 'K'} buffer (${(Math.max(perLayerKv, perLayerState) / 2 ** 30).toFixed(2)} GiB) exceeds the binding limit`,
+        });
+        continue;
+      }
       const { seqs, ids, pagesPerSeq } = decodeBatch(model, batch, context, P);
-      if (!warmed) { await timeSteps(model, seqs, ids, o.warmupSeconds, 3, o.depth); warmed = true; }
-      else await timeSteps(model, seqs, ids, 0.3, 3, o.depth);
+      if (!warmed) {
+        await timeSteps(model, seqs, ids, o.warmupSeconds, 3, o.depth);
+        warmed = true;
+      } else await timeSteps(model, seqs, ids, 0.3, 3, o.depth);
       const gpu = model.backend as { encodeMs?: number };
       const enc0 = gpu.encodeMs;
       const { ms, p90 } = await timeSteps(model, seqs, ids, 0, o.steps, o.depth);
@@ -118,30 +152,50 @@ export async function benchModel(model: Model, batches: number[], contexts: numb
       if (!prefill) {
         // prefill of one prompt (capped) in scheduler-sized chunks
         const tokens = Math.min(context, o.prefillCap);
-        model.resizePools({ slots: batch, kvPages: spec.arch === '2mamba' ? 0 : Math.max(batch * pagesPerSeq, Math.ceil(tokens / P)), pageSize: P });
+        model.resizePools({
+          slots: batch,
+          kvPages: spec.arch === '2mamba' ? 0 : Math.max(batch * pagesPerSeq, Math.ceil(tokens / P)),
+          pageSize: P,
+        });
         const pages = spec.arch === '2mamba' ? [] : Array.from({ length: Math.ceil(tokens / P) }, (_, j) => j);
         const chunk = (c: number) => {
           const n = Math.min(o.prefillChunk, tokens - c);
-          return model.forward([{ slot: 0, pos: c, rows: n, pages }], Array.from({ length: n }, (_, k) => 3 + ((c + k) % 200)));
+          return model.forward(
+            [{ slot: 0, pos: c, rows: n, pages }],
+            Array.from({ length: n }, (_, k) => 3 + ((c + k) % 200)),
+          );
         };
         await chunk(0); // untimed: builds the prefill kernels' pipelines on first use
         const t0 = performance.now();
         for (let c = 0; c < tokens; c += o.prefillChunk) await chunk(c);
         prefill = { tokens, tps: tokens / ((performance.now() - t0) / 1000) };
       }
-      const wBytes = weightTrafficBytes(model.backend, spec, batch), rBytes = requestTrafficBytes(spec, context);
-      const bytes = wBytes + batch * rBytes, achieved = bytes / (ms / 1000) / 1e9;
+      const wBytes = weightTrafficBytes(model.backend, spec, batch),
+        rBytes = requestTrafficBytes(spec, context);
+      const bytes = wBytes + batch * rBytes,
+        achieved = bytes / (ms / 1000) / 1e9;
       const row: BenchRow = {
-        ...base, fits: true, decode_ms_per_step: ms, decode_ms_p90: p90, ...(encodeMs === undefined ? {} : { host_encode_ms_per_step: encodeMs }),
+        ...base,
+        fits: true,
+        decode_ms_per_step: ms,
+        decode_ms_p90: p90,
+        ...(encodeMs === undefined ? {} : { host_encode_ms_per_step: encodeMs }),
         decode_tokens_per_s: (batch * 1000) / ms,
-        prefill_tokens: prefill.tokens, prefill_tokens_per_s: prefill.tps,
-        weight_bytes: wBytes, request_bytes: rBytes, bytes_per_step: bytes, achieved_GBps: achieved,
-        floor_ms: (bytes / o.ceilingBytesPerSecond) * 1000, ratio: achieved / ceilingGB,
+        prefill_tokens: prefill.tokens,
+        prefill_tokens_per_s: prefill.tps,
+        weight_bytes: wBytes,
+        request_bytes: rBytes,
+        bytes_per_step: bytes,
+        achieved_GBps: achieved,
+        floor_ms: (bytes / o.ceilingBytesPerSecond) * 1000,
+        ratio: achieved / ceilingGB,
       };
       rows.push(row);
-      o.log?.(`${spec.arch} B=${batch} T=${context}: ${ms.toFixed(2)} ms/step (p90 ${p90.toFixed(2)}` +
-        `${encodeMs === undefined ? '' : `, encode ${encodeMs.toFixed(2)}`}), ${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
-        `${achieved.toFixed(0)} GB/s = ${(100 * row.ratio!).toFixed(0)}% of ${ceilingGB.toFixed(0)} GB/s; prefill ${prefill.tps.toFixed(0)} tok/s`);
+      o.log?.(
+        `${spec.arch} B=${batch} T=${context}: ${ms.toFixed(2)} ms/step (p90 ${p90.toFixed(2)}` +
+          `${encodeMs === undefined ? '' : `, encode ${encodeMs.toFixed(2)}`}), ${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
+          `${achieved.toFixed(0)} GB/s = ${(100 * row.ratio!).toFixed(0)}% of ${ceilingGB.toFixed(0)} GB/s; prefill ${prefill.tps.toFixed(0)} tok/s`,
+      );
     }
   }
   return rows;

@@ -22,12 +22,19 @@ export interface LossResult {
 }
 
 /** Mean next-token cross-entropy over non-overlapping windows of `context` tokens (each predicted token counted once). */
-export async function heldOutLoss(pool: SequencePool, stream: readonly number[], context: number, maxTokens = Infinity,
-                                  onProgress?: (done: number, total: number) => void, chunk = 256): Promise<LossResult> {
+export async function heldOutLoss(
+  pool: SequencePool,
+  stream: readonly number[],
+  context: number,
+  maxTokens = Infinity,
+  onProgress?: (done: number, total: number) => void,
+  chunk = 256,
+): Promise<LossResult> {
   const V = pool.model.spec.vocab;
   const windows = Math.min(Math.floor((stream.length - 1) / context), Math.ceil(maxTokens / context));
   if (windows < 1) throw new RangeError(`the data holds ${stream.length} tokens: fewer than one window of ${context}`);
-  let nll = 0, count = 0;
+  let nll = 0,
+    count = 0;
   for (let w = 0; w < windows; w++) {
     const ids = stream.slice(w * context, w * context + context + 1);
     const seq = pool.open();
@@ -59,20 +66,38 @@ export const passkeyNeedle = (key: string) => ` The pass key is ${key}. Remember
 export const PASSKEY_QUESTION = '\nWhat is the pass key? The pass key is';
 
 /** A prompt of exactly `length` tokens: intro, corpus filler with the needle at a random depth, the question. */
-export function passkeyPrompt(tok: TextTokenizer, filler: readonly number[], length: number, rng: Rng, specials: ReadonlySet<number>) {
+export function passkeyPrompt(
+  tok: TextTokenizer,
+  filler: readonly number[],
+  length: number,
+  rng: Rng,
+  specials: ReadonlySet<number>,
+) {
   const key = String(10000 + Math.floor(rng.next() * 90000));
-  const intro = tok.encode(PASSKEY_INTRO, true), needle = tok.encode(passkeyNeedle(key), false), question = tok.encode(PASSKEY_QUESTION, false);
+  const intro = tok.encode(PASSKEY_INTRO, true),
+    needle = tok.encode(passkeyNeedle(key), false),
+    question = tok.encode(PASSKEY_QUESTION, false);
   const nFill = length - intro.length - needle.length - question.length;
   if (nFill < 0) throw new RangeError(`a passkey prompt needs more than ${length} tokens`);
   const start = Math.floor(rng.next() * (filler.length - 2 * nFill - 1));
-  const fill = filler.slice(start, start + 2 * nFill).filter((t) => !specials.has(t)).slice(0, nFill);
+  const fill = filler
+    .slice(start, start + 2 * nFill)
+    .filter((t) => !specials.has(t))
+    .slice(0, nFill);
   const depth = Math.floor(rng.next() * (nFill + 1));
   return { ids: [...intro, ...fill.slice(0, depth), ...needle, ...fill.slice(depth), ...question], key };
 }
 
 /** Greedy-decode a few tokens after each passkey prompt; accuracy = share of answers that contain the key. */
-export async function passkeyAccuracy(pool: SequencePool, tok: TextTokenizer, filler: readonly number[], length: number,
-                                      trials: number, seed: number, onTrial?: (done: number) => void): Promise<number> {
+export async function passkeyAccuracy(
+  pool: SequencePool,
+  tok: TextTokenizer,
+  filler: readonly number[],
+  length: number,
+  trials: number,
+  seed: number,
+  onTrial?: (done: number) => void,
+): Promise<number> {
   const { generate } = await import('../engine/generate.js');
   const rng = new Rng(seed, length);
   const specials = new Set([tok.bosId ?? -1, tok.eosId ?? -1]);
@@ -80,7 +105,8 @@ export async function passkeyAccuracy(pool: SequencePool, tok: TextTokenizer, fi
   for (let t = 0; t < trials; t++) {
     const { ids, key } = passkeyPrompt(tok, filler, length, rng, specials);
     const out: number[] = [];
-    for await (const s of generate(pool, ids, { maxTokens: 7, sampling: { temperature: 0 }, ignoreEos: true })) out.push(s.id);
+    for await (const s of generate(pool, ids, { maxTokens: 7, sampling: { temperature: 0 }, ignoreEos: true }))
+      out.push(s.id);
     if (tok.decode(out).includes(key)) ok++;
     onTrial?.(t + 1);
   }

@@ -14,11 +14,16 @@ export function byteAlphabet(): string[] {
 }
 
 export function byteTokenizerJson(vocabSize: number): Record<string, unknown> {
-  if (vocabSize < BYTE_TOKEN_OFFSET + 256) throw new Error(`a byte-level tokenizer needs a vocab of at least ${BYTE_TOKEN_OFFSET + 256}`);
+  if (vocabSize < BYTE_TOKEN_OFFSET + 256)
+    throw new Error(`a byte-level tokenizer needs a vocab of at least ${BYTE_TOKEN_OFFSET + 256}`);
   const special = ['<unk>', '<s>', '</s>'];
   const vocab: Record<string, number> = {};
-  special.forEach((t, i) => { vocab[t] = i; });
-  byteAlphabet().forEach((c, b) => { vocab[c] = BYTE_TOKEN_OFFSET + b; });
+  special.forEach((t, i) => {
+    vocab[t] = i;
+  });
+  byteAlphabet().forEach((c, b) => {
+    vocab[c] = BYTE_TOKEN_OFFSET + b;
+  });
   for (let id = BYTE_TOKEN_OFFSET + 256; id < vocabSize; id++) vocab[`<reserved_${id}>`] = id;
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
   return {
@@ -26,21 +31,38 @@ export function byteTokenizerJson(vocabSize: number): Record<string, unknown> {
     truncation: null,
     padding: null,
     added_tokens: special.map((content, id) => ({
-      id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
     })),
     normalizer: null,
     pre_tokenizer: byteLevel,
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } },
-             { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
     decoder: byteLevel,
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [],
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: [],
     },
   };
 }

@@ -35,7 +35,11 @@ export interface LoadOptions {
   tokenizer?: string;
 }
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 async function readJson(path: string, what: string): Promise<Record<string, unknown>> {
   let text: string;
@@ -67,7 +71,9 @@ async function openWeights(dir: string): Promise<{ files: SafetensorsFile[]; own
       const shards = new Map<string, SafetensorsFile>();
       for (const [name, shard] of Object.entries(map as Record<string, unknown>)) {
         if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\')) {
-          throw new CheckpointError(`${indexPath}: tensor "${name}" maps to an invalid shard name ${JSON.stringify(shard)}`);
+          throw new CheckpointError(
+            `${indexPath}: tensor "${name}" maps to an invalid shard name ${JSON.stringify(shard)}`,
+          );
         }
         let f = shards.get(shard);
         if (!f) {
@@ -75,7 +81,8 @@ async function openWeights(dir: string): Promise<{ files: SafetensorsFile[]; own
           shards.set(shard, f);
           files.push(f);
         }
-        if (!f.tensors.has(name)) throw new CheckpointError(`${shard}: tensor "${name}" is listed in the index but missing from the shard`);
+        if (!f.tensors.has(name))
+          throw new CheckpointError(`${shard}: tensor "${name}" is listed in the index but missing from the shard`);
         owner.set(name, f);
       }
     } else if (await exists(single)) {
@@ -95,15 +102,19 @@ async function openWeights(dir: string): Promise<{ files: SafetensorsFile[]; own
 export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promise<Checkpoint> {
   const configPath = join(dir, 'config.json');
   if (!(await exists(configPath))) {
-    throw new CheckpointError(`${dir}: no config.json (a checkpoint directory holds config.json, ` +
-      'model.safetensors or its shards, and tokenizer.json)');
+    throw new CheckpointError(
+      `${dir}: no config.json (a checkpoint directory holds config.json, ` +
+        'model.safetensors or its shards, and tokenizer.json)',
+    );
   }
   const cfg = await readJson(configPath, 'config.json');
   if (opts.arch !== undefined) cfg.attention_type = parseArch(opts.arch);
   const tokPath = opts.tokenizer ?? join(dir, 'tokenizer.json');
   if (!(await exists(tokPath))) {
-    throw new CheckpointError(`${tokPath}: no tokenizer.json (convert the tokenizer with Hugging Face ` +
-      '`tokenizers`, or pass --tokenizer FILE)');
+    throw new CheckpointError(
+      `${tokPath}: no tokenizer.json (convert the tokenizer with Hugging Face ` +
+        '`tokenizers`, or pass --tokenizer FILE)',
+    );
   }
   const tokenizerJson = await readJson(tokPath, 'tokenizer.json');
   const tcPath = join(dir, 'tokenizer_config.json');
@@ -121,27 +132,44 @@ export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promi
     const tensors = new Map<string, TensorInfo>();
     for (const t of expectedTensors(spec)) {
       const f = owner.get(t.name);
-      if (!f) throw new CheckpointError(`${dir}: missing tensor "${t.name}" (expected shape [${t.shape.join(', ')}] for ${spec.arch})`);
+      if (!f)
+        throw new CheckpointError(
+          `${dir}: missing tensor "${t.name}" (expected shape [${t.shape.join(', ')}] for ${spec.arch})`,
+        );
       const info = f.info(t.name);
       if (info.shape.length !== t.shape.length || info.shape.some((d, i) => d !== t.shape[i])) {
-        throw new SafetensorsError(f.path, `shape [${info.shape.join(', ')}] does not match the config's [${t.shape.join(', ')}]`, t.name);
+        throw new SafetensorsError(
+          f.path,
+          `shape [${info.shape.join(', ')}] does not match the config's [${t.shape.join(', ')}]`,
+          t.name,
+        );
       }
-      if (!isFloatDType(info.dtype)) throw new SafetensorsError(f.path, `dtype ${info.dtype} is not F32, F16 or BF16`, t.name);
+      if (!isFloatDType(info.dtype))
+        throw new SafetensorsError(f.path, `dtype ${info.dtype} is not F32, F16 or BF16`, t.name);
       tensors.set(t.name, info);
     }
     const skipped = [...names].filter((n) => !tensors.has(n)).sort();
     const unknown = skipped.filter((n) => !isSkippedTensor(n));
     if (unknown.length && process.env.FURY_QUIET !== '1') {
-      process.stderr.write(`fury: ${basename(dir)}: ignoring ${unknown.length} unknown tensor(s): ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}\n`);
+      process.stderr.write(
+        `fury: ${basename(dir)}: ignoring ${unknown.length} unknown tensor(s): ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}\n`,
+      );
     }
     return {
-      dir, spec, tensors, skipped, tokenizerJson, tokenizerConfig,
+      dir,
+      spec,
+      tensors,
+      skipped,
+      tokenizerJson,
+      tokenizerConfig,
       read: (name) => {
         const f = tensors.has(name) ? owner.get(name) : undefined;
         if (!f) throw new CheckpointError(`${dir}: tensor "${name}" is not a loadable tensor of this checkpoint`);
         return f.readF32(name);
       },
-      close: async () => { await Promise.all(files.map((f) => f.close())); },
+      close: async () => {
+        await Promise.all(files.map((f) => f.close()));
+      },
     };
   } catch (e) {
     await Promise.all(files.map((f) => f.close()));

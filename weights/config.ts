@@ -14,13 +14,13 @@ export type RopeConvention = 'interleaved' | 'half';
 
 export interface ModelSpec {
   arch: Arch;
-  hidden: number;        // E
-  intermediate: number;  // F
-  heads: number;         // H
-  kvHeads: number;       // Hkv (GQA; = H for the paper's models)
-  headDim: number;       // d
-  layers: number;        // L
-  vocab: number;         // V
+  hidden: number; // E
+  intermediate: number; // F
+  heads: number; // H
+  kvHeads: number; // Hkv (GQA; = H for the paper's models)
+  headDim: number; // d
+  layers: number; // L
+  vocab: number; // V
   eps: number;
   tieEmbeddings: boolean;
   maxPositions: number;
@@ -45,8 +45,12 @@ export function parseArch(s: string): Arch {
   for (const [arch, full] of Object.entries(ATTENTION_TYPES) as [Arch, string][]) {
     if (low === arch || s === full) return arch;
   }
-  throw new ConfigError(`unsupported attention_type "${s}": expected one of ` +
-    Object.entries(ATTENTION_TYPES).map(([a, f]) => a === f ? a : `${f} (${a})`).join(', '));
+  throw new ConfigError(
+    `unsupported attention_type "${s}": expected one of ` +
+      Object.entries(ATTENTION_TYPES)
+        .map(([a, f]) => (a === f ? a : `${f} (${a})`))
+        .join(', '),
+  );
 }
 
 function int(cfg: Record<string, unknown>, key: string, fallback?: number): number {
@@ -76,8 +80,10 @@ export function parseConfig(cfg: Record<string, unknown>, tensorNames?: Readonly
   else {
     const archs = Array.isArray(cfg.architectures) ? cfg.architectures : [];
     if (cfg.model_type !== 'llama' && !archs.includes('LlamaForCausalLM')) {
-      throw new ConfigError('config.json has no "attention_type" and is not a LlamaForCausalLM config: ' +
-        'set "attention_type" to 2mamba, 2mamba-e or softmax');
+      throw new ConfigError(
+        'config.json has no "attention_type" and is not a LlamaForCausalLM config: ' +
+          'set "attention_type" to 2mamba, 2mamba-e or softmax',
+      );
     }
     arch = 'softmax';
   }
@@ -87,28 +93,36 @@ export function parseConfig(cfg: Record<string, unknown>, tensorNames?: Readonly
       throw new ConfigError(`attention_type is ${arch} but layer 0 has no self_attn.A_mask_proj / conv1d tensors`);
     }
     if (arch === 'softmax' && mambaTensors) {
-      throw new ConfigError('attention_type is softmax but the checkpoint has 2Mamba tensors (A_mask_proj, conv1d): ' +
-        'set attention_type to 2mamba or 2mamba-e (they have identical tensors; fury will not guess)');
+      throw new ConfigError(
+        'attention_type is softmax but the checkpoint has 2Mamba tensors (A_mask_proj, conv1d): ' +
+          'set attention_type to 2mamba or 2mamba-e (they have identical tensors; fury will not guess)',
+      );
     }
   }
   const hidden = int(cfg, 'hidden_size');
   const heads = int(cfg, 'num_attention_heads');
   const headDim = int(cfg, 'head_dim', Math.floor(hidden / heads));
   const kvHeads = int(cfg, 'num_key_value_heads', heads);
-  const naming = hfNames || (arch === 'softmax' && cfg.attention_type === undefined && !has('qkv_proj.weight')) ? 'hf' : 'paper';
-  if (heads % kvHeads !== 0) throw new ConfigError(`num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
+  const naming =
+    hfNames || (arch === 'softmax' && cfg.attention_type === undefined && !has('qkv_proj.weight')) ? 'hf' : 'paper';
+  if (heads % kvHeads !== 0)
+    throw new ConfigError(`num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
   if (arch !== 'softmax' && (kvHeads !== heads || headDim * heads !== hidden)) {
     throw new ConfigError(`${arch} needs num_key_value_heads = num_attention_heads and hidden_size = heads × head_dim`);
   }
   if (headDim % 2 !== 0) throw new ConfigError(`head_dim ${headDim} must be even`);
   if (cfg.rope_scaling !== undefined && cfg.rope_scaling !== null) {
-    throw new ConfigError(`config.json: rope_scaling ${JSON.stringify(cfg.rope_scaling)} is not supported; ` +
-      'remove it only if the checkpoint was trained without it');
+    throw new ConfigError(
+      `config.json: rope_scaling ${JSON.stringify(cfg.rope_scaling)} is not supported; ` +
+        'remove it only if the checkpoint was trained without it',
+    );
   }
   const eps = cfg.rms_norm_eps ?? 1e-5;
-  if (typeof eps !== 'number' || !(eps > 0)) throw new ConfigError('config.json: "rms_norm_eps" must be a positive number');
+  if (typeof eps !== 'number' || !(eps > 0))
+    throw new ConfigError('config.json: "rms_norm_eps" must be a positive number');
   const theta = cfg.rope_theta ?? 10000;
-  if (typeof theta !== 'number' || !(theta > 0)) throw new ConfigError('config.json: "rope_theta" must be a positive number');
+  if (typeof theta !== 'number' || !(theta > 0))
+    throw new ConfigError('config.json: "rope_theta" must be a positive number');
   const bos = idList(cfg.bos_token_id, 'bos_token_id');
   return {
     arch,

@@ -4,9 +4,21 @@ import { bf16ToF32, f16ToF32, f32ToBF16, f32ToF16 } from '../lib/f16.js';
 export type FloatDType = 'F32' | 'F16' | 'BF16';
 /** Every safetensors dtype we recognise; only the float ones are loadable as weights. */
 export const DTYPE_BYTES: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2,
-  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
-  F8_E4M3: 1, F8_E5M2: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 };
 
 export function isFloatDType(d: string): d is FloatDType {

@@ -40,22 +40,29 @@ export async function writeRandomCheckpoint(spec: ModelSpec, outDir: string, opt
   let tokenizerConfig: Record<string, unknown> = byteTokenizerConfig;
   if (opts.tokenizer) {
     tokenizerJson = JSON.parse(await readFile(opts.tokenizer, 'utf8'));
-    const ids = Object.values(((tokenizerJson.model as { vocab?: Record<string, number> })?.vocab) ?? {});
-    const maxId = Math.max(-1, ...ids, ...((tokenizerJson.added_tokens as { id: number }[] | undefined) ?? []).map((t) => t.id));
-    if (maxId >= spec.vocab) throw new ConfigError(`${opts.tokenizer}: token id ${maxId} does not fit the model's vocab of ${spec.vocab}`);
+    const ids = Object.values((tokenizerJson.model as { vocab?: Record<string, number> })?.vocab ?? {});
+    const maxId = Math.max(
+      -1,
+      ...ids,
+      ...((tokenizerJson.added_tokens as { id: number }[] | undefined) ?? []).map((t) => t.id),
+    );
+    if (maxId >= spec.vocab)
+      throw new ConfigError(`${opts.tokenizer}: token id ${maxId} does not fit the model's vocab of ${spec.vocab}`);
     const cfgPath = join(opts.tokenizer, '..', 'tokenizer_config.json');
     tokenizerConfig = await readFile(cfgPath, 'utf8').then(JSON.parse, () => ({}));
   } else {
     tokenizerJson = byteTokenizerJson(spec.vocab);
   }
-  await writeSafetensors(join(outDir, 'model.safetensors'),
+  await writeSafetensors(
+    join(outDir, 'model.safetensors'),
     expectedTensors(spec).map((t) => ({
       name: t.name,
       dtype: t.name.endsWith('rotary_emb.freqs') ? 'F32' : dtype,
       shape: t.shape,
       data: () => encodeFloats(initTensor(spec, t, opts.seed), t.name.endsWith('rotary_emb.freqs') ? 'F32' : dtype),
     })),
-    { format: 'pt', fury_seed: String(opts.seed) });
+    { format: 'pt', fury_seed: String(opts.seed) },
+  );
   await writeFile(join(outDir, 'config.json'), JSON.stringify(toConfigJson(spec), null, 2) + '\n');
   await writeFile(join(outDir, 'tokenizer.json'), JSON.stringify(tokenizerJson) + '\n');
   await writeFile(join(outDir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig, null, 2) + '\n');
@@ -63,11 +70,26 @@ export async function writeRandomCheckpoint(spec: ModelSpec, outDir: string, opt
 
 /** A checkpoint of deterministic random weights held in memory (benchmarks): the same values `fury init` writes. */
 export function randomCheckpoint(spec: ModelSpec, seed: number, fast = false): import('./checkpoint.js').Checkpoint {
-  const tensors = new Map(expectedTensors(spec).map((t) => [t.name, {
-    name: t.name, dtype: 'F32', shape: t.shape, begin: 0, end: 0, file: '(random)',
-  }]));
+  const tensors = new Map(
+    expectedTensors(spec).map((t) => [
+      t.name,
+      {
+        name: t.name,
+        dtype: 'F32',
+        shape: t.shape,
+        begin: 0,
+        end: 0,
+        file: '(random)',
+      },
+    ]),
+  );
   return {
-    dir: '(random)', spec, tensors, skipped: [], tokenizerJson: byteTokenizerJson(spec.vocab), tokenizerConfig: byteTokenizerConfig,
+    dir: '(random)',
+    spec,
+    tensors,
+    skipped: [],
+    tokenizerJson: byteTokenizerJson(spec.vocab),
+    tokenizerConfig: byteTokenizerConfig,
     read: async (name) => (fast ? fastTensor : initTensor)(spec, { name, shape: [...tensors.get(name)!.shape] }, seed),
     close: async () => {},
   };
@@ -75,11 +97,22 @@ export function randomCheckpoint(spec: ModelSpec, seed: number, fast = false): i
 
 /** Cheap uniform weights (±0.035, std ≈ 0.02) for speed benchmarks, where values do not matter: ~50× faster than normals. */
 function fastTensor(spec: ModelSpec, t: TensorSpec, seed: number): Float32Array {
-  if (t.name.endsWith('layernorm.weight') || t.name === 'model.norm.weight' || t.name.endsWith('rotary_emb.freqs') || t.name.includes('conv1d.')) {
+  if (
+    t.name.endsWith('layernorm.weight') ||
+    t.name === 'model.norm.weight' ||
+    t.name.endsWith('rotary_emb.freqs') ||
+    t.name.includes('conv1d.')
+  ) {
     return initTensor(spec, t, seed);
   }
-  const n = t.shape.reduce((a, b) => a * b, 1), out = new Float32Array(n);
+  const n = t.shape.reduce((a, b) => a * b, 1),
+    out = new Float32Array(n);
   let h = (hashString(t.name) ^ seed) >>> 0 || 1;
-  for (let i = 0; i < n; i++) { h ^= h << 13; h ^= h >>> 17; h ^= h << 5; out[i] = ((h >>> 0) / 4294967296 - 0.5) * 0.07; }
+  for (let i = 0; i < n; i++) {
+    h ^= h << 13;
+    h ^= h >>> 17;
+    h ^= h << 5;
+    out[i] = ((h >>> 0) / 4294967296 - 0.5) * 0.07;
+  }
   return out;
 }

@@ -68,10 +68,11 @@ export class SafetensorsFile {
     if (!this.fh) throw new SafetensorsError(this.path, 'file is closed', name);
     const n = t.end - t.begin;
     const out = new Uint8Array(n);
-    for (let done = 0; done < n; ) {
+    for (let done = 0; done < n;) {
       const len = Math.min(READ_CHUNK, n - done);
       const { bytesRead } = await this.fh.read(out, done, len, t.begin + done);
-      if (bytesRead === 0) throw new SafetensorsError(this.path, `file ends inside the tensor's data (byte ${t.begin + done})`, name);
+      if (bytesRead === 0)
+        throw new SafetensorsError(this.path, `file ends inside the tensor's data (byte ${t.begin + done})`, name);
       done += bytesRead;
     }
     return out;
@@ -80,7 +81,8 @@ export class SafetensorsFile {
   /** A float tensor (F32, F16 or BF16) converted to f32. */
   async readF32(name: string): Promise<Float32Array> {
     const t = this.info(name);
-    if (!isFloatDType(t.dtype)) throw new SafetensorsError(this.path, `dtype ${t.dtype} is not a float dtype (F32, F16, BF16)`, name);
+    if (!isFloatDType(t.dtype))
+      throw new SafetensorsError(this.path, `dtype ${t.dtype} is not a float dtype (F32, F16, BF16)`, name);
     return decodeFloats(await this.readBytes(name), t.dtype);
   }
 
@@ -98,10 +100,14 @@ async function parseHeader(path: string, fh: FileHandle) {
   await fh.read(lenBuf, 0, 8, 0);
   const headerLen = lenBuf.readBigUInt64LE(0);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) {
-    throw new SafetensorsError(path, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte cap (corrupt file?)`);
+    throw new SafetensorsError(
+      path,
+      `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte cap (corrupt file?)`,
+    );
   }
   const hlen = Number(headerLen);
-  if (8 + hlen > size) throw new SafetensorsError(path, `truncated: header of ${hlen} bytes but the file has ${size} bytes`);
+  if (8 + hlen > size)
+    throw new SafetensorsError(path, `truncated: header of ${hlen} bytes but the file has ${size} bytes`);
   const hbuf = Buffer.alloc(hlen);
   await fh.read(hbuf, 0, hlen, 8);
   let header: unknown;
@@ -119,8 +125,12 @@ async function parseHeader(path: string, fh: FileHandle) {
   const tensors = new Map<string, TensorInfo>();
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof entry !== 'object' || entry === null || Array.isArray(entry) ||
-          !Object.values(entry).every((v) => typeof v === 'string')) {
+      if (
+        typeof entry !== 'object' ||
+        entry === null ||
+        Array.isArray(entry) ||
+        !Object.values(entry).every((v) => typeof v === 'string')
+      ) {
         throw new SafetensorsError(path, '__metadata__ must be an object of string values');
       }
       metadata = entry as Record<string, string>;
@@ -131,10 +141,15 @@ async function parseHeader(path: string, fh: FileHandle) {
   // No two tensors may share bytes.
   const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1]!, cur = sorted[i]!;
+    const prev = sorted[i - 1]!,
+      cur = sorted[i]!;
     if (cur.begin < prev.end) {
-      throw new SafetensorsError(path, `data_offsets overlap with tensor "${prev.name}" ` +
-        `([${prev.begin - dataStart}, ${prev.end - dataStart}) and [${cur.begin - dataStart}, ${cur.end - dataStart}))`, cur.name);
+      throw new SafetensorsError(
+        path,
+        `data_offsets overlap with tensor "${prev.name}" ` +
+          `([${prev.begin - dataStart}, ${prev.end - dataStart}) and [${cur.begin - dataStart}, ${cur.end - dataStart}))`,
+        cur.name,
+      );
     }
   }
   return { metadata, tensors };
@@ -155,10 +170,13 @@ function parseEntry(path: string, name: string, entry: unknown, dataStart: numbe
   }
   const [b, e] = offs as [number, number];
   if (b > e) throw fail(`data_offsets [${b}, ${e}] end before they begin`);
-  if (e > dataLen) throw fail(`data_offsets [${b}, ${e}] run past the end of the data section (${dataLen} bytes; file truncated?)`);
+  if (e > dataLen)
+    throw fail(`data_offsets [${b}, ${e}] run past the end of the data section (${dataLen} bytes; file truncated?)`);
   const expected = numel(shape) * elemBytes;
   if (e - b !== expected) {
-    throw fail(`shape [${shape.join(', ')}] × ${dtype} (${elemBytes} B) needs ${expected} bytes but data_offsets span ${e - b}`);
+    throw fail(
+      `shape [${shape.join(', ')}] × ${dtype} (${elemBytes} B) needs ${expected} bytes but data_offsets span ${e - b}`,
+    );
   }
   return { name, dtype, shape, begin: dataStart + b, end: dataStart + e, file: path };
 }
@@ -172,8 +190,11 @@ export interface TensorToWrite {
 }
 
 /** Write a safetensors file. Tensors are laid out in the given order; the header is padded to 8 bytes. */
-export async function writeSafetensors(path: string, tensors: readonly TensorToWrite[],
-                                       metadata: Record<string, string> = {}): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: readonly TensorToWrite[],
+  metadata: Record<string, string> = {},
+): Promise<void> {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
@@ -195,7 +216,8 @@ export async function writeSafetensors(path: string, tensors: readonly TensorToW
     for (const t of tensors) {
       const data = typeof t.data === 'function' ? t.data() : t.data;
       const want = numel(t.shape) * DTYPE_BYTES[t.dtype]!;
-      if (data.byteLength !== want) throw new SafetensorsError(path, `has ${data.byteLength} bytes, shape needs ${want}`, t.name);
+      if (data.byteLength !== want)
+        throw new SafetensorsError(path, `has ${data.byteLength} bytes, shape needs ${want}`, t.name);
       await fh.write(data);
     }
   } finally {

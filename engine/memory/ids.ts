@@ -13,7 +13,10 @@ export class IdPool {
   private free: number[];
   private used = new Set<number>();
 
-  constructor(readonly capacity: number, private readonly what: string) {
+  constructor(
+    readonly capacity: number,
+    private readonly what: string,
+  ) {
     this.free = Array.from({ length: capacity }, (_, i) => capacity - 1 - i);
   }
 
@@ -33,7 +36,8 @@ export class IdPool {
   }
 
   acquireMany(n: number): number[] {
-    if (n > this.free.length) throw new PoolExhausted(`${n} ${this.what}(s) requested, ${this.free.length} free of ${this.capacity}`);
+    if (n > this.free.length)
+      throw new PoolExhausted(`${n} ${this.what}(s) requested, ${this.free.length} free of ${this.capacity}`);
     return Array.from({ length: n }, () => this.acquire());
   }
 

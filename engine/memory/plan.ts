@@ -23,14 +23,18 @@ export interface PoolPlan {
 
 /** How many requests (state slots) and KV pages a budget buys for this model. */
 export function planPools(spec: ModelSpec, o: PlanOptions): PoolPlan {
-  const m = memoryModel(spec), pageSize = DEFAULT_PAGE_SIZE;
-  const maxModelLen = o.maxModelLen ?? (spec.arch === '2mamba' ? Math.max(spec.maxPositions, TWO_MAMBA_DEFAULT_MAX_LEN) : spec.maxPositions);
+  const m = memoryModel(spec),
+    pageSize = DEFAULT_PAGE_SIZE;
+  const maxModelLen =
+    o.maxModelLen ??
+    (spec.arch === '2mamba' ? Math.max(spec.maxPositions, TWO_MAMBA_DEFAULT_MAX_LEN) : spec.maxPositions);
   const pageBytes = pageSize * m.kvBytesPerToken;
   const wanted = o.maxBatch * (m.stateBytes + Math.ceil(maxModelLen / pageSize) * pageBytes);
   const budgetBytes = o.memoryBudget ?? Math.min(wanted, Math.floor(totalmem() / 4));
   if (spec.arch === '2mamba') {
     const slots = Math.min(o.maxBatch, Math.floor(budgetBytes / m.stateBytes));
-    if (slots < 1) throw new Error(`the memory budget of ${budgetBytes} bytes holds no 2Mamba state of ${m.stateBytes} bytes`);
+    if (slots < 1)
+      throw new Error(`the memory budget of ${budgetBytes} bytes holds no 2Mamba state of ${m.stateBytes} bytes`);
     return { slots, kvPages: 0, pageSize, maxModelLen, budgetBytes };
   }
   const slots = o.maxBatch;

@@ -91,16 +91,24 @@ export class SequencePool {
 
   /** Feed each sequence its new tokens (pages grow as needed) and advance it. Logits as Model.forward. */
   async step(items: readonly { seq: Sequence; ids: readonly number[] }[], allLogits = false): Promise<Float32Array> {
-    const logits = await this.model.forward(this.seqSteps(items), items.flatMap((it) => it.ids), allLogits);
+    const logits = await this.model.forward(
+      this.seqSteps(items),
+      items.flatMap((it) => it.ids),
+      allLogits,
+    );
     for (const { seq, ids } of items) seq.pos += ids.length;
     return logits;
   }
 
   /** As step, sampling on the device where a DeviceSample is given (Model.submitSampled; `ids` null: one token per
    *  sequence, the one the device sampled for it in the previous step). Positions advance at submission. */
-  submitSampled(items: readonly { seq: Sequence; ids: readonly number[] | null }[], sampling: readonly (DeviceSample | null)[]): Promise<SampledStep> {
+  submitSampled(
+    items: readonly { seq: Sequence; ids: readonly number[] | null }[],
+    sampling: readonly (DeviceSample | null)[],
+  ): Promise<SampledStep> {
     const fromDevice = items.every((it) => it.ids === null);
-    if (!fromDevice && items.some((it) => it.ids === null)) throw new Error('submitSampled: either every sequence or none is fed from the device');
+    if (!fromDevice && items.some((it) => it.ids === null))
+      throw new Error('submitSampled: either every sequence or none is fed from the device');
     const steps = this.seqSteps(items.map(({ seq, ids }) => ({ seq, ids: ids ?? [0] })));
     const out = this.model.submitSampled(steps, fromDevice ? null : items.flatMap((it) => it.ids!), sampling);
     for (const { seq, ids } of items) seq.pos += ids ? ids.length : 1;

@@ -5,25 +5,50 @@ import type { ModelSpec } from '../../weights/config.js';
 
 /** Activation buffer names of one step (sized by the model for the step's rows). */
 export const A = {
-  ids: 'act.ids', h: 'act.h', qkvRaw: 'act.qkv_raw', qkv: 'act.qkv', logA: 'act.logA',
-  y: 'act.y', gu: 'act.gate_up', last: 'act.last', logits: 'act.logits',
-  sampleParams: 'act.sample_params', next: 'act.next',
+  ids: 'act.ids',
+  h: 'act.h',
+  qkvRaw: 'act.qkv_raw',
+  qkv: 'act.qkv',
+  logA: 'act.logA',
+  y: 'act.y',
+  gu: 'act.gate_up',
+  last: 'act.last',
+  logits: 'act.logits',
+  sampleParams: 'act.sample_params',
+  next: 'act.next',
 } as const;
 
 /** Weight and per-layer state buffer names. */
 export const W = {
-  embed: 'w.embed', norm: 'w.norm', lmHead: 'w.lm_head',
+  embed: 'w.embed',
+  norm: 'w.norm',
+  lmHead: 'w.lm_head',
   layer: (i: number) => ({
     // qkv: the fused [Q | K | V] projection; 2Mamba and 2Mamba-E append the H rows of A_mask_proj ([3E + H, E])
-    normIn: `w.${i}.norm_in`, qkv: `w.${i}.qkv`, o: `w.${i}.o`, convW: `w.${i}.conv_w`,
-    convB: `w.${i}.conv_b`, freqs: `w.${i}.freqs`, normPost: `w.${i}.norm_post`, gateUp: `w.${i}.gate_up`,
+    normIn: `w.${i}.norm_in`,
+    qkv: `w.${i}.qkv`,
+    o: `w.${i}.o`,
+    convW: `w.${i}.conv_w`,
+    convB: `w.${i}.conv_b`,
+    freqs: `w.${i}.freqs`,
+    normPost: `w.${i}.norm_post`,
+    gateUp: `w.${i}.gate_up`,
     down: `w.${i}.down`,
     // per-request state, indexed by slot (S, N, conv) or by KV page (k, v, c)
-    S: `s.${i}.S`, N: `s.${i}.N`, conv: `s.${i}.conv`, k: `kv.${i}.k`, v: `kv.${i}.v`, c: `kv.${i}.c`,
+    S: `s.${i}.S`,
+    N: `s.${i}.N`,
+    conv: `s.${i}.conv`,
+    k: `kv.${i}.k`,
+    v: `kv.${i}.v`,
+    c: `kv.${i}.c`,
   }),
 };
 
-export const qkvLayout = (spec: ModelSpec): QkvLayout => ({ heads: spec.heads, kvHeads: spec.kvHeads, headDim: spec.headDim });
+export const qkvLayout = (spec: ModelSpec): QkvLayout => ({
+  heads: spec.heads,
+  kvHeads: spec.kvHeads,
+  headDim: spec.headDim,
+});
 export const qkvWidth = (spec: ModelSpec) => (spec.heads + 2 * spec.kvHeads) * spec.headDim;
 
 /** An attention mixer: ops from the hidden state A.h (normalised by the rmsnorm fused into the mixer's first
@@ -31,7 +56,9 @@ export const qkvWidth = (spec: ModelSpec) => (spec.heads + 2 * spec.kvHeads) * s
 export type Mixer = (spec: ModelSpec, layer: number, pageSize: number) => Op[];
 
 export function buildPlanOps(spec: ModelSpec, mixer: Mixer, pageSize: number, allLogits: boolean): Op[] {
-  const E = spec.hidden, F = spec.intermediate, hd = spec.heads * spec.headDim;
+  const E = spec.hidden,
+    F = spec.intermediate,
+    hd = spec.heads * spec.headDim;
   const ops: Op[] = [{ op: 'embed', table: W.embed, ids: A.ids, out: A.h, dim: E }];
   for (let i = 0; i < spec.layers; i++) {
     const w = W.layer(i);
@@ -49,8 +76,10 @@ export function buildPlanOps(spec: ModelSpec, mixer: Mixer, pageSize: number, al
   const norm = { weight: W.norm, eps: spec.eps };
   if (allLogits) ops.push({ op: 'matmul', x: A.h, w: head, out: A.logits, k: E, n: spec.vocab, norm });
   else {
-    ops.push({ op: 'gather_last', x: A.h, out: A.last, dim: E },
-             { op: 'matmul', x: A.last, w: head, out: A.logits, k: E, n: spec.vocab, perSeq: true, norm });
+    ops.push(
+      { op: 'gather_last', x: A.h, out: A.last, dim: E },
+      { op: 'matmul', x: A.last, w: head, out: A.logits, k: E, n: spec.vocab, perSeq: true, norm },
+    );
   }
   return ops;
 }

@@ -34,7 +34,10 @@ export type SlotSnapshot = Map<string, Float32Array>;
 function concat(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
@@ -44,12 +47,22 @@ export class Model {
   private lastSampled = -1;
   private capacity = new Map<string, number>();
 
-  private constructor(readonly spec: ModelSpec, readonly backend: Backend, readonly pools: PoolOptions) {}
+  private constructor(
+    readonly spec: ModelSpec,
+    readonly backend: Backend,
+    readonly pools: PoolOptions,
+  ) {}
 
   /** Upload a checkpoint's weights (fusing q/k/v and gate/up) and allocate the state pools. */
-  static async load(ckpt: Checkpoint, backend: Backend, pools: PoolOptions,
-                    onProgress?: (done: number, total: number) => void, weightsDType: WeightsDType = 'checkpoint'): Promise<Model> {
-    const spec = ckpt.spec, m = new Model(spec, backend, pools);
+  static async load(
+    ckpt: Checkpoint,
+    backend: Backend,
+    pools: PoolOptions,
+    onProgress?: (done: number, total: number) => void,
+    weightsDType: WeightsDType = 'checkpoint',
+  ): Promise<Model> {
+    const spec = ckpt.spec,
+      m = new Model(spec, backend, pools);
     /** Matrices keep the checkpoint's 16-bit dtype (or convert to the requested one); norms and small vectors are f32. */
     const storageOf = (tensors: string[]): WeightDType => {
       if (weightsDType !== 'checkpoint') return weightsDType;
@@ -65,17 +78,24 @@ export class Model {
     };
     await up(W.embed, ['model.embed_tokens.weight'], true);
     for (let i = 0; i < spec.layers; i++) {
-      const p = layerPrefix(i), a = `${p}self_attn.`, w = W.layer(i);
+      const p = layerPrefix(i),
+        a = `${p}self_attn.`,
+        w = W.layer(i);
       await up(w.normIn, [`${p}input_layernorm.weight`]);
-      const qkv = spec.naming === 'hf' ? ['q_proj', 'k_proj', 'v_proj'].map((n) => `${a}${n}.weight`) : [`${a}qkv_proj.weight`];
+      const qkv =
+        spec.naming === 'hf' ? ['q_proj', 'k_proj', 'v_proj'].map((n) => `${a}${n}.weight`) : [`${a}qkv_proj.weight`];
       // 2Mamba / 2Mamba-E: the decay projection's H rows ride at the end of the qkv matrix (one GEMV for both)
       await up(w.qkv, spec.arch === 'softmax' ? qkv : [...qkv, `${a}A_mask_proj.weight`], true);
       await up(w.o, [`${a}o_proj.weight`], true);
       if (spec.arch === 'softmax') {
         if (spec.naming === 'paper') await up(w.freqs, [`${a}rotary_emb.freqs`]);
         else {
-          const { theta } = spec.rope!, d = spec.headDim;
-          backend.create(w.freqs, d / 2, { role: 'weight', init: Float32Array.from({ length: d / 2 }, (_, j) => theta ** (-(2 * j) / d)) });
+          const { theta } = spec.rope!,
+            d = spec.headDim;
+          backend.create(w.freqs, d / 2, {
+            role: 'weight',
+            init: Float32Array.from({ length: d / 2 }, (_, j) => theta ** (-(2 * j) / d)),
+          });
         }
       } else {
         await up(w.convW, [`${a}conv1d.weight`]); // [3E, 1, 2] = [3E, 2]: (previous, current) per channel
@@ -101,7 +121,8 @@ export class Model {
 
   private allocatePools(): void {
     const { spec, backend, pools } = this;
-    const { layers, heads: H, kvHeads, headDim: d } = spec, D = phiDim(d);
+    const { layers, heads: H, kvHeads, headDim: d } = spec,
+      D = phiDim(d);
     for (let i = 0; i < layers; i++) {
       const w = W.layer(i);
       if (spec.arch !== 'softmax') backend.create(w.conv, pools.slots * qkvWidth(spec), { role: 'state' });
@@ -119,7 +140,9 @@ export class Model {
 
   /** Names of the per-slot state buffers and their elements per slot. */
   private slotBuffers(): [string, number][] {
-    const { spec } = this, D = phiDim(spec.headDim), out: [string, number][] = [];
+    const { spec } = this,
+      D = phiDim(spec.headDim),
+      out: [string, number][] = [];
     for (let i = 0; i < spec.layers; i++) {
       const w = W.layer(i);
       if (spec.arch === '2mamba') out.push([w.S, spec.heads * D * spec.headDim], [w.N, spec.heads * D]);
@@ -135,11 +158,17 @@ export class Model {
 
   /** Copy the first `tokens` tokens of KV from one page list to another (every layer's k, v and c). */
   copyPages(src: readonly number[], dst: readonly number[], tokens: number): void {
-    const { spec } = this, P = this.pools.pageSize;
+    const { spec } = this,
+      P = this.pools.pageSize;
     for (let i = 0; i < spec.layers; i++) {
       const w = W.layer(i);
-      const bufs: [string, number][] = spec.arch === '2mamba' ? []
-        : [[w.k, spec.kvHeads * spec.headDim], [w.v, spec.kvHeads * spec.headDim]];
+      const bufs: [string, number][] =
+        spec.arch === '2mamba'
+          ? []
+          : [
+              [w.k, spec.kvHeads * spec.headDim],
+              [w.v, spec.kvHeads * spec.headDim],
+            ];
       if (spec.arch === '2mamba-e') bufs.push([w.c, spec.heads]);
       for (const [name, perToken] of bufs) {
         for (let p = 0; p * P < tokens; p++) {
@@ -171,7 +200,8 @@ export class Model {
     if (!p) {
       const ops = buildPlanOps(this.spec, MIXERS[this.spec.arch], this.pools.pageSize, mode === 'all');
       if (mode === 'ahead') ops[0] = { ...(ops[0] as Extract<Op, { op: 'embed' }>), ids: A.next };
-      if (mode === 'sample' || mode === 'ahead') ops.push({ op: 'sample', logits: A.logits, params: A.sampleParams, out: A.next, vocab: this.spec.vocab });
+      if (mode === 'sample' || mode === 'ahead')
+        ops.push({ op: 'sample', logits: A.logits, params: A.sampleParams, out: A.next, vocab: this.spec.vocab });
       p = { ops };
       this.plans.set(mode, p);
     }
@@ -180,11 +210,22 @@ export class Model {
 
   /** Grow the step's activation buffers to hold `rows` rows (never shrinks). */
   private ensureActivations(rows: number, seqs: number): void {
-    const { spec } = this, E = spec.hidden, qkv = qkvWidth(spec), decay = spec.arch === 'softmax' ? 0 : spec.heads;
+    const { spec } = this,
+      E = spec.hidden,
+      qkv = qkvWidth(spec),
+      decay = spec.arch === 'softmax' ? 0 : spec.heads;
     const perRow: [string, number, 'f32' | 'i32'][] = [
-      [A.ids, 1, 'i32'], [A.h, E, 'f32'], [A.qkvRaw, qkv + decay, 'f32'], [A.qkv, qkv, 'f32'],
-      [A.logA, spec.heads, 'f32'], [A.y, spec.heads * spec.headDim, 'f32'], [A.gu, 2 * spec.intermediate, 'f32'],
-      [A.last, E, 'f32'], [A.logits, spec.vocab, 'f32'], [A.sampleParams, SAMPLE_PARAMS, 'i32'], [A.next, 1, 'i32'],
+      [A.ids, 1, 'i32'],
+      [A.h, E, 'f32'],
+      [A.qkvRaw, qkv + decay, 'f32'],
+      [A.qkv, qkv, 'f32'],
+      [A.logA, spec.heads, 'f32'],
+      [A.y, spec.heads * spec.headDim, 'f32'],
+      [A.gu, 2 * spec.intermediate, 'f32'],
+      [A.last, E, 'f32'],
+      [A.logits, spec.vocab, 'f32'],
+      [A.sampleParams, SAMPLE_PARAMS, 'i32'],
+      [A.next, 1, 'i32'],
     ];
     for (const [name, width, kind] of perRow) {
       const n = (name === A.last || name === A.sampleParams || name === A.next ? seqs : rows) * width;
@@ -202,7 +243,8 @@ export class Model {
     if (ids && rows !== ids.length) throw new Error(`forward: ${ids.length} ids for ${rows} rows`);
     if (seqs.some((s) => s.rows < 1)) throw new Error('forward: every sequence needs at least one new token');
     for (const s of seqs) {
-      if (s.slot < 0 || s.slot >= this.pools.slots) throw new RangeError(`forward: slot ${s.slot} outside 0 … ${this.pools.slots - 1}`);
+      if (s.slot < 0 || s.slot >= this.pools.slots)
+        throw new RangeError(`forward: slot ${s.slot} outside 0 … ${this.pools.slots - 1}`);
       if (this.spec.arch !== '2mamba' && s.pages.length * this.pools.pageSize < s.pos + s.rows) {
         throw new RangeError(`forward: ${s.pages.length} KV page(s) cannot hold ${s.pos + s.rows} tokens`);
       }
@@ -235,11 +277,18 @@ export class Model {
    * before that step's tokens reach the host. The step and its readbacks are submitted before this returns; the
    * promise resolves when the results arrive.
    */
-  submitSampled(seqs: readonly SeqStep[], ids: ArrayLike<number> | null, sampling: readonly (DeviceSample | null)[]): Promise<SampledStep> {
-    if (sampling.length !== seqs.length) throw new Error(`submitSampled: ${sampling.length} samplers for ${seqs.length} sequences`);
+  submitSampled(
+    seqs: readonly SeqStep[],
+    ids: ArrayLike<number> | null,
+    sampling: readonly (DeviceSample | null)[],
+  ): Promise<SampledStep> {
+    if (sampling.length !== seqs.length)
+      throw new Error(`submitSampled: ${sampling.length} samplers for ${seqs.length} sequences`);
     if (ids === null) {
-      if (seqs.some((s) => s.rows !== 1)) throw new Error('submitSampled: a step fed from the device has one row per sequence');
-      if (seqs.length !== this.lastSampled) throw new Error(`submitSampled: the previous step sampled ${this.lastSampled} sequences, not ${seqs.length}`);
+      if (seqs.some((s) => s.rows !== 1))
+        throw new Error('submitSampled: a step fed from the device has one row per sequence');
+      if (seqs.length !== this.lastSampled)
+        throw new Error(`submitSampled: the previous step sampled ${this.lastSampled} sequences, not ${seqs.length}`);
       this.prepare(seqs, null);
     } else this.prepare(seqs, ids);
     this.backend.write(A.sampleParams, packSampleParams(sampling));
@@ -247,10 +296,12 @@ export class Model {
     this.lastSampled = seqs.length;
     // enqueued now, behind the step and ahead of any later one (which overwrites act.next)
     const tokens = this.backend.read(A.next, 0, seqs.length);
-    const logits = sampling.some((d) => d === null) ? this.backend.read(A.logits, 0, seqs.length * this.spec.vocab) : null;
+    const logits = sampling.some((d) => d === null)
+      ? this.backend.read(A.logits, 0, seqs.length * this.spec.vocab)
+      : null;
     return (async () => {
       await ran;
-      return { tokens: await tokens, logits: logits && await logits };
+      return { tokens: await tokens, logits: logits && (await logits) };
     })();
   }
 }

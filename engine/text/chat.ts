@@ -25,8 +25,11 @@ export class ChatTemplateError extends Error {
 export class ChatTemplate {
   private readonly tpl: Template;
 
-  constructor(readonly source: string, readonly origin: 'checkpoint' | 'chatml-default',
-              private readonly specials: { bos_token: string; eos_token: string }) {
+  constructor(
+    readonly source: string,
+    readonly origin: 'checkpoint' | 'chatml-default',
+    private readonly specials: { bos_token: string; eos_token: string },
+  ) {
     try {
       this.tpl = new Template(source);
     } catch (e) {
@@ -35,10 +38,15 @@ export class ChatTemplate {
   }
 
   /** The checkpoint's template (tokenizer_config.json `chat_template`, a string or the named `default`), else ChatML. */
-  static forTokenizer(config: Record<string, unknown> | null, specials: { bos_token: string; eos_token: string }): ChatTemplate {
+  static forTokenizer(
+    config: Record<string, unknown> | null,
+    specials: { bos_token: string; eos_token: string },
+  ): ChatTemplate {
     let t = config?.chat_template;
     if (Array.isArray(t)) t = (t.find((x) => x?.name === 'default') as { template?: unknown } | undefined)?.template;
-    return typeof t === 'string' ? new ChatTemplate(t, 'checkpoint', specials) : new ChatTemplate(CHATML_TEMPLATE, 'chatml-default', specials);
+    return typeof t === 'string'
+      ? new ChatTemplate(t, 'checkpoint', specials)
+      : new ChatTemplate(CHATML_TEMPLATE, 'chatml-default', specials);
   }
 
   render(messages: readonly ChatMessage[], addGenerationPrompt = true): string {

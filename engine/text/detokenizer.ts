@@ -10,7 +10,10 @@ export class IncrementalDetokenizer {
   private prefixOffset = 0;
   private readOffset: number;
 
-  constructor(private readonly tok: TextTokenizer, promptIds: readonly number[] = []) {
+  constructor(
+    private readonly tok: TextTokenizer,
+    promptIds: readonly number[] = [],
+  ) {
     this.ids = promptIds.slice(-DETOK_CONTEXT);
     this.readOffset = this.ids.length;
   }

@@ -6,16 +6,23 @@ export class StopStrings {
   private pending = '';
   stopped = false;
 
-  constructor(private readonly stops: readonly string[], private readonly includeStop = false) {}
+  constructor(
+    private readonly stops: readonly string[],
+    private readonly includeStop = false,
+  ) {}
 
   /** Add text; returns what can be emitted now. */
   push(text: string): string {
     if (this.stopped) return '';
     this.pending += text;
-    let cut = -1, stop = '';
+    let cut = -1,
+      stop = '';
     for (const s of this.stops) {
       const i = this.pending.indexOf(s);
-      if (i >= 0 && (cut < 0 || i < cut)) { cut = i; stop = s; }
+      if (i >= 0 && (cut < 0 || i < cut)) {
+        cut = i;
+        stop = s;
+      }
     }
     if (cut >= 0) {
       this.stopped = true;
@@ -26,7 +33,10 @@ export class StopStrings {
     let hold = 0;
     for (const s of this.stops) {
       for (let k = Math.min(s.length - 1, this.pending.length); k > hold; k--) {
-        if (this.pending.endsWith(s.slice(0, k))) { hold = k; break; }
+        if (this.pending.endsWith(s.slice(0, k))) {
+          hold = k;
+          break;
+        }
       }
     }
     const out = this.pending.slice(0, this.pending.length - hold);

@@ -11,13 +11,21 @@ export class TextTokenizer {
   /** The largest id the tokenizer knows + 1. */
   readonly size: number;
 
-  constructor(json: Record<string, unknown>, readonly config: Record<string, unknown> | null) {
+  constructor(
+    json: Record<string, unknown>,
+    readonly config: Record<string, unknown> | null,
+  ) {
     this.tok = new Tokenizer(json, config ?? {});
-    const name = (v: unknown) => (typeof v === 'string' ? v : typeof v === 'object' && v !== null && 'content' in v ? String((v as { content: unknown }).content) : '');
+    const name = (v: unknown) =>
+      typeof v === 'string'
+        ? v
+        : typeof v === 'object' && v !== null && 'content' in v
+          ? String((v as { content: unknown }).content)
+          : '';
     this.bosToken = name(config?.bos_token);
     this.eosToken = name(config?.eos_token);
-    this.bosId = this.bosToken ? this.tok.token_to_id(this.bosToken) ?? null : null;
-    this.eosId = this.eosToken ? this.tok.token_to_id(this.eosToken) ?? null : null;
+    this.bosId = this.bosToken ? (this.tok.token_to_id(this.bosToken) ?? null) : null;
+    this.eosId = this.eosToken ? (this.tok.token_to_id(this.eosToken) ?? null) : null;
     let max = -1;
     for (const id of this.tok.get_vocab(true).values()) if (id > max) max = id;
     this.size = max + 1;
@@ -29,7 +37,10 @@ export class TextTokenizer {
   }
 
   decode(ids: readonly number[], skipSpecialTokens = true): string {
-    return this.tok.decode(ids as number[], { skip_special_tokens: skipSpecialTokens, clean_up_tokenization_spaces: false });
+    return this.tok.decode(ids as number[], {
+      skip_special_tokens: skipSpecialTokens,
+      clean_up_tokenization_spaces: false,
+    });
   }
 
   /** The vocabulary string of one id (for logprobs' `tokens`), or undefined. */

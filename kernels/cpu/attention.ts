@@ -9,8 +9,18 @@ type F32 = Float32Array;
  * Causal attention of one query row over cached keys 0 … pos (softmax; with C, 2Mamba-E: ℓ_j = s·q·k_j + C_pos − C_j).
  * Max-subtracted log-sum-exp in f64. `key(j)`/`val(j)` return element offsets into K/V; `cum(j)` the C_j values.
  */
-export function attendRow(qv: F32, qo: number, K: F32, V: F32, key: (j: number) => number, n: number, d: number,
-                          cum: ((j: number) => number) | null, out: F32, oo: number): void {
+export function attendRow(
+  qv: F32,
+  qo: number,
+  K: F32,
+  V: F32,
+  key: (j: number) => number,
+  n: number,
+  d: number,
+  cum: ((j: number) => number) | null,
+  out: F32,
+  oo: number,
+): void {
   const s = 1 / Math.sqrt(d);
   const logits = new Float64Array(n);
   const cNow = cum ? cum(n - 1) : 0;
@@ -25,7 +35,8 @@ export function attendRow(qv: F32, qo: number, K: F32, V: F32, key: (j: number) 
   const acc = new Float64Array(d);
   let z = 0;
   for (let j = 0; j < n; j++) {
-    const e = Math.exp(logits[j]! - mx), vo = key(j);
+    const e = Math.exp(logits[j]! - mx),
+      vo = key(j);
     z += e;
     for (let m = 0; m < d; m++) acc[m]! += e * V[vo + m]!;
   }
@@ -34,13 +45,20 @@ export function attendRow(qv: F32, qo: number, K: F32, V: F32, key: (j: number) 
 
 /** Write each row's K, V (and 2Mamba-E's cumulative decay) into the paged cache. */
 export const kvAppendOp: CpuOp<'kv_append'> = (b, op, step, rows) => {
-  const x = b.f32(op.qkv), K = b.f32(op.k), V = b.f32(op.v), off = qkvOffsets(op.layout);
-  const { kvHeads, headDim: d, heads } = op.layout, P = op.pageSize;
-  const C = op.c ? b.get(op.c) : null, logA = op.logA ? b.f32(op.logA) : null;
+  const x = b.f32(op.qkv),
+    K = b.f32(op.k),
+    V = b.f32(op.v),
+    off = qkvOffsets(op.layout);
+  const { kvHeads, headDim: d, heads } = op.layout,
+    P = op.pageSize;
+  const C = op.c ? b.get(op.c) : null,
+    logA = op.logA ? b.f32(op.logA) : null;
   let r = 0;
   for (const s of step.seqs) {
     for (let t = 0; t < s.rows; t++, r++) {
-      const pos = s.pos + t, page = pageOf(s.pages, pos, P), slotBase = page * P + (pos % P);
+      const pos = s.pos + t,
+        page = pageOf(s.pages, pos, P),
+        slotBase = page * P + (pos % P);
       for (let g = 0; g < kvHeads; g++) {
         K.set(x.subarray(r * off.width + off.k(g), r * off.width + off.k(g) + d), (slotBase * kvHeads + g) * d);
         V.set(x.subarray(r * off.width + off.v(g), r * off.width + off.v(g) + d), (slotBase * kvHeads + g) * d);
@@ -48,7 +66,8 @@ export const kvAppendOp: CpuOp<'kv_append'> = (b, op, step, rows) => {
       if (C && logA) {
         // C_pos = C_{pos−1} + A_pos, C_{−1} = 0 (spec §6.2).
         const prevBase = pos > 0 ? pageOf(s.pages, pos - 1, P) * P + ((pos - 1) % P) : -1;
-        for (let h = 0; h < heads; h++) C[slotBase * heads + h] = (prevBase >= 0 ? C[prevBase * heads + h]! : 0) + logA[r * heads + h]!;
+        for (let h = 0; h < heads; h++)
+          C[slotBase * heads + h] = (prevBase >= 0 ? C[prevBase * heads + h]! : 0) + logA[r * heads + h]!;
       }
     }
   }
@@ -56,9 +75,14 @@ export const kvAppendOp: CpuOp<'kv_append'> = (b, op, step, rows) => {
 
 /** Causal attention of each row over its sequence's cached positions. */
 export const attentionOp: CpuOp<'attention'> = (b, op, step, rows) => {
-  const x = b.f32(op.qkv), K = b.f32(op.k), V = b.f32(op.v), out = b.f32(op.out);
-  const C = op.c ? b.get(op.c) : null, off = qkvOffsets(op.layout);
-  const { heads, kvHeads, headDim: d } = op.layout, P = op.pageSize;
+  const x = b.f32(op.qkv),
+    K = b.f32(op.k),
+    V = b.f32(op.v),
+    out = b.f32(op.out);
+  const C = op.c ? b.get(op.c) : null,
+    off = qkvOffsets(op.layout);
+  const { heads, kvHeads, headDim: d } = op.layout,
+    P = op.pageSize;
   let r = 0;
   for (const s of step.seqs) {
     for (let t = 0; t < s.rows; t++, r++) {
@@ -66,8 +90,18 @@ export const attentionOp: CpuOp<'attention'> = (b, op, step, rows) => {
       const at = (j: number) => pageOf(s.pages, j, P) * P + (j % P);
       for (let h = 0; h < heads; h++) {
         const g = Math.floor(h / off.group);
-        attendRow(x, r * off.width + off.q(h), K, V, (j) => (at(j) * kvHeads + g) * d, pos + 1, d,
-          C ? (j) => C[at(j) * heads + h]! : null, out, r * heads * d + h * d);
+        attendRow(
+          x,
+          r * off.width + off.q(h),
+          K,
+          V,
+          (j) => (at(j) * kvHeads + g) * d,
+          pos + 1,
+          d,
+          C ? (j) => C[at(j) * heads + h]! : null,
+          out,
+          r * heads * d + h * d,
+        );
       }
     }
   }

@@ -11,8 +11,15 @@ import { embedOp, gatherLastOp, sampleOp } from './rows.js';
 
 /** Each op's CPU twin, one family file each (kernels/cpu/<family>.ts). */
 const OPS: { [K in Op['op']]: CpuOp<K> } = {
-  embed: embedOp, matmul: matmulOp, conv2: conv2Op, mamba2: mamba2Op, rope: ropeOp, kv_append: kvAppendOp,
-  attention: attentionOp, gather_last: gatherLastOp, sample: sampleOp,
+  embed: embedOp,
+  matmul: matmulOp,
+  conv2: conv2Op,
+  mamba2: mamba2Op,
+  rope: ropeOp,
+  kv_append: kvAppendOp,
+  attention: attentionOp,
+  gather_last: gatherLastOp,
+  sample: sampleOp,
 };
 
 export class CpuBackend implements Backend, CpuBuffers {
@@ -22,9 +29,15 @@ export class CpuBackend implements Backend, CpuBuffers {
 
   /** Weights are held in f32 whatever their storage dtype (the values given are already representable in it). */
   create(name: string, elements: number, { kind = 'f32', init, role = 'act' }: BufferOptions = {}): void {
-    const a = kind === 'i32' ? new Int32Array(elements) : kind === 'cumsum' ? new Float64Array(elements) : new Float32Array(elements);
+    const a =
+      kind === 'i32'
+        ? new Int32Array(elements)
+        : kind === 'cumsum'
+          ? new Float64Array(elements)
+          : new Float32Array(elements);
     if (init) {
-      if (init.length !== elements) throw new RangeError(`create ${name}: ${init.length} initial values for ${elements} elements`);
+      if (init.length !== elements)
+        throw new RangeError(`create ${name}: ${init.length} initial values for ${elements} elements`);
       a.set(init);
     }
     this.bufs.set(name, a);
@@ -60,7 +73,8 @@ export class CpuBackend implements Backend, CpuBuffers {
 
   write(name: string, data: ArrayLike<number>, offset = 0): void {
     const b = this.get(name);
-    if (offset + data.length > b.length) throw new RangeError(`write ${name}: ${offset}+${data.length} exceeds ${b.length}`);
+    if (offset + data.length > b.length)
+      throw new RangeError(`write ${name}: ${offset}+${data.length} exceeds ${b.length}`);
     b.set(data, offset);
   }
 

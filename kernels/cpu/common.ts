@@ -17,6 +17,7 @@ export type CpuOp<K extends Op['op']> = (b: CpuBuffers, op: Extract<Op, { op: K 
 /** The cache slot of KV position `pos` in a sequence's page table. */
 export function pageOf(pages: readonly number[], pos: number, pageSize: number): number {
   const p = pages[Math.floor(pos / pageSize)];
-  if (p === undefined) throw new RangeError(`KV position ${pos} is beyond the sequence's ${pages.length} page(s) of ${pageSize}`);
+  if (p === undefined)
+    throw new RangeError(`KV position ${pos} is beyond the sequence's ${pages.length} page(s) of ${pageSize}`);
   return p;
 }

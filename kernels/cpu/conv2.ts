@@ -14,8 +14,14 @@ export function conv2Row(prev: F32 | null, cur: F32, w: F32, b: F32, out: F32, c
 
 /** conv2 over each sequence's rows, carrying the last raw row in the slot's state; with decay, −softplus(z). */
 export const conv2Op: CpuOp<'conv2'> = (bufs, op, step, rows) => {
-  const x = bufs.f32(op.x), st = bufs.f32(op.state), w = bufs.f32(op.weight), b = bufs.f32(op.bias), out = bufs.f32(op.out);
-  const ch = op.ch, xs = op.xStride ?? ch, row = (r: number) => x.subarray(r * xs, r * xs + ch);
+  const x = bufs.f32(op.x),
+    st = bufs.f32(op.state),
+    w = bufs.f32(op.weight),
+    b = bufs.f32(op.bias),
+    out = bufs.f32(op.out);
+  const ch = op.ch,
+    xs = op.xStride ?? ch,
+    row = (r: number) => x.subarray(r * xs, r * xs + ch);
   let r = 0;
   for (const s of step.seqs) {
     const slot = st.subarray(s.slot * ch, (s.slot + 1) * ch);
@@ -26,7 +32,8 @@ export const conv2Op: CpuOp<'conv2'> = (bufs, op, step, rows) => {
     if (s.rows > 0) slot.set(row(r - 1));
   }
   if (op.decay) {
-    const H = op.decay.heads, la = bufs.f32(op.decay.out);
+    const H = op.decay.heads,
+      la = bufs.f32(op.decay.out);
     for (let i = 0; i < rows; i++) for (let h = 0; h < H; h++) la[i * H + h] = -softplus(x[i * xs + ch + h]!);
   }
 };

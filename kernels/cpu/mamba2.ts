@@ -27,12 +27,15 @@ export function phi(u: ArrayLike<number>, out = new Float64Array(phiDim(u.length
 export function mamba2Step(q: F32, k: F32, v: F32, a: number, S: F32, N: F32, y: F32, d: number): void {
   const s = 1 / Math.sqrt(d);
   const num = new Float64Array(d);
-  let den = 0, p = 0, qk = 0;
+  let den = 0,
+    p = 0,
+    qk = 0;
   for (let m = 0; m < d; m++) qk += q[m]! * k[m]!;
   for (let i = 0; i < d; i++) {
     for (let j = i; j < d; j++, p++) {
       const c = i === j ? 1 : PHI_OFF_DIAGONAL;
-      const fk = c * (s * k[i]!) * (s * k[j]!), fq = c * q[i]! * q[j]!;
+      const fk = c * (s * k[i]!) * (s * k[j]!),
+        fq = c * q[i]! * q[j]!;
       const row = p * d;
       for (let m = 0; m < d; m++) {
         num[m]! += fq * S[row + m]!;
@@ -52,11 +55,26 @@ export function mamba2Step(q: F32, k: F32, v: F32, a: number, S: F32, N: F32, y:
  * through the carried state. Chunk-local cumulative sums keep every exponent ≤ 0. Rows are strided views:
  * q/k/v of row t start at t·stride (+ the given offsets); y of row t at t·yStride.
  */
-export function mamba2Chunked(src: F32, qOff: number, kOff: number, vOff: number, stride: number,
-                              logA: ArrayLike<number>, aStride: number, T: number,
-                              S: F32, N: F32, y: F32, yStride: number, d: number, chunk = 64): void {
-  const s = 1 / Math.sqrt(d), D = phiDim(d);
-  const fq = new Float64Array(D), fk = new Float64Array(D);
+export function mamba2Chunked(
+  src: F32,
+  qOff: number,
+  kOff: number,
+  vOff: number,
+  stride: number,
+  logA: ArrayLike<number>,
+  aStride: number,
+  T: number,
+  S: F32,
+  N: F32,
+  y: F32,
+  yStride: number,
+  d: number,
+  chunk = 64,
+): void {
+  const s = 1 / Math.sqrt(d),
+    D = phiDim(d);
+  const fq = new Float64Array(D),
+    fk = new Float64Array(D);
   for (let c0 = 0; c0 < T; c0 += chunk) {
     const L = Math.min(chunk, T - c0);
     const G = new Float64Array(L);
@@ -78,21 +96,26 @@ export function mamba2Chunked(src: F32, qOff: number, kOff: number, vOff: number
       den *= decay;
       // Intra-chunk: Σ_{j ≤ i} exp(G_i − G_j) (s q_i·k_j)² v_j.
       for (let u = 0; u <= t; u++) {
-        const ko = (c0 + u) * stride + kOff, vo = (c0 + u) * stride + vOff;
+        const ko = (c0 + u) * stride + kOff,
+          vo = (c0 + u) * stride + vOff;
         let dot = 0;
         for (let m = 0; m < d; m++) dot += src[qo + m]! * src[ko + m]!;
         const w = Math.exp(G[t]! - G[u]!) * (s * dot) ** 2;
         for (let m = 0; m < d; m++) num[m]! += w * src[vo + m]!;
         den += w;
       }
-      const inv = 1 / Math.max(den, DEN_FLOOR), yo = (c0 + t) * yStride;
+      const inv = 1 / Math.max(den, DEN_FLOOR),
+        yo = (c0 + t) * yStride;
       for (let m = 0; m < d; m++) y[yo + m] = num[m]! * inv;
     }
     // State: S_e = exp(G_e) S_prev + Σ_j exp(G_e − G_j) φ(s k_j) v_jᵀ  (n likewise).
-    const Ge = G[L - 1]!, eg = Math.exp(Ge);
-    const acc = new Float64Array(D * d), accN = new Float64Array(D);
+    const Ge = G[L - 1]!,
+      eg = Math.exp(Ge);
+    const acc = new Float64Array(D * d),
+      accN = new Float64Array(D);
     for (let u = 0; u < L; u++) {
-      const ko = (c0 + u) * stride + kOff, vo = (c0 + u) * stride + vOff;
+      const ko = (c0 + u) * stride + kOff,
+        vo = (c0 + u) * stride + vOff;
       const ks = new Float64Array(d);
       for (let m = 0; m < d; m++) ks[m] = s * src[ko + m]!;
       phi(ks, fk);
@@ -112,22 +135,53 @@ export function mamba2Chunked(src: F32, qOff: number, kOff: number, vOff: number
 
 /** 2Mamba attention per sequence and head: the recurrent step for one row, the chunked form for several. */
 export const mamba2Op: CpuOp<'mamba2'> = (b, op, step, rows) => {
-  const src = b.f32(op.qkv), logA = b.f32(op.logA), S = b.f32(op.S), N = b.f32(op.N), y = b.f32(op.out);
-  const H = op.heads, d = op.headDim, D = phiDim(d), E = H * d, width = 3 * E;
+  const src = b.f32(op.qkv),
+    logA = b.f32(op.logA),
+    S = b.f32(op.S),
+    N = b.f32(op.N),
+    y = b.f32(op.out);
+  const H = op.heads,
+    d = op.headDim,
+    D = phiDim(d),
+    E = H * d,
+    width = 3 * E;
   let r0 = 0;
   for (const s of step.seqs) {
     for (let h = 0; h < H; h++) {
       const Sh = S.subarray((s.slot * H + h) * D * d, (s.slot * H + h + 1) * D * d);
       const Nh = N.subarray((s.slot * H + h) * D, (s.slot * H + h + 1) * D);
-      if (s.pos === 0) { Sh.fill(0); Nh.fill(0); }
+      if (s.pos === 0) {
+        Sh.fill(0);
+        Nh.fill(0);
+      }
       if (s.rows === 1) {
         const o = r0 * width;
-        mamba2Step(src.subarray(o + h * d, o + (h + 1) * d), src.subarray(o + E + h * d, o + E + (h + 1) * d),
-          src.subarray(o + 2 * E + h * d, o + 2 * E + (h + 1) * d), Math.exp(logA[r0 * H + h]!), Sh, Nh,
-          y.subarray(r0 * E + h * d, r0 * E + (h + 1) * d), d);
+        mamba2Step(
+          src.subarray(o + h * d, o + (h + 1) * d),
+          src.subarray(o + E + h * d, o + E + (h + 1) * d),
+          src.subarray(o + 2 * E + h * d, o + 2 * E + (h + 1) * d),
+          Math.exp(logA[r0 * H + h]!),
+          Sh,
+          Nh,
+          y.subarray(r0 * E + h * d, r0 * E + (h + 1) * d),
+          d,
+        );
       } else if (s.rows > 1) {
-        mamba2Chunked(src.subarray(r0 * width), h * d, E + h * d, 2 * E + h * d, width,
-          logA.subarray(r0 * H + h), H, s.rows, Sh, Nh, y.subarray(r0 * E + h * d), E, d);
+        mamba2Chunked(
+          src.subarray(r0 * width),
+          h * d,
+          E + h * d,
+          2 * E + h * d,
+          width,
+          logA.subarray(r0 * H + h),
+          H,
+          s.rows,
+          Sh,
+          Nh,
+          y.subarray(r0 * E + h * d),
+          E,
+          d,
+        );
       }
     }
     r0 += s.rows;

@@ -16,13 +16,21 @@ export function rmsnorm(x: F32, w: F32, out: F32, rows: number, dim: number, eps
 
 /** out[r, :n] (+)= x[r, :k] · wᵀ, w row-major [n, k]. Rows go four at a time so each weight row is read once per four. */
 export function matmul(x: F32, w: F32, out: F32, rows: number, k: number, n: number, add = false): void {
-  const put = (i: number, v: number) => { out[i] = add ? out[i]! + v : v; };
+  const put = (i: number, v: number) => {
+    out[i] = add ? out[i]! + v : v;
+  };
   let r = 0;
   for (; r + 3 < rows; r += 4) {
-    const x0 = r * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+    const x0 = r * k,
+      x1 = x0 + k,
+      x2 = x1 + k,
+      x3 = x2 + k;
     for (let c = 0; c < n; c++) {
       const wo = c * k;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
       for (let i = 0; i < k; i++) {
         const wv = w[wo + i]!;
         s0 += x[x0 + i]! * wv;
@@ -30,14 +38,19 @@ export function matmul(x: F32, w: F32, out: F32, rows: number, k: number, n: num
         s2 += x[x2 + i]! * wv;
         s3 += x[x3 + i]! * wv;
       }
-      put(r * n + c, s0); put((r + 1) * n + c, s1); put((r + 2) * n + c, s2); put((r + 3) * n + c, s3);
+      put(r * n + c, s0);
+      put((r + 1) * n + c, s1);
+      put((r + 2) * n + c, s2);
+      put((r + 3) * n + c, s3);
     }
   }
   for (; r < rows; r++) {
     const xo = r * k;
     for (let c = 0; c < n; c++) {
       const wo = c * k;
-      let s0 = 0, s1 = 0, i = 0;
+      let s0 = 0,
+        s1 = 0,
+        i = 0;
       for (; i + 1 < k; i += 2) {
         s0 += x[xo + i]! * w[wo + i]!;
         s1 += x[xo + i + 1]! * w[wo + i + 1]!;
@@ -51,7 +64,8 @@ export function matmul(x: F32, w: F32, out: F32, rows: number, k: number, n: num
 export function siluMul(x: F32, out: F32, rows: number, n: number): void {
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < n; i++) {
-      const g = x[r * 2 * n + i]!, u = x[r * 2 * n + n + i]!;
+      const g = x[r * 2 * n + i]!,
+        u = x[r * 2 * n + n + i]!;
       out[r * n + i] = (g / (1 + Math.exp(-g))) * u;
     }
   }

@@ -13,7 +13,7 @@ function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 function cumsum(A: ArrayLike<number>): number[] {
   const C: number[] = [];
   let acc = 0;
-  for (let i = 0; i < A.length; i++) C.push(acc += A[i]!);
+  for (let i = 0; i < A.length; i++) C.push((acc += A[i]!));
   return C;
 }
 
@@ -32,17 +32,29 @@ const causal = (i: number, f: (j: number) => number) => Array.from({ length: i +
 
 /** 2Mamba: w_ij = (s q_i·k_j)² exp(C_i − C_j), row-normalised; A_t = log-decay per token. */
 export function twoMambaParallel(q: Rows, k: Rows, v: Rows, A: ArrayLike<number>): number[][] {
-  const s = 1 / Math.sqrt(q[0]!.length), C = cumsum(A);
-  return q.map((qi, i) => rowAverage(v, causal(i, (j) => (s * dot(qi, k[j]!)) ** 2 * Math.exp(C[i]! - C[j]!)), DEN_FLOOR));
+  const s = 1 / Math.sqrt(q[0]!.length),
+    C = cumsum(A);
+  return q.map((qi, i) =>
+    rowAverage(
+      v,
+      causal(i, (j) => (s * dot(qi, k[j]!)) ** 2 * Math.exp(C[i]! - C[j]!)),
+      DEN_FLOOR,
+    ),
+  );
 }
 
 /** 2Mamba-E: softmax_j(s q_i·k_j + C_i − C_j). */
 export function twoMambaEParallel(q: Rows, k: Rows, v: Rows, A: ArrayLike<number>): number[][] {
-  const s = 1 / Math.sqrt(q[0]!.length), C = cumsum(A);
+  const s = 1 / Math.sqrt(q[0]!.length),
+    C = cumsum(A);
   return q.map((qi, i) => {
     const l = causal(i, (j) => s * dot(qi, k[j]!) + C[i]! - C[j]!);
     const mx = Math.max(...l);
-    return rowAverage(v, l.map((x) => Math.exp(x - mx)), 0);
+    return rowAverage(
+      v,
+      l.map((x) => Math.exp(x - mx)),
+      0,
+    );
   });
 }
 

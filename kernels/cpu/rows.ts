@@ -8,7 +8,8 @@ type F32 = Float32Array;
 export function embed(table: F32, ids: Int32Array, out: F32, rows: number, dim: number, vocab: number): void {
   for (let r = 0; r < rows; r++) {
     const id = ids[r]!;
-    if (id < 0 || id >= vocab) throw new RangeError(`embed: token id ${id} is outside the vocabulary (0 … ${vocab - 1})`);
+    if (id < 0 || id >= vocab)
+      throw new RangeError(`embed: token id ${id} is outside the vocabulary (0 … ${vocab - 1})`);
     out.set(table.subarray(id * dim, (id + 1) * dim), r * dim);
   }
 }
@@ -23,8 +24,10 @@ export const embedOp: CpuOp<'embed'> = (b, op, step, rows) => {
 
 /** out[s] = x[last row of sequence s] */
 export const gatherLastOp: CpuOp<'gather_last'> = (b, op, step, rows) => {
-  const x = b.f32(op.x), out = b.f32(op.out);
-  let r = 0, i = 0;
+  const x = b.f32(op.x),
+    out = b.f32(op.out);
+  let r = 0,
+    i = 0;
   for (const s of step.seqs) {
     r += s.rows;
     if (s.rows > 0) out.set(x.subarray((r - 1) * op.dim, r * op.dim), i * op.dim);
@@ -34,12 +37,22 @@ export const gatherLastOp: CpuOp<'gather_last'> = (b, op, step, rows) => {
 
 /** Argmax, or Gumbel-max over logits / T with noise keyed by (seed, draw) (kernels/ops.ts). */
 export const sampleOp: CpuOp<'sample'> = (b, op, step, rows) => {
-  const x = b.f32(op.logits), prm = b.get(op.params), out = b.get(op.out), V = op.vocab;
+  const x = b.f32(op.logits),
+    prm = b.get(op.params),
+    out = b.get(op.out),
+    V = op.vocab;
   for (let s = 0; s < step.seqs.length; s++) {
     const { temperature: T, key } = readSampleParams(prm, s);
     const score = (i: number) => (T > 0 ? x[s * V + i]! / T + sampleNoise(key, i) : x[s * V + i]!);
-    let best = score(0), arg = 0;
-    for (let i = 1; i < V; i++) { const v = score(i); if (v > best) { best = v; arg = i; } }
+    let best = score(0),
+      arg = 0;
+    for (let i = 1; i < V; i++) {
+      const v = score(i);
+      if (v > best) {
+        best = v;
+        arg = i;
+      }
+    }
     out[s] = arg;
   }
 };

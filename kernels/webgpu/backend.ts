@@ -2,7 +2,15 @@
 // submit per step. It knows no op: each family turns its ops into dispatches (kernel variant, buffers, params, grid).
 // Pipelines and bind groups are built once and cached (a bind group is rebuilt only when one of its buffers was
 // re-created); per-step scalars go in one params write and one meta write.
-import { type Backend, type BufferOptions, type BufferRole, type Plan, type Step, type WeightDType, totalRows } from '../backend.js';
+import {
+  type Backend,
+  type BufferOptions,
+  type BufferRole,
+  type Plan,
+  type Step,
+  type WeightDType,
+  totalRows,
+} from '../backend.js';
 import type { BufferKind } from '../backend.js';
 import type { Op } from '../ops.js';
 import { f32ToF16 } from '../../lib/f16.js';
@@ -46,9 +54,16 @@ export class WebGpuBackend implements Backend, OpTimes {
   /** JS time spent building and encoding steps (ms), for the bench. */
   encodeMs = 0;
 
-  private constructor(readonly device: GPUDevice, readonly info: GpuInfo) {
-    device.addEventListener('uncapturederror', (e) => { this.error ??= new Error(`WebGPU: ${(e as GPUUncapturedErrorEvent).error.message}`); });
-    void device.lost.then((i) => { if (i.reason !== 'destroyed') this.error ??= new Error(`WebGPU device lost: ${i.message}`); });
+  private constructor(
+    readonly device: GPUDevice,
+    readonly info: GpuInfo,
+  ) {
+    device.addEventListener('uncapturederror', (e) => {
+      this.error ??= new Error(`WebGPU: ${(e as GPUUncapturedErrorEvent).error.message}`);
+    });
+    void device.lost.then((i) => {
+      if (i.reason !== 'destroyed') this.error ??= new Error(`WebGPU device lost: ${i.message}`);
+    });
   }
 
   static async open(): Promise<WebGpuBackend> {
@@ -60,25 +75,36 @@ export class WebGpuBackend implements Backend, OpTimes {
     if (this.error) throw this.error;
   }
 
-  create(name: string, elements: number, { kind = 'f32', init, storage = 'f32', role = 'act' }: BufferOptions = {}): void {
+  create(
+    name: string,
+    elements: number,
+    { kind = 'f32', init, storage = 'f32', role = 'act' }: BufferOptions = {},
+  ): void {
     const packed = storage !== 'f32' && kind === 'f32';
     const bytes = Math.max(16, Math.ceil((packed ? Math.ceil(elements / 2) * 4 : elements * 4) / 16) * 16);
     if (bytes > this.info.maxStorageBufferBindingSize) {
-      throw new Error(`buffer "${name}" needs ${bytes} bytes, above this adapter's ${this.info.maxStorageBufferBindingSize}-byte ` +
-        'storage binding limit (lavapipe: 128 MiB): use a smaller model, batch or KV pool on this adapter');
+      throw new Error(
+        `buffer "${name}" needs ${bytes} bytes, above this adapter's ${this.info.maxStorageBufferBindingSize}-byte ` +
+          'storage binding limit (lavapipe: 128 MiB): use a smaller model, batch or KV pool on this adapter',
+      );
     }
     this.bufs.get(name)?.buf.destroy();
     const buf = this.device.createBuffer({
-      label: name, size: bytes, mappedAtCreation: init !== undefined,
+      label: name,
+      size: bytes,
+      mappedAtCreation: init !== undefined,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
     if (init) {
-      if (init.length !== elements) throw new RangeError(`create ${name}: ${init.length} initial values for ${elements} elements`);
+      if (init.length !== elements)
+        throw new RangeError(`create ${name}: ${init.length} initial values for ${elements} elements`);
       const range = buf.getMappedRange();
       if (kind === 'i32') new Int32Array(range).set(init);
       else if (!packed) new Float32Array(range).set(init);
       else {
-        const u16 = new Uint16Array(range), f = new Float32Array(1), u = new Uint32Array(f.buffer);
+        const u16 = new Uint16Array(range),
+          f = new Float32Array(1),
+          u = new Uint32Array(f.buffer);
         for (let i = 0; i < elements; i++) {
           f[0] = init[i]!;
           // values were rounded to the dtype by the caller: f16 via the IEEE conversion, bf16 by truncation (exact)
@@ -107,7 +133,8 @@ export class WebGpuBackend implements Backend, OpTimes {
   write(name: string, data: ArrayLike<number>, offset = 0): void {
     const b = this.get(name);
     if (b.storage !== 'f32') throw new Error(`write ${name}: packed 16-bit weights are written only at creation`);
-    if (offset + data.length > b.elements) throw new RangeError(`write ${name}: ${offset}+${data.length} exceeds ${b.elements}`);
+    if (offset + data.length > b.elements)
+      throw new RangeError(`write ${name}: ${offset}+${data.length} exceeds ${b.elements}`);
     const arr = b.kind === 'i32' ? Int32Array.from(data) : Float32Array.from(data);
     this.device.queue.writeBuffer(b.buf, offset * 4, arr.buffer, 0, arr.byteLength);
   }
@@ -118,9 +145,14 @@ export class WebGpuBackend implements Backend, OpTimes {
     const n = count ?? b.elements - offset;
     const bytes = Math.max(4, n * 4); // f32 values: always a multiple of the 4-byte copy alignment
     const i = this.staging.findIndex((s) => s.size >= bytes);
-    const staging = i >= 0 ? this.staging.splice(i, 1)[0]! : this.device.createBuffer({
-      label: 'staging', size: Math.max(256, 2 ** Math.ceil(Math.log2(bytes))), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
+    const staging =
+      i >= 0
+        ? this.staging.splice(i, 1)[0]!
+        : this.device.createBuffer({
+            label: 'staging',
+            size: Math.max(256, 2 ** Math.ceil(Math.log2(bytes))),
+            usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+          });
     const enc = this.device.createCommandEncoder();
     enc.copyBufferToBuffer(b.buf, offset * 4, staging, 0, n * 4);
     this.device.queue.submit([enc.finish()]);
@@ -161,17 +193,31 @@ export class WebGpuBackend implements Backend, OpTimes {
     const size = Math.min(bytes, this.info.maxStorageBufferBindingSize - 4) & ~255;
     const mk = (label: string) => this.device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE });
     const [a, b] = [mk('bw.src'), mk('bw.dst')];
-    const module = this.device.createShaderModule({ code: `@group(0) @binding(0) var<storage, read> s: array<vec4<f32>>;
+    const module = this.device.createShaderModule({
+      code: `@group(0) @binding(0) var<storage, read> s: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> d: array<vec4<f32>>;
 @compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
   let total = arrayLength(&s); let stride = n.x * 256u;
   for (var i = g.x; i < total; i += stride) { d[i] = s[i]; }
-}` });
-    const pipeline = this.device.createComputePipeline({ label: 'bandwidth', layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: a } }, { binding: 1, resource: { buffer: b } }] });
+}`,
+    });
+    const pipeline = this.device.createComputePipeline({
+      label: 'bandwidth',
+      layout: 'auto',
+      compute: { module, entryPoint: 'main' },
+    });
+    const group = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: a } },
+        { binding: 1, resource: { buffer: b } },
+      ],
+    });
     const run = async (n: number) => {
-      const enc = this.device.createCommandEncoder(), pass = enc.beginComputePass();
-      pass.setPipeline(pipeline); pass.setBindGroup(0, group);
+      const enc = this.device.createCommandEncoder(),
+        pass = enc.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
       for (let i = 0; i < n; i++) pass.dispatchWorkgroups(Math.min(65535, Math.ceil(size / 16 / 256 / 4)));
       pass.end();
       this.device.queue.submit([enc.finish()]);
@@ -182,7 +228,8 @@ export class WebGpuBackend implements Backend, OpTimes {
     const t0 = performance.now();
     await run(reps);
     const s = (performance.now() - t0) / 1000;
-    a.destroy(); b.destroy();
+    a.destroy();
+    b.destroy();
     return (2 * size * reps) / s;
   }
 
@@ -195,17 +242,24 @@ export class WebGpuBackend implements Backend, OpTimes {
     const layout = this.device.createBindGroupLayout({
       label: key,
       entries: [
-        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: PARAMS_BYTES } },
+        {
+          binding: 0,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: PARAMS_BYTES },
+        },
         { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
         ...kernel.bindings(variant as never).map((a, i) => ({
-          binding: i + 2, visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: a === 'ro' ? 'read-only-storage' as const : 'storage' as const },
+          binding: i + 2,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: a === 'ro' ? ('read-only-storage' as const) : ('storage' as const) },
         })),
       ],
     });
     const module = this.device.createShaderModule({ label: key, code: kernel.source(variant as never) });
     const pipeline = this.device.createComputePipeline({
-      label: key, layout: this.device.createPipelineLayout({ label: key, bindGroupLayouts: [layout] }), compute: { module, entryPoint: 'main' },
+      label: key,
+      layout: this.device.createPipelineLayout({ label: key, bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
     });
     p = { pipeline, layout };
     this.pipelines.set(key, p);
@@ -225,11 +279,15 @@ export class WebGpuBackend implements Backend, OpTimes {
   /** What a family may ask of the backend while it turns one step's op into dispatches. */
   private context(step: Step): DispatchContext {
     return {
-      step, rows: totalRows(step), seqs: step.seqs.length, maxRows: Math.max(0, ...step.seqs.map((s) => s.rows)),
+      step,
+      rows: totalRows(step),
+      seqs: step.seqs.length,
+      maxRows: Math.max(0, ...step.seqs.map((s) => s.rows)),
       storage: (name) => this.get(name).storage,
       scratch: (name, elements, kind: BufferKind = 'f32') => {
         const b = this.bufs.get(name);
-        if (!b || b.elements < elements) this.create(name, Math.max(elements, 2 * (b?.elements ?? 0)), { kind, role: 'scratch' });
+        if (!b || b.elements < elements)
+          this.create(name, Math.max(elements, 2 * (b?.elements ?? 0)), { kind, role: 'scratch' });
         return name;
       },
       table: (name, values) => {
@@ -244,12 +302,17 @@ export class WebGpuBackend implements Backend, OpTimes {
 
   /** The step's dispatch list: each op through its family, fusing an op with the next where a family can. */
   private dispatches(plan: Plan, step: Step): { d: Dispatch; opIndex: number }[] {
-    const ctx = this.context(step), list: { d: Dispatch; opIndex: number }[] = [];
+    const ctx = this.context(step),
+      list: { d: Dispatch; opIndex: number }[] = [];
     for (let i = 0; i < plan.ops.length; i++) {
-      const op = plan.ops[i]!, family = FAMILY_OF.get(op.op);
+      const op = plan.ops[i]!,
+        family = FAMILY_OF.get(op.op);
       if (!family) throw new Error(`webgpu: no kernel family runs op "${op.op}"`);
       const fused = family.fuse?.(op, plan.ops[i + 1], ctx);
-      if (fused) { list.push({ d: fused, opIndex: i++ }); continue; }
+      if (fused) {
+        list.push({ d: fused, opIndex: i++ });
+        continue;
+      }
       for (const d of family.dispatch(op, ctx)) list.push({ d, opIndex: i });
     }
     return list;
@@ -260,12 +323,29 @@ export class WebGpuBackend implements Backend, OpTimes {
    * counts and a params buffer of its own — and replayed: later steps of that shape only write `meta` (positions,
    * slots, page tables) and encode. A recording is dropped when any of its buffers was re-created.
    */
-  private recordings = new Map<string, { epoch: number; params: GPUBuffer; entries: { opIndex: number; pipeline: GPUComputePipeline; group: GPUBindGroup; offset: number; x: number; y: number }[] }>();
+  private recordings = new Map<
+    string,
+    {
+      epoch: number;
+      params: GPUBuffer;
+      entries: {
+        opIndex: number;
+        pipeline: GPUComputePipeline;
+        group: GPUBindGroup;
+        offset: number;
+        x: number;
+        y: number;
+      }[];
+    }
+  >();
   private planIds = new WeakMap<Plan, number>();
   private nextPlanId = 0;
   private record(plan: Plan, step: Step) {
     let id = this.planIds.get(plan);
-    if (id === undefined) { id = ++this.nextPlanId; this.planIds.set(plan, id); }
+    if (id === undefined) {
+      id = ++this.nextPlanId;
+      this.planIds.set(plan, id);
+    }
     // the attention grid depends on how many key ranges the longest row spans
     const splits = plan.ops.some((o) => o.op === 'attention') ? attentionSplits(step) : 0;
     const key = `${id}|${splits}|${step.seqs.map((q) => q.rows).join(',')}`;
@@ -273,14 +353,19 @@ export class WebGpuBackend implements Backend, OpTimes {
     if (old && old.epoch === this.gen) return old;
     if (old) old.params.destroy();
     const list = this.dispatches(plan, step);
-    const params = this.device.createBuffer({ label: 'params', size: Math.max(256, list.length * PARAM_STRIDE), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const params = this.device.createBuffer({
+      label: 'params',
+      size: Math.max(256, list.length * PARAM_STRIDE),
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
     const blob = new Uint32Array((list.length * PARAM_STRIDE) / 4);
     list.forEach(({ d }, i) => blob.set(d.params, (i * PARAM_STRIDE) / 4));
     this.device.queue.writeBuffer(params, 0, blob.buffer, 0, blob.byteLength);
     const entries = list.map(({ d, opIndex }, i) => {
       const { pipeline, layout } = this.pipeline(d.kernel, d.variant);
       const group = this.device.createBindGroup({
-        label: `${d.kernel.name} (${d.buffers.join(', ')})`, layout,
+        label: `${d.kernel.name} (${d.buffers.join(', ')})`,
+        layout,
         entries: [
           { binding: 0, resource: { buffer: params, offset: 0, size: PARAMS_BYTES } },
           { binding: 1, resource: { buffer: this.meta! } },
@@ -304,7 +389,11 @@ export class WebGpuBackend implements Backend, OpTimes {
     const meta = stepMeta(step);
     if (!this.meta || this.meta.size < meta.byteLength) {
       this.meta?.destroy();
-      this.meta = this.device.createBuffer({ label: 'meta', size: Math.max(4096, 2 ** Math.ceil(Math.log2(meta.byteLength))), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      this.meta = this.device.createBuffer({
+        label: 'meta',
+        size: Math.max(4096, 2 ** Math.ceil(Math.log2(meta.byteLength))),
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      });
       this.gen++; // recorded bind groups point at the old meta buffer
     }
     this.device.queue.writeBuffer(this.meta, 0, meta.buffer, 0, meta.byteLength);
@@ -318,7 +407,8 @@ export class WebGpuBackend implements Backend, OpTimes {
     const enc = this.device.createCommandEncoder({ label: 'step' });
     const timer = StepTimer.for(this.device, plan, this);
     let pass = enc.beginComputePass({ label: 'step', ...(timer ? { timestampWrites: timer.writes(0) } : {}) });
-    let passOp = 0, last: GPUComputePipeline | null = null;
+    let passOp = 0,
+      last: GPUComputePipeline | null = null;
     for (const e of rec.entries) {
       if (timer?.splits(e.opIndex, passOp)) {
         pass.end();
@@ -326,7 +416,10 @@ export class WebGpuBackend implements Backend, OpTimes {
         last = null;
         pass = enc.beginComputePass({ timestampWrites: timer.writes(e.opIndex) });
       }
-      if (e.pipeline !== last) { pass.setPipeline(e.pipeline); last = e.pipeline; }
+      if (e.pipeline !== last) {
+        pass.setPipeline(e.pipeline);
+        last = e.pipeline;
+      }
       pass.setBindGroup(0, e.group, [e.offset]);
       pass.dispatchWorkgroups(e.x, e.y);
     }

@@ -4,9 +4,11 @@ import { createRequire } from 'node:module';
 
 export class WebGpuUnavailableError extends Error {
   constructor(detail: string) {
-    super(`no WebGPU adapter (${detail}): on a CPU machine install Mesa's lavapipe 25 ` +
-      '(add bookworm-backports, then apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1), ' +
-      'or run on a GPU host with its Vulkan driver; or use --backend cpu');
+    super(
+      `no WebGPU adapter (${detail}): on a CPU machine install Mesa's lavapipe 25 ` +
+        '(add bookworm-backports, then apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1), ' +
+        'or run on a GPU host with its Vulkan driver; or use --backend cpu',
+    );
     this.name = 'WebGpuUnavailableError';
   }
 }
@@ -47,7 +49,10 @@ export async function openGpu(): Promise<Gpu> {
   } catch (e) {
     throw new WebGpuUnavailableError(`the webgpu package did not load: ${(e as Error).message}`);
   }
-  if (!globalsInstalled) { Object.assign(globalThis, mod.globals); globalsInstalled = true; }
+  if (!globalsInstalled) {
+    Object.assign(globalThis, mod.globals);
+    globalsInstalled = true;
+  }
   const gpu = mod.create(['enable-dawn-features=vulkan_enable_f16_on_nvidia,use_vulkan_memory_model']);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
   if (!adapter) throw new WebGpuUnavailableError('requestAdapter found none');
@@ -71,9 +76,14 @@ export async function openGpu(): Promise<Gpu> {
   return {
     device,
     info: {
-      description: ai.description || ai.device || 'unknown adapter', vendor: ai.vendor ?? '', architecture: ai.architecture ?? '',
-      subgroupMinSize: ai.subgroupMinSize ?? 0, subgroupMaxSize: ai.subgroupMaxSize ?? 0,
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, dawnVersion: dawnVersion(),
+      description: ai.description || ai.device || 'unknown adapter',
+      vendor: ai.vendor ?? '',
+      architecture: ai.architecture ?? '',
+      subgroupMinSize: ai.subgroupMinSize ?? 0,
+      subgroupMaxSize: ai.subgroupMaxSize ?? 0,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      dawnVersion: dawnVersion(),
     },
   };
 }

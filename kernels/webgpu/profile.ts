@@ -14,7 +14,11 @@ export class StepTimer {
   private readonly qs: GPUQuerySet;
   private readonly queries: number;
 
-  private constructor(private readonly device: GPUDevice, private readonly plan: Plan, private readonly perOp: boolean) {
+  private constructor(
+    private readonly device: GPUDevice,
+    private readonly plan: Plan,
+    private readonly perOp: boolean,
+  ) {
     this.queries = perOp ? 2 * plan.ops.length : 2;
     this.qs = device.createQuerySet({ type: 'timestamp', count: this.queries });
   }
@@ -39,7 +43,10 @@ export class StepTimer {
   /** Resolve the queries after the step's passes; read and record them once the GPU is done. */
   async finish(enc: GPUCommandEncoder, submit: () => void, t: OpTimes): Promise<void> {
     const bytes = 8 * this.queries;
-    const resolve = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const resolve = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
     const read = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     enc.resolveQuerySet(this.qs, 0, this.queries, resolve, 0);
     enc.copyBufferToBuffer(resolve, 0, read, 0, bytes);
@@ -56,6 +63,9 @@ export class StepTimer {
         t.profile!.set(key, e);
       });
     } else t.stepTimes?.push(ms(0));
-    read.unmap(); read.destroy(); resolve.destroy(); this.qs.destroy();
+    read.unmap();
+    read.destroy();
+    resolve.destroy();
+    this.qs.destroy();
   }
 }

@@ -2,12 +2,21 @@
 // One place for every knob, so a tuning run on the GPU host changes environment variables, not code.
 
 /** A matmul workgroup: R rows × (CG column groups × C columns), K split over TK lanes per column group. */
-export interface MatmulShape { R: number; C: number; TK: number; CG: number }
+export interface MatmulShape {
+  R: number;
+  C: number;
+  TK: number;
+  CG: number;
+}
 
 function envInts(name: string, fallback: string, check: (v: number[]) => boolean, what: string): number[][] {
   const raw = process.env[name] ?? fallback;
   const groups = raw.split(';').map((t) => t.split(',').map(Number));
-  if (!groups.every((g) => g.every(Number.isInteger)) || !check(groups.flat()) || !groups.every((g) => g.length === groups[0]!.length)) {
+  if (
+    !groups.every((g) => g.every(Number.isInteger)) ||
+    !check(groups.flat()) ||
+    !groups.every((g) => g.length === groups[0]!.length)
+  ) {
     throw new Error(`${name} must be ${what}, got ${JSON.stringify(raw)}`);
   }
   return groups;
@@ -19,8 +28,16 @@ function envInts(name: string, fallback: string, check: (v: number[]) => boolean
  * Defaults chosen from a sweep on the H100 (docs/perf.md "Tuning"): GPU ms per decode step of the small 2Mamba model.
  */
 export const MATMUL_SHAPES: readonly MatmulShape[] = (() => {
-  const g = envInts('FURY_MATMUL_SHAPES', '1,2,64,2;4,4,64,1;8,4,16,4', (v) => v.every((n) => n >= 1), 'three "R,C,TK,CG" groups separated by ";"');
-  if (g.length !== 3 || g[0]!.length !== 4) throw new Error(`FURY_MATMUL_SHAPES must be three "R,C,TK,CG" groups separated by ";", got ${JSON.stringify(process.env.FURY_MATMUL_SHAPES)}`);
+  const g = envInts(
+    'FURY_MATMUL_SHAPES',
+    '1,2,64,2;4,4,64,1;8,4,16,4',
+    (v) => v.every((n) => n >= 1),
+    'three "R,C,TK,CG" groups separated by ";"',
+  );
+  if (g.length !== 3 || g[0]!.length !== 4)
+    throw new Error(
+      `FURY_MATMUL_SHAPES must be three "R,C,TK,CG" groups separated by ";", got ${JSON.stringify(process.env.FURY_MATMUL_SHAPES)}`,
+    );
   return g.map(([R, C, TK, CG]) => ({ R: R!, C: C!, TK: TK!, CG: CG! }));
 })();
 export const matmulShape = (rows: number) => MATMUL_SHAPES[rows <= 1 ? 0 : rows <= 4 ? 1 : 2]!;
@@ -28,10 +45,17 @@ export const matmulShape = (rows: number) => MATMUL_SHAPES[rows <= 1 ? 0 : rows 
 /** From this many rows a matmul runs as the tiled GEMM (prefill chunks, large batches); FURY_GEMM_MIN_ROWS. */
 export const GEMM_MIN_ROWS = Number(process.env.FURY_GEMM_MIN_ROWS ?? 64);
 if (!Number.isInteger(GEMM_MIN_ROWS) || GEMM_MIN_ROWS < 1) {
-  throw new Error(`FURY_GEMM_MIN_ROWS must be a positive integer, got ${JSON.stringify(process.env.FURY_GEMM_MIN_ROWS)}`);
+  throw new Error(
+    `FURY_GEMM_MIN_ROWS must be a positive integer, got ${JSON.stringify(process.env.FURY_GEMM_MIN_ROWS)}`,
+  );
 }
 
 /** State rows per thread of the 2Mamba decode state kernel: few (a wide grid) when few (sequence, head) pairs run.
  *  FURY_M2_RPT="few,many". */
-export const M2_RPT = envInts('FURY_M2_RPT', '4,8', (v) => v.length === 2 && v.every((n) => n >= 1 && n <= 32), 'two integers from 1 to 32 ("few,many")')[0]!;
+export const M2_RPT = envInts(
+  'FURY_M2_RPT',
+  '4,8',
+  (v) => v.length === 2 && v.every((n) => n >= 1 && n <= 32),
+  'two integers from 1 to 32 ("few,many")',
+)[0]!;
 export const m2Rpt = (pairs: number) => M2_RPT[pairs >= 128 ? 1 : 0]!;

@@ -49,39 +49,54 @@ function prompts(p: unknown): Prompt[] {
 export function chatMessages(m: unknown): ChatMessage[] {
   return (m as Body[]).map((msg) => {
     const c = msg.content as string | Part[] | null | undefined;
-    return { ...msg, role: msg.role as string, content: typeof c === 'string' ? c : Array.isArray(c) ? c.map((p) => p.text).join('') : '' };
+    return {
+      ...msg,
+      role: msg.role as string,
+      content: typeof c === 'string' ? c : Array.isArray(c) ? c.map((p) => p.text).join('') : '',
+    };
   });
 }
 
 /** Rules between fields, each a 400 naming the field the client should change. */
 function crossFieldRules(kind: GenRequest['kind'], b: Body, stream: boolean): void {
-  if (get(b, 'stream_options') !== undefined && !stream) throw badRequest('Stream options can only be defined when `stream=True`.', 'stream_options');
+  if (get(b, 'stream_options') !== undefined && !stream)
+    throw badRequest('Stream options can only be defined when `stream=True`.', 'stream_options');
   if (kind === 'chat') {
     if (get(b, 'top_logprobs') !== undefined && get(b, 'logprobs') !== true) {
       throw badRequest('when using `top_logprobs`, `logprobs` must be set to true', 'top_logprobs');
     }
     const rf = get<Body>(b, 'response_format');
-    if (rf && rf.type !== undefined && rf.type !== 'text') throw badRequest(`response_format type ${preview(rf.type)} is not supported (only "text")`, 'response_format');
+    if (rf && rf.type !== undefined && rf.type !== 'text')
+      throw badRequest(`response_format type ${preview(rf.type)} is not supported (only "text")`, 'response_format');
     const tc = b.tool_choice;
     if (b.tools && (tc === 'required' || (typeof tc === 'object' && tc !== null))) {
       throw badRequest('tool calling is not supported: tool_choice must be "none" or "auto"', 'tool_choice');
     }
   } else {
-    if (get(b, 'echo') === true && get(b, 'logprobs') !== undefined) throw badRequest('echo with logprobs (prompt logprobs) is not supported', 'echo');
+    if (get(b, 'echo') === true && get(b, 'logprobs') !== undefined)
+      throw badRequest('echo with logprobs (prompt logprobs) is not supported', 'echo');
     const suffix = get(b, 'suffix');
     if (suffix !== undefined && suffix !== '') throw badRequest("'suffix' is not supported", 'suffix');
   }
-  const n = get<number>(b, 'n') ?? 1, bestOf = get(b, 'best_of');
-  if (bestOf !== undefined && bestOf !== 1 && bestOf !== n) throw badRequest("'best_of' other than n is not supported", 'best_of');
+  const n = get<number>(b, 'n') ?? 1,
+    bestOf = get(b, 'best_of');
+  if (bestOf !== undefined && bestOf !== 1 && bestOf !== n)
+    throw badRequest("'best_of' other than n is not supported", 'best_of');
 }
 
 /** The sampling fields, range-checked once here (the scheduler's sampler takes them as they are). */
 function sampling(b: Body, logprobs: number | null): SamplingParams {
   try {
     return samplingParams({
-      temperature: get(b, 'temperature'), top_p: get(b, 'top_p'), top_k: get(b, 'top_k'), min_p: get(b, 'min_p'),
-      presence_penalty: get(b, 'presence_penalty'), frequency_penalty: get(b, 'frequency_penalty'),
-      repetition_penalty: get(b, 'repetition_penalty'), seed: get<number>(b, 'seed') ?? null, logprobs,
+      temperature: get(b, 'temperature'),
+      top_p: get(b, 'top_p'),
+      top_k: get(b, 'top_k'),
+      min_p: get(b, 'min_p'),
+      presence_penalty: get(b, 'presence_penalty'),
+      frequency_penalty: get(b, 'frequency_penalty'),
+      repetition_penalty: get(b, 'repetition_penalty'),
+      seed: get<number>(b, 'seed') ?? null,
+      logprobs,
     });
   } catch (e) {
     throw badRequest((e as Error).message, (e as { param?: string }).param ?? null);
@@ -92,20 +107,32 @@ export function genRequest(kind: GenRequest['kind'], body: unknown): GenRequest 
   const b = body as Body;
   const stream = get<boolean>(b, 'stream') ?? false;
   crossFieldRules(kind, b, stream);
-  const logprobs = kind === 'chat' ? (get(b, 'logprobs') === true ? get<number>(b, 'top_logprobs') ?? 0 : null) : get<number>(b, 'logprobs') ?? null;
+  const logprobs =
+    kind === 'chat'
+      ? get(b, 'logprobs') === true
+        ? (get<number>(b, 'top_logprobs') ?? 0)
+        : null
+      : (get<number>(b, 'logprobs') ?? null);
   const stop = get<string | string[]>(b, 'stop');
-  const maxTokens = kind === 'chat' ? get<number>(b, 'max_completion_tokens') ?? get<number>(b, 'max_tokens') : get<number>(b, 'max_tokens') ?? 16;
+  const maxTokens =
+    kind === 'chat'
+      ? (get<number>(b, 'max_completion_tokens') ?? get<number>(b, 'max_tokens'))
+      : (get<number>(b, 'max_tokens') ?? 16);
   return {
-    kind, model: b.model as string,
+    kind,
+    model: b.model as string,
     prompts: kind === 'completion' ? prompts(b.prompt) : [],
     messages: kind === 'chat' ? chatMessages(b.messages) : null,
-    maxTokens: maxTokens ?? null, n: get<number>(b, 'n') ?? 1, stream,
+    maxTokens: maxTokens ?? null,
+    n: get<number>(b, 'n') ?? 1,
+    stream,
     includeUsage: get<Body>(b, 'stream_options')?.include_usage === true,
     stop: stop === undefined ? [] : typeof stop === 'string' ? [stop] : stop,
     stopTokenIds: get<number[]>(b, 'stop_token_ids') ?? [],
     includeStopStr: get<boolean>(b, 'include_stop_str_in_output') ?? false,
-    sampling: sampling(b, logprobs), logprobs,
-    echo: kind === 'completion' ? get<boolean>(b, 'echo') ?? false : false,
+    sampling: sampling(b, logprobs),
+    logprobs,
+    echo: kind === 'completion' ? (get<boolean>(b, 'echo') ?? false) : false,
     ignoreEos: get<boolean>(b, 'ignore_eos') ?? false,
     minTokens: get<number>(b, 'min_tokens') ?? 0,
     truncatePromptTokens: get<number>(b, 'truncate_prompt_tokens') ?? null,

@@ -12,7 +12,9 @@ const bytes = (s: string) => [...Buffer.from(s, 'utf8')];
 export function chatLogprobs(lps: TokenLogprobInfo[]) {
   return {
     content: lps.map((l) => ({
-      token: l.token, logprob: l.logprob, bytes: bytes(l.token),
+      token: l.token,
+      logprob: l.logprob,
+      bytes: bytes(l.token),
       top_logprobs: l.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: bytes(t.token) })),
     })),
     refusal: null,
@@ -21,10 +23,15 @@ export function chatLogprobs(lps: TokenLogprobInfo[]) {
 
 export function completionLogprobs(lps: TokenLogprobInfo[], offset: number) {
   const text_offset: number[] = [];
-  for (const l of lps) { text_offset.push(offset); offset += l.token.length; }
+  for (const l of lps) {
+    text_offset.push(offset);
+    offset += l.token.length;
+  }
   return {
-    tokens: lps.map((l) => l.token), token_logprobs: lps.map((l) => l.logprob),
-    top_logprobs: lps.map((l) => Object.fromEntries(l.top.map((t) => [t.token, t.logprob]))), text_offset,
+    tokens: lps.map((l) => l.token),
+    token_logprobs: lps.map((l) => l.logprob),
+    top_logprobs: lps.map((l) => Object.fromEntries(l.top.map((t) => [t.token, t.logprob]))),
+    text_offset,
   };
 }
 
@@ -34,16 +41,23 @@ export function usage(promptTokens: number, results: ChoiceResult[]) {
   const sum = (f: (r: ChoiceResult) => number) => results.reduce((s, r) => s + f(r), 0);
   const withTokens = results.filter((r) => r.ids.length);
   return {
-    prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion,
+    prompt_tokens: promptTokens,
+    completion_tokens: completion,
+    total_tokens: promptTokens + completion,
     memory: {
       kind: results[0]?.peak.kind ?? 'recurrent_state',
-      state_bytes: sum((r) => r.peak.state_bytes), kv_bytes: sum((r) => r.peak.kv_bytes),
-      kv_tokens: sum((r) => r.peak.kv_tokens), kv_blocks: sum((r) => r.peak.kv_blocks),
-      peak_bytes: sum((r) => r.peak.state_bytes + r.peak.kv_bytes), dtype: 'f32',
+      state_bytes: sum((r) => r.peak.state_bytes),
+      kv_bytes: sum((r) => r.peak.kv_bytes),
+      kv_tokens: sum((r) => r.peak.kv_tokens),
+      kv_blocks: sum((r) => r.peak.kv_blocks),
+      peak_bytes: sum((r) => r.peak.state_bytes + r.peak.kv_bytes),
+      dtype: 'f32',
     },
     timings: {
       queue_time_ms: Math.max(0, ...results.map((r) => r.timings.queue_time_ms)),
-      time_to_first_token_ms: withTokens.length ? Math.min(...withTokens.map((r) => r.timings.time_to_first_token_ms)) : 0,
+      time_to_first_token_ms: withTokens.length
+        ? Math.min(...withTokens.map((r) => r.timings.time_to_first_token_ms))
+        : 0,
       generation_time_ms: Math.max(0, ...results.map((r) => r.timings.generation_time_ms)),
       mean_itl_ms: withTokens.length ? sum((r) => r.timings.mean_itl_ms) / withTokens.length : 0,
       tokens_per_second: sum((r) => r.timings.tokens_per_second),
@@ -57,13 +71,23 @@ export interface ResponseHead {
   model: string;
 }
 
-export function completionBody(h: ResponseHead, req: GenRequest, results: ChoiceResult[], echoes: string[], promptTokens: number) {
+export function completionBody(
+  h: ResponseHead,
+  req: GenRequest,
+  results: ChoiceResult[],
+  echoes: string[],
+  promptTokens: number,
+) {
   return {
-    id: h.id, object: 'text_completion', created: h.created, model: h.model,
+    id: h.id,
+    object: 'text_completion',
+    created: h.created,
+    model: h.model,
     choices: results.map((r) => {
       const echo = req.echo ? echoes[Math.floor(r.index / req.n)]! : '';
       return {
-        index: r.index, text: echo + r.text,
+        index: r.index,
+        text: echo + r.text,
         logprobs: req.logprobs === null ? null : completionLogprobs(r.logprobs, echo.length),
         finish_reason: finishReason(r),
       };
@@ -74,28 +98,50 @@ export function completionBody(h: ResponseHead, req: GenRequest, results: Choice
 
 export function chatBody(h: ResponseHead, req: GenRequest, results: ChoiceResult[], promptTokens: number) {
   return {
-    id: h.id, object: 'chat.completion', created: h.created, model: h.model,
+    id: h.id,
+    object: 'chat.completion',
+    created: h.created,
+    model: h.model,
     choices: results.map((r) => ({
-      index: r.index, message: { role: 'assistant', content: r.text, refusal: null },
-      logprobs: req.logprobs === null ? null : chatLogprobs(r.logprobs), finish_reason: finishReason(r),
+      index: r.index,
+      message: { role: 'assistant', content: r.text, refusal: null },
+      logprobs: req.logprobs === null ? null : chatLogprobs(r.logprobs),
+      finish_reason: finishReason(r),
     })),
     usage: usage(promptTokens, results),
   };
 }
 
 /** One stream chunk: a content delta, a role delta, or a finish. */
-export function chunk(h: ResponseHead, kind: 'completion' | 'chat', index: number,
-                      part: { role?: true; text?: string; logprobs?: TokenLogprobInfo[] | null; finish?: Finish; offset?: number }) {
+export function chunk(
+  h: ResponseHead,
+  kind: 'completion' | 'chat',
+  index: number,
+  part: { role?: true; text?: string; logprobs?: TokenLogprobInfo[] | null; finish?: Finish; offset?: number },
+) {
   const finish_reason = part.finish ?? null;
   if (kind === 'completion') {
     return {
-      id: h.id, object: 'text_completion', created: h.created, model: h.model,
-      choices: [{ index, text: part.text ?? '', logprobs: part.logprobs ? completionLogprobs(part.logprobs, part.offset ?? 0) : null, finish_reason }],
+      id: h.id,
+      object: 'text_completion',
+      created: h.created,
+      model: h.model,
+      choices: [
+        {
+          index,
+          text: part.text ?? '',
+          logprobs: part.logprobs ? completionLogprobs(part.logprobs, part.offset ?? 0) : null,
+          finish_reason,
+        },
+      ],
     };
   }
   const delta = part.role ? { role: 'assistant', content: '' } : part.text !== undefined ? { content: part.text } : {};
   return {
-    id: h.id, object: 'chat.completion.chunk', created: h.created, model: h.model,
+    id: h.id,
+    object: 'chat.completion.chunk',
+    created: h.created,
+    model: h.model,
     choices: [{ index, delta, logprobs: part.logprobs ? chatLogprobs(part.logprobs) : null, finish_reason }],
   };
 }

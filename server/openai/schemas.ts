@@ -11,7 +11,12 @@ type Schema = Record<string, unknown>;
 
 const INT_MAX = 2 ** 31;
 const nullable = (type: string | string[]) => [...(Array.isArray(type) ? type : [type]), 'null'];
-const int = (lo: number, hi: number): Schema => ({ type: nullable('integer'), minimum: lo, maximum: hi, 'x-expected': `an integer from ${lo} to ${hi}` });
+const int = (lo: number, hi: number): Schema => ({
+  type: nullable('integer'),
+  minimum: lo,
+  maximum: hi,
+  'x-expected': `an integer from ${lo} to ${hi}`,
+});
 const anyInt: Schema = { type: nullable('integer'), 'x-expected': 'an integer' };
 const num: Schema = { type: nullable('number'), 'x-expected': 'a number' };
 const bool: Schema = { type: nullable('boolean'), 'x-expected': 'a boolean' };
@@ -20,27 +25,74 @@ const tokenIds: Schema = { type: 'array', items: { type: 'integer', minimum: 0 }
 const model: Schema = { type: 'string', minLength: 1, 'x-error': "'model' is required and must be a string" };
 
 const stop: Schema = {
-  type: nullable(['string', 'array']), minLength: 1, maxItems: 4,
-  items: { type: 'string', minLength: 1, 'x-param': 'stop', 'x-errors': { type: "'stop' must be a string or an array of strings", minLength: "'stop' sequences must not be empty" } },
-  'x-errors': { type: "'stop' must be a string or an array of strings", minLength: "'stop' sequences must not be empty", maxItems: "'stop' may hold at most 4 sequences" },
+  type: nullable(['string', 'array']),
+  minLength: 1,
+  maxItems: 4,
+  items: {
+    type: 'string',
+    minLength: 1,
+    'x-param': 'stop',
+    'x-errors': {
+      type: "'stop' must be a string or an array of strings",
+      minLength: "'stop' sequences must not be empty",
+    },
+  },
+  'x-errors': {
+    type: "'stop' must be a string or an array of strings",
+    minLength: "'stop' sequences must not be empty",
+    maxItems: "'stop' may hold at most 4 sequences",
+  },
 };
 
 /** Fields of both endpoints (vLLM's extensions included). */
 const common: Record<string, Schema> = {
-  model, max_tokens: int(0, INT_MAX), temperature: num, top_p: num, n: int(1, 16), stream: bool,
+  model,
+  max_tokens: int(0, INT_MAX),
+  temperature: num,
+  top_p: num,
+  n: int(1, 16),
+  stream: bool,
   stream_options: { type: nullable('object'), 'x-error': "'stream_options' must be an object" },
-  stop, seed: anyInt, presence_penalty: num, frequency_penalty: num, user: {}, logit_bias: {},
-  top_k: anyInt, min_p: num, repetition_penalty: num, ignore_eos: bool, min_tokens: int(0, INT_MAX),
-  stop_token_ids: { type: nullable('array'), items: { type: 'integer', minimum: 0, 'x-param': 'stop_token_ids', 'x-error': "'stop_token_ids' must be an array of token ids" }, 'x-expected': 'an array of token ids' },
-  include_stop_str_in_output: bool, skip_special_tokens: {}, truncate_prompt_tokens: int(1, INT_MAX),
-  request_id: {}, priority: {}, best_of: {}, metadata: {}, store: {}, service_tier: {},
+  stop,
+  seed: anyInt,
+  presence_penalty: num,
+  frequency_penalty: num,
+  user: {},
+  logit_bias: {},
+  top_k: anyInt,
+  min_p: num,
+  repetition_penalty: num,
+  ignore_eos: bool,
+  min_tokens: int(0, INT_MAX),
+  stop_token_ids: {
+    type: nullable('array'),
+    items: {
+      type: 'integer',
+      minimum: 0,
+      'x-param': 'stop_token_ids',
+      'x-error': "'stop_token_ids' must be an array of token ids",
+    },
+    'x-expected': 'an array of token ids',
+  },
+  include_stop_str_in_output: bool,
+  skip_special_tokens: {},
+  truncate_prompt_tokens: int(1, INT_MAX),
+  request_id: {},
+  priority: {},
+  best_of: {},
+  metadata: {},
+  store: {},
+  service_tier: {},
   max_queue_time: { type: nullable('number'), exclusiveMinimum: 0, 'x-expected': 'a positive number of seconds' },
 };
 
-const PROMPT_ERROR = "'prompt' must be a string, an array of strings, an array of token ids or an array of token-id arrays";
+const PROMPT_ERROR =
+  "'prompt' must be a string, an array of strings, an array of token ids or an array of token-id arrays";
 
 export const CompletionRequest: Schema = {
-  $id: 'CompletionRequest', type: 'object', required: ['model', 'prompt'],
+  $id: 'CompletionRequest',
+  type: 'object',
+  required: ['model', 'prompt'],
   'x-error': 'the request body must be a JSON object',
   properties: {
     ...common,
@@ -51,66 +103,124 @@ export const CompletionRequest: Schema = {
         { ...tokenIds, minItems: 1 },
         { type: 'array', minItems: 1, items: tokenIds },
       ],
-      'x-error': PROMPT_ERROR, 'x-required': "'prompt' is required",
+      'x-error': PROMPT_ERROR,
+      'x-required': "'prompt' is required",
     },
-    logprobs: int(0, 5), echo: bool, suffix: {},
+    logprobs: int(0, 5),
+    echo: bool,
+    suffix: {},
   },
 };
 
 /** One message: a role and text content (a string, null, or text parts). */
 const message: Schema = {
-  type: 'object', required: ['role'], 'x-param': 'messages[{0}]', 'x-error': 'messages[{0}] must be an object',
+  type: 'object',
+  required: ['role'],
+  'x-param': 'messages[{0}]',
+  'x-error': 'messages[{0}] must be an object',
   properties: {
-    role: { type: 'string', 'x-param': 'messages[{0}].role', 'x-error': 'messages[{0}].role must be a string', 'x-required': 'messages[{0}].role must be a string' },
+    role: {
+      type: 'string',
+      'x-param': 'messages[{0}].role',
+      'x-error': 'messages[{0}].role must be a string',
+      'x-required': 'messages[{0}].role must be a string',
+    },
     content: {
-      type: ['string', 'array', 'null'], 'x-param': 'messages[{0}].content', 'x-error': 'messages[{0}].content must be a string or an array of text parts',
+      type: ['string', 'array', 'null'],
+      'x-param': 'messages[{0}].content',
+      'x-error': 'messages[{0}].content must be a string or an array of text parts',
       items: {
-        type: 'object', required: ['type', 'text'], properties: { type: { const: 'text' }, text: { type: 'string' } },
-        'x-param': 'messages[{0}].content', 'x-error': 'messages[{0}].content[{1}]: only text parts ({"type": "text", "text": …}) are supported',
+        type: 'object',
+        required: ['type', 'text'],
+        properties: { type: { const: 'text' }, text: { type: 'string' } },
+        'x-param': 'messages[{0}].content',
+        'x-error': 'messages[{0}].content[{1}]: only text parts ({"type": "text", "text": …}) are supported',
       },
     },
   },
 };
 
 export const ChatCompletionRequest: Schema = {
-  $id: 'ChatCompletionRequest', type: 'object', required: ['model', 'messages'],
+  $id: 'ChatCompletionRequest',
+  type: 'object',
+  required: ['model', 'messages'],
   'x-error': 'the request body must be a JSON object',
   properties: {
     ...common,
     messages: {
-      type: 'array', minItems: 1, items: message,
-      'x-errors': { type: "'messages' is required and must be an array of messages", minItems: "'messages' must hold at least one message" },
+      type: 'array',
+      minItems: 1,
+      items: message,
+      'x-errors': {
+        type: "'messages' is required and must be an array of messages",
+        minItems: "'messages' must hold at least one message",
+      },
       'x-required': "'messages' is required and must be an array of messages",
     },
-    max_completion_tokens: int(0, INT_MAX), logprobs: bool, top_logprobs: int(0, MAX_TOP_LOGPROBS),
-    add_generation_prompt: bool, chat_template_kwargs: {}, tools: {}, tool_choice: {},
+    max_completion_tokens: int(0, INT_MAX),
+    logprobs: bool,
+    top_logprobs: int(0, MAX_TOP_LOGPROBS),
+    add_generation_prompt: bool,
+    chat_template_kwargs: {},
+    tools: {},
+    tool_choice: {},
     response_format: {
-      type: nullable('object'), 'x-expected': 'an object',
-      properties: { type: { type: 'string', 'x-param': 'response_format', 'x-error': "'response_format.type' must be a string" } },
+      type: nullable('object'),
+      'x-expected': 'an object',
+      properties: {
+        type: { type: 'string', 'x-param': 'response_format', 'x-error': "'response_format.type' must be a string" },
+      },
     },
-    parallel_tool_calls: {}, reasoning_effort: {}, prompt_cache_key: {}, modalities: {}, functions: {}, function_call: {},
+    parallel_tool_calls: {},
+    reasoning_effort: {},
+    prompt_cache_key: {},
+    modalities: {},
+    functions: {},
+    function_call: {},
   },
 };
 
 /** POST /tokenize (vLLM): `prompt` (or `content`) or `messages`; the model may be omitted when one is served. */
 export const TokenizeRequest: Schema = {
-  $id: 'TokenizeRequest', type: 'object', 'x-error': 'the request body must be a JSON object',
+  $id: 'TokenizeRequest',
+  type: 'object',
+  'x-error': 'the request body must be a JSON object',
   properties: {
-    model, prompt: { type: 'string', 'x-expected': 'a string' }, content: { type: 'string', 'x-expected': 'a string' },
-    messages: ChatCompletionRequest.properties && (ChatCompletionRequest.properties as Record<string, Schema>).messages!,
-    add_special_tokens: bool, add_special: bool, add_generation_prompt: bool, return_token_strs: bool, with_pieces: bool,
+    model,
+    prompt: { type: 'string', 'x-expected': 'a string' },
+    content: { type: 'string', 'x-expected': 'a string' },
+    messages:
+      ChatCompletionRequest.properties && (ChatCompletionRequest.properties as Record<string, Schema>).messages!,
+    add_special_tokens: bool,
+    add_special: bool,
+    add_generation_prompt: bool,
+    return_token_strs: bool,
+    with_pieces: bool,
   },
 };
 
 /** POST /detokenize (vLLM): token ids back to text (the vocabulary bound is checked per model). */
 export const DetokenizeRequest: Schema = {
-  $id: 'DetokenizeRequest', type: 'object', required: ['tokens'], 'x-error': 'the request body must be a JSON object',
+  $id: 'DetokenizeRequest',
+  type: 'object',
+  required: ['tokens'],
+  'x-error': 'the request body must be a JSON object',
   properties: {
-    model, tokens: { ...tokenIds, 'x-error': "'tokens' must be an array of token ids", items: { type: 'integer', minimum: 0, 'x-param': 'tokens', 'x-error': "'tokens' must be an array of token ids" } },
+    model,
+    tokens: {
+      ...tokenIds,
+      'x-error': "'tokens' must be an array of token ids",
+      items: { type: 'integer', minimum: 0, 'x-param': 'tokens', 'x-error': "'tokens' must be an array of token ids" },
+    },
   },
 };
 
-export const SCHEMAS: readonly Schema[] = [CompletionRequest, ChatCompletionRequest, TokenizeRequest, DetokenizeRequest];
+export const SCHEMAS: readonly Schema[] = [
+  CompletionRequest,
+  ChatCompletionRequest,
+  TokenizeRequest,
+  DetokenizeRequest,
+];
 
 /** The fields a request kind knows (the rest are accepted, logged and ignored). */
 export const knownFields = (s: Schema) => new Set(Object.keys(s.properties as Record<string, Schema>));

@@ -10,25 +10,35 @@ export class SseStream {
   headersSent = false;
   pings = 0;
 
-  constructor(private readonly res: ServerResponse, private readonly pingMs: number, private readonly onPing?: () => void) {}
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly pingMs: number,
+    private readonly onPing?: () => void,
+  ) {}
 
   /** Send the 200 and the SSE headers, and start pinging. */
   open(extraHeaders: Record<string, string> = {}): void {
     if (this.headersSent) return;
     this.headersSent = true;
     this.res.writeHead(200, {
-      'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive',
-      'x-accel-buffering': 'no', ...extraHeaders,
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      ...extraHeaders,
     });
     this.res.flushHeaders();
     if (this.pingMs > 0) {
-      this.pingTimer = setInterval(() => {
-        if (Date.now() - this.lastWrite >= this.pingMs) {
-          this.pings++;
-          this.onPing?.();
-          void this.write(': ping\n\n');
-        }
-      }, Math.max(50, Math.floor(this.pingMs / 2)));
+      this.pingTimer = setInterval(
+        () => {
+          if (Date.now() - this.lastWrite >= this.pingMs) {
+            this.pings++;
+            this.onPing?.();
+            void this.write(': ping\n\n');
+          }
+        },
+        Math.max(50, Math.floor(this.pingMs / 2)),
+      );
     }
   }
 
@@ -37,16 +47,23 @@ export class SseStream {
   }
 
   private write(chunk: string): Promise<void> {
-    this.queue = this.queue.then(() => new Promise<void>((resolve) => {
-      if (this.closed) return resolve();
-      this.lastWrite = Date.now();
-      if (this.res.write(chunk)) resolve();
-      else {
-        const done = () => { this.res.off('drain', done); this.res.off('close', done); resolve(); };
-        this.res.on('drain', done);
-        this.res.on('close', done);
-      }
-    }));
+    this.queue = this.queue.then(
+      () =>
+        new Promise<void>((resolve) => {
+          if (this.closed) return resolve();
+          this.lastWrite = Date.now();
+          if (this.res.write(chunk)) resolve();
+          else {
+            const done = () => {
+              this.res.off('drain', done);
+              this.res.off('close', done);
+              resolve();
+            };
+            this.res.on('drain', done);
+            this.res.on('close', done);
+          }
+        }),
+    );
     return this.queue;
   }
 

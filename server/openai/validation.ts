@@ -20,7 +20,11 @@ const annotated = (n: Node) => 'x-error' in n || 'x-errors' in n || 'x-expected'
 
 /** The schema nodes from the root to the keyword's parent, following an Ajv schemaPath ("#/properties/n/minimum"). */
 function schemaNodes(root: Node, schemaPath: string): Node[] {
-  const segs = schemaPath.replace(/^[^#]*#\/?/, '').split('/').filter(Boolean).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const segs = schemaPath
+    .replace(/^[^#]*#\/?/, '')
+    .split('/')
+    .filter(Boolean)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const nodes: Node[] = [root];
   let cur: unknown = root;
   for (const s of segs.slice(0, -1)) {
@@ -37,7 +41,10 @@ function fill(template: string, indices: string[]): string {
 
 export function validationError(errors: readonly ErrorObject[], root: Node, body: unknown): ApiError {
   const e = errors[0]!;
-  const path = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const path = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const indices = path.filter((s) => /^\d+$/.test(s));
   const field = path[0];
   if (!field && e.keyword === 'type') return badRequest(String(root['x-error']), null, 'invalid_json');
@@ -46,19 +53,27 @@ export function validationError(errors: readonly ErrorObject[], root: Node, body
     const missing = String((e.params as { missingProperty: string }).missingProperty);
     const prop = ((nodes.at(-1)!.properties ?? {}) as Record<string, Node>)[missing] ?? {};
     const own = (prop['x-required'] ?? prop['x-error']) as string | undefined;
-    if (own) return badRequest(fill(own, indices), fill(String(prop['x-param'] ?? (field ?? missing)), indices));
+    if (own) return badRequest(fill(own, indices), fill(String(prop['x-param'] ?? field ?? missing), indices));
   }
   const node = [...nodes].reverse().find(annotated) ?? {};
   const param = fill(String(node['x-param'] ?? field ?? ''), indices) || null;
   const perKeyword = (node['x-errors'] as Record<string, string> | undefined)?.[e.keyword];
-  const message = perKeyword ?? (node['x-error'] as string | undefined) ??
-    (node['x-expected'] && field ? `'${field}' must be ${String(node['x-expected'])}, got ${preview((body as Node)?.[field])}` : null) ??
+  const message =
+    perKeyword ??
+    (node['x-error'] as string | undefined) ??
+    (node['x-expected'] && field
+      ? `'${field}' must be ${String(node['x-expected'])}, got ${preview((body as Node)?.[field])}`
+      : null) ??
     `${field ? `'${path.join('.')}' ` : 'the request body '}${e.message ?? 'is invalid'}`;
   return badRequest(fill(message, indices), param);
 }
 
 /** Fastify's validation error (`err.validation`, schemaPath "<$id>#/…") as an OpenAI error, or null for any other. */
-export function fromFastifyValidation(err: unknown, schemas: ReadonlyMap<string, Node>, body: unknown): ApiError | null {
+export function fromFastifyValidation(
+  err: unknown,
+  schemas: ReadonlyMap<string, Node>,
+  body: unknown,
+): ApiError | null {
   const errors = (err as { validation?: ErrorObject[] })?.validation;
   if (!Array.isArray(errors) || !errors.length) return null;
   const id = /^([^#]*)#/.exec(errors[0]!.schemaPath)?.[1] ?? '';

@@ -8,14 +8,22 @@ import { fromFastifyValidation } from '../openai/validation.js';
 
 const BY_ID = new Map(SCHEMAS.map((s) => [String(s.$id), s]));
 
-export const errorsPlugin = fp(async (app: FastifyInstance) => {
-  app.setErrorHandler((err, request, reply) => {
-    const e = fromFastifyValidation(err, BY_ID, request.body) ?? toApiError(err);
-    if (e.status >= 500) request.log.error({ err }, 'request failed');
-    void reply.code(e.status).headers(e.headers()).send(e.body());
-  });
-  app.setNotFoundHandler((request, reply) => {
-    const e = new ApiError(404, `no route ${request.method} ${request.url.split('?')[0]}`, 'not_found_error', 'route_not_found');
-    void reply.code(404).send(e.body());
-  });
-}, { name: 'fury-errors' });
+export const errorsPlugin = fp(
+  async (app: FastifyInstance) => {
+    app.setErrorHandler((err, request, reply) => {
+      const e = fromFastifyValidation(err, BY_ID, request.body) ?? toApiError(err);
+      if (e.status >= 500) request.log.error({ err }, 'request failed');
+      void reply.code(e.status).headers(e.headers()).send(e.body());
+    });
+    app.setNotFoundHandler((request, reply) => {
+      const e = new ApiError(
+        404,
+        `no route ${request.method} ${request.url.split('?')[0]}`,
+        'not_found_error',
+        'route_not_found',
+      );
+      void reply.code(404).send(e.body());
+    });
+  },
+  { name: 'fury-errors' },
+);

@@ -4,5 +4,9 @@ import { generationHandler } from '../generation.js';
 import type { ServerState } from '../state.js';
 
 export function chatRoute(app: FastifyInstance, state: ServerState): void {
-  app.post('/v1/chat/completions', { schema: { body: { $ref: 'ChatCompletionRequest#' } } }, generationHandler(state, 'chat'));
+  app.post(
+    '/v1/chat/completions',
+    { schema: { body: { $ref: 'ChatCompletionRequest#' } } },
+    generationHandler(state, 'chat'),
+  );
 }

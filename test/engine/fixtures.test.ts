@@ -19,35 +19,56 @@ interface Fixture {
   prompts: { text: string; ids: number[]; top_ids: number[]; top_logits: number[]; greedy: number[] }[];
 }
 
-const gpuSkip = await import('../../kernels/webgpu/device.js').then((d) => d.openGpu()).then(
-  (g) => { g.device.destroy(); return false; },
-  (e: Error) => { if (process.env.CI) throw e; return `no WebGPU adapter: ${e.message}`; });
+const gpuSkip = await import('../../kernels/webgpu/device.js')
+  .then((d) => d.openGpu())
+  .then(
+    (g) => {
+      g.device.destroy();
+      return false;
+    },
+    (e: Error) => {
+      if (process.env.CI) throw e;
+      return `no WebGPU adapter: ${e.message}`;
+    },
+  );
 
 for (const file of readdirSync(FIXTURES).filter((f) => f.endsWith('.json'))) {
   const fx = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8')) as Fixture;
   for (const backend of ['cpu', 'webgpu'] as const)
-  test(`${fx.model} on ${backend} matches the PyTorch reference (tokenizer, logits, greedy tokens)`, { skip: backend === 'webgpu' && gpuSkip }, async () => {
-    const m = await openModel(join(root, 'models', fx.model), { backend, slots: 1, kvTokens: 256 });
-    try {
-      assert.equal(m.model.spec.arch, fx.arch);
-      for (const p of fx.prompts) {
-        assert.deepEqual(m.tokenizer.encode(p.text), p.ids, `tokenizer ids of ${JSON.stringify(p.text)}`);
-        const seq = m.pool.open();
-        const logits = await m.pool.step([{ seq, ids: p.ids }]);
-        m.pool.close(seq);
-        p.top_ids.forEach((id, i) => {
-          const d = Math.abs(logits[id]! - p.top_logits[i]!);
-          assert.ok(d <= LOGIT_TOL, `${JSON.stringify(p.text)}: logit of ${id} is ${logits[id]}, reference ${p.top_logits[i]} (|Δ| ${d})`);
-        });
-        let best = 0;
-        for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-        assert.equal(best, p.top_ids[0]);
-        const out: number[] = [];
-        for await (const t of generate(m.pool, p.ids, { maxTokens: 32, sampling: { temperature: 0 }, ignoreEos: true })) out.push(t.id);
-        assert.deepEqual(out, p.greedy, `greedy continuation of ${JSON.stringify(p.text)}`);
-      }
-    } finally {
-      await m.close();
-    }
-  });
+    test(
+      `${fx.model} on ${backend} matches the PyTorch reference (tokenizer, logits, greedy tokens)`,
+      { skip: backend === 'webgpu' && gpuSkip },
+      async () => {
+        const m = await openModel(join(root, 'models', fx.model), { backend, slots: 1, kvTokens: 256 });
+        try {
+          assert.equal(m.model.spec.arch, fx.arch);
+          for (const p of fx.prompts) {
+            assert.deepEqual(m.tokenizer.encode(p.text), p.ids, `tokenizer ids of ${JSON.stringify(p.text)}`);
+            const seq = m.pool.open();
+            const logits = await m.pool.step([{ seq, ids: p.ids }]);
+            m.pool.close(seq);
+            p.top_ids.forEach((id, i) => {
+              const d = Math.abs(logits[id]! - p.top_logits[i]!);
+              assert.ok(
+                d <= LOGIT_TOL,
+                `${JSON.stringify(p.text)}: logit of ${id} is ${logits[id]}, reference ${p.top_logits[i]} (|Δ| ${d})`,
+              );
+            });
+            let best = 0;
+            for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+            assert.equal(best, p.top_ids[0]);
+            const out: number[] = [];
+            for await (const t of generate(m.pool, p.ids, {
+              maxTokens: 32,
+              sampling: { temperature: 0 },
+              ignoreEos: true,
+            }))
+              out.push(t.id);
+            assert.deepEqual(out, p.greedy, `greedy continuation of ${JSON.stringify(p.text)}`);
+          }
+        } finally {
+          await m.close();
+        }
+      },
+    );
 }

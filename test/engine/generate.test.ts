@@ -24,15 +24,33 @@ test('generation: max tokens, stop token ids, min_tokens, ignore_eos, and the sl
   // stop on the 4th greedy token: generation ends there with "stop", the stop token included in ids
   const stopAt = base.ids[3]!;
   const first = base.ids.indexOf(stopAt);
-  const stopped = await collect(m.pool, prompt, { maxTokens: 12, sampling: { temperature: 0 }, stopTokenIds: [stopAt] });
+  const stopped = await collect(m.pool, prompt, {
+    maxTokens: 12,
+    sampling: { temperature: 0 },
+    stopTokenIds: [stopAt],
+  });
   assert.deepEqual(stopped, { ids: base.ids.slice(0, first + 1), finish: 'stop' });
   // min_tokens bans the stop id for the first tokens
-  const min = await collect(m.pool, prompt, { maxTokens: 6, sampling: { temperature: 0 }, stopTokenIds: [base.ids[0]!], minTokens: 3 });
-  assert.ok(min.ids.slice(0, 3).every((id) => id !== base.ids[0]), `${min.ids}`);
+  const min = await collect(m.pool, prompt, {
+    maxTokens: 6,
+    sampling: { temperature: 0 },
+    stopTokenIds: [base.ids[0]!],
+    minTokens: 3,
+  });
+  assert.ok(
+    min.ids.slice(0, 3).every((id) => id !== base.ids[0]),
+    `${min.ids}`,
+  );
   // EOS stops unless ignore_eos: make EOS the stop by declaring the first greedy token EOS
   m.model.spec.eosIds.splice(0, m.model.spec.eosIds.length, base.ids[0]!);
-  assert.deepEqual(await collect(m.pool, prompt, { maxTokens: 5, sampling: { temperature: 0 } }), { ids: [base.ids[0]!], finish: 'stop' });
-  assert.equal((await collect(m.pool, prompt, { maxTokens: 5, sampling: { temperature: 0 }, ignoreEos: true })).ids.length, 5);
+  assert.deepEqual(await collect(m.pool, prompt, { maxTokens: 5, sampling: { temperature: 0 } }), {
+    ids: [base.ids[0]!],
+    finish: 'stop',
+  });
+  assert.equal(
+    (await collect(m.pool, prompt, { maxTokens: 5, sampling: { temperature: 0 }, ignoreEos: true })).ids.length,
+    5,
+  );
   assert.deepEqual(await collect(m.pool, prompt, { maxTokens: 0 }), { ids: [], finish: 'length' });
   // an early break (client gone) still frees the slot
   const it = generate(m.pool, prompt, { maxTokens: 50, ignoreEos: true });

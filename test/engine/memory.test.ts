@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { memoryModel, twoMambaValuesPerHead, crossoverTokens, crossoverTokensExact, requestBytes } from '../../engine/memory/prices.js';
+import {
+  memoryModel,
+  twoMambaValuesPerHead,
+  crossoverTokens,
+  crossoverTokensExact,
+  requestBytes,
+} from '../../engine/memory/prices.js';
 import { phiDim } from '../../kernels/ops.js';
 import { presetSpec } from '../../weights/presets.js';
 import { parameterCount } from '../../weights/names.js';
@@ -9,7 +15,8 @@ test('memory arithmetic of spec §11 and §15.8', () => {
   assert.equal(phiDim(64), 2080);
   assert.equal(twoMambaValuesPerHead(64), 135392);
   assert.equal(twoMambaValuesPerHead(64) * 4, 541568);
-  const small = memoryModel(presetSpec('2mamba', 'small')), medium = memoryModel(presetSpec('2mamba', 'medium'));
+  const small = memoryModel(presetSpec('2mamba', 'small')),
+    medium = memoryModel(presetSpec('2mamba', 'medium'));
   assert.equal(small.stateBytes, 20 * 16 * 541568); // 173.3 MB
   assert.equal((small.stateBytes / 1e6).toFixed(1), '173.3');
   assert.equal((medium.stateBytes / 1e6).toFixed(1), '350.9');
@@ -20,7 +27,8 @@ test('memory arithmetic of spec §11 and §15.8', () => {
   assert.equal(crossoverTokensExact(64), 1057.75);
   assert.equal(crossoverTokens(64), 1058);
   // the whole-model crossover equals the per-head one: 2Mamba's bytes = softmax's at 1057.75 tokens
-  const sm = presetSpec('softmax', 'small'), mb = presetSpec('2mamba', 'small');
+  const sm = presetSpec('softmax', 'small'),
+    mb = presetSpec('2mamba', 'small');
   assert.ok(requestBytes(sm, 1057) < requestBytes(mb, 1057) && requestBytes(sm, 1058) > requestBytes(mb, 1058));
   assert.equal(requestBytes(mb, 10), requestBytes(mb, 1_000_000));
   assert.equal(parameterCount(presetSpec('2mamba', 'medium')), 736766976);

@@ -8,7 +8,8 @@ import { freshRng, openTiny, relErr } from '../helpers.js';
 
 const ARCHS: Arch[] = ['2mamba', '2mamba-e', 'softmax'];
 const V = 512;
-const randomIds = (rng: { next(): number }, n: number) => Array.from({ length: n }, () => 3 + Math.floor(rng.next() * 256));
+const randomIds = (rng: { next(): number }, n: number) =>
+  Array.from({ length: n }, () => 3 + Math.floor(rng.next() * 256));
 
 for (const arch of ARCHS) {
   test(`${arch}: prefill of a prompt then decode == prefill of the longer prompt; token-by-token == one prefill`, async () => {
@@ -23,7 +24,10 @@ for (const arch of ARCHS) {
     for (let t = 100; t < 160; t++) parts.push(await m.pool.step([{ seq: s, ids: [ids[t]!] }]));
     const pieced = Float32Array.from(parts.flatMap((p) => [...p]));
     // fp32 activations through two layers; measured worst over 40 seeds: 3e-5 (2Mamba), less for the KV models
-    assert.ok(relErr(pieced, full) < 2e-4, `${arch}: prefill+decode vs prefill: rel ${relErr(pieced, full)} (seed ${seed})`);
+    assert.ok(
+      relErr(pieced, full) < 2e-4,
+      `${arch}: prefill+decode vs prefill: rel ${relErr(pieced, full)} (seed ${seed})`,
+    );
     // all 160 tokens one at a time (the recurrent / KV decode form from position 0)
     const r = m.pool.open();
     const steps: number[] = [];
@@ -40,7 +44,8 @@ for (const arch of ARCHS) {
     // alone
     const alone: Float32Array[][] = [];
     for (let i = 0; i < 3; i++) {
-      const s = m.pool.open(), out: Float32Array[] = [await m.pool.step([{ seq: s, ids: prompts[i]! }])];
+      const s = m.pool.open(),
+        out: Float32Array[] = [await m.pool.step([{ seq: s, ids: prompts[i]! }])];
       for (const id of next[i]!) out.push(await m.pool.step([{ seq: s, ids: [id] }]));
       alone.push(out);
       m.pool.close(s);
@@ -49,18 +54,35 @@ for (const arch of ARCHS) {
     const hog = m.pool.open();
     const seqs = [m.pool.open(), m.pool.open(), m.pool.open()];
     const got: Float32Array[][] = [[], [], []];
-    let l = await m.pool.step([{ seq: seqs[0]!, ids: prompts[0]! }, { seq: seqs[2]!, ids: prompts[2]! }]);
-    got[0]!.push(l.slice(0, V)); got[2]!.push(l.slice(V, 2 * V));
-    l = await m.pool.step([{ seq: seqs[1]!, ids: prompts[1]! }, { seq: seqs[0]!, ids: [next[0]![0]!] }, { seq: seqs[2]!, ids: [next[2]![0]!] }]);
-    got[1]!.push(l.slice(0, V)); got[0]!.push(l.slice(V, 2 * V)); got[2]!.push(l.slice(2 * V));
+    let l = await m.pool.step([
+      { seq: seqs[0]!, ids: prompts[0]! },
+      { seq: seqs[2]!, ids: prompts[2]! },
+    ]);
+    got[0]!.push(l.slice(0, V));
+    got[2]!.push(l.slice(V, 2 * V));
+    l = await m.pool.step([
+      { seq: seqs[1]!, ids: prompts[1]! },
+      { seq: seqs[0]!, ids: [next[0]![0]!] },
+      { seq: seqs[2]!, ids: [next[2]![0]!] },
+    ]);
+    got[1]!.push(l.slice(0, V));
+    got[0]!.push(l.slice(V, 2 * V));
+    got[2]!.push(l.slice(2 * V));
     for (let t = 0; t < 4; t++) {
-      const items = [0, 1, 2].filter((i) => (i === 1 ? t : t + 1) < 4).map((i) => ({ i, id: next[i]![i === 1 ? t : t + 1]! }));
+      const items = [0, 1, 2]
+        .filter((i) => (i === 1 ? t : t + 1) < 4)
+        .map((i) => ({ i, id: next[i]![i === 1 ? t : t + 1]! }));
       l = await m.pool.step(items.map(({ i, id }) => ({ seq: seqs[i]!, ids: [id] })));
       items.forEach(({ i }, j) => got[i]!.push(l.slice(j * V, (j + 1) * V)));
     }
     for (let i = 0; i < 3; i++) {
       assert.equal(got[i]!.length, alone[i]!.length);
-      got[i]!.forEach((g, t) => assert.ok(relErr(g, alone[i]![t]!) < 1e-5, `${arch} seq ${i} step ${t}: rel ${relErr(g, alone[i]![t]!)} (seed ${seed})`));
+      got[i]!.forEach((g, t) =>
+        assert.ok(
+          relErr(g, alone[i]![t]!) < 1e-5,
+          `${arch} seq ${i} step ${t}: rel ${relErr(g, alone[i]![t]!)} (seed ${seed})`,
+        ),
+      );
     }
     m.pool.close(hog);
     await m.close();
@@ -74,7 +96,8 @@ test('2Mamba state memory is identical after 10 and 1000 tokens; softmax KV grow
   const before = stateBytes();
   const s = mb.pool.open();
   await mb.pool.step([{ seq: s, ids: randomIds(rng, 10) }]);
-  const at10 = { ...mb.pool.memory(s) }, bytes10 = stateBytes();
+  const at10 = { ...mb.pool.memory(s) },
+    bytes10 = stateBytes();
   await mb.pool.step([{ seq: s, ids: randomIds(rng, 990) }]);
   const at1000 = mb.pool.memory(s);
   assert.deepEqual(at1000, at10);
@@ -103,7 +126,8 @@ for (const arch of ARCHS) {
   test(`${arch}: slots copy, save and restore: a fork continues exactly like its source`, async () => {
     const { rng, seed } = freshRng();
     const m = await openTiny(arch, seed % 977);
-    const prompt = randomIds(rng, 70), cont = randomIds(rng, 6);
+    const prompt = randomIds(rng, 70),
+      cont = randomIds(rng, 6);
     const a = m.pool.open();
     await m.pool.step([{ seq: a, ids: prompt }]);
     const snap = await m.model.saveSlot(a.slot);
@@ -122,7 +146,11 @@ for (const arch of ARCHS) {
       const lc = await m.pool.step([{ seq: c, ids: cont }], true);
       assert.deepEqual(lc, la, `restored slot diverged (seed ${seed})`);
       // the snapshot is a copy: a's later steps did not change it
-      assert.ok((await m.backend.read(W.layer(0).S, a.slot * snap.get(W.layer(0).S)!.length, 8)).some((x, i) => x !== snap.get(W.layer(0).S)![i]));
+      assert.ok(
+        (await m.backend.read(W.layer(0).S, a.slot * snap.get(W.layer(0).S)!.length, 8)).some(
+          (x, i) => x !== snap.get(W.layer(0).S)![i],
+        ),
+      );
     }
     await m.close();
   });

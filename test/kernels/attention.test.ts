@@ -17,70 +17,186 @@ test('paged KV append and attention: softmax with GQA, 2Mamba-E with cumulative 
   const { step, rows, P, pages } = scenario();
   const r = (n: number, std = 1) => rng.normals(n, std);
   // softmax, 4 query heads over 2 KV heads; the cache holds earlier positions of the continuing sequences
-  const gl = { heads: 4, kvHeads: 2, headDim: 64 }, gw = 8 * 64;
-  await compare('attention softmax GQA', [
-    { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: gl, pageSize: P },
-    { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout: gl, pageSize: P }],
-    [{ name: 'x', init: r(rows * gw, 2) }, { name: 'kc', init: r(pages * P * 2 * 64) }, { name: 'vc', init: r(pages * P * 2 * 64) },
-     { name: 'y', init: new Float32Array(rows * 4 * 64), out: true }], step, ['y', 'kc', 'vc'], 2e-5, seed);
-  const el = { heads: 2, kvHeads: 2, headDim: 64 }, ew = 6 * 64;
+  const gl = { heads: 4, kvHeads: 2, headDim: 64 },
+    gw = 8 * 64;
+  await compare(
+    'attention softmax GQA',
+    [
+      { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: gl, pageSize: P },
+      { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout: gl, pageSize: P },
+    ],
+    [
+      { name: 'x', init: r(rows * gw, 2) },
+      { name: 'kc', init: r(pages * P * 2 * 64) },
+      { name: 'vc', init: r(pages * P * 2 * 64) },
+      { name: 'y', init: new Float32Array(rows * 4 * 64), out: true },
+    ],
+    step,
+    ['y', 'kc', 'vc'],
+    2e-5,
+    seed,
+  );
+  const el = { heads: 2, kvHeads: 2, headDim: 64 },
+    ew = 6 * 64;
   const cInit = new Float64Array(pages * P * 2);
   for (let i = 0; i < cInit.length; i++) cInit[i] = -Math.abs(rng.normal()) * 3; // earlier C_j
-  await compare('attention 2Mamba-E', [
-    { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: el, pageSize: P, logA: 'la', c: 'cc' },
-    { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', c: 'cc', out: 'y', layout: el, pageSize: P }],
-    [{ name: 'x', init: r(rows * ew, 2) }, { name: 'kc', init: r(pages * P * 128) }, { name: 'vc', init: r(pages * P * 128) },
-     { name: 'la', init: Array.from({ length: rows * 2 }, () => -Math.abs(rng.normal()) * 0.5) }, { name: 'cc', kind: 'cumsum', init: cInit },
-     { name: 'y', init: new Float32Array(rows * 128), out: true }], step, ['y'], 2e-5, seed);
+  await compare(
+    'attention 2Mamba-E',
+    [
+      { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: el, pageSize: P, logA: 'la', c: 'cc' },
+      { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', c: 'cc', out: 'y', layout: el, pageSize: P },
+    ],
+    [
+      { name: 'x', init: r(rows * ew, 2) },
+      { name: 'kc', init: r(pages * P * 128) },
+      { name: 'vc', init: r(pages * P * 128) },
+      { name: 'la', init: Array.from({ length: rows * 2 }, () => -Math.abs(rng.normal()) * 0.5) },
+      { name: 'cc', kind: 'cumsum', init: cInit },
+      { name: 'y', init: new Float32Array(rows * 128), out: true },
+    ],
+    step,
+    ['y'],
+    2e-5,
+    seed,
+  );
 });
 
-test('attention across several 256-key ranges (split-K: decode at 530; tiled: a 20-row chunk crossing 256; a decode-only step rounding 3 ranges to 4)', { skip }, async () => {
-  const { rng, seed } = freshRng();
-  const P = 16, pagesA = Array.from({ length: 34 }, (_, i) => 2 * i), pagesB = Array.from({ length: 18 }, (_, i) => 2 * i + 1);
-  const mixed: Step = { seqs: [{ slot: 0, pos: 530, rows: 1, pages: pagesA }, { slot: 1, pos: 250, rows: 20, pages: pagesB }] };
-  const decode: Step = { seqs: [{ slot: 0, pos: 530, rows: 1, pages: pagesA }, { slot: 1, pos: 269, rows: 1, pages: pagesB }] };
-  const r = (n: number, std = 1) => rng.normals(n, std), pages = 70;
-  for (const [useC, step] of [[false, mixed], [true, mixed], [false, decode], [true, decode]] as const) {
-    const rows = step.seqs.reduce((n, s) => n + s.rows, 0);
-    const el = { heads: 2, kvHeads: 2, headDim: 64 };
-    const cInit = Float64Array.from({ length: pages * P * 2 }, () => -Math.abs(rng.normal()) * 0.01);
-    await compare(`attention useC=${useC} rows=${rows}`, [
-      { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: el, pageSize: P, ...(useC ? { logA: 'la', c: 'cc' } : {}) },
-      { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout: el, pageSize: P, ...(useC ? { c: 'cc' } : {}) }],
-      [{ name: 'x', init: r(rows * 6 * 64, 2) }, { name: 'kc', init: r(pages * P * 128) }, { name: 'vc', init: r(pages * P * 128) },
-       { name: 'la', init: Array.from({ length: rows * 2 }, () => -Math.abs(rng.normal()) * 0.01) }, { name: 'cc', kind: 'cumsum', init: cInit },
-       { name: 'y', init: new Float32Array(rows * 128), out: true }], step, ['y'], 2e-5, seed);
-  }
-});
+test(
+  'attention across several 256-key ranges (split-K: decode at 530; tiled: a 20-row chunk crossing 256; a decode-only step rounding 3 ranges to 4)',
+  { skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const P = 16,
+      pagesA = Array.from({ length: 34 }, (_, i) => 2 * i),
+      pagesB = Array.from({ length: 18 }, (_, i) => 2 * i + 1);
+    const mixed: Step = {
+      seqs: [
+        { slot: 0, pos: 530, rows: 1, pages: pagesA },
+        { slot: 1, pos: 250, rows: 20, pages: pagesB },
+      ],
+    };
+    const decode: Step = {
+      seqs: [
+        { slot: 0, pos: 530, rows: 1, pages: pagesA },
+        { slot: 1, pos: 269, rows: 1, pages: pagesB },
+      ],
+    };
+    const r = (n: number, std = 1) => rng.normals(n, std),
+      pages = 70;
+    for (const [useC, step] of [
+      [false, mixed],
+      [true, mixed],
+      [false, decode],
+      [true, decode],
+    ] as const) {
+      const rows = step.seqs.reduce((n, s) => n + s.rows, 0);
+      const el = { heads: 2, kvHeads: 2, headDim: 64 };
+      const cInit = Float64Array.from({ length: pages * P * 2 }, () => -Math.abs(rng.normal()) * 0.01);
+      await compare(
+        `attention useC=${useC} rows=${rows}`,
+        [
+          {
+            op: 'kv_append',
+            qkv: 'x',
+            k: 'kc',
+            v: 'vc',
+            layout: el,
+            pageSize: P,
+            ...(useC ? { logA: 'la', c: 'cc' } : {}),
+          },
+          {
+            op: 'attention',
+            qkv: 'x',
+            k: 'kc',
+            v: 'vc',
+            out: 'y',
+            layout: el,
+            pageSize: P,
+            ...(useC ? { c: 'cc' } : {}),
+          },
+        ],
+        [
+          { name: 'x', init: r(rows * 6 * 64, 2) },
+          { name: 'kc', init: r(pages * P * 128) },
+          { name: 'vc', init: r(pages * P * 128) },
+          { name: 'la', init: Array.from({ length: rows * 2 }, () => -Math.abs(rng.normal()) * 0.01) },
+          { name: 'cc', kind: 'cumsum', init: cInit },
+          { name: 'y', init: new Float32Array(rows * 128), out: true },
+        ],
+        step,
+        ['y'],
+        2e-5,
+        seed,
+      );
+    }
+  },
+);
 
-test('tiled prefill attention beside split-K decode rows in one step (GQA; 2Mamba-E decays; tiles across ranges)', { skip }, async () => {
-  const { rng, seed } = freshRng();
-  const P = 16;
-  // 4 rows at 40 and 1 at 530 take split-K; 5 rows at 0, and 130 rows at 600 (three tiles, the last partial, over
-  // keys in three 256-key ranges) take the tiled kernel. Pages interleave between the sequences.
-  const lens = [44, 531, 5, 730], pageLists: number[][] = [];
-  let next = 0;
-  for (const len of lens) pageLists.push(Array.from({ length: Math.ceil(len / P) }, () => next++));
-  const shuffled = pageLists.flat().map((p) => (p * 37) % next); // a permutation of the page ids (37 is prime to next)
-  let k = 0;
-  const perm = pageLists.map((l) => l.map(() => shuffled[k++]!));
-  const step: Step = { seqs: [
-    { slot: 0, pos: 40, rows: 4, pages: perm[0]! }, { slot: 1, pos: 530, rows: 1, pages: perm[1]! },
-    { slot: 2, pos: 0, rows: 5, pages: perm[2]! }, { slot: 3, pos: 600, rows: 130, pages: perm[3]! },
-  ] };
-  assert.equal(new Set(shuffled).size, next);
-  const rows = 140, pages = next, r = (n: number, std = 1) => rng.normals(n, std);
-  for (const [label, layout, useC] of [['softmax GQA', { heads: 4, kvHeads: 2, headDim: 64 }, false], ['2Mamba-E', { heads: 2, kvHeads: 2, headDim: 64 }, true]] as const) {
-    const H = layout.heads, Hkv = layout.kvHeads, width = (H + 2 * Hkv) * 64;
-    const cInit = Float64Array.from({ length: pages * P * H }, () => -Math.abs(rng.normal()) * 0.02);
-    await compare(`tiled attention ${label}`, [
-      { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout, pageSize: P, ...(useC ? { logA: 'la', c: 'cc' } : {}) },
-      { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout, pageSize: P, ...(useC ? { c: 'cc' } : {}) }],
-      [{ name: 'x', init: r(rows * width, 2) }, { name: 'kc', init: r(pages * P * Hkv * 64) }, { name: 'vc', init: r(pages * P * Hkv * 64) },
-       { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.02) }, { name: 'cc', kind: 'cumsum', init: cInit },
-       { name: 'y', init: new Float32Array(rows * H * 64), out: true }], step, ['y'], 2e-5, seed);
-  }
-});
+test(
+  'tiled prefill attention beside split-K decode rows in one step (GQA; 2Mamba-E decays; tiles across ranges)',
+  { skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const P = 16;
+    // 4 rows at 40 and 1 at 530 take split-K; 5 rows at 0, and 130 rows at 600 (three tiles, the last partial, over
+    // keys in three 256-key ranges) take the tiled kernel. Pages interleave between the sequences.
+    const lens = [44, 531, 5, 730],
+      pageLists: number[][] = [];
+    let next = 0;
+    for (const len of lens) pageLists.push(Array.from({ length: Math.ceil(len / P) }, () => next++));
+    const shuffled = pageLists.flat().map((p) => (p * 37) % next); // a permutation of the page ids (37 is prime to next)
+    let k = 0;
+    const perm = pageLists.map((l) => l.map(() => shuffled[k++]!));
+    const step: Step = {
+      seqs: [
+        { slot: 0, pos: 40, rows: 4, pages: perm[0]! },
+        { slot: 1, pos: 530, rows: 1, pages: perm[1]! },
+        { slot: 2, pos: 0, rows: 5, pages: perm[2]! },
+        { slot: 3, pos: 600, rows: 130, pages: perm[3]! },
+      ],
+    };
+    assert.equal(new Set(shuffled).size, next);
+    const rows = 140,
+      pages = next,
+      r = (n: number, std = 1) => rng.normals(n, std);
+    for (const [label, layout, useC] of [
+      ['softmax GQA', { heads: 4, kvHeads: 2, headDim: 64 }, false],
+      ['2Mamba-E', { heads: 2, kvHeads: 2, headDim: 64 }, true],
+    ] as const) {
+      const H = layout.heads,
+        Hkv = layout.kvHeads,
+        width = (H + 2 * Hkv) * 64;
+      const cInit = Float64Array.from({ length: pages * P * H }, () => -Math.abs(rng.normal()) * 0.02);
+      await compare(
+        `tiled attention ${label}`,
+        [
+          {
+            op: 'kv_append',
+            qkv: 'x',
+            k: 'kc',
+            v: 'vc',
+            layout,
+            pageSize: P,
+            ...(useC ? { logA: 'la', c: 'cc' } : {}),
+          },
+          { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout, pageSize: P, ...(useC ? { c: 'cc' } : {}) },
+        ],
+        [
+          { name: 'x', init: r(rows * width, 2) },
+          { name: 'kc', init: r(pages * P * Hkv * 64) },
+          { name: 'vc', init: r(pages * P * Hkv * 64) },
+          { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.02) },
+          { name: 'cc', kind: 'cumsum', init: cInit },
+          { name: 'y', init: new Float32Array(rows * H * 64), out: true },
+        ],
+        step,
+        ['y'],
+        2e-5,
+        seed,
+      );
+    }
+  },
+);
 
 // --- the CPU oracle against the spec (formerly cpu-ops.test.ts)
 
@@ -90,37 +206,73 @@ test('attention core test vector: 2Mamba-E (spec §15.3)', () => {
 
 /** Run the backend's 2Mamba op over T rows of one sequence, either as one prefill or token by token. */
 
-async function kvAttention(q: Float32Array[], k: Float32Array[], v: Float32Array[], A: number[][] | null, H: number, d: number,
-                           split: number[], pageSize: number, pages: number[]): Promise<Float32Array> {
-  const T = q.length, E = H * d, be = new CpuBackend(), layout = { heads: H, kvHeads: H, headDim: d };
+async function kvAttention(
+  q: Float32Array[],
+  k: Float32Array[],
+  v: Float32Array[],
+  A: number[][] | null,
+  H: number,
+  d: number,
+  split: number[],
+  pageSize: number,
+  pages: number[],
+): Promise<Float32Array> {
+  const T = q.length,
+    E = H * d,
+    be = new CpuBackend(),
+    layout = { heads: H, kvHeads: H, headDim: d };
   const tokens = (Math.max(...pages) + 1) * pageSize;
-  be.create('k', tokens * E); be.create('v', tokens * E); be.create('c', tokens * H, { kind: 'cumsum' });
+  be.create('k', tokens * E);
+  be.create('v', tokens * E);
+  be.create('c', tokens * H, { kind: 'cumsum' });
   const ys = new Float32Array(T * E);
   let pos = 0;
   for (const rows of split) {
-    be.create('qkv', rows * 3 * E, { kind: 'f32', init: Array.from({ length: rows }, (_, r) => [...q[pos + r]!, ...k[pos + r]!, ...v[pos + r]!]).flat() });
-    be.create('logA', rows * H, { kind: 'f32', init: A ? A.slice(pos, pos + rows).flat() : new Array(rows * H).fill(0) });
+    be.create('qkv', rows * 3 * E, {
+      kind: 'f32',
+      init: Array.from({ length: rows }, (_, r) => [...q[pos + r]!, ...k[pos + r]!, ...v[pos + r]!]).flat(),
+    });
+    be.create('logA', rows * H, {
+      kind: 'f32',
+      init: A ? A.slice(pos, pos + rows).flat() : new Array(rows * H).fill(0),
+    });
     be.create('y', rows * E);
     const c = A ? { c: 'c', logA: 'logA' } : {};
-    await be.run({ ops: [{ op: 'kv_append', qkv: 'qkv', k: 'k', v: 'v', layout, pageSize, ...c },
-                         { op: 'attention', qkv: 'qkv', k: 'k', v: 'v', out: 'y', layout, pageSize, ...(A ? { c: 'c' } : {}) }] },
-                 { seqs: [{ slot: 0, pos, rows, pages }] });
+    await be.run(
+      {
+        ops: [
+          { op: 'kv_append', qkv: 'qkv', k: 'k', v: 'v', layout, pageSize, ...c },
+          { op: 'attention', qkv: 'qkv', k: 'k', v: 'v', out: 'y', layout, pageSize, ...(A ? { c: 'c' } : {}) },
+        ],
+      },
+      { seqs: [{ slot: 0, pos, rows, pages }] },
+    );
     ys.set(await be.read('y'), pos * E);
     pos += rows;
   }
   return ys;
 }
 
-
 test('2Mamba-E: KV-cache decode (paged, scattered pages) == parallel form; → softmax as the decay → 0', async () => {
   const { rng, seed } = freshRng();
-  const T = 150, H = 2, d = 64, P = 16;
-  const q = randRows(rng, T, H * d, 2), k = randRows(rng, T, H * d, 2), v = randRows(rng, T, H * d);
+  const T = 150,
+    H = 2,
+    d = 64,
+    P = 16;
+  const q = randRows(rng, T, H * d, 2),
+    k = randRows(rng, T, H * d, 2),
+    v = randRows(rng, T, H * d);
   const A = Array.from({ length: T }, () => Array.from({ length: H }, () => -softplus(rng.normal() * 2 - 2)));
-  const pages = Array.from({ length: Math.ceil(T / P) }, (_, i) => (i * 7) % 13 + 13 * (i >= 13 ? 1 : 0)); // scattered, distinct
+  const pages = Array.from({ length: Math.ceil(T / P) }, (_, i) => ((i * 7) % 13) + 13 * (i >= 13 ? 1 : 0)); // scattered, distinct
   const sl = (r: Float32Array[], h: number) => r.map((x) => x.subarray(h * d, (h + 1) * d));
   const ref = new Float32Array(T * H * d);
-  for (let h = 0; h < H; h++) twoMambaEParallel(sl(q, h), sl(k, h), sl(v, h), A.map((a) => a[h]!)).forEach((row, t) => ref.set(row, t * H * d + h * d));
+  for (let h = 0; h < H; h++)
+    twoMambaEParallel(
+      sl(q, h),
+      sl(k, h),
+      sl(v, h),
+      A.map((a) => a[h]!),
+    ).forEach((row, t) => ref.set(row, t * H * d + h * d));
   for (const split of [new Array(T).fill(1), [T], [50, 1, 99]]) {
     const y = await kvAttention(q, k, v, A, H, d, split, P, pages);
     assert.ok(relErr(y, ref) < 1e-5, `2Mamba-E split ${split.length}: rel ${relErr(y, ref)} (seed ${seed})`);
@@ -129,7 +281,8 @@ test('2Mamba-E: KV-cache decode (paged, scattered pages) == parallel form; → s
   const tiny = Array.from({ length: T }, () => [-softplus(-30), -softplus(-30)]);
   const yE = await kvAttention(q, k, v, tiny, H, d, [T], P, pages);
   const ySm = new Float32Array(T * H * d);
-  for (let h = 0; h < H; h++) softmaxParallel(sl(q, h), sl(k, h), sl(v, h)).forEach((row, t) => ySm.set(row, t * H * d + h * d));
+  for (let h = 0; h < H; h++)
+    softmaxParallel(sl(q, h), sl(k, h), sl(v, h)).forEach((row, t) => ySm.set(row, t * H * d + h * d));
   assert.ok(relErr(yE, ySm) < 1e-5, `2Mamba-E (decay → 0) vs softmax: rel ${relErr(yE, ySm)} (seed ${seed})`);
   // and the softmax path of the op (no C) is the same softmax
   const ySmOp = await kvAttention(q, k, v, null, H, d, new Array(T).fill(1), P, pages);

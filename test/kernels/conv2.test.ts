@@ -11,36 +11,118 @@ import { close } from './vectors.js';
 
 const { skip, compare } = await gpuHarness();
 
-test('conv2 with per-slot state (a fresh sequence ignores a stale slot), fused into the projection at decode, and RoPE in both conventions with GQA', { skip }, async () => {
-  const { rng, seed } = freshRng();
-  const { step, rows } = scenario();
-  const ch = 90, r = (n: number, std = 1) => rng.normals(n, std);
-  await compare('conv2', [{ op: 'conv2', x: 'x', state: 'st', weight: 'cw', bias: 'cb', out: 'y', ch }],
-    [{ name: 'x', init: r(rows * ch) }, { name: 'st', init: r(3 * ch) }, { name: 'cw', init: r(2 * ch) }, { name: 'cb', init: r(ch) },
-     { name: 'y', init: new Float32Array(rows * ch), out: true }], step, ['y', 'st'], 1e-6, seed);
-  // the fused front end: x rows are [raw q, k, v | decay logits z] (ch + H wide); −softplus(z) goes to its own buffer
-  const H = 5;
-  await compare('conv2 + logdecay', [{ op: 'conv2', x: 'x', state: 'st', weight: 'cw', bias: 'cb', out: 'y', ch, xStride: ch + H, decay: { out: 'la', heads: H } }],
-    [{ name: 'x', init: r(rows * (ch + H), 6) }, { name: 'st', init: r(3 * ch) }, { name: 'cw', init: r(2 * ch) }, { name: 'cb', init: r(ch) },
-     { name: 'y', init: new Float32Array(rows * ch), out: true }, { name: 'la', init: new Float32Array(rows * H), out: true }],
-    step, ['y', 'st', 'la'], 1e-6, seed);
-  // a decode step (one row per sequence, one of them fresh): the projection and the front end run as one dispatch
-  const dec: Step = { seqs: [{ slot: 1, pos: 4, rows: 1, pages: [] }, { slot: 0, pos: 0, rows: 1, pages: [] }, { slot: 2, pos: 9, rows: 1, pages: [] }] };
-  const E = 64;
-  await compare('[qkv | A] projection + conv2 + logdecay, fused at decode', [
-    { op: 'matmul', x: 'h', w: 'w', out: 'x', k: E, n: ch + H, norm: { weight: 'g', eps: 1e-5 } },
-    { op: 'conv2', x: 'x', state: 'st', weight: 'cw', bias: 'cb', out: 'y', ch, xStride: ch + H, decay: { out: 'la', heads: H } }],
-    [{ name: 'h', init: r(3 * E, 2) }, { name: 'w', init: round(r((ch + H) * E), 'f16'), storage: 'f16' }, { name: 'g', init: r(E) },
-     { name: 'x', init: new Float32Array(3 * (ch + H)), out: true }, { name: 'st', init: r(3 * ch) }, { name: 'cw', init: r(2 * ch) },
-     { name: 'cb', init: r(ch) }, { name: 'y', init: new Float32Array(3 * ch), out: true }, { name: 'la', init: new Float32Array(3 * H), out: true }],
-    dec, ['x', 'y', 'st', 'la'], 1e-5, seed);
-  const layout = { heads: 4, kvHeads: 2, headDim: 64 }, width = (4 + 4) * 64;
-  for (const convention of ['interleaved', 'half'] as const) {
-    await compare(`rope ${convention}`, [{ op: 'rope', qkv: 'q', freqs: 'f', layout, convention }],
-      [{ name: 'q', init: r(rows * width) }, { name: 'f', init: Float32Array.from({ length: 32 }, (_, m) => 10000 ** (-m / 32)) }],
-      step, ['q'], 1e-5, seed);
-  }
-});
+test(
+  'conv2 with per-slot state (a fresh sequence ignores a stale slot), fused into the projection at decode, and RoPE in both conventions with GQA',
+  { skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const { step, rows } = scenario();
+    const ch = 90,
+      r = (n: number, std = 1) => rng.normals(n, std);
+    await compare(
+      'conv2',
+      [{ op: 'conv2', x: 'x', state: 'st', weight: 'cw', bias: 'cb', out: 'y', ch }],
+      [
+        { name: 'x', init: r(rows * ch) },
+        { name: 'st', init: r(3 * ch) },
+        { name: 'cw', init: r(2 * ch) },
+        { name: 'cb', init: r(ch) },
+        { name: 'y', init: new Float32Array(rows * ch), out: true },
+      ],
+      step,
+      ['y', 'st'],
+      1e-6,
+      seed,
+    );
+    // the fused front end: x rows are [raw q, k, v | decay logits z] (ch + H wide); −softplus(z) goes to its own buffer
+    const H = 5;
+    await compare(
+      'conv2 + logdecay',
+      [
+        {
+          op: 'conv2',
+          x: 'x',
+          state: 'st',
+          weight: 'cw',
+          bias: 'cb',
+          out: 'y',
+          ch,
+          xStride: ch + H,
+          decay: { out: 'la', heads: H },
+        },
+      ],
+      [
+        { name: 'x', init: r(rows * (ch + H), 6) },
+        { name: 'st', init: r(3 * ch) },
+        { name: 'cw', init: r(2 * ch) },
+        { name: 'cb', init: r(ch) },
+        { name: 'y', init: new Float32Array(rows * ch), out: true },
+        { name: 'la', init: new Float32Array(rows * H), out: true },
+      ],
+      step,
+      ['y', 'st', 'la'],
+      1e-6,
+      seed,
+    );
+    // a decode step (one row per sequence, one of them fresh): the projection and the front end run as one dispatch
+    const dec: Step = {
+      seqs: [
+        { slot: 1, pos: 4, rows: 1, pages: [] },
+        { slot: 0, pos: 0, rows: 1, pages: [] },
+        { slot: 2, pos: 9, rows: 1, pages: [] },
+      ],
+    };
+    const E = 64;
+    await compare(
+      '[qkv | A] projection + conv2 + logdecay, fused at decode',
+      [
+        { op: 'matmul', x: 'h', w: 'w', out: 'x', k: E, n: ch + H, norm: { weight: 'g', eps: 1e-5 } },
+        {
+          op: 'conv2',
+          x: 'x',
+          state: 'st',
+          weight: 'cw',
+          bias: 'cb',
+          out: 'y',
+          ch,
+          xStride: ch + H,
+          decay: { out: 'la', heads: H },
+        },
+      ],
+      [
+        { name: 'h', init: r(3 * E, 2) },
+        { name: 'w', init: round(r((ch + H) * E), 'f16'), storage: 'f16' },
+        { name: 'g', init: r(E) },
+        { name: 'x', init: new Float32Array(3 * (ch + H)), out: true },
+        { name: 'st', init: r(3 * ch) },
+        { name: 'cw', init: r(2 * ch) },
+        { name: 'cb', init: r(ch) },
+        { name: 'y', init: new Float32Array(3 * ch), out: true },
+        { name: 'la', init: new Float32Array(3 * H), out: true },
+      ],
+      dec,
+      ['x', 'y', 'st', 'la'],
+      1e-5,
+      seed,
+    );
+    const layout = { heads: 4, kvHeads: 2, headDim: 64 },
+      width = (4 + 4) * 64;
+    for (const convention of ['interleaved', 'half'] as const) {
+      await compare(
+        `rope ${convention}`,
+        [{ op: 'rope', qkv: 'q', freqs: 'f', layout, convention }],
+        [
+          { name: 'q', init: r(rows * width) },
+          { name: 'f', init: Float32Array.from({ length: 32 }, (_, m) => 10000 ** (-m / 32)) },
+        ],
+        step,
+        ['q'],
+        1e-5,
+        seed,
+      );
+    }
+  },
+);
 
 // --- the CPU oracle against the spec (formerly cpu-ops.test.ts)
 
@@ -60,17 +142,28 @@ test('conv window 2, including t = 0 with a zero previous token (spec §15.2), t
   be.create('b', 3, { kind: 'f32', init: [0.1, 0.2, 0.3] });
   be.create('out', 9);
   be.write('state', [100, 100, 100], 3); // stale slot contents must not leak into a sequence at pos 0
-  await be.run({ ops: [{ op: 'conv2', x: 'x', state: 'state', weight: 'w', bias: 'b', out: 'out', ch: 3 }] },
-               { seqs: [{ slot: 1, pos: 0, rows: 3, pages: [] }] });
+  await be.run(
+    { ops: [{ op: 'conv2', x: 'x', state: 'state', weight: 'w', bias: 'b', out: 'out', ch: 3 }] },
+    { seqs: [{ slot: 1, pos: 0, rows: 3, pages: [] }] },
+  );
   close(await be.read('out'), [1.1, 0.7, -1.2, 4.6, -0.55, 3.3, 9.1, -2.8, 7.8], 1e-6, 'conv outputs');
   close(await be.read('state', 3, 3), [7, 8, 9], 0, 'conv state keeps the last RAW row');
   // a continuation uses the stored raw row as its previous token
   be.write('x', [1, 1, 1]);
-  await be.run({ ops: [{ op: 'conv2', x: 'x', state: 'state', weight: 'w', bias: 'b', out: 'out', ch: 3 }] },
-               { seqs: [{ slot: 1, pos: 3, rows: 1, pages: [] }] });
+  await be.run(
+    { ops: [{ op: 'conv2', x: 'x', state: 'state', weight: 'w', bias: 'b', out: 'out', ch: 3 }] },
+    { seqs: [{ slot: 1, pos: 3, rows: 1, pages: [] }] },
+  );
   const out = await be.read('out', 0, 3);
   close(out, [0.1 + 0.5 * 7 + 1, 0.2 - 8 + 0.25, 0.3 + 18 - 0.5], 1e-5, 'continued conv');
   const c = new Float32Array(3);
-  conv2Row(null, Float32Array.from([1, 2, 3]), Float32Array.from([0.5, 1, -1, 0.25, 2, -0.5]), Float32Array.from([0.1, 0.2, 0.3]), c, 3);
+  conv2Row(
+    null,
+    Float32Array.from([1, 2, 3]),
+    Float32Array.from([0.5, 1, -1, 0.25, 2, -0.5]),
+    Float32Array.from([0.1, 0.2, 0.3]),
+    c,
+    3,
+  );
   close(c, [1.1, 0.7, -1.2], 1e-6, 'conv2Row at t = 0');
 });

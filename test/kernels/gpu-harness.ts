@@ -8,13 +8,20 @@ import type { Op } from '../../kernels/ops.js';
 import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../lib/f16.js';
 import { relErr } from '../helpers.js';
 
-export interface BufSpec { name: string; init: ArrayLike<number>; kind?: BufferKind; storage?: WeightDType; out?: boolean }
+export interface BufSpec {
+  name: string;
+  init: ArrayLike<number>;
+  kind?: BufferKind;
+  storage?: WeightDType;
+  out?: boolean;
+}
 
-export const round = (v: Float32Array, dt: WeightDType) => dt === 'f32' ? v
-  : v.map((x) => (dt === 'f16' ? f16ToF32(f32ToF16(x)) : bf16ToF32(f32ToBF16(x))));
+export const round = (v: Float32Array, dt: WeightDType) =>
+  dt === 'f32' ? v : v.map((x) => (dt === 'f16' ? f16ToF32(f32ToF16(x)) : bf16ToF32(f32ToBF16(x))));
 
 export async function gpuHarness() {
-  let gpu: WebGpuBackend | null = null, why = '';
+  let gpu: WebGpuBackend | null = null,
+    why = '';
   try {
     gpu = await WebGpuBackend.open();
   } catch (e) {
@@ -23,16 +30,29 @@ export async function gpuHarness() {
   }
   const skip = gpu ? false : `no WebGPU adapter: ${why}`;
   /** Run ops on both backends; compare the outputs (max |Δ| / max |cpu| ≤ tol); GPU outputs start as NaN. */
-  async function compare(label: string, ops: Op[], bufs: BufSpec[], step: Step, outputs: string[], tol: number, seed: number) {
+  async function compare(
+    label: string,
+    ops: Op[],
+    bufs: BufSpec[],
+    step: Step,
+    outputs: string[],
+    tol: number,
+    seed: number,
+  ) {
     const cpu = new CpuBackend();
     for (const b of bufs) {
       cpu.create(b.name, b.init.length, { kind: b.kind ?? 'f32', init: b.init, storage: b.storage });
-      gpu!.create(b.name, b.init.length, { kind: b.kind ?? 'f32', init: b.out ? new Float32Array(b.init.length).fill(NaN) : b.init, storage: b.storage });
+      gpu!.create(b.name, b.init.length, {
+        kind: b.kind ?? 'f32',
+        init: b.out ? new Float32Array(b.init.length).fill(NaN) : b.init,
+        storage: b.storage,
+      });
     }
     await cpu.run({ ops }, step);
     await gpu!.run({ ops }, step);
     for (const o of outputs) {
-      const want = await cpu.read(o), got = await gpu!.read(o);
+      const want = await cpu.read(o),
+        got = await gpu!.read(o);
       const bad = got.findIndex((x) => !Number.isFinite(x));
       assert.equal(bad, -1, `${label}: ${o}[${bad}] was not written (seed ${seed})`);
       assert.ok(relErr(got, want) <= tol, `${label}: ${o} rel ${relErr(got, want)} > ${tol} (seed ${seed})`);
@@ -44,10 +64,12 @@ export async function gpuHarness() {
 /** Three sequences: fresh (pos 0, 5 rows), one decode row at pos 17, and 70 rows (two 2Mamba chunks) at pos 3. */
 export function scenario() {
   const P = 16;
-  const step: Step = { seqs: [
-    { slot: 2, pos: 0, rows: 5, pages: [7] },
-    { slot: 0, pos: 17, rows: 1, pages: [3, 9] },
-    { slot: 1, pos: 3, rows: 70, pages: [0, 5, 1, 8, 2] },
-  ] };
+  const step: Step = {
+    seqs: [
+      { slot: 2, pos: 0, rows: 5, pages: [7] },
+      { slot: 0, pos: 17, rows: 1, pages: [3, 9] },
+      { slot: 1, pos: 3, rows: 70, pages: [0, 5, 1, 8, 2] },
+    ],
+  };
   return { step, P, rows: 76, slots: 3, pages: 10 };
 }

@@ -16,7 +16,12 @@ test('RoPE test vectors: interleaved, half-split and the permutation equivalence
   close(half, [-1.9841106486, 1.9599006675, 2.4623779024, 4.0197996683], 1e-6, 'half-split');
   const perm = Float32Array.from([1, 3, 2, 4]);
   ropeHead(perm, 0, 1, theta, 4, 'half');
-  close(perm, [inter[0]!, inter[2]!, inter[1]!, inter[3]!], 1e-6, 'half-split of the permuted x = permuted interleaved');
+  close(
+    perm,
+    [inter[0]!, inter[2]!, inter[1]!, inter[3]!],
+    1e-6,
+    'half-split of the permuted x = permuted interleaved',
+  );
   // position 0 is the identity
   const x = Float32Array.from([0.3, -1, 2, 5]);
   ropeHead(x, 0, 0, theta, 4, 'interleaved');

@@ -15,7 +15,8 @@ import { Scheduler, type RequestSpec } from '../../engine/scheduler.js';
 import type { Arch } from '../../weights/config.js';
 import { freshRng, tinyCheckpoint, relErr, deviceDraws } from '../helpers.js';
 
-let gpu: WebGpuBackend | null = null, why = '';
+let gpu: WebGpuBackend | null = null,
+  why = '';
 try {
   gpu = await WebGpuBackend.open();
 } catch (e) {
@@ -26,7 +27,12 @@ const skip = gpu ? false : `no WebGPU adapter: ${why}`;
 
 // a kernel that fails to compile (e.g. over this adapter's workgroup memory) fails here with the WGSL error, not as
 // a poisoned device in the tests that use it
-const compiled = gpu ? gpu.compileAll([64]).then(() => null, (e: Error) => e) : Promise.resolve(null);
+const compiled = gpu
+  ? gpu.compileAll([64]).then(
+      () => null,
+      (e: Error) => e,
+    )
+  : Promise.resolve(null);
 
 test('every kernel compiles on this adapter', { skip }, async () => {
   const err = await compiled;
@@ -39,8 +45,13 @@ test('the adapter', { skip }, () => {
   console.log(`adapter: ${gpu!.info.description}, subgroups ${gpu!.info.subgroupMinSize}–${gpu!.info.subgroupMaxSize}`);
 });
 
-interface BufSpec { name: string; init: ArrayLike<number>; kind?: BufferKind; storage?: WeightDType; out?: boolean }
-
+interface BufSpec {
+  name: string;
+  init: ArrayLike<number>;
+  kind?: BufferKind;
+  storage?: WeightDType;
+  out?: boolean;
+}
 
 const DECODE_TOL = 5e-4;
 
@@ -55,40 +66,64 @@ async function loadBoth(dir: string, slots = 4) {
 }
 
 for (const arch of ['2mamba', '2mamba-e', 'softmax'] as Arch[]) {
-  test(`${arch}: GPU logits == CPU after prefill and over 64 decode steps, at batch 1 and batch 3`, { skip }, async () => {
-    const { rng, seed } = freshRng();
-    const [cpu, gp] = await loadBoth(await tinyCheckpoint(arch, seed % 1000));
-    const ids = (n: number) => Array.from({ length: n }, () => 3 + Math.floor(rng.next() * 256));
-    // batch 1
-    const prompt = ids(40), next = ids(64);
-    const [a, b] = [cpu.open(), gp.open()];
-    assert.ok(relErr(await gp.step([{ seq: b, ids: prompt }], true), await cpu.step([{ seq: a, ids: prompt }], true)) < 1e-4, `prefill (seed ${seed})`);
-    for (const id of next) {
-      const [lc, lg] = [await cpu.step([{ seq: a, ids: [id] }]), await gp.step([{ seq: b, ids: [id] }])];
-      // fp32 on the GPU (other summation orders, FMA) vs f64 sums on the CPU; 2Mamba's state accumulates it (NVIDIA: 1.0e-4
-      // seen; lavapipe: 3.15e-4 at seed 122321798009387, batch 3 step 20, identical before and after the kernel re-layout)
-      assert.ok(relErr(lg, lc) < DECODE_TOL, `${arch} decode: rel ${relErr(lg, lc)} (seed ${seed})`);
-    }
-    // batch 3: different prompt lengths, slots taken in another order, mixed prefill and decode steps
-    const prompts = [ids(3), ids(77), ids(20)];
-    const seqs = [cpu, gp].map((p) => { const s = [p.open(), p.open(), p.open()]; return [s[2]!, s[0]!, s[1]!]; });
-    for (let t = 0; t < 64; t++) {
-      const items = (k: number) => prompts.map((pr, i) => ({ seq: seqs[k]![i]!, ids: t === 0 ? pr : [pr[t % pr.length]!] }));
-      const [lc, lg] = [await cpu.step(items(0)), await gp.step(items(1))];
-      assert.ok(relErr(lg, lc) < DECODE_TOL, `${arch} batch 3 step ${t}: rel ${relErr(lg, lc)} (seed ${seed})`);
-    }
-  });
+  test(
+    `${arch}: GPU logits == CPU after prefill and over 64 decode steps, at batch 1 and batch 3`,
+    { skip },
+    async () => {
+      const { rng, seed } = freshRng();
+      const [cpu, gp] = await loadBoth(await tinyCheckpoint(arch, seed % 1000));
+      const ids = (n: number) => Array.from({ length: n }, () => 3 + Math.floor(rng.next() * 256));
+      // batch 1
+      const prompt = ids(40),
+        next = ids(64);
+      const [a, b] = [cpu.open(), gp.open()];
+      assert.ok(
+        relErr(await gp.step([{ seq: b, ids: prompt }], true), await cpu.step([{ seq: a, ids: prompt }], true)) < 1e-4,
+        `prefill (seed ${seed})`,
+      );
+      for (const id of next) {
+        const [lc, lg] = [await cpu.step([{ seq: a, ids: [id] }]), await gp.step([{ seq: b, ids: [id] }])];
+        // fp32 on the GPU (other summation orders, FMA) vs f64 sums on the CPU; 2Mamba's state accumulates it (NVIDIA: 1.0e-4
+        // seen; lavapipe: 3.15e-4 at seed 122321798009387, batch 3 step 20, identical before and after the kernel re-layout)
+        assert.ok(relErr(lg, lc) < DECODE_TOL, `${arch} decode: rel ${relErr(lg, lc)} (seed ${seed})`);
+      }
+      // batch 3: different prompt lengths, slots taken in another order, mixed prefill and decode steps
+      const prompts = [ids(3), ids(77), ids(20)];
+      const seqs = [cpu, gp].map((p) => {
+        const s = [p.open(), p.open(), p.open()];
+        return [s[2]!, s[0]!, s[1]!];
+      });
+      for (let t = 0; t < 64; t++) {
+        const items = (k: number) =>
+          prompts.map((pr, i) => ({ seq: seqs[k]![i]!, ids: t === 0 ? pr : [pr[t % pr.length]!] }));
+        const [lc, lg] = [await cpu.step(items(0)), await gp.step(items(1))];
+        assert.ok(relErr(lg, lc) < DECODE_TOL, `${arch} batch 3 step ${t}: rel ${relErr(lg, lc)} (seed ${seed})`);
+      }
+    },
+  );
 }
 
-test('batching never changes a request\'s tokens on the GPU (greedy, 6 requests through the scheduler)', { skip }, async () => {
-  const { rng, seed } = freshRng();
-  const [, gp] = await loadBoth(await tinyCheckpoint('2mamba-e', seed % 1000), 6);
-  const specs: RequestSpec[] = Array.from({ length: 6 }, (_, i) => ({
-    promptIds: [1, ...Array.from({ length: 2 + i * 13 }, () => 3 + Math.floor(rng.next() * 256))], maxTokens: 6 + i, sampling: { temperature: 0 }, ignoreEos: true,
-  }));
-  const run = (s: Scheduler, spec: RequestSpec) => new Promise<number[]>((res, rej) => { const ids: number[] = []; s.submit(spec, { onToken: (t) => ids.push(t.id), onEnd: () => res(ids), onError: rej }); });
-  const alone: number[][] = [];
-  for (const spec of specs) alone.push(await run(new Scheduler(gp, { maxBatch: 1, maxQueue: 1, tokenBudget: 512, prefillChunk: 512 }), spec));
-  const s = new Scheduler(gp, { maxBatch: 6, maxQueue: 6, tokenBudget: 40, prefillChunk: 16 });
-  assert.deepEqual(await Promise.all(specs.map((spec) => run(s, spec))), alone, `seed ${seed}`);
-});
+test(
+  "batching never changes a request's tokens on the GPU (greedy, 6 requests through the scheduler)",
+  { skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const [, gp] = await loadBoth(await tinyCheckpoint('2mamba-e', seed % 1000), 6);
+    const specs: RequestSpec[] = Array.from({ length: 6 }, (_, i) => ({
+      promptIds: [1, ...Array.from({ length: 2 + i * 13 }, () => 3 + Math.floor(rng.next() * 256))],
+      maxTokens: 6 + i,
+      sampling: { temperature: 0 },
+      ignoreEos: true,
+    }));
+    const run = (s: Scheduler, spec: RequestSpec) =>
+      new Promise<number[]>((res, rej) => {
+        const ids: number[] = [];
+        s.submit(spec, { onToken: (t) => ids.push(t.id), onEnd: () => res(ids), onError: rej });
+      });
+    const alone: number[][] = [];
+    for (const spec of specs)
+      alone.push(await run(new Scheduler(gp, { maxBatch: 1, maxQueue: 1, tokenBudget: 512, prefillChunk: 512 }), spec));
+    const s = new Scheduler(gp, { maxBatch: 6, maxQueue: 6, tokenBudget: 40, prefillChunk: 16 });
+    assert.deepEqual(await Promise.all(specs.map((spec) => run(s, spec))), alone, `seed ${seed}`);
+  },
+);

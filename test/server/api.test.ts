@@ -5,8 +5,16 @@ import OpenAI from 'openai';
 import { startServer, post, getJson, until, type TestServer } from './harness.js';
 
 let srv: TestServer;
-before(async () => { srv = await startServer([{ name: 'mamba', arch: '2mamba' }, { name: 'sm', arch: 'softmax' }, { name: 'mambae', arch: '2mamba-e' }]); });
-after(async () => { await srv.close(); });
+before(async () => {
+  srv = await startServer([
+    { name: 'mamba', arch: '2mamba' },
+    { name: 'sm', arch: 'softmax' },
+    { name: 'mambae', arch: '2mamba-e' },
+  ]);
+});
+after(async () => {
+  await srv.close();
+});
 
 async function streamText(s: AsyncIterable<any>) {
   const chunks: any[] = [];
@@ -17,7 +25,12 @@ async function streamText(s: AsyncIterable<any>) {
 for (const model of ['mamba', 'sm', 'mambae']) {
   test(`${model}: completions and chat, streaming equals non-streaming, usage with memory`, async () => {
     const c = srv.client;
-    const full = await c.completions.create({ model, prompt: 'The state of the union', max_tokens: 12, temperature: 0 });
+    const full = await c.completions.create({
+      model,
+      prompt: 'The state of the union',
+      max_tokens: 12,
+      temperature: 0,
+    });
     assert.equal(full.object, 'text_completion');
     assert.match(full.id, /^cmpl-/);
     assert.equal(full.choices[0]!.finish_reason, 'length');
@@ -25,28 +38,63 @@ for (const model of ['mamba', 'sm', 'mambae']) {
     assert.equal(u.completion_tokens, 12);
     assert.equal(u.prompt_tokens, 1 + Buffer.byteLength('The state of the union'));
     assert.ok(u.memory.peak_bytes > 0);
-    const chunks = await streamText(await c.completions.create({ model, prompt: 'The state of the union', max_tokens: 12, temperature: 0, stream: true, stream_options: { include_usage: true } }));
-    assert.equal(chunks.filter((x) => x.choices.length).map((x) => x.choices[0].text).join(''), full.choices[0]!.text);
+    const chunks = await streamText(
+      await c.completions.create({
+        model,
+        prompt: 'The state of the union',
+        max_tokens: 12,
+        temperature: 0,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
+    );
+    assert.equal(
+      chunks
+        .filter((x) => x.choices.length)
+        .map((x) => x.choices[0].text)
+        .join(''),
+      full.choices[0]!.text,
+    );
     const last = chunks.at(-1);
     assert.deepEqual(last.choices, []);
     assert.equal(last.usage.completion_tokens, 12);
     assert.deepEqual(last.usage.memory, u.memory);
     assert.equal(new Set(chunks.map((x) => x.id)).size, 1);
 
-    const msgs = [{ role: 'system' as const, content: 'Be brief.' }, { role: 'user' as const, content: 'Hello!' }];
+    const msgs = [
+      { role: 'system' as const, content: 'Be brief.' },
+      { role: 'user' as const, content: 'Hello!' },
+    ];
     const chat = await c.chat.completions.create({ model, messages: msgs, max_completion_tokens: 10, temperature: 0 });
     assert.equal(chat.object, 'chat.completion');
     assert.equal(chat.choices[0]!.message.role, 'assistant');
-    const cs = await streamText(await c.chat.completions.create({ model, messages: msgs, max_tokens: 10, temperature: 0, stream: true }));
+    const cs = await streamText(
+      await c.chat.completions.create({ model, messages: msgs, max_tokens: 10, temperature: 0, stream: true }),
+    );
     assert.deepEqual(cs[0].choices[0].delta, { role: 'assistant', content: '' }, 'role first');
-    assert.equal(cs.slice(1).map((x) => x.choices[0].delta.content ?? '').join(''), chat.choices[0]!.message.content);
+    assert.equal(
+      cs
+        .slice(1)
+        .map((x) => x.choices[0].delta.content ?? '')
+        .join(''),
+      chat.choices[0]!.message.content,
+    );
     assert.equal(cs.at(-1).choices[0].finish_reason, 'length');
     assert.deepEqual(cs.at(-1).choices[0].delta, {});
   });
 }
 
 test('2Mamba memory per request is flat in the prompt length; softmax KV grows with it', async () => {
-  const mem = async (model: string, n: number) => ((await srv.client.completions.create({ model, prompt: [Array.from({ length: n }, (_, i) => 3 + (i % 250))], max_tokens: 1 })).usage as any).memory;
+  const mem = async (model: string, n: number) =>
+    (
+      (
+        await srv.client.completions.create({
+          model,
+          prompt: [Array.from({ length: n }, (_, i) => 3 + (i % 250))],
+          max_tokens: 1,
+        })
+      ).usage as any
+    ).memory;
   const [m10, m500] = [await mem('mamba', 10), await mem('mamba', 500)];
   assert.deepEqual(m10, { ...m500 });
   assert.equal(m10.kv_bytes, 0);
@@ -64,22 +112,64 @@ test('2Mamba memory per request is flat in the prompt length; softmax KV grows w
 
 test('n > 1, prompt lists, stop strings, logprobs, echo, seeds', async () => {
   const c = srv.client;
-  const two = await c.completions.create({ model: 'mamba', prompt: ['abc', 'xyz'], n: 2, max_tokens: 5, temperature: 0 });
-  assert.deepEqual(two.choices.map((x) => x.index), [0, 1, 2, 3]);
+  const two = await c.completions.create({
+    model: 'mamba',
+    prompt: ['abc', 'xyz'],
+    n: 2,
+    max_tokens: 5,
+    temperature: 0,
+  });
+  assert.deepEqual(
+    two.choices.map((x) => x.index),
+    [0, 1, 2, 3],
+  );
   assert.equal(two.choices[0]!.text, two.choices[1]!.text, 'greedy siblings agree');
   assert.equal(two.usage!.prompt_tokens, 8);
   // seed: same seed → same text; the n siblings of a seeded request differ from each other
-  const s1 = await c.completions.create({ model: 'sm', prompt: 'Once', max_tokens: 16, temperature: 1, seed: 42, n: 2 });
-  const s2 = await c.completions.create({ model: 'sm', prompt: 'Once', max_tokens: 16, temperature: 1, seed: 42, n: 2 });
-  assert.deepEqual(s1.choices.map((x) => x.text), s2.choices.map((x) => x.text));
+  const s1 = await c.completions.create({
+    model: 'sm',
+    prompt: 'Once',
+    max_tokens: 16,
+    temperature: 1,
+    seed: 42,
+    n: 2,
+  });
+  const s2 = await c.completions.create({
+    model: 'sm',
+    prompt: 'Once',
+    max_tokens: 16,
+    temperature: 1,
+    seed: 42,
+    n: 2,
+  });
+  assert.deepEqual(
+    s1.choices.map((x) => x.text),
+    s2.choices.map((x) => x.text),
+  );
   assert.notEqual(s1.choices[0]!.text, s1.choices[1]!.text);
   // a stop string cut out of the greedy text
-  const base = (await c.completions.create({ model: 'mamba', prompt: 'Stop here', max_tokens: 24, temperature: 0 })).choices[0]!.text;
+  const base = (await c.completions.create({ model: 'mamba', prompt: 'Stop here', max_tokens: 24, temperature: 0 }))
+    .choices[0]!.text;
   const cut = [...base].slice(5, 7).join('');
-  const stopped = await c.completions.create({ model: 'mamba', prompt: 'Stop here', max_tokens: 24, temperature: 0, stop: [cut] });
+  const stopped = await c.completions.create({
+    model: 'mamba',
+    prompt: 'Stop here',
+    max_tokens: 24,
+    temperature: 0,
+    stop: [cut],
+  });
   assert.equal(stopped.choices[0]!.text, base.slice(0, base.indexOf(cut)));
   assert.equal(stopped.choices[0]!.finish_reason, 'stop');
-  const st = await streamText(await c.completions.create({ model: 'mamba', prompt: 'Stop here', max_tokens: 24, temperature: 0, stop: cut, stream: true }));
+  const st = await streamText(
+    await c.completions.create({
+      model: 'mamba',
+      prompt: 'Stop here',
+      max_tokens: 24,
+      temperature: 0,
+      stop: cut,
+      stream: true,
+    }),
+  );
   assert.equal(st.map((x) => x.choices[0]?.text ?? '').join(''), base.slice(0, base.indexOf(cut)));
   // logprobs
   const lp = await c.completions.create({ model: 'sm', prompt: 'Log', max_tokens: 4, temperature: 0, logprobs: 3 });
@@ -88,7 +178,14 @@ test('n > 1, prompt lists, stop strings, logprobs, echo, seeds', async () => {
   assert.equal(l.token_logprobs!.length, 4);
   assert.equal(Object.keys(l.top_logprobs![0]!).length <= 3, true);
   assert.ok(l.token_logprobs!.every((x) => x! <= 0));
-  const cl = await c.chat.completions.create({ model: 'sm', messages: [{ role: 'user', content: 'x' }], max_tokens: 3, temperature: 0, logprobs: true, top_logprobs: 2 });
+  const cl = await c.chat.completions.create({
+    model: 'sm',
+    messages: [{ role: 'user', content: 'x' }],
+    max_tokens: 3,
+    temperature: 0,
+    logprobs: true,
+    top_logprobs: 2,
+  });
   const content = cl.choices[0]!.logprobs!.content!;
   assert.equal(content.length, 3);
   assert.equal(content[0]!.top_logprobs.length, 2);
@@ -97,19 +194,48 @@ test('n > 1, prompt lists, stop strings, logprobs, echo, seeds', async () => {
   const echo = await c.completions.create({ model: 'mamba', prompt: 'Echo me', max_tokens: 0, echo: true });
   assert.equal(echo.choices[0]!.text, 'Echo me');
   // vLLM extensions: ignore_eos, min_tokens, top_k through extra fields
-  const ext = await c.completions.create({ model: 'mamba', prompt: 'x', max_tokens: 6, temperature: 0.5, top_k: 3, min_p: 0.1, ignore_eos: true, min_tokens: 6 } as any);
+  const ext = await c.completions.create({
+    model: 'mamba',
+    prompt: 'x',
+    max_tokens: 6,
+    temperature: 0.5,
+    top_k: 3,
+    min_p: 0.1,
+    ignore_eos: true,
+    min_tokens: 6,
+  } as any);
   assert.equal(ext.usage!.completion_tokens, 6);
 });
 
 test('errors reach the SDK as the right exception classes', async () => {
   const c = srv.client;
-  await assert.rejects(c.completions.create({ model: 'nope', prompt: 'x' }), (e: any) => e instanceof OpenAI.NotFoundError && e.code === 'model_not_found');
-  await assert.rejects(c.completions.create({ model: 'mamba', prompt: 'x', temperature: 3 }), (e: any) => e instanceof OpenAI.BadRequestError && e.param === 'temperature');
-  await assert.rejects(c.completions.create({ model: 'sm', prompt: 'x', max_tokens: 5000 }),
-    (e: any) => e instanceof OpenAI.BadRequestError && e.code === 'context_length_exceeded' && /maximum context length is 4096 tokens/.test(e.message));
-  await assert.rejects(c.chat.completions.create({ model: 'mamba', messages: [] }), (e: any) => e instanceof OpenAI.BadRequestError && e.param === 'messages');
-  await assert.rejects(c.chat.completions.create({ model: 'mamba', messages: [{ role: 'wizard' as any, content: 'x' }] }), OpenAI.BadRequestError);
-  await assert.rejects(c.completions.create({ model: 'mamba', prompt: 'x', stream_options: { include_usage: true } } as any), (e: any) => /only be defined when `stream=True`/.test(e.message));
+  await assert.rejects(
+    c.completions.create({ model: 'nope', prompt: 'x' }),
+    (e: any) => e instanceof OpenAI.NotFoundError && e.code === 'model_not_found',
+  );
+  await assert.rejects(
+    c.completions.create({ model: 'mamba', prompt: 'x', temperature: 3 }),
+    (e: any) => e instanceof OpenAI.BadRequestError && e.param === 'temperature',
+  );
+  await assert.rejects(
+    c.completions.create({ model: 'sm', prompt: 'x', max_tokens: 5000 }),
+    (e: any) =>
+      e instanceof OpenAI.BadRequestError &&
+      e.code === 'context_length_exceeded' &&
+      /maximum context length is 4096 tokens/.test(e.message),
+  );
+  await assert.rejects(
+    c.chat.completions.create({ model: 'mamba', messages: [] }),
+    (e: any) => e instanceof OpenAI.BadRequestError && e.param === 'messages',
+  );
+  await assert.rejects(
+    c.chat.completions.create({ model: 'mamba', messages: [{ role: 'wizard' as any, content: 'x' }] }),
+    OpenAI.BadRequestError,
+  );
+  await assert.rejects(
+    c.completions.create({ model: 'mamba', prompt: 'x', stream_options: { include_usage: true } } as any),
+    (e: any) => /only be defined when `stream=True`/.test(e.message),
+  );
 });
 
 test('bad input gets a clear error and the server keeps serving', async () => {
@@ -129,10 +255,25 @@ test('bad input gets a clear error and the server keeps serving', async () => {
     ['/v1/completions', { model: 'mamba', prompt: [[1, 99999]] }, 400, /token id 99999 is outside the vocabulary/],
     ['/v1/completions', { model: 'mamba', prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }, 400, /at most 4/],
     ['/v1/completions', { model: 'mamba', prompt: 'x', logprobs: 9 }, 400, /'logprobs' must be an integer from 0 to 5/],
-    ['/v1/chat/completions', { model: 'mamba', messages: [{ role: 'user', content: 'x' }], top_logprobs: 2 }, 400, /`logprobs` must be set to true/],
+    [
+      '/v1/chat/completions',
+      { model: 'mamba', messages: [{ role: 'user', content: 'x' }], top_logprobs: 2 },
+      400,
+      /`logprobs` must be set to true/,
+    ],
     ['/v1/chat/completions', { model: 'mamba', messages: 'hi' }, 400, /'messages' is required and must be an array/],
-    ['/v1/chat/completions', { model: 'mamba', messages: [{ role: 'user', content: [{ type: 'image_url' }] }] }, 400, /only text parts/],
-    ['/v1/chat/completions', { model: 'mamba', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema' } }, 400, /not supported/],
+    [
+      '/v1/chat/completions',
+      { model: 'mamba', messages: [{ role: 'user', content: [{ type: 'image_url' }] }] },
+      400,
+      /only text parts/,
+    ],
+    [
+      '/v1/chat/completions',
+      { model: 'mamba', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema' } },
+      400,
+      /not supported/,
+    ],
     ['/v1/chat/completions', { model: 'ghost', messages: [{ role: 'user', content: 'x' }] }, 404, /does not exist/],
     ['/v1/nothing', {}, 404, /no route/],
   ];
@@ -160,15 +301,28 @@ test('tokenize, detokenize, health and metrics', async () => {
   assert.equal((await post(srv.url, '/detokenize', { model: 'mamba', tokens: [-1] })).status, 400);
   assert.deepEqual(await getJson(srv.url, '/health'), { status: 'ok' });
   const m = await (await fetch(srv.url + '/metrics')).text();
-  for (const name of ['fury_num_requests_running', 'fury_num_requests_waiting', 'fury_time_to_first_token_seconds_bucket',
-    'fury_inter_token_latency_seconds_bucket', 'fury_e2e_request_latency_seconds_bucket', 'fury_prompt_tokens_total',
-    'fury_generation_tokens_total', 'fury_device_memory_bytes{model_name="mamba",kind="weights"}', 'fury_state_slots_total',
-    'fury_kv_blocks_used', 'fury_request_memory_bytes_bucket']) assert.ok(m.includes(name), name);
+  for (const name of [
+    'fury_num_requests_running',
+    'fury_num_requests_waiting',
+    'fury_time_to_first_token_seconds_bucket',
+    'fury_inter_token_latency_seconds_bucket',
+    'fury_e2e_request_latency_seconds_bucket',
+    'fury_prompt_tokens_total',
+    'fury_generation_tokens_total',
+    'fury_device_memory_bytes{model_name="mamba",kind="weights"}',
+    'fury_state_slots_total',
+    'fury_kv_blocks_used',
+    'fury_request_memory_bytes_bucket',
+  ])
+    assert.ok(m.includes(name), name);
 });
 
 test('an aborted stream frees its slot (checked through /v1/requests and /metrics)', async () => {
   const ac = new AbortController();
-  const stream = await srv.client.completions.create({ model: 'mamba', prompt: 'x', max_tokens: 4000, stream: true, ignore_eos: true } as any, { signal: ac.signal }) as unknown as AsyncIterable<unknown>;
+  const stream = (await srv.client.completions.create(
+    { model: 'mamba', prompt: 'x', max_tokens: 4000, stream: true, ignore_eos: true } as any,
+    { signal: ac.signal },
+  )) as unknown as AsyncIterable<unknown>;
   let n = 0;
   await until(async () => (await getJson(srv.url, '/v1/requests')).data.length === 1, 5000, 'the request to show up');
   const live = (await getJson(srv.url, '/v1/requests')).data[0];
@@ -187,11 +341,20 @@ test('an aborted stream frees its slot (checked through /v1/requests and /metric
 
 test('16 concurrent streams: each equals the same request alone (greedy), and memory returns to idle', async () => {
   for (const model of ['mamba', 'sm']) {
-    const reqs = Array.from({ length: 16 }, (_, i) => ({ prompt: 'p'.repeat(1 + ((i * 37) % 90)) + String(i), max_tokens: 1 + ((i * 7) % 13) }));
+    const reqs = Array.from({ length: 16 }, (_, i) => ({
+      prompt: 'p'.repeat(1 + ((i * 37) % 90)) + String(i),
+      max_tokens: 1 + ((i * 7) % 13),
+    }));
     const alone: string[] = [];
-    for (const r of reqs) alone.push((await srv.client.completions.create({ model, ...r, temperature: 0 })).choices[0]!.text);
-    const together = await Promise.all(reqs.map(async (r) =>
-      (await streamText(await srv.client.completions.create({ model, ...r, temperature: 0, stream: true }))).map((x) => x.choices[0]?.text ?? '').join('')));
+    for (const r of reqs)
+      alone.push((await srv.client.completions.create({ model, ...r, temperature: 0 })).choices[0]!.text);
+    const together = await Promise.all(
+      reqs.map(async (r) =>
+        (await streamText(await srv.client.completions.create({ model, ...r, temperature: 0, stream: true })))
+          .map((x) => x.choices[0]?.text ?? '')
+          .join(''),
+      ),
+    );
     assert.deepEqual(together, alone, model);
     const q = await getJson(srv.url, '/v1/requests');
     const mine = q.models.find((x: any) => x.model === model);

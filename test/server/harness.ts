@@ -13,22 +13,36 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(models: { name: string; arch: Arch; seed?: number }[], serve: Partial<ServeOptions> = {},
-                                  host: Partial<EngineOptions> = {}): Promise<TestServer> {
+export async function startServer(
+  models: { name: string; arch: Arch; seed?: number }[],
+  serve: Partial<ServeOptions> = {},
+  host: Partial<EngineOptions> = {},
+): Promise<TestServer> {
   const state = new ServerState({ ...DEFAULT_SERVE_OPTIONS, ...serve });
   const app = buildApp(state);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
   for (const m of models) {
     const dir = await tinyCheckpoint(m.arch, m.seed ?? 1);
-    state.models.set(m.name, await Engine.open(dir, m.name, {
-      backend: 'cpu', maxBatch: 8, maxQueue: 64, memoryBudget: null, maxModelLen: 4096, tokenBudget: 256, prefillChunk: 64, ...host,
-    }));
+    state.models.set(
+      m.name,
+      await Engine.open(dir, m.name, {
+        backend: 'cpu',
+        maxBatch: 8,
+        maxQueue: 64,
+        memoryBudget: null,
+        maxModelLen: 4096,
+        tokenBudget: 256,
+        prefillChunk: 64,
+        ...host,
+      }),
+    );
   }
   state.loading = false;
   const url = `http://127.0.0.1:${port}`;
   return {
-    url, state,
+    url,
+    state,
     client: new OpenAI({ baseURL: `${url}/v1`, apiKey: serve.apiKey ?? 'none', maxRetries: 0 }),
     close: async () => {
       await app.close();
@@ -39,12 +53,17 @@ export async function startServer(models: { name: string; arch: Arch; seed?: num
 
 export async function post(url: string, path: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(url + path, {
-    method: 'POST', headers: { 'content-type': 'application/json', ...headers },
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : body instanceof Uint8Array ? Buffer.from(body) : JSON.stringify(body),
   });
   const text = await res.text();
   let json: any = null;
-  try { json = JSON.parse(text); } catch { /* SSE or empty */ }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* SSE or empty */
+  }
   return { status: res.status, headers: res.headers, text, json };
 }
 

@@ -18,17 +18,29 @@ test('API key: 401 without it, /health and /metrics stay public', async () => {
     assert.equal((await srv.client.models.list()).data.length, 1);
     assert.equal((await fetch(srv.url + '/health')).status, 200);
     assert.equal((await fetch(srv.url + '/metrics')).status, 200);
-  } finally { await srv.close(); }
+  } finally {
+    await srv.close();
+  }
 });
 
 test('a full queue is a 429 with Retry-After, an oversized body a 413; the server keeps serving', async () => {
   const srv = await startServer([{ name: 'm', arch: '2mamba' }], { bodyLimit: 4096 }, { maxBatch: 1, maxQueue: 1 });
   try {
     const ac = new AbortController();
-    const busy = srv.client.completions.create({ model: 'm', prompt: 'x', max_tokens: 3000, ignore_eos: true } as any, { signal: ac.signal }).catch(() => null);
-    await until(async () => (await getJson(srv.url, '/v1/requests')).data.length === 1, 5000, 'the first request to run');
+    const busy = srv.client.completions
+      .create({ model: 'm', prompt: 'x', max_tokens: 3000, ignore_eos: true } as any, { signal: ac.signal })
+      .catch(() => null);
+    await until(
+      async () => (await getJson(srv.url, '/v1/requests')).data.length === 1,
+      5000,
+      'the first request to run',
+    );
     const queued = post(srv.url, '/v1/completions', { model: 'm', prompt: 'y', max_tokens: 1 });
-    await until(async () => (await getJson(srv.url, '/v1/requests')).models[0].waiting === 1, 5000, 'the second request to queue');
+    await until(
+      async () => (await getJson(srv.url, '/v1/requests')).models[0].waiting === 1,
+      5000,
+      'the second request to queue',
+    );
     const r = await post(srv.url, '/v1/completions', { model: 'm', prompt: 'z', max_tokens: 1 });
     assert.equal(r.status, 429);
     assert.equal(r.json.error.code, 'queue_full');
@@ -36,25 +48,42 @@ test('a full queue is a 429 with Retry-After, an oversized body a 413; the serve
     const ra = Number(r.headers.get('retry-after'));
     assert.ok(ra >= 1 && ra < 60, `Retry-After ${ra}`);
     assert.equal(r.headers.get('retry-after-ms'), String(ra * 1000));
-    await assert.rejects(srv.client.completions.create({ model: 'm', prompt: 'z', max_tokens: 1 }), OpenAI.RateLimitError);
+    await assert.rejects(
+      srv.client.completions.create({ model: 'm', prompt: 'z', max_tokens: 1 }),
+      OpenAI.RateLimitError,
+    );
     const big = await post(srv.url, '/v1/completions', { model: 'm', prompt: 'x'.repeat(5000) });
     assert.equal(big.status, 413);
     assert.match(big.json.error.message, /--body-limit/);
     ac.abort();
     assert.equal((await queued).status, 200);
     await busy;
-    assert.match(await (await fetch(srv.url + '/metrics')).text(), /fury_requests_rejected_total\{model_name="m",reason="queue_full"\} 2/);
-  } finally { await srv.close(); }
+    assert.match(
+      await (await fetch(srv.url + '/metrics')).text(),
+      /fury_requests_rejected_total\{model_name="m",reason="queue_full"\} 2/,
+    );
+  } finally {
+    await srv.close();
+  }
 });
 
 test('SSE pings during a long prefill; deadlines end requests in-band (stream) or with 408; queue timeouts are 503', async () => {
-  const srv = await startServer([{ name: 'm', arch: '2mamba' }], { pingInterval: 0.02, requestTimeout: 0.6, maxQueueTime: 0.3 },
-    { maxBatch: 1, tokenBudget: 8, prefillChunk: 8 });
+  const srv = await startServer(
+    [{ name: 'm', arch: '2mamba' }],
+    { pingInterval: 0.02, requestTimeout: 0.6, maxQueueTime: 0.3 },
+    { maxBatch: 1, tokenBudget: 8, prefillChunk: 8 },
+  );
   try {
     // 800 prompt tokens at 8 per step: a prefill long enough for pings before the first token
     const res = await fetch(srv.url + '/v1/completions', {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'm', prompt: [Array.from({ length: 800 }, (_, i) => 3 + (i % 250))], max_tokens: 2, stream: true }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'm',
+        prompt: [Array.from({ length: 800 }, (_, i) => 3 + (i % 250))],
+        max_tokens: 2,
+        stream: true,
+      }),
     });
     const raw = await res.text();
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
@@ -63,10 +92,14 @@ test('SSE pings during a long prefill; deadlines end requests in-band (stream) o
     assert.ok(raw.endsWith('data: [DONE]\n\n'));
     // a stream past its deadline: text so far, then an in-band error, then [DONE]
     const s = await fetch(srv.url + '/v1/completions', {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'm', prompt: 'x', max_tokens: 3000, ignore_eos: true, stream: true }),
     });
-    const events = (await s.text()).split('\n\n').filter(Boolean).filter((e) => e.startsWith('data: '));
+    const events = (await s.text())
+      .split('\n\n')
+      .filter(Boolean)
+      .filter((e) => e.startsWith('data: '));
     assert.equal(events.at(-1), 'data: [DONE]');
     assert.equal(JSON.parse(events.at(-2)!.slice(6)).error.code, 'deadline_exceeded');
     assert.ok(events.length > 3, 'tokens were streamed before the deadline');
@@ -82,7 +115,9 @@ test('SSE pings during a long prefill; deadlines end requests in-band (stream) o
     assert.equal(late.json.error.code, 'queue_timeout');
     assert.ok(Number(late.headers.get('retry-after')) >= 1);
     await hold;
-  } finally { await srv.close(); }
+  } finally {
+    await srv.close();
+  }
 });
 
 test('/health is 503 while the model loads, and every API route says so', async () => {
@@ -99,29 +134,57 @@ test('/health is 503 while the model loads, and every API route says so', async 
     assert.equal(r.json.error.code, 'loading');
     state.loading = false;
     assert.equal((await fetch(url + '/health')).status, 200);
-  } finally { await app.close(); }
+  } finally {
+    await app.close();
+  }
 });
 
 test('SIGTERM drains: running streams finish, new requests are refused, the process exits 0', async () => {
   const dir = await tinyCheckpoint('2mamba', 4);
   const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'fury.js');
-  const proc = spawn(process.execPath, [cli, 'serve', '--model', `m=${dir}`, '--port', '0', '--backend', 'cpu', '--drain-timeout', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [cli, 'serve', '--model', `m=${dir}`, '--port', '0', '--backend', 'cpu', '--drain-timeout', '20'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let log = '';
-  proc.stdout.on('data', (d) => { log += d; });
-  proc.stderr.on('data', (d) => { log += d; });
+  proc.stdout.on('data', (d) => {
+    log += d;
+  });
+  proc.stderr.on('data', (d) => {
+    log += d;
+  });
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   await until(() => /"msg":"ready"/.test(log), 20000, 'the server to be ready');
   const url = JSON.parse(log.split('\n').find((l) => l.includes('"url"'))!).url as string;
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
   const streams = [0, 1, 2].map(async () => {
-    const s = await client.completions.create({ model: 'm', prompt: 'drain', max_tokens: 60, ignore_eos: true, stream: true } as any) as unknown as AsyncIterable<any>;
-    let text = '', finish = null;
-    for await (const c of s) { text += c.choices[0]?.text ?? ''; finish = c.choices[0]?.finish_reason ?? finish; }
+    const s = (await client.completions.create({
+      model: 'm',
+      prompt: 'drain',
+      max_tokens: 60,
+      ignore_eos: true,
+      stream: true,
+    } as any)) as unknown as AsyncIterable<any>;
+    let text = '',
+      finish = null;
+    for await (const c of s) {
+      text += c.choices[0]?.text ?? '';
+      finish = c.choices[0]?.finish_reason ?? finish;
+    }
     return finish;
   });
   await until(async () => (await getJson(url, '/v1/requests')).data.length === 3, 10000, 'three running streams');
   proc.kill('SIGTERM');
-  await until(async () => (await fetch(url + '/health').then((r) => r.status, () => 503)) === 503, 5000, 'health to turn 503');
+  await until(
+    async () =>
+      (await fetch(url + '/health').then(
+        (r) => r.status,
+        () => 503,
+      )) === 503,
+    5000,
+    'health to turn 503',
+  );
   const refused = await post(url, '/v1/completions', { model: 'm', prompt: 'x' }).catch(() => ({ status: 0 }));
   assert.ok(refused.status === 503 || refused.status === 0, `new request during drain: ${refused.status}`);
   assert.deepEqual(await Promise.all(streams), ['length', 'length', 'length']);

@@ -15,20 +15,38 @@ test('statistics, loopback guard and metric parsing', () => {
   assert.throws(() => assertLoopback('http://10.0.0.1:8080'), /only to loopback/);
   assert.throws(() => assertLoopback('http://example.com'), /only to loopback/);
   for (const u of ['http://127.0.0.1:1', 'http://localhost:2', 'http://[::1]:3']) assertLoopback(u);
-  assert.equal(metricValue('a_total{model_name="m",kind="x"} 3\na_total{model_name="n"} 4\nab 9', 'a_total', { model_name: 'm' }), 3);
+  assert.equal(
+    metricValue('a_total{model_name="m",kind="x"} 3\na_total{model_name="n"} 4\nab 9', 'a_total', { model_name: 'm' }),
+    3,
+  );
 });
 
 test('a load test of two architectures: every request succeeds, memory is flat for 2Mamba and grows for softmax', async () => {
-  const srv = await startServer([{ name: 'mamba', arch: '2mamba' }, { name: 'sm', arch: 'softmax' }]);
+  const srv = await startServer([
+    { name: 'mamba', arch: '2mamba' },
+    { name: 'sm', arch: 'softmax' },
+  ]);
   const dir = await tempDir();
   const corpus = join(dir, 'corpus.txt');
   // real prose (a document of this repository's README would do too): a few documents in the corpus format
-  const text = (await readFile(new URL('../../../README.md', import.meta.url), 'utf8'));
+  const text = await readFile(new URL('../../../README.md', import.meta.url), 'utf8');
   await writeFile(corpus, [text, text.split('').reverse().join('')].join('\n\u001e\n') + '\n\u001e\n');
   try {
     const report = await runLoadtest({
-      url: srv.url, models: ['mamba', 'sm'], contexts: [16, 128], concurrency: [1, 3], requests: 3, durationS: null, maxTokens: 4,
-      data: corpus, out: join(dir, 'out'), apiKey: null, capacity: true, memorySweep: [300], maxSeconds: 120, seed: 1,
+      url: srv.url,
+      models: ['mamba', 'sm'],
+      contexts: [16, 128],
+      concurrency: [1, 3],
+      requests: 3,
+      durationS: null,
+      maxTokens: 4,
+      data: corpus,
+      out: join(dir, 'out'),
+      apiKey: null,
+      capacity: true,
+      memorySweep: [300],
+      maxSeconds: 120,
+      seed: 1,
     });
     for (const r of report.results as any[]) {
       for (const c of r.cells) {
@@ -42,7 +60,15 @@ test('a load test of two architectures: every request succeeds, memory is flat f
       assert.equal(r.capacity.length, 2);
       assert.equal(r.capacity[0].non2xx, 0);
     }
-    assert.deepEqual((await readdir(join(dir, 'out'))).sort(), ['loadtest.json', 'memory-vs-context.svg', 'report.md', 'throughput-vs-concurrency.svg', 'ttft-vs-context.svg']);
+    assert.deepEqual((await readdir(join(dir, 'out'))).sort(), [
+      'loadtest.json',
+      'memory-vs-context.svg',
+      'report.md',
+      'throughput-vs-concurrency.svg',
+      'ttft-vs-context.svg',
+    ]);
     assert.match(await readFile(join(dir, 'out', 'memory-vs-context.svg'), 'utf8'), /crossover 1057\.75 tokens/);
-  } finally { await srv.close(); }
+  } finally {
+    await srv.close();
+  }
 });

@@ -3,14 +3,34 @@
 // CPU twin: kernels/cpu/attention.ts.
 import type { Step } from '../../backend.js';
 import { DEN_FLOOR, type Op } from '../../ops.js';
-import { type Dispatch, type DispatchContext, type Family, type Kernel, defineParams, dispatch, header, ro, rw, variant, wgFor, WG } from './common.js';
+import {
+  type Dispatch,
+  type DispatchContext,
+  type Family,
+  type Kernel,
+  defineParams,
+  dispatch,
+  header,
+  ro,
+  rw,
+  variant,
+  wgFor,
+  WG,
+} from './common.js';
 import { attentionWork, TILE_MIN_ROWS, TILE_ROWS } from './meta.js';
 
-export const SPLIT_K = 256;  // keys per attention workgroup (flash-decoding split)
+export const SPLIT_K = 256; // keys per attention workgroup (flash-decoding split)
 export const TILE_KEYS = 32; // keys per tile the tiled attention loads into workgroup memory
 
 /** useC: 2Mamba-E (ℓ += C_pos − C_j); splits: key ranges of SPLIT_K per row. */
-export const ATTN_PARAMS = defineParams({ heads: 'u32', kvHeads: 'u32', headDim: 'u32', pageSize: 'u32', useC: 'u32', splits: 'u32' });
+export const ATTN_PARAMS = defineParams({
+  heads: 'u32',
+  kvHeads: 'u32',
+  headDim: 'u32',
+  pageSize: 'u32',
+  useC: 'u32',
+  splits: 'u32',
+});
 
 // K and V of each row into its page slot.
 const kvAppendSource = () => `${header(ATTN_PARAMS)}
@@ -203,10 +223,23 @@ const D = ${d}u;
 }`;
 
 type D = { d: number };
-const kernel = (name: string, bindings: Kernel<D>['bindings'], source: (d: number) => string): Kernel<D> & { params: typeof ATTN_PARAMS } =>
-  ({ name, params: ATTN_PARAMS, bindings, source: (v) => source(v.d) });
-const kvAppend: Kernel<object> & { params: typeof ATTN_PARAMS } = { name: 'kv_append', params: ATTN_PARAMS, bindings: () => ['ro', 'rw', 'rw'], source: () => kvAppendSource() };
-const kvCumsum: Kernel<object> & { params: typeof ATTN_PARAMS } = { name: 'kv_cumsum', params: ATTN_PARAMS, bindings: () => ['ro', 'rw'], source: () => kvCumsumSource() };
+const kernel = (
+  name: string,
+  bindings: Kernel<D>['bindings'],
+  source: (d: number) => string,
+): Kernel<D> & { params: typeof ATTN_PARAMS } => ({ name, params: ATTN_PARAMS, bindings, source: (v) => source(v.d) });
+const kvAppend: Kernel<object> & { params: typeof ATTN_PARAMS } = {
+  name: 'kv_append',
+  params: ATTN_PARAMS,
+  bindings: () => ['ro', 'rw', 'rw'],
+  source: () => kvAppendSource(),
+};
+const kvCumsum: Kernel<object> & { params: typeof ATTN_PARAMS } = {
+  name: 'kv_cumsum',
+  params: ATTN_PARAMS,
+  bindings: () => ['ro', 'rw'],
+  source: () => kvCumsumSource(),
+};
 const PARTIALS: ('ro' | 'rw')[] = ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'];
 const attnSplit = kernel('attention', () => PARTIALS, attentionSource);
 const attnTile = kernel('attn_tile', () => PARTIALS, attnTileSource);
@@ -224,15 +257,28 @@ export const attentionFamily: Family = {
   ops: ['kv_append', 'attention'],
   dispatch(op: Op, c: DispatchContext): Dispatch[] {
     if (op.op === 'kv_append') {
-      const { heads, kvHeads, headDim } = op.layout, pageSize = op.pageSize;
-      const out = [dispatch(kvAppend, {}, [op.qkv, op.k, op.v], { heads, kvHeads, headDim, pageSize }, wgFor(c.rows * kvHeads * headDim))];
-      if (op.c && op.logA) out.push(dispatch(kvCumsum, {}, [op.logA, op.c], { heads, pageSize }, wgFor(c.seqs * heads)));
+      const { heads, kvHeads, headDim } = op.layout,
+        pageSize = op.pageSize;
+      const out = [
+        dispatch(
+          kvAppend,
+          {},
+          [op.qkv, op.k, op.v],
+          { heads, kvHeads, headDim, pageSize },
+          wgFor(c.rows * kvHeads * headDim),
+        ),
+      ];
+      if (op.c && op.logA)
+        out.push(dispatch(kvCumsum, {}, [op.logA, op.c], { heads, pageSize }, wgFor(c.seqs * heads)));
       return out;
     }
     if (op.op !== 'attention') throw new Error(`attention family: no op ${op.op}`);
-    const { heads, kvHeads, headDim: d } = op.layout, v = { d };
-    const splits = attentionSplits(c.step), { splitRows, tiles } = attentionWork(c.step);
-    const po = c.scratch('_attn.o', c.rows * heads * splits * d), pml = c.scratch('_attn.ml', c.rows * heads * splits * 2);
+    const { heads, kvHeads, headDim: d } = op.layout,
+      v = { d };
+    const splits = attentionSplits(c.step),
+      { splitRows, tiles } = attentionWork(c.step);
+    const po = c.scratch('_attn.o', c.rows * heads * splits * d),
+      pml = c.scratch('_attn.ml', c.rows * heads * splits * 2);
     const bufs = [op.qkv, op.k, op.v, op.c ?? op.k, po, pml];
     const params = { heads, kvHeads, pageSize: op.pageSize, useC: op.c ? 1 : 0, splits };
     return [
@@ -242,7 +288,8 @@ export const attentionFamily: Family = {
     ];
   },
   variants: (headDims) => [
-    variant(kvAppend, {}), variant(kvCumsum, {}),
+    variant(kvAppend, {}),
+    variant(kvCumsum, {}),
     ...headDims.flatMap((d) => [attnSplit, attnTile, attnReduce].map((k) => variant(k, { d }))),
   ],
 };

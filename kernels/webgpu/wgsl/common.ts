@@ -22,12 +22,15 @@ export const PARAMS_BYTES = 64;
 export function defineParams<F extends string>(fields: Record<F, 'u32' | 'f32'>): Params<F> {
   const names = Object.keys(fields) as F[];
   if (names.length > PARAMS_BYTES / 4) throw new Error(`a params struct holds at most ${PARAMS_BYTES / 4} fields`);
-  const wgsl = `struct Params { ${names.map((n) => `${n}: ${fields[n]}`).join(', ')} }\n` +
+  const wgsl =
+    `struct Params { ${names.map((n) => `${n}: ${fields[n]}`).join(', ')} }\n` +
     '@group(0) @binding(0) var<uniform> prm: Params;';
   return {
-    fields, wgsl,
+    fields,
+    wgsl,
     pack(values) {
-      const out = new Uint32Array(PARAMS_BYTES / 4), f = new Float32Array(out.buffer);
+      const out = new Uint32Array(PARAMS_BYTES / 4),
+        f = new Float32Array(out.buffer);
       names.forEach((n, i) => {
         const v = values[n] ?? 0;
         if (fields[n] === 'f32') f[i] = v;
@@ -41,15 +44,19 @@ export function defineParams<F extends string>(fields: Record<F, 'u32' | 'f32'>)
 /** The opening of every kernel: its family's params, the step meta (binding 1) and its accessors. */
 export const header = (p: Params<string>) => `${p.wgsl}\n${STEP_META_WGSL}`;
 
-export const rw = (b: number, name: string, t = 'f32') => `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${t}>;`;
-export const ro = (b: number, name: string, t = 'f32') => `@group(0) @binding(${b}) var<storage, read> ${name}: array<${t}>;`;
+export const rw = (b: number, name: string, t = 'f32') =>
+  `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${t}>;`;
+export const ro = (b: number, name: string, t = 'f32') =>
+  `@group(0) @binding(${b}) var<storage, read> ${name}: array<${t}>;`;
 
 /** A weight reader `fn W(i: u32) -> f32` over binding `b` for a storage dtype (16-bit: two per u32, low half first). */
 export function weightReader(b: number, dtype: WeightDType): string {
-  if (dtype === 'f32') return `@group(0) @binding(${b}) var<storage, read> w: array<f32>;\nfn W(i: u32) -> f32 { return w[i]; }`;
-  const get = dtype === 'f16'
-    ? 'let h = unpack2x16float(word); return select(h.x, h.y, (i & 1u) == 1u);'
-    : 'return bitcast<f32>(select(word << 16u, word & 0xffff0000u, (i & 1u) == 1u));';
+  if (dtype === 'f32')
+    return `@group(0) @binding(${b}) var<storage, read> w: array<f32>;\nfn W(i: u32) -> f32 { return w[i]; }`;
+  const get =
+    dtype === 'f16'
+      ? 'let h = unpack2x16float(word); return select(h.x, h.y, (i & 1u) == 1u);'
+      : 'return bitcast<f32>(select(word << 16u, word & 0xffff0000u, (i & 1u) == 1u));';
   return `@group(0) @binding(${b}) var<storage, read> w: array<u32>;\nfn W(i: u32) -> f32 { let word = w[i >> 1u]; ${get} }`;
 }
 
@@ -71,8 +78,13 @@ export interface Dispatch {
   groups: [number, number];
 }
 
-export function dispatch<V, F extends string>(kernel: Kernel<V> & { params: Params<F> }, variant: V, buffers: string[],
-                                              params: Partial<Record<F, number>>, groups: [number, number]): Dispatch {
+export function dispatch<V, F extends string>(
+  kernel: Kernel<V> & { params: Params<F> },
+  variant: V,
+  buffers: string[],
+  params: Partial<Record<F, number>>,
+  groups: [number, number],
+): Dispatch {
   return { kernel: kernel as Kernel<never>, variant, buffers, params: kernel.params.pack(params), groups };
 }
 
@@ -102,7 +114,8 @@ export interface Family {
 }
 
 /** Split a 1-D workgroup count over x and y (65535 per dimension). */
-export const grid1 = (n: number): [number, number] => (n <= 65535 ? [Math.max(1, n), 1] : [65535, Math.ceil(n / 65535)]);
+export const grid1 = (n: number): [number, number] =>
+  n <= 65535 ? [Math.max(1, n), 1] : [65535, Math.ceil(n / 65535)];
 /** Workgroups of WG threads for n threads. */
 export const wgFor = (n: number) => grid1(Math.ceil(n / WG));
 

@@ -1,7 +1,20 @@
 // The width-2 causal conv of 2Mamba / 2Mamba-E (spec/2mamba.md §4.2) and the decay front end −softplus(z) (§4.3).
 // CPU twin: kernels/cpu/conv2.ts. The matmul family fuses the same front end into a projection's epilogue at decode.
 import type { Op } from '../../ops.js';
-import { type Dispatch, type DispatchContext, type Family, type Kernel, defineParams, dispatch, header, ro, rw, variant, wgFor, WG } from './common.js';
+import {
+  type Dispatch,
+  type DispatchContext,
+  type Family,
+  type Kernel,
+  defineParams,
+  dispatch,
+  header,
+  ro,
+  rw,
+  variant,
+  wgFor,
+  WG,
+} from './common.js';
 
 export const CONV2_PARAMS = defineParams({ ch: 'u32', xStride: 'u32', heads: 'u32' });
 
@@ -39,7 +52,8 @@ ${decay ? `  if (c >= ch) { la[r * H + c - ch] = logdecay(x[r * xs + c]); return
 ${decay ? LOGDECAY : ''}`;
 
 const conv2: Kernel<{ decay: boolean }> & { params: typeof CONV2_PARAMS } = {
-  name: 'conv2', params: CONV2_PARAMS,
+  name: 'conv2',
+  params: CONV2_PARAMS,
   bindings: (v) => (v.decay ? ['ro', 'rw', 'ro', 'ro', 'rw', 'rw'] : ['ro', 'rw', 'ro', 'ro', 'rw']),
   source: (v) => conv2Source(v.decay),
 };
@@ -49,8 +63,15 @@ export const conv2Family: Family = {
   dispatch(op: Op, c: DispatchContext): Dispatch[] {
     if (op.op !== 'conv2') throw new Error(`conv2 family: no op ${op.op}`);
     const heads = op.decay?.heads ?? 0;
-    return [dispatch(conv2, { decay: !!op.decay }, [op.x, op.state, op.weight, op.bias, op.out, ...(op.decay ? [op.decay.out] : [])],
-      { ch: op.ch, xStride: op.xStride ?? op.ch, heads }, wgFor(c.rows * (op.ch + heads)))];
+    return [
+      dispatch(
+        conv2,
+        { decay: !!op.decay },
+        [op.x, op.state, op.weight, op.bias, op.out, ...(op.decay ? [op.decay.out] : [])],
+        { ch: op.ch, xStride: op.xStride ?? op.ch, heads },
+        wgFor(c.rows * (op.ch + heads)),
+      ),
+    ];
   },
   variants: () => [variant(conv2, { decay: false }), variant(conv2, { decay: true })],
 };

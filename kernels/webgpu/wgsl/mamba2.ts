@@ -2,10 +2,21 @@
 // chunked prefill form as tiled products over the state. CPU twin: kernels/cpu/mamba2.ts.
 import { DEN_FLOOR, PHI_OFF_DIAGONAL, phiDim, type Op } from '../../ops.js';
 import { m2Rpt, M2_RPT } from '../tuning.js';
-import { type Dispatch, type DispatchContext, type Family, type Kernel, defineParams, dispatch, header, ro, rw, variant } from './common.js';
+import {
+  type Dispatch,
+  type DispatchContext,
+  type Family,
+  type Kernel,
+  defineParams,
+  dispatch,
+  header,
+  ro,
+  rw,
+  variant,
+} from './common.js';
 
-export const CHUNK = 64;     // 2Mamba prefill chunk (rows)
-export const PBLOCK = 32;    // 2Mamba prefill: state rows (p) per workgroup of the state update
+export const CHUNK = 64; // 2Mamba prefill chunk (rows)
+export const PBLOCK = 32; // 2Mamba prefill: state rows (p) per workgroup of the state update
 export const M2_READ_SPLITS = 8; // 2Mamba prefill: ranges of state rows the readout is split over (partials)
 
 /** chunk: the prefill chunk index; splits: ranges of the readout; blocks: state-row blocks of the decode step. */
@@ -17,7 +28,8 @@ const PHI = /* wgsl */ `fn phiCoef(a: u32, b: u32) -> f32 { return select(${PHI_
 
 /** Threads along the column (vec4 lanes) and along the state rows of the decode state kernel for head dim d. */
 export function m2DecodeShape(d: number) {
-  const lanes = d / 4, groups = Math.max(1, Math.floor(256 / lanes));
+  const lanes = d / 4,
+    groups = Math.max(1, Math.floor(256 / lanes));
   return { lanes, groups };
 }
 
@@ -201,7 +213,9 @@ var<workgroup> vsh: array<vec4<f32>, ${32 * (d / 4)}>;
 // loads first, then updates them. Partials meet in workgroup memory; m2_combine1 adds the blocks.
 // a = exp(A_t) from logA.
 const m2State1Source = (d: number, rpt: number) => {
-  const { lanes, groups } = m2DecodeShape(d), WGS = lanes * groups, PB = groups * rpt;
+  const { lanes, groups } = m2DecodeShape(d),
+    WGS = lanes * groups,
+    PB = groups * rpt;
   return `${header(M2_PARAMS)}${PHI}
 ${ro(2, 'x')}
 ${ro(3, 'logA')}
@@ -326,15 +340,26 @@ const D = ${d}u;
 }`;
 
 type D = { d: number };
-const kernel = (name: string, bindings: ('ro' | 'rw')[], source: (d: number) => string): Kernel<D> & { params: typeof M2_PARAMS } =>
-  ({ name, params: M2_PARAMS, bindings: () => bindings, source: (v) => source(v.d) });
+const kernel = (
+  name: string,
+  bindings: ('ro' | 'rw')[],
+  source: (d: number) => string,
+): Kernel<D> & { params: typeof M2_PARAMS } => ({
+  name,
+  params: M2_PARAMS,
+  bindings: () => bindings,
+  source: (v) => source(v.d),
+});
 const intra = kernel('m2_intra', ['ro', 'ro', 'rw', 'rw', 'rw'], m2IntraSource);
 const read = kernel('m2_read', ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], m2ReadSource);
 const update = kernel('m2_update', ['ro', 'ro', 'ro', 'rw', 'rw'], m2UpdateSource);
 const combine = kernel('m2_combine', ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'], m2CombineSource);
 const combine1 = kernel('m2_combine1', ['ro', 'ro', 'ro', 'ro', 'rw'], m2Combine1Source);
 const state1: Kernel<{ d: number; rpt: number }> & { params: typeof M2_PARAMS } = {
-  name: 'm2_state1', params: M2_PARAMS, bindings: () => ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'], source: (v) => m2State1Source(v.d, v.rpt),
+  name: 'm2_state1',
+  params: M2_PARAMS,
+  bindings: () => ['ro', 'ro', 'ro', 'rw', 'rw', 'rw', 'rw'],
+  source: (v) => m2State1Source(v.d, v.rpt),
 };
 
 /** The (a, b) pair of every state row p of head dim d, as a | b << 16. */
@@ -348,34 +373,53 @@ export const mamba2Family: Family = {
   ops: ['mamba2'],
   dispatch(op: Op, c: DispatchContext): Dispatch[] {
     if (op.op !== 'mamba2') throw new Error(`mamba2 family: no op ${op.op}`);
-    const heads = op.heads, d = op.headDim, D = phiDim(d), v = { d }, rows = c.rows, pairsBuf = c.table(`_m2.pairs.${d}`, () => pairs(d));
+    const heads = op.heads,
+      d = op.headDim,
+      D = phiDim(d),
+      v = { d },
+      rows = c.rows,
+      pairsBuf = c.table(`_m2.pairs.${d}`, () => pairs(d));
     const grid = c.seqs * heads;
     if (c.maxRows === 1) {
       // a pure decode step (one row per sequence): one pass over S updates it and takes the partial readouts
-      const { groups } = m2DecodeShape(d), rpt = m2Rpt(grid), blocks = Math.ceil(D / (groups * rpt));
-      const pnum = c.scratch('_m2.pnum', rows * heads * blocks * d), pden = c.scratch('_m2.pden', rows * heads * blocks);
+      const { groups } = m2DecodeShape(d),
+        rpt = m2Rpt(grid),
+        blocks = Math.ceil(D / (groups * rpt));
+      const pnum = c.scratch('_m2.pnum', rows * heads * blocks * d),
+        pden = c.scratch('_m2.pden', rows * heads * blocks);
       return [
-        dispatch(state1, { d, rpt }, [op.qkv, op.logA, pairsBuf, op.S, op.N, pnum, pden], { heads, blocks }, [blocks, grid]),
+        dispatch(state1, { d, rpt }, [op.qkv, op.logA, pairsBuf, op.S, op.N, pnum, pden], { heads, blocks }, [
+          blocks,
+          grid,
+        ]),
         dispatch(combine1, v, [op.qkv, op.logA, pnum, pden, op.out], { heads, blocks }, [1, grid]), // 4·d threads
       ];
     }
     // chunks in order: intra-chunk scores, the readout of the carried state, its update, then the sum
-    const splits = M2_READ_SPLITS, blocks = Math.ceil(D / PBLOCK);
-    const G = c.scratch('_m2.G', rows * heads), inum = c.scratch('_m2.inum', rows * heads * d), iden = c.scratch('_m2.iden', rows * heads);
-    const pnum = c.scratch('_m2.pnum', rows * heads * splits * d), pden = c.scratch('_m2.pden', rows * heads * splits);
+    const splits = M2_READ_SPLITS,
+      blocks = Math.ceil(D / PBLOCK);
+    const G = c.scratch('_m2.G', rows * heads),
+      inum = c.scratch('_m2.inum', rows * heads * d),
+      iden = c.scratch('_m2.iden', rows * heads);
+    const pnum = c.scratch('_m2.pnum', rows * heads * splits * d),
+      pden = c.scratch('_m2.pden', rows * heads * splits);
     const out: Dispatch[] = [];
     for (let chunk = 0; chunk * CHUNK < c.maxRows; chunk++) {
       out.push(
         dispatch(intra, v, [op.qkv, op.logA, G, inum, iden], { heads, chunk }, [grid, 1]),
         dispatch(read, v, [op.qkv, pairsBuf, op.S, op.N, pnum, pden], { heads, chunk, splits }, [splits, grid]),
         dispatch(update, v, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk }, [blocks, grid]),
-        dispatch(combine, v, [G, inum, iden, pnum, pden, op.out], { heads, chunk, blocks: splits }, [Math.min(CHUNK, c.maxRows), grid]),
+        dispatch(combine, v, [G, inum, iden, pnum, pden, op.out], { heads, chunk, blocks: splits }, [
+          Math.min(CHUNK, c.maxRows),
+          grid,
+        ]),
       );
     }
     return out;
   },
-  variants: (headDims) => headDims.flatMap((d) => [
-    ...[intra, read, update, combine, combine1].map((k) => variant(k, { d })),
-    ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
-  ]),
+  variants: (headDims) =>
+    headDims.flatMap((d) => [
+      ...[intra, read, update, combine, combine1].map((k) => variant(k, { d })),
+      ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
+    ]),
 };

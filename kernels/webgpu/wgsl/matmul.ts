@@ -3,14 +3,33 @@
 import type { WeightDType } from '../../backend.js';
 import type { Op } from '../../ops.js';
 import { GEMM_MIN_ROWS, MATMUL_SHAPES, matmulShape, type MatmulShape } from '../tuning.js';
-import { type Dispatch, type DispatchContext, type Family, type Kernel, defineParams, dispatch, header, ro, rw, variant } from './common.js';
+import {
+  type Dispatch,
+  type DispatchContext,
+  type Family,
+  type Kernel,
+  defineParams,
+  dispatch,
+  header,
+  ro,
+  rw,
+  variant,
+} from './common.js';
 import { LOGDECAY } from './conv2.js';
 
 /** The input prologue of a matmul: none, rmsnorm (x·rsqrt(mean x² + eps)·w_norm), or silu(gate)·up. */
 export type MatmulPrologue = 'none' | 'norm' | 'silu';
 
 /** K, N; add: accumulate into out (residual); perSeq: one row per sequence; eps: rmsnorm's; ch, heads: the conv epilogue. */
-export const MATMUL_PARAMS = defineParams({ K: 'u32', N: 'u32', add: 'u32', perSeq: 'u32', eps: 'f32', ch: 'u32', heads: 'u32' });
+export const MATMUL_PARAMS = defineParams({
+  K: 'u32',
+  N: 'u32',
+  add: 'u32',
+  perSeq: 'u32',
+  eps: 'f32',
+  ch: 'u32',
+  heads: 'u32',
+});
 
 /** Body of w8(): the 8 weights of column c at k = 8·k8 … 8·k8 + 7, as two vec4<f32>. */
 const W8: Record<WeightDType, string> = {
@@ -42,18 +61,24 @@ export const GEMM = { rows: 64, cols: 64, k: 32 };
 // The conv epilogue (decode steps: one row per sequence) fuses the 2Mamba front end that follows the [qkv | A]
 // projection: columns c < ch get the window-2 conv with the slot's conv state (conv2), the rest −softplus (logdecay).
 const matmulSource = (dtype: WeightDType, pro: MatmulPrologue, m: MatmulShape, conv = false) => {
-  const { R, C, TK, CG } = m, WGS = TK * CG, e = pro === 'norm' ? 6 : 5;
+  const { R, C, TK, CG } = m,
+    WGS = TK * CG,
+    e = pro === 'norm' ? 6 : 5;
   return `${header(MATMUL_PARAMS)}
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 ${rw(4, 'outp')}
 ${pro === 'norm' ? ro(5, 'nw', 'vec4<f32>') : ''}
-${conv ? `${rw(e, 'cst')}
+${
+  conv
+    ? `${rw(e, 'cst')}
 ${ro(e + 1, 'cw')}
 ${ro(e + 2, 'cb')}
 ${rw(e + 3, 'cout')}
 ${rw(e + 4, 'la')}
-${LOGDECAY}` : ''}
+${LOGDECAY}`
+    : ''
+}
 fn rows() -> u32 { return select(nRows(), nSeqs(), prm.perSeq == 1u); }
 ${weights8(dtype)}
 var<workgroup> red: array<f32, ${WGS * R * C}>;
@@ -84,19 +109,27 @@ ${pro === 'norm' ? `  if (cg == 0u) { for (var a = 0u; a < ${R}u; a++) { redss[a
     let g = o / ${R * C}u; let i = o % ${R * C}u; let a = i / ${C}u; let b = i % ${C}u;
     var v = 0.0;
     for (var t = 0u; t < ${TK}u; t++) { v += red[i * ${WGS}u + g * ${TK}u + t]; }
-${pro === 'norm' ? `    var s2 = 0.0;
+${
+  pro === 'norm'
+    ? `    var s2 = 0.0;
     for (var t = 0u; t < ${TK}u; t++) { s2 += redss[a * ${TK}u + t]; }
-    v *= 1.0 / sqrt(s2 / f32(K) + prm.eps);` : ''}
+    v *= 1.0 / sqrt(s2 / f32(K) + prm.eps);`
+    : ''
+}
     let r = r0 + a; let c = wg.x * ${CG * C}u + g * ${C}u + b;
     if (r < Rt && c < N) {
       let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, prm.add == 1u);
-${conv ? `      let ch = prm.ch; let sq = rowSeq(r);
+${
+  conv
+    ? `      let ch = prm.ch; let sq = rowSeq(r);
       if (c < ch) {
         let si = seqSlot(sq) * ch + c;
         let prev = select(0.0, cst[si], seqPos(sq) > 0u);
         cout[r * ch + c] = cb[c] + cw[2u * c] * prev + cw[2u * c + 1u] * v;
         cst[si] = v;
-      } else { la[r * prm.heads + c - ch] = logdecay(v); }` : ''}
+      } else { la[r * prm.heads + c - ch] = logdecay(v); }`
+    : ''
+}
     }
   }
 }`;
@@ -114,8 +147,8 @@ ${rw(4, 'outp')}
 ${pro === 'norm' ? ro(5, 'nw', 'vec4<f32>') : ''}
 ${weights8(dtype)}
 const BK = ${GEMM.k}u;
-var<workgroup> As: array<vec4<f32>, ${GEMM.k * GEMM.rows / 4}>; // [k][row / 4]
-var<workgroup> Bs: array<vec4<f32>, ${GEMM.k * GEMM.cols / 4}>; // [k][column / 4]
+var<workgroup> As: array<vec4<f32>, ${(GEMM.k * GEMM.rows) / 4}>; // [k][row / 4]
+var<workgroup> Bs: array<vec4<f32>, ${(GEMM.k * GEMM.cols) / 4}>; // [k][column / 4]
 ${pro === 'norm' ? `var<workgroup> ssp: array<f32, ${GEMM.rows * 8}>;` : ''}
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let K = prm.K; let N = prm.N; let Rt = nRows(); let K8 = K / 8u;
@@ -148,15 +181,23 @@ ${pro === 'norm' ? '      ss[h] += dot(a, a); a *= nw[k0 / 4u + lq];' : ''}
     }
     workgroupBarrier();
   }
-${pro === 'norm' ? `  ssp[(l.x / 8u) * 8u + lq] = ss[0]; ssp[(32u + l.x / 8u) * 8u + lq] = ss[1];
-  workgroupBarrier();` : ''}
+${
+  pro === 'norm'
+    ? `  ssp[(l.x / 8u) * 8u + lq] = ss[0]; ssp[(32u + l.x / 8u) * 8u + lq] = ss[1];
+  workgroupBarrier();`
+    : ''
+}
   for (var i = 0u; i < 4u; i++) {
     let lr = ty * 4u + i; let r = r0 + lr;
     if (r >= Rt) { break; }
     var v = acc[i];
-${pro === 'norm' ? `    var s2 = 0.0;
+${
+  pro === 'norm'
+    ? `    var s2 = 0.0;
     for (var t = 0u; t < 8u; t++) { s2 += ssp[lr * 8u + t]; }
-    v *= 1.0 / sqrt(s2 / f32(K) + prm.eps);` : ''}
+    v *= 1.0 / sqrt(s2 / f32(K) + prm.eps);`
+    : ''
+}
     for (var j = 0u; j < 4u; j++) {
       let c = c0 + tx * 4u + j;
       if (c < N) { let oi = r * N + c; outp[oi] = select(v[j], outp[oi] + v[j], prm.add == 1u); }
@@ -166,18 +207,28 @@ ${pro === 'norm' ? `    var s2 = 0.0;
 
 type MatmulVariant = { dtype: WeightDType; pro: MatmulPrologue; shape: MatmulShape; conv: boolean };
 const matmul: Kernel<MatmulVariant> & { params: typeof MATMUL_PARAMS } = {
-  name: 'matmul', params: MATMUL_PARAMS,
-  bindings: (v) => ['ro', 'ro', 'rw', ...(v.pro === 'norm' ? ['ro' as const] : []), ...(v.conv ? ['rw', 'ro', 'ro', 'rw', 'rw'] as const : [])],
+  name: 'matmul',
+  params: MATMUL_PARAMS,
+  bindings: (v) => [
+    'ro',
+    'ro',
+    'rw',
+    ...(v.pro === 'norm' ? ['ro' as const] : []),
+    ...(v.conv ? (['rw', 'ro', 'ro', 'rw', 'rw'] as const) : []),
+  ],
   source: (v) => matmulSource(v.dtype, v.pro, v.shape, v.conv),
 };
 const gemm: Kernel<{ dtype: WeightDType; pro: MatmulPrologue }> & { params: typeof MATMUL_PARAMS } = {
-  name: 'gemm', params: MATMUL_PARAMS,
+  name: 'gemm',
+  params: MATMUL_PARAMS,
   bindings: (v) => ['ro', 'ro', 'rw', ...(v.pro === 'norm' ? ['ro' as const] : [])],
   source: (v) => gemmSource(v.dtype, v.pro),
 };
 
 function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): Dispatch {
-  const R = op.perSeq ? c.seqs : c.rows, shape = matmulShape(R), dtype = c.storage(op.w);
+  const R = op.perSeq ? c.seqs : c.rows,
+    shape = matmulShape(R),
+    dtype = c.storage(op.w);
   if (op.k % 8 !== 0) throw new Error(`webgpu matmul ${op.w}: K = ${op.k} must be a multiple of 8`);
   const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
   const params = { K: op.k, N: op.n, add: op.add ? 1 : 0, perSeq: op.perSeq ? 1 : 0, eps: op.norm?.eps ?? 0 };
@@ -185,7 +236,10 @@ function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): 
   if (!op.perSeq && R >= GEMM_MIN_ROWS && op.k % GEMM.k === 0) {
     return dispatch(gemm, { dtype, pro }, buffers, params, [Math.ceil(op.n / GEMM.cols), Math.ceil(R / GEMM.rows)]);
   }
-  return dispatch(matmul, { dtype, pro, shape, conv: false }, buffers, params, [Math.ceil(op.n / (shape.CG * shape.C)), Math.ceil(R / shape.R)]);
+  return dispatch(matmul, { dtype, pro, shape, conv: false }, buffers, params, [
+    Math.ceil(op.n / (shape.CG * shape.C)),
+    Math.ceil(R / shape.R),
+  ]);
 }
 
 export const matmulFamily: Family = {
@@ -197,17 +251,35 @@ export const matmulFamily: Family = {
   /** A decode step's [qkv | A] projection and the conv2 + logdecay front end that reads it, as one dispatch (the
    *  conv epilogue); null when the pair does not match or a sequence has several rows (conv2 walks them). */
   fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch | null {
-    if (op.op !== 'matmul' || next?.op !== 'conv2' || !next.decay || next.x !== op.out || op.add || op.perSeq || op.act ||
-        (next.xStride ?? next.ch) !== op.n || c.step.seqs.some((s) => s.rows !== 1)) return null;
+    if (
+      op.op !== 'matmul' ||
+      next?.op !== 'conv2' ||
+      !next.decay ||
+      next.x !== op.out ||
+      op.add ||
+      op.perSeq ||
+      op.act ||
+      (next.xStride ?? next.ch) !== op.n ||
+      c.step.seqs.some((s) => s.rows !== 1)
+    )
+      return null;
     const d = matmulDispatch(op, c);
     if (d.kernel.name !== 'matmul') return null; // a batch large enough for the GEMM: conv2 runs on its own
-    const v = d.variant as MatmulVariant, p = { K: op.k, N: op.n, add: 0, perSeq: 0, eps: op.norm?.eps ?? 0, ch: next.ch, heads: next.decay.heads };
-    return dispatch(matmul, { ...v, conv: true }, [...d.buffers, next.state, next.weight, next.bias, next.out, next.decay.out], p, d.groups);
+    const v = d.variant as MatmulVariant,
+      p = { K: op.k, N: op.n, add: 0, perSeq: 0, eps: op.norm?.eps ?? 0, ch: next.ch, heads: next.decay.heads };
+    return dispatch(
+      matmul,
+      { ...v, conv: true },
+      [...d.buffers, next.state, next.weight, next.bias, next.out, next.decay.out],
+      p,
+      d.groups,
+    );
   },
   variants() {
     const out = [];
     for (const dtype of ['f32', 'f16', 'bf16'] as const) {
-      for (const pro of ['none', 'norm', 'silu'] as const) for (const shape of MATMUL_SHAPES) out.push(variant(matmul, { dtype, pro, shape, conv: false }));
+      for (const pro of ['none', 'norm', 'silu'] as const)
+        for (const shape of MATMUL_SHAPES) out.push(variant(matmul, { dtype, pro, shape, conv: false }));
       for (const shape of MATMUL_SHAPES) out.push(variant(matmul, { dtype, pro: 'norm', shape, conv: true }));
       for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemm, { dtype, pro }));
     }

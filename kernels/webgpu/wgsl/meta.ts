@@ -28,7 +28,8 @@ fn tileRow(i: u32) -> u32 { return stepMeta[stepMeta[5] + 2u * i + 1u]; }
 
 /** The step's attention work: rows of short (decode) sequences for the split-K kernel, tiles of the others. */
 export function attentionWork(step: Step): { splitRows: number[]; tiles: [number, number][] } {
-  const splitRows: number[] = [], tiles: [number, number][] = [];
+  const splitRows: number[] = [],
+    tiles: [number, number][] = [];
   let r = 0;
   step.seqs.forEach((s, i) => {
     if (s.rows < TILE_MIN_ROWS) for (let t = 0; t < s.rows; t++) splitRows.push(r + t);
@@ -40,19 +41,26 @@ export function attentionWork(step: Step): { splitRows: number[]; tiles: [number
 
 /** The meta words of a step. */
 export function stepMeta(step: Step): Uint32Array {
-  const rows = totalRows(step), n = step.seqs.length;
+  const rows = totalRows(step),
+    n = step.seqs.length;
   const { splitRows, tiles } = attentionWork(step);
-  const rowBase = 8 + 6 * n, splitBase = rowBase + 2 * rows, tileBase = splitBase + splitRows.length;
+  const rowBase = 8 + 6 * n,
+    splitBase = rowBase + 2 * rows,
+    tileBase = splitBase + splitRows.length;
   const pageBase = tileBase + 2 * tiles.length;
   const pages = step.seqs.reduce((s, q) => s + q.pages.length, 0);
   const m = new Uint32Array(pageBase + Math.max(1, pages));
   m.set([n, rows, rowBase, pageBase, splitBase, tileBase, splitRows.length, tiles.length]);
   m.set(splitRows, splitBase);
   m.set(tiles.flat(), tileBase);
-  let r = 0, pg = 0;
+  let r = 0,
+    pg = 0;
   step.seqs.forEach((s, i) => {
     m.set([s.slot, s.pos, s.rows, r, pg, s.pages.length], 8 + 6 * i);
-    for (let t = 0; t < s.rows; t++, r++) { m[rowBase + 2 * r] = i; m[rowBase + 2 * r + 1] = t; }
+    for (let t = 0; t < s.rows; t++, r++) {
+      m[rowBase + 2 * r] = i;
+      m[rowBase + 2 * r + 1] = t;
+    }
     m.set(s.pages, pageBase + pg);
     pg += s.pages.length;
   });

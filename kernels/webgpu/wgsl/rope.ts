@@ -1,6 +1,19 @@
 // RoPE in place on the Q and K heads of each row at its position (spec/2mamba.md §7). CPU twin: kernels/cpu/rope.ts.
 import type { Op } from '../../ops.js';
-import { type Dispatch, type DispatchContext, type Family, type Kernel, defineParams, dispatch, header, ro, rw, variant, wgFor, WG } from './common.js';
+import {
+  type Dispatch,
+  type DispatchContext,
+  type Family,
+  type Kernel,
+  defineParams,
+  dispatch,
+  header,
+  ro,
+  rw,
+  variant,
+  wgFor,
+  WG,
+} from './common.js';
 
 export const ROPE_PARAMS = defineParams({ heads: 'u32', kvHeads: 'u32', headDim: 'u32', interleaved: 'u32' });
 
@@ -24,7 +37,10 @@ ${ro(3, 'freqs')}
 }`;
 
 const rope: Kernel<object> & { params: typeof ROPE_PARAMS } = {
-  name: 'rope', params: ROPE_PARAMS, bindings: () => ['rw', 'ro'], source: () => ropeSource(),
+  name: 'rope',
+  params: ROPE_PARAMS,
+  bindings: () => ['rw', 'ro'],
+  source: () => ropeSource(),
 };
 
 export const ropeFamily: Family = {
@@ -32,8 +48,15 @@ export const ropeFamily: Family = {
   dispatch(op: Op, c: DispatchContext): Dispatch[] {
     if (op.op !== 'rope') throw new Error(`rope family: no op ${op.op}`);
     const { heads, kvHeads, headDim } = op.layout;
-    return [dispatch(rope, {}, [op.qkv, op.freqs], { heads, kvHeads, headDim, interleaved: op.convention === 'interleaved' ? 1 : 0 },
-      wgFor((c.rows * (heads + kvHeads) * headDim) / 2))];
+    return [
+      dispatch(
+        rope,
+        {},
+        [op.qkv, op.freqs],
+        { heads, kvHeads, headDim, interleaved: op.convention === 'interleaved' ? 1 : 0 },
+        wgFor((c.rows * (heads + kvHeads) * headDim) / 2),
+      ),
+    ];
   },
   variants: () => [variant(rope, {})],
 };

@@ -2,7 +2,21 @@
 // CPU twin: kernels/cpu/rows.ts.
 import type { WeightDType } from '../../backend.js';
 import { SAMPLE_PARAMS, type Op } from '../../ops.js';
-import { type Dispatch, type DispatchContext, type Family, type Kernel, defineParams, dispatch, header, ro, rw, variant, weightReader, wgFor, WG } from './common.js';
+import {
+  type Dispatch,
+  type DispatchContext,
+  type Family,
+  type Kernel,
+  defineParams,
+  dispatch,
+  header,
+  ro,
+  rw,
+  variant,
+  weightReader,
+  wgFor,
+  WG,
+} from './common.js';
 
 export const ROWS_PARAMS = defineParams({ dim: 'u32', vocab: 'u32' });
 
@@ -62,26 +76,49 @@ fn hash32(v: u32) -> u32 {
 }`;
 
 const embed: Kernel<{ dtype: WeightDType }> & { params: typeof ROWS_PARAMS } = {
-  name: 'embed', params: ROWS_PARAMS, bindings: () => ['ro', 'ro', 'rw'], source: (v) => embedSource(v.dtype),
+  name: 'embed',
+  params: ROWS_PARAMS,
+  bindings: () => ['ro', 'ro', 'rw'],
+  source: (v) => embedSource(v.dtype),
 };
 const gatherLast: Kernel<object> & { params: typeof ROWS_PARAMS } = {
-  name: 'gather_last', params: ROWS_PARAMS, bindings: () => ['ro', 'rw'], source: () => gatherLastSource(),
+  name: 'gather_last',
+  params: ROWS_PARAMS,
+  bindings: () => ['ro', 'rw'],
+  source: () => gatherLastSource(),
 };
 const sample: Kernel<object> & { params: typeof ROWS_PARAMS } = {
-  name: 'sample', params: ROWS_PARAMS, bindings: () => ['ro', 'ro', 'rw'], source: () => sampleSource(),
+  name: 'sample',
+  params: ROWS_PARAMS,
+  bindings: () => ['ro', 'ro', 'rw'],
+  source: () => sampleSource(),
 };
 
 export const rowsFamily: Family = {
   ops: ['embed', 'gather_last', 'sample'],
   dispatch(op: Op, c: DispatchContext): Dispatch[] {
     switch (op.op) {
-      case 'embed': return [dispatch(embed, { dtype: c.storage(op.table) }, [op.table, op.ids, op.out], { dim: op.dim }, wgFor(c.rows * op.dim))];
-      case 'gather_last': return [dispatch(gatherLast, {}, [op.x, op.out], { dim: op.dim }, wgFor(c.seqs * op.dim))];
-      case 'sample': return [dispatch(sample, {}, [op.logits, op.params, op.out], { vocab: op.vocab }, [c.seqs, 1])];
-      default: throw new Error(`rows family: no op ${op.op}`);
+      case 'embed':
+        return [
+          dispatch(
+            embed,
+            { dtype: c.storage(op.table) },
+            [op.table, op.ids, op.out],
+            { dim: op.dim },
+            wgFor(c.rows * op.dim),
+          ),
+        ];
+      case 'gather_last':
+        return [dispatch(gatherLast, {}, [op.x, op.out], { dim: op.dim }, wgFor(c.seqs * op.dim))];
+      case 'sample':
+        return [dispatch(sample, {}, [op.logits, op.params, op.out], { vocab: op.vocab }, [c.seqs, 1])];
+      default:
+        throw new Error(`rows family: no op ${op.op}`);
     }
   },
   variants: () => [
-    ...(['f32', 'f16', 'bf16'] as const).map((dtype) => variant(embed, { dtype })), variant(gatherLast, {}), variant(sample, {}),
+    ...(['f32', 'f16', 'bf16'] as const).map((dtype) => variant(embed, { dtype })),
+    variant(gatherLast, {}),
+    variant(sample, {}),
   ],
 };
