@@ -23,7 +23,8 @@ interface Prepared {
 function prepare(state: ServerState, req: GenRequest): Prepared {
   const host = state.models.get(req.model);
   if (!host) throw modelNotFound(req.model);
-  const tok = host.tokenizer, V = host.spec.vocab;
+  const tok = host.tokenizer,
+    V = host.spec.vocab;
   let prompts: number[][], echoes: string[];
   if (req.kind === 'chat') {
     const text = host.chat.render(req.messages!, req.addGenerationPrompt);
@@ -33,7 +34,8 @@ function prepare(state: ServerState, req: GenRequest): Prepared {
     prompts = req.prompts.map((p, i) => {
       if ('ids' in p) {
         const bad = p.ids.find((id) => id >= V);
-        if (bad !== undefined) throw badRequest(`prompt ${i}: token id ${bad} is outside the vocabulary (0 … ${V - 1})`, 'prompt');
+        if (bad !== undefined)
+          throw badRequest(`prompt ${i}: token id ${bad} is outside the vocabulary (0 … ${V - 1})`, 'prompt');
         return p.ids;
       }
       return tok.encode(p.text, true);
@@ -41,15 +43,23 @@ function prepare(state: ServerState, req: GenRequest): Prepared {
     echoes = req.prompts.map((p) => ('ids' in p ? tok.decode(p.ids) : p.text));
   }
   if (req.truncatePromptTokens !== null) prompts = prompts.map((p) => p.slice(-req.truncatePromptTokens!));
-  prompts.forEach((p, i) => { if (!p.length) throw badRequest(`prompt ${i} is empty: send at least one token`, req.kind === 'chat' ? 'messages' : 'prompt'); });
-  const limit = host.plan.maxModelLen, longest = Math.max(...prompts.map((p) => p.length));
+  prompts.forEach((p, i) => {
+    if (!p.length)
+      throw badRequest(`prompt ${i} is empty: send at least one token`, req.kind === 'chat' ? 'messages' : 'prompt');
+  });
+  const limit = host.plan.maxModelLen,
+    longest = Math.max(...prompts.map((p) => p.length));
   const maxTokens = req.maxTokens ?? Math.max(0, Math.min(state.opts.defaultMaxTokens, limit - longest));
   for (const p of prompts) {
     if (p.length + maxTokens > limit) {
-      throw badRequest(`This model's maximum context length is ${limit} tokens. However, you requested ${p.length + maxTokens} tokens ` +
-        `(${p.length} in the ${req.kind === 'chat' ? 'messages' : 'prompt'}, ${maxTokens} in the completion). ` +
-        'Please reduce the length of the messages or completion.', req.kind === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded',
-        { n_prompt_tokens: p.length, n_completion_tokens: maxTokens, n_ctx: limit });
+      throw badRequest(
+        `This model's maximum context length is ${limit} tokens. However, you requested ${p.length + maxTokens} tokens ` +
+          `(${p.length} in the ${req.kind === 'chat' ? 'messages' : 'prompt'}, ${maxTokens} in the completion). ` +
+          'Please reduce the length of the messages or completion.',
+        req.kind === 'chat' ? 'messages' : 'prompt',
+        'context_length_exceeded',
+        { n_prompt_tokens: p.length, n_completion_tokens: maxTokens, n_ctx: limit },
+      );
     }
   }
   const tooLarge = host.scheduler.tooLarge(longest + maxTokens);
@@ -65,9 +75,17 @@ function retryAfter(host: Engine): number {
 /** What ended the request early, as the error the client gets (null: it finished, or the client left). */
 function endError(state: ServerState, host: Engine, results: ChoiceResult[] | null): ApiError | null {
   const ends = new Set(results?.map((r) => r.end) ?? []);
-  if (state.shutdown.signal.aborted && ends.has('abort')) return unavailable('the server shut down before the request finished', 'shutdown');
-  if (ends.has('deadline')) return new ApiError(408, `the request ran past the server's ${state.opts.requestTimeout} s limit`, 'server_error', 'deadline_exceeded');
-  if (ends.has('queue_timeout')) return unavailable('the request waited too long in the queue; retry later', 'queue_timeout', retryAfter(host));
+  if (state.shutdown.signal.aborted && ends.has('abort'))
+    return unavailable('the server shut down before the request finished', 'shutdown');
+  if (ends.has('deadline'))
+    return new ApiError(
+      408,
+      `the request ran past the server's ${state.opts.requestTimeout} s limit`,
+      'server_error',
+      'deadline_exceeded',
+    );
+  if (ends.has('queue_timeout'))
+    return unavailable('the request waited too long in the queue; retry later', 'queue_timeout', retryAfter(host));
   return null;
 }
 
@@ -84,7 +102,9 @@ interface Outcome {
 
 /** Metrics and the one log line of a finished request. */
 function observe(state: ServerState, request: FastifyRequest, o: Outcome): ReturnType<typeof usage> | null {
-  const { metrics } = state, model_name = o.host.name, { error, results } = o;
+  const { metrics } = state,
+    model_name = o.host.name,
+    { error, results } = o;
   if (error) {
     if (error.code === 'deadline_exceeded') metrics.deadlines.inc({ model_name });
     metrics.rejected.inc({ model_name, reason: error.code ?? 'error' });
@@ -102,17 +122,33 @@ function observe(state: ServerState, request: FastifyRequest, o: Outcome): Retur
   if (o.clientGone) metrics.disconnected.inc({ model_name });
   else metrics.e2e.observe({ model_name }, o.e2e);
   const u = results ? usage(o.promptTokens, results) : null;
-  request.log.info({
-    request_id: o.head.id, model: o.req.model, prompt_tokens: o.promptTokens, completion_tokens: u?.completion_tokens ?? 0,
-    finish_reasons: results?.map((r) => r.end), error: error?.code ?? null, disconnected: o.clientGone,
-    e2e_ms: Math.round(o.e2e * 1000), timings: u?.timings, memory: u?.memory,
-  }, 'request finished');
+  request.log.info(
+    {
+      request_id: o.head.id,
+      model: o.req.model,
+      prompt_tokens: o.promptTokens,
+      completion_tokens: u?.completion_tokens ?? 0,
+      finish_reasons: results?.map((r) => r.end),
+      error: error?.code ?? null,
+      disconnected: o.clientGone,
+      e2e_ms: Math.round(o.e2e * 1000),
+      timings: u?.timings,
+      memory: u?.memory,
+    },
+    'request finished',
+  );
   return u;
 }
 
 /** The end of a stream: each choice's finish chunk, then the in-band error or the usage chunk, then [DONE]. */
-async function endStream(s: SseStream, reply: FastifyReply, o: Outcome, u: ReturnType<typeof usage> | null): Promise<void> {
-  const { error, head, req } = o, kind = req.kind;
+async function endStream(
+  s: SseStream,
+  reply: FastifyReply,
+  o: Outcome,
+  u: ReturnType<typeof usage> | null,
+): Promise<void> {
+  const { error, head, req } = o,
+    kind = req.kind;
   if (o.clientGone) return s.stopPings();
   if (error && !s.headersSent) {
     s.stopPings();
@@ -126,13 +162,22 @@ async function endStream(s: SseStream, reply: FastifyReply, o: Outcome, u: Retur
     if (f) await s.send(chunk(head, kind, r.index, { finish: f }));
   }
   if (error) await s.send(error.body());
-  else if (req.includeUsage && u) await s.send({ id: head.id, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created: head.created, model: head.model, choices: [], usage: u });
+  else if (req.includeUsage && u)
+    await s.send({
+      id: head.id,
+      object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion',
+      created: head.created,
+      model: head.model,
+      choices: [],
+      usage: u,
+    });
   await s.end();
 }
 
 /** A stream's sink: headers (and the chat role delta, the echo) when the first choice starts, then text deltas. */
 function streamSink(s: SseStream, req: GenRequest, head: ResponseHead, echoes: string[]): GenerationSink {
-  const kind = req.kind, offsets = new Map<number, number>();
+  const kind = req.kind,
+    offsets = new Map<number, number>();
   return {
     onStart: (i) => {
       s.open({ 'x-request-id': head.id });
@@ -151,38 +196,69 @@ function streamSink(s: SseStream, req: GenRequest, head: ResponseHead, echoes: s
   };
 }
 
+/** 429 when the queue cannot take the request's choices now. */
+function checkQueue(state: ServerState, host: Engine, choices: number): void {
+  if (host.scheduler.canQueue(choices)) return;
+  state.metrics.rejected.inc({ model_name: host.name, reason: 'queue_full' });
+  const { numWaiting, opts } = host.scheduler;
+  const message = `the server is busy: ${numWaiting} requests are waiting (limit ${opts.maxQueue}); retry later`;
+  throw new ApiError(429, message, 'rate_limit_error', 'queue_full', null, {}, retryAfter(host));
+}
+
+function responseHead(request: FastifyRequest, req: GenRequest): ResponseHead {
+  const header = request.headers['x-request-id'];
+  const id =
+    typeof header === 'string' && header
+      ? header
+      : `${req.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
+  return { id, created: Math.floor(Date.now() / 1000), model: req.model };
+}
+
+/** A request's abort signal (the client going away, or the server giving up on a drain) and its deadlines. */
+function controls(state: ServerState, reply: FastifyReply, req: GenRequest, head: ResponseHead) {
+  const abort = new AbortController();
+  const c = { abort, clientGone: false, release: () => state.shutdown.signal.removeEventListener('abort', onShutdown) };
+  // a client that goes away (streaming or not) aborts the request at the next scheduler step
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) {
+      c.clientGone = true;
+      abort.abort();
+    }
+  });
+  const onShutdown = () => abort.abort();
+  state.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+  const now = performance.now();
+  const opts = {
+    requestId: head.id,
+    signal: abort.signal,
+    deadline: state.opts.requestTimeout ? now + state.opts.requestTimeout * 1000 : undefined,
+    queueDeadline: now + Math.min(req.maxQueueTime ?? Infinity, state.opts.maxQueueTime) * 1000,
+  };
+  return { c, opts };
+}
+
+/** What the scheduler threw, as the client's error. */
+function submitError(e: unknown, host: Engine): ApiError {
+  if (e instanceof QueueFullError)
+    return new ApiError(429, e.message, 'rate_limit_error', 'queue_full', null, {}, retryAfter(host));
+  if (e instanceof RequestTooLargeError) return badRequest(e.message, 'max_tokens', 'request_too_large');
+  return toApiError(e);
+}
+
 export function generationHandler(state: ServerState, kind: 'completion' | 'chat') {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const t0 = performance.now();
     const req = genRequest(kind, request.body);
-    if (req.unknownFields.length) request.log.info({ fields: req.unknownFields }, 'The following fields were present in the request but ignored');
-    const { host, prompts, echoes, maxTokens } = prepare(state, req);
-    if (!host.scheduler.canQueue(prompts.length * req.n)) {
-      state.metrics.rejected.inc({ model_name: host.name, reason: 'queue_full' });
-      throw new ApiError(429, `the server is busy: ${host.scheduler.numWaiting} requests are waiting (limit ${host.scheduler.opts.maxQueue}); retry later`,
-        'rate_limit_error', 'queue_full', null, {}, retryAfter(host));
+    if (req.unknownFields.length) {
+      request.log.info({ fields: req.unknownFields }, 'The following fields were present in the request but ignored');
     }
-    const header = request.headers['x-request-id'];
-    const head: ResponseHead = {
-      id: typeof header === 'string' && header ? header : `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`,
-      created: Math.floor(Date.now() / 1000), model: req.model,
-    };
-    // a client that goes away (streaming or not) aborts the request at the next scheduler step
-    const abort = new AbortController();
-    let clientGone = false;
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) { clientGone = true; abort.abort(); }
-    });
-    const onShutdown = () => abort.abort();
-    state.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
-    const now = performance.now();
-    const opts = {
-      requestId: head.id, signal: abort.signal,
-      deadline: state.opts.requestTimeout ? now + state.opts.requestTimeout * 1000 : undefined,
-      queueDeadline: now + Math.min(req.maxQueueTime ?? Infinity, state.opts.maxQueueTime) * 1000,
-    };
+    const { host, prompts, echoes, maxTokens } = prepare(state, req);
+    checkQueue(state, host, prompts.length * req.n);
+    const head = responseHead(request, req);
+    const { c, opts } = controls(state, reply, req, head);
     let sse: SseStream | null = null;
-    let results: ChoiceResult[] | null = null, error: ApiError | null = null;
+    let results: ChoiceResult[] | null = null;
+    let error: ApiError | null = null;
     try {
       if (req.stream) {
         reply.hijack();
@@ -192,20 +268,20 @@ export function generationHandler(state: ServerState, kind: 'completion' | 'chat
         results = await runGeneration(host, req, prompts, maxTokens, opts);
       }
     } catch (e) {
-      error = e instanceof QueueFullError
-        ? new ApiError(429, e.message, 'rate_limit_error', 'queue_full', null, {}, retryAfter(host))
-        : e instanceof RequestTooLargeError ? badRequest(e.message, 'max_tokens', 'request_too_large') : toApiError(e);
-      abort.abort();
+      error = submitError(e, host);
+      c.abort.abort();
     } finally {
-      state.shutdown.signal.removeEventListener('abort', onShutdown);
+      c.release();
     }
-    if (!error && !clientGone) error = endError(state, host, results);
+    if (!error && !c.clientGone) error = endError(state, host, results);
     const promptTokens = prompts.reduce((s, p) => s + p.length, 0);
-    const o: Outcome = { req, head, host, promptTokens, results, error, clientGone, e2e: (performance.now() - t0) / 1000 };
+    const e2e = (performance.now() - t0) / 1000;
+    const o: Outcome = { req, head, host, promptTokens, results, error, clientGone: c.clientGone, e2e };
     const u = observe(state, request, o);
     if (req.stream) return endStream(sse!, reply, o, u);
-    if (clientGone) return;
+    if (c.clientGone) return;
     if (error) throw error;
-    return req.kind === 'chat' ? chatBody(head, req, results!, promptTokens) : completionBody(head, req, results!, echoes, promptTokens);
+    if (req.kind === 'chat') return chatBody(head, req, results!, promptTokens);
+    return completionBody(head, req, results!, echoes, promptTokens);
   };
 }
