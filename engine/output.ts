@@ -79,8 +79,6 @@ export function runGeneration(
   sink: GenerationSink = {},
 ): Promise<ChoiceResult[]> {
   const tok = host.tokenizer;
-  const eos = req.ignoreEos ? [] : host.spec.eosIds;
-  const stopIds = new Set([...req.stopTokenIds, ...eos]);
   const jobs: Promise<ChoiceResult>[] = [];
   let index = 0;
   for (const promptIds of prompts) {
@@ -123,7 +121,7 @@ export function runGeneration(
                 tStart = performance.now();
                 sink.onStart?.(i);
               },
-              onToken: (t: SampledToken) => {
+              onToken: (t: SampledToken, stop: boolean) => {
                 const now = performance.now();
                 if (!ids.length) tFirst = now;
                 tLast = now;
@@ -141,7 +139,7 @@ export function runGeneration(
                       ];
                 lps.push(...lp);
                 // a stop id ends the choice without its text (EOS and other specials decode to nothing anyway)
-                const piece = stopIds.has(t.id) ? '' : stops.push(detok.push(t.id));
+                const piece = stop ? '' : stops.push(detok.push(t.id));
                 emit(piece, lp);
                 if (stops.stopped) abort.abort();
               },

@@ -30,7 +30,8 @@ export type EndReason = 'stop' | 'length' | 'abort' | 'deadline' | 'queue_timeou
 export interface RequestEvents {
   /** Admitted: memory is reserved and prefill starts with the next step. */
   onStart?(memory: SequenceMemory): void;
-  onToken?(tok: SampledToken): void;
+  /** A new token; `stop`: it is one of the request's stop ids (EOS unless ignore_eos, stop_token_ids), which ends it. */
+  onToken?(tok: SampledToken, stop: boolean): void;
   /** Called once, after the request's memory was freed. */
   onEnd(reason: EndReason, info: { promptTokens: number; completionTokens: number; peak: SequenceMemory }): void;
   onError?(err: Error): void;
@@ -339,8 +340,9 @@ export class Scheduler {
       r.sampler.accept(tok.id);
       r.generated++;
       r.next = tok.id;
-      r.events.onToken?.(tok);
-      const finish: EndReason | null = r.stops.has(tok.id) ? 'stop' : r.generated >= r.spec.maxTokens ? 'length' : null;
+      const stop = r.stops.has(tok.id);
+      r.events.onToken?.(tok, stop);
+      const finish: EndReason | null = stop ? 'stop' : r.generated >= r.spec.maxTokens ? 'length' : null;
       if (finish) {
         this.running.splice(this.running.indexOf(r), 1);
         this.end(r, finish);

@@ -2,7 +2,7 @@
 import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, toConfigJson, type ModelSpec } from './config.js';
-import { expectedTensors, type TensorSpec } from './names.js';
+import { expectedTensors, TENSOR, type TensorSpec } from './names.js';
 import { writeSafetensors } from './safetensors.js';
 import { encodeFloats, type FloatDType } from './dtype.js';
 import { Rng, hashString } from '../lib/rng.js';
@@ -19,7 +19,7 @@ export interface InitOptions {
 export function initTensor(spec: ModelSpec, t: TensorSpec, seed: number): Float32Array {
   const n = t.shape.reduce((a, b) => a * b, 1);
   const rng = new Rng(seed, hashString(t.name));
-  if (t.name.endsWith('layernorm.weight') || t.name === 'model.norm.weight') return new Float32Array(n).fill(1);
+  if (t.name.endsWith('layernorm.weight') || t.name === TENSOR.norm) return new Float32Array(n).fill(1);
   if (t.name.endsWith('rotary_emb.freqs')) {
     const theta = spec.rope?.theta ?? 10000;
     return Float32Array.from({ length: n }, (_, m) => theta ** (-(2 * m) / spec.headDim));
@@ -99,7 +99,7 @@ export function randomCheckpoint(spec: ModelSpec, seed: number, fast = false): i
 function fastTensor(spec: ModelSpec, t: TensorSpec, seed: number): Float32Array {
   if (
     t.name.endsWith('layernorm.weight') ||
-    t.name === 'model.norm.weight' ||
+    t.name === TENSOR.norm ||
     t.name.endsWith('rotary_emb.freqs') ||
     t.name.includes('conv1d.')
   ) {

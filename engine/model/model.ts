@@ -6,7 +6,7 @@ export type { DeviceSample };
 import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../lib/f16.js';
 import type { Checkpoint } from '../../weights/checkpoint.js';
 import type { ModelSpec } from '../../weights/config.js';
-import { layerPrefix } from '../../weights/names.js';
+import { TENSOR } from '../../weights/names.js';
 import { phiDim } from '../../kernels/ops.js';
 import { A, W, buildPlanOps, qkvWidth } from './llama.js';
 import { MIXERS } from './mixers.js';
@@ -76,19 +76,17 @@ export class Model {
       if (storage === 'bf16') for (let i = 0; i < data.length; i++) data[i] = bf16ToF32(f32ToBF16(data[i]!));
       backend.create(name, data.length, { init: data, storage, role: 'weight' });
     };
-    await up(W.embed, ['model.embed_tokens.weight'], true);
+    await up(W.embed, [TENSOR.embed], true);
     for (let i = 0; i < spec.layers; i++) {
-      const p = layerPrefix(i),
-        a = `${p}self_attn.`,
+      const t = TENSOR.layer(i),
         w = W.layer(i);
-      await up(w.normIn, [`${p}input_layernorm.weight`]);
-      const qkv =
-        spec.naming === 'hf' ? ['q_proj', 'k_proj', 'v_proj'].map((n) => `${a}${n}.weight`) : [`${a}qkv_proj.weight`];
+      await up(w.normIn, [t.normIn]);
+      const qkv = spec.naming === 'hf' ? [t.q, t.k, t.v] : [t.qkv];
       // 2Mamba / 2Mamba-E: the decay projection's H rows ride at the end of the qkv matrix (one GEMV for both)
-      await up(w.qkv, spec.arch === 'softmax' ? qkv : [...qkv, `${a}A_mask_proj.weight`], true);
-      await up(w.o, [`${a}o_proj.weight`], true);
+      await up(w.qkv, spec.arch === 'softmax' ? qkv : [...qkv, t.decay], true);
+      await up(w.o, [t.o], true);
       if (spec.arch === 'softmax') {
-        if (spec.naming === 'paper') await up(w.freqs, [`${a}rotary_emb.freqs`]);
+        if (spec.naming === 'paper') await up(w.freqs, [t.freqs]);
         else {
           const { theta } = spec.rope!,
             d = spec.headDim;
@@ -98,16 +96,16 @@ export class Model {
           });
         }
       } else {
-        await up(w.convW, [`${a}conv1d.weight`]); // [3E, 1, 2] = [3E, 2]: (previous, current) per channel
-        await up(w.convB, [`${a}conv1d.bias`]);
+        await up(w.convW, [t.convW]); // [3E, 1, 2] = [3E, 2]: (previous, current) per channel
+        await up(w.convB, [t.convB]);
       }
-      await up(w.normPost, [`${p}post_attention_layernorm.weight`]);
-      await up(w.gateUp, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`], true);
-      await up(w.down, [`${p}mlp.down_proj.weight`], true);
+      await up(w.normPost, [t.normPost]);
+      await up(w.gateUp, [t.gate, t.up], true);
+      await up(w.down, [t.down], true);
       onProgress?.(i + 1, spec.layers);
     }
-    await up(W.norm, ['model.norm.weight']);
-    if (!spec.tieEmbeddings) await up(W.lmHead, ['lm_head.weight'], true);
+    await up(W.norm, [TENSOR.norm]);
+    if (!spec.tieEmbeddings) await up(W.lmHead, [TENSOR.lmHead], true);
     m.allocatePools();
     return m;
   }

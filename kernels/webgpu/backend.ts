@@ -16,7 +16,7 @@ import type { Op } from '../ops.js';
 import { f32ToF16 } from '../../lib/f16.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { StepTimer, type OpTimes } from './profile.js';
-import { attentionFamily, attentionSplits } from './wgsl/attention.js';
+import { attentionFamily } from './wgsl/attention.js';
 import { type Dispatch, type DispatchContext, type Family, type Kernel, PARAMS_BYTES } from './wgsl/common.js';
 import { conv2Family } from './wgsl/conv2.js';
 import { mamba2Family } from './wgsl/mamba2.js';
@@ -339,6 +339,16 @@ export class WebGpuBackend implements Backend, OpTimes {
     }
   >();
   private planIds = new WeakMap<Plan, number>();
+  private planShaped = new WeakMap<Plan, Family[]>();
+  /** The families of a plan whose grids depend on more than each sequence's rows (looked up once per plan). */
+  private shaped(plan: Plan): Family[] {
+    let f = this.planShaped.get(plan);
+    if (!f) {
+      f = FAMILIES.filter((x) => x.shapeKey && plan.ops.some((o) => x.ops.includes(o.op)));
+      this.planShaped.set(plan, f);
+    }
+    return f;
+  }
   private nextPlanId = 0;
   private record(plan: Plan, step: Step) {
     let id = this.planIds.get(plan);
@@ -346,9 +356,9 @@ export class WebGpuBackend implements Backend, OpTimes {
       id = ++this.nextPlanId;
       this.planIds.set(plan, id);
     }
-    // the attention grid depends on how many key ranges the longest row spans
-    const splits = plan.ops.some((o) => o.op === 'attention') ? attentionSplits(step) : 0;
-    const key = `${id}|${splits}|${step.seqs.map((q) => q.rows).join(',')}`;
+    // a recording fits steps whose sequences have the same rows and whose families' grids are the same
+    const grids = this.shaped(plan).map((f) => f.shapeKey!(step));
+    const key = `${id}|${grids.join('|')}|${step.seqs.map((q) => q.rows).join(',')}`;
     const old = this.recordings.get(key);
     if (old && old.epoch === this.gen) return old;
     if (old) old.params.destroy();

@@ -255,6 +255,8 @@ export function attentionSplits(step: Step): number {
 
 export const attentionFamily: Family = {
   ops: ['kv_append', 'attention'],
+  /** The grid depends on how many key ranges the longest row spans. */
+  shapeKey: (step) => String(attentionSplits(step)),
   dispatch(op: Op, c: DispatchContext): Dispatch[] {
     if (op.op === 'kv_append') {
       const { heads, kvHeads, headDim } = op.layout,

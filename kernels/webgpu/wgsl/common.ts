@@ -109,6 +109,9 @@ export interface Family {
   dispatch(op: Op, ctx: DispatchContext): Dispatch[];
   /** Every (kernel, variant) this family may dispatch, for models of these head dimensions. */
   variants(headDims: readonly number[]): [Kernel<never>, unknown][];
+  /** What of a step besides each sequence's rows shapes this family's grids (a recording is reused only while it
+   *  stays the same); absent when nothing else does. */
+  shapeKey?(step: Step): string;
   /** Fuse `op` with the op after it into one dispatch, or null. */
   fuse?(op: Op, next: Op | undefined, ctx: DispatchContext): Dispatch | null;
 }
