@@ -29,8 +29,23 @@ function usage(): string {
   );
 }
 
+/** The package's version (package.json beside dist/). */
+async function version(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = new URL('../../package.json', import.meta.url);
+  return (JSON.parse(await readFile(pkg, 'utf8')) as { version: string }).version;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    console.log(`fury ${await version()}`);
+    return 0;
+  }
+  if (name === 'help' && rest[0] && COMMANDS[rest[0]]) {
+    console.log(COMMANDS[rest[0]]!.help);
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
     return 0;

@@ -9,6 +9,7 @@ import type { Command } from './command.js';
 import { parseBytes } from '../lib/bytes.js';
 import { Engine, type EngineOptions } from '../engine/engine.js';
 import { DEFAULT_SERVE_OPTIONS, ServerState } from '../server/state.js';
+import type { FastifyBaseLogger } from 'fastify';
 
 export const SERVE_HELP = `Usage: fury serve --model DIR [--model NAME=DIR ...] [options]
 
@@ -35,6 +36,8 @@ Options:
   --sse-ping-interval S     SSE keep-alive comments while silent (default 10; 0 = off)
   --body-limit B            largest request body (default 64MiB)
   --default-max-tokens N    chat max_tokens when the request sets none (default 1024)
+  --allowed-hosts H,H       Host header names to answer (default without --api-key on a loopback address:
+                            localhost, 127.0.0.1, [::1]; else any)
   --log-level L             pino level (default info)`;
 
 const OPTIONS = {
@@ -56,6 +59,7 @@ const OPTIONS = {
   'body-limit': { type: 'string' },
   'default-max-tokens': { type: 'string' },
   'log-level': { type: 'string' },
+  'allowed-hosts': { type: 'string' },
   'weights-dtype': { type: 'string' },
 } as const;
 
@@ -72,6 +76,19 @@ function seconds(v: unknown, flag: string): number | undefined {
   const s = num(v as string | undefined, flag);
   if (s !== undefined && s < 0) throw new UsageError(`--${flag} must be ≥ 0, got ${s}`);
   return s;
+}
+
+const isLoopback = (h: string) => /^(localhost|127(\.\d+){3}|::1|\[::1\])$/i.test(h);
+
+/** --allowed-hosts, or its default: loopback names for a keyless loopback bind (DNS rebinding), else any. */
+function allowedHosts(flag: unknown, host: string, apiKey: string | null): string[] | null {
+  if (typeof flag === 'string')
+    return flag
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean);
+  if (apiKey || !isLoopback(host)) return null;
+  return [...new Set(['localhost', '127.0.0.1', '[::1]', host.toLowerCase()])];
 }
 
 export async function runServe(argv: string[], defaults: { models?: string[] } = {}): Promise<void> {
@@ -91,6 +108,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
       throw new UsageError(`--model: ${m.dir} is not a checkpoint directory (no config.json)`);
     });
   const host = typeof a.host === 'string' ? a.host : '127.0.0.1';
+  const apiKey = typeof a['api-key'] === 'string' ? a['api-key'] : null;
   const port = int(a.port as string | undefined, 'port', 8080);
   const hostOpts: EngineOptions = {
     backend: oneOf(a.backend as string | undefined, 'backend', BACKENDS, 'auto'),
@@ -104,7 +122,8 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
   };
   const state = new ServerState({
     ...DEFAULT_SERVE_OPTIONS,
-    apiKey: typeof a['api-key'] === 'string' ? a['api-key'] : null,
+    apiKey,
+    allowedHosts: allowedHosts(a['allowed-hosts'], host, apiKey),
     bodyLimit: bytesFlag(a['body-limit'], 'body-limit') ?? DEFAULT_SERVE_OPTIONS.bodyLimit,
     requestTimeout: seconds(a['request-timeout'], 'request-timeout') ?? null,
     maxQueueTime: seconds(a['max-queue-time'], 'max-queue-time') ?? DEFAULT_SERVE_OPTIONS.maxQueueTime,
@@ -119,12 +138,16 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
   const drainTimeout = seconds(a['drain-timeout'], 'drain-timeout') ?? 30;
   const app = buildApp(state, { level: typeof a['log-level'] === 'string' ? a['log-level'] : 'info' });
   const log = app.log;
+  if (!apiKey && !isLoopback(host)) {
+    log.warn({ host }, 'listening on a non-loopback address without --api-key: anyone who can reach it can use it');
+  }
 
   let draining: Promise<void> | null = null;
+  /** Stop: new generations get 503 + Retry-After while the listener stays open (so clients and load balancers see a
+   *  refusal, not a reset), running requests finish within --drain-timeout, then the listener closes. */
   const drain = async (signal: string) => {
     state.draining = true;
     log.info({ signal, drain_timeout_s: drainTimeout }, 'draining: new requests get 503; running ones may finish');
-    const closing = app.close();
     const idle = Promise.all([...state.models.values()].map((m) => m.scheduler.idle()));
     const timedOut = await Promise.race([
       idle.then(() => false),
@@ -134,7 +157,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
       log.warn('drain timeout: ending the requests still running with a shutdown error');
       state.shutdown.abort();
     }
-    await Promise.race([closing, new Promise((r) => setTimeout(r, 5000).unref())]);
+    await Promise.race([app.close(), new Promise((r) => setTimeout(r, 5000).unref())]);
     for (const m of state.models.values()) await m.close();
     log.info('stopped');
   };
@@ -160,6 +183,32 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     { url: typeof address === 'object' && address ? `http://${host}:${address.port}` : String(address) },
     'listening (loading models: /health is 503 until ready)',
   );
+  try {
+    await loadModels(state, models, hostOpts, log);
+  } catch (e) {
+    // a model that cannot load ends the process with its message and a non-zero exit, not a server stuck at 503
+    log.error({ err: (e as Error).message }, 'loading failed: stopping');
+    await app.close();
+    for (const m of state.models.values()) await m.close();
+    throw e;
+  }
+  state.loading = false;
+  log.info('ready');
+}
+
+export const serve: Command = {
+  summary: 'serve models over an OpenAI-compatible HTTP API',
+  help: SERVE_HELP,
+  run: (argv) => runServe(argv),
+};
+
+/** Open each model in turn and log what its budget buys. */
+async function loadModels(
+  state: ServerState,
+  models: { name: string; dir: string }[],
+  hostOpts: EngineOptions,
+  log: FastifyBaseLogger,
+): Promise<void> {
   for (const m of models) {
     const served = await Engine.open(
       m.dir,
@@ -191,12 +240,4 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
       `model ${m.name} ready`,
     );
   }
-  state.loading = false;
-  log.info('ready');
 }
-
-export const serve: Command = {
-  summary: 'serve models over an OpenAI-compatible HTTP API',
-  help: SERVE_HELP,
-  run: (argv) => runServe(argv),
-};

@@ -135,9 +135,30 @@ export class Scheduler {
     ];
   }
 
-  /** Whether `n` more requests fit in the queue now. */
-  canQueue(n: number): boolean {
-    return this.waiting.length + n <= this.opts.maxQueue;
+  /**
+   * Whether `n` more requests of `tokens` tokens each (prompt + max_tokens) can be taken now. Admission is in order:
+   * the waiting requests, then these, each starting at the next step while a batch place, a state slot and its KV
+   * pages are free; those that cannot start must fit in --max-queue.
+   */
+  canQueue(n: number, tokens = 0): boolean {
+    let places = Math.min(this.opts.maxBatch - this.running.length, this.pool.slots.available);
+    let pages = this.pool.pages.available,
+      mustWait = 0;
+    const take = (need: number) => {
+      if (mustWait === 0 && places > 0 && need <= pages) {
+        places--;
+        pages -= need;
+      } else mustWait++;
+    };
+    for (const r of this.waiting) take(this.pagesNeeded(r.spec));
+    const need = this.pool.pagesFor(tokens);
+    for (let i = 0; i < n; i++) take(need);
+    return mustWait <= this.opts.maxQueue;
+  }
+
+  /** The most requests one API call may hold at once (its choices): what can run plus what can wait. */
+  get capacity(): number {
+    return Math.min(this.opts.maxBatch, this.pool.slots.capacity) + this.opts.maxQueue;
   }
 
   /** Pages a request needs for prompt + max_tokens (0 for 2Mamba). */
@@ -157,7 +178,7 @@ export class Scheduler {
     if (!spec.promptIds.length) throw new RangeError('the prompt must hold at least one token');
     const why = this.tooLarge(spec.promptIds.length + spec.maxTokens);
     if (why) throw new RequestTooLargeError(why);
-    if (this.waiting.length >= this.opts.maxQueue) throw new QueueFullError(this.waiting.length);
+    if (!this.canQueue(1, spec.promptIds.length + spec.maxTokens)) throw new QueueFullError(this.waiting.length);
     const stops = new Set([...(spec.stopTokenIds ?? []), ...(spec.ignoreEos ? [] : this.pool.model.spec.eosIds)]);
     this.waiting.push({
       spec,
@@ -199,7 +220,34 @@ export class Scheduler {
     const peak = r.peak ?? { kind: 'recurrent_state', state_bytes: 0, kv_bytes: 0, kv_tokens: 0, kv_blocks: 0 };
     if (r.seq) this.pool.close(r.seq);
     r.seq = null;
-    r.events.onEnd(reason, { promptTokens: r.spec.promptIds.length, completionTokens: r.generated, peak });
+    try {
+      r.events.onEnd(reason, { promptTokens: r.spec.promptIds.length, completionTokens: r.generated, peak });
+    } catch {
+      // the request is over and its memory freed; a failing callback cannot take the step loop down with it
+    }
+  }
+
+  /** End one request with an error of its own (its sampler, detokenizer or callbacks threw): it alone stops, its
+   *  memory is freed, and the step loop and every other request go on. */
+  private drop(r: Live, err: unknown): void {
+    for (const list of [this.running, this.waiting]) if (list.includes(r)) list.splice(list.indexOf(r), 1);
+    if (r.seq) this.pool.close(r.seq);
+    r.seq = null;
+    try {
+      r.events.onError?.(err instanceof Error ? err : new Error(String(err)));
+    } catch {
+      // as in end()
+    }
+  }
+
+  /** Run a request's own work; an exception there drops that request only. */
+  private guard<T>(r: Live, work: () => T): T | undefined {
+    try {
+      return work();
+    } catch (e) {
+      this.drop(r, e);
+      return undefined;
+    }
   }
 
   /** The engine error that ended every request, if one did (the model is then unhealthy). */
@@ -248,7 +296,8 @@ export class Scheduler {
       r.seq = this.pool.open();
       this.pool.reserve(r.seq, r.spec.promptIds.length + r.spec.maxTokens);
       r.peak = this.pool.memory(r.seq);
-      r.events.onStart?.(r.peak);
+      const peak = r.peak;
+      if (this.guard(r, () => (r.events.onStart?.(peak), true)) === undefined) continue;
       if (r.spec.maxTokens === 0) {
         this.end(r, 'length');
         continue;
@@ -276,11 +325,16 @@ export class Scheduler {
       items.push({ r, ids: r.spec.promptIds.slice(r.fed, r.fed + n), last: r.fed + n === r.spec.promptIds.length });
       budget -= n;
     }
-    if (!items.length) return;
     // sample on the device where the request allows it: then only token ids come back
-    const sampling = items.map(({ r, last }) =>
-      last ? r.sampler.device(this.banned(r, 0)) : { temperature: 0, seed: 0, draw: 0 },
-    );
+    const sampling: (DeviceSample | null)[] = [];
+    for (const it of [...items]) {
+      const d = this.guard(it.r, () =>
+        it.last ? it.r.sampler.device(this.banned(it.r, 0)) : { temperature: 0, seed: 0, draw: 0 },
+      );
+      if (d === undefined) items.splice(items.indexOf(it), 1);
+      else sampling.push(d);
+    }
+    if (!items.length) return;
     const result = this.pool.submitSampled(
       items.map(({ r, ids }) => ({ seq: r.seq!, ids })),
       sampling,
@@ -306,7 +360,11 @@ export class Scheduler {
     const next: (DeviceSample | null)[] = [];
     for (const [i, { r, last }] of items.entries()) {
       if (!last || !sampling[i] || !this.running.includes(r) || r.generated + 2 > r.spec.maxTokens) return;
-      next.push(r.sampler.device(this.banned(r, 1), 1));
+      try {
+        next.push(r.sampler.device(this.banned(r, 1), 1));
+      } catch {
+        return; // the request's own step will surface the error
+      }
     }
     if (next.some((d) => d === null)) return;
     const ahead = items.map(({ r }) => ({ r, ids: [] as number[], last: true }));
@@ -328,25 +386,28 @@ export class Scheduler {
     { tokens, logits }: SampledStep,
   ): void {
     this.steps++;
-    const V = this.pool.model.spec.vocab;
     items.forEach(({ r, ids, last }, i) => {
       if (!this.running.includes(r)) return; // ended while the step ran (abort, deadline, a stop in the step before)
       if (r.next === null) r.fed += ids.length;
       r.peak = this.pool.memory(r.seq!);
-      if (!last) return;
-      const tok: SampledToken = sampling[i]
-        ? { id: tokens[i]!, logprob: 0 }
-        : r.sampler.sample(logits!.subarray(i * V, (i + 1) * V), this.banned(r, 0));
-      r.sampler.accept(tok.id);
-      r.generated++;
-      r.next = tok.id;
-      const stop = r.stops.has(tok.id);
-      r.events.onToken?.(tok, stop);
-      const finish: EndReason | null = stop ? 'stop' : r.generated >= r.spec.maxTokens ? 'length' : null;
-      if (finish) {
-        this.running.splice(this.running.indexOf(r), 1);
-        this.end(r, finish);
-      }
+      if (last) this.guard(r, () => this.emit(r, sampling[i] ? { id: tokens[i]!, logprob: 0 } : null, logits, i));
     });
+  }
+
+  /** A request's new token (sampled on the device, or now on the host from its logits row): emit it, end the request
+   *  on a stop id or at max_tokens. */
+  private emit(r: Live, fromDevice: SampledToken | null, logits: Float32Array | null, row: number): void {
+    const V = this.pool.model.spec.vocab;
+    const tok = fromDevice ?? r.sampler.sample(logits!.subarray(row * V, (row + 1) * V), this.banned(r, 0));
+    r.sampler.accept(tok.id);
+    r.generated++;
+    r.next = tok.id;
+    const stop = r.stops.has(tok.id);
+    r.events.onToken?.(tok, stop);
+    const finish: EndReason | null = stop ? 'stop' : r.generated >= r.spec.maxTokens ? 'length' : null;
+    if (finish) {
+      this.running.splice(this.running.indexOf(r), 1);
+      this.end(r, finish);
+    }
   }
 }

@@ -1,6 +1,6 @@
 // The fastify app: the protocol's schemas, the cross-cutting plugins (JSON body, auth, OpenAI-shaped errors) and one
 // registration per route file.
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Metrics } from './metrics.js';
 import { ANNOTATIONS, SCHEMAS } from './openai/schemas.js';
 import { authPlugin } from './plugins/auth.js';
@@ -29,7 +29,7 @@ export function buildApp(state: ServerState, logger: FastifyServerOptions['logge
   const app = Fastify({
     logger,
     bodyLimit: state.opts.bodyLimit,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     ajv: AJV,
     requestTimeout: 0,

@@ -45,7 +45,13 @@ export const unavailable = (message: string, code: string, retryAfter = 5) =>
   new ApiError(503, message, 'service_unavailable_error', code, null, {}, retryAfter);
 
 export const modelNotFound = (model: string) =>
-  new ApiError(404, `The model \`${model}\` does not exist.`, 'not_found_error', 'model_not_found', 'model');
+  new ApiError(
+    404,
+    `The model \`${model.length > 200 ? `${model.slice(0, 200)}…` : model}\` does not exist.`,
+    'not_found_error',
+    'model_not_found',
+    'model',
+  );
 
 /** Map anything thrown while handling a request to an ApiError. */
 export function toApiError(e: unknown): ApiError {

@@ -1,6 +1,7 @@
 // The HTTP side of a generation (POST /v1/completions and /v1/chat/completions). All validation, tokenisation and the context check happen before
 // the first response byte; after the stream has started, failures go in-band (spec/serving.md §0).
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { QueueFullError, RequestTooLargeError } from '../engine/scheduler.js';
@@ -40,6 +41,9 @@ function prepare(state: ServerState, req: GenRequest): Prepared {
       }
       return tok.encode(p.text, true);
     });
+    prompts.forEach((p, i) => {
+      if (!p.length) throw badRequest(`prompt ${i} is empty: send at least one token`, 'prompt');
+    });
     echoes = req.prompts.map((p) => ('ids' in p ? tok.decode(p.ids) : p.text));
   }
   if (req.truncatePromptTokens !== null) prompts = prompts.map((p) => p.slice(-req.truncatePromptTokens!));
@@ -48,7 +52,7 @@ function prepare(state: ServerState, req: GenRequest): Prepared {
       throw badRequest(`prompt ${i} is empty: send at least one token`, req.kind === 'chat' ? 'messages' : 'prompt');
   });
   const limit = host.plan.maxModelLen,
-    longest = Math.max(...prompts.map((p) => p.length));
+    longest = longestPrompt(prompts);
   const maxTokens = req.maxTokens ?? Math.max(0, Math.min(state.opts.defaultMaxTokens, limit - longest));
   for (const p of prompts) {
     if (p.length + maxTokens > limit) {
@@ -61,6 +65,26 @@ function prepare(state: ServerState, req: GenRequest): Prepared {
         { n_prompt_tokens: p.length, n_completion_tokens: maxTokens, n_ctx: limit },
       );
     }
+  }
+  if (req.minTokens > 0 && maxTokens > 0) {
+    // min_tokens bans the stop ids until it is reached: a request that bans every token can never sample one
+    const stops = new Set(req.stopTokenIds.filter((id) => id < V));
+    if (!req.ignoreEos) for (const id of host.spec.eosIds) stops.add(id);
+    if (stops.size >= V) {
+      throw badRequest(
+        'stop_token_ids (with the end-of-sequence token) cover the whole vocabulary, so no token can be ' +
+          'sampled before min_tokens: remove some stop ids or set min_tokens to 0',
+        'stop_token_ids',
+      );
+    }
+  }
+  const choices = prompts.length * req.n;
+  if (choices > host.scheduler.capacity) {
+    throw badRequest(
+      `the request has ${choices} choices (prompts × n) but this server holds at most ` +
+        `${host.scheduler.capacity} requests at once (running + --max-queue): lower n or send fewer prompts`,
+      'n',
+    );
   }
   const tooLarge = host.scheduler.tooLarge(longest + maxTokens);
   if (tooLarge) throw badRequest(`${tooLarge}: lower max_tokens or the prompt`, 'max_tokens', 'request_too_large');
@@ -196,9 +220,11 @@ function streamSink(s: SseStream, req: GenRequest, head: ResponseHead, echoes: s
   };
 }
 
+const longestPrompt = (prompts: number[][]) => prompts.reduce((m, p) => Math.max(m, p.length), 0);
+
 /** 429 when the queue cannot take the request's choices now. */
-function checkQueue(state: ServerState, host: Engine, choices: number): void {
-  if (host.scheduler.canQueue(choices)) return;
+function checkQueue(state: ServerState, host: Engine, choices: number, tokens: number): void {
+  if (host.scheduler.canQueue(choices, tokens)) return;
   state.metrics.rejected.inc({ model_name: host.name, reason: 'queue_full' });
   const { numWaiting, opts } = host.scheduler;
   const message = `the server is busy: ${numWaiting} requests are waiting (limit ${opts.maxQueue}); retry later`;
@@ -217,6 +243,7 @@ function responseHead(request: FastifyRequest, req: GenRequest): ResponseHead {
 /** A request's abort signal (the client going away, or the server giving up on a drain) and its deadlines. */
 function controls(state: ServerState, reply: FastifyReply, req: GenRequest, head: ResponseHead) {
   const abort = new AbortController();
+  setMaxListeners(0, abort.signal); // one listener per choice (n up to 16)
   const c = { abort, clientGone: false, release: () => state.shutdown.signal.removeEventListener('abort', onShutdown) };
   // a client that goes away (streaming or not) aborts the request at the next scheduler step
   reply.raw.on('close', () => {
@@ -253,7 +280,7 @@ export function generationHandler(state: ServerState, kind: 'completion' | 'chat
       request.log.info({ fields: req.unknownFields }, 'The following fields were present in the request but ignored');
     }
     const { host, prompts, echoes, maxTokens } = prepare(state, req);
-    checkQueue(state, host, prompts.length * req.n);
+    checkQueue(state, host, prompts.length * req.n, longestPrompt(prompts) + maxTokens);
     const head = responseHead(request, req);
     const { c, opts } = controls(state, reply, req, head);
     let sse: SseStream | null = null;

@@ -1,4 +1,5 @@
 // What the HTTP layer shares: the served models, lifecycle flags, options, metrics.
+import { setMaxListeners } from 'node:events';
 import type { Engine } from '../engine/engine.js';
 import type { Metrics } from './metrics.js';
 
@@ -14,6 +15,9 @@ export interface ServeOptions {
   pingInterval: number;
   /** max_tokens of a chat request that sets none (capped by the context). */
   defaultMaxTokens: number;
+  /** Host header names (no port) the server answers; null: any. A keyless server on a loopback address allows only
+   *  loopback names, so a web page cannot reach it through DNS rebinding. */
+  allowedHosts: string[] | null;
 }
 
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
@@ -23,6 +27,7 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
   maxQueueTime: 60,
   pingInterval: 10,
   defaultMaxTokens: 1024,
+  allowedHosts: null,
 };
 
 export class ServerState {
@@ -33,5 +38,7 @@ export class ServerState {
   readonly shutdown = new AbortController();
   metrics!: Metrics;
 
-  constructor(readonly opts: ServeOptions) {}
+  constructor(readonly opts: ServeOptions) {
+    setMaxListeners(0, this.shutdown.signal); // one listener per request in flight: no limit applies
+  }
 }

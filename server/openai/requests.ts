@@ -6,7 +6,7 @@ import type { ChatMessage } from '../../engine/text/chat.js';
 import type { OutputRequest } from '../../engine/output.js';
 import { badRequest } from '../errors.js';
 import { ChatCompletionRequest, CompletionRequest, knownFields } from './schemas.js';
-import { preview } from './validation.js';
+import { preview } from '../../lib/preview.js';
 
 export type Prompt = { text: string } | { ids: number[] };
 

@@ -23,7 +23,6 @@ export class SseStream {
     this.res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',
-      connection: 'keep-alive',
       'x-accel-buffering': 'no',
       ...extraHeaders,
     });

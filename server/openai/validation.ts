@@ -1,19 +1,10 @@
 // Ajv's first error on a request body → the OpenAI error object: the message and `param` come from the annotations of
 // the schema the error points into (schemas.ts). The value quoted back is bounded, whatever the client sent.
 import type { ErrorObject } from 'ajv';
+import { preview } from '../../lib/preview.js';
 import { type ApiError, badRequest } from '../errors.js';
 
 type Node = Record<string, unknown>;
-
-/** A short, bounded rendering of a value for an error message (never throws, whatever its depth or size). */
-export function preview(v: unknown, max = 80): string {
-  try {
-    const s = JSON.stringify(v, (_k, x) => (typeof x === 'string' && x.length > max ? `${x.slice(0, max)}…` : x));
-    return s === undefined ? String(v) : s.length > max ? `${s.slice(0, max)}…` : s;
-  } catch {
-    return Array.isArray(v) ? '[…]' : typeof v === 'object' && v !== null ? '{…}' : String(v).slice(0, max);
-  }
-}
 
 const isSchema = (n: unknown): n is Node => typeof n === 'object' && n !== null && !Array.isArray(n);
 const annotated = (n: Node) => 'x-error' in n || 'x-errors' in n || 'x-expected' in n || 'x-required' in n;

@@ -6,6 +6,7 @@ import { ApiError, toApiError } from '../errors.js';
 import { SCHEMAS } from '../openai/schemas.js';
 import { fromFastifyValidation } from '../openai/validation.js';
 
+const METHODS = ['GET', 'POST'] as const;
 const BY_ID = new Map(SCHEMAS.map((s) => [String(s.$id), s]));
 
 export const errorsPlugin = fp(
@@ -16,12 +17,15 @@ export const errorsPlugin = fp(
       void reply.code(e.status).headers(e.headers()).send(e.body());
     });
     app.setNotFoundHandler((request, reply) => {
-      const e = new ApiError(
-        404,
-        `no route ${request.method} ${request.url.split('?')[0]}`,
-        'not_found_error',
-        'route_not_found',
-      );
+      const url = request.url.split('?')[0]!;
+      const allow = METHODS.filter((method) => app.hasRoute({ method, url }));
+      if (allow.length) {
+        const message = `${request.method} is not allowed on ${url}: use ${allow.join(' or ')}`;
+        const e = new ApiError(405, message, 'invalid_request_error', 'method_not_allowed');
+        return void reply.code(405).header('allow', allow.join(', ')).send(e.body());
+      }
+      const shown = url.length > 200 ? `${url.slice(0, 200)}…` : url;
+      const e = new ApiError(404, `no route ${request.method} ${shown}`, 'not_found_error', 'route_not_found');
       void reply.code(404).send(e.body());
     });
   },

@@ -1,29 +1,25 @@
 // GET /health, /metrics, /v1/models and /v1/requests: what orchestrators, dashboards and clients read, all from
 // each engine's stats().
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { ApiError } from '../errors.js';
 import type { ServerState } from '../state.js';
 
 export function registerInfoRoutes(app: FastifyInstance, state: ServerState): void {
+  /** 503 + Retry-After in the OpenAI error shape, with a code an orchestrator can act on. */
+  const unhealthy = (reply: FastifyReply, message: string, code: string) =>
+    reply
+      .code(503)
+      .header('retry-after', '5')
+      .send(new ApiError(503, message, 'service_unavailable_error', code).body());
+
   app.get('/health', async (request, reply) => {
     const failure = [...state.models.values()].map((m) => m.stats().failure).find((f) => f !== null);
-    const why = state.loading
-      ? 'Loading model'
-      : state.draining
-        ? 'Shutting down'
-        : failure
-          ? `Engine failed: ${failure}`
-          : null;
-    if (why)
-      return reply
-        .code(503)
-        .header('retry-after', '5')
-        .send({ error: { code: 503, message: why, type: 'unavailable_error' } });
+    if (state.loading) return unhealthy(reply, 'Loading model', 'loading');
+    if (state.draining) return unhealthy(reply, 'Shutting down', 'shutdown');
+    if (failure) return unhealthy(reply, `Engine failed: ${failure}`, 'engine_failed');
     const full = (request.query as Record<string, string>).fail_if_full;
     if (full && full !== '0' && [...state.models.values()].every((m) => m.full)) {
-      return reply
-        .code(503)
-        .header('retry-after', '5')
-        .send({ error: { code: 503, message: 'No slot and no queue space left', type: 'unavailable_error' } });
+      return unhealthy(reply, 'No slot and no queue space left', 'full');
     }
     return { status: 'ok' };
   });

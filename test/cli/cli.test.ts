@@ -8,7 +8,7 @@ import { byteTokenizerJson } from '../../weights/byte-tokenizer.js';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { tempDir } from '../helpers.js';
+import { tempDir, tinyCheckpoint } from '../helpers.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'fury.js');
 const run = promisify(execFile);
@@ -200,4 +200,28 @@ test('fury init writes the same bytes for the same seed', async () => {
       .update(await readFile(p))
       .digest('hex');
   assert.equal(await h(join(a, 'model.safetensors')), await h(join(b, 'model.safetensors')));
+});
+
+test('fury serve: a model that fails to load ends the process with the reason and a non-zero exit (no 503 zombie)', async () => {
+  const dir = await tinyCheckpoint('2mamba', 5);
+  const file = join(dir, 'model.safetensors');
+  const bytes = await readFile(file);
+  await writeFile(file, bytes.subarray(0, Math.floor(bytes.length / 2))); // truncated weights
+  const t0 = Date.now();
+  const r = await fury('serve', '--model', dir, '--port', '0', '--backend', 'cpu');
+  assert.ok(r.code === 1 || r.code === 2, `exit code ${r.code}: ${r.stderr}`);
+  assert.match(r.stderr, /fury serve: .+/);
+  assert.ok(Date.now() - t0 < 30_000, 'it exits instead of serving 503 forever');
+});
+
+test('fury --version prints the package version; fury help <command> prints that command’s help', async () => {
+  const v = await fury('--version');
+  assert.equal(v.code, 0);
+  const pkg = JSON.parse(
+    await readFile(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json'), 'utf8'),
+  );
+  assert.equal(v.stdout.trim(), `fury ${pkg.version}`);
+  const h = await fury('help', 'serve');
+  assert.equal(h.code, 0);
+  assert.match(h.stdout, /^Usage: fury serve/);
 });

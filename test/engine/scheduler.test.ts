@@ -163,3 +163,50 @@ test('bounded queue, requests that can never fit, aborts in the queue and while 
   assert.equal(m.pool.pages.inUse, 0);
   await m.close();
 });
+
+test('one request whose own work throws ends alone: the others finish, the engine stays healthy', async () => {
+  const m = await openTiny('2mamba', 12, { slots: 3 });
+  const s = new Scheduler(m.pool, { maxBatch: 3, maxQueue: 4, tokenBudget: 64, prefillChunk: 64 });
+  const alone = await submit(s, { promptIds: [1, 5, 9], maxTokens: 6, ignoreEos: true, sampling: { temperature: 0 } });
+  // a callback that throws on its request's third token (as a failing detokenizer or grammar would)
+  const bad = new Promise<Error>((resolve, reject) => {
+    let n = 0;
+    s.submit(
+      { promptIds: [1, 7], maxTokens: 20, ignoreEos: true },
+      {
+        onToken: () => {
+          if (++n === 3) throw new Error('boom in one request');
+        },
+        onEnd: () => reject(new Error('the failing request ended normally')),
+        onError: resolve,
+      },
+    );
+  });
+  const good = submit(s, { promptIds: [1, 5, 9], maxTokens: 6, ignoreEos: true, sampling: { temperature: 0 } });
+  assert.match((await bad).message, /boom in one request/);
+  assert.deepEqual((await good).ids, alone.ids, 'the bystander got the same tokens as alone');
+  await s.idle();
+  assert.equal(s.failure, null);
+  assert.equal(m.pool.slots.inUse, 0);
+  // and the scheduler keeps serving
+  assert.deepEqual(
+    (await submit(s, { promptIds: [1, 5, 9], maxTokens: 6, ignoreEos: true, sampling: { temperature: 0 } })).ids,
+    alone.ids,
+  );
+  await m.close();
+});
+
+test('--max-queue counts only requests that must wait: with free places, max-queue 0 still admits', async () => {
+  const m = await openTiny('2mamba', 13, { slots: 2 });
+  const s = new Scheduler(m.pool, { maxBatch: 2, maxQueue: 0, tokenBudget: 64, prefillChunk: 64 });
+  assert.equal(s.canQueue(2), true);
+  assert.equal(s.canQueue(3), false);
+  const a = submit(s, { promptIds: [1, 2], maxTokens: 3, ignoreEos: true });
+  const b = submit(s, { promptIds: [1, 3], maxTokens: 3, ignoreEos: true });
+  assert.throws(() => s.submit({ promptIds: [1], maxTokens: 1 }, { onEnd() {} }), QueueFullError);
+  assert.equal(s.capacity, 2);
+  await Promise.all([a, b]);
+  await s.idle();
+  assert.equal(s.canQueue(2), true, 'free again');
+  await m.close();
+});

@@ -128,7 +128,9 @@ test('/health is 503 while the model loads, and every API route says so', async 
   try {
     const h = await fetch(url + '/health');
     assert.equal(h.status, 503);
-    assert.deepEqual(await h.json(), { error: { code: 503, message: 'Loading model', type: 'unavailable_error' } });
+    assert.deepEqual(await h.json(), {
+      error: { message: 'Loading model', type: 'service_unavailable_error', param: null, code: 'loading' },
+    });
     const r = await post(url, '/v1/completions', { model: 'm', prompt: 'x' });
     assert.equal(r.status, 503);
     assert.equal(r.json.error.code, 'loading');
@@ -185,8 +187,11 @@ test('SIGTERM drains: running streams finish, new requests are refused, the proc
     5000,
     'health to turn 503',
   );
-  const refused = await post(url, '/v1/completions', { model: 'm', prompt: 'x' }).catch(() => ({ status: 0 }));
-  assert.ok(refused.status === 503 || refused.status === 0, `new request during drain: ${refused.status}`);
+  // the listener stays open while draining: a new request is refused with 503 + Retry-After, not a reset
+  const refused = await post(url, '/v1/completions', { model: 'm', prompt: 'x' });
+  assert.equal(refused.status, 503, `new request during drain: ${refused.status}`);
+  assert.equal(refused.json.error.code, 'shutdown');
+  assert.ok(Number(refused.headers.get('retry-after')) >= 1);
   assert.deepEqual(await Promise.all(streams), ['length', 'length', 'length']);
   assert.equal(await exited, 0);
   assert.match(log, /draining/);

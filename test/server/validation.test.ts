@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildApp } from '../../server/app.js';
 import { DEFAULT_SERVE_OPTIONS, ServerState } from '../../server/state.js';
-import { preview } from '../../server/openai/validation.js';
+import { preview } from '../../lib/preview.js';
 
 const state = new ServerState({ ...DEFAULT_SERVE_OPTIONS });
 state.loading = false;
@@ -129,4 +129,17 @@ test('deeply nested values in any field are a 400 with a bounded message, not a 
   }
   assert.equal(preview(JSON.parse(deep(20000))), '[…]');
   assert.equal(preview('y'.repeat(1000)).length <= 82, true);
+});
+
+test('edges of the protocol: 1e999 quoted as Infinity, 405 with Allow for a known path, long names cut in a 404', async () => {
+  const inf = await post('/v1/completions', '{"model": "m", "prompt": "x", "temperature": 1e999}');
+  assert.equal(inf.status, 400);
+  assert.match(inf.error.message, /got Infinity/);
+  const wrong = await app.inject({ method: 'GET', url: '/v1/completions' });
+  assert.equal(wrong.statusCode, 405);
+  assert.equal(wrong.headers.allow, 'POST');
+  assert.equal(wrong.json().error.code, 'method_not_allowed');
+  const long = await post('/v1/completions', { model: 'q'.repeat(1_000_000), prompt: 'x' });
+  assert.equal(long.status, 404);
+  assert.ok(long.error.message.length < 300, `${long.error.message.length} characters`);
 });
