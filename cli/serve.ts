@@ -36,6 +36,8 @@ Options:
   --sse-ping-interval S     SSE keep-alive comments while silent (default 10; 0 = off)
   --body-limit B            largest request body (default 64MiB)
   --default-max-tokens N    chat max_tokens when the request sets none (default 1024)
+  --receive-timeout S       seconds a client has to send a whole request (default 120; slow bodies get 408)
+  --max-connections N       most open connections (default 1024)
   --allowed-hosts H,H       Host header names to answer (default without --api-key on a loopback address:
                             localhost, 127.0.0.1, [::1]; else any)
   --log-level L             pino level (default info)`;
@@ -60,6 +62,8 @@ const OPTIONS = {
   'default-max-tokens': { type: 'string' },
   'log-level': { type: 'string' },
   'allowed-hosts': { type: 'string' },
+  'receive-timeout': { type: 'string' },
+  'max-connections': { type: 'string' },
   'weights-dtype': { type: 'string' },
 } as const;
 
@@ -124,6 +128,13 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     ...DEFAULT_SERVE_OPTIONS,
     apiKey,
     allowedHosts: allowedHosts(a['allowed-hosts'], host, apiKey),
+    receiveTimeout: seconds(a['receive-timeout'], 'receive-timeout') ?? DEFAULT_SERVE_OPTIONS.receiveTimeout,
+    maxConnections: int(
+      a['max-connections'] as string | undefined,
+      'max-connections',
+      DEFAULT_SERVE_OPTIONS.maxConnections,
+      1,
+    ),
     bodyLimit: bytesFlag(a['body-limit'], 'body-limit') ?? DEFAULT_SERVE_OPTIONS.bodyLimit,
     requestTimeout: seconds(a['request-timeout'], 'request-timeout') ?? null,
     maxQueueTime: seconds(a['max-queue-time'], 'max-queue-time') ?? DEFAULT_SERVE_OPTIONS.maxQueueTime,

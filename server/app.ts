@@ -5,7 +5,7 @@ import { Metrics } from './metrics.js';
 import { ANNOTATIONS, SCHEMAS } from './openai/schemas.js';
 import { authPlugin } from './plugins/auth.js';
 import { bodyPlugin } from './plugins/body.js';
-import { errorsPlugin } from './plugins/errors.js';
+import { clientErrorHandler, errorsPlugin } from './plugins/errors.js';
 import { chatRoute } from './routes/chat.js';
 import { completionsRoute } from './routes/completions.js';
 import { registerInfoRoutes } from './routes/info.js';
@@ -32,10 +32,15 @@ export function buildApp(state: ServerState, logger: FastifyServerOptions['logge
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     ajv: AJV,
-    requestTimeout: 0,
+    // the whole request must arrive within --receive-timeout (responses, streams included, are not limited by it);
+    // timeouts are checked every second
+    requestTimeout: state.opts.receiveTimeout * 1000,
+    clientErrorHandler,
+    http: { connectionsCheckingInterval: 1000, headersTimeout: Math.min(60_000, state.opts.receiveTimeout * 1000) },
     keepAliveTimeout: 75_000,
     genReqId: () => Math.random().toString(36).slice(2, 10),
   });
+  app.server.maxConnections = state.opts.maxConnections;
   state.metrics ??= new Metrics(() => [...state.models.values()]);
   for (const s of SCHEMAS) app.addSchema(s);
   void app.register(bodyPlugin);

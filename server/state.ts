@@ -18,6 +18,10 @@ export interface ServeOptions {
   /** Host header names (no port) the server answers; null: any. A keyless server on a loopback address allows only
    *  loopback names, so a web page cannot reach it through DNS rebinding. */
   allowedHosts: string[] | null;
+  /** Seconds a client has to send a whole request (headers and body): slow-body clients are cut off with 408. */
+  receiveTimeout: number;
+  /** Most open connections; more are closed at once. */
+  maxConnections: number;
 }
 
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
@@ -28,6 +32,8 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
   pingInterval: 10,
   defaultMaxTokens: 1024,
   allowedHosts: null,
+  receiveTimeout: 120,
+  maxConnections: 1024,
 };
 
 export class ServerState {

@@ -1,5 +1,7 @@
 // Every error as OpenAI's {"error": {message, type, param, code}}: schema violations mapped from Ajv (the field as
 // `param`), thrown ApiErrors as they are, anything else a 500 that is logged; unknown routes a 404.
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiError, toApiError } from '../errors.js';
@@ -31,3 +33,22 @@ export const errorsPlugin = fp(
   },
   { name: 'fury-errors' },
 );
+
+/** Errors on a connection before a request exists (a body too slow for --receive-timeout, malformed HTTP): an
+ *  OpenAI-shaped answer where the socket can still take one, then the connection closes. */
+export function clientErrorHandler(err: Error, socket: Duplex): void {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT';
+  const status = timeout ? 408 : code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+  const message = timeout
+    ? 'the request did not arrive within the server’s --receive-timeout: send it whole, faster'
+    : `malformed HTTP request (${code || err.message})`;
+  const body = JSON.stringify(
+    new ApiError(status, message, 'invalid_request_error', timeout ? 'request_timeout' : 'bad_http_request').body(),
+  );
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
