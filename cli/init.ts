@@ -49,7 +49,15 @@ Options:
         throw new UsageError(`--tokenizer: ${tokenizer} does not exist`);
       });
     const t0 = performance.now();
-    await writeRandomCheckpoint(presetSpec(arch, preset), out, { seed, dtype, tokenizer });
+    const tty = process.stderr.isTTY;
+    let shown = -1;
+    const onProgress = (done: number, total: number) => {
+      const pct = Math.floor((100 * done) / total);
+      if (tty) process.stderr.write(`\rfury: generating tensors ${done}/${total}`);
+      else if (pct >= shown + 25) log(`generating tensors: ${(shown = pct)}%`);
+    };
+    await writeRandomCheckpoint(presetSpec(arch, preset), out, { seed, dtype, tokenizer, onProgress });
+    if (tty) process.stderr.write('\n');
     log(
       `wrote ${arch} ${preset} (seed ${seed}, ${dtype}) to ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );

@@ -41,23 +41,32 @@ export interface OpenModel {
 
 let autoWarned = false;
 
-/** auto: WebGPU when an adapter exists (logging which), else the CPU backend with one warning line. */
+/** auto: WebGPU on a hardware adapter (logging which); else the CPU backend, with one line saying why. A software
+ *  adapter (Mesa's lavapipe) is used only when asked for (--backend webgpu): on a CPU it is slower than the CPU backend. */
 export async function createBackend(
   choice: BackendChoice,
   log: (line: string) => void = (l) => process.stderr.write(`fury: ${l}\n`),
 ): Promise<Backend> {
   if (choice === 'cpu') return new CpuBackend();
   const { WebGpuBackend } = await import('../kernels/webgpu/backend.js');
+  let be: Awaited<ReturnType<typeof WebGpuBackend.open>>;
   try {
-    const be = await WebGpuBackend.open();
-    if (choice === 'auto') log(`backend: webgpu on ${be.info.description} (dawn.node ${be.info.dawnVersion})`);
-    return be;
+    be = await WebGpuBackend.open();
   } catch (e) {
     if (choice === 'webgpu') throw e;
     if (!autoWarned) log(`warning: ${(e as Error).message.split(':')[0]}; using the CPU backend`);
     autoWarned = true;
     return new CpuBackend();
   }
+  if (choice === 'auto' && be.info.software) {
+    if (!autoWarned)
+      log(`backend: cpu (the only WebGPU adapter is software: ${be.info.description}; --backend webgpu uses it)`);
+    autoWarned = true;
+    await be.destroy();
+    return new CpuBackend();
+  }
+  if (choice === 'auto') log(`backend: webgpu on ${be.info.description} (dawn.node ${be.info.dawnVersion})`);
+  return be;
 }
 
 export async function openModel(dir: string, opts: OpenOptions = {}): Promise<OpenModel> {

@@ -13,6 +13,8 @@ export interface InitOptions {
   dtype?: FloatDType;
   /** A tokenizer.json to ship instead of the byte-level default (its vocab must fit the model). */
   tokenizer?: string;
+  /** Called as each tensor is generated (done, total). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Initial values of one tensor: PyTorch-like (normal 0.02 for projections, ones for norms, conv uniform). */
@@ -41,11 +43,8 @@ export async function writeRandomCheckpoint(spec: ModelSpec, outDir: string, opt
   if (opts.tokenizer) {
     tokenizerJson = JSON.parse(await readFile(opts.tokenizer, 'utf8'));
     const ids = Object.values((tokenizerJson.model as { vocab?: Record<string, number> })?.vocab ?? {});
-    const maxId = Math.max(
-      -1,
-      ...ids,
-      ...((tokenizerJson.added_tokens as { id: number }[] | undefined) ?? []).map((t) => t.id),
-    );
+    const added = ((tokenizerJson.added_tokens as { id: number }[] | undefined) ?? []).map((t) => t.id);
+    const maxId = [...ids, ...added].reduce((m, id) => Math.max(m, id), -1); // no spread: vocabularies can be large
     if (maxId >= spec.vocab)
       throw new ConfigError(`${opts.tokenizer}: token id ${maxId} does not fit the model's vocab of ${spec.vocab}`);
     const cfgPath = join(opts.tokenizer, '..', 'tokenizer_config.json');
@@ -55,11 +54,14 @@ export async function writeRandomCheckpoint(spec: ModelSpec, outDir: string, opt
   }
   await writeSafetensors(
     join(outDir, 'model.safetensors'),
-    expectedTensors(spec).map((t) => ({
+    expectedTensors(spec).map((t, i, all) => ({
       name: t.name,
       dtype: t.name.endsWith('rotary_emb.freqs') ? 'F32' : dtype,
       shape: t.shape,
-      data: () => encodeFloats(initTensor(spec, t, opts.seed), t.name.endsWith('rotary_emb.freqs') ? 'F32' : dtype),
+      data: () => {
+        opts.onProgress?.(i + 1, all.length);
+        return encodeFloats(initTensor(spec, t, opts.seed), t.name.endsWith('rotary_emb.freqs') ? 'F32' : dtype);
+      },
     })),
     { format: 'pt', fury_seed: String(opts.seed) },
   );

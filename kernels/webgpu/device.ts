@@ -22,6 +22,8 @@ export interface GpuInfo {
   maxStorageBufferBindingSize: number;
   maxBufferSize: number;
   dawnVersion: string;
+  /** A software rasteriser (Mesa's llvmpipe/lavapipe, SwiftShader): correct, but slower than the CPU backend. */
+  software: boolean;
 }
 
 export interface Gpu {
@@ -84,6 +86,11 @@ export async function openGpu(): Promise<Gpu> {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxBufferSize: l.maxBufferSize,
       dawnVersion: dawnVersion(),
+      software:
+        (ai as { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
+        /llvmpipe|lavapipe|swiftshader|softpipe/i.test(
+          `${ai.description} ${ai.vendor} ${ai.architecture} ${ai.device}`,
+        ),
     },
   };
 }
