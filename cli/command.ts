@@ -1,6 +1,11 @@
 // What every `fury` command is, and which errors are the user's to fix (one line, exit code 2).
 import { SamplingParamError } from '../engine/sampler.js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { UsageError } from './args.js';
+
+/** The held-out corpus split shipped in data/ (relative to the package root, wherever the command runs). */
+export const DEFAULT_CORPUS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'data', 'valid.txt.xz');
 
 export interface Command {
   summary: string;

@@ -6,7 +6,7 @@ import { BACKENDS, WEIGHTS_DTYPES, openModel } from '../engine/open.js';
 import { heldOutLoss, passkeyAccuracy, tokenStream } from '../tools/eval.js';
 import { readCorpus } from '../lib/corpus.js';
 import { int, oneOf, parse, required, UsageError } from './args.js';
-import type { Command } from './command.js';
+import { DEFAULT_CORPUS, type Command } from './command.js';
 
 /** A one-line progress bar on a terminal; on a pipe, a line every 10%. */
 export function progress(label: string) {
@@ -30,14 +30,14 @@ export function progress(label: string) {
 
 export const evalCmd: Command = {
   summary: 'held-out loss, perplexity and passkey retrieval on a corpus file',
-  help: `Usage: fury eval --model DIR --data FILE.txt[.xz] [options]
+  help: `Usage: fury eval --model DIR [--data FILE.txt[.xz]] [options]
 
 Mean next-token loss and perplexity over non-overlapping windows of the data (documents separated by a line holding
-only U+001E, as in shared/corpus; each document is <s> text </s>), with a progress bar on stderr.
+only U+001E, as data/valid.txt.xz; each document is <s> text </s>), with a progress bar on stderr.
 
 Options:
   --model DIR          checkpoint directory
-  --data FILE          corpus file, plain or .xz (e.g. ../shared/corpus/valid.txt.xz)
+  --data FILE          corpus file, plain or .xz (default data/valid.txt.xz, the shipped held-out split)
   --context N          window length in tokens (default 1024)
   --max-tokens N       evaluate only the first N tokens' windows (default: all)
   --passkey L1,L2,…    also measure passkey retrieval at these prompt lengths (tokens)
@@ -59,7 +59,7 @@ Options:
     });
     if (a.help) return void console.log(this.help);
     const dir = required(a.model, 'model', 'eval'),
-      data = required(a.data, 'data', 'eval');
+      data = typeof a.data === 'string' ? a.data : DEFAULT_CORPUS;
     await access(join(dir, 'config.json')).catch(() => {
       throw new UsageError(`--model: ${dir} is not a checkpoint directory (no config.json)`);
     });

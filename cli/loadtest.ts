@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLoadtest, spawnServer } from '../loadtest/run.js';
 import { int, num, parse, required, UsageError } from './args.js';
-import type { Command } from './command.js';
+import { DEFAULT_CORPUS, type Command } from './command.js';
 
 const SERVE_FLAGS = [
   'backend',
@@ -37,7 +37,7 @@ Options:
   --max-tokens N         tokens generated per request (default 64; ignore_eos)
   --memory-sweep LIST    extra contexts for the memory report (e.g. 1040,1056,1058,1072)
   --capacity             also run autocannon (non-streaming) at the first context for each concurrency
-  --data FILE            corpus for the prompts (default ../shared/corpus/valid.txt.xz)
+  --data FILE            corpus for the prompts (default data/valid.txt.xz, shipped)
   --out DIR              write loadtest.json, report.md and SVG plots there
   --api-key KEY          sent as a Bearer token
   --max-seconds S        stop issuing requests after this long (default 3600)
@@ -93,7 +93,7 @@ Options:
         requests: int(a.requests as string | undefined, 'requests', 16, 1),
         durationS: num(a.duration as string | undefined, 'duration') ?? null,
         maxTokens: int(a['max-tokens'] as string | undefined, 'max-tokens', 64, 1),
-        data: typeof a.data === 'string' ? a.data : required('../shared/corpus/valid.txt.xz', 'data', 'loadtest'),
+        data: typeof a.data === 'string' ? a.data : DEFAULT_CORPUS,
         out: typeof a.out === 'string' ? a.out : null,
         apiKey: typeof a['api-key'] === 'string' ? a['api-key'] : null,
         capacity: a.capacity === true,
