@@ -69,6 +69,18 @@ export async function createBackend(
   return be;
 }
 
+/** Build the backend's kernels for this model before the first request (GPU pipelines), saying how long it took. */
+async function warm(backend: Backend, model: Model, opts: OpenOptions): Promise<void> {
+  if (!backend.warm) return;
+  const t0 = performance.now();
+  const n = await backend.warm([model.spec.headDim], [model.weightDType], (done, total) =>
+    opts.onProgress?.(`compiling kernels: ${done}/${total}`),
+  );
+  (opts.log ?? ((l: string) => process.stderr.write(`fury: ${l}\n`)))(
+    `compiled ${n} kernels in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+}
+
 export async function openModel(dir: string, opts: OpenOptions = {}): Promise<OpenModel> {
   const ckpt = await loadCheckpoint(dir, opts);
   try {
@@ -92,6 +104,7 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Op
         (done, total) => opts.onProgress?.(`loading weights: layer ${done}/${total}`),
         opts.weightsDType,
       );
+      await warm(backend, model, opts);
       const chat = ChatTemplate.forTokenizer(ckpt.tokenizerConfig, {
         bos_token: tokenizer.bosToken,
         eos_token: tokenizer.eosToken,

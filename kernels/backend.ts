@@ -61,6 +61,9 @@ export interface Backend {
   bytes(role?: BufferRole): number;
   /** Bytes held by one buffer. */
   bufferBytes(name: string): number;
+  /** Optionally build ahead of the first step what a model of these head dimensions and weight dtypes will run
+   *  (GPU pipelines); returns how many things were built. */
+  warm?(headDims: number[], dtypes: WeightDType[], onProgress?: (done: number, total: number) => void): Promise<number>;
   /** Run a Plan. Its work is ordered after every earlier run / write / read and before every later one. */
   run(plan: Plan, step: Step): Promise<void>;
   destroy(): Promise<void>;

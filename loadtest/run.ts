@@ -149,7 +149,10 @@ export async function runLoadtest(o: LoadtestOptions) {
     const cells: CellResult[] = [];
     for (const context of o.contexts) {
       if (context + o.maxTokens > info.max_model_len) {
-        log(`  skip context ${context}: above max_model_len ${info.max_model_len}`);
+        log(
+          `  skip context ${context}: context + --max-tokens ${o.maxTokens} = ${context + o.maxTokens} tokens is above ` +
+            `max_model_len ${info.max_model_len} (lower --max-tokens or the context, or serve with a larger --max-model-len)`,
+        );
         continue;
       }
       for (const conc of o.concurrency) cells.push(await runCell(o, name, make, context, conc, headers, deadline));

@@ -46,6 +46,8 @@ export class Model {
   /** Sequences the last sampled step had (a step fed from the device must have as many). */
   private lastSampled = -1;
   private capacity = new Map<string, number>();
+  /** How the weight matrices are stored on the device. */
+  weightDType: WeightDType = 'f32';
 
   private constructor(
     readonly spec: ModelSpec,
@@ -106,6 +108,7 @@ export class Model {
     }
     await up(W.norm, [TENSOR.norm]);
     if (!spec.tieEmbeddings) await up(W.lmHead, [TENSOR.lmHead], true);
+    m.weightDType = storageOf([TENSOR.layer(0).o]);
     m.allocatePools();
     return m;
   }

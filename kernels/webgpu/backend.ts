@@ -235,11 +235,8 @@ export class WebGpuBackend implements Backend, OpTimes {
 
   // ---- kernels ----
 
-  private pipeline(kernel: Kernel<never>, variant: unknown) {
-    const key = `${kernel.name}:${JSON.stringify(variant)}`;
-    let p = this.pipelines.get(key);
-    if (p) return p;
-    const layout = this.device.createBindGroupLayout({
+  private layout(key: string, kernel: Kernel<never>, variant: unknown): GPUBindGroupLayout {
+    return this.device.createBindGroupLayout({
       label: key,
       entries: [
         {
@@ -255,15 +252,52 @@ export class WebGpuBackend implements Backend, OpTimes {
         })),
       ],
     });
+  }
+
+  private descriptor(key: string, kernel: Kernel<never>, variant: unknown, layout: GPUBindGroupLayout) {
     const module = this.device.createShaderModule({ label: key, code: kernel.source(variant as never) });
-    const pipeline = this.device.createComputePipeline({
+    return {
       label: key,
       layout: this.device.createPipelineLayout({ label: key, bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: 'main' },
-    });
-    p = { pipeline, layout };
+    };
+  }
+
+  private pipeline(kernel: Kernel<never>, variant: unknown) {
+    const key = `${kernel.name}:${JSON.stringify(variant)}`;
+    let p = this.pipelines.get(key);
+    if (p) return p;
+    const layout = this.layout(key, kernel, variant);
+    p = { pipeline: this.device.createComputePipeline(this.descriptor(key, kernel, variant, layout)), layout };
     this.pipelines.set(key, p);
     return p;
+  }
+
+  /**
+   * Build, ahead of the first request, the pipelines a model with these head dimensions and weight dtypes can use
+   * (asynchronously: the event loop stays free while the driver compiles). Returns how many were built.
+   */
+  async warm(
+    headDims: number[],
+    dtypes: WeightDType[],
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<number> {
+    const jobs = FAMILIES.flatMap((f) => f.variants(headDims)).filter(([, v]) => {
+      const dt = (v as { dtype?: WeightDType }).dtype;
+      return dt === undefined || dtypes.includes(dt);
+    });
+    let done = 0;
+    await Promise.all(
+      jobs.map(async ([kernel, variant]) => {
+        const key = `${kernel.name}:${JSON.stringify(variant)}`;
+        if (this.pipelines.has(key)) return;
+        const layout = this.layout(key, kernel, variant);
+        const pipeline = await this.device.createComputePipelineAsync(this.descriptor(key, kernel, variant, layout));
+        this.pipelines.set(key, { pipeline, layout });
+        onProgress?.(++done, jobs.length);
+      }),
+    );
+    return jobs.length;
   }
 
   /** Check every kernel variant of every family compiles (WGSL errors surface here, naming the kernel). */
