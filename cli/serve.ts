@@ -2,7 +2,6 @@
 import { access } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { BACKENDS, WEIGHTS_DTYPES } from '../engine/open.js';
-import { memoryModel } from '../engine/memory/prices.js';
 import { buildApp } from '../server/app.js';
 import { int, num, oneOf, parse, UsageError } from './args.js';
 import type { Command } from './command.js';
@@ -229,7 +228,7 @@ async function loadModels(
       (line) => log.info(line),
     );
     state.models.set(m.name, served);
-    const mem = memoryModel(served.spec),
+    const mem = served.prices,
       p = served.plan;
     log.info(
       {

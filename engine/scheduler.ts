@@ -135,6 +135,11 @@ export class Scheduler {
     ];
   }
 
+  /** The token ids that end a request: its stop_token_ids, and EOS unless ignore_eos (min_tokens bans them). */
+  stopIds(spec: Pick<RequestSpec, 'stopTokenIds' | 'ignoreEos'>): Set<number> {
+    return new Set([...(spec.stopTokenIds ?? []), ...(spec.ignoreEos ? [] : this.pool.model.spec.eosIds)]);
+  }
+
   /**
    * Whether `n` more requests of `tokens` tokens each (prompt + max_tokens) can be taken now. Admission is in order:
    * the waiting requests, then these, each starting at the next step while a batch place, a state slot and its KV
@@ -179,7 +184,7 @@ export class Scheduler {
     const why = this.tooLarge(spec.promptIds.length + spec.maxTokens);
     if (why) throw new RequestTooLargeError(why);
     if (!this.canQueue(1, spec.promptIds.length + spec.maxTokens)) throw new QueueFullError(this.waiting.length);
-    const stops = new Set([...(spec.stopTokenIds ?? []), ...(spec.ignoreEos ? [] : this.pool.model.spec.eosIds)]);
+    const stops = this.stopIds(spec);
     this.waiting.push({
       spec,
       events,

@@ -1,6 +1,8 @@
 // Errors in the OpenAI shape {"error": {message, type, param, code}} with the status the SDK expects
 // (spec/serving.md §6). 429/503 carry Retry-After (seconds, < 60 so the SDK honours it) and retry-after-ms.
 
+import { clip } from '../lib/preview.js';
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -45,13 +47,7 @@ export const unavailable = (message: string, code: string, retryAfter = 5) =>
   new ApiError(503, message, 'service_unavailable_error', code, null, {}, retryAfter);
 
 export const modelNotFound = (model: string) =>
-  new ApiError(
-    404,
-    `The model \`${model.length > 200 ? `${model.slice(0, 200)}…` : model}\` does not exist.`,
-    'not_found_error',
-    'model_not_found',
-    'model',
-  );
+  new ApiError(404, `The model \`${clip(model, 200)}\` does not exist.`, 'not_found_error', 'model_not_found', 'model');
 
 /** Map anything thrown while handling a request to an ApiError. */
 export function toApiError(e: unknown): ApiError {

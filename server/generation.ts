@@ -68,9 +68,8 @@ function prepare(state: ServerState, req: GenRequest): Prepared {
   }
   if (req.minTokens > 0 && maxTokens > 0) {
     // min_tokens bans the stop ids until it is reached: a request that bans every token can never sample one
-    const stops = new Set(req.stopTokenIds.filter((id) => id < V));
-    if (!req.ignoreEos) for (const id of host.spec.eosIds) stops.add(id);
-    if (stops.size >= V) {
+    const banned = [...host.scheduler.stopIds(req)].filter((id) => id < V);
+    if (banned.length >= V) {
       throw badRequest(
         'stop_token_ids (with the end-of-sequence token) cover the whole vocabulary, so no token can be ' +
           'sampled before min_tokens: remove some stop ids or set min_tokens to 0',

@@ -63,7 +63,15 @@ export class Metrics {
           collect(this);
         },
       });
-    const stats = () => models().map((e) => ({ name: e.name, s: e.stats() }));
+    // every gauge's collect() of one scrape runs in the same synchronous pass: read each engine's stats once for all
+    let scrape: { name: string; s: EngineStats }[] | null = null;
+    const stats = () => {
+      if (!scrape) {
+        scrape = models().map((e) => ({ name: e.name, s: e.stats() }));
+        queueMicrotask(() => (scrape = null));
+      }
+      return scrape;
+    };
     const perModel = (name: string, help: string, value: (s: EngineStats) => number) =>
       gauge(name, help, ['model_name'], (g) => {
         for (const { name: model_name, s } of stats()) g.set({ model_name }, value(s));

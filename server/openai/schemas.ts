@@ -140,6 +140,18 @@ const message: Schema = {
   },
 };
 
+/** A conversation: at least one message. */
+const messages: Schema = {
+  type: 'array',
+  minItems: 1,
+  items: message,
+  'x-errors': {
+    type: "'messages' is required and must be an array of messages",
+    minItems: "'messages' must hold at least one message",
+  },
+  'x-required': "'messages' is required and must be an array of messages",
+};
+
 export const ChatCompletionRequest: Schema = {
   $id: 'ChatCompletionRequest',
   type: 'object',
@@ -147,16 +159,7 @@ export const ChatCompletionRequest: Schema = {
   'x-error': 'the request body must be a JSON object',
   properties: {
     ...common,
-    messages: {
-      type: 'array',
-      minItems: 1,
-      items: message,
-      'x-errors': {
-        type: "'messages' is required and must be an array of messages",
-        minItems: "'messages' must hold at least one message",
-      },
-      'x-required': "'messages' is required and must be an array of messages",
-    },
+    messages,
     max_completion_tokens: int(0, INT_MAX),
     logprobs: bool,
     top_logprobs: int(0, MAX_TOP_LOGPROBS),
@@ -189,8 +192,7 @@ export const TokenizeRequest: Schema = {
     model,
     prompt: { type: 'string', 'x-expected': 'a string' },
     content: { type: 'string', 'x-expected': 'a string' },
-    messages:
-      ChatCompletionRequest.properties && (ChatCompletionRequest.properties as Record<string, Schema>).messages!,
+    messages,
     add_special_tokens: bool,
     add_special: bool,
     add_generation_prompt: bool,

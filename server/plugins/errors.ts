@@ -4,6 +4,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { clip } from '../../lib/preview.js';
 import { ApiError, toApiError } from '../errors.js';
 import { SCHEMAS } from '../openai/schemas.js';
 import { fromFastifyValidation } from '../openai/validation.js';
@@ -26,8 +27,7 @@ export const errorsPlugin = fp(
         const e = new ApiError(405, message, 'invalid_request_error', 'method_not_allowed');
         return void reply.code(405).header('allow', allow.join(', ')).send(e.body());
       }
-      const shown = url.length > 200 ? `${url.slice(0, 200)}…` : url;
-      const e = new ApiError(404, `no route ${request.method} ${shown}`, 'not_found_error', 'route_not_found');
+      const e = new ApiError(404, `no route ${request.method} ${clip(url, 200)}`, 'not_found_error', 'route_not_found');
       void reply.code(404).send(e.body());
     });
   },
