@@ -1,6 +1,7 @@
 // Open a checkpoint directory for serving: weights on a backend, state pools, tokenizer, chat template.
 import { CpuBackend } from '../kernels/cpu/backend.js';
 import type { Backend } from '../kernels/backend.js';
+import { WasmBackend } from '../kernels/wasm/backend.js';
 import { loadCheckpoint, type LoadOptions } from '../weights/checkpoint.js';
 import type { ModelSpec } from '../weights/config.js';
 import { ChatTemplate } from './text/chat.js';
@@ -9,8 +10,9 @@ import { DEFAULT_PAGE_SIZE } from './memory/prices.js';
 import { SequencePool } from './memory/sequences.js';
 import { TextTokenizer } from './text/tokenizer.js';
 
-export type BackendChoice = 'auto' | 'cpu' | 'webgpu';
-export const BACKENDS: readonly BackendChoice[] = ['auto', 'cpu', 'webgpu'];
+/** cpu: the fast CPU backend (WebAssembly SIMD on worker threads); reference: the plain TypeScript oracle. */
+export type BackendChoice = 'auto' | 'cpu' | 'reference' | 'webgpu';
+export const BACKENDS: readonly BackendChoice[] = ['auto', 'cpu', 'reference', 'webgpu'];
 export const WEIGHTS_DTYPES: readonly WeightsDType[] = ['checkpoint', 'f32', 'f16', 'bf16'];
 
 export interface OpenOptions extends LoadOptions {
@@ -47,7 +49,8 @@ export async function createBackend(
   choice: BackendChoice,
   log: (line: string) => void = (l) => process.stderr.write(`fury: ${l}\n`),
 ): Promise<Backend> {
-  if (choice === 'cpu') return new CpuBackend();
+  if (choice === 'reference') return new CpuBackend();
+  if (choice === 'cpu') return WasmBackend.open();
   const { WebGpuBackend } = await import('../kernels/webgpu/backend.js');
   let be: Awaited<ReturnType<typeof WebGpuBackend.open>>;
   try {
@@ -56,14 +59,14 @@ export async function createBackend(
     if (choice === 'webgpu') throw e;
     if (!autoWarned) log(`warning: ${(e as Error).message.split(':')[0]}; using the CPU backend`);
     autoWarned = true;
-    return new CpuBackend();
+    return WasmBackend.open();
   }
   if (choice === 'auto' && be.info.software) {
     if (!autoWarned)
       log(`backend: cpu (the only WebGPU adapter is software: ${be.info.description}; --backend webgpu uses it)`);
     autoWarned = true;
     await be.destroy();
-    return new CpuBackend();
+    return WasmBackend.open();
   }
   if (choice === 'auto') log(`backend: webgpu on ${be.info.description} (dawn.node ${be.info.dawnVersion})`);
   return be;

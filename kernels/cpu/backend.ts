@@ -10,7 +10,7 @@ import { ropeOp } from './rope.js';
 import { embedOp, gatherLastOp, sampleOp } from './rows.js';
 
 /** Each op's CPU twin, one family file each (kernels/cpu/<family>.ts). */
-const OPS: { [K in Op['op']]: CpuOp<K> } = {
+export const OPS: { [K in Op['op']]: CpuOp<K> } = {
   embed: embedOp,
   matmul: matmulOp,
   conv2: conv2Op,
@@ -23,7 +23,7 @@ const OPS: { [K in Op['op']]: CpuOp<K> } = {
 };
 
 export class CpuBackend implements Backend, CpuBuffers {
-  readonly name = 'cpu';
+  readonly name = 'reference';
   private bufs = new Map<string, Arr>();
   private roles = new Map<string, BufferRole>();
 
