@@ -8,7 +8,7 @@ import { Rng } from '../lib/rng.js';
 import { presetSpec } from '../weights/presets.js';
 import { writeRandomCheckpoint } from '../weights/init.js';
 import type { Arch, ModelSpec } from '../weights/config.js';
-import { openModel, type OpenModel } from '../engine/open.js';
+import { openModel, type BackendChoice, type OpenModel } from '../engine/open.js';
 import type { Backend } from '../kernels/backend.js';
 import { packSampleParams as sampleParams, type DeviceSample } from '../kernels/ops.js';
 
@@ -47,10 +47,10 @@ export async function tinyCheckpoint(arch: Arch, seed: number, mutate?: (s: Mode
 export async function openTiny(
   arch: Arch,
   seed: number,
-  opts: { slots?: number; kvTokens?: number } = {},
+  opts: { slots?: number; kvTokens?: number; backend?: BackendChoice } = {},
 ): Promise<OpenModel> {
   return openModel(await tinyCheckpoint(arch, seed), {
-    backend: 'cpu',
+    backend: opts.backend ?? 'cpu',
     slots: opts.slots ?? 4,
     kvTokens: opts.kvTokens ?? 4096,
   });

@@ -1,7 +1,8 @@
 // CPU reference kernels (the oracle every GPU kernel is tested against: simple and obviously right), family: attention.
 // Plain TypeScript over Float32Array storage, sums in f64 (JS numbers).
-import { qkvOffsets } from '../ops.js';
-import { pageOf, type CpuOp } from './common.js';
+import type { SeqStep } from '../backend.js';
+import { qkvOffsets, type Op } from '../ops.js';
+import { pageOf, type CpuBuffers, type CpuOp } from './common.js';
 
 type F32 = Float32Array;
 
@@ -73,8 +74,14 @@ export const kvAppendOp: CpuOp<'kv_append'> = (b, op, step, rows) => {
   }
 };
 
-/** Causal attention of each row over its sequence's cached positions. */
-export const attentionOp: CpuOp<'attention'> = (b, op, step, rows) => {
+/** Attention of one row (token t of sequence s, row r of the step) over its cached positions, every head. */
+export function attentionRow(
+  b: CpuBuffers,
+  op: Extract<Op, { op: 'attention' }>,
+  s: SeqStep,
+  t: number,
+  r: number,
+): void {
   const x = b.f32(op.qkv),
     K = b.f32(op.k),
     V = b.f32(op.v),
@@ -83,26 +90,27 @@ export const attentionOp: CpuOp<'attention'> = (b, op, step, rows) => {
     off = qkvOffsets(op.layout);
   const { heads, kvHeads, headDim: d } = op.layout,
     P = op.pageSize;
-  let r = 0;
-  for (const s of step.seqs) {
-    for (let t = 0; t < s.rows; t++, r++) {
-      const pos = s.pos + t;
-      const at = (j: number) => pageOf(s.pages, j, P) * P + (j % P);
-      for (let h = 0; h < heads; h++) {
-        const g = Math.floor(h / off.group);
-        attendRow(
-          x,
-          r * off.width + off.q(h),
-          K,
-          V,
-          (j) => (at(j) * kvHeads + g) * d,
-          pos + 1,
-          d,
-          C ? (j) => C[at(j) * heads + h]! : null,
-          out,
-          r * heads * d + h * d,
-        );
-      }
-    }
+  const pos = s.pos + t;
+  const at = (j: number) => pageOf(s.pages, j, P) * P + (j % P);
+  for (let h = 0; h < heads; h++) {
+    const g = Math.floor(h / off.group);
+    attendRow(
+      x,
+      r * off.width + off.q(h),
+      K,
+      V,
+      (j) => (at(j) * kvHeads + g) * d,
+      pos + 1,
+      d,
+      C ? (j) => C[at(j) * heads + h]! : null,
+      out,
+      r * heads * d + h * d,
+    );
   }
+}
+
+/** Causal attention of each row over its sequence's cached positions. */
+export const attentionOp: CpuOp<'attention'> = (b, op, step) => {
+  let r = 0;
+  for (const s of step.seqs) for (let t = 0; t < s.rows; t++) attentionRow(b, op, s, t, r++);
 };

@@ -197,8 +197,10 @@ export class WasmBackend implements Backend {
     }
   }
 
+  /** The step is copied now: the caller may change its sequences' pages before the run starts. */
   run(plan: Plan, step: Step): Promise<void> {
-    return this.enqueue(() => this.start(plan, step));
+    const now: Step = { seqs: step.seqs.map((s) => ({ ...s, pages: [...s.pages] })) };
+    return this.enqueue(() => this.start(plan, now));
   }
 
   private start(plan: Plan, step: Step): Promise<void> {
@@ -219,7 +221,7 @@ export class WasmBackend implements Backend {
       plan: planId,
       ops,
       table,
-      step: { seqs: step.seqs.map((s) => ({ ...s, pages: [...s.pages] })) },
+      step,
       scratch: { ...this.scratch },
     };
     return new Promise<void>((resolve, reject) => {

@@ -1,7 +1,9 @@
 // The fast CPU backend's ops: each op as phases the workers run in lockstep (kernels/wasm/team.ts): an optional
 // serial part on the leader, then `units` independent pieces claimed by whichever worker is free. matmul and mamba2
-// run in WebAssembly SIMD (kernels/wasm/as/); the other ops, cheap next to them, run the reference code on the leader.
+// run in WebAssembly SIMD (kernels/wasm/as/); attention runs the reference row function, rows spread over the team;
+// the other ops, cheap next to these, run the reference code on the leader.
 import type { Step } from '../backend.js';
+import { attentionRow } from '../cpu/attention.js';
 import { OPS as REFERENCE } from '../cpu/backend.js';
 import type { CpuBuffers, CpuOp } from '../cpu/common.js';
 import { rmsnorm, siluMul } from '../cpu/matmul.js';
@@ -127,7 +129,17 @@ const mamba2: FastOp<'mamba2'> = (c, op) => {
   };
 };
 
-const FAST: { [K in Op['op']]?: FastOp<K> } = { matmul, mamba2 };
+/** One unit per row: the reference row function (f64 sums), spread over the team. */
+const attention: FastOp<'attention'> = (c, op) => ({
+  units: c.rows,
+  unit: (r) => {
+    let i = c.rowStart.length - 1;
+    while (c.rowStart[i]! > r) i--;
+    attentionRow(c.bufs, op, c.step.seqs[i]!, r - c.rowStart[i]!, r);
+  },
+});
+
+const FAST: { [K in Op['op']]?: FastOp<K> } = { matmul, mamba2, attention };
 
 export function phases(c: Ctx, op: Op): Phases {
   const fast = FAST[op.op] as FastOp<Op['op']> | undefined;

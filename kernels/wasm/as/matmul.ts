@@ -10,17 +10,16 @@ function put(out: usize, v: f32, add: bool): void {
   store<f32>(out, add ? load<f32>(out) + v : v);
 }
 
-/** Σ_i x[i]·w[i] over k values (k a multiple of 4 in the vector loop, the rest scalar). */
+/** Σ_i x[i]·w[i]: lane j sums the i ≡ j (mod 4) products in order, then (l0 + l1) + (l2 + l3), then the scalar tail —
+ *  the order of every path of gemm, so a row's result never depends on the rows or columns computed beside it. */
 function dot(x: usize, w: usize, k: i32): f32 {
   let a = f32x4.splat(0),
-    b = f32x4.splat(0),
     i = 0;
-  for (; i + 7 < k; i += 8) {
+  for (; i + 3 < k; i += 4) {
     const o = (<usize>i) << 2;
     a = f32x4.add(a, f32x4.mul(v128.load(x + o), v128.load(w + o)));
-    b = f32x4.add(b, f32x4.mul(v128.load(x + o, 16), v128.load(w + o, 16)));
   }
-  let s = hsum(f32x4.add(a, b));
+  let s = hsum(a);
   for (; i < k; i++) s += load<f32>(x + ((<usize>i) << 2)) * load<f32>(w + ((<usize>i) << 2));
   return s;
 }
