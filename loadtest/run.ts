@@ -39,6 +39,9 @@ export interface ModelInfo {
 
 const log = (l: string) => process.stderr.write(`${l}\n`);
 
+/** How often a cell probes GET /health (each probe waits for the previous answer). */
+const HEALTH_PERIOD_MS = 20;
+
 /** Random windows of real corpus text, as token ids of exactly `n` tokens (BOS + text), via the server's tokenizer. */
 async function promptMaker(o: LoadtestOptions, model: string, headers: Record<string, string>) {
   const docs = await readCorpus(o.data);
@@ -74,6 +77,19 @@ async function runCell(
         `${recs.filter((r) => !r.ok).length} errors, ${((performance.now() - t0) / 1000).toFixed(0)} s `,
     );
   const timer = setInterval(bar, 1000);
+  const health: number[] = [];
+  let probing = true;
+  const probe = (async () => {
+    while (probing) {
+      const t = performance.now();
+      await fetch(`${o.url}/health`, { headers }).then(
+        (r) => r.arrayBuffer(),
+        () => null,
+      );
+      health.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, HEALTH_PERIOD_MS));
+    }
+  })();
   const worker = async () => {
     while ((o.durationS ? performance.now() < end : issued < o.requests) && performance.now() < deadline) {
       issued++;
@@ -87,10 +103,12 @@ async function runCell(
     }
   };
   await Promise.all(Array.from({ length: conc }, worker));
+  probing = false;
+  await probe;
   clearInterval(timer);
   bar();
   process.stderr.write('\n');
-  return cell(context, conc, recs, (performance.now() - t0) / 1000);
+  return cell(context, conc, recs, (performance.now() - t0) / 1000, health);
 }
 
 async function capacityRun(
@@ -220,14 +238,14 @@ export async function writeOutputs(dir: string, report: any): Promise<void> {
     md.push(
       `## ${r.model} (${r.info.architecture})`,
       '',
-      '| context | concurrency | ok / sent | req/s | out tok/s | TTFT p50 / p90 / p99 ms | TPOT p50 ms | ITL p50 / p99 ms | E2E p50 ms | errors |',
-      '|---|---|---|---|---|---|---|---|---|---|',
+      '| context | concurrency | ok / sent | req/s | out tok/s | TTFT p50 / p90 / p99 ms | TPOT p50 ms | ITL p50 / p99 ms | E2E p50 ms | /health p99 / max ms | errors |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const c of r.cells as CellResult[]) {
       md.push(
         `| ${c.context} | ${c.concurrency} | ${c.ok} / ${c.requests} | ${c.request_throughput.toFixed(2)} | ${c.output_token_throughput.toFixed(1)} | ` +
           `${ms(c.ttft_ms.p50)} / ${ms(c.ttft_ms.p90)} / ${ms(c.ttft_ms.p99)} | ${ms(c.tpot_ms.p50)} | ${ms(c.itl_ms.p50)} / ${ms(c.itl_ms.p99)} | ${ms(c.e2e_ms.p50)} | ` +
-          `${
+          `${ms(c.health_ms.p99)} / ${ms(c.health_ms.max)} | ${
             Object.entries(c.errors)
               .map(([k, v]) => `${k}: ${v}`)
               .join(', ') || '0'

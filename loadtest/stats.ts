@@ -5,14 +5,22 @@ export interface Summary {
   p50: number;
   p90: number;
   p99: number;
+  max: number;
   n: number;
 }
 
 export function summarize(xs: readonly number[]): Summary {
-  if (!xs.length) return { mean: NaN, p50: NaN, p90: NaN, p99: NaN, n: 0 };
+  if (!xs.length) return { mean: NaN, p50: NaN, p90: NaN, p99: NaN, max: NaN, n: 0 };
   const s = [...xs].sort((a, b) => a - b);
   const q = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-  return { mean: s.reduce((a, b) => a + b, 0) / s.length, p50: q(50), p90: q(90), p99: q(99), n: s.length };
+  return {
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+    p50: q(50),
+    p90: q(90),
+    p99: q(99),
+    max: s[s.length - 1]!,
+    n: s.length,
+  };
 }
 
 /** One streamed request as the client saw it (times in ms from the request's start). */
@@ -42,6 +50,8 @@ export interface CellResult {
   itl_ms: Summary;
   tpot_ms: Summary;
   e2e_ms: Summary;
+  /** GET /health latency sampled every HEALTH_PERIOD_MS while the cell ran: the server's responsiveness under load. */
+  health_ms: Summary;
   memory_per_request: { state_bytes: number; kv_bytes: number; peak_bytes: number; kind: string } | null;
 }
 
@@ -50,6 +60,7 @@ export function cell(
   concurrency: number,
   recs: readonly RequestRecord[],
   seconds: number,
+  health: readonly number[] = [],
 ): CellResult {
   const ok = recs.filter((r) => r.ok);
   const errors: Record<string, number> = {};
@@ -69,6 +80,7 @@ export function cell(
     itl_ms: summarize(ok.flatMap((r) => r.itl)),
     tpot_ms: summarize(tpot),
     e2e_ms: summarize(ok.map((r) => r.e2e)),
+    health_ms: summarize(health),
     memory_per_request: ok.find((r) => r.memory)?.memory ?? null,
   };
 }
