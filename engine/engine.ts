@@ -109,6 +109,7 @@ export class Engine {
 
   /** Free the device (the weights, pools and pipelines). */
   async close(): Promise<void> {
+    await this.tokenizer.close();
     await this.closeModel();
   }
 }

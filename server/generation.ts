@@ -20,8 +20,23 @@ interface Prepared {
   maxTokens: number;
 }
 
+/** Tokenise one text, first rejecting without encoding a text whose bytes alone prove it is over the context. */
+async function encode(host: Engine, text: string, special: boolean, param: 'prompt' | 'messages'): Promise<number[]> {
+  const limit = host.plan.maxModelLen,
+    atLeast = host.tokenizer.minTokens(text);
+  if (atLeast > limit)
+    throw badRequest(
+      `This model's maximum context length is ${limit} tokens. However, the ${param} alone is at least ${atLeast} ` +
+        `tokens (${Buffer.byteLength(text)} bytes). Please reduce the length of the ${param}.`,
+      param,
+      'context_length_exceeded',
+      { n_ctx: limit },
+    );
+  return host.tokenizer.encodeAsync(text, special);
+}
+
 /** Resolve the model, tokenise, and check the context and capacity: everything that can fail with a status. */
-function prepare(state: ServerState, req: GenRequest): Prepared {
+async function prepare(state: ServerState, req: GenRequest): Promise<Prepared> {
   const host = state.models.get(req.model);
   if (!host) throw modelNotFound(req.model);
   const tok = host.tokenizer,
@@ -29,18 +44,18 @@ function prepare(state: ServerState, req: GenRequest): Prepared {
   let prompts: number[][], echoes: string[];
   if (req.kind === 'chat') {
     const text = host.chat.render(req.messages!, req.addGenerationPrompt);
-    prompts = [tok.encode(text, false)];
+    prompts = [await encode(host, text, false, 'messages')];
     echoes = [text];
   } else {
-    prompts = req.prompts.map((p, i) => {
+    prompts = [];
+    for (const [i, p] of req.prompts.entries()) {
       if ('ids' in p) {
         const bad = p.ids.find((id) => id >= V);
         if (bad !== undefined)
           throw badRequest(`prompt ${i}: token id ${bad} is outside the vocabulary (0 … ${V - 1})`, 'prompt');
-        return p.ids;
-      }
-      return tok.encode(p.text, true);
-    });
+        prompts.push(p.ids);
+      } else prompts.push(await encode(host, p.text, true, 'prompt'));
+    }
     prompts.forEach((p, i) => {
       if (!p.length) throw badRequest(`prompt ${i} is empty: send at least one token`, 'prompt');
     });
@@ -278,7 +293,7 @@ export function generationHandler(state: ServerState, kind: 'completion' | 'chat
     if (req.unknownFields.length) {
       request.log.info({ fields: req.unknownFields }, 'The following fields were present in the request but ignored');
     }
-    const { host, prompts, echoes, maxTokens } = prepare(state, req);
+    const { host, prompts, echoes, maxTokens } = await prepare(state, req);
     checkQueue(state, host, prompts.length * req.n, longestPrompt(prompts) + maxTokens);
     const head = responseHead(request, req);
     const { c, opts } = controls(state, reply, req, head);

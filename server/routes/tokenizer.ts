@@ -20,12 +20,15 @@ export function registerTokenizerRoutes(app: FastifyInstance, state: ServerState
     const addSpecial = (b.add_special_tokens ?? b.add_special ?? true) !== false;
     let ids: number[];
     if (b.messages !== undefined && b.messages !== null) {
-      ids = m.tokenizer.encode(m.chat.render(chatMessages(b.messages), b.add_generation_prompt !== false), false);
+      ids = await m.tokenizer.encodeAsync(
+        m.chat.render(chatMessages(b.messages), b.add_generation_prompt !== false),
+        false,
+      );
     } else {
       const text = b.prompt ?? b.content;
       if (typeof text !== 'string')
         throw badRequest("send 'prompt' (or 'content') as a string, or 'messages'", 'prompt');
-      ids = m.tokenizer.encode(text, addSpecial);
+      ids = await m.tokenizer.encodeAsync(text, addSpecial);
     }
     const strs = b.return_token_strs === true || b.with_pieces === true;
     return {

