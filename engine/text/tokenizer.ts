@@ -3,6 +3,7 @@
 // worker thread (encodeAsync), so a megabyte prompt does not stall the server's event loop.
 import { Worker } from 'node:worker_threads';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { keepAlive } from '../../lib/alive.js';
 
 /** Texts longer than this (UTF-16 units) are encoded on the worker: ~10 ms of encoding on one core. */
 const WORKER_CHARS = 16 * 1024;
@@ -109,7 +110,7 @@ export class TextTokenizer {
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = null;
-    await w?.terminate();
+    if (w) await keepAlive(w.terminate());
   }
 
   /** Encode text; `addSpecialTokens` applies the tokenizer's post-processor (e.g. prepends BOS). */

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { keepAlive } from '../../lib/alive.js';
 import { type Backend, type BufferOptions, type BufferRole, type Plan, type Step, totalRows } from '../backend.js';
 import type { Op } from '../ops.js';
 import { scratchNeeds } from './ops.js';
@@ -161,6 +162,9 @@ export class WasmBackend implements Backend {
       () => void this.queued--,
       () => void this.queued--,
     );
+    // the caller may await a read issued ahead of time only later (pipelined steps): a failure meanwhile must not
+    // count as unhandled and take the process down; the caller still gets the rejection when it awaits
+    p.catch(() => {});
     return p;
   }
 
@@ -261,8 +265,8 @@ export class WasmBackend implements Backend {
   }
 
   async destroy(): Promise<void> {
-    this.broken ??= new Error('the CPU backend was closed');
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.fail(new Error('the CPU backend was closed'));
+    await keepAlive(Promise.all(this.workers.map((w) => w.terminate())));
     this.slots.clear();
   }
 }

@@ -11,7 +11,7 @@ import { tempDir } from '../helpers.js';
 import { writeFile } from 'node:fs/promises';
 
 test('statistics, loopback guard and metric parsing', () => {
-  assert.deepEqual(summarize([5, 1, 3, 2, 4]), { mean: 3, p50: 3, p90: 5, p99: 5, n: 5 });
+  assert.deepEqual(summarize([5, 1, 3, 2, 4]), { mean: 3, p50: 3, p90: 5, p99: 5, max: 5, n: 5 });
   assert.throws(() => assertLoopback('http://10.0.0.1:8080'), /only to loopback/);
   assert.throws(() => assertLoopback('http://example.com'), /only to loopback/);
   for (const u of ['http://127.0.0.1:1', 'http://localhost:2', 'http://[::1]:3']) assertLoopback(u);
