@@ -7,8 +7,8 @@ import { planPools, type PlanOptions, type PoolPlan } from './memory/plan.js';
 import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
 import type { WeightsDType } from './model/model.js';
-import { openModel, type BackendChoice } from './open.js';
-import { Scheduler, type RequestSnapshot } from './scheduler.js';
+import { openModel, type BackendChoice, type OpenModel } from './open.js';
+import { Scheduler, type RequestSnapshot, type Submitted } from './scheduler.js';
 import type { ChatTemplate } from './text/chat.js';
 import type { TextTokenizer } from './text/tokenizer.js';
 
@@ -33,6 +33,26 @@ export interface EngineStats {
   requests: RequestSnapshot[];
   /** The engine error that ended every request, if one did (the model is then unhealthy). */
   failure: string | null;
+  /** Reloading the model after an engine failure (new requests get 503 engine_restarting meanwhile). */
+  restarting: boolean;
+  /** Times the engine reloaded itself after a failure. */
+  restarts: number;
+}
+
+/** The engine failed (device loss, a broken invariant) while this request ran; it reloaded itself. Retry the request. */
+export class EngineRestartedError extends Error {
+  constructor(cause: Error) {
+    super(`the engine failed while this request ran (${cause.message}) and restarted: retry the request`);
+    this.name = 'EngineRestartedError';
+  }
+}
+
+/** What a (re)load gives: the backend with the weights, the pools and a scheduler over them. */
+interface Loaded {
+  backend: Backend;
+  pool: SequencePool;
+  scheduler: Scheduler;
+  close(): Promise<void>;
 }
 
 export class Engine {
@@ -40,18 +60,73 @@ export class Engine {
   /** Byte prices of this model's requests (spec/2mamba.md §11). */
   readonly prices: MemoryModel;
 
+  private restarting: Promise<void> | null = null;
+  private failure: Error | null = null;
+  private restarts = 0;
+
   private constructor(
     readonly name: string,
     readonly spec: ModelSpec,
-    readonly backend: Backend,
+    private live: Loaded,
     readonly tokenizer: TextTokenizer,
     readonly chat: ChatTemplate,
-    private readonly pool: SequencePool,
-    readonly scheduler: Scheduler,
     readonly plan: PoolPlan,
-    private readonly closeModel: () => Promise<void>,
+    private readonly reopen: () => Promise<Loaded>,
+    private readonly log: (line: string) => void,
   ) {
     this.prices = memoryModel(spec);
+    this.live.scheduler.opts.onFailure = (err, started, waiting) => void this.restart(err, started, waiting);
+  }
+
+  get backend(): Backend {
+    return this.live.backend;
+  }
+
+  get scheduler(): Scheduler {
+    return this.live.scheduler;
+  }
+
+  private get pool(): SequencePool {
+    return this.live.pool;
+  }
+
+  /** Whether the engine is reloading after a failure: requests are refused meanwhile (503, retry shortly). */
+  get isRestarting(): boolean {
+    return this.restarting !== null;
+  }
+
+  /**
+   * The step loop failed (device loss, a broken invariant): fail the requests that had started with
+   * EngineRestartedError, reload the model on a fresh backend, then run the ones that were only waiting. If the reload
+   * fails too, the engine stays failed (/health 503 engine_failed).
+   */
+  private restart(err: Error, started: Submitted[], waiting: Submitted[]): Promise<void> {
+    this.log(`${this.name}: engine failed: ${err.message}; reloading`);
+    const t0 = performance.now();
+    for (const r of started) r.events.onError?.(new EngineRestartedError(err));
+    const old = this.live;
+    this.restarting = (async () => {
+      try {
+        await old.close().catch(() => {});
+        this.live = await this.reopen();
+        this.live.scheduler.opts.onFailure = (e, s, w) => void this.restart(e, s, w);
+        this.restarts++;
+        this.log(`${this.name}: reloaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        for (const r of waiting) {
+          try {
+            this.live.scheduler.submit(r.spec, r.events);
+          } catch (e) {
+            r.events.onError?.(e as Error);
+          }
+        }
+      } catch (e) {
+        this.failure = new Error(`${err.message}; reloading failed: ${(e as Error).message}`);
+        for (const r of waiting) r.events.onError?.(new EngineRestartedError(err));
+      } finally {
+        this.restarting = null;
+      }
+    })();
+    return this.restarting;
   }
 
   static async open(
@@ -74,13 +149,33 @@ export class Engine {
       },
     });
     if (!plan) throw new Error('openModel did not size the pools');
-    const scheduler = new Scheduler(om.pool, {
-      maxBatch: plan.slots,
-      maxQueue: o.maxQueue,
-      tokenBudget: o.tokenBudget,
-      prefillChunk: o.prefillChunk,
+    const p = plan;
+    const loaded = (m: OpenModel): Loaded => ({
+      backend: m.backend,
+      pool: m.pool,
+      scheduler: new Scheduler(m.pool, {
+        maxBatch: p.slots,
+        maxQueue: o.maxQueue,
+        tokenBudget: o.tokenBudget,
+        prefillChunk: o.prefillChunk,
+      }),
+      close: async () => {
+        await m.tokenizer.close();
+        await m.close();
+      },
     });
-    return new Engine(name, om.model.spec, om.backend, om.tokenizer, om.chat, om.pool, scheduler, plan, om.close);
+    const reopen = async () =>
+      loaded(
+        await openModel(dir, {
+          backend: o.backend,
+          weightsDType: o.weightsDType,
+          arch: o.arch,
+          log,
+          sizePools: () => ({ slots: p.slots, kvTokens: p.kvPages * p.pageSize, pageSize: p.pageSize }),
+        }),
+      );
+    const say = log ?? ((l: string) => process.stderr.write(`fury: ${l}\n`));
+    return new Engine(name, om.model.spec, loaded(om), om.tokenizer, om.chat, plan, reopen, say);
   }
 
   /** KV tokens the pool holds (0 for 2Mamba). */
@@ -103,13 +198,16 @@ export class Engine {
       kvBlocks: { total: pages.capacity, used: pages.inUse, blockTokens: this.pool.pageSize },
       memory: { weights: b.bytes('weight'), state: b.bytes('state'), kv: b.bytes('kv') },
       requests: this.scheduler.snapshot(),
-      failure: this.scheduler.failure?.message ?? null,
+      failure: (this.failure ?? this.scheduler.failure)?.message ?? null,
+      restarting: this.isRestarting,
+      restarts: this.restarts,
     };
   }
 
   /** Free the device (the weights, pools and pipelines). */
   async close(): Promise<void> {
+    await this.restarting;
     await this.tokenizer.close();
-    await this.closeModel();
+    await this.live.close();
   }
 }

@@ -48,6 +48,16 @@ export interface SchedulerOptions {
   prefillChunk: number;
   /** Submit a decode step before the previous step's tokens are back when its shape is known (default true). */
   pipeline?: boolean;
+  /** Called when the step loop itself fails (device loss, a broken invariant) instead of failing every request with
+   *  the error: `started` requests had begun (their state is lost), `waiting` ones had not (they can run elsewhere).
+   *  The scheduler has freed their memory and holds none of them any more. */
+  onFailure?: (err: Error, started: Submitted[], waiting: Submitted[]) => void;
+}
+
+/** A request as it was submitted (what another scheduler needs to run it). */
+export interface Submitted {
+  spec: RequestSpec;
+  events: RequestEvents;
 }
 
 export interface RequestSnapshot {
@@ -259,14 +269,18 @@ export class Scheduler {
   failure: Error | null = null;
 
   private failAll(err: Error): void {
-    this.failure = err;
+    const started = [...this.running, ...this.waiting.filter((r) => r.fed > 0)],
+      waiting = this.waiting.filter((r) => r.fed === 0);
     for (const r of [...this.running, ...this.waiting]) {
       if (r.seq) this.pool.close(r.seq);
       r.seq = null;
-      r.events.onError?.(err);
     }
     this.running = [];
     this.waiting = [];
+    const plain = (list: Live[]) => list.map(({ spec, events }) => ({ spec, events }));
+    if (this.opts.onFailure) return this.opts.onFailure(err, plain(started), plain(waiting));
+    this.failure = err;
+    for (const r of [...started, ...waiting]) r.events.onError?.(err);
   }
 
   /** One scheduler step (§7.1). */

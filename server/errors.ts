@@ -73,6 +73,7 @@ export function toApiError(e: unknown): ApiError {
     return badRequest('the request body is empty: send a JSON object', null, 'invalid_json');
   if (err?.name === 'SamplingParamError') return badRequest(err.message!, (e as { param: string }).param);
   if (err?.name === 'ChatTemplateError') return badRequest(err.message!, 'messages');
+  if (err?.name === 'EngineRestartedError') return unavailable(err.message!, 'engine_restarted', 1);
   if (typeof err?.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
     return new ApiError(err.statusCode, err.message ?? 'bad request', 'invalid_request_error', err.code ?? null);
   }

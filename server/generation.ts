@@ -39,6 +39,12 @@ async function encode(host: Engine, text: string, special: boolean, param: 'prom
 async function prepare(state: ServerState, req: GenRequest): Promise<Prepared> {
   const host = state.models.get(req.model);
   if (!host) throw modelNotFound(req.model);
+  if (host.isRestarting)
+    throw unavailable(
+      `the model ${req.model} is reloading after an engine failure: retry shortly`,
+      'engine_restarting',
+      2,
+    );
   const tok = host.tokenizer,
     V = host.spec.vocab;
   let prompts: number[][], echoes: string[];

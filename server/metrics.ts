@@ -82,6 +82,7 @@ export class Metrics {
     perModel('fury_state_slots_used', 'State slots in use.', (s) => s.slots.used);
     perModel('fury_kv_blocks_total', 'KV pages.', (s) => s.kvBlocks.total);
     perModel('fury_kv_blocks_used', 'KV pages in use.', (s) => s.kvBlocks.used);
+    perModel('fury_engine_restarts', 'Times the engine reloaded itself after a failure.', (s) => s.restarts);
     gauge('fury_device_memory_bytes', 'Memory allocated by kind (weights, state, kv).', ['model_name', 'kind'], (g) => {
       for (const { name: model_name, s } of stats())
         for (const [kind, v] of Object.entries(s.memory)) g.set({ model_name, kind }, v);

@@ -17,6 +17,8 @@ export function registerInfoRoutes(app: FastifyInstance, state: ServerState): vo
     if (state.loading) return unhealthy(reply, 'Loading model', 'loading');
     if (state.draining) return unhealthy(reply, 'Shutting down', 'shutdown');
     if (failure) return unhealthy(reply, `Engine failed: ${failure}`, 'engine_failed');
+    if ([...state.models.values()].some((m) => m.isRestarting))
+      return unhealthy(reply, 'Engine restarting after a failure', 'engine_restarting');
     const full = (request.query as Record<string, string>).fail_if_full;
     if (full && full !== '0' && [...state.models.values()].every((m) => m.full)) {
       return unhealthy(reply, 'No slot and no queue space left', 'full');
