@@ -10,6 +10,9 @@ import { Engine, type EngineOptions } from '../engine/engine.js';
 import { DEFAULT_SERVE_OPTIONS, ServerState } from '../server/state.js';
 import type { FastifyBaseLogger } from 'fastify';
 
+/** Two signals closer than this are one delivered twice (npm forwards what the process group already got). */
+const DUPLICATE_SIGNAL_MS = 1000;
+
 export const SERVE_HELP = `Usage: fury serve --model DIR [--model NAME=DIR ...] [options]
 
 An OpenAI-compatible server: POST /v1/completions, /v1/chat/completions (streaming with SSE), GET /v1/models,
@@ -171,12 +174,17 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     for (const m of state.models.values()) await m.close();
     log.info('stopped');
   };
+  let firstSignal = 0;
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
       if (draining) {
+        // under `npm start` one Ctrl-C (or a kill of the process group) arrives twice: from the terminal and
+        // forwarded by npm. Only a signal sent again later means "exit now".
+        if (performance.now() - firstSignal < DUPLICATE_SIGNAL_MS) return;
         log.warn(`${sig} again: exiting now`);
         process.exit(1);
       }
+      firstSignal = performance.now();
       draining = drain(sig).then(
         () => process.exit(0),
         (e) => {

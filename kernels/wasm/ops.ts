@@ -1,13 +1,13 @@
 // The fast CPU backend's ops: each op as phases the workers run in lockstep (kernels/wasm/team.ts): an optional
 // serial part on the leader, then `units` independent pieces claimed by whichever worker is free. matmul and mamba2
-// run in WebAssembly SIMD (kernels/wasm/as/); attention runs the reference row function, rows spread over the team;
-// the other ops, cheap next to these, run the reference code on the leader.
+// and attention run in WebAssembly SIMD (kernels/wasm/as/), attention one row per unit; the other ops, cheap next to
+// these, run the reference code on the leader.
 import type { Step } from '../backend.js';
 import { attentionRow } from '../cpu/attention.js';
 import { OPS as REFERENCE } from '../cpu/backend.js';
 import type { CpuBuffers, CpuOp } from '../cpu/common.js';
 import { rmsnorm, siluMul } from '../cpu/matmul.js';
-import { phiDim, type Op } from '../ops.js';
+import { phiDim, qkvOffsets, type Op } from '../ops.js';
 import type { Kernels } from './protocol.js';
 
 /** Rows per chunk of the chunked 2Mamba prefill (a multiple of 4). */
@@ -129,15 +129,51 @@ const mamba2: FastOp<'mamba2'> = (c, op) => {
   };
 };
 
-/** One unit per row: the reference row function (f64 sums), spread over the team. */
-const attention: FastOp<'attention'> = (c, op) => ({
-  units: c.rows,
-  unit: (r) => {
-    let i = c.rowStart.length - 1;
-    while (c.rowStart[i]! > r) i--;
-    attentionRow(c.bufs, op, c.step.seqs[i]!, r - c.rowStart[i]!, r);
-  },
-});
+/** One unit per row: every head of the row in WebAssembly SIMD (d % 4 = 0), over the sequence's page table copied
+ *  into this worker's scratch; other head dims run the reference row function (f64). */
+const attention: FastOp<'attention'> = (c, op) => {
+  const { heads, kvHeads, headDim: d } = op.layout,
+    off = qkvOffsets(op.layout),
+    P = op.pageSize;
+  const x = c.ptr(op.qkv),
+    K = c.ptr(op.k),
+    V = c.ptr(op.v),
+    C = op.c ? c.ptr(op.c) : 0,
+    out = c.ptr(op.out);
+  return {
+    units: c.rows,
+    unit: (r) => {
+      let i = c.rowStart.length - 1;
+      while (c.rowStart[i]! > r) i--;
+      const s = c.step.seqs[i]!,
+        t = r - c.rowStart[i]!;
+      if (d % 4 !== 0) return attentionRow(c.bufs, op, s, t, r);
+      const n = s.pos + t + 1;
+      if (s.pages.length * P < n)
+        throw new RangeError(`KV position ${n - 1} is beyond the sequence's ${s.pages.length} page(s) of ${P}`);
+      const pages = c.scratch,
+        logits = pages + Math.ceil((s.pages.length * 4) / 64) * 64;
+      new Int32Array(c.bufs.f32(op.qkv).buffer, pages, s.pages.length).set(s.pages);
+      for (let h = 0; h < heads; h++)
+        c.k.attend(
+          x + (r * off.width + off.q(h)) * 4,
+          K,
+          V,
+          pages,
+          P,
+          kvHeads,
+          Math.floor(h / off.group),
+          heads,
+          h,
+          n,
+          d,
+          C,
+          out + (r * heads * d + h * d) * 4,
+          logits,
+        );
+    },
+  };
+};
 
 const FAST: { [K in Op['op']]?: FastOp<K> } = { matmul, mamba2, attention };
 
@@ -158,6 +194,11 @@ export function scratchNeeds(
   for (const op of ops) {
     if (op.op === 'matmul' && (op.norm || op.act)) temp = Math.max(temp, (op.perSeq ? step.seqs.length : rows) * op.k);
     if (op.op === 'mamba2') worker = Math.max(worker, k.chunkScratch(op.headDim, MAMBA2_CHUNK), op.headDim * 4);
+    if (op.op === 'attention')
+      for (const s of step.seqs) {
+        const pages = Math.ceil((s.pages.length * 4) / 64) * 64;
+        worker = Math.max(worker, pages + (s.pos + s.rows) * 4);
+      }
   }
   return { temp, worker };
 }

@@ -58,4 +58,20 @@ export interface Kernels {
     scratch: number,
   ): void;
   chunkScratch(d: number, chunk: number): number;
+  attend(
+    q: number,
+    K: number,
+    V: number,
+    pages: number,
+    P: number,
+    kvHeads: number,
+    g: number,
+    heads: number,
+    h: number,
+    n: number,
+    d: number,
+    C: number,
+    out: number,
+    logits: number,
+  ): void;
 }

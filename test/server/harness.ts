@@ -45,7 +45,10 @@ export async function startServer(
     state,
     client: new OpenAI({ baseURL: `${url}/v1`, apiKey: serve.apiKey ?? 'none', maxRetries: 0 }),
     close: async () => {
-      await app.close();
+      // a keep-alive socket that was busy when closing began would hold app.close() for the keep-alive timeout
+      const closing = app.close();
+      app.server.closeAllConnections();
+      await closing;
       for (const m of state.models.values()) await m.close();
     },
   };
