@@ -7,58 +7,14 @@ import { CpuBackend } from '../../kernels/cpu/backend.js';
 import { softplus } from '../../kernels/cpu/conv2.js';
 import { twoMambaEParallel, softmaxParallel } from '../../kernels/cpu/reference.js';
 import { freshRng, randRows, relErr } from '../helpers.js';
-import { gpuHarness, scenario } from './gpu-harness.js';
+import { attentionCases, gpuHarness, scenario } from './gpu-harness.js';
 import { close, V3, A3 } from './vectors.js';
 
 const { skip, compare } = await gpuHarness();
 
 test('paged KV append and attention: softmax with GQA, 2Mamba-E with cumulative decays', { skip }, async () => {
   const { rng, seed } = freshRng();
-  const { step, rows, P, pages } = scenario();
-  const r = (n: number, std = 1) => rng.normals(n, std);
-  // softmax, 4 query heads over 2 KV heads; the cache holds earlier positions of the continuing sequences
-  const gl = { heads: 4, kvHeads: 2, headDim: 64 },
-    gw = 8 * 64;
-  await compare(
-    'attention softmax GQA',
-    [
-      { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: gl, pageSize: P },
-      { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout: gl, pageSize: P },
-    ],
-    [
-      { name: 'x', init: r(rows * gw, 2) },
-      { name: 'kc', init: r(pages * P * 2 * 64) },
-      { name: 'vc', init: r(pages * P * 2 * 64) },
-      { name: 'y', init: new Float32Array(rows * 4 * 64), out: true },
-    ],
-    step,
-    ['y', 'kc', 'vc'],
-    2e-5,
-    seed,
-  );
-  const el = { heads: 2, kvHeads: 2, headDim: 64 },
-    ew = 6 * 64;
-  const cInit = new Float64Array(pages * P * 2);
-  for (let i = 0; i < cInit.length; i++) cInit[i] = -Math.abs(rng.normal()) * 3; // earlier C_j
-  await compare(
-    'attention 2Mamba-E',
-    [
-      { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: el, pageSize: P, logA: 'la', c: 'cc' },
-      { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', c: 'cc', out: 'y', layout: el, pageSize: P },
-    ],
-    [
-      { name: 'x', init: r(rows * ew, 2) },
-      { name: 'kc', init: r(pages * P * 128) },
-      { name: 'vc', init: r(pages * P * 128) },
-      { name: 'la', init: Array.from({ length: rows * 2 }, () => -Math.abs(rng.normal()) * 0.5) },
-      { name: 'cc', kind: 'cumsum', init: cInit },
-      { name: 'y', init: new Float32Array(rows * 128), out: true },
-    ],
-    step,
-    ['y'],
-    2e-5,
-    seed,
-  );
+  for (const c of attentionCases(rng)) await compare(c.label, c.ops, c.bufs, scenario().step, c.outputs, 2e-5, seed);
 });
 
 test(

@@ -7,6 +7,7 @@ import type { BufferKind, Step, WeightDType } from '../../kernels/backend.js';
 import type { Op } from '../../kernels/ops.js';
 import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../lib/f16.js';
 import { relErr } from '../helpers.js';
+import type { Rng } from '../../lib/rng.js';
 
 export interface BufSpec {
   name: string;
@@ -72,4 +73,46 @@ export function scenario() {
     ],
   };
   return { step, P, rows: 76, slots: 3, pages: 10 };
+}
+
+/** The paged-attention cases of the scenario: softmax with 4 query heads over 2 KV heads (the cache holds earlier
+ *  positions of the continuing sequences), and 2Mamba-E with cumulative decays. Every backend is checked on these. */
+export function attentionCases(rng: Rng) {
+  const { rows, P, pages } = scenario();
+  const r = (n: number, std = 1) => rng.normals(n, std);
+  const gl = { heads: 4, kvHeads: 2, headDim: 64 },
+    el = { heads: 2, kvHeads: 2, headDim: 64 };
+  const cInit = new Float64Array(pages * P * 2).map(() => -Math.abs(rng.normal()) * 3); // earlier C_j
+  return [
+    {
+      label: 'attention softmax GQA',
+      ops: [
+        { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: gl, pageSize: P },
+        { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout: gl, pageSize: P },
+      ] as Op[],
+      bufs: [
+        { name: 'x', init: r(rows * 8 * 64, 2) },
+        { name: 'kc', init: r(pages * P * 2 * 64) },
+        { name: 'vc', init: r(pages * P * 2 * 64) },
+        { name: 'y', init: new Float32Array(rows * 4 * 64), out: true },
+      ] as BufSpec[],
+      outputs: ['y', 'kc', 'vc'],
+    },
+    {
+      label: 'attention 2Mamba-E',
+      ops: [
+        { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: el, pageSize: P, logA: 'la', c: 'cc' },
+        { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', c: 'cc', out: 'y', layout: el, pageSize: P },
+      ] as Op[],
+      bufs: [
+        { name: 'x', init: r(rows * 6 * 64, 2) },
+        { name: 'kc', init: r(pages * P * 128) },
+        { name: 'vc', init: r(pages * P * 128) },
+        { name: 'la', init: Array.from({ length: rows * 2 }, () => -Math.abs(rng.normal()) * 0.5) },
+        { name: 'cc', kind: 'cumsum', init: cInit },
+        { name: 'y', init: new Float32Array(rows * 128), out: true },
+      ] as BufSpec[],
+      outputs: ['y'],
+    },
+  ];
 }

@@ -14,7 +14,7 @@ import { Model } from '../../engine/model/model.js';
 import { SequencePool } from '../../engine/memory/sequences.js';
 import type { Arch } from '../../weights/config.js';
 import { freshRng, relErr, tinyCheckpoint } from '../helpers.js';
-import { scenario } from './gpu-harness.js';
+import { attentionCases, scenario } from './gpu-harness.js';
 
 const two = await WasmBackend.open({ threads: 2 });
 const one = await WasmBackend.open({ threads: 1 });
@@ -206,52 +206,12 @@ test('mamba2 on the fast backend: chunked prefill of 150 rows == 150 recurrent s
 
 test('attention: paged KV (softmax with GQA; 2Mamba-E with cumulative decays), rows at several positions', async () => {
   const { rng, seed } = freshRng();
-  const { step, rows, P, pages } = scenario();
-  const r = (n: number, std = 1) => rng.normals(n, std);
   // f32 logits and sums vs f64: relative 2e-5 (as the WGSL kernels)
-  const gl = { heads: 4, kvHeads: 2, headDim: 64 },
-    gw = 8 * 64;
-  const el = { heads: 2, kvHeads: 2, headDim: 64 },
-    ew = 6 * 64;
-  const cInit = new Float64Array(pages * P * 2).map(() => -Math.abs(rng.normal()) * 3);
-  for (const fast of [one, two]) {
-    await compare(
-      fast,
-      'attention softmax GQA',
-      [
-        { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: gl, pageSize: P },
-        { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout: gl, pageSize: P },
-      ],
-      [
-        { name: 'x', init: r(rows * gw, 2) },
-        { name: 'kc', init: r(pages * P * 2 * 64), out: true, inout: true },
-        { name: 'vc', init: r(pages * P * 2 * 64), out: true, inout: true },
-        { name: 'y', init: new Float32Array(rows * 4 * 64), out: true },
-      ],
-      step,
-      2e-5,
-      seed,
-    );
-    await compare(
-      fast,
-      'attention 2Mamba-E',
-      [
-        { op: 'kv_append', qkv: 'x', k: 'kc', v: 'vc', layout: el, pageSize: P, logA: 'la', c: 'cc' },
-        { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', c: 'cc', out: 'y', layout: el, pageSize: P },
-      ],
-      [
-        { name: 'x', init: r(rows * ew, 2) },
-        { name: 'kc', init: r(pages * P * 128) },
-        { name: 'vc', init: r(pages * P * 128) },
-        { name: 'la', init: Array.from({ length: rows * 2 }, () => -Math.abs(rng.normal()) * 0.5) },
-        { name: 'cc', kind: 'cumsum', init: cInit },
-        { name: 'y', init: new Float32Array(rows * 128), out: true },
-      ],
-      step,
-      2e-5,
-      seed,
-    );
-  }
+  for (const fast of [one, two])
+    for (const c of attentionCases(rng)) {
+      const bufs = c.bufs.map((b) => ({ ...b, out: c.outputs.includes(b.name), inout: b.name !== 'y' }));
+      await compare(fast, c.label, c.ops, bufs, scenario().step, 2e-5, seed);
+    }
 });
 
 async function loadBoth(dir: string, fast: Backend): Promise<[SequencePool, SequencePool]> {

@@ -1,9 +1,6 @@
 // AssemblyScript (compiled to WebAssembly SIMD by `npm run build:wasm`), family: attention. Pointers are byte offsets
 // into the one shared memory. The oracle is kernels/cpu/attention.ts attendRow (f64 there, f32 sums here).
-
-function hsum(a: v128): f32 {
-  return f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
-}
+import { hsum } from './common';
 
 /** Byte offset of KV position j's row for kv head g in a paged cache [page, P, kvHeads, d]. */
 function kvRow(pages: usize, P: i32, kvHeads: i32, g: i32, d: i32, j: i32): usize {

@@ -1,14 +1,11 @@
 // AssemblyScript (compiled to WebAssembly SIMD by `npm run build:wasm`), family: mamba2 (spec/2mamba.md §5).
 // Pointers are byte offsets into the one shared memory, arrays f32 unless named otherwise. The oracle is
 // kernels/cpu/mamba2.ts; these follow its math (the same readout split, the same chunk-local decays) in f32.
+import { hsum } from './common';
 
 const SQRT2: f32 = 1.4142135623730951;
 /** DEN_FLOOR of kernels/ops.ts. */
 const DEN_FLOOR: f32 = 1e-30;
-
-function hsum(a: v128): f32 {
-  return f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
-}
 
 function at(p: usize, i: i32): usize {
   return p + ((<usize>i) << 2);

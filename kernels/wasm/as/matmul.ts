@@ -1,10 +1,6 @@
 // AssemblyScript (compiled to WebAssembly SIMD by `npm run build:wasm`), family: matmul. Pointers are byte offsets
 // into the one shared memory; every array is f32. The oracle is kernels/cpu/matmul.ts.
-
-/** Sum of the four lanes. */
-function hsum(a: v128): f32 {
-  return f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
-}
+import { hsum } from './common';
 
 function put(out: usize, v: f32, add: bool): void {
   store<f32>(out, add ? load<f32>(out) + v : v);
