@@ -3,7 +3,7 @@
 // /health, /metrics and /v1/requests read.
 import type { Backend } from '../kernels/backend.js';
 import type { ModelSpec } from '../weights/config.js';
-import { planPools, type PlanOptions, type PoolPlan } from './memory/plan.js';
+import { fitPools, planPools, type PlanOptions, type PoolPlan } from './memory/plan.js';
 import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
 import type { WeightsDType } from './model/model.js';
@@ -136,6 +136,7 @@ export class Engine {
     onProgress?: (msg: string) => void,
     log?: (line: string) => void,
   ): Promise<Engine> {
+    const say = log ?? ((l: string) => process.stderr.write(`fury: ${l}\n`));
     let plan: PoolPlan | undefined;
     const om = await openModel(dir, {
       backend: o.backend,
@@ -143,8 +144,10 @@ export class Engine {
       arch: o.arch,
       onProgress,
       log,
-      sizePools: (spec) => {
-        plan = planPools(spec, o);
+      sizePools: (spec, backend, weightValues) => {
+        const fit = fitPools(planPools(spec, o), spec, backend.limits, weightValues);
+        if (fit.clamped) say(`${name}: ${fit.clamped}`);
+        plan = fit.plan;
         return { slots: plan.slots, kvTokens: plan.kvPages * plan.pageSize, pageSize: plan.pageSize };
       },
     });
@@ -174,7 +177,6 @@ export class Engine {
           sizePools: () => ({ slots: p.slots, kvTokens: p.kvPages * p.pageSize, pageSize: p.pageSize }),
         }),
       );
-    const say = log ?? ((l: string) => process.stderr.write(`fury: ${l}\n`));
     return new Engine(name, om.model.spec, loaded(om), om.tokenizer, om.chat, plan, reopen, say);
   }
 

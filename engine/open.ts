@@ -25,7 +25,11 @@ export interface OpenOptions extends LoadOptions {
   kvTokens?: number;
   pageSize?: number;
   /** Size the pools from the checkpoint's spec (overrides slots, kvTokens, pageSize): the server's memory budget. */
-  sizePools?: (spec: ModelSpec) => { slots: number; kvTokens: number; pageSize: number };
+  sizePools?: (
+    spec: ModelSpec,
+    backend: Backend,
+    weightValues: number,
+  ) => { slots: number; kvTokens: number; pageSize: number };
   onProgress?: (message: string) => void;
   /** Where backend choices are reported (default: one stderr line). */
   log?: (line: string) => void;
@@ -93,12 +97,20 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Op
         `${dir}: the tokenizer has ${tokenizer.size} ids but the model's vocab_size is ${ckpt.spec.vocab}`,
       );
     }
-    const sized = opts.sizePools?.(ckpt.spec);
+    const backend = await createBackend(opts.backend ?? 'auto', opts.log);
+    let weightValues = 0;
+    for (const t of ckpt.tensors.values()) weightValues += t.shape.reduce((a, b) => a * b, 1);
+    let sized: ReturnType<NonNullable<OpenOptions['sizePools']>> | undefined;
+    try {
+      sized = opts.sizePools?.(ckpt.spec, backend, weightValues);
+    } catch (e) {
+      await backend.destroy();
+      throw e;
+    }
     const pageSize = sized?.pageSize ?? opts.pageSize ?? DEFAULT_PAGE_SIZE;
     const slots = sized?.slots ?? opts.slots ?? 4;
     const kvTokens = sized?.kvTokens ?? opts.kvTokens ?? slots * ckpt.spec.maxPositions;
     const kvPages = ckpt.spec.arch === '2mamba' ? 0 : Math.ceil(kvTokens / pageSize);
-    const backend = await createBackend(opts.backend ?? 'auto', opts.log);
     try {
       const model = await Model.load(
         ckpt,

@@ -44,8 +44,17 @@ export interface Plan {
   readonly ops: readonly Op[];
 }
 
+/** What one backend can hold: the largest single buffer (a WebGPU storage binding) and all buffers together (a 32-bit
+ *  WebAssembly memory), and the bytes it keeps per weight value. The memory planner fits the pools into these. */
+export interface BackendLimits {
+  bufferBytes: number;
+  totalBytes: number;
+  weightBytesPerValue: number;
+}
+
 export interface Backend {
   readonly name: string;
+  readonly limits?: BackendLimits;
   /** Create (or replace) a buffer of `elements` values, optionally initialised (weights). New buffers hold zeros. */
   create(name: string, elements: number, options?: BufferOptions): void;
   has(name: string): boolean;

@@ -1,6 +1,8 @@
 // The memory budget → how many requests (state slots) and KV pages a model gets (spec/serving.md §7).
 import { totalmem } from 'node:os';
 import type { ModelSpec } from '../../weights/config.js';
+import type { BackendLimits } from '../../kernels/backend.js';
+import { phiDim } from '../../kernels/ops.js';
 import { DEFAULT_PAGE_SIZE, memoryModel } from './prices.js';
 
 export interface PlanOptions {
@@ -41,4 +43,58 @@ export function planPools(spec: ModelSpec, o: PlanOptions): PoolPlan {
   const kvPages = Math.floor((budgetBytes - slots * m.stateBytes) / pageBytes);
   if (kvPages < 1) throw new Error(`the memory budget of ${budgetBytes} bytes holds no KV page of ${pageBytes} bytes`);
   return { slots, kvPages, pageSize, maxModelLen, budgetBytes };
+}
+
+/** Bytes kept free of pools for activations and scratch within a backend's total (fitPools). */
+const WORKING_BYTES = 256 * 2 ** 20;
+
+/**
+ * Fit a plan into what the backend can hold: the per-layer state and KV buffers under its largest buffer (a WebGPU
+ * storage binding: lavapipe's is 128 MiB), everything under its total after the weights. Returns the plan, smaller
+ * where it had to be, and a line saying why (null when it fit).
+ */
+export function fitPools(
+  p: PoolPlan,
+  spec: ModelSpec,
+  limits: BackendLimits | undefined,
+  weightValues: number,
+): { plan: PoolPlan; clamped: string | null } {
+  if (!limits) return { plan: p, clamped: null };
+  const m = memoryModel(spec),
+    { heads: H, kvHeads, headDim: d, layers: L } = spec;
+  const slotBytesPerLayer = H * phiDim(d) * d * 4; // the largest state buffer per slot: 2Mamba's S
+  const tokenBytesPerBuffer = Math.max(kvHeads * d * 4, spec.arch === '2mamba-e' ? H * 8 : 0); // K (or V), or C in f64
+  const room = limits.totalBytes - weightValues * limits.weightBytesPerValue - WORKING_BYTES;
+  let { slots, kvPages } = p;
+  const why: string[] = [];
+  if (spec.arch === '2mamba') {
+    const byBuffer = Math.floor(limits.bufferBytes / slotBytesPerLayer),
+      byTotal = Math.floor(room / m.stateBytes);
+    if (Math.min(byBuffer, byTotal) < slots) {
+      slots = Math.max(0, Math.min(byBuffer, byTotal));
+      why.push(`${slots} state slots`);
+    }
+  } else {
+    const pageBytes = p.pageSize * m.kvBytesPerToken;
+    const byBuffer = Math.floor(limits.bufferBytes / (p.pageSize * tokenBytesPerBuffer)),
+      byTotal = Math.floor((room - slots * m.stateBytes) / pageBytes);
+    if (Math.min(byBuffer, byTotal) < kvPages) {
+      kvPages = Math.max(0, Math.min(byBuffer, byTotal));
+      why.push(`${kvPages * p.pageSize} KV tokens`);
+    }
+  }
+  if (!why.length) return { plan: p, clamped: null };
+  if (slots < 1 || (spec.arch !== '2mamba' && kvPages < 1))
+    throw new Error(
+      `this backend cannot hold one request of this model: largest buffer ${limits.bufferBytes} bytes, ` +
+        `${Math.max(0, room)} bytes left after ${L} layers of weights`,
+    );
+  const budgetBytes = slots * m.stateBytes + kvPages * p.pageSize * m.kvBytesPerToken;
+  return {
+    plan: { ...p, slots, kvPages, budgetBytes },
+    clamped:
+      `memory budget lowered to ${budgetBytes} bytes (${why.join(', ')}): this backend holds at most ` +
+      `${limits.bufferBytes} bytes in one buffer` +
+      (Number.isFinite(limits.totalBytes) ? ` and ${limits.totalBytes} bytes in all` : ''),
+  };
 }

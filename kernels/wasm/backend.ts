@@ -28,6 +28,7 @@ interface Pending {
 
 export class WasmBackend implements Backend {
   readonly name = 'cpu';
+  readonly limits = { bufferBytes: MAX_BYTES - FIRST, totalBytes: MAX_BYTES - FIRST, weightBytesPerValue: 4 };
   private slots = new Map<string, Slot & { role: BufferRole }>();
   private top = FIRST;
   private tableSent = false;

@@ -71,6 +71,10 @@ export class WebGpuBackend implements Backend, OpTimes {
     return new WebGpuBackend(g.device, g.info);
   }
 
+  get limits() {
+    return { bufferBytes: this.info.maxStorageBufferBindingSize, totalBytes: Infinity, weightBytesPerValue: 2 };
+  }
+
   private throwIfFailed(): void {
     if (this.error) throw this.error;
   }

@@ -1,7 +1,7 @@
 // --memory-budget: how many requests each architecture admits under the same bytes, and what happens past it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planPools } from '../../engine/memory/plan.js';
+import { fitPools, planPools } from '../../engine/memory/plan.js';
 import { parseBytes } from '../../lib/bytes.js';
 import { presetSpec } from '../../weights/presets.js';
 import { memoryModel } from '../../engine/memory/prices.js';
@@ -31,6 +31,36 @@ test('a budget buys 2Mamba state slots or KV pages', () => {
     () => planPools(mb, { maxBatch: 1, memoryBudget: state - 1, maxModelLen: null }),
     /holds no 2Mamba state/,
   );
+});
+
+test('a budget larger than the backend can hold is fitted to it (one buffer, all buffers), with the reason', async () => {
+  const sm = presetSpec('softmax', 'small'),
+    mb = presetSpec('2mamba', 'small');
+  const big = { maxBatch: 8, memoryBudget: 64 * 2 ** 30, maxModelLen: null };
+  // lavapipe's storage binding: 128 MiB per buffer; a K (or V) buffer holds kvHeads × d f32 per token per layer
+  const lava = { bufferBytes: 128 * 2 ** 20, totalBytes: Infinity, weightBytesPerValue: 2 };
+  const f = fitPools(planPools(sm, big), sm, lava, 0);
+  assert.ok(f.clamped && /one buffer/.test(f.clamped), String(f.clamped));
+  assert.ok(f.plan.kvPages * f.plan.pageSize * sm.kvHeads * sm.headDim * 4 <= lava.bufferBytes);
+  assert.ok(f.plan.kvPages > 0 && f.plan.budgetBytes < big.memoryBudget);
+  // 2Mamba's state: one S buffer per layer holds every slot
+  const g = fitPools(planPools(mb, big), mb, { ...lava, bufferBytes: 3 * 2 ** 20 * 8 }, 0);
+  assert.ok(g.plan.slots >= 1 && g.plan.slots < 8, `${g.plan.slots} slots`);
+  // the fast CPU backend: 4 GiB in all, weights first
+  const cpu = { bufferBytes: 2 ** 32, totalBytes: 2 ** 32, weightBytesPerValue: 4 };
+  const h = fitPools(planPools(sm, big), sm, cpu, 300e6);
+  assert.ok(h.plan.budgetBytes <= 2 ** 32 - 1.2e9 && h.plan.budgetBytes > 2e9, String(h.plan.budgetBytes));
+  // a budget that fits is left alone
+  const small = planPools(sm, { maxBatch: 2, memoryBudget: 64 * 2 ** 20, maxModelLen: null });
+  assert.deepEqual(fitPools(small, sm, lava, 0), { plan: small, clamped: null });
+  // the README's two-model example on a software adapter: the softmax pool is fitted, the server starts
+  const srv = await startServer([{ name: 'sm', arch: 'softmax' }], {}, { backend: 'webgpu', memoryBudget: 2 ** 31 });
+  try {
+    const r = await post(srv.url, '/v1/completions', { model: 'sm', prompt: 'Hello', max_tokens: 4 });
+    assert.equal(r.status, 200, r.text);
+  } finally {
+    await srv.close();
+  }
 });
 
 test('the same budget admits more 2Mamba requests than softmax ones at a long context; past it they queue, then 429', async () => {
