@@ -17,7 +17,14 @@ import { f32ToF16 } from '../../lib/f16.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { StepTimer, type OpTimes } from './profile.js';
 import { attentionFamily } from './wgsl/attention.js';
-import { type Dispatch, type DispatchContext, type Family, type Kernel, PARAMS_BYTES } from './wgsl/common.js';
+import {
+  type Dispatch,
+  type DispatchContext,
+  type Family,
+  type Kernel,
+  type Matrices,
+  PARAMS_BYTES,
+} from './wgsl/common.js';
 import { conv2Family } from './wgsl/conv2.js';
 import { mamba2Family } from './wgsl/mamba2.js';
 import { matmulFamily } from './wgsl/matmul.js';
@@ -54,10 +61,24 @@ export class WebGpuBackend implements Backend, OpTimes {
   /** JS time spent building and encoding steps (ms), for the bench. */
   encodeMs = 0;
 
+  /** Tensor cores for the prefill GEMMs: on where the device has subgroup matrices (FURY_MATRICES=off|emulated|on
+   *  overrides; 'emulated' runs the same tile walk in plain WGSL, for testing without them). */
+  readonly matrices: Matrices;
+
   private constructor(
     readonly device: GPUDevice,
     readonly info: GpuInfo,
+    matrices?: Matrices,
   ) {
+    const env = process.env.FURY_MATRICES as Matrices | undefined;
+    if (env !== undefined && !['on', 'off', 'emulated'].includes(env))
+      throw new Error(`FURY_MATRICES must be on, off or emulated, got ${JSON.stringify(env)}`);
+    const want = matrices ?? env ?? (info.subgroupMatrices ? 'on' : 'off');
+    if (want === 'on' && !info.subgroupMatrices)
+      throw new Error(
+        `tensor cores asked for, but ${info.description} has no 16×16 f16 subgroup matrices with subgroups of 32`,
+      );
+    this.matrices = want;
     device.addEventListener('uncapturederror', (e) => {
       this.error ??= new Error(`WebGPU: ${(e as GPUUncapturedErrorEvent).error.message}`);
     });
@@ -66,9 +87,9 @@ export class WebGpuBackend implements Backend, OpTimes {
     });
   }
 
-  static async open(): Promise<WebGpuBackend> {
+  static async open({ matrices }: { matrices?: Matrices } = {}): Promise<WebGpuBackend> {
     const g = await openGpu();
-    return new WebGpuBackend(g.device, g.info);
+    return new WebGpuBackend(g.device, g.info, matrices);
   }
 
   get limits() {
@@ -286,7 +307,7 @@ export class WebGpuBackend implements Backend, OpTimes {
     dtypes: WeightDType[],
     onProgress?: (done: number, total: number) => void,
   ): Promise<number> {
-    const jobs = FAMILIES.flatMap((f) => f.variants(headDims)).filter(([, v]) => {
+    const jobs = FAMILIES.flatMap((f) => f.variants(headDims, { matrices: this.matrices })).filter(([, v]) => {
       const dt = (v as { dtype?: WeightDType }).dtype;
       return dt === undefined || dtypes.includes(dt);
     });
@@ -306,7 +327,7 @@ export class WebGpuBackend implements Backend, OpTimes {
 
   /** Check every kernel variant of every family compiles (WGSL errors surface here, naming the kernel). */
   async compileAll(headDims: number[]): Promise<void> {
-    for (const [k, v] of FAMILIES.flatMap((f) => f.variants(headDims))) {
+    for (const [k, v] of FAMILIES.flatMap((f) => f.variants(headDims, { matrices: this.matrices }))) {
       this.device.pushErrorScope('validation');
       this.pipeline(k, v);
       const err = await this.device.popErrorScope();
@@ -322,6 +343,7 @@ export class WebGpuBackend implements Backend, OpTimes {
       seqs: step.seqs.length,
       maxRows: Math.max(0, ...step.seqs.map((s) => s.rows)),
       storage: (name) => this.get(name).storage,
+      matrices: this.matrices,
       scratch: (name, elements, kind: BufferKind = 'f32') => {
         const b = this.bufs.get(name);
         if (!b || b.elements < elements)

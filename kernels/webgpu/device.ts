@@ -24,6 +24,9 @@ export interface GpuInfo {
   dawnVersion: string;
   /** A software rasteriser (Mesa's llvmpipe/lavapipe, SwiftShader): correct, but slower than the CPU backend. */
   software: boolean;
+  /** Tensor cores reachable from WGSL: chromium-experimental-subgroup-matrix with a 16×16×16 f16 → f32 config, and
+   *  subgroups of exactly 32 (the GEMM's 8 subgroups per workgroup of 256). */
+  subgroupMatrices: boolean;
 }
 
 export interface Gpu {
@@ -55,7 +58,10 @@ export async function openGpu(): Promise<Gpu> {
     Object.assign(globalThis, mod.globals);
     globalsInstalled = true;
   }
-  const gpu = mod.create(['enable-dawn-features=vulkan_enable_f16_on_nvidia,use_vulkan_memory_model']);
+  // allow_unsafe_apis exposes chromium-experimental-subgroup-matrix (tensor cores through VK_KHR_cooperative_matrix)
+  const gpu = mod.create([
+    'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model',
+  ]);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
   if (!adapter) throw new WebGpuUnavailableError('requestAdapter found none');
   const l = adapter.limits;
@@ -69,10 +75,26 @@ export async function openGpu(): Promise<Gpu> {
     minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
     minUniformBufferOffsetAlignment: l.minUniformBufferOffsetAlignment,
   };
+  const ai = adapter.info as GPUAdapterInfo & {
+    subgroupMinSize?: number;
+    subgroupMaxSize?: number;
+    subgroupMatrixConfigs?: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[];
+  };
+  const SGM = 'chromium-experimental-subgroup-matrix';
+  const subgroupMatrices =
+    adapter.features.has(SGM) &&
+    adapter.features.has('shader-f16') &&
+    ai.subgroupMinSize === 32 &&
+    ai.subgroupMaxSize === 32 &&
+    (ai.subgroupMatrixConfigs ?? []).some(
+      (c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16,
+    );
   // timestamp queries let `fury bench --profile` time each kernel on the GPU
-  const requiredFeatures = adapter.features.has('timestamp-query') ? ['timestamp-query' as GPUFeatureName] : [];
+  const requiredFeatures = [
+    ...(adapter.features.has('timestamp-query') ? ['timestamp-query'] : []),
+    ...(subgroupMatrices ? ['shader-f16', 'subgroups', SGM] : []),
+  ].filter((f) => adapter.features.has(f)) as GPUFeatureName[];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  const ai = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
   // keep the instance alive as long as the device (dawn.node ends the process's hold when both are released)
   (device as unknown as { __gpu: unknown }).__gpu = gpu;
   return {
@@ -86,6 +108,7 @@ export async function openGpu(): Promise<Gpu> {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxBufferSize: l.maxBufferSize,
       dawnVersion: dawnVersion(),
+      subgroupMatrices,
       software:
         (ai as { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
         /llvmpipe|lavapipe|swiftshader|softpipe/i.test(

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { CpuBackend } from '../../kernels/cpu/backend.js';
 import { WebGpuBackend } from '../../kernels/webgpu/backend.js';
+import type { Matrices } from '../../kernels/webgpu/wgsl/common.js';
 import type { BufferKind, Step, WeightDType } from '../../kernels/backend.js';
 import type { Op } from '../../kernels/ops.js';
 import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../lib/f16.js';
@@ -20,11 +21,11 @@ export interface BufSpec {
 export const round = (v: Float32Array, dt: WeightDType) =>
   dt === 'f32' ? v : v.map((x) => (dt === 'f16' ? f16ToF32(f32ToF16(x)) : bf16ToF32(f32ToBF16(x))));
 
-export async function gpuHarness() {
+export async function gpuHarness(opts: { matrices?: Matrices } = {}) {
   let gpu: WebGpuBackend | null = null,
     why = '';
   try {
-    gpu = await WebGpuBackend.open();
+    gpu = await WebGpuBackend.open(opts);
   } catch (e) {
     why = (e as Error).message;
     if (process.env.CI) throw e; // in CI a missing adapter is a failure, not a skip

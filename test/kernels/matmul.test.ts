@@ -6,6 +6,57 @@ import { freshRng } from '../helpers.js';
 import { gpuHarness, round, scenario } from './gpu-harness.js';
 
 const { skip, compare } = await gpuHarness();
+// the tensor-core GEMM: on subgroup matrices where the adapter has them, else the same tile walk emulated
+const tc = await gpuHarness({ matrices: process.env.FURY_MATRICES === 'on' ? 'on' : 'emulated' });
+
+test(
+  `tensor-core GEMM (${tc.gpu?.matrices ?? 'no adapter'}): f32/f16/bf16 weights, prologues, add, 76 and 130 rows`,
+  {
+    skip: tc.skip,
+  },
+  async () => {
+    const { rng, seed } = freshRng();
+    const r = (n: number, std = 1) => rng.normals(n, std);
+    // x' and w rounded to f16 (2⁻¹¹ relative each), f32 sums: |Δ| ≤ 2⁻¹⁰ Σ_k |x'_k w_k|, which for normal inputs is
+    // ≈ 2⁻¹⁰ · 0.64 K σ² against max |y| ≈ 3.5 √K σ²: 1.8e-3 at K = 96, 2.1e-3 at K = 128; tol 3e-3
+    for (const dt of ['f32', 'f16', 'bf16'] as WeightDType[])
+      for (const [K, N, R] of [
+        [96, 70, 76],
+        [128, 200, 130],
+      ] as const) {
+        const w = round(r(N * K, 0.2), dt);
+        const st: Step = {
+          seqs: [
+            { slot: 0, pos: 0, rows: R - 5, pages: [] },
+            { slot: 1, pos: 7, rows: 5, pages: [] },
+          ],
+        };
+        for (const add of [false, true])
+          for (const pro of ['none', 'norm', 'silu'] as const) {
+            const extra =
+              pro === 'norm'
+                ? { norm: { weight: 'g', eps: 1e-5 } }
+                : pro === 'silu'
+                  ? { act: 'silu_mul' as const }
+                  : {};
+            await tc.compare(
+              `gemm_tc ${dt} ${pro} add=${add} rows=${R} K=${K}`,
+              [{ op: 'matmul', x: 'x', w: 'w', out: 'y', k: K, n: N, add, ...extra }],
+              [
+                { name: 'w', init: w, storage: dt },
+                { name: 'x', init: r(R * K * (pro === 'silu' ? 2 : 1), pro === 'norm' ? 3 : 1) },
+                { name: 'g', init: r(K) },
+                { name: 'y', init: r(R * N), out: !add },
+              ],
+              st,
+              ['y'],
+              3e-3,
+              seed,
+            );
+          }
+      }
+  },
+);
 
 test(
   'matmul (f32, f16, bf16 weights; rmsnorm / silu·mul prologues; add; 1, 3 and 76 rows; tiled GEMM), embed, gather_last',

@@ -97,10 +97,20 @@ export interface DispatchContext {
   maxRows: number;
   /** The storage dtype of a weight buffer. */
   storage(name: string): WeightDType;
+  /** Tensor cores for the prefill GEMMs: 'on' (subgroup matrices), 'emulated' (the same tile walk in plain WGSL, for
+   *  testing on adapters without them), 'off' (the FMA GEMM). */
+  matrices: Matrices;
   /** A backend-owned scratch buffer of at least `elements` (grown, never shrunk); returns its name. */
   scratch(name: string, elements: number, kind?: BufferKind): string;
   /** A constant i32 table the backend creates once; returns its name. */
   table(name: string, values: () => number[]): string;
+}
+
+export type Matrices = 'on' | 'emulated' | 'off';
+
+/** What a device can run, as the families' variant lists need it. */
+export interface Caps {
+  matrices: Matrices;
 }
 
 /** A kernel family: the ops it runs, how one op becomes dispatches, and every variant to compile ahead. */
@@ -108,7 +118,7 @@ export interface Family {
   readonly ops: readonly Op['op'][];
   dispatch(op: Op, ctx: DispatchContext): Dispatch[];
   /** Every (kernel, variant) this family may dispatch, for models of these head dimensions. */
-  variants(headDims: readonly number[]): [Kernel<never>, unknown][];
+  variants(headDims: readonly number[], caps: Caps): [Kernel<never>, unknown][];
   /** What of a step besides each sequence's rows shapes this family's grids (a recording is reused only while it
    *  stays the same); absent when nothing else does. */
   shapeKey?(step: Step): string;
