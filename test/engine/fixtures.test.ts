@@ -72,3 +72,28 @@ for (const file of readdirSync(FIXTURES).filter((f) => f.endsWith('.json'))) {
       },
     );
 }
+
+// Prompts of ≥ 64 tokens take the prefill GEMM (on a GPU with subgroup matrices: the tensor-core one, f16 tiles): the
+// trained models' greedy continuations must not change. The fast CPU backend (tested against the reference) is the
+// comparison.
+for (const file of readdirSync(FIXTURES).filter((f) => f.endsWith('.json'))) {
+  const fx = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8')) as Fixture;
+  test(`${fx.model}: a 300-token prompt's greedy tokens on webgpu == on the CPU`, { skip: gpuSkip }, async () => {
+    const ids = [
+      fx.prompts[0]!.ids[0]!,
+      ...Array.from({ length: 299 }, (_, i) => fx.prompts.flatMap((p) => p.ids.slice(1))[i % 40]!),
+    ];
+    const run = async (backend: 'cpu' | 'webgpu') => {
+      const m = await openModel(join(root, 'models', fx.model), { backend, slots: 1, kvTokens: 512 });
+      try {
+        const out: number[] = [];
+        for await (const t of generate(m.pool, ids, { maxTokens: 24, sampling: { temperature: 0 }, ignoreEos: true }))
+          out.push(t.id);
+        return out;
+      } finally {
+        await m.close();
+      }
+    };
+    assert.deepEqual(await run('webgpu'), await run('cpu'));
+  });
+}
