@@ -18,7 +18,7 @@ import { freshRng, tinyCheckpoint, relErr, deviceDraws } from '../helpers.js';
 let gpu: WebGpuBackend | null = null,
   why = '';
 try {
-  gpu = await WebGpuBackend.open();
+  gpu = await WebGpuBackend.open({ matrices: 'off' }); // f32-exact parity (the tensor-core GEMM: matmul.test.ts, fixtures.test.ts)
 } catch (e) {
   why = (e as Error).message;
   if (process.env.CI) throw e; // in CI a missing adapter is a failure, not a skip

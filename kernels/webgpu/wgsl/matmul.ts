@@ -205,107 +205,108 @@ ${
   }
 }`;
 
-// The GEMM on tensor cores (chromium_experimental_subgroup_matrix → VK_KHR_cooperative_matrix): the same workgroup
-// (256 threads: 8 subgroups of 32), tile (${GEMM.rows} × ${GEMM.cols}, K step ${GEMM.k}), loads, prologues and epilogue as
-// the GEMM above, but the x and weight tiles are stored as f16 in workgroup memory ([row][k] and [k][column]) and each
-// subgroup multiplies 16×16×16 blocks: subgroup s owns row block s % 4 and column blocks 2·(s / 4) and 2·(s / 4) + 1,
-// accumulating in f32. The result goes through workgroup memory to the epilogue (rmsnorm scale, residual add).
-// Activations are rounded to f16 (clamped to ±65504): relative error ≈ 2⁻¹¹ per product, f32 sums.
-// `emulate`: the same tiles and walk with the 16×16×16 products in plain WGSL (f16-rounded values held in f32), so
-// adapters without the feature (lavapipe in CI) test the staging and indexing.
+/** The tensor-core GEMM's tile: one subgroup of 32 per workgroup computes TC × TC outputs, K in steps of TC. */
+export const GEMM_TC = 32;
+
+// The GEMM on tensor cores (chromium_experimental_subgroup_matrix → VK_KHR_cooperative_matrix). A workgroup is one
+// subgroup of 32 (so every subgroup-matrix offset is uniform: it derives from constants alone) and computes a 32 × 32
+// block of out as 2 × 2 blocks of 16 × 16, accumulating in f32. Each K step of 32 stages the x tile (prologue applied)
+// and the weight tile into workgroup memory as f16 ([row][k] and [k][column]); rmsnorm's Σ x² accumulates from the x
+// tiles and rsqrt(mean + eps) scales the finished rows. Activations are rounded to f16 (clamped to ±65504): relative
+// error ≈ 2⁻¹¹ per factor, f32 sums. `emulate`: the same staging and walk with the 16×16×16 products in plain WGSL
+// (f16-rounded values held in f32), so adapters without subgroup matrices (lavapipe in CI) test the tiling and indexing.
+// Requires K % 32 == 0.
 const gemmTcSource = (dtype: WeightDType, pro: MatmulPrologue, emulate: boolean) => {
   const T = emulate ? 'f32' : 'f16',
-    cvt = emulate ? 'r16' : 'f16';
+    cvt = emulate ? 'r16' : 'f16',
+    S = GEMM_TC;
+  const enables = 'enable f16;\nenable chromium_experimental_subgroup_matrix;\n';
+  const accum = emulate
+    ? `  var acc: array<f32, ${S}>;`
+    : `  var m00 = subgroup_matrix_result<f32, 16, 16>(); var m01 = subgroup_matrix_result<f32, 16, 16>();
+  var m10 = subgroup_matrix_result<f32, 16, 16>(); var m11 = subgroup_matrix_result<f32, 16, 16>();`;
   const products = emulate
-    ? `    for (var kk = 0u; kk < BK; kk += 16u) {
-      for (var e = l.x % 32u; e < 512u; e += 32u) {
-        let blk = e / 256u; let i = (e % 256u) / 16u; let j = e % 16u;
-        var v = 0.0;
-        for (var t = 0u; t < 16u; t++) { v += As[(mr * 16u + i) * BK + kk + t] * Bs[(kk + t) * ${GEMM.cols}u + (nc + blk) * 16u + j]; }
-        acc[blk * 8u + e / 32u % 8u] += v;
-      }
+    ? `    for (var k = 0u; k < ${S}u; k++) {
+      let a = As[t * ${S}u + k];
+      for (var j = 0u; j < ${S}u; j++) { acc[j] += a * Bs[k * ${S}u + j]; }
     }`
-    : `    for (var kk = 0u; kk < BK; kk += 16u) {
-      let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, mr * 16u * BK + kk, false, BK);
-      let b0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${GEMM.cols}u + nc * 16u, false, ${GEMM.cols}u);
-      let b1 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${GEMM.cols}u + (nc + 1u) * 16u, false, ${GEMM.cols}u);
-      c0 = subgroupMatrixMultiplyAccumulate(a, b0, c0);
-      c1 = subgroupMatrixMultiplyAccumulate(a, b1, c1);
+    : `    for (var kk = 0u; kk < ${S}u; kk += 16u) {
+      let a0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, kk, false, ${S}u);
+      let a1 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, 16u * ${S}u + kk, false, ${S}u);
+      let b0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${S}u, false, ${S}u);
+      let b1 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${S}u + 16u, false, ${S}u);
+      m00 = subgroupMatrixMultiplyAccumulate(a0, b0, m00); m01 = subgroupMatrixMultiplyAccumulate(a0, b1, m01);
+      m10 = subgroupMatrixMultiplyAccumulate(a1, b0, m10); m11 = subgroupMatrixMultiplyAccumulate(a1, b1, m11);
     }`;
-  // the finished blocks: stored to Cs and read back in the GEMM's 4 × 4-per-thread order (subgroup matrices), or
-  // written from each lane's own elements (emulated: no Cs, which keeps f32 tiles within 32 KiB of workgroup memory)
   const store = emulate
     ? ''
-    : `  subgroupMatrixStore(&Cs, mr * 16u * ${GEMM.cols}u + nc * 16u, c0, false, ${GEMM.cols}u);
-  subgroupMatrixStore(&Cs, mr * 16u * ${GEMM.cols}u + (nc + 1u) * 16u, c1, false, ${GEMM.cols}u);`;
-  const scale = (lr: string) =>
-    pro === 'norm'
-      ? `var s2 = 0.0;
-    for (var t = 0u; t < 8u; t++) { s2 += ssp[${lr} * 8u + t]; }
-    let scale = 1.0 / sqrt(s2 / f32(K) + prm.eps);`
-      : 'let scale = 1.0;';
-  const epilogue = emulate
-    ? `  for (var e = l.x % 32u; e < 512u; e += 32u) {
-    let blk = e / 256u; let lr = mr * 16u + (e % 256u) / 16u; let r = r0 + lr; let c = c0i + (nc + blk) * 16u + e % 16u;
-    ${scale('lr')}
-    let v = acc[blk * 8u + e / 32u % 8u] * scale;
-    if (r < Rt && c < N) { let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, prm.add == 1u); }
-  }`
-    : `  for (var i = 0u; i < 4u; i++) {
-    let lr = ty * 4u + i; let r = r0 + lr;
-    if (r >= Rt) { break; }
-    ${scale('lr')}
-    for (var j = 0u; j < 4u; j++) {
-      let c = c0i + tx * 4u + j;
-      let v = Cs[lr * ${GEMM.cols}u + tx * 4u + j] * scale;
-      if (c < N) { let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, prm.add == 1u); }
-    }
-  }`;
-  return `${emulate ? '' : 'enable f16;\nenable chromium_experimental_subgroup_matrix;\n'}${header(MATMUL_PARAMS)}
+    : `  subgroupMatrixStore(&Cs, 0u, m00, false, ${S}u); subgroupMatrixStore(&Cs, 16u, m01, false, ${S}u);
+  subgroupMatrixStore(&Cs, 16u * ${S}u, m10, false, ${S}u); subgroupMatrixStore(&Cs, 16u * ${S}u + 16u, m11, false, ${S}u);
+  workgroupBarrier();`;
+  return `${emulate ? '' : enables}${header(MATMUL_PARAMS)}
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 ${rw(4, 'outp')}
 ${pro === 'norm' ? ro(5, 'nw', 'vec4<f32>') : ''}
 ${weights8(dtype)}
-const BK = ${GEMM.k}u;
 fn r16(v: f32) -> f32 { return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x; }
 fn clamp16(v: f32) -> f32 { return clamp(v, -65504.0, 65504.0); }
-var<workgroup> As: array<${T}, ${GEMM.rows * GEMM.k}>; // [row][k]
-var<workgroup> Bs: array<${T}, ${GEMM.k * GEMM.cols}>; // [k][column]
-${emulate ? '' : `var<workgroup> Cs: array<f32, ${GEMM.rows * GEMM.cols}>; // [row][column]`}
-${pro === 'norm' ? `var<workgroup> ssp: array<f32, ${GEMM.rows * 8}>;` : ''}
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+var<workgroup> As: array<${T}, ${S * S}>; // [row][k]
+var<workgroup> Bs: array<${T}, ${S * S}>; // [k][column]
+${emulate ? '' : `var<workgroup> Cs: array<f32, ${S * S}>; // [row][column]`}
+${pro === 'norm' ? `var<workgroup> ssp: array<f32, ${S * 8}>;` : ''}
+@compute @workgroup_size(${S}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let K = prm.K; let N = prm.N; let Rt = nRows(); let K8 = K / 8u;
-  let tx = l.x % 16u; let ty = l.x / 16u;
-  let c0i = wg.x * ${GEMM.cols}u; let r0 = wg.y * ${GEMM.rows}u;
-  let sg = l.x / 32u; let mr = sg % 4u; let nc = 2u * (sg / 4u);
-  let XS = ${pro === 'silu' ? '2u' : '1u'} * K / 4u;
-  let lq = l.x % 8u; let wc = min(c0i + l.x / 4u, N - 1u); let wk = l.x % 4u;
-${emulate ? '  var acc: array<f32, 16>;' : '  var c0 = subgroup_matrix_result<f32, 16, 16>(); var c1 = subgroup_matrix_result<f32, 16, 16>();'}
-  var ss = vec2<f32>(0.0);
-  for (var k0 = 0u; k0 < K; k0 += BK) {
-    for (var h = 0u; h < 2u; h++) {
-      let lr = l.x / 8u + 32u * h;
+  let t = l.x; let c0 = wg.x * ${S}u; let r0 = wg.y * ${S}u;
+  let XS = ${pro === 'silu' ? '2u' : '1u'} * K / 4u; // vec4s per x row (silu: the row holds gate and up, 2K wide)
+  // loads: x — rows t / 8 + 4h (h < 8), k quad t % 8; weights — column t, k8 0 … 3
+  let lq = t % 8u; let wc = min(c0 + t, N - 1u);
+${accum}
+  var ss: array<f32, 8>;
+  for (var k0 = 0u; k0 < K; k0 += ${S}u) {
+    for (var h = 0u; h < 8u; h++) {
+      let lr = t / 8u + 4u * h;
       let xo = min(r0 + lr, Rt - 1u) * XS + k0 / 4u + lq;
       var a = x[xo];
 ${pro === 'silu' ? '      a = silu4(a) * x[xo + K / 4u];' : ''}
 ${pro === 'norm' ? '      ss[h] += dot(a, a); a *= nw[k0 / 4u + lq];' : ''}
-      for (var j = 0u; j < 4u; j++) { As[lr * BK + 4u * lq + j] = ${cvt}(clamp16(a[j])); }
+      for (var j = 0u; j < 4u; j++) { As[lr * ${S}u + 4u * lq + j] = ${cvt}(clamp16(a[j])); }
     }
-    let wv = w8(wc, k0 / 8u + wk, K8);
-    let bc = l.x / 4u;
-    for (var j = 0u; j < 4u; j++) {
-      Bs[(8u * wk + j) * ${GEMM.cols}u + bc] = ${cvt}(clamp16(wv.lo[j]));
-      Bs[(8u * wk + 4u + j) * ${GEMM.cols}u + bc] = ${cvt}(clamp16(wv.hi[j]));
+    for (var k8 = 0u; k8 < 4u; k8++) {
+      let wv = w8(wc, k0 / 8u + k8, K8);
+      for (var j = 0u; j < 4u; j++) {
+        Bs[(8u * k8 + j) * ${S}u + t] = ${cvt}(clamp16(wv.lo[j]));
+        Bs[(8u * k8 + 4u + j) * ${S}u + t] = ${cvt}(clamp16(wv.hi[j]));
+      }
     }
     workgroupBarrier();
 ${products}
     workgroupBarrier();
   }
 ${store}
-${pro === 'norm' ? `  ssp[(l.x / 8u) * 8u + lq] = ss[0]; ssp[(32u + l.x / 8u) * 8u + lq] = ss[1];` : ''}
-  workgroupBarrier();
-${epilogue}
+${
+  pro === 'norm'
+    ? `  for (var h = 0u; h < 8u; h++) { ssp[(t / 8u + 4u * h) * 8u + lq] = ss[h]; }
+  workgroupBarrier();`
+    : ''
+}
+  // epilogue: thread t writes row t of the block
+  let r = r0 + t;
+  if (r < Rt) {
+    var scale = 1.0;
+${
+  pro === 'norm'
+    ? `    var s2 = 0.0;
+    for (var q = 0u; q < 8u; q++) { s2 += ssp[t * 8u + q]; }
+    scale = 1.0 / sqrt(s2 / f32(K) + prm.eps);`
+    : ''
+}
+    for (var j = 0u; j < ${S}u; j++) {
+      let c = c0 + j;
+      let v = ${emulate ? 'acc[j]' : `Cs[t * ${S}u + j]`} * scale;
+      if (c < N) { let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, prm.add == 1u); }
+    }
+  }
 }`;
 };
 
@@ -345,11 +346,12 @@ function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): 
   const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
   const params = { K: op.k, N: op.n, add: op.add ? 1 : 0, perSeq: op.perSeq ? 1 : 0, eps: op.norm?.eps ?? 0 };
   const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
+  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && op.k % GEMM_TC === 0) {
+    const groups: [number, number] = [Math.ceil(op.n / GEMM_TC), Math.ceil(R / GEMM_TC)];
+    return dispatch(gemmTc, { dtype, pro, emulate: c.matrices === 'emulated' }, buffers, params, groups);
+  }
   if (!op.perSeq && R >= GEMM_MIN_ROWS && op.k % GEMM.k === 0) {
-    const groups: [number, number] = [Math.ceil(op.n / GEMM.cols), Math.ceil(R / GEMM.rows)];
-    if (c.matrices !== 'off')
-      return dispatch(gemmTc, { dtype, pro, emulate: c.matrices === 'emulated' }, buffers, params, groups);
-    return dispatch(gemm, { dtype, pro }, buffers, params, groups);
+    return dispatch(gemm, { dtype, pro }, buffers, params, [Math.ceil(op.n / GEMM.cols), Math.ceil(R / GEMM.rows)]);
   }
   return dispatch(matmul, { dtype, pro, shape, conv: false }, buffers, params, [
     Math.ceil(op.n / (shape.CG * shape.C)),
