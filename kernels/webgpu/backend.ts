@@ -61,8 +61,9 @@ export class WebGpuBackend implements Backend, OpTimes {
   /** JS time spent building and encoding steps (ms), for the bench. */
   encodeMs = 0;
 
-  /** Tensor cores for the prefill GEMMs: on where the device has subgroup matrices (FURY_MATRICES=off|emulated|on
-   *  overrides; 'emulated' runs the same tile walk in plain WGSL, for testing without them). */
+  /** Tensor cores for the prefill GEMMs: off unless asked (FURY_MATRICES=on, where the device has subgroup matrices;
+   *  'emulated' runs the same tile walk in plain WGSL, for testing without them). Off by default: measured on an H200
+   *  the tensor-core GEMM is no faster than the FMA one yet (docs/perf.md, "Tensor cores"). */
   readonly matrices: Matrices;
 
   private constructor(
@@ -73,7 +74,7 @@ export class WebGpuBackend implements Backend, OpTimes {
     const env = process.env.FURY_MATRICES as Matrices | undefined;
     if (env !== undefined && !['on', 'off', 'emulated'].includes(env))
       throw new Error(`FURY_MATRICES must be on, off or emulated, got ${JSON.stringify(env)}`);
-    const want = matrices ?? env ?? (info.subgroupMatrices ? 'on' : 'off');
+    const want = matrices ?? env ?? 'off';
     if (want === 'on' && !info.subgroupMatrices)
       throw new Error(
         `tensor cores asked for, but ${info.description} has no 16×16 f16 subgroup matrices with subgroups of 32`,

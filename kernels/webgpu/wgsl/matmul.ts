@@ -205,43 +205,45 @@ ${
   }
 }`;
 
-/** The tensor-core GEMM's tile: one subgroup of 32 per workgroup computes TC × TC outputs, K in steps of TC. */
-export const GEMM_TC = 32;
+/** The tensor-core GEMM's tile: one subgroup of 32 per workgroup computes TC × TC outputs, K in steps of KC. */
+export const GEMM_TC = Number(process.env.FURY_GEMM_TC ?? 32);
+if (![32, 64].includes(GEMM_TC)) throw new Error(`FURY_GEMM_TC must be 32 or 64, got ${process.env.FURY_GEMM_TC}`);
+const KC = 32;
 
 // The GEMM on tensor cores (chromium_experimental_subgroup_matrix → VK_KHR_cooperative_matrix). A workgroup is one
-// subgroup of 32 (so every subgroup-matrix offset is uniform: it derives from constants alone) and computes a 32 × 32
-// block of out as 2 × 2 blocks of 16 × 16, accumulating in f32. Each K step of 32 stages the x tile (prologue applied)
-// and the weight tile into workgroup memory as f16 ([row][k] and [k][column]); rmsnorm's Σ x² accumulates from the x
-// tiles and rsqrt(mean + eps) scales the finished rows. Activations are rounded to f16 (clamped to ±65504): relative
-// error ≈ 2⁻¹¹ per factor, f32 sums. `emulate`: the same staging and walk with the 16×16×16 products in plain WGSL
-// (f16-rounded values held in f32), so adapters without subgroup matrices (lavapipe in CI) test the tiling and indexing.
-// Requires K % 32 == 0.
+// subgroup of 32 (so every subgroup-matrix offset is uniform: it derives from constants alone) and computes an S × S
+// block of out (S = GEMM_TC) as (S/16)² blocks of 16 × 16, accumulating in f32. Each K step of 32 stages the x tile
+// (prologue applied) and the weight tile into workgroup memory as f16 ([row][k] and [k][column]); rmsnorm's Σ x²
+// accumulates from the x tiles and rsqrt(mean + eps) scales the finished rows. Activations are rounded to f16 (clamped
+// to ±65504): relative error ≈ 2⁻¹¹ per factor, f32 sums. `emulate`: the same staging and walk with the products in
+// plain WGSL (f16-rounded values held in f32), so adapters without subgroup matrices (lavapipe in CI) test the tiling
+// and indexing. Requires K % 32 == 0.
 const gemmTcSource = (dtype: WeightDType, pro: MatmulPrologue, emulate: boolean) => {
   const T = emulate ? 'f32' : 'f16',
     cvt = emulate ? 'r16' : 'f16',
-    S = GEMM_TC;
+    S = GEMM_TC,
+    B = S / 16,
+    RQ = S / 32; // rows of the block each thread writes (and, emulated, computes)
+  const blocks = Array.from({ length: B * B }, (_, q) => [Math.floor(q / B), q % B] as const);
   const enables = 'enable f16;\nenable chromium_experimental_subgroup_matrix;\n';
   const accum = emulate
-    ? `  var acc: array<f32, ${S}>;`
-    : `  var m00 = subgroup_matrix_result<f32, 16, 16>(); var m01 = subgroup_matrix_result<f32, 16, 16>();
-  var m10 = subgroup_matrix_result<f32, 16, 16>(); var m11 = subgroup_matrix_result<f32, 16, 16>();`;
+    ? `  var acc: array<f32, ${RQ * S}>;`
+    : blocks.map(([i, j]) => `  var m${i}${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n');
   const products = emulate
-    ? `    for (var k = 0u; k < ${S}u; k++) {
-      let a = As[t * ${S}u + k];
-      for (var j = 0u; j < ${S}u; j++) { acc[j] += a * Bs[k * ${S}u + j]; }
+    ? `    for (var k = 0u; k < ${KC}u; k++) {
+      for (var q = 0u; q < ${RQ}u; q++) {
+        let a = As[(t + 32u * q) * ${KC}u + k];
+        for (var j = 0u; j < ${S}u; j++) { acc[q * ${S}u + j] += a * Bs[k * ${S}u + j]; }
+      }
     }`
-    : `    for (var kk = 0u; kk < ${S}u; kk += 16u) {
-      let a0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, kk, false, ${S}u);
-      let a1 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, 16u * ${S}u + kk, false, ${S}u);
-      let b0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${S}u, false, ${S}u);
-      let b1 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${S}u + 16u, false, ${S}u);
-      m00 = subgroupMatrixMultiplyAccumulate(a0, b0, m00); m01 = subgroupMatrixMultiplyAccumulate(a0, b1, m01);
-      m10 = subgroupMatrixMultiplyAccumulate(a1, b0, m10); m11 = subgroupMatrixMultiplyAccumulate(a1, b1, m11);
+    : `    for (var kk = 0u; kk < ${KC}u; kk += 16u) {
+${Array.from({ length: B }, (_, i) => `      let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${i * 16 * KC}u + kk, false, ${KC}u);`).join('\n')}
+${Array.from({ length: B }, (_, j) => `      let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${S}u + ${j * 16}u, false, ${S}u);`).join('\n')}
+${blocks.map(([i, j]) => `      m${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, m${i}${j});`).join('\n')}
     }`;
   const store = emulate
     ? ''
-    : `  subgroupMatrixStore(&Cs, 0u, m00, false, ${S}u); subgroupMatrixStore(&Cs, 16u, m01, false, ${S}u);
-  subgroupMatrixStore(&Cs, 16u * ${S}u, m10, false, ${S}u); subgroupMatrixStore(&Cs, 16u * ${S}u + 16u, m11, false, ${S}u);
+    : `${blocks.map(([i, j]) => `  subgroupMatrixStore(&Cs, ${i * 16 * S + j * 16}u, m${i}${j}, false, ${S}u);`).join('\n')}
   workgroupBarrier();`;
   return `${emulate ? '' : enables}${header(MATMUL_PARAMS)}
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
@@ -251,32 +253,35 @@ ${pro === 'norm' ? ro(5, 'nw', 'vec4<f32>') : ''}
 ${weights8(dtype)}
 fn r16(v: f32) -> f32 { return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x; }
 fn clamp16(v: f32) -> f32 { return clamp(v, -65504.0, 65504.0); }
-var<workgroup> As: array<${T}, ${S * S}>; // [row][k]
-var<workgroup> Bs: array<${T}, ${S * S}>; // [k][column]
+var<workgroup> As: array<${T}, ${S * KC}>; // [row][k]
+var<workgroup> Bs: array<${T}, ${KC * S}>; // [k][column]
 ${emulate ? '' : `var<workgroup> Cs: array<f32, ${S * S}>; // [row][column]`}
 ${pro === 'norm' ? `var<workgroup> ssp: array<f32, ${S * 8}>;` : ''}
-@compute @workgroup_size(${S}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+@compute @workgroup_size(32) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let K = prm.K; let N = prm.N; let Rt = nRows(); let K8 = K / 8u;
   let t = l.x; let c0 = wg.x * ${S}u; let r0 = wg.y * ${S}u;
   let XS = ${pro === 'silu' ? '2u' : '1u'} * K / 4u; // vec4s per x row (silu: the row holds gate and up, 2K wide)
-  // loads: x — rows t / 8 + 4h (h < 8), k quad t % 8; weights — column t, k8 0 … 3
-  let lq = t % 8u; let wc = min(c0 + t, N - 1u);
+  // loads: x — rows t / 8 + 4h (h < S/4), k quad t % 8; weights — columns t + 32·cc, k8 0 … 3
+  let lq = t % 8u;
 ${accum}
-  var ss: array<f32, 8>;
-  for (var k0 = 0u; k0 < K; k0 += ${S}u) {
-    for (var h = 0u; h < 8u; h++) {
+  var ss: array<f32, ${S / 4}>;
+  for (var k0 = 0u; k0 < K; k0 += ${KC}u) {
+    for (var h = 0u; h < ${S / 4}u; h++) {
       let lr = t / 8u + 4u * h;
       let xo = min(r0 + lr, Rt - 1u) * XS + k0 / 4u + lq;
       var a = x[xo];
 ${pro === 'silu' ? '      a = silu4(a) * x[xo + K / 4u];' : ''}
 ${pro === 'norm' ? '      ss[h] += dot(a, a); a *= nw[k0 / 4u + lq];' : ''}
-      for (var j = 0u; j < 4u; j++) { As[lr * ${S}u + 4u * lq + j] = ${cvt}(clamp16(a[j])); }
+      for (var j = 0u; j < 4u; j++) { As[lr * ${KC}u + 4u * lq + j] = ${cvt}(clamp16(a[j])); }
     }
-    for (var k8 = 0u; k8 < 4u; k8++) {
-      let wv = w8(wc, k0 / 8u + k8, K8);
-      for (var j = 0u; j < 4u; j++) {
-        Bs[(8u * k8 + j) * ${S}u + t] = ${cvt}(clamp16(wv.lo[j]));
-        Bs[(8u * k8 + 4u + j) * ${S}u + t] = ${cvt}(clamp16(wv.hi[j]));
+    for (var cc = 0u; cc < ${RQ}u; cc++) {
+      let bc = t + 32u * cc; let wc = min(c0 + bc, N - 1u);
+      for (var k8 = 0u; k8 < 4u; k8++) {
+        let wv = w8(wc, k0 / 8u + k8, K8);
+        for (var j = 0u; j < 4u; j++) {
+          Bs[(8u * k8 + j) * ${S}u + bc] = ${cvt}(clamp16(wv.lo[j]));
+          Bs[(8u * k8 + 4u + j) * ${S}u + bc] = ${cvt}(clamp16(wv.hi[j]));
+        }
       }
     }
     workgroupBarrier();
@@ -284,26 +289,22 @@ ${products}
     workgroupBarrier();
   }
 ${store}
-${
-  pro === 'norm'
-    ? `  for (var h = 0u; h < 8u; h++) { ssp[(t / 8u + 4u * h) * 8u + lq] = ss[h]; }
-  workgroupBarrier();`
-    : ''
-}
-  // epilogue: thread t writes row t of the block
-  let r = r0 + t;
-  if (r < Rt) {
+${pro === 'norm' ? `  for (var h = 0u; h < ${S / 4}u; h++) { ssp[(t / 8u + 4u * h) * 8u + lq] = ss[h]; }\n  workgroupBarrier();` : ''}
+  // epilogue: thread t writes rows t + 32·q of the block
+  for (var q = 0u; q < ${RQ}u; q++) {
+    let lr = t + 32u * q; let r = r0 + lr;
+    if (r >= Rt) { break; }
     var scale = 1.0;
 ${
   pro === 'norm'
     ? `    var s2 = 0.0;
-    for (var q = 0u; q < 8u; q++) { s2 += ssp[t * 8u + q]; }
+    for (var p = 0u; p < 8u; p++) { s2 += ssp[lr * 8u + p]; }
     scale = 1.0 / sqrt(s2 / f32(K) + prm.eps);`
     : ''
 }
     for (var j = 0u; j < ${S}u; j++) {
       let c = c0 + j;
-      let v = ${emulate ? 'acc[j]' : `Cs[t * ${S}u + j]`} * scale;
+      let v = ${emulate ? `acc[q * ${S}u + j]` : `Cs[lr * ${S}u + j]`} * scale;
       if (c < N) { let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, prm.add == 1u); }
     }
   }
@@ -346,7 +347,7 @@ function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): 
   const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
   const params = { K: op.k, N: op.n, add: op.add ? 1 : 0, perSeq: op.perSeq ? 1 : 0, eps: op.norm?.eps ?? 0 };
   const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
-  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && op.k % GEMM_TC === 0) {
+  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && op.k % KC === 0) {
     const groups: [number, number] = [Math.ceil(op.n / GEMM_TC), Math.ceil(R / GEMM_TC)];
     return dispatch(gemmTc, { dtype, pro, emulate: c.matrices === 'emulated' }, buffers, params, groups);
   }
