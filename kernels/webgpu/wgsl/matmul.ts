@@ -205,45 +205,55 @@ ${
   }
 }`;
 
-/** The tensor-core GEMM's tile: one subgroup of 32 per workgroup computes TC × TC outputs, K in steps of KC. */
+/** The tensor-core GEMM's tile: TC × TC outputs per workgroup, K in steps of KC; 32: one subgroup, 64: four. */
 export const GEMM_TC = Number(process.env.FURY_GEMM_TC ?? 32);
 if (![32, 64].includes(GEMM_TC)) throw new Error(`FURY_GEMM_TC must be 32 or 64, got ${process.env.FURY_GEMM_TC}`);
 const KC = 32;
 
-// The GEMM on tensor cores (chromium_experimental_subgroup_matrix → VK_KHR_cooperative_matrix). A workgroup is one
-// subgroup of 32 (so every subgroup-matrix offset is uniform: it derives from constants alone) and computes an S × S
-// block of out (S = GEMM_TC) as (S/16)² blocks of 16 × 16, accumulating in f32. Each K step of 32 stages the x tile
-// (prologue applied) and the weight tile into workgroup memory as f16 ([row][k] and [k][column]); rmsnorm's Σ x²
-// accumulates from the x tiles and rsqrt(mean + eps) scales the finished rows. Activations are rounded to f16 (clamped
-// to ±65504): relative error ≈ 2⁻¹¹ per factor, f32 sums. `emulate`: the same staging and walk with the products in
-// plain WGSL (f16-rounded values held in f32), so adapters without subgroup matrices (lavapipe in CI) test the tiling
-// and indexing. Requires K % 32 == 0.
+// The GEMM on tensor cores (chromium_experimental_subgroup_matrix → VK_KHR_cooperative_matrix). A workgroup computes
+// an S × S block of out (S = GEMM_TC) with G = (S / 32)² subgroups of 32, each a 32 × 32 quarter as 2 × 2 blocks of
+// 16 × 16, accumulating in f32 (one subgroup: every offset is a constant; several: offsets from @builtin(subgroup_id),
+// which the uniformity analysis treats as uniform within the subgroup). Each K step of 32 stages the x tile (prologue
+// applied) and the weight tile into workgroup memory as f16 ([row][k] and [k][column]); rmsnorm's Σ x² accumulates
+// from the x tiles and rsqrt(mean + eps) scales the finished rows. Activations are rounded to f16 (clamped to ±65504):
+// relative error ≈ 2⁻¹¹ per factor, f32 sums. `emulate`: the same staging and walk with the products in plain WGSL
+// (f16-rounded values held in f32), so adapters without subgroup matrices (lavapipe in CI) test the tiling and
+// indexing. Requires K % 32 == 0.
 const gemmTcSource = (dtype: WeightDType, pro: MatmulPrologue, emulate: boolean) => {
   const T = emulate ? 'f32' : 'f16',
     cvt = emulate ? 'r16' : 'f16',
     S = GEMM_TC,
-    B = S / 16,
-    RQ = S / 32; // rows of the block each thread writes (and, emulated, computes)
-  const blocks = Array.from({ length: B * B }, (_, q) => [Math.floor(q / B), q % B] as const);
-  const enables = 'enable f16;\nenable chromium_experimental_subgroup_matrix;\n';
+    G = (S / 32) ** 2,
+    W = 32 * G,
+    TPR = Math.max(1, W / S), // epilogue threads per row
+    RPT = Math.max(1, S / W), // epilogue rows per thread
+    CPT = S / TPR; // epilogue columns per thread
+  const many = G > 1;
+  const enables = `enable f16;\n${many ? 'enable subgroups;\n' : ''}enable chromium_experimental_subgroup_matrix;\n`;
+  const q = (i: number, j: number) => `${many ? 'qo + ' : ''}${i * 16 * KC}u`;
   const accum = emulate
-    ? `  var acc: array<f32, ${RQ * S}>;`
-    : blocks.map(([i, j]) => `  var m${i}${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n');
+    ? `  var acc: array<f32, ${RPT * CPT}>;`
+    : [0, 1].flatMap((i) => [0, 1].map((j) => `  var m${i}${j} = subgroup_matrix_result<f32, 16, 16>();`)).join('\n');
   const products = emulate
     ? `    for (var k = 0u; k < ${KC}u; k++) {
-      for (var q = 0u; q < ${RQ}u; q++) {
-        let a = As[(t + 32u * q) * ${KC}u + k];
-        for (var j = 0u; j < ${S}u; j++) { acc[q * ${S}u + j] += a * Bs[k * ${S}u + j]; }
+      for (var q = 0u; q < ${RPT}u; q++) {
+        let a = As[(er + ${W / TPR}u * q) * ${KC}u + k];
+        for (var j = 0u; j < ${CPT}u; j++) { acc[q * ${CPT}u + j] += a * Bs[k * ${S}u + ec + j]; }
       }
     }`
     : `    for (var kk = 0u; kk < ${KC}u; kk += 16u) {
-${Array.from({ length: B }, (_, i) => `      let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${i * 16 * KC}u + kk, false, ${KC}u);`).join('\n')}
-${Array.from({ length: B }, (_, j) => `      let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${S}u + ${j * 16}u, false, ${S}u);`).join('\n')}
-${blocks.map(([i, j]) => `      m${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, m${i}${j});`).join('\n')}
+      let a0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${q(0, 0)} + kk, false, ${KC}u);
+      let a1 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${q(1, 0)} + kk, false, ${KC}u);
+      let b0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${S}u + ${many ? 'qc' : '0u'}, false, ${S}u);
+      let b1 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${S}u + ${many ? 'qc + ' : ''}16u, false, ${S}u);
+      m00 = subgroupMatrixMultiplyAccumulate(a0, b0, m00); m01 = subgroupMatrixMultiplyAccumulate(a0, b1, m01);
+      m10 = subgroupMatrixMultiplyAccumulate(a1, b0, m10); m11 = subgroupMatrixMultiplyAccumulate(a1, b1, m11);
     }`;
+  const cOff = (i: number, j: number) => `${many ? 'co + ' : ''}${i * 16 * S + j * 16}u`;
   const store = emulate
     ? ''
-    : `${blocks.map(([i, j]) => `  subgroupMatrixStore(&Cs, ${i * 16 * S + j * 16}u, m${i}${j}, false, ${S}u);`).join('\n')}
+    : `  subgroupMatrixStore(&Cs, ${cOff(0, 0)}, m00, false, ${S}u); subgroupMatrixStore(&Cs, ${cOff(0, 1)}, m01, false, ${S}u);
+  subgroupMatrixStore(&Cs, ${cOff(1, 0)}, m10, false, ${S}u); subgroupMatrixStore(&Cs, ${cOff(1, 1)}, m11, false, ${S}u);
   workgroupBarrier();`;
   return `${emulate ? '' : enables}${header(MATMUL_PARAMS)}
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
@@ -257,31 +267,34 @@ var<workgroup> As: array<${T}, ${S * KC}>; // [row][k]
 var<workgroup> Bs: array<${T}, ${KC * S}>; // [k][column]
 ${emulate ? '' : `var<workgroup> Cs: array<f32, ${S * S}>; // [row][column]`}
 ${pro === 'norm' ? `var<workgroup> ssp: array<f32, ${S * 8}>;` : ''}
-@compute @workgroup_size(32) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+@compute @workgroup_size(${W}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>${
+    many && !emulate ? ', @builtin(subgroup_id) sgid: u32' : ''
+  }) {
   let K = prm.K; let N = prm.N; let Rt = nRows(); let K8 = K / 8u;
   let t = l.x; let c0 = wg.x * ${S}u; let r0 = wg.y * ${S}u;
   let XS = ${pro === 'silu' ? '2u' : '1u'} * K / 4u; // vec4s per x row (silu: the row holds gate and up, 2K wide)
-  // loads: x — rows t / 8 + 4h (h < S/4), k quad t % 8; weights — columns t + 32·cc, k8 0 … 3
   let lq = t % 8u;
+  let er = t / ${TPR}u; let ec = (t % ${TPR}u) * ${CPT}u; // this thread's epilogue rows (er + ${W / TPR}·q) and columns
+${many && !emulate ? `  let qr = (sgid % 2u) * 32u; let qc = (sgid / 2u) * 32u; let qo = qr * ${KC}u; let co = qr * ${S}u + qc;` : ''}
 ${accum}
-  var ss: array<f32, ${S / 4}>;
+  var ss: array<f32, ${(S * 8) / W}>;
   for (var k0 = 0u; k0 < K; k0 += ${KC}u) {
-    for (var h = 0u; h < ${S / 4}u; h++) {
-      let lr = t / 8u + 4u * h;
+    // x tile: rows t / 8 + ${W / 8}·h, k quad t % 8
+    for (var h = 0u; h < ${(S * 8) / W}u; h++) {
+      let lr = t / 8u + ${W / 8}u * h;
       let xo = min(r0 + lr, Rt - 1u) * XS + k0 / 4u + lq;
       var a = x[xo];
 ${pro === 'silu' ? '      a = silu4(a) * x[xo + K / 4u];' : ''}
 ${pro === 'norm' ? '      ss[h] += dot(a, a); a *= nw[k0 / 4u + lq];' : ''}
       for (var j = 0u; j < 4u; j++) { As[lr * ${KC}u + 4u * lq + j] = ${cvt}(clamp16(a[j])); }
     }
-    for (var cc = 0u; cc < ${RQ}u; cc++) {
-      let bc = t + 32u * cc; let wc = min(c0 + bc, N - 1u);
-      for (var k8 = 0u; k8 < 4u; k8++) {
-        let wv = w8(wc, k0 / 8u + k8, K8);
-        for (var j = 0u; j < 4u; j++) {
-          Bs[(8u * k8 + j) * ${S}u + bc] = ${cvt}(clamp16(wv.lo[j]));
-          Bs[(8u * k8 + 4u + j) * ${S}u + bc] = ${cvt}(clamp16(wv.hi[j]));
-        }
+    // weight tile: (column, k8) pairs t + ${W}·i
+    for (var i = 0u; i < ${(S * 4) / W}u; i++) {
+      let pr = t + ${W}u * i; let bc = pr / 4u; let k8 = pr % 4u;
+      let wv = w8(min(c0 + bc, N - 1u), k0 / 8u + k8, K8);
+      for (var j = 0u; j < 4u; j++) {
+        Bs[(8u * k8 + j) * ${S}u + bc] = ${cvt}(clamp16(wv.lo[j]));
+        Bs[(8u * k8 + 4u + j) * ${S}u + bc] = ${cvt}(clamp16(wv.hi[j]));
       }
     }
     workgroupBarrier();
@@ -289,10 +302,9 @@ ${products}
     workgroupBarrier();
   }
 ${store}
-${pro === 'norm' ? `  for (var h = 0u; h < ${S / 4}u; h++) { ssp[(t / 8u + 4u * h) * 8u + lq] = ss[h]; }\n  workgroupBarrier();` : ''}
-  // epilogue: thread t writes rows t + 32·q of the block
-  for (var q = 0u; q < ${RQ}u; q++) {
-    let lr = t + 32u * q; let r = r0 + lr;
+${pro === 'norm' ? `  for (var h = 0u; h < ${(S * 8) / W}u; h++) { ssp[(t / 8u + ${W / 8}u * h) * 8u + lq] = ss[h]; }\n  workgroupBarrier();` : ''}
+  for (var q = 0u; q < ${RPT}u; q++) {
+    let lr = er + ${W / TPR}u * q; let r = r0 + lr;
     if (r >= Rt) { break; }
     var scale = 1.0;
 ${
@@ -302,9 +314,9 @@ ${
     scale = 1.0 / sqrt(s2 / f32(K) + prm.eps);`
     : ''
 }
-    for (var j = 0u; j < ${S}u; j++) {
-      let c = c0 + j;
-      let v = ${emulate ? `acc[q * ${S}u + j]` : `Cs[lr * ${S}u + j]`} * scale;
+    for (var j = 0u; j < ${CPT}u; j++) {
+      let c = c0 + ec + j;
+      let v = ${emulate ? `acc[q * ${CPT}u + j]` : `Cs[lr * ${S}u + ec + j]`} * scale;
       if (c < N) { let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, prm.add == 1u); }
     }
   }
