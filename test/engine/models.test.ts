@@ -1,4 +1,5 @@
-// Whole-model properties of the three architectures on the CPU backend (tiny preset, random weights).
+// Whole-model properties of the three architectures on the reference backend (f64 sums: the graphs' math to 1e-4;
+// the fast CPU and WebGPU backends are held to the reference in test/kernels/), tiny preset, random weights.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Arch } from '../../weights/config.js';
@@ -14,7 +15,7 @@ const randomIds = (rng: { next(): number }, n: number) =>
 for (const arch of ARCHS) {
   test(`${arch}: prefill of a prompt then decode == prefill of the longer prompt; token-by-token == one prefill`, async () => {
     const { rng, seed } = freshRng();
-    const m = await openTiny(arch, seed % 997);
+    const m = await openTiny(arch, seed % 997, { backend: 'reference' });
     const ids = randomIds(rng, 160);
     // one prefill over all 160 tokens, logits at every position (parallel / chunked form)
     const full = await m.pool.step([{ seq: m.pool.open(), ids }], true);
@@ -38,7 +39,7 @@ for (const arch of ARCHS) {
 
   test(`${arch}: a batch of 3 sequences at different positions gives each the logits it gets alone`, async () => {
     const { rng, seed } = freshRng();
-    const m = await openTiny(arch, seed % 991);
+    const m = await openTiny(arch, seed % 991, { backend: 'reference' });
     const prompts = [randomIds(rng, 37), randomIds(rng, 5), randomIds(rng, 90)];
     const next = [randomIds(rng, 4), randomIds(rng, 4), randomIds(rng, 4)];
     // alone
