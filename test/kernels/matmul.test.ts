@@ -3,9 +3,33 @@
 import { test } from 'node:test';
 import type { Step, WeightDType } from '../../kernels/backend.js';
 import { freshRng } from '../helpers.js';
-import { gpuHarness, round, scenario } from './gpu-harness.js';
+import type { Op } from '../../kernels/ops.js';
+import { gpuHarness, round, scenario, type BufSpec } from './gpu-harness.js';
 
 // the FMA kernels, exact to 1e-5 (tensor cores off); the tensor-core GEMM has its own test below
+/** One matmul case's op and buffers: weights w ([N, K], stored as dt), x of `xRows` rows (2K wide for silu·mul),
+ *  the norm weight g, and y of R rows (poisoned unless the op adds into it). */
+function matmulCase(
+  r: (n: number, std?: number) => Float32Array,
+  w: Float32Array,
+  dt: WeightDType,
+  pro: 'none' | 'norm' | 'silu',
+  o: { K: number; N: number; R: number; xRows: number; add: boolean; perSeq?: boolean },
+) {
+  const extra =
+    pro === 'norm' ? { norm: { weight: 'g', eps: 1e-5 } } : pro === 'silu' ? { act: 'silu_mul' as const } : {};
+  const ops: Op[] = [
+    { op: 'matmul', x: 'x', w: 'w', out: 'y', k: o.K, n: o.N, add: o.add, perSeq: o.perSeq, ...extra },
+  ];
+  const bufs: BufSpec[] = [
+    { name: 'w', init: w, storage: dt },
+    { name: 'x', init: r(o.xRows * o.K * (pro === 'silu' ? 2 : 1), pro === 'norm' ? 3 : 1) },
+    { name: 'g', init: r(o.K) },
+    { name: 'y', init: r(o.R * o.N), out: !o.add },
+  ];
+  return { ops, bufs };
+}
+
 const { skip, compare } = await gpuHarness({ matrices: 'off' });
 // the tensor-core GEMM: on subgroup matrices where the adapter has them, else the same tile walk emulated
 const tc = await gpuHarness({ matrices: process.env.FURY_MATRICES === 'on' ? 'on' : 'emulated' });
@@ -34,26 +58,8 @@ test(
         };
         for (const add of [false, true])
           for (const pro of ['none', 'norm', 'silu'] as const) {
-            const extra =
-              pro === 'norm'
-                ? { norm: { weight: 'g', eps: 1e-5 } }
-                : pro === 'silu'
-                  ? { act: 'silu_mul' as const }
-                  : {};
-            await tc.compare(
-              `gemm_tc ${dt} ${pro} add=${add} rows=${R} K=${K}`,
-              [{ op: 'matmul', x: 'x', w: 'w', out: 'y', k: K, n: N, add, ...extra }],
-              [
-                { name: 'w', init: w, storage: dt },
-                { name: 'x', init: r(R * K * (pro === 'silu' ? 2 : 1), pro === 'norm' ? 3 : 1) },
-                { name: 'g', init: r(K) },
-                { name: 'y', init: r(R * N), out: !add },
-              ],
-              st,
-              ['y'],
-              3e-3,
-              seed,
-            );
+            const c = matmulCase(r, w, dt, pro, { K, N, R, xRows: R, add });
+            await tc.compare(`gemm_tc ${dt} ${pro} add=${add} rows=${R} K=${K}`, c.ops, c.bufs, st, ['y'], 3e-3, seed);
           }
       }
   },
@@ -84,21 +90,11 @@ test(
         ] as const) {
           const R = st === one ? 1 : perSeq ? 3 : rows;
           for (const pro of ['none', 'norm', 'silu'] as const) {
-            const extra =
-              pro === 'norm'
-                ? { norm: { weight: 'g', eps: 1e-5 } }
-                : pro === 'silu'
-                  ? { act: 'silu_mul' as const }
-                  : {};
+            const c = matmulCase(r, w, dt, pro, { K, N, R, xRows: rows, add, perSeq });
             await compare(
               `matmul ${dt} ${pro} add=${add} perSeq=${perSeq} rows=${R} K=${K}`,
-              [{ op: 'matmul', x: 'x', w: 'w', out: 'y', k: K, n: N, add, perSeq, ...extra }],
-              [
-                { name: 'w', init: w, storage: dt },
-                { name: 'x', init: r(rows * K * (pro === 'silu' ? 2 : 1), pro === 'norm' ? 3 : 1) },
-                { name: 'g', init: r(K) },
-                { name: 'y', init: r(R * N), out: !add },
-              ],
+              c.ops,
+              c.bufs,
               st,
               ['y'],
               1e-5,
