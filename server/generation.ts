@@ -20,18 +20,28 @@ interface Prepared {
   maxTokens: number;
 }
 
-/** Tokenise one text, first rejecting without encoding a text whose bytes alone prove it is over the context. */
-async function encode(host: Engine, text: string, special: boolean, param: 'prompt' | 'messages'): Promise<number[]> {
-  const limit = host.plan.maxModelLen,
+/** context_length_exceeded in OpenAI's wording; `detail` says what the request asked for. */
+const contextExceeded = (limit: number, detail: string, param: string, extra: Record<string, unknown> = {}) =>
+  badRequest(
+    `This model's maximum context length is ${limit} tokens. However, ${detail}`,
+    param,
+    'context_length_exceeded',
+    {
+      ...extra,
+      n_ctx: limit,
+    },
+  );
+
+/** Tokenise one text, first rejecting without encoding a text whose bytes alone prove it is over the context (unless
+ *  the request truncates its prompt: then any length is fine). */
+async function encode(host: Engine, req: GenRequest, text: string, special: boolean): Promise<number[]> {
+  const param = req.kind === 'chat' ? 'messages' : 'prompt',
+    limit = host.plan.maxModelLen,
     atLeast = host.tokenizer.minTokens(text);
-  if (atLeast > limit)
-    throw badRequest(
-      `This model's maximum context length is ${limit} tokens. However, the ${param} alone is at least ${atLeast} ` +
-        `tokens (${Buffer.byteLength(text)} bytes). Please reduce the length of the ${param}.`,
-      param,
-      'context_length_exceeded',
-      { n_ctx: limit },
-    );
+  if (atLeast > limit && req.truncatePromptTokens === null) {
+    const detail = `the ${param} alone is at least ${atLeast} tokens (${Buffer.byteLength(text)} bytes). Please reduce the length of the ${param}.`;
+    throw contextExceeded(limit, detail, param);
+  }
   return host.tokenizer.encodeAsync(text, special);
 }
 
@@ -50,7 +60,7 @@ async function prepare(state: ServerState, req: GenRequest): Promise<Prepared> {
   let prompts: number[][], echoes: string[];
   if (req.kind === 'chat') {
     const text = host.chat.render(req.messages!, req.addGenerationPrompt);
-    prompts = [await encode(host, text, false, 'messages')];
+    prompts = [await encode(host, req, text, false)];
     echoes = [text];
   } else {
     prompts = [];
@@ -60,7 +70,7 @@ async function prepare(state: ServerState, req: GenRequest): Promise<Prepared> {
         if (bad !== undefined)
           throw badRequest(`prompt ${i}: token id ${bad} is outside the vocabulary (0 … ${V - 1})`, 'prompt');
         prompts.push(p.ids);
-      } else prompts.push(await encode(host, p.text, true, 'prompt'));
+      } else prompts.push(await encode(host, req, p.text, true));
     }
     prompts.forEach((p, i) => {
       if (!p.length) throw badRequest(`prompt ${i} is empty: send at least one token`, 'prompt');
@@ -77,13 +87,13 @@ async function prepare(state: ServerState, req: GenRequest): Promise<Prepared> {
   const maxTokens = req.maxTokens ?? Math.max(0, Math.min(state.opts.defaultMaxTokens, limit - longest));
   for (const p of prompts) {
     if (p.length + maxTokens > limit) {
-      throw badRequest(
-        `This model's maximum context length is ${limit} tokens. However, you requested ${p.length + maxTokens} tokens ` +
-          `(${p.length} in the ${req.kind === 'chat' ? 'messages' : 'prompt'}, ${maxTokens} in the completion). ` +
+      const param = req.kind === 'chat' ? 'messages' : 'prompt';
+      throw contextExceeded(
+        limit,
+        `you requested ${p.length + maxTokens} tokens (${p.length} in the ${param}, ${maxTokens} in the completion). ` +
           'Please reduce the length of the messages or completion.',
-        req.kind === 'chat' ? 'messages' : 'prompt',
-        'context_length_exceeded',
-        { n_prompt_tokens: p.length, n_completion_tokens: maxTokens, n_ctx: limit },
+        param,
+        { n_prompt_tokens: p.length, n_completion_tokens: maxTokens },
       );
     }
   }

@@ -93,6 +93,15 @@ test('a prompt whose bytes prove it is over the context is refused without token
     assert.equal(r.status, 400);
     assert.equal(r.json.error.code, 'context_length_exceeded');
     assert.match(r.json.error.message, /at least \d+ tokens \(4000000 bytes\)/);
+    // a request that truncates its prompt is tokenised whatever its length, then cut to the last N tokens
+    const cut = await post(small.url, '/v1/completions', {
+      model: 's',
+      prompt: 'y'.repeat(300_000),
+      max_tokens: 1,
+      truncate_prompt_tokens: 100,
+    });
+    assert.equal(cut.status, 200, cut.text);
+    assert.equal(cut.json.usage.prompt_tokens, 100);
     // and a long text under the bound is tokenised on the worker: the same ids as /tokenize gives for it
     const text = 'Ünïcødé words and more words. '.repeat(1000);
     const tok = await post(small.url, '/tokenize', { model: 's', prompt: text });
