@@ -75,7 +75,13 @@ export class Engine {
     private readonly log: (line: string) => void,
   ) {
     this.prices = memoryModel(spec);
-    this.live.scheduler.opts.onFailure = (err, started, waiting) => void this.restart(err, started, waiting);
+    this.adopt(live);
+  }
+
+  /** Serve from `live`; a failure of its step loop restarts the engine. */
+  private adopt(live: Loaded): void {
+    this.live = live;
+    live.scheduler.opts.onFailure = (err, started, waiting) => void this.restart(err, started, waiting);
   }
 
   get backend(): Backend {
@@ -108,8 +114,7 @@ export class Engine {
     this.restarting = (async () => {
       try {
         await old.close().catch(() => {});
-        this.live = await this.reopen();
-        this.live.scheduler.opts.onFailure = (e, s, w) => void this.restart(e, s, w);
+        this.adopt(await this.reopen());
         this.restarts++;
         this.log(`${this.name}: reloaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         for (const r of waiting) {
@@ -137,13 +142,11 @@ export class Engine {
     log?: (line: string) => void,
   ): Promise<Engine> {
     const say = log ?? ((l: string) => process.stderr.write(`fury: ${l}\n`));
+    const base = { backend: o.backend, weightsDType: o.weightsDType, arch: o.arch, log };
     let plan: PoolPlan | undefined;
     const om = await openModel(dir, {
-      backend: o.backend,
-      weightsDType: o.weightsDType,
-      arch: o.arch,
+      ...base,
       onProgress,
-      log,
       sizePools: (spec, backend, weightValues) => {
         const fit = fitPools(planPools(spec, o), spec, backend.limits, weightValues);
         if (fit.clamped) say(`${name}: ${fit.clamped}`);
@@ -170,10 +173,7 @@ export class Engine {
     const reopen = async () =>
       loaded(
         await openModel(dir, {
-          backend: o.backend,
-          weightsDType: o.weightsDType,
-          arch: o.arch,
-          log,
+          ...base,
           sizePools: () => ({ slots: p.slots, kvTokens: p.kvPages * p.pageSize, pageSize: p.pageSize }),
         }),
       );

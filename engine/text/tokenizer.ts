@@ -98,7 +98,7 @@ export class TextTokenizer {
     const fail = (e: Error) => {
       for (const j of this.jobs.values()) j.reject(e);
       this.jobs.clear();
-      this.worker = null;
+      if (this.worker === w) this.worker = null; // (a worker closed earlier must not drop its successor)
     };
     w.on('error', fail);
     w.on('exit', () => fail(new Error('the tokenizer worker exited')));

@@ -9,7 +9,15 @@ import { keepAlive } from '../../lib/alive.js';
 import { type Backend, type BufferOptions, type BufferRole, type Plan, type Step, totalRows } from '../backend.js';
 import type { Op } from '../ops.js';
 import { scratchNeeds } from './ops.js';
-import type { FromWorker, Kernels, Scratch, Slot, ToWorker } from './protocol.js';
+import {
+  slotBytes,
+  viewOf,
+  type FromWorker,
+  type Kernels,
+  type Scratch,
+  type Slot,
+  type ToWorker,
+} from './protocol.js';
 import { CONTROL_BYTES, CONTROL_OFFSET } from './team.js';
 
 const PAGE = 65536;
@@ -77,10 +85,6 @@ export class WasmBackend implements Backend {
     return new WasmBackend(memory, kernels, workers);
   }
 
-  get threads(): number {
-    return this.workers.length;
-  }
-
   private alloc(bytes: number): number {
     const offset = Math.ceil(this.top / ALIGN) * ALIGN,
       end = offset + bytes;
@@ -95,12 +99,7 @@ export class WasmBackend implements Backend {
   }
 
   private view(s: Slot) {
-    const buf = this.memory.buffer;
-    return s.kind === 'i32'
-      ? new Int32Array(buf, s.offset, s.length)
-      : s.kind === 'cumsum'
-        ? new Float64Array(buf, s.offset, s.length)
-        : new Float32Array(buf, s.offset, s.length);
+    return viewOf(this.memory.buffer, s);
   }
 
   private slot(name: string) {
@@ -111,10 +110,9 @@ export class WasmBackend implements Backend {
 
   /** Weights are held in f32 whatever their storage dtype (the values given are already representable in it). */
   create(name: string, elements: number, { kind = 'f32', init, role = 'act' }: BufferOptions = {}): void {
-    const bytes = elements * (kind === 'cumsum' ? 8 : 4);
+    const s = { offset: 0, length: elements, kind, role };
     const old = this.slots.get(name);
-    const offset = old && old.length * (old.kind === 'cumsum' ? 8 : 4) >= bytes ? old.offset : this.alloc(bytes);
-    const s = { offset, length: elements, kind, role };
+    s.offset = old && slotBytes(old) >= slotBytes(s) ? old.offset : this.alloc(slotBytes(s));
     if (init && init.length !== elements)
       throw new RangeError(`create ${name}: ${init.length} initial values for ${elements} elements`);
     this.slots.set(name, s);
@@ -123,7 +121,7 @@ export class WasmBackend implements Backend {
       const v = this.view(s);
       if (init) v.set(init);
       else v.fill(0);
-    }, !init);
+    });
   }
 
   has(name: string): boolean {
@@ -136,20 +134,17 @@ export class WasmBackend implements Backend {
 
   bytes(role?: BufferRole): number {
     let n = 0;
-    for (const s of this.slots.values())
-      if (role === undefined || s.role === role) n += s.length * (s.kind === 'cumsum' ? 8 : 4);
+    for (const s of this.slots.values()) if (role === undefined || s.role === role) n += slotBytes(s);
     return n;
   }
 
   bufferBytes(name: string): number {
-    const s = this.slot(name);
-    return s.length * (s.kind === 'cumsum' ? 8 : 4);
+    return slotBytes(this.slot(name));
   }
 
-  /** Apply f now when nothing is in flight, else after what is queued (copying nothing: callers pass owned data). */
-  private apply(f: () => void, owned = true): void {
+  /** Apply f now when nothing is in flight, else after what is queued (f must not read caller-owned data later). */
+  private apply(f: () => void): void {
     if (this.queued === 0) return f();
-    void owned;
     this.enqueue(async () => f());
   }
 

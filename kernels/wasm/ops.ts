@@ -5,7 +5,7 @@
 import type { Step } from '../backend.js';
 import { attentionRow } from '../cpu/attention.js';
 import { OPS as REFERENCE } from '../cpu/backend.js';
-import type { CpuBuffers, CpuOp } from '../cpu/common.js';
+import { pageOf, type CpuBuffers, type CpuOp } from '../cpu/common.js';
 import { rmsnorm, siluMul } from '../cpu/matmul.js';
 import { phiDim, qkvOffsets, type Op } from '../ops.js';
 import type { Kernels } from './protocol.js';
@@ -14,12 +14,16 @@ import type { Kernels } from './protocol.js';
 export const MAMBA2_CHUNK = 64;
 /** Output columns per matmul unit. */
 const COLUMNS = 32;
+/** Bytes of a page table at the start of a worker's attention scratch (the logits follow, 64-byte aligned). */
+const pagesBlock = (pages: number) => Math.ceil((pages * 4) / 64) * 64;
 
 export interface Ctx {
   bufs: CpuBuffers;
   k: Kernels;
   /** Byte offset of a buffer in the shared memory. */
   ptr(name: string): number;
+  /** An i32 view of the shared memory (scratch tables). */
+  i32(offset: number, length: number): Int32Array;
   /** The shared prologue block and this worker's private scratch (byte offsets). */
   temp: number;
   scratch: number;
@@ -149,11 +153,10 @@ const attention: FastOp<'attention'> = (c, op) => {
         t = r - c.rowStart[i]!;
       if (d % 4 !== 0) return attentionRow(c.bufs, op, s, t, r);
       const n = s.pos + t + 1;
-      if (s.pages.length * P < n)
-        throw new RangeError(`KV position ${n - 1} is beyond the sequence's ${s.pages.length} page(s) of ${P}`);
+      pageOf(s.pages, n - 1, P); // throws when the row's position is beyond the sequence's pages
       const pages = c.scratch,
-        logits = pages + Math.ceil((s.pages.length * 4) / 64) * 64;
-      new Int32Array(c.bufs.f32(op.qkv).buffer, pages, s.pages.length).set(s.pages);
+        logits = pages + pagesBlock(s.pages.length);
+      c.i32(pages, s.pages.length).set(s.pages);
       for (let h = 0; h < heads; h++)
         c.k.attend(
           x + (r * off.width + off.q(h)) * 4,
@@ -195,10 +198,7 @@ export function scratchNeeds(
     if (op.op === 'matmul' && (op.norm || op.act)) temp = Math.max(temp, (op.perSeq ? step.seqs.length : rows) * op.k);
     if (op.op === 'mamba2') worker = Math.max(worker, k.chunkScratch(op.headDim, MAMBA2_CHUNK), op.headDim * 4);
     if (op.op === 'attention')
-      for (const s of step.seqs) {
-        const pages = Math.ceil((s.pages.length * 4) / 64) * 64;
-        worker = Math.max(worker, pages + (s.pos + s.rows) * 4);
-      }
+      for (const s of step.seqs) worker = Math.max(worker, pagesBlock(s.pages.length) + (s.pos + s.rows) * 4);
   }
   return { temp, worker };
 }

@@ -9,6 +9,18 @@ export interface Slot {
   kind: BufferKind;
 }
 
+/** Bytes of a buffer. */
+export const slotBytes = (s: Slot) => s.length * (s.kind === 'cumsum' ? 8 : 4);
+
+/** A typed view of a buffer over the memory's current buffer. */
+export function viewOf(buf: ArrayBufferLike, s: Slot): Int32Array | Float64Array | Float32Array {
+  return s.kind === 'i32'
+    ? new Int32Array(buf, s.offset, s.length)
+    : s.kind === 'cumsum'
+      ? new Float64Array(buf, s.offset, s.length)
+      : new Float32Array(buf, s.offset, s.length);
+}
+
 /** Per-run scratch: the shared prologue block (rmsnorm / silu·mul rows) and one private block per worker. */
 export interface Scratch {
   temp: number;

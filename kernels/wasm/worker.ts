@@ -5,7 +5,7 @@ import type { Step } from '../backend.js';
 import type { Arr, CpuBuffers } from '../cpu/common.js';
 import type { Op } from '../ops.js';
 import { phases, type Ctx } from './ops.js';
-import type { FromWorker, Kernels, Scratch, Slot, ToWorker } from './protocol.js';
+import { viewOf, type FromWorker, type Kernels, type Scratch, type Slot, type ToWorker } from './protocol.js';
 import { Team } from './team.js';
 
 const port = parentPort!;
@@ -16,22 +16,15 @@ let kernels: Kernels;
 let team: Team;
 const plans = new Map<number, Op[]>();
 let table: Record<string, Slot> = {};
-/** Typed views of the buffers, rebuilt when the table changes or the memory grows. */
+/** Typed views of the buffers, rebuilt when the table changes (a view stays valid when the memory grows). */
 let views = new Map<string, Arr>();
-let viewBytes = 0;
 
 function view(name: string): Arr {
   let v = views.get(name);
   if (v) return v;
   const s = table[name];
   if (!s) throw new Error(`cpu backend: no buffer "${name}"`);
-  const buf = memory.buffer;
-  v =
-    s.kind === 'i32'
-      ? new Int32Array(buf, s.offset, s.length)
-      : s.kind === 'cumsum'
-        ? new Float64Array(buf, s.offset, s.length)
-        : new Float32Array(buf, s.offset, s.length);
+  v = viewOf(memory.buffer, s);
   views.set(name, v);
   return v;
 }
@@ -70,15 +63,13 @@ function guard(id: number, f: () => void): void {
 function run(m: Extract<ToWorker, { type: 'run' }>): void {
   if (m.ops) plans.set(m.plan, m.ops);
   if (m.table) table = m.table;
-  if (m.table || memory.buffer.byteLength !== viewBytes) {
-    views = new Map();
-    viewBytes = memory.buffer.byteLength;
-  }
+  if (m.table) views = new Map();
   const ops = plans.get(m.plan)!;
   const ctx: Ctx = {
     bufs: buffers(m.scratch),
     k: kernels,
     ptr: (name) => view(name).byteOffset,
+    i32: (offset, length) => new Int32Array(memory.buffer, offset, length),
     temp: m.scratch.temp,
     scratch: m.scratch.workers[team.index]!,
     step: m.step,

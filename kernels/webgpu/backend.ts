@@ -16,6 +16,7 @@ import type { Op } from '../ops.js';
 import { f32ToF16 } from '../../lib/f16.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { StepTimer, type OpTimes } from './profile.js';
+import { MATRICES } from './tuning.js';
 import { attentionFamily } from './wgsl/attention.js';
 import {
   type Dispatch,
@@ -61,9 +62,8 @@ export class WebGpuBackend implements Backend, OpTimes {
   /** JS time spent building and encoding steps (ms), for the bench. */
   encodeMs = 0;
 
-  /** Tensor cores for the prefill GEMMs: off unless asked (FURY_MATRICES=on, where the device has subgroup matrices;
-   *  'emulated' runs the same tile walk in plain WGSL, for testing without them). Off by default: measured on an H200
-   *  the tensor-core GEMM is no faster than the FMA one yet (docs/perf.md, "Tensor cores"). */
+  /** Tensor cores for the prefill GEMMs: the option, else FURY_MATRICES (tuning.ts), else off. 'on' needs a device
+   *  with subgroup matrices; 'emulated' runs the same tile walk in plain WGSL, for testing without them. */
   readonly matrices: Matrices;
 
   private constructor(
@@ -71,10 +71,7 @@ export class WebGpuBackend implements Backend, OpTimes {
     readonly info: GpuInfo,
     matrices?: Matrices,
   ) {
-    const env = process.env.FURY_MATRICES as Matrices | undefined;
-    if (env !== undefined && !['on', 'off', 'emulated'].includes(env))
-      throw new Error(`FURY_MATRICES must be on, off or emulated, got ${JSON.stringify(env)}`);
-    const want = matrices ?? env ?? 'off';
+    const want = matrices ?? MATRICES ?? 'off';
     if (want === 'on' && !info.subgroupMatrices)
       throw new Error(
         `tensor cores asked for, but ${info.description} has no 16×16 f16 subgroup matrices with subgroups of 32`,

@@ -59,3 +59,16 @@ export const M2_RPT = envInts(
   'two integers from 1 to 32 ("few,many")',
 )[0]!;
 export const m2Rpt = (pairs: number) => M2_RPT[pairs >= 128 ? 1 : 0]!;
+
+/** Tensor cores for the prefill GEMMs (FURY_MATRICES): on (subgroup matrices), emulated (the same tile walk in plain
+ *  WGSL), off; unset: off (measured no faster yet, docs/perf.md "Tensor cores"). */
+export const MATRICES = ((): 'on' | 'off' | 'emulated' | undefined => {
+  const v = process.env.FURY_MATRICES;
+  if (v !== undefined && v !== 'on' && v !== 'off' && v !== 'emulated')
+    throw new Error(`FURY_MATRICES must be on, off or emulated, got ${JSON.stringify(v)}`);
+  return v;
+})();
+
+/** The tensor-core GEMM's tile (FURY_GEMM_TC): 32 (one subgroup per workgroup) or 64 (four). */
+export const GEMM_TC = Number(process.env.FURY_GEMM_TC ?? 32);
+if (GEMM_TC !== 32 && GEMM_TC !== 64) throw new Error(`FURY_GEMM_TC must be 32 or 64, got ${process.env.FURY_GEMM_TC}`);

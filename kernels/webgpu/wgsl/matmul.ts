@@ -2,7 +2,7 @@
 // the 2Mamba front-end epilogue, and the register-tiled GEMM of many rows (prefill). CPU twin: kernels/cpu/matmul.ts.
 import type { WeightDType } from '../../backend.js';
 import type { Op } from '../../ops.js';
-import { GEMM_MIN_ROWS, MATMUL_SHAPES, matmulShape, type MatmulShape } from '../tuning.js';
+import { GEMM_MIN_ROWS, GEMM_TC, MATMUL_SHAPES, matmulShape, type MatmulShape } from '../tuning.js';
 import {
   type Dispatch,
   type DispatchContext,
@@ -205,9 +205,7 @@ ${
   }
 }`;
 
-/** The tensor-core GEMM's tile: TC × TC outputs per workgroup, K in steps of KC; 32: one subgroup, 64: four. */
-export const GEMM_TC = Number(process.env.FURY_GEMM_TC ?? 32);
-if (![32, 64].includes(GEMM_TC)) throw new Error(`FURY_GEMM_TC must be 32 or 64, got ${process.env.FURY_GEMM_TC}`);
+/** The tensor-core GEMM's K step (its tile, GEMM_TC × GEMM_TC outputs per workgroup, is a tuning knob). */
 const KC = 32;
 
 // The GEMM on tensor cores (chromium_experimental_subgroup_matrix → VK_KHR_cooperative_matrix). A workgroup computes
