@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { writeFile } from 'node:fs/promises';
-import { createBackend, BACKENDS, WEIGHTS_DTYPES } from '../engine/open.js';
+import { createBackend, kvDtypeFor, BACKENDS, KV_DTYPES, WEIGHTS_DTYPES } from '../engine/open.js';
 import { Model, type WeightsDType } from '../engine/model/model.js';
 import { benchModel, decodeBatch, type BenchRow } from '../tools/bench.js';
 import { parseArch, type Arch } from '../weights/config.js';
@@ -61,6 +61,7 @@ Options:
   --in-flight N          decode steps submitted ahead of the tokens they wait for (default 1, as the server runs)
   --backend B            webgpu (default), cpu or auto
   --weights-dtype D      f16 (default), bf16, f32
+  --kv-dtype D           auto (default: f16 on webgpu, f32 on a CPU), f16, f32
   --prefill-cap N        longest prefill measured (default 8192)
   --max-memory B         skip configurations whose state + KV exceed this (default 60GiB on WebGPU, 25% of RAM on CPU)
   --profile              also time each kernel on the GPU (timestamp queries, one pass per op) and the JS encode
@@ -77,6 +78,7 @@ Options:
       'in-flight': { type: 'string' },
       backend: { type: 'string' },
       'weights-dtype': { type: 'string' },
+      'kv-dtype': { type: 'string' },
       'prefill-cap': { type: 'string' },
       'max-memory': { type: 'string' },
       json: { type: 'boolean' },
@@ -100,6 +102,8 @@ Options:
       depth = int(a['in-flight'] as string | undefined, 'in-flight', 1, 1),
       backendChoice = oneOf(a.backend, 'backend', BACKENDS, 'webgpu');
     const dtype = oneOf<WeightsDType>(a['weights-dtype'], 'weights-dtype', WEIGHTS_DTYPES, 'f16');
+    const kvChoice = oneOf(a['kv-dtype'], 'kv-dtype', KV_DTYPES, 'auto');
+    let kvDtype = 'f32';
     const prefillCap = int(a['prefill-cap'], 'prefill-cap', 8192, 1);
     const log = (l: string) => process.stderr.write(`fury bench: ${l}\n`);
     const clocksBefore = nvidiaClocks();
@@ -114,7 +118,7 @@ Options:
       preset,
       weights_dtype: dtype,
       state_dtype: 'f32',
-      kv_dtype: 'f32',
+      kv_dtype: kvDtype,
       backend: backendChoice,
       adapter,
       dawn_node: dawn,
@@ -140,7 +144,7 @@ Options:
         const model = await Model.load(
           randomCheckpoint(spec, 0, true),
           backend,
-          { slots: 1, kvPages: 1, pageSize: 16 },
+          { slots: 1, kvPages: 1, pageSize: 16, kvDtype: (kvDtype = kvDtypeFor(kvChoice, backend)) },
           undefined,
           dtype,
         );
@@ -176,7 +180,7 @@ Options:
       `adapter: ${adapter} · dawn.node ${dawn || '-'} · node ${process.version} · clocks: ${clocksBefore ?? 'n/a (no nvidia-smi)'}`,
     );
     console.log(
-      `ceiling (copy, read + write): ${(ceiling / 1e9).toFixed(0)} GB/s · weights ${dtype}, state and KV f32`,
+      `ceiling (copy, read + write): ${(ceiling / 1e9).toFixed(0)} GB/s · weights ${dtype}, state f32, KV ${kvDtype}`,
     );
     console.log(
       '| arch | batch | context | decode ms/step | decode tok/s | prefill tok/s | MB/step | GB/s | % of ceiling |',

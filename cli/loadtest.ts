@@ -14,6 +14,7 @@ const SERVE_FLAGS = [
   'token-budget',
   'prefill-chunk',
   'weights-dtype',
+  'kv-dtype',
   'request-timeout',
   'max-queue-time',
 ] as const;
@@ -42,7 +43,7 @@ Options:
   --api-key KEY          sent as a Bearer token
   --max-seconds S        stop issuing requests after this long (default 3600)
   serve flags with --spawn: --backend --memory-budget --max-batch --max-queue --max-model-len --token-budget
-                            --prefill-chunk --weights-dtype --request-timeout --max-queue-time`,
+                            --prefill-chunk --weights-dtype --kv-dtype --request-timeout --max-queue-time`,
   async run(argv) {
     const opts: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
       url: { type: 'string' },

@@ -1,7 +1,7 @@
 // `fury serve`: listen at once (health 503 while loading), load each model, serve; SIGTERM drains.
 import { access } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { BACKENDS, WEIGHTS_DTYPES } from '../engine/open.js';
+import { BACKENDS, KV_DTYPES, WEIGHTS_DTYPES } from '../engine/open.js';
 import { buildApp } from '../server/app.js';
 import { int, num, oneOf, parse, UsageError } from './args.js';
 import type { Command } from './command.js';
@@ -24,6 +24,8 @@ Options:
   --host H, --port P        where to listen (default 127.0.0.1:8080; port 0 picks a free one)
   --backend B               auto (default: WebGPU when an adapter exists, else CPU), cpu or webgpu
   --weights-dtype D         checkpoint (default: keep the checkpoint's dtype), f32, f16 or bf16
+  --kv-dtype D              auto (default: f16 on webgpu, f32 on a CPU), f16 (webgpu only) or f32: how the KV cache
+                            holds K and V (softmax, 2Mamba-E); 2Mamba's state is always f32
   --api-key KEY             require Authorization: Bearer KEY (not for /health and /metrics)
   --max-batch N             most requests running at once per model (default 8)
   --max-queue N             most requests waiting per model; beyond it 429 (default 64)
@@ -67,6 +69,7 @@ const OPTIONS = {
   'receive-timeout': { type: 'string' },
   'max-connections': { type: 'string' },
   'weights-dtype': { type: 'string' },
+  'kv-dtype': { type: 'string' },
 } as const;
 
 function bytesFlag(v: unknown, flag: string): number | null {
@@ -119,6 +122,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
   const hostOpts: EngineOptions = {
     backend: oneOf(a.backend as string | undefined, 'backend', BACKENDS, 'auto'),
     weightsDType: oneOf(a['weights-dtype'] as string | undefined, 'weights-dtype', WEIGHTS_DTYPES, 'checkpoint'),
+    kvDtype: oneOf(a['kv-dtype'] as string | undefined, 'kv-dtype', KV_DTYPES, 'auto'),
     maxBatch: int(a['max-batch'] as string | undefined, 'max-batch', 8, 1),
     maxQueue: int(a['max-queue'] as string | undefined, 'max-queue', 64, 0),
     memoryBudget: bytesFlag(a['memory-budget'], 'memory-budget'),

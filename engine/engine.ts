@@ -7,13 +7,15 @@ import { fitPools, planPools, type PlanOptions, type PoolPlan } from './memory/p
 import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
 import type { WeightsDType } from './model/model.js';
-import { openModel, type BackendChoice, type OpenModel } from './open.js';
+import { openModel, type BackendChoice, type KvChoice, type OpenModel } from './open.js';
 import { Scheduler, type RequestSnapshot, type Submitted } from './scheduler.js';
 import type { ChatTemplate } from './text/chat.js';
 import type { TextTokenizer } from './text/tokenizer.js';
 
-export interface EngineOptions extends PlanOptions {
+export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   backend: BackendChoice;
+  /** How the KV cache holds K and V (auto: f16 on WebGPU, f32 on a CPU). */
+  kvDtype?: KvChoice;
   weightsDType?: WeightsDType;
   /** Override the checkpoint's attention_type (2mamba and 2mamba-e share their tensors). */
   arch?: string;
@@ -74,7 +76,7 @@ export class Engine {
     private readonly reopen: () => Promise<Loaded>,
     private readonly log: (line: string) => void,
   ) {
-    this.prices = memoryModel(spec);
+    this.prices = memoryModel(spec, plan.kvDtype);
     this.adopt(live);
   }
 
@@ -142,13 +144,13 @@ export class Engine {
     log?: (line: string) => void,
   ): Promise<Engine> {
     const say = log ?? ((l: string) => process.stderr.write(`fury: ${l}\n`));
-    const base = { backend: o.backend, weightsDType: o.weightsDType, arch: o.arch, log };
+    const base = { backend: o.backend, weightsDType: o.weightsDType, kvDtype: o.kvDtype, arch: o.arch, log };
     let plan: PoolPlan | undefined;
     const om = await openModel(dir, {
       ...base,
       onProgress,
-      sizePools: (spec, backend, weightValues) => {
-        const fit = fitPools(planPools(spec, o), spec, backend.limits, weightValues);
+      sizePools: (spec, backend, weightValues, kvDtype) => {
+        const fit = fitPools(planPools(spec, { ...o, kvDtype }), spec, backend.limits, weightValues);
         if (fit.clamped) say(`${name}: ${fit.clamped}`);
         plan = fit.plan;
         return { slots: plan.slots, kvTokens: plan.kvPages * plan.pageSize, pageSize: plan.pageSize };

@@ -1,6 +1,6 @@
 // Open a checkpoint directory for serving: weights on a backend, state pools, tokenizer, chat template.
 import { CpuBackend } from '../kernels/cpu/backend.js';
-import type { Backend } from '../kernels/backend.js';
+import type { Backend, KvDType } from '../kernels/backend.js';
 import { WasmBackend } from '../kernels/wasm/backend.js';
 import { loadCheckpoint, type LoadOptions } from '../weights/checkpoint.js';
 import type { ModelSpec } from '../weights/config.js';
@@ -14,11 +14,24 @@ import { TextTokenizer } from './text/tokenizer.js';
 export type BackendChoice = 'auto' | 'cpu' | 'reference' | 'webgpu';
 export const BACKENDS: readonly BackendChoice[] = ['auto', 'cpu', 'reference', 'webgpu'];
 export const WEIGHTS_DTYPES: readonly WeightsDType[] = ['checkpoint', 'f32', 'f16', 'bf16'];
+/** auto: f16 on WebGPU (half the bytes a decode step reads), f32 on the CPU backends (which hold f32 only). */
+export type KvChoice = 'auto' | KvDType;
+export const KV_DTYPES: readonly KvChoice[] = ['auto', 'f16', 'f32'];
+
+/** The KV dtype a backend gets for a choice; f16 needs the WebGPU backend. */
+export function kvDtypeFor(choice: KvChoice, backend: Backend): KvDType {
+  if (choice === 'auto') return backend.name === 'webgpu' ? 'f16' : 'f32';
+  if (choice === 'f16' && backend.name !== 'webgpu')
+    throw new Error(`--kv-dtype f16 needs the webgpu backend; the ${backend.name} backend holds its KV cache in f32`);
+  return choice;
+}
 
 export interface OpenOptions extends LoadOptions {
   backend?: BackendChoice;
   /** Weights on the device: the checkpoint's dtype (default) or converted at load. */
   weightsDType?: WeightsDType;
+  /** How the KV cache holds K and V (default auto: f16 on WebGPU, f32 on a CPU). */
+  kvDtype?: KvChoice;
   /** Sequences open at once. */
   slots?: number;
   /** KV tokens for the whole pool (softmax, 2Mamba-E). */
@@ -29,6 +42,7 @@ export interface OpenOptions extends LoadOptions {
     spec: ModelSpec,
     backend: Backend,
     weightValues: number,
+    kvDtype: KvDType,
   ) => { slots: number; kvTokens: number; pageSize: number };
   onProgress?: (message: string) => void;
   /** Where backend choices are reported (default: one stderr line). */
@@ -101,8 +115,10 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Op
     let weightValues = 0;
     for (const t of ckpt.tensors.values()) weightValues += t.shape.reduce((a, b) => a * b, 1);
     let sized: ReturnType<NonNullable<OpenOptions['sizePools']>> | undefined;
+    let kvDtype: KvDType;
     try {
-      sized = opts.sizePools?.(ckpt.spec, backend, weightValues);
+      kvDtype = kvDtypeFor(opts.kvDtype ?? 'auto', backend);
+      sized = opts.sizePools?.(ckpt.spec, backend, weightValues, kvDtype);
     } catch (e) {
       await backend.destroy();
       throw e;
@@ -115,7 +131,7 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Op
       const model = await Model.load(
         ckpt,
         backend,
-        { slots, kvPages, pageSize },
+        { slots, kvPages, pageSize, kvDtype },
         (done, total) => opts.onProgress?.(`loading weights: layer ${done}/${total}`),
         opts.weightsDType,
       );

@@ -232,7 +232,14 @@ export class Scheduler {
   }
 
   private end(r: Live, reason: EndReason): void {
-    const peak = r.peak ?? { kind: 'recurrent_state', state_bytes: 0, kv_bytes: 0, kv_tokens: 0, kv_blocks: 0 };
+    const peak = r.peak ?? {
+      kind: 'recurrent_state',
+      state_bytes: 0,
+      kv_bytes: 0,
+      kv_tokens: 0,
+      kv_blocks: 0,
+      kv_dtype: null,
+    };
     if (r.seq) this.pool.close(r.seq);
     r.seq = null;
     try {

@@ -10,6 +10,10 @@ export type BufferKind = 'f32' | 'i32' | 'cumsum';
  *  keep 16-bit weights packed (two per u32 word, element 2i in the low half). Only matmul and embed tables use it. */
 export type WeightDType = 'f32' | 'f16' | 'bf16';
 
+/** How a KV cache holds K and V (created with that `storage`): f32, or f16 (the WebGPU backend packs it two per u32;
+ *  the CPU backends hold f32 only). 2Mamba-E's C_j and every recurrent state stay f32. */
+export type KvDType = 'f32' | 'f16';
+
 /** What a buffer holds, so memory is counted by role: model weights, per-request state (2Mamba S/n, conv state),
  *  the KV cache, per-step activations, or a backend's own scratch. */
 export type BufferRole = 'weight' | 'state' | 'kv' | 'act' | 'scratch';

@@ -3,9 +3,9 @@
 //   written (2Mamba) or the KV read (softmax, 2Mamba-E); floor = bytes / the copy bandwidth measured in the same run.
 // A decode step is timed as the server runs it for greedy requests: sampled on the device, token ids read back.
 import { performance } from 'node:perf_hooks';
-import type { Backend, SeqStep } from '../kernels/backend.js';
+import type { Backend, KvDType, SeqStep } from '../kernels/backend.js';
 import type { ModelSpec } from '../weights/config.js';
-import { memoryModel, F32_BYTES } from '../engine/memory/prices.js';
+import { memoryModel, F32_BYTES, KV_BYTES } from '../engine/memory/prices.js';
 import { phiDim } from '../kernels/ops.js';
 import type { Model } from '../engine/model/model.js';
 import { W } from '../engine/model/llama.js';
@@ -34,12 +34,12 @@ export interface BenchRow {
   ratio?: number;
 }
 
-/** Bytes a decode step must move per request (fp32 state and KV). */
-export function requestTrafficBytes(spec: ModelSpec, context: number): number {
+/** Bytes a decode step must move per request (f32 state; KV in its dtype, C_j in f32). */
+export function requestTrafficBytes(spec: ModelSpec, context: number, kvDtype: KvDType = 'f32'): number {
   const { layers: L, heads: H, headDim: d } = spec,
     D = phiDim(d);
   if (spec.arch === '2mamba') return 2 * L * H * (D * d + D) * F32_BYTES; // S and n read and written
-  return context * memoryModel(spec).kvBytesPerToken; // the KV (and C_j) read
+  return context * memoryModel(spec, kvDtype).kvBytesPerToken; // the KV (and C_j) read
 }
 
 /** Weight bytes one decode step reads: every weight buffer, the embedding table only for `batch` rows. */
@@ -115,7 +115,7 @@ export async function benchModel(
   const spec = model.spec,
     P = 16,
     rows: BenchRow[] = [];
-  const mem = memoryModel(spec),
+  const mem = memoryModel(spec, model.kvDtype),
     ceilingGB = o.ceilingBytesPerSecond / 1e9;
   let warmed = false;
   for (const context of contexts) {
@@ -123,7 +123,7 @@ export async function benchModel(
     for (const batch of batches) {
       const kvTokens = spec.arch === '2mamba' ? 0 : batch * (context + 1);
       const pool = batch * mem.stateBytes + kvTokens * mem.kvBytesPerToken;
-      const perLayerKv = kvTokens * spec.kvHeads * spec.headDim * F32_BYTES;
+      const perLayerKv = kvTokens * spec.kvHeads * spec.headDim * KV_BYTES[model.kvDtype];
       const perLayerState = batch * spec.heads * phiDim(spec.headDim) * spec.headDim * F32_BYTES;
       const base: BenchRow = { arch: spec.arch, batch, context, fits: false, ceiling_GBps: ceilingGB };
       if (pool > o.maxPoolBytes) {
@@ -171,7 +171,7 @@ export async function benchModel(
         prefill = { tokens, tps: tokens / ((performance.now() - t0) / 1000) };
       }
       const wBytes = weightTrafficBytes(model.backend, spec, batch),
-        rBytes = requestTrafficBytes(spec, context);
+        rBytes = requestTrafficBytes(spec, context, model.kvDtype);
       const bytes = wBytes + batch * rBytes,
         achieved = bytes / (ms / 1000) / 1e9;
       const row: BenchRow = {

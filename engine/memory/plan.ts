@@ -1,9 +1,9 @@
 // The memory budget → how many requests (state slots) and KV pages a model gets (spec/serving.md §7).
 import { totalmem } from 'node:os';
 import type { ModelSpec } from '../../weights/config.js';
-import type { BackendLimits } from '../../kernels/backend.js';
+import type { BackendLimits, KvDType } from '../../kernels/backend.js';
 import { phiDim } from '../../kernels/ops.js';
-import { DEFAULT_PAGE_SIZE, memoryModel } from './prices.js';
+import { DEFAULT_PAGE_SIZE, KV_BYTES, memoryModel } from './prices.js';
 
 export interface PlanOptions {
   maxBatch: number;
@@ -11,6 +11,8 @@ export interface PlanOptions {
   memoryBudget: number | null;
   /** Context limit; null = the config's max_position_embeddings (KV models) or 1,048,576 (2Mamba: a policy value). */
   maxModelLen: number | null;
+  /** How the KV cache holds K and V (default f32). */
+  kvDtype?: KvDType;
 }
 
 export const TWO_MAMBA_DEFAULT_MAX_LEN = 1 << 20;
@@ -21,11 +23,13 @@ export interface PoolPlan {
   pageSize: number;
   maxModelLen: number;
   budgetBytes: number;
+  kvDtype: KvDType;
 }
 
 /** How many requests (state slots) and KV pages a budget buys for this model. */
 export function planPools(spec: ModelSpec, o: PlanOptions): PoolPlan {
-  const m = memoryModel(spec),
+  const kvDtype = o.kvDtype ?? 'f32',
+    m = memoryModel(spec, kvDtype),
     pageSize = DEFAULT_PAGE_SIZE;
   const maxModelLen =
     o.maxModelLen ??
@@ -37,12 +41,12 @@ export function planPools(spec: ModelSpec, o: PlanOptions): PoolPlan {
     const slots = Math.min(o.maxBatch, Math.floor(budgetBytes / m.stateBytes));
     if (slots < 1)
       throw new Error(`the memory budget of ${budgetBytes} bytes holds no 2Mamba state of ${m.stateBytes} bytes`);
-    return { slots, kvPages: 0, pageSize, maxModelLen, budgetBytes };
+    return { slots, kvPages: 0, pageSize, maxModelLen, budgetBytes, kvDtype };
   }
   const slots = o.maxBatch;
   const kvPages = Math.floor((budgetBytes - slots * m.stateBytes) / pageBytes);
   if (kvPages < 1) throw new Error(`the memory budget of ${budgetBytes} bytes holds no KV page of ${pageBytes} bytes`);
-  return { slots, kvPages, pageSize, maxModelLen, budgetBytes };
+  return { slots, kvPages, pageSize, maxModelLen, budgetBytes, kvDtype };
 }
 
 /** Bytes kept free of pools for activations and scratch within a backend's total (fitPools). */
@@ -60,10 +64,11 @@ export function fitPools(
   weightValues: number,
 ): { plan: PoolPlan; clamped: string | null } {
   if (!limits) return { plan: p, clamped: null };
-  const m = memoryModel(spec),
+  const m = memoryModel(spec, p.kvDtype),
     { heads: H, kvHeads, headDim: d, layers: L } = spec;
   const slotBytesPerLayer = H * phiDim(d) * d * 4; // the largest state buffer per slot: 2Mamba's S
-  const tokenBytesPerBuffer = Math.max(kvHeads * d * 4, spec.arch === '2mamba-e' ? H * 8 : 0); // K (or V), or C in f64
+  // K (or V), or C in f64
+  const tokenBytesPerBuffer = Math.max(kvHeads * d * KV_BYTES[p.kvDtype], spec.arch === '2mamba-e' ? H * 8 : 0);
   const room = limits.totalBytes - weightValues * limits.weightBytesPerValue - WORKING_BYTES;
   let { slots, kvPages } = p;
   const why: string[] = [];

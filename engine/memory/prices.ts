@@ -1,5 +1,6 @@
 // Memory per request (spec/2mamba.md §11). Every byte figure fury reports comes from these functions
-// (and the pools, which count whole KV pages): state and KV are held in fp32.
+// (and the pools, which count whole KV pages): state in f32, K and V in the KV dtype (C_j in f32).
+import type { KvDType } from '../../kernels/backend.js';
 import type { ModelSpec } from '../../weights/config.js';
 import { phiDim } from '../../kernels/ops.js';
 
@@ -19,29 +20,33 @@ export function twoMambaValuesPerHead(d: number): number {
   return phiDim(d) * d + phiDim(d) + 3 * d;
 }
 
-export function memoryModel(spec: ModelSpec): MemoryModel {
+export const KV_BYTES: Readonly<Record<KvDType, number>> = { f32: 4, f16: 2 };
+
+export function memoryModel(spec: ModelSpec, kvDtype: KvDType = 'f32'): MemoryModel {
   const { layers: L, heads: H, kvHeads: Hkv, headDim: d, hidden: E } = spec;
-  const convState = L * 3 * E * F32_BYTES;
+  const convState = L * 3 * E * F32_BYTES,
+    B = KV_BYTES[kvDtype];
   switch (spec.arch) {
     case '2mamba':
       return { stateBytes: L * H * (phiDim(d) * d + phiDim(d)) * F32_BYTES + convState, kvBytesPerToken: 0 };
     case '2mamba-e':
-      return { stateBytes: convState, kvBytesPerToken: L * H * (2 * d + 1) * F32_BYTES };
+      return { stateBytes: convState, kvBytesPerToken: L * H * (2 * d * B + F32_BYTES) };
     case 'softmax':
-      return { stateBytes: 0, kvBytesPerToken: L * 2 * Hkv * d * F32_BYTES };
+      return { stateBytes: 0, kvBytesPerToken: L * 2 * Hkv * d * B };
   }
 }
 
 /** Bytes one request holds after `tokens` tokens (KV counted per token; pools round up to whole pages). */
-export function requestBytes(spec: ModelSpec, tokens: number): number {
-  const m = memoryModel(spec);
+export function requestBytes(spec: ModelSpec, tokens: number, kvDtype: KvDType = 'f32'): number {
+  const m = memoryModel(spec, kvDtype);
   return m.stateBytes + m.kvBytesPerToken * tokens;
 }
 
-/** Tokens beyond which a softmax KV cache (2d values per head per token) outgrows the 2Mamba state
- *  (paper eq. 6: 2·N·d > d(d+1)²/2 + 3d). Exact value; 1057.75 for d = 64, so 1058 tokens. */
-export function crossoverTokensExact(d: number): number {
-  return twoMambaValuesPerHead(d) / (2 * d);
+/** Tokens beyond which a softmax KV cache (2d values per head per token) outgrows the 2Mamba state, in bytes (paper
+ *  eq. 6 in values: 2·N·d > d(d+1)²/2 + 3d; the state is f32, K and V the KV dtype). Exact value; for d = 64: 1057.75
+ *  with an f32 cache, 2115.5 with f16. */
+export function crossoverTokensExact(d: number, kvDtype: KvDType = 'f32'): number {
+  return (twoMambaValuesPerHead(d) * F32_BYTES) / (2 * d * KV_BYTES[kvDtype]);
 }
 
-export const crossoverTokens = (d: number) => Math.ceil(crossoverTokensExact(d));
+export const crossoverTokens = (d: number, kvDtype: KvDType = 'f32') => Math.ceil(crossoverTokensExact(d, kvDtype));

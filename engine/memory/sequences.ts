@@ -19,6 +19,8 @@ export interface SequenceMemory {
   kv_bytes: number;
   kv_tokens: number;
   kv_blocks: number;
+  /** How the KV cache holds K and V (null: 2Mamba, no KV cache). The state is always f32. */
+  kv_dtype: 'f32' | 'f16' | null;
 }
 
 let nextId = 1;
@@ -78,7 +80,7 @@ export class SequencePool {
 
   /** Bytes this sequence holds now: the fixed state plus whole KV pages. */
   memory(seq: Sequence): SequenceMemory {
-    const m = memoryModel(this.model.spec);
+    const m = memoryModel(this.model.spec, this.model.kvDtype);
     const kvTokens = seq.pages.length * this.pageSize;
     return {
       kind: this.model.spec.arch === '2mamba' ? 'recurrent_state' : 'kv_cache',
@@ -86,6 +88,7 @@ export class SequencePool {
       kv_bytes: kvTokens * m.kvBytesPerToken,
       kv_tokens: this.model.spec.arch === '2mamba' ? 0 : seq.pos,
       kv_blocks: seq.pages.length,
+      kv_dtype: this.model.spec.arch === '2mamba' ? null : this.model.kvDtype,
     };
   }
 

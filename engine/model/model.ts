@@ -1,6 +1,6 @@
 // A loaded model on a backend: weights uploaded under the names of llama.ts, the per-request state pools
 // (state slots, KV pages) allocated once, and one Plan per logits mode, replayed every step.
-import type { Backend, Plan, SeqStep, WeightDType } from '../../kernels/backend.js';
+import type { Backend, KvDType, Plan, SeqStep, WeightDType } from '../../kernels/backend.js';
 import { packSampleParams, SAMPLE_PARAMS, type DeviceSample, type Op } from '../../kernels/ops.js';
 export type { DeviceSample };
 import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../lib/f16.js';
@@ -20,6 +20,8 @@ export interface PoolOptions {
   /** KV pages (softmax, 2Mamba-E) and tokens per page. */
   kvPages: number;
   pageSize: number;
+  /** How the KV cache holds K and V (default f32). */
+  kvDtype?: KvDType;
 }
 
 /** A sampled step's result: token ids for the device-sampled sequences, logits [seqs, V] when any needs the host. */
@@ -115,7 +117,7 @@ export class Model {
 
   /** Re-create the state and KV pools with other sizes (benchmarks); every open sequence is lost. */
   resizePools(pools: PoolOptions): void {
-    (this as { pools: PoolOptions }).pools = pools;
+    (this as { pools: PoolOptions }).pools = { kvDtype: this.kvDtype, ...pools };
     this.plans.clear();
     this.allocatePools();
   }
@@ -132,11 +134,15 @@ export class Model {
         backend.create(w.N, pools.slots * H * D, { role: 'state' });
       } else {
         const tokens = pools.kvPages * pools.pageSize;
-        backend.create(w.k, tokens * kvHeads * d, { role: 'kv' });
-        backend.create(w.v, tokens * kvHeads * d, { role: 'kv' });
+        backend.create(w.k, tokens * kvHeads * d, { role: 'kv', storage: this.kvDtype });
+        backend.create(w.v, tokens * kvHeads * d, { role: 'kv', storage: this.kvDtype });
         if (spec.arch === '2mamba-e') backend.create(w.c, tokens * H, { kind: 'cumsum', role: 'kv' });
       }
     }
+  }
+
+  get kvDtype(): KvDType {
+    return this.pools.kvDtype ?? 'f32';
   }
 
   /** Names of the per-slot state buffers and their elements per slot. */

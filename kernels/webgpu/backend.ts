@@ -13,7 +13,7 @@ import {
 } from '../backend.js';
 import type { BufferKind } from '../backend.js';
 import type { Op } from '../ops.js';
-import { f32ToF16 } from '../../lib/f16.js';
+import { f16ToF32, f32ToF16 } from '../../lib/f16.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { StepTimer, type OpTimes } from './profile.js';
 import { MATRICES } from './tuning.js';
@@ -124,16 +124,7 @@ export class WebGpuBackend implements Backend, OpTimes {
       const range = buf.getMappedRange();
       if (kind === 'i32') new Int32Array(range).set(init);
       else if (!packed) new Float32Array(range).set(init);
-      else {
-        const u16 = new Uint16Array(range),
-          f = new Float32Array(1),
-          u = new Uint32Array(f.buffer);
-        for (let i = 0; i < elements; i++) {
-          f[0] = init[i]!;
-          // values were rounded to the dtype by the caller: f16 via the IEEE conversion, bf16 by truncation (exact)
-          u16[i] = storage === 'bf16' ? u[0]! >>> 16 : f32ToF16(init[i]!);
-        }
-      }
+      else new Uint16Array(range).set(toHalves(init, storage));
       buf.unmap();
     }
     this.bufs.set(name, { buf, elements, kind, storage: packed ? storage : 'f32', role, gen: ++this.gen });
@@ -155,18 +146,31 @@ export class WebGpuBackend implements Backend, OpTimes {
 
   write(name: string, data: ArrayLike<number>, offset = 0): void {
     const b = this.get(name);
-    if (b.storage !== 'f32') throw new Error(`write ${name}: packed 16-bit weights are written only at creation`);
     if (offset + data.length > b.elements)
       throw new RangeError(`write ${name}: ${offset}+${data.length} exceeds ${b.elements}`);
-    const arr = b.kind === 'i32' ? Int32Array.from(data) : Float32Array.from(data);
-    this.device.queue.writeBuffer(b.buf, offset * 4, arr.buffer, 0, arr.byteLength);
+    const at = this.byteRange(b, 'write', offset, data.length)[0];
+    const arr =
+      b.kind === 'i32'
+        ? Int32Array.from(data)
+        : b.storage === 'f32'
+          ? Float32Array.from(data)
+          : toHalves(data, b.storage);
+    this.device.queue.writeBuffer(b.buf, at, arr.buffer, 0, arr.byteLength);
+  }
+
+  /** Byte offset and length of `count` elements at `offset`; 16-bit buffers move whole 4-byte words (even counts). */
+  private byteRange(b: Buf, what: string, offset: number, count: number): [number, number] {
+    if (b.storage === 'f32') return [offset * 4, count * 4];
+    if (offset % 2 || count % 2)
+      throw new RangeError(`${what} ${b.buf.label}: a 16-bit buffer moves pairs of values (${offset}, ${count})`);
+    return [offset * 2, count * 2];
   }
 
   async read(name: string, offset = 0, count?: number): Promise<Float32Array> {
     const b = this.get(name);
-    if (b.storage !== 'f32') throw new Error(`read ${name}: packed 16-bit weights cannot be read back`);
     const n = count ?? b.elements - offset;
-    const bytes = Math.max(4, n * 4); // f32 values: always a multiple of the 4-byte copy alignment
+    const [at, len] = this.byteRange(b, 'read', offset, n);
+    const bytes = Math.max(4, len); // always a multiple of the 4-byte copy alignment
     const i = this.staging.findIndex((s) => s.size >= bytes);
     const staging =
       i >= 0
@@ -177,12 +181,17 @@ export class WebGpuBackend implements Backend, OpTimes {
             usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
           });
     const enc = this.device.createCommandEncoder();
-    enc.copyBufferToBuffer(b.buf, offset * 4, staging, 0, n * 4);
+    enc.copyBufferToBuffer(b.buf, at, staging, 0, len);
     this.device.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ, 0, bytes);
     this.throwIfFailed();
-    const range = staging.getMappedRange(0, bytes).slice(0, n * 4);
-    const out = b.kind === 'i32' ? Float32Array.from(new Int32Array(range)) : new Float32Array(range);
+    const range = staging.getMappedRange(0, bytes).slice(0, len);
+    const out =
+      b.kind === 'i32'
+        ? Float32Array.from(new Int32Array(range))
+        : b.storage === 'f32'
+          ? new Float32Array(range)
+          : fromHalves(new Uint16Array(range), b.storage);
     staging.unmap();
     this.staging.push(staging);
     return out;
@@ -190,8 +199,10 @@ export class WebGpuBackend implements Backend, OpTimes {
 
   copyWithin(name: string, src: number, dst: number, count: number): void {
     const b = this.get(name);
+    const [from, len] = this.byteRange(b, 'copy', src, count),
+      to = this.byteRange(b, 'copy', dst, count)[0];
     const enc = this.device.createCommandEncoder();
-    enc.copyBufferToBuffer(b.buf, src * 4, b.buf, dst * 4, count * 4);
+    enc.copyBufferToBuffer(b.buf, from, b.buf, to, len);
     this.device.queue.submit([enc.finish()]);
   }
 
@@ -497,4 +508,25 @@ export class WebGpuBackend implements Backend, OpTimes {
     this.encodeMs += performance.now() - tEnc;
     if (timer) await timer.finish(enc, submit, this);
   }
+}
+
+/** f32 values as 16-bit words: f16 rounded to nearest even; bf16 truncated (weights arrive already rounded to it). */
+function toHalves(v: ArrayLike<number>, dt: WeightDType): Uint16Array {
+  const out = new Uint16Array(v.length),
+    f = new Float32Array(1),
+    u = new Uint32Array(f.buffer);
+  for (let i = 0; i < v.length; i++) {
+    f[0] = v[i]!;
+    out[i] = dt === 'bf16' ? u[0]! >>> 16 : f32ToF16(v[i]!);
+  }
+  return out;
+}
+
+function fromHalves(h: Uint16Array, dt: WeightDType): Float32Array {
+  if (dt === 'bf16') {
+    const u = new Uint32Array(h.length);
+    for (let i = 0; i < h.length; i++) u[i] = h[i]! << 16;
+    return new Float32Array(u.buffer);
+  }
+  return Float32Array.from(h, f16ToF32);
 }

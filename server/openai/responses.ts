@@ -52,6 +52,7 @@ export function usage(promptTokens: number, results: ChoiceResult[]) {
       kv_blocks: sum((r) => r.peak.kv_blocks),
       peak_bytes: sum((r) => r.peak.state_bytes + r.peak.kv_bytes),
       dtype: 'f32',
+      kv_dtype: results[0]?.peak.kv_dtype ?? null,
     },
     timings: {
       queue_time_ms: Math.max(0, ...results.map((r) => r.timings.queue_time_ms)),

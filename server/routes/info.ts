@@ -46,6 +46,7 @@ export function registerInfoRoutes(app: FastifyInstance, state: ServerState): vo
         architecture: m.spec.arch,
         state_bytes_per_request: mem.stateBytes,
         kv_bytes_per_token: mem.kvBytesPerToken,
+        kv_dtype: m.spec.arch === '2mamba' ? null : m.plan.kvDtype,
         max_concurrent_requests: m.plan.slots,
         kv_cache_tokens: m.kvCacheTokens,
         memory_budget_bytes: m.plan.budgetBytes,

@@ -7,7 +7,7 @@ import { CpuBackend } from '../../kernels/cpu/backend.js';
 import { softplus } from '../../kernels/cpu/conv2.js';
 import { twoMambaEParallel, softmaxParallel } from '../../kernels/cpu/reference.js';
 import { freshRng, randRows, relErr } from '../helpers.js';
-import { attentionCases, gpuHarness, scenario } from './gpu-harness.js';
+import { attentionCases, gpuHarness, round, scenario } from './gpu-harness.js';
 import { close, V3, A3 } from './vectors.js';
 
 const { skip, compare } = await gpuHarness();
@@ -15,6 +15,24 @@ const { skip, compare } = await gpuHarness();
 test('paged KV append and attention: softmax with GQA, 2Mamba-E with cumulative decays', { skip }, async () => {
   const { rng, seed } = freshRng();
   for (const c of attentionCases(rng)) await compare(c.label, c.ops, c.bufs, scenario().step, c.outputs, 2e-5, seed);
+});
+
+test('an f16 KV cache: appends, reads and attention match the CPU on values f16 holds exactly', { skip }, async () => {
+  // x and the earlier cache are rounded to f16 first, so the packed cache holds exactly what the CPU's f32 one does:
+  // the only difference left is summation order (tol 2e-5, as the f32 cases).
+  const { rng, seed } = freshRng();
+  for (const c of attentionCases(rng)) {
+    const bufs = c.bufs.map((b) =>
+      b.name === 'x' || b.name === 'kc' || b.name === 'vc'
+        ? {
+            ...b,
+            init: round(Float32Array.from(b.init), 'f16'),
+            storage: b.name === 'x' ? undefined : ('f16' as const),
+          }
+        : b,
+    );
+    await compare(`${c.label} (f16 KV)`, c.ops, bufs, scenario().step, ['y', 'kc', 'vc'], 2e-5, seed);
+  }
 });
 
 test(

@@ -54,13 +54,26 @@ test('a budget larger than the backend can hold is fitted to it (one buffer, all
   const small = planPools(sm, { maxBatch: 2, memoryBudget: 64 * 2 ** 20, maxModelLen: null });
   assert.deepEqual(fitPools(small, sm, lava, 0), { plan: small, clamped: null });
   // the README's two-model example on a software adapter: the softmax pool is fitted, the server starts
+  // (and the KV cache is f16 there by default: half the bytes per token, in every report)
   const srv = await startServer([{ name: 'sm', arch: 'softmax' }], {}, { backend: 'webgpu', memoryBudget: 2 ** 31 });
   try {
     const r = await post(srv.url, '/v1/completions', { model: 'sm', prompt: 'Hello', max_tokens: 4 });
     assert.equal(r.status, 200, r.text);
+    const info = (await srv.client.models.list()).data[0] as any;
+    assert.equal(info.kv_dtype, 'f16');
+    assert.equal(info.kv_bytes_per_token, memoryModel(presetSpec('softmax', 'tiny'), 'f16').kvBytesPerToken);
+    assert.equal(info.kv_bytes_per_token * 2, memoryModel(presetSpec('softmax', 'tiny')).kvBytesPerToken);
+    const usage = JSON.parse(r.text).usage;
+    assert.equal(usage.memory.kv_dtype, 'f16');
+    assert.equal(usage.memory.kv_bytes, usage.memory.kv_blocks * 16 * info.kv_bytes_per_token);
   } finally {
     await srv.close();
   }
+  // the CPU backends hold f32 only: asking for f16 there is a clear error
+  await assert.rejects(
+    startServer([{ name: 'sm', arch: 'softmax' }], {}, { backend: 'cpu', kvDtype: 'f16' }),
+    /--kv-dtype f16 needs the webgpu backend/,
+  );
 });
 
 test('the same budget admits more 2Mamba requests than softmax ones at a long context; past it they queue, then 429', async () => {

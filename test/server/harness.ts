@@ -22,21 +22,28 @@ export async function startServer(
   const app = buildApp(state);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
-  for (const m of models) {
-    const dir = await tinyCheckpoint(m.arch, m.seed ?? 1);
-    state.models.set(
-      m.name,
-      await Engine.open(dir, m.name, {
-        backend: 'cpu',
-        maxBatch: 8,
-        maxQueue: 64,
-        memoryBudget: null,
-        maxModelLen: 4096,
-        tokenBudget: 256,
-        prefillChunk: 64,
-        ...host,
-      }),
-    );
+  try {
+    for (const m of models) {
+      const dir = await tinyCheckpoint(m.arch, m.seed ?? 1);
+      state.models.set(
+        m.name,
+        await Engine.open(dir, m.name, {
+          backend: 'cpu',
+          maxBatch: 8,
+          maxQueue: 64,
+          memoryBudget: null,
+          maxModelLen: 4096,
+          tokenBudget: 256,
+          prefillChunk: 64,
+          ...host,
+        }),
+      );
+    }
+  } catch (e) {
+    // a model that does not open: free the ones that did and the listening socket
+    for (const m of state.models.values()) await m.close();
+    await app.close();
+    throw e;
   }
   state.loading = false;
   const url = `http://127.0.0.1:${port}`;

@@ -1,7 +1,7 @@
 // Attention over the paged KV cache (softmax and 2Mamba-E, spec/2mamba.md §6): the KV append (and 2Mamba-E's
 // cumulative decays), split-K decode attention, tiled (flash) prefill attention, and the reduce that finishes both.
 // CPU twin: kernels/cpu/attention.ts.
-import type { Step } from '../../backend.js';
+import type { KvDType, Step } from '../../backend.js';
 import { DEN_FLOOR, type Op } from '../../ops.js';
 import {
   type Dispatch,
@@ -19,8 +19,19 @@ import {
 } from './common.js';
 import { attentionWork, TILE_MIN_ROWS, TILE_ROWS } from './meta.js';
 
-export const SPLIT_K = 256; // keys per attention workgroup (flash-decoding split)
+export const SPLIT_K = 256; // keys per attention workgroup (flash-decoding split); also its threads
 export const TILE_KEYS = 32; // keys per tile the tiled attention loads into workgroup memory
+
+/** Bindings of the K and V caches as vec4 readers `K4(i)` / `V4(i)` (the i-th 4 values, in f32). */
+function kvReaders(bk: number, bv: number, kv: KvDType): string {
+  const t = kv === 'f32' ? 'vec4<f32>' : 'vec2<u32>';
+  const get = (a: string) =>
+    kv === 'f32' ? `${a}[i]` : `vec4<f32>(unpack2x16float(${a}[i].x), unpack2x16float(${a}[i].y))`;
+  return `${ro(bk, 'kc', t)}
+${ro(bv, 'vc', t)}
+fn K4(i: u32) -> vec4<f32> { return ${get('kc')}; }
+fn V4(i: u32) -> vec4<f32> { return ${get('vc')}; }`;
+}
 
 /** useC: 2Mamba-E (ℓ += C_pos − C_j); splits: key ranges of SPLIT_K per row. */
 export const ATTN_PARAMS = defineParams({
@@ -32,22 +43,29 @@ export const ATTN_PARAMS = defineParams({
   splits: 'u32',
 });
 
-// K and V of each row into its page slot.
-const kvAppendSource = () => `${header(ATTN_PARAMS)}
+// K and V of each row into its page slot: one thread per value (f32) or per pair of values (f16, packed).
+const kvAppendSource = (kv: KvDType) => {
+  const n = kv === 'f32' ? 1 : 2; // values per thread (and per stored word)
+  const put = (a: string, off: string) =>
+    kv === 'f32'
+      ? `${a}[at] = x[r * width + ${off} + e];`
+      : `${a}[at] = pack2x16float(vec2<f32>(x[r * width + ${off} + e], x[r * width + ${off} + e + 1u]));`;
+  return `${header(ATTN_PARAMS)}
 ${ro(2, 'x')}
-${rw(3, 'kc')}
-${rw(4, 'vc')}
+${rw(3, 'kc', kv === 'f32' ? 'f32' : 'u32')}
+${rw(4, 'vc', kv === 'f32' ? 'f32' : 'u32')}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   let H = prm.heads; let Hkv = prm.kvHeads; let d = prm.headDim; let P = prm.pageSize;
-  let i = g.x;
+  let i = g.x * ${n}u;
   if (i >= nRows() * Hkv * d) { return; }
   let r = i / (Hkv * d); let e = i % (Hkv * d);
   let s = rowSeq(r); let pos = seqPos(s) + rowT(r);
-  let at = (seqPage(s, pos / P) * P + pos % P) * Hkv * d + e;
+  let at = ((seqPage(s, pos / P) * P + pos % P) * Hkv * d + e) / ${n}u;
   let width = (H + 2u * Hkv) * d;
-  kc[at] = x[r * width + H * d + e];
-  vc[at] = x[r * width + (H + Hkv) * d + e];
+  ${put('kc', 'H * d')}
+  ${put('vc', '(H + Hkv) * d')}
 }`;
+};
 
 // C_pos = C_{pos−1} + A_pos per (sequence, head), walking the sequence's rows.
 const kvCumsumSource = () => `${header(ATTN_PARAMS)}
@@ -66,71 +84,108 @@ ${rw(3, 'cc')}
   }
 }`;
 
-// Split-K (flash-decoding) attention, pass 1. One workgroup per
-// (key range of ${SPLIT_K}, row, head); each thread an online softmax over its keys j ≡ thread (mod ${WG}) of the range,
-// then a max-rescaled combine in workgroup memory → the range's (max, sum, Σ e^{ℓ−max}·v). ℓ_j = s·q·k_j (+ C_pos − C_j).
-const attentionSource = (d: number) => `${header(ATTN_PARAMS)}
-${ro(2, 'x')}
-${ro(3, 'kc')}
-${ro(4, 'vc')}
+// Split-K (flash-decoding) attention, pass 1: one workgroup of ${SPLIT_K} threads per (key range of ${SPLIT_K}, row,
+// head), reading K and V coalesced (kernels.md §5.10). Scores: LK lanes per key, each a strided quarter of the key's
+// vec4s (so a warp's load covers whole 32-byte sectors), partial dots summed in workgroup memory; then max and sum
+// by tree reductions; then Σ e^{ℓ−max}·v with D/4 lanes per key (one vec4 each) and groups of keys per workgroup,
+// summed in workgroup memory → the range's (max, sum, Σ e^{ℓ−max}·v). ℓ_j = s·q·k_j (+ C_pos − C_j).
+const attentionSource = (d: number, kv: KvDType) => {
+  const D4 = d / 4,
+    LK = [4, 2, 1].find((n) => D4 % n === 0)!,
+    T = SPLIT_K;
+  return `${header(ATTN_PARAMS)}
+${ro(2, 'x', 'vec4<f32>')}
+${kvReaders(3, 4, kv)}
 ${ro(5, 'cc')}
-${rw(6, 'po')}
+${rw(6, 'po', 'vec4<f32>')}
 ${rw(7, 'pml')}
-const D = ${d}u;
-var<workgroup> wm: array<f32, ${WG}>;
-var<workgroup> wl: array<f32, ${WG}>;
-var<workgroup> wacc: array<f32, ${WG * d}>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+const D4 = ${D4}u; const LK = ${LK}u; const PK = ${T / LK}u; const VG = ${T / D4}u;
+var<workgroup> part: array<f32, ${T * LK}>;
+var<workgroup> red: array<f32, ${T}>;
+var<workgroup> ev: array<f32, ${T}>;
+var<workgroup> vacc: array<vec4<f32>, ${T}>;
+fn treeMax(t: u32) -> f32 {
+  for (var w = ${T / 2}u; w > 0u; w >>= 1u) {
+    workgroupBarrier();
+    if (t < w) { red[t] = max(red[t], red[t + w]); }
+  }
+  workgroupBarrier();
+  return red[0];
+}
+fn treeSum(t: u32) -> f32 {
+  for (var w = ${T / 2}u; w > 0u; w >>= 1u) {
+    workgroupBarrier();
+    if (t < w) { red[t] += red[t + w]; }
+  }
+  workgroupBarrier();
+  return red[0];
+}
+@compute @workgroup_size(${T}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = prm.heads; let Hkv = prm.kvHeads; let P = prm.pageSize; let useC = prm.useC == 1u; let splits = prm.splits;
   let sp = wg.x; let r = splitRow(wg.y / H); let h = wg.y % H; // splits × (split-K rows × heads) workgroups
   let s = rowSeq(r); let pos = seqPos(s) + rowT(r);
-  let j0 = sp * ${SPLIT_K}u; let j1 = min(pos + 1u, j0 + ${SPLIT_K}u);
-  let g = h / (H / Hkv); let width = (H + 2u * Hkv) * D;
-  let sc = 1.0 / sqrt(f32(D));
-  var q: array<f32, ${d}>;
-  for (var m = 0u; m < D; m++) { q[m] = x[r * width + h * D + m]; }
-  var cNow = 0.0;
-  if (useC) { cNow = cc[(seqPage(s, pos / P) * P + pos % P) * H + h]; }
-  var mx = -3.0e38; var z = 0.0;
-  var acc: array<f32, ${d}>;
-  for (var j = j0 + l.x; j < j1; j += ${WG}u) {
-    let slot = seqPage(s, j / P) * P + j % P;
-    let ko = (slot * Hkv + g) * D;
-    var dot = 0.0;
-    for (var m = 0u; m < D; m++) { dot += q[m] * kc[ko + m]; }
-    var lg = sc * dot;
-    if (useC) { lg += cNow - cc[slot * H + h]; }
-    let nm = max(mx, lg); let f = exp(mx - nm); let e = exp(lg - nm);
-    z = z * f + e;
-    for (var m = 0u; m < D; m++) { acc[m] = acc[m] * f + e * vc[ko + m]; }
-    mx = nm;
+  let j0 = sp * ${T}u; let j1 = min(pos + 1u, j0 + ${T}u);
+  if (j0 >= j1) { return; } // a range past this row's position (uniform over the workgroup): the reduce skips it
+  let g = h / (H / Hkv); let t = l.x;
+  let scale = 1.0 / sqrt(f32(D4 * 4u));
+  // scores: thread t is lane t % LK of key t / LK (+ PK per pass)
+  let c = t % LK; let kk = t / LK;
+  var q: array<vec4<f32>, ${D4 / LK}>;
+  for (var i = 0u; i < D4 / LK; i++) { q[i] = x[r * (H + 2u * Hkv) * D4 + h * D4 + c + i * LK] * scale; }
+  for (var p = 0u; p < ${LK}u; p++) {
+    let k = p * PK + kk; let j = j0 + k;
+    var dt = 0.0;
+    if (j < j1) {
+      let o = ((seqPage(s, j / P) * P + j % P) * Hkv + g) * D4 + c;
+      for (var i = 0u; i < D4 / LK; i++) { dt += dot(q[i], K4(o + i * LK)); }
+    }
+    part[k * LK + c] = dt;
   }
-  wm[l.x] = mx; wl[l.x] = z;
-  for (var m = 0u; m < D; m++) { wacc[l.x * D + m] = acc[m]; }
   workgroupBarrier();
-  if (j0 >= j1) { return; } // a range past this row's position: the reduce skips it
-  var M = -3.0e38;
-  for (var t = 0u; t < ${WG}u; t++) { M = max(M, wm[t]); }
-  var Z = 0.0;
-  for (var t = 0u; t < ${WG}u; t++) { Z += wl[t] * exp(wm[t] - M); }
-  let k = (r * H + h) * splits + sp;
-  for (var m = l.x; m < D; m += ${WG}u) {
-    var o = 0.0;
-    for (var t = 0u; t < ${WG}u; t++) { o += wacc[t * D + m] * exp(wm[t] - M); }
-    po[k * D + m] = o;
+  // thread t: key j0 + t
+  let j = j0 + t;
+  var lg = -3.0e38;
+  if (j < j1) {
+    lg = 0.0;
+    for (var i = 0u; i < LK; i++) { lg += part[t * LK + i]; }
+    if (useC) {
+      lg += cc[(seqPage(s, pos / P) * P + pos % P) * H + h] - cc[(seqPage(s, j / P) * P + j % P) * H + h];
+    }
   }
-  if (l.x == 0u) { pml[2u * k] = M; pml[2u * k + 1u] = Z; }
+  red[t] = lg;
+  let M = treeMax(t);
+  let e = select(0.0, exp(lg - M), j < j1);
+  ev[t] = e;
+  workgroupBarrier();
+  red[t] = e;
+  let Z = treeSum(t);
+  // Σ e·v: thread t is vec4 t % D4 of keys t / D4 + VG·n
+  let m = t % D4;
+  var a = vec4<f32>(0.0);
+  for (var k = t / D4; j0 + k < j1; k += VG) {
+    let jk = j0 + k;
+    a += ev[k] * V4(((seqPage(s, jk / P) * P + jk % P) * Hkv + g) * D4 + m);
+  }
+  vacc[t] = a;
+  workgroupBarrier();
+  let o = (r * H + h) * splits + sp;
+  if (t < D4) {
+    var sum = vec4<f32>(0.0);
+    for (var i = 0u; i < VG; i++) { sum += vacc[i * D4 + t]; }
+    po[o * D4 + t] = sum;
+  }
+  if (t == 0u) { pml[2u * o] = M; pml[2u * o + 1u] = Z; }
 }`;
+};
 
 // Tiled (flash-attention) prefill, pass 1 (kernels.md §5.11): one workgroup per (key range of ${SPLIT_K}, tile of ${TILE_ROWS}
 // rows of one sequence, head); thread i owns query row i (q and its running output in registers). Key tiles of
 // ${TILE_KEYS} are loaded coalesced into workgroup memory and read by every row (K/V come from memory once per tile
 // of rows, not once per row). Online softmax per row; writes the same (max, sum, Σ e^{ℓ−max}·v) partials as the
 // split-K kernel, so attn_reduce finishes both.
-const attnTileSource = (d: number) => `${header(ATTN_PARAMS)}
+const attnTileSource = (d: number, kv: KvDType) => `${header(ATTN_PARAMS)}
 ${ro(2, 'x', 'vec4<f32>')}
-${ro(3, 'kc', 'vec4<f32>')}
-${ro(4, 'vc', 'vec4<f32>')}
+${kvReaders(3, 4, kv)}
 ${ro(5, 'cc')}
 ${rw(6, 'po', 'vec4<f32>')}
 ${rw(7, 'pml')}
@@ -162,7 +217,7 @@ var<workgroup> cs: array<f32, ${TILE_KEYS}>;
       var kv = vec4<f32>(0.0); var vv = vec4<f32>(0.0);
       if (j < j1) {
         let o = ((seqPage(s, j / P) * P + j % P) * Hkv + g) * D4 + e % D4;
-        kv = kc[o]; vv = vc[o];
+        kv = K4(o); vv = V4(o);
       }
       ks[e] = kv; vs[e] = vv;
     }
@@ -222,17 +277,22 @@ const D = ${d}u;
   outp[r * H * D + h * D + m] = o / Z;
 }`;
 
-type D = { d: number };
+type D = { d: number; kv: KvDType };
 const kernel = (
   name: string,
   bindings: Kernel<D>['bindings'],
-  source: (d: number) => string,
-): Kernel<D> & { params: typeof ATTN_PARAMS } => ({ name, params: ATTN_PARAMS, bindings, source: (v) => source(v.d) });
-const kvAppend: Kernel<object> & { params: typeof ATTN_PARAMS } = {
+  source: (d: number, kv: KvDType) => string,
+): Kernel<D> & { params: typeof ATTN_PARAMS } => ({
+  name,
+  params: ATTN_PARAMS,
+  bindings,
+  source: (v) => source(v.d, v.kv),
+});
+const kvAppend: Kernel<{ kv: KvDType }> & { params: typeof ATTN_PARAMS } = {
   name: 'kv_append',
   params: ATTN_PARAMS,
   bindings: () => ['ro', 'rw', 'rw'],
-  source: () => kvAppendSource(),
+  source: (v) => kvAppendSource(v.kv),
 };
 const kvCumsum: Kernel<object> & { params: typeof ATTN_PARAMS } = {
   name: 'kv_cumsum',
@@ -243,7 +303,20 @@ const kvCumsum: Kernel<object> & { params: typeof ATTN_PARAMS } = {
 const PARTIALS: ('ro' | 'rw')[] = ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'];
 const attnSplit = kernel('attention', () => PARTIALS, attentionSource);
 const attnTile = kernel('attn_tile', () => PARTIALS, attnTileSource);
-const attnReduce = kernel('attn_reduce', () => ['ro', 'ro', 'rw'], attnReduceSource);
+const attnReduce: Kernel<{ d: number }> & { params: typeof ATTN_PARAMS } = {
+  name: 'attn_reduce',
+  params: ATTN_PARAMS,
+  bindings: () => ['ro', 'ro', 'rw'],
+  source: (v) => attnReduceSource(v.d),
+};
+const KV_DTYPES: readonly KvDType[] = ['f32', 'f16'];
+
+/** The KV cache's dtype, from the K buffer's storage. */
+function kvOf(c: DispatchContext, k: string): KvDType {
+  const s = c.storage(k);
+  if (s === 'bf16') throw new Error(`attention: the KV cache ${k} is bf16; f32 and f16 are supported`);
+  return s;
+}
 
 /** Key ranges of SPLIT_K the longest row of the step attends over. A decode step rounds them up to a power of two
  *  (ranges past a row's position exit at once), so its recording is reused while contexts grow; a step with prefill
@@ -260,14 +333,15 @@ export const attentionFamily: Family = {
   dispatch(op: Op, c: DispatchContext): Dispatch[] {
     if (op.op === 'kv_append') {
       const { heads, kvHeads, headDim } = op.layout,
-        pageSize = op.pageSize;
+        pageSize = op.pageSize,
+        kv = kvOf(c, op.k);
       const out = [
         dispatch(
           kvAppend,
-          {},
+          { kv },
           [op.qkv, op.k, op.v],
           { heads, kvHeads, headDim, pageSize },
-          wgFor(c.rows * kvHeads * headDim),
+          wgFor((c.rows * kvHeads * headDim) / (kv === 'f16' ? 2 : 1)),
         ),
       ];
       if (op.c && op.logA)
@@ -276,7 +350,8 @@ export const attentionFamily: Family = {
     }
     if (op.op !== 'attention') throw new Error(`attention family: no op ${op.op}`);
     const { heads, kvHeads, headDim: d } = op.layout,
-      v = { d };
+      v = { d, kv: kvOf(c, op.k) };
+    if (d % 4 || SPLIT_K % (d / 4)) throw new Error(`attention: head dim ${d} must be 4·2^k, at most ${4 * SPLIT_K}`);
     const splits = attentionSplits(c.step),
       { splitRows, tiles } = attentionWork(c.step);
     const po = c.scratch('_attn.o', c.rows * heads * splits * d),
@@ -286,12 +361,15 @@ export const attentionFamily: Family = {
     return [
       ...(splitRows.length ? [dispatch(attnSplit, v, bufs, params, [splits, splitRows.length * heads])] : []),
       ...(tiles.length ? [dispatch(attnTile, v, bufs, params, [splits, tiles.length * heads])] : []),
-      dispatch(attnReduce, v, [po, pml, op.out], { heads, splits }, [c.rows, heads]),
+      dispatch(attnReduce, { d }, [po, pml, op.out], { heads, splits }, [c.rows, heads]),
     ];
   },
   variants: (headDims) => [
-    variant(kvAppend, {}),
+    ...KV_DTYPES.map((kv) => variant(kvAppend, { kv })),
     variant(kvCumsum, {}),
-    ...headDims.flatMap((d) => [attnSplit, attnTile, attnReduce].map((k) => variant(k, { d }))),
+    ...headDims.flatMap((d) => [
+      ...KV_DTYPES.flatMap((kv) => [attnSplit, attnTile].map((k) => variant(k, { d, kv }))),
+      variant(attnReduce, { d }),
+    ]),
   ],
 };
