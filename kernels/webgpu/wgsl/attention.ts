@@ -22,15 +22,28 @@ import { attentionWork, TILE_MIN_ROWS, TILE_ROWS } from './meta.js';
 export const SPLIT_K = 256; // keys per attention workgroup (flash-decoding split); also its threads
 export const TILE_KEYS = 32; // keys per tile the tiled attention loads into workgroup memory
 
-/** Bindings of the K and V caches as vec4 readers `K4(i)` / `V4(i)` (the i-th 4 values, in f32). */
+/** Values per 16-byte load of a KV cache: 4 f32 or 8 f16. */
+const unitVec4s = (kv: KvDType) => (kv === 'f32' ? 1 : 2);
+
+/** Bindings of the K and V caches with readers in f32: `K4(i)` / `V4(i)` the i-th 4 values, `KU(i)` / `VU(i)` the i-th
+ *  16-byte unit as ${'`W`'} vec4s (W = 1 for f32, 2 for f16). */
 function kvReaders(bk: number, bv: number, kv: KvDType): string {
-  const t = kv === 'f32' ? 'vec4<f32>' : 'vec2<u32>';
-  const get = (a: string) =>
-    kv === 'f32' ? `${a}[i]` : `vec4<f32>(unpack2x16float(${a}[i].x), unpack2x16float(${a}[i].y))`;
-  return `${ro(bk, 'kc', t)}
-${ro(bv, 'vc', t)}
-fn K4(i: u32) -> vec4<f32> { return ${get('kc')}; }
-fn V4(i: u32) -> vec4<f32> { return ${get('vc')}; }`;
+  if (kv === 'f32')
+    return `${ro(bk, 'kc', 'vec4<f32>')}
+${ro(bv, 'vc', 'vec4<f32>')}
+fn K4(i: u32) -> vec4<f32> { return kc[i]; }
+fn V4(i: u32) -> vec4<f32> { return vc[i]; }
+fn KU(i: u32) -> array<vec4<f32>, 1> { return array<vec4<f32>, 1>(kc[i]); }
+fn VU(i: u32) -> array<vec4<f32>, 1> { return array<vec4<f32>, 1>(vc[i]); }`;
+  const h4 = (w: string) => `vec4<f32>(unpack2x16float(${w}.x), unpack2x16float(${w}.y))`;
+  const one = (a: string) => `let w = ${a}[i >> 1u]; return ${h4('select(w.xy, w.zw, (i & 1u) == 1u)')};`;
+  const unit = (a: string) => `let w = ${a}[i]; return array<vec4<f32>, 2>(${h4('w.xy')}, ${h4('w.zw')});`;
+  return `${ro(bk, 'kc', 'vec4<u32>')}
+${ro(bv, 'vc', 'vec4<u32>')}
+fn K4(i: u32) -> vec4<f32> { ${one('kc')} }
+fn V4(i: u32) -> vec4<f32> { ${one('vc')} }
+fn KU(i: u32) -> array<vec4<f32>, 2> { ${unit('kc')} }
+fn VU(i: u32) -> array<vec4<f32>, 2> { ${unit('vc')} }`;
 }
 
 /** useC: 2Mamba-E (ℓ += C_pos − C_j); splits: key ranges of SPLIT_K per row. */
@@ -85,96 +98,102 @@ ${rw(3, 'cc')}
 }`;
 
 // Split-K (flash-decoding) attention, pass 1: one workgroup of ${SPLIT_K} threads per (key range of ${SPLIT_K}, row,
-// head), reading K and V coalesced (kernels.md §5.10). Scores: LK lanes per key, each a strided quarter of the key's
-// vec4s (so a warp's load covers whole 32-byte sectors), partial dots summed in workgroup memory; then max and sum
-// by tree reductions; then Σ e^{ℓ−max}·v with D/4 lanes per key (one vec4 each) and groups of keys per workgroup,
-// summed in workgroup memory → the range's (max, sum, Σ e^{ℓ−max}·v). ℓ_j = s·q·k_j (+ C_pos − C_j).
+// head), reading K and V coalesced (kernels.md §5.10). Thread t first finds key t's cache slot (one page-table walk
+// per key, kept in workgroup memory; keys past the range reuse its last slot, so every loop below has a fixed trip
+// count and no branch around its loads, and the loads of one thread are all in flight together). Scores: LK lanes per key, each a strided share of the key's vec4s (a warp's
+// load covers whole 32-byte sectors), partial dots summed in workgroup memory. Max and sum in two levels (16 partial
+// (max, Σe) pairs merged as in online softmax), so few barriers. Σ e^{ℓ−max}·v: D/4 lanes per key (one vec4 each),
+// groups of keys summed in workgroup memory → the range's (max, sum, Σ e^{ℓ−max}·v). ℓ_j = s·q·k_j (+ C_pos − C_j).
 const attentionSource = (d: number, kv: KvDType) => {
   const D4 = d / 4,
-    LK = [4, 2, 1].find((n) => D4 % n === 0)!,
-    T = SPLIT_K;
+    W = unitVec4s(kv), // vec4s per 16-byte load
+    DU = D4 / W, // loads per key
+    LK = [4, 2, 1].find((n) => DU % n === 0)!,
+    T = SPLIT_K,
+    G = 16; // partial (max, sum) pairs of the two-level reduction, T / G keys each
   return `${header(ATTN_PARAMS)}
 ${ro(2, 'x', 'vec4<f32>')}
 ${kvReaders(3, 4, kv)}
 ${ro(5, 'cc')}
 ${rw(6, 'po', 'vec4<f32>')}
 ${rw(7, 'pml')}
-const D4 = ${D4}u; const LK = ${LK}u; const PK = ${T / LK}u; const VG = ${T / D4}u;
+const D4 = ${D4}u; const W = ${W}u; const DU = ${DU}u; const LK = ${LK}u; const PK = ${T / LK}u; const VG = ${T / DU}u;
+var<workgroup> slot: array<u32, ${T}>;
 var<workgroup> part: array<f32, ${T * LK}>;
-var<workgroup> red: array<f32, ${T}>;
-var<workgroup> ev: array<f32, ${T}>;
-var<workgroup> vacc: array<vec4<f32>, ${T}>;
-fn treeMax(t: u32) -> f32 {
-  for (var w = ${T / 2}u; w > 0u; w >>= 1u) {
-    workgroupBarrier();
-    if (t < w) { red[t] = max(red[t], red[t + w]); }
-  }
-  workgroupBarrier();
-  return red[0];
-}
-fn treeSum(t: u32) -> f32 {
-  for (var w = ${T / 2}u; w > 0u; w >>= 1u) {
-    workgroupBarrier();
-    if (t < w) { red[t] += red[t + w]; }
-  }
-  workgroupBarrier();
-  return red[0];
-}
+var<workgroup> lgs: array<f32, ${T}>;
+var<workgroup> gm: array<f32, ${G}>;
+var<workgroup> gz: array<f32, ${G}>;
+var<workgroup> vacc: array<vec4<f32>, ${T * W}>;
 @compute @workgroup_size(${T}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = prm.heads; let Hkv = prm.kvHeads; let P = prm.pageSize; let useC = prm.useC == 1u; let splits = prm.splits;
   let sp = wg.x; let r = splitRow(wg.y / H); let h = wg.y % H; // splits × (split-K rows × heads) workgroups
   let s = rowSeq(r); let pos = seqPos(s) + rowT(r);
   let j0 = sp * ${T}u; let j1 = min(pos + 1u, j0 + ${T}u);
   if (j0 >= j1) { return; } // a range past this row's position (uniform over the workgroup): the reduce skips it
-  let g = h / (H / Hkv); let t = l.x;
-  let scale = 1.0 / sqrt(f32(D4 * 4u));
-  // scores: thread t is lane t % LK of key t / LK (+ PK per pass)
+  let g = h / (H / Hkv); let t = l.x; let j = j0 + t;
+  let jc = min(j, j1 - 1u);
+  slot[t] = seqPage(s, jc / P) * P + jc % P;
+  let q0 = r * (H + 2u * Hkv) * D4 + h * D4; let scale = 1.0 / sqrt(f32(D4 * 4u));
   let c = t % LK; let kk = t / LK;
-  var q: array<vec4<f32>, ${D4 / LK}>;
-  for (var i = 0u; i < D4 / LK; i++) { q[i] = x[r * (H + 2u * Hkv) * D4 + h * D4 + c + i * LK] * scale; }
-  for (var p = 0u; p < ${LK}u; p++) {
-    let k = p * PK + kk; let j = j0 + k;
-    var dt = 0.0;
-    if (j < j1) {
-      let o = ((seqPage(s, j / P) * P + j % P) * Hkv + g) * D4 + c;
-      for (var i = 0u; i < D4 / LK; i++) { dt += dot(q[i], K4(o + i * LK)); }
-    }
-    part[k * LK + c] = dt;
+  var q: array<vec4<f32>, ${D4 / LK}>; // lane c's loads c + i·LK of the key, W vec4s each
+  for (var i = 0u; i < DU / LK; i++) {
+    for (var w = 0u; w < W; w++) { q[i * W + w] = x[q0 + (c + i * LK) * W + w] * scale; }
   }
   workgroupBarrier();
-  // thread t: key j0 + t
-  let j = j0 + t;
+  // scores: thread t is lane t % LK of key t / LK (+ PK per pass)
+  for (var p = 0u; p < LK; p++) {
+    let k = p * PK + kk;
+    let o = (slot[k] * Hkv + g) * DU + c;
+    var dt = 0.0;
+    for (var i = 0u; i < DU / LK; i++) {
+      let u = KU(o + i * LK);
+      for (var w = 0u; w < W; w++) { dt += dot(q[i * W + w], u[w]); }
+    }
+    part[k * LK + c] = dt; // keys past the range: masked below
+  }
+  workgroupBarrier();
+  // thread t: key j
   var lg = -3.0e38;
   if (j < j1) {
     lg = 0.0;
     for (var i = 0u; i < LK; i++) { lg += part[t * LK + i]; }
-    if (useC) {
-      lg += cc[(seqPage(s, pos / P) * P + pos % P) * H + h] - cc[(seqPage(s, j / P) * P + j % P) * H + h];
-    }
+    if (useC) { lg += cc[(seqPage(s, pos / P) * P + pos % P) * H + h] - cc[slot[t] * H + h]; }
   }
-  red[t] = lg;
-  let M = treeMax(t);
-  let e = select(0.0, exp(lg - M), j < j1);
-  ev[t] = e;
+  lgs[t] = lg;
   workgroupBarrier();
-  red[t] = e;
-  let Z = treeSum(t);
-  // Σ e·v: thread t is vec4 t % D4 of keys t / D4 + VG·n
-  let m = t % D4;
-  var a = vec4<f32>(0.0);
-  for (var k = t / D4; j0 + k < j1; k += VG) {
-    let jk = j0 + k;
-    a += ev[k] * V4(((seqPage(s, jk / P) * P + jk % P) * Hkv + g) * D4 + m);
+  if (t < ${G}u) {
+    var m = -3.0e38;
+    for (var i = 0u; i < ${T / G}u; i++) { m = max(m, lgs[t * ${T / G}u + i]); }
+    var z = 0.0;
+    for (var i = 0u; i < ${T / G}u; i++) { let v = lgs[t * ${T / G}u + i]; z += select(0.0, exp(v - m), v > -1.0e38); }
+    gm[t] = m; gz[t] = z;
   }
-  vacc[t] = a;
+  workgroupBarrier();
+  var M = -3.0e38;
+  for (var i = 0u; i < ${G}u; i++) { M = max(M, gm[i]); }
+  lgs[t] = select(0.0, exp(lg - M), j < j1); // now e_j
+  workgroupBarrier();
+  // Σ e·v: thread t is load t % DU of keys t / DU + VG·n
+  let mu = t % DU;
+  var a: array<vec4<f32>, ${W}>;
+  for (var n = 0u; n < DU; n++) {
+    let k = t / DU + n * VG; // e_k = 0 past the range
+    let u = VU((slot[k] * Hkv + g) * DU + mu);
+    for (var w = 0u; w < W; w++) { a[w] += lgs[k] * u[w]; }
+  }
+  for (var w = 0u; w < W; w++) { vacc[t * W + w] = a[w]; }
   workgroupBarrier();
   let o = (r * H + h) * splits + sp;
-  if (t < D4) {
+  if (t < D4) { // thread t: output vec4 t
     var sum = vec4<f32>(0.0);
     for (var i = 0u; i < VG; i++) { sum += vacc[i * D4 + t]; }
     po[o * D4 + t] = sum;
   }
-  if (t == 0u) { pml[2u * o] = M; pml[2u * o + 1u] = Z; }
+  if (t == 0u) {
+    var Z = 0.0;
+    for (var i = 0u; i < ${G}u; i++) { Z += gz[i] * exp(gm[i] - M); }
+    pml[2u * o] = M; pml[2u * o + 1u] = Z;
+  }
 }`;
 };
 
@@ -351,7 +370,7 @@ export const attentionFamily: Family = {
     if (op.op !== 'attention') throw new Error(`attention family: no op ${op.op}`);
     const { heads, kvHeads, headDim: d } = op.layout,
       v = { d, kv: kvOf(c, op.k) };
-    if (d % 4 || SPLIT_K % (d / 4)) throw new Error(`attention: head dim ${d} must be 4·2^k, at most ${4 * SPLIT_K}`);
+    if (d % 8 || SPLIT_K % (d / 4)) throw new Error(`attention: head dim ${d} must be 8·2^k, at most ${4 * SPLIT_K}`);
     const splits = attentionSplits(c.step),
       { splitRows, tiles } = attentionWork(c.step);
     const po = c.scratch('_attn.o', c.rows * heads * splits * d),
