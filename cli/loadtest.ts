@@ -8,6 +8,7 @@ import { DEFAULT_CORPUS, type Command } from './command.js';
 const SERVE_FLAGS = [
   'backend',
   'memory-budget',
+  'state-cache-host-bytes',
   'max-batch',
   'max-queue',
   'max-model-len',

@@ -32,6 +32,8 @@ Options:
   --memory-budget B|PCT     bytes for request state + KV per model (e.g. 2GiB, 25%); 2Mamba: state slots,
                             softmax / 2Mamba-E: KV pages (default: max-batch requests of the full context,
                             at most 25% of memory)
+  --state-cache-host-bytes B  host RAM per 2Mamba model for state snapshots, so a prompt that begins with tokens
+                            already processed (the next turn of a chat) prefills only the rest (default 2GiB; 0: off)
   --max-model-len N         context limit (default: config's max_position_embeddings; 2Mamba: 1048576)
   --request-timeout S       end requests running longer (default: none)
   --max-queue-time S        503 for requests waiting longer (default 60)
@@ -55,6 +57,7 @@ const OPTIONS = {
   'max-batch': { type: 'string' },
   'max-queue': { type: 'string' },
   'memory-budget': { type: 'string' },
+  'state-cache-host-bytes': { type: 'string' },
   'max-model-len': { type: 'string' },
   'request-timeout': { type: 'string' },
   'max-queue-time': { type: 'string' },
@@ -126,6 +129,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     maxBatch: int(a['max-batch'] as string | undefined, 'max-batch', 8, 1),
     maxQueue: int(a['max-queue'] as string | undefined, 'max-queue', 64, 0),
     memoryBudget: bytesFlag(a['memory-budget'], 'memory-budget'),
+    stateCacheHostBytes: bytesFlag(a['state-cache-host-bytes'], 'state-cache-host-bytes') ?? undefined,
     maxModelLen: a['max-model-len'] === undefined ? null : int(a['max-model-len'] as string, 'max-model-len', 0, 1),
     tokenBudget: int(a['token-budget'] as string | undefined, 'token-budget', 512, 1),
     prefillChunk: int(a['prefill-chunk'] as string | undefined, 'prefill-chunk', 256, 1),

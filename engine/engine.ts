@@ -6,6 +6,7 @@ import type { ModelSpec } from '../weights/config.js';
 import { fitPools, planPools, type PlanOptions, type PoolPlan } from './memory/plan.js';
 import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
+import { StateCache, type StateCacheStats } from './memory/state-cache.js';
 import type { WeightsDType } from './model/model.js';
 import { openModel, type BackendChoice, type KvChoice, type OpenModel } from './open.js';
 import { Scheduler, type RequestSnapshot, type Submitted } from './scheduler.js';
@@ -22,7 +23,12 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   maxQueue: number;
   tokenBudget: number;
   prefillChunk: number;
+  /** Bytes of host RAM for 2Mamba state snapshots (0: none; default DEFAULT_STATE_CACHE_BYTES). */
+  stateCacheHostBytes?: number;
 }
+
+/** 2 GiB: ~190 snapshots of the shipped tiny 2Mamba (10.8 MB), 12 of the paper's small one (173 MB). */
+export const DEFAULT_STATE_CACHE_BYTES = 2 * 2 ** 30;
 
 export interface EngineStats {
   running: number;
@@ -39,6 +45,8 @@ export interface EngineStats {
   restarting: boolean;
   /** Times the engine reloaded itself after a failure. */
   restarts: number;
+  /** The 2Mamba state-snapshot cache (null: none for this model). */
+  prefixCache: StateCacheStats | null;
 }
 
 /** The engine failed (device loss, a broken invariant) while this request ran; it reloaded itself. Retry the request. */
@@ -75,6 +83,7 @@ export class Engine {
     readonly plan: PoolPlan,
     private readonly reopen: () => Promise<Loaded>,
     private readonly log: (line: string) => void,
+    private readonly cache?: StateCache,
   ) {
     this.prices = memoryModel(spec, plan.kvDtype);
     this.adopt(live);
@@ -158,20 +167,29 @@ export class Engine {
     });
     if (!plan) throw new Error('openModel did not size the pools');
     const p = plan;
-    const loaded = (m: OpenModel): Loaded => ({
-      backend: m.backend,
-      pool: m.pool,
-      scheduler: new Scheduler(m.pool, {
-        maxBatch: p.slots,
-        maxQueue: o.maxQueue,
-        tokenBudget: o.tokenBudget,
-        prefillChunk: o.prefillChunk,
-      }),
-      close: async () => {
-        await m.tokenizer.close();
-        await m.close();
-      },
-    });
+    let current = om.model;
+    const cacheBytes = o.stateCacheHostBytes ?? DEFAULT_STATE_CACHE_BYTES;
+    const cache =
+      om.model.spec.arch === '2mamba' && cacheBytes > 0 ? new StateCache(() => current, cacheBytes) : undefined;
+    if (cache) say(`${name}: state cache: up to ${cacheBytes} bytes of host RAM for 2Mamba state snapshots`);
+    const loaded = (m: OpenModel): Loaded => {
+      current = m.model;
+      return {
+        backend: m.backend,
+        pool: m.pool,
+        scheduler: new Scheduler(m.pool, {
+          maxBatch: p.slots,
+          maxQueue: o.maxQueue,
+          tokenBudget: o.tokenBudget,
+          prefillChunk: o.prefillChunk,
+          prefixCache: cache,
+        }),
+        close: async () => {
+          await m.tokenizer.close();
+          await m.close();
+        },
+      };
+    };
     const reopen = async () =>
       loaded(
         await openModel(dir, {
@@ -179,7 +197,7 @@ export class Engine {
           sizePools: () => ({ slots: p.slots, kvTokens: p.kvPages * p.pageSize, pageSize: p.pageSize }),
         }),
       );
-    return new Engine(name, om.model.spec, loaded(om), om.tokenizer, om.chat, plan, reopen, say);
+    return new Engine(name, om.model.spec, loaded(om), om.tokenizer, om.chat, plan, reopen, say, cache);
   }
 
   /** KV tokens the pool holds (0 for 2Mamba). */
@@ -205,6 +223,7 @@ export class Engine {
       failure: (this.failure ?? this.scheduler.failure)?.message ?? null,
       restarting: this.isRestarting,
       restarts: this.restarts,
+      prefixCache: this.cache?.stats() ?? null,
     };
   }
 

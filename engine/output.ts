@@ -24,6 +24,8 @@ export interface ChoiceResult {
   end: EndReason | 'stop_string';
   logprobs: TokenLogprobInfo[];
   promptTokens: number;
+  /** Prompt tokens restored from a state snapshot instead of prefilled. */
+  cachedTokens: number;
   peak: SequenceMemory;
   timings: {
     queue_time_ms: number;
@@ -156,6 +158,7 @@ export function runGeneration(
                   end,
                   logprobs: lps,
                   promptTokens: info.promptTokens,
+                  cachedTokens: info.cachedTokens,
                   peak: info.peak,
                   timings: {
                     queue_time_ms: tStart - t0,

@@ -32,8 +32,11 @@ export interface RequestEvents {
   onStart?(memory: SequenceMemory): void;
   /** A new token; `stop`: it is one of the request's stop ids (EOS unless ignore_eos, stop_token_ids), which ends it. */
   onToken?(tok: SampledToken, stop: boolean): void;
-  /** Called once, after the request's memory was freed. */
-  onEnd(reason: EndReason, info: { promptTokens: number; completionTokens: number; peak: SequenceMemory }): void;
+  /** Called once, after the request's memory was freed. `cachedTokens`: prompt tokens restored from a snapshot. */
+  onEnd(
+    reason: EndReason,
+    info: { promptTokens: number; completionTokens: number; cachedTokens: number; peak: SequenceMemory },
+  ): void;
   onError?(err: Error): void;
 }
 
@@ -52,6 +55,16 @@ export interface SchedulerOptions {
    *  the error: `started` requests had begun (their state is lost), `waiting` ones had not (they can run elsewhere).
    *  The scheduler has freed their memory and holds none of them any more. */
   onFailure?: (err: Error, started: Submitted[], waiting: Submitted[]) => void;
+  /** Where a prompt's longest known prefix is restored from and finished sequences are kept (2Mamba states). */
+  prefixCache?: PrefixCache;
+}
+
+/** A store of sequence states by the exact tokens that produced them (engine/memory/state-cache.ts). */
+export interface PrefixCache {
+  /** Restore the longest stored proper prefix of `ids` into the sequence (its pos becomes that length); 0: none. */
+  restore(seq: Sequence, ids: readonly number[]): number;
+  /** Keep the sequence's state after `tokens` (seq.pos of them); never waits. */
+  save(seq: Sequence, tokens: readonly number[]): void;
 }
 
 /** A request as it was submitted (what another scheduler needs to run it). */
@@ -65,6 +78,8 @@ export interface RequestSnapshot {
   state: 'waiting' | 'prefill' | 'decode';
   promptTokens: number;
   prefilled: number;
+  /** Prompt tokens restored from a snapshot instead of prefilled. */
+  cachedTokens: number;
   generated: number;
   maxTokens: number;
   memory: SequenceMemory | null;
@@ -90,9 +105,13 @@ interface Live {
   sampler: Sampler;
   stops: Set<number>;
   seq: Sequence | null;
-  /** Prompt tokens fed so far. */
+  /** Prompt tokens fed so far (restored ones included). */
   fed: number;
+  /** Prompt tokens restored from a snapshot. */
+  cached: number;
   generated: number;
+  /** The generated ids (what the sequence is fed after its prompt). */
+  ids: number[];
   /** The token to feed next step (after prefill). */
   next: number | null;
   peak: SequenceMemory | null;
@@ -135,6 +154,7 @@ export class Scheduler {
       state,
       promptTokens: r.spec.promptIds.length,
       prefilled: r.fed,
+      cachedTokens: r.cached,
       generated: r.generated,
       maxTokens: r.spec.maxTokens,
       memory: r.seq ? this.pool.memory(r.seq) : null,
@@ -202,7 +222,9 @@ export class Scheduler {
       stops,
       seq: null,
       fed: 0,
+      cached: 0,
       generated: 0,
+      ids: [],
       next: null,
       peak: null,
     });
@@ -240,12 +262,32 @@ export class Scheduler {
       kv_blocks: 0,
       kv_dtype: null,
     };
-    if (r.seq) this.pool.close(r.seq);
+    if (r.seq) {
+      this.keep(r);
+      this.pool.close(r.seq);
+    }
     r.seq = null;
     try {
-      r.events.onEnd(reason, { promptTokens: r.spec.promptIds.length, completionTokens: r.generated, peak });
+      r.events.onEnd(reason, {
+        promptTokens: r.spec.promptIds.length,
+        completionTokens: r.generated,
+        cachedTokens: r.cached,
+        peak,
+      });
     } catch {
       // the request is over and its memory freed; a failing callback cannot take the step loop down with it
+    }
+  }
+
+  /** Snapshot a request's state after every token it was fed (prompt, then its generated ids) for later prompts. */
+  private keep(r: Live): void {
+    const cache = this.opts.prefixCache,
+      seq = r.seq;
+    if (!cache || !seq || seq.pos === 0 || seq.pos > r.spec.promptIds.length + r.ids.length) return;
+    try {
+      cache.save(seq, [...r.spec.promptIds, ...r.ids].slice(0, seq.pos));
+    } catch {
+      // a snapshot not taken is only a later miss
     }
   }
 
@@ -321,6 +363,7 @@ export class Scheduler {
       const r = this.waiting.shift()!;
       r.seq = this.pool.open();
       this.pool.reserve(r.seq, r.spec.promptIds.length + r.spec.maxTokens);
+      r.cached = r.fed = this.restore(r.seq, r.spec.promptIds);
       r.peak = this.pool.memory(r.seq);
       const peak = r.peak;
       if (this.guard(r, () => (r.events.onStart?.(peak), true)) === undefined) continue;
@@ -365,8 +408,20 @@ export class Scheduler {
       items.map(({ r, ids }) => ({ seq: r.seq!, ids })),
       sampling,
     );
+    // a prompt fed to its end: keep its state (ordered before the step submitted ahead below)
+    for (const { r, last } of items) if (last && r.next === null) this.keep(r);
     this.launchAhead(items, sampling);
     this.finish(items, sampling, await result);
+  }
+
+  /** Start a new sequence from the longest stored prefix of its prompt; a failed restore is a miss. */
+  private restore(seq: Sequence, ids: readonly number[]): number {
+    try {
+      return this.opts.prefixCache?.restore(seq, ids) ?? 0;
+    } catch {
+      seq.pos = 0;
+      return 0;
+    }
   }
 
   /** Stop tokens banned from the draw `ahead` steps from now (min_tokens not reached yet). */
@@ -427,6 +482,7 @@ export class Scheduler {
     const tok = fromDevice ?? r.sampler.sample(logits!.subarray(row * V, (row + 1) * V), this.banned(r, 0));
     r.sampler.accept(tok.id);
     r.generated++;
+    r.ids.push(tok.id);
     r.next = tok.id;
     const stop = r.stops.has(tok.id);
     r.events.onToken?.(tok, stop);

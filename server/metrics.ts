@@ -83,6 +83,31 @@ export class Metrics {
     perModel('fury_kv_blocks_total', 'KV pages.', (s) => s.kvBlocks.total);
     perModel('fury_kv_blocks_used', 'KV pages in use.', (s) => s.kvBlocks.used);
     perModel('fury_engine_restarts', 'Times the engine reloaded itself after a failure.', (s) => s.restarts);
+    const cache = (f: (c: NonNullable<EngineStats['prefixCache']>) => number) => (s: EngineStats) =>
+      s.prefixCache ? f(s.prefixCache) : 0;
+    perModel(
+      'fury_prefix_cache_queries',
+      'Prompt tokens looked up in the state cache (total).',
+      cache((c) => c.queriedTokens),
+    );
+    perModel(
+      'fury_prefix_cache_hits',
+      'Prompt tokens restored from a state snapshot instead of prefilled (total).',
+      cache((c) => c.hitTokens),
+    );
+    perModel(
+      'fury_state_cache_entries',
+      'State snapshots held (host RAM).',
+      cache((c) => c.entries),
+    );
+    perModel(
+      'fury_state_cache_bytes',
+      'Bytes of state snapshots held (host RAM).',
+      cache((c) => c.bytes),
+    );
+    perModel('fury_state_cache_evictions', 'State snapshots evicted to stay under the cap (total).', (s) =>
+      s.prefixCache ? s.prefixCache.evictions : 0,
+    );
     gauge('fury_device_memory_bytes', 'Memory allocated by kind (weights, state, kv).', ['model_name', 'kind'], (g) => {
       for (const { name: model_name, s } of stats())
         for (const [kind, v] of Object.entries(s.memory)) g.set({ model_name, kind }, v);

@@ -186,10 +186,12 @@ export class Model {
     }
   }
 
+  /** A copy of one slot's state. Every read is issued before this returns, so the copy is of the state as it is now
+   *  (ordered before any later step), whenever the promise resolves. */
   async saveSlot(slot: number): Promise<SlotSnapshot> {
-    const snap: SlotSnapshot = new Map();
-    for (const [name, n] of this.slotBuffers()) snap.set(name, await this.backend.read(name, slot * n, n));
-    return snap;
+    const bufs = this.slotBuffers();
+    const data = await Promise.all(bufs.map(([name, n]) => this.backend.read(name, slot * n, n)));
+    return new Map(bufs.map(([name], i) => [name, data[i]!]));
   }
 
   restoreSlot(slot: number, snap: SlotSnapshot): void {

@@ -40,10 +40,14 @@ export function usage(promptTokens: number, results: ChoiceResult[]) {
   const completion = results.reduce((s, r) => s + r.ids.length, 0);
   const sum = (f: (r: ChoiceResult) => number) => results.reduce((s, r) => s + f(r), 0);
   const withTokens = results.filter((r) => r.ids.length);
+  // each choice ran its prompt as its own request: cached tokens per prompt token, scaled to the prompts counted once
+  const ran = sum((r) => r.promptTokens),
+    cached = ran ? Math.round((sum((r) => r.cachedTokens) * promptTokens) / ran) : 0;
   return {
     prompt_tokens: promptTokens,
     completion_tokens: completion,
     total_tokens: promptTokens + completion,
+    prompt_tokens_details: { cached_tokens: cached },
     memory: {
       kind: results[0]?.peak.kind ?? 'recurrent_state',
       state_bytes: sum((r) => r.peak.state_bytes),

@@ -58,6 +58,7 @@ const common: Record<string, Schema> = {
   presence_penalty: num,
   frequency_penalty: num,
   user: {},
+  prompt_cache_key: { type: nullable('string'), 'x-error': "'prompt_cache_key' must be a string" },
   logit_bias: {},
   top_k: anyInt,
   min_p: num,

@@ -72,6 +72,7 @@ export function registerInfoRoutes(app: FastifyInstance, state: ServerState): vo
           state: r.state,
           prompt_tokens: r.promptTokens,
           prefilled_tokens: r.prefilled,
+          cached_tokens: r.cachedTokens,
           completion_tokens: r.generated,
           max_tokens: r.maxTokens,
           memory: r.memory ? { ...r.memory, peak_bytes: r.memory.state_bytes + r.memory.kv_bytes, dtype: 'f32' } : null,

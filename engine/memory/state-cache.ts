@@ -1,0 +1,124 @@
+// 2Mamba state snapshots (issue 14): the whole history of a sequence is its fixed-size state (S, n and the conv state
+// of every layer), so a request whose prompt begins with tokens another request already processed starts from a copy
+// of that state and prefills only the rest. A snapshot is keyed by its exact token ids (a prefix hash finds candidates,
+// the ids are compared in full, so a hash collision is a miss, never a wrong state). Host-RAM tier, LRU under a byte cap.
+import type { Model, SlotSnapshot } from '../model/model.js';
+import type { Sequence } from './sequences.js';
+
+interface Entry {
+  tokens: Int32Array;
+  data: SlotSnapshot;
+  bytes: number;
+}
+
+export interface StateCacheStats {
+  /** Prompt tokens looked up, and those found in a snapshot (vLLM's prefix_cache_queries / prefix_cache_hits). */
+  queriedTokens: number;
+  hitTokens: number;
+  entries: number;
+  bytes: number;
+  capacityBytes: number;
+  evictions: number;
+}
+
+/** Two 32-bit polynomial hashes of every prefix ids[0..k), k = 1…n, as one key per length. */
+function prefixKeys(ids: ArrayLike<number>, n: number): string[] {
+  const out: string[] = new Array(n);
+  let a = 0x811c9dc5,
+    b = 0x1234567;
+  for (let k = 0; k < n; k++) {
+    const v = ids[k]! + 1;
+    a = (Math.imul(a, 0x01000193) ^ v) >>> 0;
+    b = (Math.imul(b, 0x5bd1e995) + v) >>> 0;
+    out[k] = `${k + 1}:${a.toString(36)}:${b.toString(36)}`;
+  }
+  return out;
+}
+
+function samePrefix(tokens: Int32Array, ids: ArrayLike<number>): boolean {
+  for (let i = 0; i < tokens.length; i++) if (tokens[i] !== ids[i]) return false;
+  return true;
+}
+
+export class StateCache {
+  /** Insertion order is recency order: a hit re-inserts its entry. */
+  private readonly entries = new Map<string, Entry>();
+  /** Snapshot lengths present, with how many entries have each (lookups try only these). */
+  private readonly lengths = new Map<number, number>();
+  private readonly counters = { queriedTokens: 0, hitTokens: 0, evictions: 0, bytes: 0 };
+
+  /** `model`: the model serving now (an engine that restarts loads a new one; the snapshots stay valid for it). */
+  constructor(
+    private readonly model: () => Model,
+    readonly capacityBytes: number,
+  ) {}
+
+  stats(): StateCacheStats {
+    return { ...this.counters, entries: this.entries.size, capacityBytes: this.capacityBytes };
+  }
+
+  /**
+   * Restore the longest snapshot whose tokens are a proper prefix of `ids` into the sequence's slot (its position
+   * becomes that length) and return the length; 0 when none. At least the last prompt token is always left to feed:
+   * its logits give the first new token.
+   */
+  restore(seq: Sequence, ids: readonly number[]): number {
+    this.counters.queriedTokens += ids.length;
+    const max = ids.length - 1;
+    const lens = [...this.lengths.keys()].filter((n) => n <= max).sort((x, y) => y - x);
+    if (!lens.length) return 0;
+    const keys = prefixKeys(ids, lens[0]!);
+    for (const n of lens) {
+      const key = keys[n - 1]!,
+        e = this.entries.get(key);
+      if (!e || !samePrefix(e.tokens, ids)) continue;
+      this.entries.delete(key);
+      this.entries.set(key, e);
+      this.model().restoreSlot(seq.slot, e.data);
+      seq.pos = n;
+      this.counters.hitTokens += n;
+      return n;
+    }
+    return 0;
+  }
+
+  /** Snapshot the sequence's state after `tokens` (its first seq.pos fed ids). The copy is ordered now, before any
+   *  later step; it is stored when it arrives, so the step loop never waits for it. */
+  save(seq: Sequence, tokens: readonly number[]): void {
+    const n = tokens.length;
+    if (n === 0 || n !== seq.pos || this.capacityBytes <= 0) return;
+    const key = prefixKeys(tokens, n)[n - 1]!;
+    const have = this.entries.get(key);
+    if (have && samePrefix(have.tokens, tokens)) return;
+    void this.model()
+      .saveSlot(seq.slot)
+      .then(
+        (data) => this.insert(key, Int32Array.from(tokens), data),
+        () => {}, // a failed read is a snapshot not taken; the engine reports the failure through its step loop
+      );
+  }
+
+  private insert(key: string, tokens: Int32Array, data: SlotSnapshot): void {
+    let bytes = tokens.byteLength;
+    for (const v of data.values()) bytes += v.byteLength;
+    if (bytes > this.capacityBytes) return;
+    const old = this.entries.get(key);
+    if (old) this.remove(key, old);
+    this.entries.set(key, { tokens, data, bytes });
+    this.lengths.set(tokens.length, (this.lengths.get(tokens.length) ?? 0) + 1);
+    this.counters.bytes += bytes;
+    for (const [k, e] of this.entries) {
+      if (this.counters.bytes <= this.capacityBytes) break;
+      this.remove(k, e);
+      this.counters.evictions++;
+    }
+  }
+
+  private remove(key: string, e: Entry): void {
+    this.entries.delete(key);
+    this.counters.bytes -= e.bytes;
+    const c = (this.lengths.get(e.tokens.length) ?? 1) - 1;
+    if (c) this.lengths.set(e.tokens.length, c);
+    else this.lengths.delete(e.tokens.length);
+  }
+}

@@ -1,0 +1,99 @@
+// 2Mamba state snapshots (engine/memory/state-cache.ts): a prompt that begins with tokens another request processed
+// starts from that request's state, and its tokens equal the same request prefilled from scratch.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Scheduler, type RequestSpec } from '../../engine/scheduler.js';
+import { StateCache } from '../../engine/memory/state-cache.js';
+import type { OpenModel } from '../../engine/open.js';
+import { freshRng, openTiny } from '../helpers.js';
+import { until } from '../server/harness.js';
+
+interface Run {
+  ids: number[];
+  cached: number;
+}
+
+function run(s: Scheduler, spec: RequestSpec): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const ids: number[] = [];
+    s.submit(spec, {
+      onToken: (t) => void ids.push(t.id),
+      onEnd: (_, info) => resolve({ ids, cached: info.cachedTokens }),
+      onError: reject,
+    });
+  });
+}
+
+const greedy = (promptIds: number[], maxTokens: number): RequestSpec => ({
+  promptIds,
+  maxTokens,
+  sampling: { temperature: 0 },
+  ignoreEos: true,
+});
+
+function schedulers(m: OpenModel, capacity: number) {
+  const cache = new StateCache(() => m.model, capacity);
+  const opts = { maxBatch: 2, maxQueue: 8, tokenBudget: 64, prefillChunk: 16 };
+  return { cache, cached: new Scheduler(m.pool, { ...opts, prefixCache: cache }), plain: new Scheduler(m.pool, opts) };
+}
+
+test('a prompt that continues an earlier request restores its state: same tokens as a full prefill', async () => {
+  const { rng, seed } = freshRng();
+  // the reference backend (f64 sums): a state restored mid-sequence continues exactly as the uninterrupted one
+  const m = await openTiny('2mamba', seed % 97, { slots: 2, backend: 'reference' });
+  try {
+    const { cache, cached, plain } = schedulers(m, 2 ** 30);
+    const tok = () => 3 + Math.floor(rng.next() * 250);
+    const P = [1, ...Array.from({ length: 30 + Math.floor(rng.next() * 30) }, tok)];
+    const a = await run(cached, greedy(P, 6));
+    assert.equal(a.cached, 0);
+    // two snapshots: the prompt, and the prompt + the 5 generated tokens the sequence was fed
+    await until(() => cache.stats().entries === 2, 5000, 'two snapshots');
+    const turn2 = [...P, ...a.ids, ...Array.from({ length: 9 }, tok)];
+    const b = await run(cached, greedy(turn2, 8));
+    assert.equal(b.cached, P.length + a.ids.length - 1, `seed ${seed}`);
+    assert.deepEqual(b.ids, (await run(plain, greedy(turn2, 8))).ids, `seed ${seed}`);
+    // the same prompt again: its own end-of-prompt snapshot covers all of it, and the last prompt token must be fed
+    // for the first token's logits, so the longest usable one is still the first request's
+    await until(() => cache.stats().entries === 4, 5000, 'four snapshots');
+    const again = await run(cached, greedy(turn2, 8));
+    assert.equal(again.cached, b.cached);
+    assert.deepEqual(again.ids, b.ids);
+    // a prompt that leaves the cached path at its last token hits only a shorter snapshot
+    const fork = [...P.slice(0, -1), P.at(-1)! + 1, ...a.ids];
+    const f = await run(cached, greedy(fork, 5));
+    assert.equal(f.cached, 0, 'no stored sequence is a prefix of the fork');
+    assert.deepEqual(f.ids, (await run(plain, greedy(fork, 5))).ids);
+    const st = cache.stats();
+    assert.equal(st.hitTokens, b.cached + again.cached);
+    assert.equal(st.evictions, 0);
+  } finally {
+    await m.close();
+  }
+});
+
+test('the snapshot store stays under its byte cap, evicting the least recently used', async () => {
+  const { rng, seed } = freshRng();
+  const m = await openTiny('2mamba', seed % 89, { slots: 2 });
+  try {
+    const probe = schedulers(m, 2 ** 30);
+    await run(probe.cached, greedy([1, 5, 6, 7], 1));
+    await until(() => probe.cache.stats().entries === 1, 5000, 'a snapshot');
+    const one = probe.cache.stats().bytes;
+    const { cache, cached } = schedulers(m, Math.floor(2.5 * one));
+    const prompts = [0, 1, 2].map(() => [1, ...Array.from({ length: 12 }, () => 3 + Math.floor(rng.next() * 250))]);
+    for (const [i, p] of prompts.entries()) {
+      await run(cached, greedy(p, 1)); // one snapshot each: the prompt (a request of one token feeds nothing more)
+      await until(() => cache.stats().entries + cache.stats().evictions === i + 1, 5000, `snapshot ${i}`);
+    }
+    const st = cache.stats();
+    assert.equal(st.entries, 2);
+    assert.equal(st.evictions, 1);
+    assert.ok(st.bytes <= st.capacityBytes, `${st.bytes} > ${st.capacityBytes}`);
+    // the oldest prompt was evicted; the newest is still there
+    assert.equal((await run(cached, greedy([...prompts[0]!, 9], 1))).cached, 0);
+    assert.equal((await run(cached, greedy([...prompts[2]!, 9], 1))).cached, prompts[2]!.length);
+  } finally {
+    await m.close();
+  }
+});
