@@ -118,6 +118,11 @@ export class Engine {
    * fails too, the engine stays failed (/health 503 engine_failed).
    */
   private restart(err: Error, started: Submitted[], waiting: Submitted[]): Promise<void> {
+    if (this.closing) {
+      // closed under a running step (a background warm-turn prefill): end what was there, reload nothing
+      for (const r of [...started, ...waiting]) r.events.onError?.(err);
+      return Promise.resolve();
+    }
     this.log(`${this.name}: engine failed: ${err.message}; reloading`);
     const t0 = performance.now();
     for (const r of started) r.events.onError?.(new EngineRestartedError(err));
@@ -200,6 +205,29 @@ export class Engine {
     return new Engine(name, om.model.spec, loaded(om), om.tokenizer, om.chat, plan, reopen, say, cache);
   }
 
+  /**
+   * After a chat turn: prefill, in the background, the conversation as the next turn will render it (the reply
+   * re-tokenised from its text, the end-of-turn marker) from the snapshot of this turn's prompt, so the next turn's
+   * prompt finds its whole history in the cache. Generated ids often differ from the reply's re-tokenisation, so the
+   * end-of-request snapshot alone would miss. Runs only when the cache is on, `canonical` extends `prompt`, and a state
+   * slot is free with nothing waiting (it never delays a request).
+   */
+  warmTurn(prompt: readonly number[], canonical: readonly number[]): boolean {
+    const s = this.scheduler;
+    if (!this.cache || canonical.length <= prompt.length || s.numWaiting > 0 || this.pool.slots.available === 0)
+      return false;
+    for (let i = 0; i < prompt.length; i++) if (canonical[i] !== prompt[i]) return false;
+    try {
+      s.submit(
+        { promptIds: canonical, maxTokens: 0, prefillOnly: true, sampling: { temperature: 0 }, tag: 'warm-turn' },
+        { onEnd: () => {}, onError: () => {} },
+      );
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** KV tokens the pool holds (0 for 2Mamba). */
   get kvCacheTokens(): number {
     return this.pool.pages.capacity * this.pool.pageSize;
@@ -228,7 +256,10 @@ export class Engine {
   }
 
   /** Free the device (the weights, pools and pipelines). */
+  private closing = false;
+
   async close(): Promise<void> {
+    this.closing = true;
     await this.restarting;
     await this.tokenizer.close();
     await this.live.close();

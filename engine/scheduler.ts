@@ -22,6 +22,8 @@ export interface RequestSpec {
   queueDeadline?: number;
   /** Opaque label returned by snapshot() (e.g. the HTTP request id). */
   tag?: string;
+  /** Feed the whole prompt, keep its state in the prefix cache, generate nothing (ends with "length"). */
+  prefillOnly?: boolean;
 }
 
 /** stop: EOS or a stop id; length: max_tokens; abort: cancelled; deadline: past its deadline. */
@@ -367,7 +369,7 @@ export class Scheduler {
       r.peak = this.pool.memory(r.seq);
       const peak = r.peak;
       if (this.guard(r, () => (r.events.onStart?.(peak), true)) === undefined) continue;
-      if (r.spec.maxTokens === 0) {
+      if (r.spec.maxTokens === 0 && !r.spec.prefillOnly) {
         this.end(r, 'length');
         continue;
       }
@@ -441,6 +443,7 @@ export class Scheduler {
     const next: (DeviceSample | null)[] = [];
     for (const [i, { r, last }] of items.entries()) {
       if (!last || !sampling[i] || !this.running.includes(r) || r.generated + 2 > r.spec.maxTokens) return;
+      if (r.spec.prefillOnly) return;
       try {
         next.push(r.sampler.device(this.banned(r, 1), 1));
       } catch {
@@ -471,6 +474,10 @@ export class Scheduler {
       if (!this.running.includes(r)) return; // ended while the step ran (abort, deadline, a stop in the step before)
       if (r.next === null) r.fed += ids.length;
       r.peak = this.pool.memory(r.seq!);
+      if (last && r.spec.prefillOnly) {
+        this.running.splice(this.running.indexOf(r), 1);
+        return this.end(r, 'length');
+      }
       if (last) this.guard(r, () => this.emit(r, sampling[i] ? { id: tokens[i]!, logprob: 0 } : null, logits, i));
     });
   }

@@ -45,6 +45,20 @@ async function encode(host: Engine, req: GenRequest, text: string, special: bool
   return host.tokenizer.encodeAsync(text, special);
 }
 
+/** After a chat turn with one choice, have the engine prefill the conversation as the next turn will render it
+ *  (Engine.warmTurn), once the response is on its way. */
+function warmNextTurn(host: Engine, req: GenRequest, prompt: readonly number[], results: ChoiceResult[] | null): void {
+  const r = results?.length === 1 ? results[0]! : null;
+  if (req.kind !== 'chat' || !r || r.end === 'abort' || r.end === 'deadline' || !r.text) return;
+  setImmediate(() => {
+    const text = host.chat.render([...req.messages!, { role: 'assistant', content: r.text }], false);
+    host.tokenizer.encodeAsync(text, false).then(
+      (ids) => host.warmTurn(prompt, ids),
+      () => {}, // a turn not warmed is a later partial hit
+    );
+  });
+}
+
 /** Resolve the model, tokenise, and check the context and capacity: everything that can fail with a status. */
 async function prepare(state: ServerState, req: GenRequest): Promise<Prepared> {
   const host = state.models.get(req.model);
@@ -335,6 +349,7 @@ export function generationHandler(state: ServerState, kind: 'completion' | 'chat
     const e2e = (performance.now() - t0) / 1000;
     const o: Outcome = { req, head, host, promptTokens, results, error, clientGone: c.clientGone, e2e };
     const u = observe(state, request, o);
+    if (!error) warmNextTurn(host, req, prompts[0]!, results);
     if (req.stream) return endStream(sse!, reply, o, u);
     if (c.clientGone) return;
     if (error) throw error;
