@@ -210,7 +210,7 @@ export class Engine {
    * re-tokenised from its text, the end-of-turn marker) from the snapshot of this turn's prompt, so the next turn's
    * prompt finds its whole history in the cache. Generated ids often differ from the reply's re-tokenisation, so the
    * end-of-request snapshot alone would miss. Runs only when the cache is on, `canonical` extends `prompt`, and a state
-   * slot is free with nothing waiting (it never delays a request).
+   * slot is free with nothing waiting; a request that then waits for a place ends it (what it fed so far is kept).
    */
   warmTurn(prompt: readonly number[], canonical: readonly number[]): boolean {
     const s = this.scheduler;

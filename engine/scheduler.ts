@@ -355,7 +355,17 @@ export class Scheduler {
         }
       }
     }
-    // 2. admit waiting requests in order while a slot, the pages and the batch cap allow
+    // 2. a request waiting for a place ends background prefills (prefillOnly: they keep what they have fed so far)
+    if (
+      this.waiting.some((r) => !r.spec.prefillOnly) &&
+      (this.pool.slots.available === 0 || this.running.length >= this.opts.maxBatch)
+    ) {
+      for (const r of this.running.filter((q) => q.spec.prefillOnly)) {
+        this.running.splice(this.running.indexOf(r), 1);
+        this.end(r, 'abort');
+      }
+    }
+    // 3. admit waiting requests in order while a slot, the pages and the batch cap allow
     while (
       this.waiting.length &&
       this.running.length < this.opts.maxBatch &&
@@ -382,7 +392,7 @@ export class Scheduler {
       this.launchAhead(a.items, a.sampling);
       return this.finish(a.items, a.sampling, await a.result);
     }
-    // 3. one decode token per running request, then prefill chunks under the remaining budget
+    // 4. one decode token per running request, then prefill chunks under the remaining budget
     const items: StepItem[] = [];
     let budget = this.opts.tokenBudget;
     for (const r of this.running)

@@ -97,3 +97,32 @@ test('the snapshot store stays under its byte cap, evicting the least recently u
     await m.close();
   }
 });
+
+test('a background prefill gives way to a request that waits for its place, keeping what it fed', async () => {
+  const { rng, seed } = freshRng();
+  const m = await openTiny('2mamba', seed % 83, { slots: 1 });
+  try {
+    const cache = new StateCache(() => m.model, 2 ** 30);
+    const s = new Scheduler(m.pool, {
+      maxBatch: 1,
+      maxQueue: 4,
+      tokenBudget: 16,
+      prefillChunk: 16,
+      prefixCache: cache,
+    });
+    const long = [1, ...Array.from({ length: 400 }, () => 3 + Math.floor(rng.next() * 250))];
+    const warm = new Promise<string>((resolve, reject) =>
+      s.submit({ ...greedy(long, 0), prefillOnly: true }, { onEnd: (why) => resolve(why), onError: reject }),
+    );
+    await until(() => s.snapshot()[0]?.prefilled! >= 32, 5000, 'the background prefill under way');
+    const user = run(s, greedy([1, 7, 8, 9], 3));
+    assert.equal(await warm, 'abort', 'the background prefill ended for the waiting request');
+    assert.equal((await user).ids.length, 3);
+    // what it had fed (whole 16-token chunks) is a snapshot a later prompt can start from
+    await until(() => cache.stats().entries >= 1, 5000, 'the partial snapshot');
+    const r = await run(s, greedy([...long, 5], 2));
+    assert.ok(r.cached >= 32 && r.cached % 16 === 0 && r.cached < long.length, `cached ${r.cached} (seed ${seed})`);
+  } finally {
+    await m.close();
+  }
+});
