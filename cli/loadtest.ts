@@ -9,6 +9,7 @@ const SERVE_FLAGS = [
   'backend',
   'memory-budget',
   'state-cache-host-bytes',
+  'kv-prefix-cache',
   'max-batch',
   'max-queue',
   'max-model-len',

@@ -34,6 +34,8 @@ Options:
                             at most 25% of memory)
   --state-cache-host-bytes B  host RAM per 2Mamba model for state snapshots, so a prompt that begins with tokens
                             already processed (the next turn of a chat) prefills only the rest (default 2GiB; 0: off)
+  --kv-prefix-cache on|off  keep full KV pages of finished softmax requests for prompts that begin with them
+                            (default on; they are freed whenever a request needs the pages)
   --max-model-len N         context limit (default: config's max_position_embeddings; 2Mamba: 1048576)
   --request-timeout S       end requests running longer (default: none)
   --max-queue-time S        503 for requests waiting longer (default 60)
@@ -58,6 +60,7 @@ const OPTIONS = {
   'max-queue': { type: 'string' },
   'memory-budget': { type: 'string' },
   'state-cache-host-bytes': { type: 'string' },
+  'kv-prefix-cache': { type: 'string' },
   'max-model-len': { type: 'string' },
   'request-timeout': { type: 'string' },
   'max-queue-time': { type: 'string' },
@@ -130,6 +133,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     maxQueue: int(a['max-queue'] as string | undefined, 'max-queue', 64, 0),
     memoryBudget: bytesFlag(a['memory-budget'], 'memory-budget'),
     stateCacheHostBytes: bytesFlag(a['state-cache-host-bytes'], 'state-cache-host-bytes') ?? undefined,
+    kvPrefixCache: oneOf(a['kv-prefix-cache'] as string | undefined, 'kv-prefix-cache', ['on', 'off'], 'on') === 'on',
     maxModelLen: a['max-model-len'] === undefined ? null : int(a['max-model-len'] as string, 'max-model-len', 0, 1),
     tokenBudget: int(a['token-budget'] as string | undefined, 'token-budget', 512, 1),
     prefillChunk: int(a['prefill-chunk'] as string | undefined, 'prefill-chunk', 256, 1),

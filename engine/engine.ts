@@ -7,6 +7,7 @@ import { fitPools, planPools, type PlanOptions, type PoolPlan } from './memory/p
 import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
 import { StateCache, type StateCacheStats } from './memory/state-cache.js';
+import { PageCache } from './memory/page-cache.js';
 import type { WeightsDType } from './model/model.js';
 import { openModel, type BackendChoice, type KvChoice, type OpenModel } from './open.js';
 import { Scheduler, type RequestSnapshot, type Submitted } from './scheduler.js';
@@ -25,6 +26,8 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   prefillChunk: number;
   /** Bytes of host RAM for 2Mamba state snapshots (0: none; default DEFAULT_STATE_CACHE_BYTES). */
   stateCacheHostBytes?: number;
+  /** Keep full KV pages of finished requests for later prompts that begin with them (softmax; default true). */
+  kvPrefixCache?: boolean;
 }
 
 /** 2 GiB: ~190 snapshots of the shipped tiny 2Mamba (10.8 MB), 12 of the paper's small one (173 MB). */
@@ -34,7 +37,8 @@ export interface EngineStats {
   running: number;
   waiting: number;
   slots: { total: number; used: number; available: number };
-  kvBlocks: { total: number; used: number; blockTokens: number };
+  /** KV pages: held by requests (`used`), kept by the prefix cache for later prompts only (`cached`). */
+  kvBlocks: { total: number; used: number; cached: number; blockTokens: number };
   /** Bytes the backend holds, by buffer role. */
   memory: { weights: number; state: number; kv: number };
   /** Every running and waiting request with its live memory. */
@@ -45,7 +49,7 @@ export interface EngineStats {
   restarting: boolean;
   /** Times the engine reloaded itself after a failure. */
   restarts: number;
-  /** The 2Mamba state-snapshot cache (null: none for this model). */
+  /** The prefix cache: 2Mamba state snapshots or softmax KV pages (null: none for this model). */
   prefixCache: StateCacheStats | null;
 }
 
@@ -61,6 +65,7 @@ export class EngineRestartedError extends Error {
 interface Loaded {
   backend: Backend;
   pool: SequencePool;
+  pageCache?: PageCache;
   scheduler: Scheduler;
   close(): Promise<void>;
 }
@@ -179,15 +184,21 @@ export class Engine {
     if (cache) say(`${name}: state cache: up to ${cacheBytes} bytes of host RAM for 2Mamba state snapshots`);
     const loaded = (m: OpenModel): Loaded => {
       current = m.model;
+      // softmax only: 2Mamba-E's conv state at a page boundary is not kept with its pages
+      const pageCache =
+        m.model.spec.arch === 'softmax' && o.kvPrefixCache !== false
+          ? new PageCache(m.pool, m.pool.pageSize * memoryModel(m.model.spec, p.kvDtype).kvBytesPerToken)
+          : undefined;
       return {
         backend: m.backend,
         pool: m.pool,
+        pageCache,
         scheduler: new Scheduler(m.pool, {
           maxBatch: p.slots,
           maxQueue: o.maxQueue,
           tokenBudget: o.tokenBudget,
           prefillChunk: o.prefillChunk,
-          prefixCache: cache,
+          prefixCache: cache ?? pageCache,
         }),
         close: async () => {
           await m.tokenizer.close();
@@ -240,18 +251,24 @@ export class Engine {
 
   stats(): EngineStats {
     const { slots, pages } = this.pool,
-      b = this.backend;
+      b = this.backend,
+      cachedOnly = this.live.pageCache?.evictable ?? 0;
     return {
       running: this.scheduler.numRunning,
       waiting: this.scheduler.numWaiting,
       slots: { total: slots.capacity, used: slots.inUse, available: slots.available },
-      kvBlocks: { total: pages.capacity, used: pages.inUse, blockTokens: this.pool.pageSize },
+      kvBlocks: {
+        total: pages.capacity,
+        used: pages.inUse - cachedOnly,
+        cached: cachedOnly,
+        blockTokens: this.pool.pageSize,
+      },
       memory: { weights: b.bytes('weight'), state: b.bytes('state'), kv: b.bytes('kv') },
       requests: this.scheduler.snapshot(),
       failure: (this.failure ?? this.scheduler.failure)?.message ?? null,
       restarting: this.isRestarting,
       restarts: this.restarts,
-      prefixCache: this.cache?.stats() ?? null,
+      prefixCache: this.cache?.stats() ?? this.live.pageCache?.stats() ?? null,
     };
   }
 

@@ -179,7 +179,7 @@ export class Scheduler {
    */
   canQueue(n: number, tokens = 0): boolean {
     let places = Math.min(this.opts.maxBatch - this.running.length, this.pool.slots.available);
-    let pages = this.pool.pages.available,
+    let pages = this.pool.freePages,
       mustWait = 0;
     const take = (need: number) => {
       if (mustWait === 0 && places > 0 && need <= pages) {
@@ -370,12 +370,12 @@ export class Scheduler {
       this.waiting.length &&
       this.running.length < this.opts.maxBatch &&
       this.pool.slots.available > 0 &&
-      this.pagesNeeded(this.waiting[0]!.spec) <= this.pool.pages.available
+      this.pagesNeeded(this.waiting[0]!.spec) <= this.pool.freePages
     ) {
       const r = this.waiting.shift()!;
       r.seq = this.pool.open();
-      this.pool.reserve(r.seq, r.spec.promptIds.length + r.spec.maxTokens);
       r.cached = r.fed = this.restore(r.seq, r.spec.promptIds);
+      this.pool.reserve(r.seq, r.spec.promptIds.length + r.spec.maxTokens);
       r.peak = this.pool.memory(r.seq);
       const peak = r.peak;
       if (this.guard(r, () => (r.events.onStart?.(peak), true)) === undefined) continue;

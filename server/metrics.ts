@@ -81,7 +81,12 @@ export class Metrics {
     perModel('fury_state_slots_total', 'State slots.', (s) => s.slots.total);
     perModel('fury_state_slots_used', 'State slots in use.', (s) => s.slots.used);
     perModel('fury_kv_blocks_total', 'KV pages.', (s) => s.kvBlocks.total);
-    perModel('fury_kv_blocks_used', 'KV pages in use.', (s) => s.kvBlocks.used);
+    perModel('fury_kv_blocks_used', 'KV pages held by requests.', (s) => s.kvBlocks.used);
+    perModel(
+      'fury_kv_blocks_cached',
+      'KV pages kept only by the prefix cache (freed on demand).',
+      (s) => s.kvBlocks.cached,
+    );
     perModel('fury_engine_restarts', 'Times the engine reloaded itself after a failure.', (s) => s.restarts);
     const cache = (f: (c: NonNullable<EngineStats['prefixCache']>) => number) => (s: EngineStats) =>
       s.prefixCache ? f(s.prefixCache) : 0;

@@ -8,10 +8,12 @@ export class PoolExhausted extends Error {
   }
 }
 
-/** A free list of integer ids 0 … capacity−1 (lowest id first, so allocation is deterministic). */
+/** A free list of integer ids 0 … capacity−1 (lowest id first, so allocation is deterministic), each id counted by
+ *  its holders: `acquire` takes a free one (one holder), `retain` adds a holder (KV pages shared by the prefix cache
+ *  and the sequences that reuse them), `release` drops one and frees the id with its last holder. */
 export class IdPool {
   private free: number[];
-  private used = new Set<number>();
+  private refs = new Map<number, number>();
 
   constructor(
     readonly capacity: number,
@@ -25,13 +27,18 @@ export class IdPool {
   }
 
   get inUse(): number {
-    return this.used.size;
+    return this.refs.size;
+  }
+
+  /** Holders of an id (0: free). */
+  holders(id: number): number {
+    return this.refs.get(id) ?? 0;
   }
 
   acquire(): number {
     const id = this.free.pop();
     if (id === undefined) throw new PoolExhausted(`no free ${this.what} (all ${this.capacity} in use)`);
-    this.used.add(id);
+    this.refs.set(id, 1);
     return id;
   }
 
@@ -41,8 +48,17 @@ export class IdPool {
     return Array.from({ length: n }, () => this.acquire());
   }
 
+  retain(id: number): void {
+    const n = this.refs.get(id);
+    if (!n) throw new Error(`${this.what} ${id} is not in use`);
+    this.refs.set(id, n + 1);
+  }
+
   release(id: number): void {
-    if (!this.used.delete(id)) throw new Error(`${this.what} ${id} is not in use`);
+    const n = this.refs.get(id);
+    if (!n) throw new Error(`${this.what} ${id} is not in use`);
+    if (n > 1) return void this.refs.set(id, n - 1);
+    this.refs.delete(id);
     this.free.push(id);
     this.free.sort((a, b) => b - a);
   }

@@ -29,6 +29,8 @@ export class SequencePool {
   readonly slots: IdPool;
   readonly pages: IdPool;
   private readonly open_ = new Set<Sequence>();
+  /** The KV prefix cache, when the model has one: its unheld pages count as free and are evicted on demand. */
+  pageCache: { readonly evictable: number; evict(n: number): number } | null = null;
 
   constructor(readonly model: Model) {
     this.slots = new IdPool(model.pools.slots, 'state slot');
@@ -50,9 +52,15 @@ export class SequencePool {
     return seq;
   }
 
+  /** KV pages a request can get now: the free ones and those only the prefix cache holds. */
+  get freePages(): number {
+    return this.pages.available + (this.pageCache?.evictable ?? 0);
+  }
+
   /** Make sure the sequence's pages cover `tokens` tokens (the scheduler reserves prompt + max_tokens up front). */
   reserve(seq: Sequence, tokens: number): void {
     const need = this.pagesFor(tokens) - seq.pages.length;
+    if (need > this.pages.available) this.pageCache?.evict(need - this.pages.available);
     if (need > 0) seq.pages.push(...this.pages.acquireMany(need));
   }
 

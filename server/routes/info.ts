@@ -63,7 +63,12 @@ export function registerInfoRoutes(app: FastifyInstance, state: ServerState): vo
         running: s.running,
         waiting: s.waiting,
         state_slots: { total: s.slots.total, used: s.slots.used },
-        kv_blocks: { total: s.kvBlocks.total, used: s.kvBlocks.used, block_tokens: s.kvBlocks.blockTokens },
+        kv_blocks: {
+          total: s.kvBlocks.total,
+          used: s.kvBlocks.used,
+          cached: s.kvBlocks.cached,
+          block_tokens: s.kvBlocks.blockTokens,
+        },
       })),
       data: engines.flatMap(({ m, s }) =>
         s.requests.map((r) => ({

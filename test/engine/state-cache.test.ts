@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Scheduler, type RequestSpec } from '../../engine/scheduler.js';
 import { StateCache } from '../../engine/memory/state-cache.js';
+import { PageCache } from '../../engine/memory/page-cache.js';
 import type { OpenModel } from '../../engine/open.js';
 import { freshRng, openTiny } from '../helpers.js';
 import { until } from '../server/harness.js';
@@ -122,6 +123,37 @@ test('a background prefill gives way to a request that waits for its place, keep
     await until(() => cache.stats().entries >= 1, 5000, 'the partial snapshot');
     const r = await run(s, greedy([...long, 5], 2));
     assert.ok(r.cached >= 32 && r.cached % 16 === 0 && r.cached < long.length, `cached ${r.cached} (seed ${seed})`);
+  } finally {
+    await m.close();
+  }
+});
+
+test('softmax: a prompt that begins with cached KV pages takes them by reference; same tokens; pages freed on demand', async () => {
+  const { rng, seed } = freshRng();
+  // 12 pages of 16 tokens: enough for the first requests, then one that needs every page
+  const m = await openTiny('softmax', seed % 79, { slots: 2, kvTokens: 192, backend: 'reference' });
+  try {
+    const pages = new PageCache(m.pool, 1);
+    const opts = { maxBatch: 2, maxQueue: 8, tokenBudget: 64, prefillChunk: 16 };
+    const cached = new Scheduler(m.pool, { ...opts, prefixCache: pages }),
+      plain = new Scheduler(m.pool, opts);
+    const tok = () => 3 + Math.floor(rng.next() * 250);
+    const P = [1, ...Array.from({ length: 39 }, tok)];
+    const a = await run(cached, greedy(P, 6)); // fed 45 tokens: pages 0 and 1 are full
+    assert.equal(a.cached, 0);
+    assert.equal(pages.stats().entries, 2);
+    assert.equal(m.pool.pages.inUse, 2, 'only the cached pages stay');
+    assert.equal(m.pool.freePages, m.pool.pages.capacity, 'and they count as free');
+    const turn2 = [...P, ...a.ids, ...Array.from({ length: 9 }, tok)];
+    const b = await run(cached, greedy(turn2, 8));
+    assert.equal(b.cached, 32, `seed ${seed}`);
+    assert.deepEqual(b.ids, (await run(plain, greedy(turn2, 8))).ids, `seed ${seed}`);
+    // a request that needs every page evicts the cached ones (least recently used first) and runs
+    const big = [1, ...Array.from({ length: 180 }, tok)];
+    const c = await run(cached, greedy(big, 11));
+    assert.equal(c.ids.length, 11);
+    assert.ok(pages.stats().evictions >= 1);
+    assert.equal(m.pool.freePages, m.pool.pages.capacity);
   } finally {
     await m.close();
   }
