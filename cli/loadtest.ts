@@ -10,6 +10,7 @@ const SERVE_FLAGS = [
   'memory-budget',
   'state-cache-host-bytes',
   'kv-prefix-cache',
+  'state-checkpoint-tokens',
   'max-batch',
   'max-queue',
   'max-model-len',

@@ -34,6 +34,8 @@ Options:
                             at most 25% of memory)
   --state-cache-host-bytes B  host RAM per 2Mamba model for state snapshots, so a prompt that begins with tokens
                             already processed (the next turn of a chat) prefills only the rest (default 2GiB; 0: off)
+  --state-checkpoint-tokens N  also snapshot a long prompt's state (2Mamba) or register its KV pages (softmax) every N
+                            prefilled tokens, so a prompt that shares only its beginning still hits (default 4096; 0: off)
   --kv-prefix-cache on|off  keep full KV pages of finished softmax requests for prompts that begin with them
                             (default on; they are freed whenever a request needs the pages)
   --max-model-len N         context limit (default: config's max_position_embeddings; 2Mamba: 1048576)
@@ -61,6 +63,7 @@ const OPTIONS = {
   'memory-budget': { type: 'string' },
   'state-cache-host-bytes': { type: 'string' },
   'kv-prefix-cache': { type: 'string' },
+  'state-checkpoint-tokens': { type: 'string' },
   'max-model-len': { type: 'string' },
   'request-timeout': { type: 'string' },
   'max-queue-time': { type: 'string' },
@@ -133,6 +136,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     maxQueue: int(a['max-queue'] as string | undefined, 'max-queue', 64, 0),
     memoryBudget: bytesFlag(a['memory-budget'], 'memory-budget'),
     stateCacheHostBytes: bytesFlag(a['state-cache-host-bytes'], 'state-cache-host-bytes') ?? undefined,
+    stateCheckpointTokens: int(a['state-checkpoint-tokens'] as string | undefined, 'state-checkpoint-tokens', 4096, 0),
     kvPrefixCache: oneOf(a['kv-prefix-cache'] as string | undefined, 'kv-prefix-cache', ['on', 'off'], 'on') === 'on',
     maxModelLen: a['max-model-len'] === undefined ? null : int(a['max-model-len'] as string, 'max-model-len', 0, 1),
     tokenBudget: int(a['token-budget'] as string | undefined, 'token-budget', 512, 1),

@@ -28,7 +28,14 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   stateCacheHostBytes?: number;
   /** Keep full KV pages of finished requests for later prompts that begin with them (softmax; default true). */
   kvPrefixCache?: boolean;
+  /** Snapshot a long prefill every this many tokens (default DEFAULT_CHECKPOINT_TOKENS; 0: only at its end). */
+  stateCheckpointTokens?: number;
 }
+
+/** A snapshot every 4096 prefilled tokens: it costs ≤ 3% of the prefill it saves (the small preset's 173 MB state
+ *  reads back over PCIe in ~7 ms against 0.25–0.35 s to prefill 4096 tokens on an H200; the tiny model's 10.8 MB in
+ *  ~3 ms against ~2 s on 2 cores), and a prompt that leaves a long document re-prefills fewer than 4096 of its tokens. */
+export const DEFAULT_CHECKPOINT_TOKENS = 4096;
 
 /** 2 GiB: ~190 snapshots of the shipped tiny 2Mamba (10.8 MB), 12 of the paper's small one (173 MB). */
 export const DEFAULT_STATE_CACHE_BYTES = 2 * 2 ** 30;
@@ -199,6 +206,7 @@ export class Engine {
           tokenBudget: o.tokenBudget,
           prefillChunk: o.prefillChunk,
           prefixCache: cache ?? pageCache,
+          checkpointTokens: o.stateCheckpointTokens ?? DEFAULT_CHECKPOINT_TOKENS,
         }),
         close: async () => {
           await m.tokenizer.close();

@@ -59,6 +59,8 @@ export interface SchedulerOptions {
   onFailure?: (err: Error, started: Submitted[], waiting: Submitted[]) => void;
   /** Where a prompt's longest known prefix is restored from and finished sequences are kept (2Mamba states). */
   prefixCache?: PrefixCache;
+  /** Also keep a prompt's state each time its prefill passes a multiple of this many tokens (0: never). */
+  checkpointTokens?: number;
 }
 
 /** A store of sequence states by the exact tokens that produced them (engine/memory/state-cache.ts). */
@@ -420,8 +422,14 @@ export class Scheduler {
       items.map(({ r, ids }) => ({ seq: r.seq!, ids })),
       sampling,
     );
-    // a prompt fed to its end: keep its state (ordered before the step submitted ahead below)
-    for (const { r, last } of items) if (last && r.next === null) this.keep(r);
+    // a prompt fed to its end, or past a checkpoint of a long prefill: keep its state (ordered before the step submitted
+    // ahead below)
+    const every = this.opts.checkpointTokens ?? 0;
+    for (const { r, ids, last } of items) {
+      const crossed =
+        every > 0 && r.next === null && Math.floor(r.fed / every) < Math.floor((r.fed + ids.length) / every);
+      if ((last && r.next === null) || crossed) this.keep(r);
+    }
     this.launchAhead(items, sampling);
     this.finish(items, sampling, await result);
   }

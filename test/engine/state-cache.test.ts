@@ -158,3 +158,25 @@ test('softmax: a prompt that begins with cached KV pages takes them by reference
     await m.close();
   }
 });
+
+test('a long prefill keeps a snapshot every checkpoint: a prompt that shares only its beginning still hits', async () => {
+  const { rng, seed } = freshRng();
+  const m = await openTiny('2mamba', seed % 73, { slots: 2, backend: 'reference' });
+  try {
+    const cache = new StateCache(() => m.model, 2 ** 30);
+    const opts = { maxBatch: 2, maxQueue: 8, tokenBudget: 16, prefillChunk: 16 };
+    const s = new Scheduler(m.pool, { ...opts, prefixCache: cache, checkpointTokens: 32 }),
+      plain = new Scheduler(m.pool, opts);
+    const tok = () => 3 + Math.floor(rng.next() * 250);
+    const doc = [1, ...Array.from({ length: 99 }, tok)];
+    await run(s, greedy(doc, 1));
+    // snapshots at 32, 64 and 96 prefilled tokens, and the whole prompt
+    await until(() => cache.stats().entries === 4, 5000, 'four snapshots');
+    const other = [...doc.slice(0, 70), ...Array.from({ length: 20 }, tok)];
+    const r = await run(s, greedy(other, 6));
+    assert.equal(r.cached, 64, `seed ${seed}`);
+    assert.deepEqual(r.ids, (await run(plain, greedy(other, 6))).ids, `seed ${seed}`);
+  } finally {
+    await m.close();
+  }
+});
