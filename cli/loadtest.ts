@@ -11,6 +11,8 @@ const SERVE_FLAGS = [
   'state-cache-host-bytes',
   'kv-prefix-cache',
   'state-checkpoint-tokens',
+  'state-cache-dir',
+  'state-cache-dir-bytes',
   'max-batch',
   'max-queue',
   'max-model-len',

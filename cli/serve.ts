@@ -34,6 +34,9 @@ Options:
                             at most 25% of memory)
   --state-cache-host-bytes B  host RAM per 2Mamba model for state snapshots, so a prompt that begins with tokens
                             already processed (the next turn of a chat) prefills only the rest (default 2GiB; 0: off)
+  --state-cache-dir DIR     also write 2Mamba snapshots to DIR and read them back at startup (each file checked
+                            against the model, its layout, its tokens and a checksum); --state-cache-dir-bytes B caps it
+                            (default 10GiB, oldest files first)
   --state-checkpoint-tokens N  also snapshot a long prompt's state (2Mamba) or register its KV pages (softmax) every N
                             prefilled tokens, so a prompt that shares only its beginning still hits (default 4096; 0: off)
   --kv-prefix-cache on|off  keep full KV pages of finished softmax requests for prompts that begin with them
@@ -64,6 +67,8 @@ const OPTIONS = {
   'state-cache-host-bytes': { type: 'string' },
   'kv-prefix-cache': { type: 'string' },
   'state-checkpoint-tokens': { type: 'string' },
+  'state-cache-dir': { type: 'string' },
+  'state-cache-dir-bytes': { type: 'string' },
   'max-model-len': { type: 'string' },
   'request-timeout': { type: 'string' },
   'max-queue-time': { type: 'string' },
@@ -136,6 +141,8 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     maxQueue: int(a['max-queue'] as string | undefined, 'max-queue', 64, 0),
     memoryBudget: bytesFlag(a['memory-budget'], 'memory-budget'),
     stateCacheHostBytes: bytesFlag(a['state-cache-host-bytes'], 'state-cache-host-bytes') ?? undefined,
+    stateCacheDir: typeof a['state-cache-dir'] === 'string' ? a['state-cache-dir'] : undefined,
+    stateCacheDirBytes: bytesFlag(a['state-cache-dir-bytes'], 'state-cache-dir-bytes') ?? undefined,
     stateCheckpointTokens: int(a['state-checkpoint-tokens'] as string | undefined, 'state-checkpoint-tokens', 4096, 0),
     kvPrefixCache: oneOf(a['kv-prefix-cache'] as string | undefined, 'kv-prefix-cache', ['on', 'off'], 'on') === 'on',
     maxModelLen: a['max-model-len'] === undefined ? null : int(a['max-model-len'] as string, 'max-model-len', 0, 1),

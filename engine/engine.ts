@@ -8,6 +8,8 @@ import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
 import { StateCache, type StateCacheStats } from './memory/state-cache.js';
 import { PageCache } from './memory/page-cache.js';
+import { StateDisk, modelIdentity } from './memory/state-disk.js';
+import { mkdir } from 'node:fs/promises';
 import type { WeightsDType } from './model/model.js';
 import { openModel, type BackendChoice, type KvChoice, type OpenModel } from './open.js';
 import { Scheduler, type RequestSnapshot, type Submitted } from './scheduler.js';
@@ -28,6 +30,10 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   stateCacheHostBytes?: number;
   /** Keep full KV pages of finished requests for later prompts that begin with them (softmax; default true). */
   kvPrefixCache?: boolean;
+  /** A directory where 2Mamba snapshots are also written, read back at startup (survives restarts). */
+  stateCacheDir?: string;
+  /** Bytes the directory may hold (default DEFAULT_STATE_DIR_BYTES; the oldest files go first). */
+  stateCacheDirBytes?: number;
   /** Snapshot a long prefill every this many tokens (default DEFAULT_CHECKPOINT_TOKENS; 0: only at its end). */
   stateCheckpointTokens?: number;
 }
@@ -36,6 +42,8 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
  *  reads back over PCIe in ~7 ms against 0.25–0.35 s to prefill 4096 tokens on an H200; the tiny model's 10.8 MB in
  *  ~3 ms against ~2 s on 2 cores), and a prompt that leaves a long document re-prefills fewer than 4096 of its tokens. */
 export const DEFAULT_CHECKPOINT_TOKENS = 4096;
+
+export const DEFAULT_STATE_DIR_BYTES = 10 * 2 ** 30;
 
 /** 2 GiB: ~190 snapshots of the shipped tiny 2Mamba (10.8 MB), 12 of the paper's small one (173 MB). */
 export const DEFAULT_STATE_CACHE_BYTES = 2 * 2 ** 30;
@@ -189,6 +197,18 @@ export class Engine {
     const cache =
       om.model.spec.arch === '2mamba' && cacheBytes > 0 ? new StateCache(() => current, cacheBytes) : undefined;
     if (cache) say(`${name}: state cache: up to ${cacheBytes} bytes of host RAM for 2Mamba state snapshots`);
+    if (cache && o.stateCacheDir) {
+      const where = o.stateCacheDir,
+        bytes = o.stateCacheDirBytes ?? DEFAULT_STATE_DIR_BYTES;
+      await mkdir(where, { recursive: true });
+      const id = await modelIdentity(dir, `${om.model.spec.arch}/${om.model.weightDType}`);
+      const disk = new StateDisk(where, id, om.model.slotBuffers(), bytes, say);
+      say(`${name}: state cache: up to ${bytes} bytes in ${where}`);
+      void cache.attach(disk).then(
+        (n) => say(`${name}: state cache: ${n} snapshots read back from ${where}`),
+        (e: Error) => say(`${name}: state cache: reading ${where} failed: ${e.message}`),
+      );
+    }
     const loaded = (m: OpenModel): Loaded => {
       current = m.model;
       // softmax only: 2Mamba-E's conv state at a page boundary is not kept with its pages

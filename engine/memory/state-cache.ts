@@ -4,6 +4,7 @@
 // the ids are compared in full, so a hash collision is a miss, never a wrong state). Host-RAM tier, LRU under a byte cap.
 import type { Model, SlotSnapshot } from '../model/model.js';
 import type { Sequence } from './sequences.js';
+import type { StateDisk } from './state-disk.js';
 
 interface Entry {
   tokens: Int32Array;
@@ -47,11 +48,26 @@ export class StateCache {
   private readonly lengths = new Map<number, number>();
   private readonly counters = { queriedTokens: 0, hitTokens: 0, evictions: 0, bytes: 0 };
 
+  /** The disk tier, when one is attached: every snapshot is also written there. */
+  private disk: StateDisk | null = null;
+
   /** `model`: the model serving now (an engine that restarts loads a new one; the snapshots stay valid for it). */
   constructor(
     private readonly model: () => Model,
     readonly capacityBytes: number,
   ) {}
+
+  /** Write every new snapshot to `disk` too, and read back (newest first, up to this tier's size) what it holds from
+   *  earlier runs; resolves with how many were read back. */
+  async attach(disk: StateDisk): Promise<number> {
+    this.disk = disk;
+    let n = 0;
+    for await (const s of disk.load(this.capacityBytes)) {
+      this.insert(prefixKeys(s.tokens, s.tokens.length).at(-1)!, s.tokens, s.data, false);
+      n++;
+    }
+    return n;
+  }
 
   stats(): StateCacheStats {
     return { ...this.counters, entries: this.entries.size, capacityBytes: this.capacityBytes };
@@ -93,14 +109,15 @@ export class StateCache {
     void this.model()
       .saveSlot(seq.slot)
       .then(
-        (data) => this.insert(key, Int32Array.from(tokens), data),
+        (data) => this.insert(key, Int32Array.from(tokens), data, true),
         () => {}, // a failed read is a snapshot not taken; the engine reports the failure through its step loop
       );
   }
 
-  private insert(key: string, tokens: Int32Array, data: SlotSnapshot): void {
+  private insert(key: string, tokens: Int32Array, data: SlotSnapshot, persist: boolean): void {
     let bytes = tokens.byteLength;
     for (const v of data.values()) bytes += v.byteLength;
+    if (persist && this.disk) void this.disk.save({ tokens, data }).catch(() => {}); // not written: a later miss
     if (bytes > this.capacityBytes) return;
     const old = this.entries.get(key);
     if (old) this.remove(key, old);

@@ -145,8 +145,8 @@ export class Model {
     return this.pools.kvDtype ?? 'f32';
   }
 
-  /** Names of the per-slot state buffers and their elements per slot. */
-  private slotBuffers(): [string, number][] {
+  /** Names of the per-slot state buffers and their elements per slot (state snapshots carry exactly these). */
+  slotBuffers(): [string, number][] {
     const { spec } = this,
       D = phiDim(spec.headDim),
       out: [string, number][] = [];

@@ -2,6 +2,9 @@
 // usage, streamed usage, /v1/requests and /metrics) and answers exactly as a server without the cache.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startServer, until } from './harness.js';
 
 test('a chat turn resumes from the previous turn: cached_tokens reported, the same answer as without the cache', async () => {
@@ -87,5 +90,59 @@ test('softmax: a completion whose prompt begins with an earlier one reuses its f
   } finally {
     await on.close();
     await off.close();
+  }
+});
+
+test('--state-cache-dir: snapshots survive a restart; a damaged file or another model’s is skipped, never used', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'fury-snap-'));
+  const metric = async (url: string) =>
+    Number(/fury_state_cache_entries\{model_name="m"\} (\d+)/.exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
+  const snaps = async () => (await readdir(dir)).filter((f) => f.endsWith('.snap'));
+  const turn1 = [{ role: 'user' as const, content: 'Call me Ishmael. Some years ago, never mind how long.' }];
+  const ask = (c: any, messages: unknown[]) =>
+    c.chat.completions.create({ model: 'm', messages, max_tokens: 8, temperature: 0 });
+  try {
+    const first = await startServer([{ name: 'm', arch: '2mamba' }], {}, { stateCacheDir: dir });
+    let a: any;
+    try {
+      a = await ask(first.client, turn1);
+      await until(async () => (await snaps()).length === 3, 5000, 'three snapshot files');
+    } finally {
+      await first.close();
+    }
+    // damage the file of the shortest snapshot (the first prompt's), and leave a stray file
+    const sizes = await Promise.all((await snaps()).map(async (f) => [f, (await stat(join(dir, f))).size] as const));
+    const [victim] = sizes.sort((x, y) => x[1] - y[1])[0]!;
+    const buf = await readFile(join(dir, victim));
+    buf[buf.length - 5] ^= 0xff;
+    await writeFile(join(dir, victim), buf);
+    await writeFile(join(dir, 'stray.snap'), 'not a snapshot');
+    const second = await startServer([{ name: 'm', arch: '2mamba' }], {}, { stateCacheDir: dir });
+    try {
+      await until(async () => (await metric(second.url)) === 2, 5000, 'two snapshots read back');
+      const turn2 = [
+        ...turn1,
+        { role: 'assistant', content: a.choices[0].message.content },
+        { role: 'user', content: 'And?' },
+      ];
+      const host = second.state.models.get('m')!;
+      const history = host.tokenizer.encode(host.chat.render(turn2.slice(0, 2) as any, false), false);
+      const b = await ask(second.client, turn2);
+      assert.equal(b.usage.prompt_tokens_details.cached_tokens, history.length, 'restored from disk after a restart');
+    } finally {
+      await second.close();
+    }
+    // other weights (another seed): nothing read back, nothing restored
+    const other = await startServer([{ name: 'm', arch: '2mamba', seed: 2 }], {}, { stateCacheDir: dir });
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(await metric(other.url), 0);
+      const c = await ask(other.client, [...turn1, { role: 'assistant', content: a.choices[0].message.content }]);
+      assert.equal(c.usage.prompt_tokens_details.cached_tokens, 0);
+    } finally {
+      await other.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
