@@ -2,6 +2,7 @@
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLoadtest, spawnServer } from '../loadtest/run.js';
+import { runMultiTurn } from '../loadtest/multiturn.js';
 import { int, num, parse, required, UsageError } from './args.js';
 import { DEFAULT_CORPUS, type Command } from './command.js';
 
@@ -47,6 +48,10 @@ Options:
   --out DIR              write loadtest.json, report.md and SVG plots there
   --api-key KEY          sent as a Bearer token
   --max-seconds S        stop issuing requests after this long (default 3600)
+  --turns T              multi-turn chat instead: --conversations N (default 8) conversations of T turns, each
+                         resending its whole history with its own prompt_cache_key (user messages: --message-chars
+                         characters of corpus text, default 200; --think-ms between turns, default 300); reports TTFT
+                         per turn and the share of turn-2+ prompt tokens the server restored (multiturn.json / .md)
   serve flags with --spawn: --backend --memory-budget --max-batch --max-queue --max-model-len --token-budget
                             --prefill-chunk --weights-dtype --kv-dtype --request-timeout --max-queue-time`,
   async run(argv) {
@@ -65,6 +70,10 @@ Options:
       'api-key': { type: 'string' },
       'max-seconds': { type: 'string' },
       spawn: { type: 'boolean' },
+      turns: { type: 'string' },
+      conversations: { type: 'string' },
+      'message-chars': { type: 'string' },
+      'think-ms': { type: 'string' },
       seed: { type: 'string' },
     };
     for (const f of SERVE_FLAGS) opts[f] = { type: 'string' };
@@ -91,6 +100,24 @@ Options:
       stop = s.stop;
     } else if (!url) throw new UsageError('--url is required unless --spawn (see fury loadtest --help)');
     try {
+      if (a.turns !== undefined) {
+        const report = await runMultiTurn({
+          url: url.replace(/\/+$/, ''),
+          models: names,
+          conversations: int(a.conversations as string | undefined, 'conversations', 8, 1),
+          turns: int(a.turns as string, 'turns', 0, 1),
+          maxTokens: int(a['max-tokens'] as string | undefined, 'max-tokens', 64, 1),
+          messageChars: int(a['message-chars'] as string | undefined, 'message-chars', 200, 1),
+          thinkMs: int(a['think-ms'] as string | undefined, 'think-ms', 300, 0),
+          data: typeof a.data === 'string' ? a.data : DEFAULT_CORPUS,
+          apiKey: typeof a['api-key'] === 'string' ? a['api-key'] : null,
+          seed: int(a.seed as string | undefined, 'seed', 0),
+          out: typeof a.out === 'string' ? a.out : null,
+        });
+        if (!a.out) console.log(JSON.stringify(report.models));
+        else process.stderr.write(`fury loadtest: wrote ${a.out}/multiturn.json and multiturn.md\n`);
+        return;
+      }
       const report = await runLoadtest({
         url: url.replace(/\/+$/, ''),
         models: names,

@@ -13,11 +13,13 @@ export function assertLoopback(url: string): void {
   }
 }
 
+/** Stream one request to /v1/completions (or `path`: /v1/chat/completions) and time every event. */
 export async function streamCompletion(
   url: string,
   body: Record<string, unknown>,
   headers: Record<string, string> = {},
   timeoutMs = 600_000,
+  path = '/v1/completions',
 ): Promise<RequestRecord> {
   const t0 = performance.now();
   const rec: RequestRecord = {
@@ -28,10 +30,12 @@ export async function streamCompletion(
     e2e: 0,
     outputTokens: 0,
     promptTokens: 0,
+    cachedTokens: 0,
+    text: '',
     memory: null,
   };
   try {
-    const res = await fetch(`${url}/v1/completions`, {
+    const res = await fetch(`${url}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
@@ -65,7 +69,10 @@ export async function streamCompletion(
           continue;
         }
         const now = performance.now() - t0;
-        if (j.choices?.length) {
+        const piece: string | undefined = j.choices?.[0]?.text ?? j.choices?.[0]?.delta?.content;
+        if (j.choices?.length && (piece || !path.includes('chat'))) {
+          // a chat stream opens with a role-only delta: the first token is the first content
+          rec.text += piece ?? '';
           if (!rec.ttft) rec.ttft = now;
           else rec.itl.push(now - last);
           last = now;
@@ -73,6 +80,7 @@ export async function streamCompletion(
         if (j.usage) {
           rec.outputTokens = j.usage.completion_tokens;
           rec.promptTokens = j.usage.prompt_tokens;
+          rec.cachedTokens = j.usage.prompt_tokens_details?.cached_tokens ?? 0;
           rec.memory = j.usage.memory ?? null;
         }
       }

@@ -34,6 +34,10 @@ export interface RequestRecord {
   e2e: number;
   outputTokens: number;
   promptTokens: number;
+  /** Prompt tokens the server restored from its prefix cache (usage.prompt_tokens_details.cached_tokens). */
+  cachedTokens: number;
+  /** The generated text (chat: the assistant's reply, sent back in the next turn). */
+  text: string;
   memory: { state_bytes: number; kv_bytes: number; peak_bytes: number; kind: string } | null;
 }
 

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runLoadtest } from '../../loadtest/run.js';
+import { runMultiTurn } from '../../loadtest/multiturn.js';
 import { assertLoopback, metricValue } from '../../loadtest/client.js';
 import { summarize } from '../../loadtest/stats.js';
 import { startServer } from './harness.js';
@@ -68,6 +69,43 @@ test('a load test of two architectures: every request succeeds, memory is flat f
       'ttft-vs-context.svg',
     ]);
     assert.match(await readFile(join(dir, 'out', 'memory-vs-context.svg'), 'utf8'), /crossover 1057\.75 tokens/);
+  } finally {
+    await srv.close();
+  }
+});
+
+test('multi-turn mode: conversations resend their history; later turns restore it from the prefix cache', async () => {
+  const srv = await startServer([
+    { name: 'mamba', arch: '2mamba' },
+    { name: 'sm', arch: 'softmax' },
+  ]);
+  const dir = await tempDir();
+  try {
+    const report = await runMultiTurn({
+      url: srv.url,
+      models: ['mamba', 'sm'],
+      conversations: 2,
+      turns: 3,
+      maxTokens: 8,
+      messageChars: 120,
+      thinkMs: 300,
+      data: new URL('../../../data/valid.txt.xz', import.meta.url).pathname,
+      apiKey: null,
+      seed: 1,
+      out: dir,
+    });
+    for (const m of report.models) {
+      assert.equal(m.errors, 0, m.model);
+      assert.equal(m.requests, 6);
+      const [t1, t2, t3] = m.per_turn;
+      assert.equal(t1!.cached_tokens, 0);
+      assert.ok(t2!.cached_tokens > 0 && t3!.cached_tokens > t2!.cached_tokens, JSON.stringify(m.per_turn));
+      assert.ok(m.hit_rate > 0.2, `${m.model}: ${m.hit_rate}`);
+    }
+    // 2Mamba restores the whole history (the turn as the next one renders it); softmax whole pages of it
+    const [mamba, sm] = report.models;
+    assert.ok(mamba!.hit_rate >= sm!.hit_rate, `${mamba!.hit_rate} vs ${sm!.hit_rate}`);
+    assert.match(await readFile(join(dir, 'multiturn.md'), 'utf8'), /\| 3 \| \d+ \| \d+ \|/);
   } finally {
     await srv.close();
   }
