@@ -68,6 +68,8 @@ export interface Backend {
   /** Values of a buffer (i32 ids as numbers). The copy is ordered after every run() / write() called before it and
    *  before every one called after it, even though the promise resolves later. */
   read(name: string, offset?: number, count?: number): Promise<Float32Array>;
+  /** Several f32 ranges at once, ordered as read() (state snapshots: one transfer instead of one per buffer). */
+  readMany?(parts: readonly { name: string; offset: number; count: number }[]): Promise<Float32Array[]>;
   /** Copy `count` elements within one buffer (state slots: forks, snapshots). */
   copyWithin(name: string, srcOffset: number, dstOffset: number, count: number): void;
   /** Bytes held by the buffers of one role (all buffers without one). */

@@ -29,6 +29,8 @@ interface TurnRow {
   conversation: number;
   turn: number;
   ok: boolean;
+  /** Why the request failed (the server's error code or message). */
+  error?: string;
   prompt_tokens: number;
   cached_tokens: number;
   ttft_ms: number;
@@ -63,6 +65,7 @@ export async function runMultiTurn(o: MultiTurnOptions) {
             conversation: c,
             turn: t,
             ok: r.ok,
+            ...(r.error ? { error: `${r.status} ${r.error}` } : {}),
             prompt_tokens: r.promptTokens,
             cached_tokens: r.cachedTokens,
             ttft_ms: r.ttft,

@@ -189,8 +189,11 @@ export class Model {
   /** A copy of one slot's state. Every read is issued before this returns, so the copy is of the state as it is now
    *  (ordered before any later step), whenever the promise resolves. */
   async saveSlot(slot: number): Promise<SlotSnapshot> {
-    const bufs = this.slotBuffers();
-    const data = await Promise.all(bufs.map(([name, n]) => this.backend.read(name, slot * n, n)));
+    const bufs = this.slotBuffers(),
+      be = this.backend;
+    const data = be.readMany
+      ? await be.readMany(bufs.map(([name, n]) => ({ name, offset: slot * n, count: n })))
+      : await Promise.all(bufs.map(([name, n]) => be.read(name, slot * n, n)));
     return new Map(bufs.map(([name], i) => [name, data[i]!]));
   }
 

@@ -170,7 +170,33 @@ export class WebGpuBackend implements Backend, OpTimes {
     const b = this.get(name);
     const n = count ?? b.elements - offset;
     const [at, len] = this.byteRange(b, 'read', offset, n);
-    const bytes = Math.max(4, len); // always a multiple of the 4-byte copy alignment
+    const range = await this.copyOut([{ buf: b.buf, at, len }]);
+    return b.kind === 'i32'
+      ? Float32Array.from(new Int32Array(range))
+      : b.storage === 'f32'
+        ? new Float32Array(range)
+        : fromHalves(new Uint16Array(range), b.storage);
+  }
+
+  async readMany(parts: readonly { name: string; offset: number; count: number }[]): Promise<Float32Array[]> {
+    const bufs = parts.map((p) => {
+      const b = this.get(p.name);
+      if (b.storage !== 'f32' || b.kind !== 'f32') throw new Error(`readMany ${p.name}: f32 buffers only`);
+      return { buf: b.buf, at: p.offset * 4, len: p.count * 4 };
+    });
+    const range = await this.copyOut(bufs);
+    let off = 0;
+    return parts.map((p) => {
+      const v = new Float32Array(range, off, p.count);
+      off += p.count * 4;
+      return v;
+    });
+  }
+
+  /** Copy byte ranges of buffers, back to back, into one staging buffer (one submit, one map) and return them. */
+  private async copyOut(ranges: readonly { buf: GPUBuffer; at: number; len: number }[]): Promise<ArrayBuffer> {
+    const total = ranges.reduce((s, r) => s + r.len, 0),
+      bytes = Math.max(4, total); // always a multiple of the 4-byte copy alignment
     const i = this.staging.findIndex((s) => s.size >= bytes);
     const staging =
       i >= 0
@@ -181,20 +207,20 @@ export class WebGpuBackend implements Backend, OpTimes {
             usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
           });
     const enc = this.device.createCommandEncoder();
-    enc.copyBufferToBuffer(b.buf, at, staging, 0, len);
+    let off = 0;
+    for (const r of ranges) {
+      enc.copyBufferToBuffer(r.buf, r.at, staging, off, r.len);
+      off += r.len;
+    }
     this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ, 0, bytes);
-    this.throwIfFailed();
-    const range = staging.getMappedRange(0, bytes).slice(0, len);
-    const out =
-      b.kind === 'i32'
-        ? Float32Array.from(new Int32Array(range))
-        : b.storage === 'f32'
-          ? new Float32Array(range)
-          : fromHalves(new Uint16Array(range), b.storage);
-    staging.unmap();
-    this.staging.push(staging);
-    return out;
+    await staging.mapAsync(GPUMapMode.READ, 0, bytes); // a failed map leaves it unmapped: still reusable
+    try {
+      this.throwIfFailed();
+      return staging.getMappedRange(0, bytes).slice(0, total);
+    } finally {
+      staging.unmap();
+      this.staging.push(staging);
+    }
   }
 
   copyWithin(name: string, src: number, dst: number, count: number): void {

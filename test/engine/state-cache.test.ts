@@ -180,3 +180,20 @@ test('a long prefill keeps a snapshot every checkpoint: a prompt that shares onl
     await m.close();
   }
 });
+
+test('on WebGPU too: a snapshot read back in one transfer restores the state exactly', async () => {
+  const { rng, seed } = freshRng();
+  const m = await openTiny('2mamba', seed % 71, { slots: 2, backend: 'webgpu' });
+  try {
+    const { cache, cached, plain } = schedulers(m, 2 ** 30);
+    const P = [1, ...Array.from({ length: 40 }, () => 3 + Math.floor(rng.next() * 250))];
+    const a = await run(cached, greedy(P, 5));
+    await until(() => cache.stats().entries === 2, 5000, 'two snapshots');
+    const next = [...P, ...a.ids, 7, 8, 9];
+    const b = await run(cached, greedy(next, 6));
+    assert.equal(b.cached, P.length + a.ids.length - 1);
+    assert.deepEqual(b.ids, (await run(plain, greedy(next, 6))).ids, `seed ${seed}`);
+  } finally {
+    await m.close();
+  }
+});

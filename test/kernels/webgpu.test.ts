@@ -39,6 +39,22 @@ test('every kernel compiles on this adapter', { skip }, async () => {
   assert.equal(err, null, err?.message);
 });
 
+test('readMany: several ranges in one transfer equal the same ranges read one by one', { skip }, async () => {
+  const { rng } = freshRng();
+  const a = rng.normals(1000),
+    b = rng.normals(333);
+  gpu!.create('rm.a', a.length, { init: a });
+  gpu!.create('rm.b', b.length, { init: b });
+  const parts = [
+    { name: 'rm.a', offset: 17, count: 500 },
+    { name: 'rm.b', offset: 0, count: 333 },
+    { name: 'rm.a', offset: 999, count: 1 },
+  ];
+  const many = await gpu!.readMany(parts);
+  for (const [i, p] of parts.entries()) assert.deepEqual(many[i], await gpu!.read(p.name, p.offset, p.count));
+  assert.equal(many[2]![0], Math.fround(a[999]!));
+});
+
 test('the adapter', { skip }, () => {
   assert.ok(gpu!.info.description.length > 0);
   assert.ok(gpu!.info.maxStorageBufferBindingSize >= 128 * 2 ** 20);
