@@ -192,10 +192,10 @@ export class Engine {
     });
     if (!plan) throw new Error('openModel did not size the pools');
     const p = plan;
-    let current = om.model;
+    let currentPool = om.pool;
     const cacheBytes = o.stateCacheHostBytes ?? DEFAULT_STATE_CACHE_BYTES;
     const cache =
-      om.model.spec.arch === '2mamba' && cacheBytes > 0 ? new StateCache(() => current, cacheBytes) : undefined;
+      om.model.spec.arch === '2mamba' && cacheBytes > 0 ? new StateCache(() => currentPool, cacheBytes) : undefined;
     if (cache) say(`${name}: state cache: up to ${cacheBytes} bytes of host RAM for 2Mamba state snapshots`);
     if (cache && o.stateCacheDir) {
       const where = o.stateCacheDir,
@@ -210,7 +210,7 @@ export class Engine {
       );
     }
     const loaded = (m: OpenModel): Loaded => {
-      current = m.model;
+      currentPool = m.pool;
       // softmax only: 2Mamba-E's conv state at a page boundary is not kept with its pages
       const pageCache =
         m.model.spec.arch === 'softmax' && o.kvPrefixCache !== false
@@ -253,8 +253,7 @@ export class Engine {
    */
   warmTurn(prompt: readonly number[], canonical: readonly number[]): boolean {
     const s = this.scheduler;
-    if (!this.cache || canonical.length <= prompt.length || s.numWaiting > 0 || this.pool.slots.available === 0)
-      return false;
+    if (!this.cache || canonical.length <= prompt.length || s.numWaiting > 0 || this.pool.freeSlots === 0) return false;
     for (let i = 0; i < prompt.length; i++) if (canonical[i] !== prompt[i]) return false;
     try {
       s.submit(
@@ -274,7 +273,7 @@ export class Engine {
 
   /** Whether a new request could neither start nor wait now. */
   get full(): boolean {
-    return this.pool.slots.available === 0 && !this.scheduler.canQueue(1);
+    return this.pool.freeSlots === 0 && !this.scheduler.canQueue(1);
   }
 
   stats(): EngineStats {
@@ -284,7 +283,11 @@ export class Engine {
     return {
       running: this.scheduler.numRunning,
       waiting: this.scheduler.numWaiting,
-      slots: { total: slots.capacity, used: slots.inUse, available: slots.available },
+      slots: {
+        total: slots.capacity,
+        used: slots.inUse - (this.pool.slotCache?.held ?? 0),
+        available: this.pool.freeSlots,
+      },
       kvBlocks: {
         total: pages.capacity,
         used: pages.inUse - cachedOnly,
@@ -306,6 +309,9 @@ export class Engine {
   async close(): Promise<void> {
     this.closing = true;
     await this.restarting;
+    await this.cache
+      ?.flush()
+      .catch((e: Error) => this.log(`${this.name}: state cache: writing snapshots failed: ${e.message}`));
     await this.tokenizer.close();
     await this.live.close();
   }

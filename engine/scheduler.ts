@@ -180,7 +180,7 @@ export class Scheduler {
    * pages are free; those that cannot start must fit in --max-queue.
    */
   canQueue(n: number, tokens = 0): boolean {
-    let places = Math.min(this.opts.maxBatch - this.running.length, this.pool.slots.available);
+    let places = Math.min(this.opts.maxBatch - this.running.length, this.pool.freeSlots);
     let pages = this.pool.freePages,
       mustWait = 0;
     const take = (need: number) => {
@@ -360,7 +360,7 @@ export class Scheduler {
     // 2. a request waiting for a place ends background prefills (prefillOnly: they keep what they have fed so far)
     if (
       this.waiting.some((r) => !r.spec.prefillOnly) &&
-      (this.pool.slots.available === 0 || this.running.length >= this.opts.maxBatch)
+      (this.pool.freeSlots === 0 || this.running.length >= this.opts.maxBatch)
     ) {
       for (const r of this.running.filter((q) => q.spec.prefillOnly)) {
         this.running.splice(this.running.indexOf(r), 1);
@@ -371,7 +371,7 @@ export class Scheduler {
     while (
       this.waiting.length &&
       this.running.length < this.opts.maxBatch &&
-      this.pool.slots.available > 0 &&
+      this.pool.freeSlots > 0 &&
       this.pagesNeeded(this.waiting[0]!.spec) <= this.pool.freePages
     ) {
       const r = this.waiting.shift()!;

@@ -102,8 +102,13 @@ export class Metrics {
     );
     perModel(
       'fury_state_cache_entries',
-      'State snapshots held (host RAM).',
+      'State snapshots held (free state slots and host RAM).',
       cache((c) => c.entries),
+    );
+    perModel(
+      'fury_state_cache_device_entries',
+      'State snapshots held in free state slots (device memory inside the budget).',
+      cache((c) => c.deviceEntries ?? 0),
     );
     perModel(
       'fury_state_cache_bytes',

@@ -29,6 +29,8 @@ export class SequencePool {
   readonly slots: IdPool;
   readonly pages: IdPool;
   private readonly open_ = new Set<Sequence>();
+  /** The state cache's device tier, when it holds slots: they count as free and are given back on demand. */
+  slotCache: { readonly held: number; evict(n: number): number } | null = null;
   /** The KV prefix cache, when the model has one: its unheld pages count as free and are evicted on demand. */
   pageCache: { readonly evictable: number; evict(n: number): number } | null = null;
 
@@ -46,7 +48,13 @@ export class SequencePool {
     return this.model.spec.arch === '2mamba' ? 0 : Math.ceil(tokens / this.pageSize);
   }
 
+  /** State slots a request can get now: the free ones and those holding cached snapshots. */
+  get freeSlots(): number {
+    return this.slots.available + (this.slotCache?.held ?? 0);
+  }
+
   open(): Sequence {
+    if (this.slots.available === 0) this.slotCache?.evict(1);
     const seq: Sequence = { id: nextId++, slot: this.slots.acquire(), pages: [], pos: 0 };
     this.open_.add(seq);
     return seq;

@@ -1,9 +1,11 @@
 // 2Mamba state snapshots (issue 14): the whole history of a sequence is its fixed-size state (S, n and the conv state
 // of every layer), so a request whose prompt begins with tokens another request already processed starts from a copy
 // of that state and prefills only the rest. A snapshot is keyed by its exact token ids (a prefix hash finds candidates,
-// the ids are compared in full, so a hash collision is a miss, never a wrong state). Host-RAM tier, LRU under a byte cap.
-import type { Model, SlotSnapshot } from '../model/model.js';
-import type { Sequence } from './sequences.js';
+// the ids are compared in full, so a hash collision is a miss, never a wrong state). Two tiers: state slots no request
+// holds (device memory already inside the budget: a snapshot is a device-to-device copy, and a request that needs the
+// slot demotes it to host RAM first), and host RAM, LRU under a byte cap (and, attached, a directory: state-disk.ts).
+import type { SlotSnapshot } from '../model/model.js';
+import type { Sequence, SequencePool } from './sequences.js';
 import type { StateDisk } from './state-disk.js';
 
 interface Entry {
@@ -16,8 +18,12 @@ export interface StateCacheStats {
   /** Prompt tokens looked up, and those found in a snapshot (vLLM's prefix_cache_queries / prefix_cache_hits). */
   queriedTokens: number;
   hitTokens: number;
+  /** Snapshots held, in every tier (device slots included). */
   entries: number;
+  /** Host bytes. */
   bytes: number;
+  /** Snapshots held in state slots no request uses. */
+  deviceEntries?: number;
   capacityBytes: number;
   evictions: number;
 }
@@ -44,6 +50,9 @@ function samePrefix(tokens: Int32Array, ids: ArrayLike<number>): boolean {
 export class StateCache {
   /** Insertion order is recency order: a hit re-inserts its entry. */
   private readonly entries = new Map<string, Entry>();
+  /** Snapshots in free state slots of the serving pool, least recently used first. */
+  private readonly device = new Map<string, { tokens: Int32Array; slot: number }>();
+  private bound: SequencePool | null = null;
   /** Snapshot lengths present, with how many entries have each (lookups try only these). */
   private readonly lengths = new Map<number, number>();
   private readonly counters = { queriedTokens: 0, hitTokens: 0, evictions: 0, bytes: 0 };
@@ -51,11 +60,63 @@ export class StateCache {
   /** The disk tier, when one is attached: every snapshot is also written there. */
   private disk: StateDisk | null = null;
 
-  /** `model`: the model serving now (an engine that restarts loads a new one; the snapshots stay valid for it). */
+  /** `pool`: the pool serving now (an engine that restarts loads a new one: host snapshots stay valid for it, device
+   *  ones are dropped with the old pool). `useDevice`: keep snapshots in free state slots first. */
   constructor(
-    private readonly model: () => Model,
+    private readonly pool: () => SequencePool,
     readonly capacityBytes: number,
+    private readonly useDevice = true,
   ) {}
+
+  /** The serving pool, with this cache as its slot holder. */
+  private bind(): SequencePool {
+    const p = this.pool();
+    if (p !== this.bound) {
+      for (const e of this.device.values()) this.count(e.tokens.length, -1);
+      this.device.clear();
+      this.bound = p;
+      p.slotCache = this;
+    }
+    return p;
+  }
+
+  /** Write the snapshots held in device slots to the attached directory (at shutdown: host ones are there already). */
+  async flush(): Promise<void> {
+    const disk = this.disk;
+    if (!disk || this.bound !== this.pool()) return;
+    const model = this.bound.model;
+    for (const e of [...this.device.values()])
+      await disk.save({ tokens: e.tokens, data: await model.saveSlot(e.slot) });
+  }
+
+  /** State slots holding snapshots (free for any request that needs one). */
+  get held(): number {
+    return this.bound === this.pool() ? this.device.size : 0;
+  }
+
+  /** Give back `n` slots: their snapshots move to host RAM (the copy is ordered before the slot's next use). */
+  evict(n: number): number {
+    const pool = this.bind();
+    let freed = 0;
+    for (const [key, e] of this.device) {
+      if (freed >= n) break;
+      this.device.delete(key);
+      this.count(e.tokens.length, -1);
+      void pool.model.saveSlot(e.slot).then(
+        (data) => this.insert(key, e.tokens, data, true),
+        () => {},
+      );
+      pool.slots.release(e.slot);
+      freed++;
+    }
+    return freed;
+  }
+
+  private count(len: number, d: number): void {
+    const c = (this.lengths.get(len) ?? 0) + d;
+    if (c > 0) this.lengths.set(len, c);
+    else this.lengths.delete(len);
+  }
 
   /** Write every new snapshot to `disk` too, and read back (newest first, up to this tier's size) what it holds from
    *  earlier runs; resolves with how many were read back. */
@@ -70,7 +131,12 @@ export class StateCache {
   }
 
   stats(): StateCacheStats {
-    return { ...this.counters, entries: this.entries.size, capacityBytes: this.capacityBytes };
+    return {
+      ...this.counters,
+      entries: this.entries.size + this.device.size,
+      deviceEntries: this.device.size,
+      capacityBytes: this.capacityBytes,
+    };
   }
 
   /**
@@ -79,6 +145,7 @@ export class StateCache {
    * its logits give the first new token.
    */
   restore(seq: Sequence, ids: readonly number[]): number {
+    const pool = this.bind();
     this.counters.queriedTokens += ids.length;
     const max = ids.length - 1;
     const lens = [...this.lengths.keys()].filter((n) => n <= max).sort((x, y) => y - x);
@@ -86,11 +153,17 @@ export class StateCache {
     const keys = prefixKeys(ids, lens[0]!);
     for (const n of lens) {
       const key = keys[n - 1]!,
+        d = this.device.get(key),
         e = this.entries.get(key);
-      if (!e || !samePrefix(e.tokens, ids)) continue;
-      this.entries.delete(key);
-      this.entries.set(key, e);
-      this.model().restoreSlot(seq.slot, e.data);
+      if (d && samePrefix(d.tokens, ids)) {
+        this.device.delete(key);
+        this.device.set(key, d);
+        pool.model.copySlot(d.slot, seq.slot);
+      } else if (e && samePrefix(e.tokens, ids)) {
+        this.entries.delete(key);
+        this.entries.set(key, e);
+        pool.model.restoreSlot(seq.slot, e.data);
+      } else continue;
       seq.pos = n;
       this.counters.hitTokens += n;
       return n;
@@ -103,15 +176,21 @@ export class StateCache {
   save(seq: Sequence, tokens: readonly number[]): void {
     const n = tokens.length;
     if (n === 0 || n !== seq.pos || this.capacityBytes <= 0) return;
-    const key = prefixKeys(tokens, n)[n - 1]!;
-    const have = this.entries.get(key);
+    const pool = this.bind(),
+      key = prefixKeys(tokens, n)[n - 1]!;
+    const have = this.device.get(key) ?? this.entries.get(key);
     if (have && samePrefix(have.tokens, tokens)) return;
-    void this.model()
-      .saveSlot(seq.slot)
-      .then(
-        (data) => this.insert(key, Int32Array.from(tokens), data, true),
-        () => {}, // a failed read is a snapshot not taken; the engine reports the failure through its step loop
-      );
+    if (this.useDevice && pool.slots.available > 0) {
+      const slot = pool.slots.acquire();
+      pool.model.copySlot(seq.slot, slot);
+      this.device.set(key, { tokens: Int32Array.from(tokens), slot });
+      this.count(n, 1);
+      return;
+    }
+    void pool.model.saveSlot(seq.slot).then(
+      (data) => this.insert(key, Int32Array.from(tokens), data, true),
+      () => {}, // a failed read is a snapshot not taken; the engine reports the failure through its step loop
+    );
   }
 
   private insert(key: string, tokens: Int32Array, data: SlotSnapshot, persist: boolean): void {
@@ -122,7 +201,7 @@ export class StateCache {
     const old = this.entries.get(key);
     if (old) this.remove(key, old);
     this.entries.set(key, { tokens, data, bytes });
-    this.lengths.set(tokens.length, (this.lengths.get(tokens.length) ?? 0) + 1);
+    this.count(tokens.length, 1);
     this.counters.bytes += bytes;
     for (const [k, e] of this.entries) {
       if (this.counters.bytes <= this.capacityBytes) break;
@@ -134,8 +213,6 @@ export class StateCache {
   private remove(key: string, e: Entry): void {
     this.entries.delete(key);
     this.counters.bytes -= e.bytes;
-    const c = (this.lengths.get(e.tokens.length) ?? 1) - 1;
-    if (c) this.lengths.set(e.tokens.length, c);
-    else this.lengths.delete(e.tokens.length);
+    this.count(e.tokens.length, -1);
   }
 }

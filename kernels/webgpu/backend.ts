@@ -227,10 +227,21 @@ export class WebGpuBackend implements Backend, OpTimes {
     const b = this.get(name);
     const [from, len] = this.byteRange(b, 'copy', src, count),
       to = this.byteRange(b, 'copy', dst, count)[0];
+    // WebGPU copies between two buffers only: through a device-side bounce buffer (grown, never shrunk)
+    if (!this.bounce || this.bounce.size < len) {
+      this.bounce?.destroy();
+      this.bounce = this.device.createBuffer({
+        label: 'bounce',
+        size: Math.max(256, 2 ** Math.ceil(Math.log2(len))),
+        usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+    }
     const enc = this.device.createCommandEncoder();
-    enc.copyBufferToBuffer(b.buf, from, b.buf, to, len);
+    enc.copyBufferToBuffer(b.buf, from, this.bounce, 0, len);
+    enc.copyBufferToBuffer(this.bounce, 0, b.buf, to, len);
     this.device.queue.submit([enc.finish()]);
   }
+  private bounce: GPUBuffer | null = null;
 
   bytes(role?: BufferRole): number {
     let n = 0;

@@ -32,8 +32,8 @@ const greedy = (promptIds: number[], maxTokens: number): RequestSpec => ({
   ignoreEos: true,
 });
 
-function schedulers(m: OpenModel, capacity: number) {
-  const cache = new StateCache(() => m.model, capacity);
+function schedulers(m: OpenModel, capacity: number, useDevice = true) {
+  const cache = new StateCache(() => m.pool, capacity, useDevice);
   const opts = { maxBatch: 2, maxQueue: 8, tokenBudget: 64, prefillChunk: 16 };
   return { cache, cached: new Scheduler(m.pool, { ...opts, prefixCache: cache }), plain: new Scheduler(m.pool, opts) };
 }
@@ -77,11 +77,12 @@ test('the snapshot store stays under its byte cap, evicting the least recently u
   const { rng, seed } = freshRng();
   const m = await openTiny('2mamba', seed % 89, { slots: 2 });
   try {
-    const probe = schedulers(m, 2 ** 30);
+    // host RAM only (free slots would hold the snapshots first)
+    const probe = schedulers(m, 2 ** 30, false);
     await run(probe.cached, greedy([1, 5, 6, 7], 1));
     await until(() => probe.cache.stats().entries === 1, 5000, 'a snapshot');
     const one = probe.cache.stats().bytes;
-    const { cache, cached } = schedulers(m, Math.floor(2.5 * one));
+    const { cache, cached } = schedulers(m, Math.floor(2.5 * one), false);
     const prompts = [0, 1, 2].map(() => [1, ...Array.from({ length: 12 }, () => 3 + Math.floor(rng.next() * 250))]);
     for (const [i, p] of prompts.entries()) {
       await run(cached, greedy(p, 1)); // one snapshot each: the prompt (a request of one token feeds nothing more)
@@ -103,7 +104,7 @@ test('a background prefill gives way to a request that waits for its place, keep
   const { rng, seed } = freshRng();
   const m = await openTiny('2mamba', seed % 83, { slots: 1 });
   try {
-    const cache = new StateCache(() => m.model, 2 ** 30);
+    const cache = new StateCache(() => m.pool, 2 ** 30);
     const s = new Scheduler(m.pool, {
       maxBatch: 1,
       maxQueue: 4,
@@ -163,7 +164,7 @@ test('a long prefill keeps a snapshot every checkpoint: a prompt that shares onl
   const { rng, seed } = freshRng();
   const m = await openTiny('2mamba', seed % 73, { slots: 2, backend: 'reference' });
   try {
-    const cache = new StateCache(() => m.model, 2 ** 30);
+    const cache = new StateCache(() => m.pool, 2 ** 30);
     const opts = { maxBatch: 2, maxQueue: 8, tokenBudget: 16, prefillChunk: 16 };
     const s = new Scheduler(m.pool, { ...opts, prefixCache: cache, checkpointTokens: 32 }),
       plain = new Scheduler(m.pool, opts);
