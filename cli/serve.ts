@@ -51,6 +51,8 @@ Options:
   --default-max-tokens N    chat max_tokens when the request sets none (default 1024)
   --receive-timeout S       seconds a client has to send a whole request (default 120; slow bodies get 408)
   --max-connections N       most open connections (default 1024)
+  --allowed-origins O,O     origins browsers may call the API from (CORS), e.g. http://localhost:3000, or * for any
+                            (default: none; with no --api-key, * lets any web page you visit use this server)
   --allowed-hosts H,H       Host header names to answer (default without --api-key on a loopback address:
                             localhost, 127.0.0.1, [::1]; else any)
   --log-level L             pino level (default info)`;
@@ -80,6 +82,7 @@ const OPTIONS = {
   'default-max-tokens': { type: 'string' },
   'log-level': { type: 'string' },
   'allowed-hosts': { type: 'string' },
+  'allowed-origins': { type: 'string' },
   'receive-timeout': { type: 'string' },
   'max-connections': { type: 'string' },
   'weights-dtype': { type: 'string' },
@@ -153,6 +156,13 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     ...DEFAULT_SERVE_OPTIONS,
     apiKey,
     allowedHosts: allowedHosts(a['allowed-hosts'], host, apiKey),
+    allowedOrigins:
+      typeof a['allowed-origins'] === 'string'
+        ? a['allowed-origins']
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : [],
     receiveTimeout: seconds(a['receive-timeout'], 'receive-timeout') ?? DEFAULT_SERVE_OPTIONS.receiveTimeout,
     maxConnections: int(
       a['max-connections'] as string | undefined,

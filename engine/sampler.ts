@@ -21,6 +21,8 @@ export interface SamplingParams {
   repetition_penalty: number;
   /** How many alternatives to report with each token's logprob (0 … 20); null = no logprobs. */
   logprobs: number | null;
+  /** OpenAI's logit_bias: added to these tokens' logits before sampling (−100 … 100; ±100 bans or forces). */
+  logit_bias: Readonly<Record<number, number>> | null;
 }
 
 export const DEFAULT_SAMPLING: SamplingParams = {
@@ -33,6 +35,7 @@ export const DEFAULT_SAMPLING: SamplingParams = {
   frequency_penalty: 0,
   repetition_penalty: 1,
   logprobs: null,
+  logit_bias: null,
 };
 
 export const MAX_TOP_LOGPROBS = 20;
@@ -67,6 +70,12 @@ export function samplingParams(p: Partial<SamplingParams>): SamplingParams {
   num('repetition_penalty', (v) => v > 0 && v <= 10, 'a number in (0, 10] (1 = off)');
   if (out.seed !== null)
     num('seed', (v) => Number.isSafeInteger(v), `an integer (|seed| ≤ ${Number.MAX_SAFE_INTEGER})`);
+  for (const [id, v] of Object.entries(out.logit_bias ?? {}))
+    if (!/^\d+$/.test(id) || typeof v !== 'number' || !Number.isFinite(v) || v < -100 || v > 100)
+      throw new SamplingParamError(
+        'logit_bias',
+        `logit_bias must map token ids to numbers from -100 to 100, got ${id}: ${v}`,
+      );
   if (out.logprobs !== null)
     num(
       'logprobs',
@@ -146,7 +155,8 @@ export class Sampler {
       p.presence_penalty !== 0 ||
       p.frequency_penalty !== 0 ||
       p.repetition_penalty !== 1 ||
-      p.logprobs !== null
+      p.logprobs !== null ||
+      (p.logit_bias && Object.keys(p.logit_bias).length)
     )
       return null;
     return { temperature: p.top_k === 1 ? 0 : p.temperature, seed: this.seed, draw: this.drawn + ahead };
@@ -159,6 +169,7 @@ export class Sampler {
     if (p.repetition_penalty !== 1)
       for (const id of this.seen) x[id] = x[id]! > 0 ? x[id]! / p.repetition_penalty : x[id]! * p.repetition_penalty;
     for (const [id, c] of this.counts) x[id]! -= p.presence_penalty + p.frequency_penalty * c;
+    for (const [id, b] of Object.entries(p.logit_bias ?? {})) x[Number(id)]! += b;
     for (const id of banned) x[id] = -Infinity;
     const id = p.temperature === 0 ? topIds(x, 1)[0]! : this.draw(x);
     if (!(x[id]! > -Infinity)) throw new Error('sampler: every token is banned');

@@ -8,6 +8,7 @@ import { bodyPlugin } from './plugins/body.js';
 import { clientErrorHandler, errorsPlugin } from './plugins/errors.js';
 import { chatRoute } from './routes/chat.js';
 import { completionsRoute } from './routes/completions.js';
+import cors from '@fastify/cors';
 import { registerInfoRoutes } from './routes/info.js';
 import { registerTokenizerRoutes } from './routes/tokenizer.js';
 import type { ServerState } from './state.js';
@@ -43,6 +44,14 @@ export function buildApp(state: ServerState, logger: FastifyServerOptions['logge
   app.server.maxConnections = state.opts.maxConnections;
   state.metrics ??= new Metrics(() => [...state.models.values()]);
   for (const s of SCHEMAS) app.addSchema(s);
+  const origins = state.opts.allowedOrigins;
+  void app.register(cors, {
+    origin: origins.includes('*') ? true : origins.length ? origins : false,
+    methods: ['GET', 'POST', 'OPTIONS'],
+    allowedHeaders: ['authorization', 'content-type', 'x-request-id'],
+    exposedHeaders: ['retry-after', 'x-request-id'],
+    maxAge: 600,
+  });
   void app.register(bodyPlugin);
   void app.register(errorsPlugin);
   void app.register(authPlugin, { state });

@@ -71,6 +71,9 @@ async function prepare(state: ServerState, req: GenRequest): Promise<Prepared> {
     );
   const tok = host.tokenizer,
     V = host.spec.vocab;
+  const biased = Object.keys(req.sampling.logit_bias ?? {}).find((id) => Number(id) >= V);
+  if (biased !== undefined)
+    throw badRequest(`logit_bias: token id ${biased} is outside the vocabulary (0 … ${V - 1})`, 'logit_bias');
   let prompts: number[][], echoes: string[];
   if (req.kind === 'chat') {
     const text = host.chat.render(req.messages!, req.addGenerationPrompt);

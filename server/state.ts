@@ -22,6 +22,8 @@ export interface ServeOptions {
   receiveTimeout: number;
   /** Most open connections; more are closed at once. */
   maxConnections: number;
+  /** Origins browsers may call from (CORS); '*' any; empty: none (no CORS headers, preflights refused). */
+  allowedOrigins: string[];
 }
 
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
@@ -34,6 +36,7 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
   allowedHosts: null,
   receiveTimeout: 120,
   maxConnections: 1024,
+  allowedOrigins: [],
 };
 
 export class ServerState {

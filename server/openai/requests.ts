@@ -96,6 +96,7 @@ function sampling(b: Body, logprobs: number | null): SamplingParams {
       frequency_penalty: get(b, 'frequency_penalty'),
       repetition_penalty: get(b, 'repetition_penalty'),
       seed: get<number>(b, 'seed') ?? null,
+      logit_bias: get<Record<number, number>>(b, 'logit_bias') ?? null,
       logprobs,
     });
   } catch (e) {

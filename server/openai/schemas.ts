@@ -59,7 +59,12 @@ const common: Record<string, Schema> = {
   frequency_penalty: num,
   user: {},
   prompt_cache_key: { type: nullable('string'), 'x-error': "'prompt_cache_key' must be a string" },
-  logit_bias: {},
+  logit_bias: {
+    type: nullable('object'),
+    propertyNames: { pattern: '^[0-9]+$' },
+    additionalProperties: { type: 'number', minimum: -100, maximum: 100 },
+    'x-error': "'logit_bias' must map token ids (as strings) to numbers from -100 to 100",
+  },
   top_k: anyInt,
   min_p: num,
   repetition_penalty: num,

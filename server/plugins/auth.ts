@@ -38,7 +38,8 @@ export const authPlugin = fp(
           'host_not_allowed',
         );
       }
-      if (PUBLIC.has(path)) return;
+      // a browser's CORS preflight carries no credentials (the request it announces does)
+      if (PUBLIC.has(path) || request.method === 'OPTIONS') return;
       if (state.opts.apiKey && !keyMatches(request.headers.authorization, state.opts.apiKey)) {
         throw new ApiError(
           401,

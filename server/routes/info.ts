@@ -1,7 +1,8 @@
 // GET /health, /metrics, /v1/models and /v1/requests: what orchestrators, dashboards and clients read, all from
 // each engine's stats().
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { ApiError } from '../errors.js';
+import { ApiError, modelNotFound } from '../errors.js';
+import type { Engine } from '../../engine/engine.js';
 import type { ServerState } from '../state.js';
 
 export function registerInfoRoutes(app: FastifyInstance, state: ServerState): void {
@@ -31,28 +32,36 @@ export function registerInfoRoutes(app: FastifyInstance, state: ServerState): vo
     return state.metrics.registry.metrics();
   });
 
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: [...state.models.values()].map((m) => {
-      const mem = m.prices;
-      return {
-        id: m.name,
-        object: 'model',
-        created: m.created,
-        owned_by: 'local',
-        root: m.name,
-        parent: null,
-        max_model_len: m.plan.maxModelLen,
-        architecture: m.spec.arch,
-        state_bytes_per_request: mem.stateBytes,
-        kv_bytes_per_token: mem.kvBytesPerToken,
-        kv_dtype: m.spec.arch === '2mamba' ? null : m.plan.kvDtype,
-        max_concurrent_requests: m.plan.slots,
-        kv_cache_tokens: m.kvCacheTokens,
-        memory_budget_bytes: m.plan.budgetBytes,
-      };
-    }),
-  }));
+  /** One model as OpenAI's Model object, with fury's memory prices. */
+  const card = (m: Engine) => {
+    const mem = m.prices;
+    return {
+      id: m.name,
+      object: 'model',
+      created: m.created,
+      owned_by: 'local',
+      root: m.name,
+      parent: null,
+      max_model_len: m.plan.maxModelLen,
+      architecture: m.spec.arch,
+      state_bytes_per_request: mem.stateBytes,
+      kv_bytes_per_token: mem.kvBytesPerToken,
+      kv_dtype: m.spec.arch === '2mamba' ? null : m.plan.kvDtype,
+      max_concurrent_requests: m.plan.slots,
+      kv_cache_tokens: m.kvCacheTokens,
+      memory_budget_bytes: m.plan.budgetBytes,
+    };
+  };
+
+  app.get('/v1/models', async () => ({ object: 'list', data: [...state.models.values()].map(card) }));
+
+  // a wildcard: model names may hold slashes (org/name)
+  app.get('/v1/models/*', async (request) => {
+    const id = (request.params as { '*': string })['*'],
+      m = state.models.get(id);
+    if (!m) throw modelNotFound(id);
+    return card(m);
+  });
 
   app.get('/v1/requests', async () => {
     const engines = [...state.models.values()].map((m) => ({ m, s: m.stats() }));
