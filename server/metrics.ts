@@ -1,4 +1,5 @@
-// Prometheus metrics (spec/serving.md §9): vLLM's metric suffixes under the fury_ prefix, plus what no reference
+// Prometheus metrics (spec/serving.md §9): vLLM's metric suffixes under the fury_ prefix, the main ones also under
+// vLLM's own names (vllm:…, what vLLM dashboards, autoscalers and inference gateways scrape), plus what no reference
 // server reports: memory by kind, slot and block occupancy, per-request memory.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine, EngineStats } from '../engine/engine.js';
@@ -29,20 +30,59 @@ export class Metrics {
   constructor(models: () => Engine[]) {
     const r = this.registry,
       m = ['model_name'] as const;
-    const hist = <L extends string>(name: string, help: string, buckets: number[], labelNames: readonly L[]) =>
-      new Histogram<L>({ name, help, buckets, labelNames, registers: [r] });
-    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-      new Counter<L>({ name, help, labelNames, registers: [r] });
-    this.ttft = hist('fury_time_to_first_token_seconds', 'Time to first token.', TTFT_BUCKETS, m);
-    this.itl = hist('fury_inter_token_latency_seconds', 'Time between consecutive tokens.', ITL_BUCKETS, m);
-    this.e2e = hist('fury_e2e_request_latency_seconds', 'End-to-end request latency.', E2E_BUCKETS, m);
-    this.queueTime = hist('fury_request_queue_time_seconds', 'Time spent waiting for admission.', TTFT_BUCKETS, m);
-    this.promptTokens = counter('fury_prompt_tokens_total', 'Prompt tokens processed.', m);
-    this.generationTokens = counter('fury_generation_tokens_total', 'Tokens generated.', m);
-    this.success = counter('fury_request_success_total', 'Finished requests by finish reason.', [
-      'model_name',
-      'finished_reason',
-    ]);
+    // `vllm`: also record under vLLM's name (vllm: + the same suffix)
+    const hist = <L extends string>(
+      name: string,
+      help: string,
+      buckets: number[],
+      labelNames: readonly L[],
+      vllm = false,
+    ) => {
+      const h = new Histogram<L>({ name, help, buckets, labelNames, registers: [r] });
+      if (!vllm) return h;
+      const twin = new Histogram<L>({
+        name: name.replace(/^fury_/, 'vllm:'),
+        help,
+        buckets,
+        labelNames,
+        registers: [r],
+      });
+      const observe = h.observe.bind(h);
+      h.observe = ((...a: Parameters<typeof h.observe>) => {
+        observe(...a);
+        (twin.observe as (...x: unknown[]) => void)(...a);
+      }) as typeof h.observe;
+      return h;
+    };
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[], vllm = false) => {
+      const c = new Counter<L>({ name, help, labelNames, registers: [r] });
+      if (!vllm) return c;
+      const twin = new Counter<L>({ name: name.replace(/^fury_/, 'vllm:'), help, labelNames, registers: [r] });
+      const inc = c.inc.bind(c);
+      c.inc = ((...a: Parameters<typeof c.inc>) => {
+        inc(...a);
+        (twin.inc as (...x: unknown[]) => void)(...a);
+      }) as typeof c.inc;
+      return c;
+    };
+    this.ttft = hist('fury_time_to_first_token_seconds', 'Time to first token.', TTFT_BUCKETS, m, true);
+    this.itl = hist('fury_inter_token_latency_seconds', 'Time between consecutive tokens.', ITL_BUCKETS, m, true);
+    this.e2e = hist('fury_e2e_request_latency_seconds', 'End-to-end request latency.', E2E_BUCKETS, m, true);
+    this.queueTime = hist(
+      'fury_request_queue_time_seconds',
+      'Time spent waiting for admission.',
+      TTFT_BUCKETS,
+      m,
+      true,
+    );
+    this.promptTokens = counter('fury_prompt_tokens_total', 'Prompt tokens processed.', m, true);
+    this.generationTokens = counter('fury_generation_tokens_total', 'Tokens generated.', m, true);
+    this.success = counter(
+      'fury_request_success_total',
+      'Finished requests by finish reason.',
+      ['model_name', 'finished_reason'],
+      true,
+    );
     this.rejected = counter('fury_requests_rejected_total', 'Rejected requests by reason.', ['model_name', 'reason']);
     this.disconnected = counter('fury_http_requests_client_disconnected_total', 'Requests whose client went away.', m);
     this.deadlines = counter('fury_deadline_exceeded_total', 'Requests ended by a deadline.', m);
@@ -78,6 +118,13 @@ export class Metrics {
       });
     perModel('fury_num_requests_running', 'Requests running (admitted).', (s) => s.running);
     perModel('fury_num_requests_waiting', 'Requests waiting in the queue.', (s) => s.waiting);
+    perModel('vllm:num_requests_running', 'Requests running (admitted).', (s) => s.running);
+    perModel('vllm:num_requests_waiting', 'Requests waiting in the queue.', (s) => s.waiting);
+    perModel(
+      'vllm:kv_cache_usage_perc',
+      'Fraction of the request memory in use (KV pages; 2Mamba: state slots), 0 to 1.',
+      (s) => (s.kvBlocks.total ? s.kvBlocks.used / s.kvBlocks.total : s.slots.total ? s.slots.used / s.slots.total : 0),
+    );
     perModel('fury_state_slots_total', 'State slots.', (s) => s.slots.total);
     perModel('fury_state_slots_used', 'State slots in use.', (s) => s.slots.used);
     perModel('fury_kv_blocks_total', 'KV pages.', (s) => s.kvBlocks.total);
@@ -98,6 +145,16 @@ export class Metrics {
     perModel(
       'fury_prefix_cache_hits',
       'Prompt tokens restored from a state snapshot instead of prefilled (total).',
+      cache((c) => c.hitTokens),
+    );
+    perModel(
+      'vllm:prefix_cache_queries',
+      'Prompt tokens looked up in the prefix cache (total).',
+      cache((c) => c.queriedTokens),
+    );
+    perModel(
+      'vllm:prefix_cache_hits',
+      'Prompt tokens found in the prefix cache (total).',
       cache((c) => c.hitTokens),
     );
     perModel(

@@ -315,6 +315,20 @@ test('tokenize, detokenize, health and metrics', async () => {
     'fury_request_memory_bytes_bucket',
   ])
     assert.ok(m.includes(name), name);
+  // vLLM's names for the same series (dashboards, autoscalers and inference gateways scrape these), equal values
+  const value = (name: string) => Number(new RegExp(`^${name}\\{model_name="mamba"\\} (\\S+)$`, 'm').exec(m)?.[1]);
+  for (const [fury, vllm] of [
+    ['fury_prompt_tokens_total', 'vllm:prompt_tokens_total'],
+    ['fury_generation_tokens_total', 'vllm:generation_tokens_total'],
+    ['fury_num_requests_waiting', 'vllm:num_requests_waiting'],
+    ['fury_time_to_first_token_seconds_count', 'vllm:time_to_first_token_seconds_count'],
+  ]) {
+    assert.ok(Number.isFinite(value(vllm!)), `${vllm} missing`);
+    assert.equal(value(vllm!), value(fury!), vllm);
+  }
+  assert.ok(value('fury_prompt_tokens_total') > 0);
+  const usage = value('vllm:kv_cache_usage_perc');
+  assert.ok(usage >= 0 && usage <= 1, String(usage));
 });
 
 test('an aborted stream frees its slot (checked through /v1/requests and /metrics)', async () => {
