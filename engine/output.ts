@@ -32,6 +32,8 @@ export interface ChoiceResult {
     time_to_first_token_ms: number;
     generation_time_ms: number;
     mean_itl_ms: number;
+    /** Every gap between consecutive tokens (ms), for the inter-token latency histogram. */
+    itl_ms: number[];
     tokens_per_second: number;
   };
 }
@@ -98,6 +100,7 @@ export function runGeneration(
       let tStart = t0,
         tFirst = 0,
         tLast = 0;
+      const gaps: number[] = [];
       const emit = (piece: string, lp: TokenLogprobInfo[]) => {
         if (!piece && !lp.length) return;
         text += piece;
@@ -126,6 +129,7 @@ export function runGeneration(
               onToken: (t: SampledToken, stop: boolean) => {
                 const now = performance.now();
                 if (!ids.length) tFirst = now;
+                else gaps.push(now - tLast);
                 tLast = now;
                 ids.push(t.id);
                 if (stops.stopped) return;
@@ -165,6 +169,7 @@ export function runGeneration(
                     time_to_first_token_ms: n ? tFirst - t0 : 0,
                     generation_time_ms: n ? tLast - tStart : 0,
                     mean_itl_ms: n > 1 ? gen / (n - 1) : 0,
+                    itl_ms: gaps,
                     tokens_per_second: n > 1 && gen > 0 ? (n - 1) / (gen / 1000) : 0,
                   },
                 });

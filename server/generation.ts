@@ -183,7 +183,7 @@ function observe(state: ServerState, request: FastifyRequest, o: Outcome): Retur
   for (const r of results ?? []) {
     metrics.generationTokens.inc({ model_name }, r.ids.length);
     if (r.ids.length) metrics.ttft.observe({ model_name }, r.timings.time_to_first_token_ms / 1000);
-    if (r.ids.length > 1) metrics.itl.observe({ model_name }, r.timings.mean_itl_ms / 1000);
+    for (const gap of r.timings.itl_ms) metrics.itl.observe({ model_name }, gap / 1000);
     metrics.queueTime.observe({ model_name }, r.timings.queue_time_ms / 1000);
     metrics.requestMemory.observe({ model_name, kind: r.peak.kind }, r.peak.state_bytes + r.peak.kv_bytes);
     const f = finishReason(r);

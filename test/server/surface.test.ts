@@ -86,3 +86,23 @@ test('CORS: --allowed-origins answers preflights and marks responses; without it
     await closed.close();
   }
 });
+
+test('inter-token latency is observed per token (vLLM semantics), not once per request', async () => {
+  const srv = await startServer([{ name: 'm', arch: '2mamba' }]);
+  try {
+    const r = await post(srv.url, '/v1/completions', {
+      model: 'm',
+      prompt: 'Hello',
+      max_tokens: 6,
+      temperature: 0,
+      ignore_eos: true,
+    });
+    assert.equal(r.status, 200, r.text);
+    const m = await (await fetch(`${srv.url}/metrics`)).text();
+    const count = (name: string) => Number(new RegExp(`^${name}\\{model_name="m"\\} (\\S+)$`, 'm').exec(m)?.[1]);
+    assert.equal(count('fury_inter_token_latency_seconds_count'), 5);
+    assert.equal(count('vllm:inter_token_latency_seconds_count'), 5);
+  } finally {
+    await srv.close();
+  }
+});
