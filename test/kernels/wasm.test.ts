@@ -237,7 +237,9 @@ for (const arch of ['2mamba', '2mamba-e', 'softmax'] as Arch[]) {
         await fa.step([{ seq: b, ids: prompt }], true),
         await ref.step([{ seq: a, ids: prompt }], true),
       );
-      assert.ok(e0 < 1e-4, `prefill: rel ${e0} (seed ${seed})`);
+      // f32 sums against f64 over a 90-token prefill: 2Mamba's state accumulates the rounding as it does over decode
+      // steps (seed 116359745888450 gave 1.04e-4), so the same bound as below
+      assert.ok(e0 < 5e-4, `prefill: rel ${e0} (seed ${seed})`);
       const prompts = [ids(3), ids(77), ids(20)];
       const seqs = [ref, fa].map((p) => [p.open(), p.open(), p.open()]);
       for (let t = 0; t < 32; t++) {
