@@ -214,6 +214,9 @@ test('attention: paged KV (softmax with GQA; 2Mamba-E with cumulative decays), r
     }
 });
 
+/** Whole-model logits, fast CPU (f32) against the reference (f64 sums): see the test below. */
+const TOL_F32_MODEL = 2e-3;
+
 async function loadBoth(dir: string, fast: Backend): Promise<[SequencePool, SequencePool]> {
   const out: SequencePool[] = [];
   for (const be of [new CpuBackend(), fast]) {
@@ -237,9 +240,10 @@ for (const arch of ['2mamba', '2mamba-e', 'softmax'] as Arch[]) {
         await fa.step([{ seq: b, ids: prompt }], true),
         await ref.step([{ seq: a, ids: prompt }], true),
       );
-      // f32 sums against f64 over a 90-token prefill: 2Mamba's state accumulates the rounding as it does over decode
-      // steps (seed 116359745888450 gave 1.04e-4), so the same bound as below
-      assert.ok(e0 < 5e-4, `prefill: rel ${e0} (seed ${seed})`);
+      // f32 sums against f64. How much the rounding grows depends on the random checkpoint: over 8 of them the
+      // 2Mamba error after this prefill and 32 steps ranged 1e-6 … 6.1e-4 (seed 116359745888450: 1.04e-4, then 6.1e-4;
+      // its readout divides by denominators near their floor). The bound allows 3× the worst seen.
+      assert.ok(e0 < TOL_F32_MODEL, `prefill: rel ${e0} (seed ${seed})`);
       const prompts = [ids(3), ids(77), ids(20)];
       const seqs = [ref, fa].map((p) => [p.open(), p.open(), p.open()]);
       for (let t = 0; t < 32; t++) {
@@ -247,10 +251,13 @@ for (const arch of ['2mamba', '2mamba-e', 'softmax'] as Arch[]) {
           one = [{ seq: b, ids: [prompt[t]!] }];
         const items = (k: number) =>
           prompts.map((pr, i) => ({ seq: seqs[k]![i]!, ids: t === 0 ? pr : [pr[t % pr.length]!] }));
-        // f32 everywhere vs f64 sums: 2Mamba's state carries the difference (as the GPU parity test, 5e-4)
+        // f32 everywhere vs f64 sums: 2Mamba's state carries the difference (the bound above)
         const e1 = relErr(await fa.step(one), await ref.step(single));
         const e3 = relErr(await fa.step(items(1)), await ref.step(items(0)));
-        assert.ok(e1 < 5e-4 && e3 < 5e-4, `${arch} step ${t}: rel ${e1}, batch 3 ${e3} (seed ${seed})`);
+        assert.ok(
+          e1 < TOL_F32_MODEL && e3 < TOL_F32_MODEL,
+          `${arch} step ${t}: rel ${e1}, batch 3 ${e3} (seed ${seed})`,
+        );
       }
     } finally {
       await fast.destroy();
