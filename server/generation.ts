@@ -51,7 +51,11 @@ function warmNextTurn(host: Engine, req: GenRequest, prompt: readonly number[], 
   const r = results?.length === 1 ? results[0]! : null;
   if (req.kind !== 'chat' || !r || r.end === 'abort' || r.end === 'deadline' || !r.text) return;
   setImmediate(() => {
-    const text = host.chat.render([...req.messages!, { role: 'assistant', content: r.text }], false);
+    const text = host.chat.render(
+      [...req.messages!, { role: 'assistant', content: r.text }],
+      false,
+      req.chatTemplateKwargs,
+    );
     host.tokenizer.encodeAsync(text, false).then(
       (ids) => host.warmTurn(prompt, ids),
       () => {}, // a turn not warmed is a later partial hit
@@ -76,7 +80,7 @@ async function prepare(state: ServerState, req: GenRequest): Promise<Prepared> {
     throw badRequest(`logit_bias: token id ${biased} is outside the vocabulary (0 … ${V - 1})`, 'logit_bias');
   let prompts: number[][], echoes: string[];
   if (req.kind === 'chat') {
-    const text = host.chat.render(req.messages!, req.addGenerationPrompt);
+    const text = host.chat.render(req.messages!, req.addGenerationPrompt, req.chatTemplateKwargs);
     prompts = [await encode(host, req, text, false)];
     echoes = [text];
   } else {

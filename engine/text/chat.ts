@@ -49,7 +49,9 @@ export class ChatTemplate {
       : new ChatTemplate(CHATML_TEMPLATE, 'chatml-default', specials);
   }
 
-  render(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
+  /** The prompt text of `messages`; `kwargs` (chat_template_kwargs) are extra template variables (e.g.
+   *  enable_thinking), under the ones fury sets. */
+  render(messages: readonly ChatMessage[], addGenerationPrompt = true, kwargs: Record<string, unknown> = {}): string {
     if (!messages.length) throw new ChatTemplateError('messages must hold at least one message');
     for (const [i, m] of messages.entries()) {
       if (!(CHAT_ROLES as readonly string[]).includes(m.role)) {
@@ -58,7 +60,7 @@ export class ChatTemplate {
       if (typeof m.content !== 'string') throw new ChatTemplateError(`messages[${i}].content must be a string`);
     }
     try {
-      return this.tpl.render({ messages, add_generation_prompt: addGenerationPrompt, ...this.specials });
+      return this.tpl.render({ ...kwargs, messages, add_generation_prompt: addGenerationPrompt, ...this.specials });
     } catch (e) {
       throw new ChatTemplateError(`the chat template failed: ${(e as Error).message}`);
     }

@@ -24,6 +24,8 @@ export interface GenRequest extends OutputRequest {
   echo: boolean;
   truncatePromptTokens: number | null;
   addGenerationPrompt: boolean;
+  /** Extra chat-template variables (vLLM's chat_template_kwargs). */
+  chatTemplateKwargs: Record<string, unknown>;
   /** Per-request override of the server's queue deadline (seconds). */
   maxQueueTime: number | null;
   unknownFields: string[];
@@ -138,6 +140,7 @@ export function genRequest(kind: GenRequest['kind'], body: unknown): GenRequest 
     minTokens: get<number>(b, 'min_tokens') ?? 0,
     truncatePromptTokens: get<number>(b, 'truncate_prompt_tokens') ?? null,
     addGenerationPrompt: get<boolean>(b, 'add_generation_prompt') ?? true,
+    chatTemplateKwargs: get<Record<string, unknown>>(b, 'chat_template_kwargs') ?? {},
     maxQueueTime: get<number>(b, 'max_queue_time') ?? null,
     unknownFields: Object.keys(b).filter((k) => !KNOWN[kind].has(k)),
   };

@@ -170,7 +170,10 @@ export const ChatCompletionRequest: Schema = {
     logprobs: bool,
     top_logprobs: int(0, MAX_TOP_LOGPROBS),
     add_generation_prompt: bool,
-    chat_template_kwargs: {},
+    chat_template_kwargs: {
+      type: nullable('object'),
+      'x-error': "'chat_template_kwargs' must be an object of template variables",
+    },
     tools: {},
     tool_choice: {},
     response_format: {
@@ -202,6 +205,7 @@ export const TokenizeRequest: Schema = {
     add_special_tokens: bool,
     add_special: bool,
     add_generation_prompt: bool,
+    chat_template_kwargs: { type: nullable('object'), 'x-error': "'chat_template_kwargs' must be an object" },
     return_token_strs: bool,
     with_pieces: bool,
   },

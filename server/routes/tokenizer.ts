@@ -21,7 +21,11 @@ export function registerTokenizerRoutes(app: FastifyInstance, state: ServerState
     let ids: number[];
     if (b.messages !== undefined && b.messages !== null) {
       ids = await m.tokenizer.encodeAsync(
-        m.chat.render(chatMessages(b.messages), b.add_generation_prompt !== false),
+        m.chat.render(
+          chatMessages(b.messages),
+          b.add_generation_prompt !== false,
+          (b.chat_template_kwargs as Record<string, unknown> | null | undefined) ?? {},
+        ),
         false,
       );
     } else {

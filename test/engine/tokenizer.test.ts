@@ -201,3 +201,18 @@ test('long texts encode on the worker to the same ids; minTokens never exceeds t
     }
   }
 });
+
+test('chat_template_kwargs reach the template as variables, under the ones fury sets', () => {
+  const t = ChatTemplate.forTokenizer(
+    {
+      chat_template:
+        "{% if enable_thinking %}<think>{% endif %}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}",
+    },
+    { bos_token: '<s>', eos_token: '</s>' },
+  );
+  const msgs = [{ role: 'user' as const, content: 'hi' }];
+  assert.equal(t.render(msgs), 'user: hi\nassistant:');
+  assert.equal(t.render(msgs, true, { enable_thinking: true }), '<think>user: hi\nassistant:');
+  // a kwarg cannot replace the messages or the generation prompt flag
+  assert.equal(t.render(msgs, false, { messages: [], add_generation_prompt: true }), 'user: hi\n');
+});

@@ -106,3 +106,24 @@ test('inter-token latency is observed per token (vLLM semantics), not once per r
     await srv.close();
   }
 });
+
+test('chat_template_kwargs: accepted by chat completions and /tokenize; a non-object is a 400 naming it', async () => {
+  const srv = await startServer([{ name: 'm', arch: '2mamba' }]);
+  try {
+    const messages = [{ role: 'user', content: 'hi' }];
+    const ok = await post(srv.url, '/v1/chat/completions', {
+      model: 'm',
+      messages,
+      max_tokens: 2,
+      chat_template_kwargs: { enable_thinking: false },
+    });
+    assert.equal(ok.status, 200, ok.text);
+    const t = await post(srv.url, '/tokenize', { model: 'm', messages, chat_template_kwargs: { x: 1 } });
+    assert.equal(t.status, 200, t.text);
+    const bad = await post(srv.url, '/v1/chat/completions', { model: 'm', messages, chat_template_kwargs: 'yes' });
+    assert.equal(bad.status, 400);
+    assert.equal(JSON.parse(bad.text).error.param, 'chat_template_kwargs', bad.text);
+  } finally {
+    await srv.close();
+  }
+});
