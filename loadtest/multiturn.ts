@@ -2,7 +2,7 @@
 // with its own prompt_cache_key. Per turn: time to first token, prompt tokens and the tokens the server restored from
 // its prefix cache — whether a conversation's later turns cost only their new tokens.
 import { writeFile, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { readCorpus } from '../lib/corpus.js';
 import { Rng } from '../lib/rng.js';
 import { assertLoopback, streamCompletion } from './client.js';
@@ -79,7 +79,8 @@ export async function runMultiTurn(o: MultiTurnOptions) {
   }
   const report = {
     date: new Date().toISOString(),
-    options: { ...o, apiKey: undefined },
+    // what was run, without this machine's paths or the key
+    options: { ...o, apiKey: undefined, out: undefined, data: relative(process.cwd(), o.data) },
     models: o.models.map((model) =>
       summary(
         rows.filter((r) => r.model === model),
