@@ -303,9 +303,10 @@ export class Engine {
     };
   }
 
-  /** Free the device (the weights, pools and pipelines). */
+  /** Set by close(): a step failing under it ends its requests without a reload. */
   private closing = false;
 
+  /** Free the device (the weights, pools and pipelines), after writing device snapshots to the state directory. */
   async close(): Promise<void> {
     this.closing = true;
     await this.restarting;

@@ -460,8 +460,8 @@ export class Scheduler {
     if (this.opts.pipeline === false || this.waiting.length || items.length !== this.running.length) return;
     const next: (DeviceSample | null)[] = [];
     for (const [i, { r, last }] of items.entries()) {
+      // (a prefill-only request has max_tokens 0, so it never steps ahead)
       if (!last || !sampling[i] || !this.running.includes(r) || r.generated + 2 > r.spec.maxTokens) return;
-      if (r.spec.prefillOnly) return;
       try {
         next.push(r.sampler.device(this.banned(r, 1), 1));
       } catch {

@@ -112,14 +112,15 @@ export class Metrics {
       }
       return scrape;
     };
-    const perModel = (name: string, help: string, value: (s: EngineStats) => number) =>
-      gauge(name, help, ['model_name'], (g) => {
-        for (const { name: model_name, s } of stats()) g.set({ model_name }, value(s));
-      });
-    perModel('fury_num_requests_running', 'Requests running (admitted).', (s) => s.running);
-    perModel('fury_num_requests_waiting', 'Requests waiting in the queue.', (s) => s.waiting);
-    perModel('vllm:num_requests_running', 'Requests running (admitted).', (s) => s.running);
-    perModel('vllm:num_requests_waiting', 'Requests waiting in the queue.', (s) => s.waiting);
+    // `vllm`: also under vLLM's name, as hist() and counter() do
+    const perModel = (name: string, help: string, value: (s: EngineStats) => number, vllm = false) => {
+      for (const n of vllm ? [name, name.replace(/^fury_/, 'vllm:')] : [name])
+        gauge(n, help, ['model_name'], (g) => {
+          for (const { name: model_name, s } of stats()) g.set({ model_name }, value(s));
+        });
+    };
+    perModel('fury_num_requests_running', 'Requests running (admitted).', (s) => s.running, true);
+    perModel('fury_num_requests_waiting', 'Requests waiting in the queue.', (s) => s.waiting, true);
     perModel(
       'vllm:kv_cache_usage_perc',
       'Fraction of the request memory in use (KV pages; 2Mamba: state slots), 0 to 1.',
@@ -139,23 +140,15 @@ export class Metrics {
       s.prefixCache ? f(s.prefixCache) : 0;
     perModel(
       'fury_prefix_cache_queries',
-      'Prompt tokens looked up in the state cache (total).',
+      'Prompt tokens looked up in the prefix cache (total).',
       cache((c) => c.queriedTokens),
+      true,
     );
     perModel(
       'fury_prefix_cache_hits',
-      'Prompt tokens restored from a state snapshot instead of prefilled (total).',
+      'Prompt tokens restored from the prefix cache instead of prefilled (total).',
       cache((c) => c.hitTokens),
-    );
-    perModel(
-      'vllm:prefix_cache_queries',
-      'Prompt tokens looked up in the prefix cache (total).',
-      cache((c) => c.queriedTokens),
-    );
-    perModel(
-      'vllm:prefix_cache_hits',
-      'Prompt tokens found in the prefix cache (total).',
-      cache((c) => c.hitTokens),
+      true,
     );
     perModel(
       'fury_state_cache_entries',
@@ -172,8 +165,10 @@ export class Metrics {
       'Bytes of state snapshots held (host RAM).',
       cache((c) => c.bytes),
     );
-    perModel('fury_state_cache_evictions', 'State snapshots evicted to stay under the cap (total).', (s) =>
-      s.prefixCache ? s.prefixCache.evictions : 0,
+    perModel(
+      'fury_state_cache_evictions',
+      'Snapshots (or KV pages) evicted to stay under the cap (total).',
+      cache((c) => c.evictions),
     );
     gauge('fury_device_memory_bytes', 'Memory allocated by kind (weights, state, kv).', ['model_name', 'kind'], (g) => {
       for (const { name: model_name, s } of stats())

@@ -1,32 +1,18 @@
-// KV prefix caching for softmax (issue 14): full KV pages are kept after their request ends, keyed by a hash chain
-// over their tokens, and a new request whose prompt begins with the same pages takes them by reference instead of
+// KV prefix caching for softmax (issue 14): full KV pages are kept after their request ends, keyed by their token
+// prefix (token-keys.ts), and a new request whose prompt begins with the same pages takes them by reference instead of
 // prefilling them. Only full pages are shared, and a sequence writes only at its own position and after, so a shared
 // page is never written again (no copy on write). A page's entry holds its 16 token ids and its parent entry: a match
 // compares both, so a hash collision is a miss. The cache holds one reference on each page; a page only it holds is
 // evictable, least recently used first, whenever a request needs pages.
 import type { Sequence, SequencePool } from './sequences.js';
 import type { StateCacheStats } from './state-cache.js';
+import { prefixKeys, sameAt } from './token-keys.js';
 
 interface Entry {
   key: string;
   page: number;
   tokens: Int32Array;
   parent: Entry | null;
-}
-
-/** The key of a page after its parent's: two 32-bit hashes chained over the page's ids. */
-function chainKey(parent: string, ids: ArrayLike<number>, from: number, n: number): string {
-  let a = 0x811c9dc5,
-    b = 0x1234567;
-  for (let i = 0; i < parent.length; i++) {
-    a = Math.imul(a ^ parent.charCodeAt(i), 0x01000193) >>> 0;
-    b = (Math.imul(b, 31) + parent.charCodeAt(i)) >>> 0;
-  }
-  for (let i = from; i < from + n; i++) {
-    a = Math.imul(a ^ (ids[i]! + 1), 0x01000193) >>> 0;
-    b = (Math.imul(b, 0x5bd1e995) + ids[i]! + 1) >>> 0;
-  }
-  return `${a.toString(36)}:${b.toString(36)}`;
 }
 
 export class PageCache {
@@ -43,6 +29,14 @@ export class PageCache {
 
   private get P(): number {
     return this.pool.pageSize;
+  }
+
+  /** The keys of the first `pages` whole pages of `ids` (each the key of the prefix that page ends). */
+  private pageKeys(ids: ArrayLike<number>, pages: number): string[] {
+    return prefixKeys(
+      ids,
+      Array.from({ length: pages }, (_, i) => (i + 1) * this.P),
+    );
   }
 
   /** Cached pages no sequence holds: they can be freed for a request. */
@@ -81,10 +75,11 @@ export class PageCache {
     this.counters.queriedTokens += ids.length;
     const P = this.P,
       used: Entry[] = [];
+    const keys = this.pageKeys(ids, Math.floor((ids.length - 1) / P));
     let parent: Entry | null = null;
-    for (let i = 0; (i + 1) * P <= ids.length - 1; i++) {
-      const e = this.entries.get(chainKey(parent?.key ?? '', ids, i * P, P));
-      if (!e || e.parent !== parent || !e.tokens.every((t, k) => t === ids[i * P + k])) break;
+    for (const [i, key] of keys.entries()) {
+      const e = this.entries.get(key);
+      if (!e || e.parent !== parent || !sameAt(e.tokens, ids, i * P)) break;
       used.push(e);
       parent = e;
     }
@@ -102,12 +97,12 @@ export class PageCache {
 
   /** Keep the sequence's full pages (its first seq.pos fed ids are `tokens`) for later prompts. */
   save(seq: Sequence, tokens: readonly number[]): void {
-    const P = this.P;
+    const P = this.P,
+      keys = this.pageKeys(tokens, Math.floor(Math.min(seq.pos, tokens.length) / P));
     let parent: Entry | null = null;
-    for (let i = 0; (i + 1) * P <= Math.min(seq.pos, tokens.length); i++) {
-      const key = chainKey(parent?.key ?? '', tokens, i * P, P);
+    for (const [i, key] of keys.entries()) {
       let e = this.entries.get(key);
-      if (e && (e.parent !== parent || !e.tokens.every((t, k) => t === tokens[i * P + k]))) return; // a collision
+      if (e && (e.parent !== parent || !sameAt(e.tokens, tokens, i * P))) return; // a collision
       if (!e) {
         e = { key, page: seq.pages[i]!, tokens: Int32Array.from(tokens.slice(i * P, (i + 1) * P)), parent };
         this.pool.pages.retain(e.page);

@@ -7,6 +7,7 @@
 import type { SlotSnapshot } from '../model/model.js';
 import type { Sequence, SequencePool } from './sequences.js';
 import type { StateDisk } from './state-disk.js';
+import { prefixKeys, sameAt } from './token-keys.js';
 
 interface Entry {
   tokens: Int32Array;
@@ -26,25 +27,6 @@ export interface StateCacheStats {
   deviceEntries?: number;
   capacityBytes: number;
   evictions: number;
-}
-
-/** Two 32-bit polynomial hashes of every prefix ids[0..k), k = 1…n, as one key per length. */
-function prefixKeys(ids: ArrayLike<number>, n: number): string[] {
-  const out: string[] = new Array(n);
-  let a = 0x811c9dc5,
-    b = 0x1234567;
-  for (let k = 0; k < n; k++) {
-    const v = ids[k]! + 1;
-    a = (Math.imul(a, 0x01000193) ^ v) >>> 0;
-    b = (Math.imul(b, 0x5bd1e995) + v) >>> 0;
-    out[k] = `${k + 1}:${a.toString(36)}:${b.toString(36)}`;
-  }
-  return out;
-}
-
-function samePrefix(tokens: Int32Array, ids: ArrayLike<number>): boolean {
-  for (let i = 0; i < tokens.length; i++) if (tokens[i] !== ids[i]) return false;
-  return true;
 }
 
 export class StateCache {
@@ -124,7 +106,7 @@ export class StateCache {
     this.disk = disk;
     let n = 0;
     for await (const s of disk.load(this.capacityBytes)) {
-      this.insert(prefixKeys(s.tokens, s.tokens.length).at(-1)!, s.tokens, s.data, false);
+      this.insert(prefixKeys(s.tokens, [s.tokens.length])[0]!, s.tokens, s.data, false);
       n++;
     }
     return n;
@@ -148,18 +130,18 @@ export class StateCache {
     const pool = this.bind();
     this.counters.queriedTokens += ids.length;
     const max = ids.length - 1;
-    const lens = [...this.lengths.keys()].filter((n) => n <= max).sort((x, y) => y - x);
-    if (!lens.length) return 0;
-    const keys = prefixKeys(ids, lens[0]!);
-    for (const n of lens) {
-      const key = keys[n - 1]!,
+    const lens = [...this.lengths.keys()].filter((n) => n <= max).sort((x, y) => x - y);
+    const keys = prefixKeys(ids, lens);
+    for (let i = lens.length - 1; i >= 0; i--) {
+      const n = lens[i]!,
+        key = keys[i]!,
         d = this.device.get(key),
         e = this.entries.get(key);
-      if (d && samePrefix(d.tokens, ids)) {
+      if (d && sameAt(d.tokens, ids)) {
         this.device.delete(key);
         this.device.set(key, d);
         pool.model.copySlot(d.slot, seq.slot);
-      } else if (e && samePrefix(e.tokens, ids)) {
+      } else if (e && sameAt(e.tokens, ids)) {
         this.entries.delete(key);
         this.entries.set(key, e);
         pool.model.restoreSlot(seq.slot, e.data);
@@ -177,9 +159,9 @@ export class StateCache {
     const n = tokens.length;
     if (n === 0 || n !== seq.pos || this.capacityBytes <= 0) return;
     const pool = this.bind(),
-      key = prefixKeys(tokens, n)[n - 1]!;
+      key = prefixKeys(tokens, [n])[0]!;
     const have = this.device.get(key) ?? this.entries.get(key);
-    if (have && samePrefix(have.tokens, tokens)) return;
+    if (have && sameAt(have.tokens, tokens)) return;
     if (this.useDevice && pool.slots.available > 0) {
       const slot = pool.slots.acquire();
       pool.model.copySlot(seq.slot, slot);
