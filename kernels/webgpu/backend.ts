@@ -76,6 +76,8 @@ export class WebGpuBackend implements Backend, OpTimes {
       throw new Error(
         `tensor cores asked for, but ${info.description} has no 16×16 f16 subgroup matrices with subgroups of 32`,
       );
+    if (want === 'emulated' && !device.features.has('shader-f16'))
+      throw new Error(`emulated tensor cores need f16 in shaders, and ${info.description} has no shader-f16`);
     this.matrices = want;
     device.addEventListener('uncapturederror', (e) => {
       this.error ??= new Error(`WebGPU: ${(e as GPUUncapturedErrorEvent).error.message}`);

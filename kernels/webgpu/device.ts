@@ -92,7 +92,9 @@ export async function openGpu(): Promise<Gpu> {
   // timestamp queries let `fury bench --profile` time each kernel on the GPU
   const requiredFeatures = [
     ...(adapter.features.has('timestamp-query') ? ['timestamp-query'] : []),
-    ...(subgroupMatrices ? ['shader-f16', 'subgroups', SGM] : []),
+    // f16 tiles in workgroup memory: the tensor-core kernels and their emulated twins
+    'shader-f16',
+    ...(subgroupMatrices ? ['subgroups', SGM] : []),
   ].filter((f) => adapter.features.has(f)) as GPUFeatureName[];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   // keep the instance alive as long as the device (dawn.node ends the process's hold when both are released)

@@ -13,6 +13,11 @@ import { gpuHarness, scenario } from './gpu-harness.js';
 import { close, V3, A3 } from './vectors.js';
 
 const { skip, compare } = await gpuHarness();
+// φ rounded to f16 (2⁻¹¹ relative per entry), the right-hand sides split into hi + lo f16 (≈ 2⁻²² relative), f32 sums:
+// a product's error is ≤ 2⁻¹¹ Σ_p |φ_p S_p,m|; random signs make it ≈ 2⁻¹¹ √(Σ_p (φ_p S_p,m)²) / √3 ≈ 3·10⁻⁴ of a
+// typical |y|, and the test's measure (max |Δ| over max |y|) sits below that; tol 2e-3 leaves room for rows with
+// cancellation.
+const TOL_TC = 2e-3;
 
 test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n', { skip }, async () => {
   const { rng, seed } = freshRng();
@@ -57,6 +62,43 @@ test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n'
     seed,
   );
 });
+
+// the chunked prefill's readout and state update on tensor cores where the adapter has them, else emulated
+const tc = await gpuHarness({ matrices: process.env.FURY_MATRICES === 'on' ? 'on' : 'emulated' });
+
+test(
+  `2Mamba chunked prefill on tensor cores (${tc.gpu?.matrices ?? 'no adapter'}): outputs and S, n; wide ranges`,
+  { skip: tc.skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const { step, rows } = scenario();
+    const H = 2,
+      d = 64,
+      D = (d * (d + 1)) / 2;
+    // ranges f16 cannot hold unscaled (|x| ~ 100, so |φ| to ~10⁵; S grows past 10⁵ by the update): the power-of-two row and column scales must carry them
+    for (const [xs, ss] of [
+      [1, 0.3],
+      [100, 300],
+    ] as const) {
+      const r = (n: number, std: number) => rng.normals(n, std);
+      await tc.compare(
+        `mamba2 tc |x|~${xs} |S|~${ss}`,
+        [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
+        [
+          { name: 'x', init: r(rows * 3 * H * d, xs) },
+          { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.1) },
+          { name: 'S', init: r(3 * H * D * d, ss) },
+          { name: 'N', init: r(3 * H * D, ss).map(Math.abs) },
+          { name: 'y', init: new Float32Array(rows * H * d), out: true },
+        ],
+        step,
+        ['y', 'S', 'N'],
+        TOL_TC,
+        seed,
+      );
+    }
+  },
+);
 
 // --- the CPU oracle against the spec (formerly cpu-ops.test.ts)
 

@@ -14,6 +14,7 @@ import {
   rw,
   variant,
 } from './common.js';
+import { m2ReadTcSource, m2UpdateTcSource, TC_HEAD_DIM, TC_PBLOCK } from './mamba2-tc.js';
 
 export const CHUNK = 64; // 2Mamba prefill chunk (rows)
 export const PBLOCK = 32; // 2Mamba prefill: state rows (p) per workgroup of the state update
@@ -362,6 +363,17 @@ const state1: Kernel<{ d: number; rpt: number }> & { params: typeof M2_PARAMS } 
   source: (v) => m2State1Source(v.d, v.rpt),
 };
 
+// the readout and the state update on tensor cores (or their emulated twins): mamba2-tc.ts
+const tcKernel = (name: string, bindings: ('ro' | 'rw')[], source: typeof m2ReadTcSource) =>
+  ({
+    name,
+    params: M2_PARAMS,
+    bindings: () => bindings,
+    source: (v: { emulate: boolean }) => source(header(M2_PARAMS), CHUNK, v.emulate),
+  }) satisfies Kernel<{ emulate: boolean }> & { params: typeof M2_PARAMS };
+const readTc = tcKernel('m2_read_tc', ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], m2ReadTcSource);
+const updateTc = tcKernel('m2_update_tc', ['ro', 'ro', 'ro', 'rw', 'rw'], m2UpdateTcSource);
+
 /** The (a, b) pair of every state row p of head dim d, as a | b << 16. */
 const pairs = (d: number) => {
   const out: number[] = [];
@@ -396,8 +408,10 @@ export const mamba2Family: Family = {
       ];
     }
     // chunks in order: intra-chunk scores, the readout of the carried state, its update, then the sum
+    const tc = c.matrices !== 'off' && d === TC_HEAD_DIM && CHUNK === 64,
+      tcv = { emulate: c.matrices === 'emulated' };
     const splits = M2_READ_SPLITS,
-      blocks = Math.ceil(D / PBLOCK);
+      blocks = Math.ceil(D / (tc ? TC_PBLOCK : PBLOCK));
     const G = c.scratch('_m2.G', rows * heads),
       inum = c.scratch('_m2.inum', rows * heads * d),
       iden = c.scratch('_m2.iden', rows * heads);
@@ -407,8 +421,12 @@ export const mamba2Family: Family = {
     for (let chunk = 0; chunk * CHUNK < c.maxRows; chunk++) {
       out.push(
         dispatch(intra, v, [op.qkv, op.logA, G, inum, iden], { heads, chunk }, [grid, 1]),
-        dispatch(read, v, [op.qkv, pairsBuf, op.S, op.N, pnum, pden], { heads, chunk, splits }, [splits, grid]),
-        dispatch(update, v, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk }, [blocks, grid]),
+        tc
+          ? dispatch(readTc, tcv, [op.qkv, pairsBuf, op.S, op.N, pnum, pden], { heads, chunk, splits }, [splits, grid])
+          : dispatch(read, v, [op.qkv, pairsBuf, op.S, op.N, pnum, pden], { heads, chunk, splits }, [splits, grid]),
+        tc
+          ? dispatch(updateTc, tcv, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk }, [blocks, grid])
+          : dispatch(update, v, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk }, [blocks, grid]),
         dispatch(combine, v, [G, inum, iden, pnum, pden, op.out], { heads, chunk, blocks: splits }, [
           Math.min(CHUNK, c.maxRows),
           grid,
@@ -417,9 +435,13 @@ export const mamba2Family: Family = {
     }
     return out;
   },
-  variants: (headDims) =>
-    headDims.flatMap((d) => [
+  variants: (headDims, caps) => [
+    ...headDims.flatMap((d) => [
       ...[intra, read, update, combine, combine1].map((k) => variant(k, { d })),
       ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
     ]),
+    ...(caps.matrices !== 'off' && headDims.includes(TC_HEAD_DIM)
+      ? [readTc, updateTc].map((k) => variant(k, { emulate: caps.matrices === 'emulated' }))
+      : []),
+  ],
 };
