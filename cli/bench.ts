@@ -48,7 +48,7 @@ export const benchCmd: Command = {
 
 Random weights (nothing is written to disk). For each architecture, batch and context: the decode loop's ms/step and
 tokens/s (every request at position CONTEXT, one token each, logits read back), prefill tokens/s (one prompt of
-min(CONTEXT, --prefill-cap) tokens in chunks of 256), the bytes one decode step must move (weights once + per request
+min(CONTEXT, --prefill-cap) tokens in chunks of --prefill-chunk), the bytes one decode step must move (weights once + per request
 the fp32 state read and written, or the KV read), the achieved GB/s, and the device's copy bandwidth measured by the
 same run: ratio = achieved / ceiling (1.0 = at the bandwidth floor). Warms up for 2 s first.
 
@@ -63,9 +63,10 @@ Options:
   --weights-dtype D      f16 (default), bf16, f32
   --kv-dtype D           auto (default: f16 on webgpu, f32 on a CPU), f16, f32
   --prefill-cap N        longest prefill measured (default 8192)
+  --prefill-chunk N      rows of one prefill step (default 256, as \`fury serve\`)
   --max-memory B         skip configurations whose state + KV exceed this (default 60GiB on WebGPU, 25% of RAM on CPU)
   --profile              also time each kernel on the GPU (timestamp queries, one pass per op) and the JS encode
-                         time per step: decode at every batch size and one 256-row prefill chunk, at the first
+                         time per step: decode at every batch size and one prefill chunk, at the first
                          context
   --json                 print the result as JSON; --out FILE also writes it`,
   async run(argv) {
@@ -80,6 +81,7 @@ Options:
       'weights-dtype': { type: 'string' },
       'kv-dtype': { type: 'string' },
       'prefill-cap': { type: 'string' },
+      'prefill-chunk': { type: 'string' },
       'max-memory': { type: 'string' },
       json: { type: 'boolean' },
       out: { type: 'string' },
@@ -105,6 +107,7 @@ Options:
     const kvChoice = oneOf(a['kv-dtype'], 'kv-dtype', KV_DTYPES, 'auto');
     let kvDtype = 'f32';
     const prefillCap = int(a['prefill-cap'], 'prefill-cap', 8192, 1);
+    const prefillChunk = int(a['prefill-chunk'], 'prefill-chunk', 256, 1);
     const log = (l: string) => process.stderr.write(`fury bench: ${l}\n`);
     const clocksBefore = nvidiaClocks();
     const rows: BenchRow[] = [];
@@ -162,14 +165,15 @@ Options:
             depth,
             warmupSeconds: 2,
             prefillCap,
-            prefillChunk: 256,
+            prefillChunk,
             maxPoolBytes: maxPool,
             maxBinding,
             ceilingBytesPerSecond: ceiling,
             log,
           })),
         );
-        if (a.profile && gpu) profiles.push(...(await profileModel(model, gpu, batches, contexts[0]!, log)));
+        if (a.profile && gpu)
+          profiles.push(...(await profileModel(model, gpu, batches, contexts[0]!, prefillChunk, log)));
       } finally {
         await backend.destroy();
       }
@@ -209,19 +213,19 @@ interface KernelProfile {
 }
 
 /** GPU time per kernel kind (ms per step) and JS encode time per step: decode at each batch size, then one prefill
- *  chunk of 256 rows of one request at position `context`. */
+ *  chunk (--prefill-chunk rows) of one request at position `context`. */
 async function profileModel(
   model: Model,
   gpu: import('../kernels/webgpu/backend.js').WebGpuBackend,
   batches: number[],
   context: number,
+  chunk: number,
   log: (l: string) => void,
 ): Promise<KernelProfile[]> {
   const out: KernelProfile[] = [];
   const spec = model.spec,
     P = 16,
-    kv = spec.arch !== '2mamba',
-    chunk = 256;
+    kv = spec.arch !== '2mamba';
   const profile = async (phase: 'decode' | 'prefill', batch: number, step: () => Promise<unknown>) => {
     for (let i = 0; i < 5; i++) await step();
     // the whole step in its one pass (no per-op pass overhead), then every op in a pass of its own

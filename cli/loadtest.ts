@@ -19,6 +19,7 @@ const SERVE_FLAGS = [
   'max-model-len',
   'token-budget',
   'prefill-chunk',
+  'prefill-alone',
   'weights-dtype',
   'kv-dtype',
   'request-timeout',
@@ -53,7 +54,7 @@ Options:
                          characters of corpus text, default 200; --think-ms between turns, default 300); reports TTFT
                          per turn and the share of turn-2+ prompt tokens the server restored (multiturn.json / .md)
   serve flags with --spawn: --backend --memory-budget --max-batch --max-queue --max-model-len --token-budget
-                            --prefill-chunk --weights-dtype --kv-dtype --request-timeout --max-queue-time`,
+                            --prefill-chunk --prefill-alone --weights-dtype --kv-dtype --request-timeout --max-queue-time`,
   async run(argv) {
     const opts: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
       url: { type: 'string' },

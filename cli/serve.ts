@@ -46,6 +46,8 @@ Options:
   --max-queue-time S        503 for requests waiting longer (default 60)
   --drain-timeout S         on SIGTERM, let running requests finish this long (default 30)
   --token-budget N          tokens per scheduler step (default 512); --prefill-chunk N per request (default 256)
+  --prefill-alone N         tokens per step, and per request, while no request is decoding: a long prompt on an idle
+                            server prefills in larger, faster steps (default 1024)
   --sse-ping-interval S     SSE keep-alive comments while silent (default 10; 0 = off)
   --body-limit B            largest request body (default 64MiB)
   --default-max-tokens N    chat max_tokens when the request sets none (default 1024)
@@ -77,6 +79,7 @@ const OPTIONS = {
   'drain-timeout': { type: 'string' },
   'token-budget': { type: 'string' },
   'prefill-chunk': { type: 'string' },
+  'prefill-alone': { type: 'string' },
   'sse-ping-interval': { type: 'string' },
   'body-limit': { type: 'string' },
   'default-max-tokens': { type: 'string' },
@@ -151,6 +154,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     maxModelLen: a['max-model-len'] === undefined ? null : int(a['max-model-len'] as string, 'max-model-len', 0, 1),
     tokenBudget: int(a['token-budget'] as string | undefined, 'token-budget', 512, 1),
     prefillChunk: int(a['prefill-chunk'] as string | undefined, 'prefill-chunk', 256, 1),
+    prefillAlone: int(a['prefill-alone'] as string | undefined, 'prefill-alone', 1024, 1),
   };
   const state = new ServerState({
     ...DEFAULT_SERVE_OPTIONS,

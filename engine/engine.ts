@@ -26,6 +26,8 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   maxQueue: number;
   tokenBudget: number;
   prefillChunk: number;
+  /** Tokens per step while no request decodes (default: tokenBudget; SchedulerOptions.prefillAlone). */
+  prefillAlone?: number;
   /** Bytes of host RAM for 2Mamba state snapshots (0: none; default DEFAULT_STATE_CACHE_BYTES). */
   stateCacheHostBytes?: number;
   /** Keep full KV pages of finished requests for later prompts that begin with them (softmax; default true). */
@@ -225,6 +227,7 @@ export class Engine {
           maxQueue: o.maxQueue,
           tokenBudget: o.tokenBudget,
           prefillChunk: o.prefillChunk,
+          prefillAlone: o.prefillAlone,
           prefixCache: cache ?? pageCache,
           checkpointTokens: o.stateCheckpointTokens ?? DEFAULT_CHECKPOINT_TOKENS,
         }),

@@ -51,6 +51,9 @@ export interface SchedulerOptions {
   tokenBudget: number;
   /** Largest prefill chunk of one request in one step. */
   prefillChunk: number;
+  /** Tokens per step, and per request, while no request is decoding (nobody's inter-token latency to keep): long
+   *  prompts then prefill in larger steps, which run faster per token (default: the budget and chunk above). */
+  prefillAlone?: number;
   /** Submit a decode step before the previous step's tokens are back when its shape is known (default true). */
   pipeline?: boolean;
   /** Called when the step loop itself fails (device loss, a broken invariant) instead of failing every request with
@@ -402,9 +405,12 @@ export class Scheduler {
         items.push({ r, ids: [r.next], last: true });
         budget--;
       }
+    const alone = !items.length && this.opts.prefillAlone !== undefined;
+    if (alone) budget = Math.max(budget, this.opts.prefillAlone!);
+    const chunk = alone ? Math.max(this.opts.prefillChunk, this.opts.prefillAlone!) : this.opts.prefillChunk;
     for (const r of this.running) {
       if (r.next !== null || budget <= 0) continue;
-      const n = Math.min(this.opts.prefillChunk, budget, r.spec.promptIds.length - r.fed);
+      const n = Math.min(chunk, budget, r.spec.promptIds.length - r.fed);
       items.push({ r, ids: r.spec.promptIds.slice(r.fed, r.fed + n), last: r.fed + n === r.spec.promptIds.length });
       budget -= n;
     }

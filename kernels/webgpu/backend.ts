@@ -438,6 +438,7 @@ export class WebGpuBackend implements Backend, OpTimes {
       params: GPUBuffer;
       entries: {
         opIndex: number;
+        kernel: string;
         pipeline: GPUComputePipeline;
         group: GPUBindGroup;
         offset: number;
@@ -490,7 +491,15 @@ export class WebGpuBackend implements Backend, OpTimes {
           ...d.buffers.map((n, j) => ({ binding: j + 2, resource: { buffer: this.get(n).buf } })),
         ],
       });
-      return { opIndex, pipeline, group, offset: i * PARAM_STRIDE, x: d.groups[0], y: d.groups[1] };
+      return {
+        opIndex,
+        kernel: d.kernel.name,
+        pipeline,
+        group,
+        offset: i * PARAM_STRIDE,
+        x: d.groups[0],
+        y: d.groups[1],
+      };
     });
     if (this.recordings.size >= 64) {
       const [k, r] = this.recordings.entries().next().value as [string, { params: GPUBuffer }];
@@ -523,16 +532,14 @@ export class WebGpuBackend implements Backend, OpTimes {
     this.writeMeta(step);
     const rec = this.record(plan, step);
     const enc = this.device.createCommandEncoder({ label: 'step' });
-    const timer = StepTimer.for(this.device, plan, this);
+    const timer = StepTimer.for(this.device, plan, rec.entries, this);
     let pass = enc.beginComputePass({ label: 'step', ...(timer ? { timestampWrites: timer.writes(0) } : {}) });
-    let passOp = 0,
-      last: GPUComputePipeline | null = null;
-    for (const e of rec.entries) {
-      if (timer?.splits(e.opIndex, passOp)) {
+    let last: GPUComputePipeline | null = null;
+    for (const [i, e] of rec.entries.entries()) {
+      if (timer?.splits(i)) {
         pass.end();
-        passOp = e.opIndex;
         last = null;
-        pass = enc.beginComputePass({ timestampWrites: timer.writes(e.opIndex) });
+        pass = enc.beginComputePass({ timestampWrites: timer.writes(i) });
       }
       if (e.pipeline !== last) {
         pass.setPipeline(e.pipeline);

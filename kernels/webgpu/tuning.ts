@@ -69,6 +69,27 @@ export const MATRICES = ((): 'on' | 'off' | 'emulated' | undefined => {
   return v;
 })();
 
-/** The tensor-core GEMM's tile (FURY_GEMM_TC): 32 (one subgroup per workgroup) or 64 (four). */
+/** The tensor-core GEMM's tile (FURY_GEMM_TC): 32 (one subgroup per workgroup) or 64 (four); 0: the projections keep
+ *  the FMA GEMM while other families use tensor cores. */
 export const GEMM_TC = Number(process.env.FURY_GEMM_TC ?? 32);
-if (GEMM_TC !== 32 && GEMM_TC !== 64) throw new Error(`FURY_GEMM_TC must be 32 or 64, got ${process.env.FURY_GEMM_TC}`);
+if (GEMM_TC !== 0 && GEMM_TC !== 32 && GEMM_TC !== 64)
+  throw new Error(`FURY_GEMM_TC must be 0, 32 or 64, got ${process.env.FURY_GEMM_TC}`);
+
+/** State rows per workgroup of the tensor-core 2Mamba readout (FURY_M2_TC_ROWS, a multiple of 32): fewer rows, more
+ *  workgroups (a lone sequence has only heads × ⌈DD / rows⌉ of them) and more partial sums to add. */
+export const M2_TC_ROWS = Number(process.env.FURY_M2_TC_ROWS ?? 96);
+if (!Number.isInteger(M2_TC_ROWS) || M2_TC_ROWS < 32 || M2_TC_ROWS % 32 !== 0)
+  throw new Error(`FURY_M2_TC_ROWS must be a positive multiple of 32, got ${process.env.FURY_M2_TC_ROWS}`);
+
+/** Ranges of state rows the FMA 2Mamba readout is split over (FURY_M2_READ_SPLITS): a lone sequence has only
+ *  heads × splits workgroups, each walking DD / splits state rows in tiles of 32. */
+export const M2_READ_SPLITS = Number(process.env.FURY_M2_READ_SPLITS ?? 8);
+if (!Number.isInteger(M2_READ_SPLITS) || M2_READ_SPLITS < 1 || M2_READ_SPLITS > 64)
+  throw new Error(`FURY_M2_READ_SPLITS must be an integer from 1 to 64, got ${process.env.FURY_M2_READ_SPLITS}`);
+
+/** Rows per chunk of the 2Mamba chunked prefill (FURY_M2_CHUNK: 64 or 128): the state is read and written once per
+ *  chunk, and each chunk is a readout and an update dispatch (the tensor-core kernels take 64). Default 128: on the
+ *  H200 the readout and update of a 256-row step took 5.1 ms in chunks of 128 against 6.3 ms in chunks of 64. */
+export const M2_CHUNK = Number(process.env.FURY_M2_CHUNK ?? 128);
+if (M2_CHUNK !== 64 && M2_CHUNK !== 128)
+  throw new Error(`FURY_M2_CHUNK must be 64 or 128, got ${JSON.stringify(process.env.FURY_M2_CHUNK)}`);

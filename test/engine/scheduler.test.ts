@@ -136,6 +136,24 @@ test('a running stream gets one token every step while a long prompt is prefille
   await m.close();
 });
 
+test('--prefill-alone: a prompt prefills in larger steps while nothing decodes, in --prefill-chunk steps while a stream does', async () => {
+  const m = await openTiny('2mamba', 6, { slots: 2 });
+  const s = new Scheduler(m.pool, { maxBatch: 2, maxQueue: 4, tokenBudget: 17, prefillChunk: 16, prefillAlone: 64 });
+  const prompt = Array.from({ length: 200 }, (_, i) => 3 + (i % 200));
+  // alone: ⌈200 / 64⌉ = 4 steps to the first token (the first step samples it)
+  const alone = await submit(s, { promptIds: prompt, maxTokens: 1, ignoreEos: true });
+  assert.equal(alone.steps[0], 4, `alone: first token after ${alone.steps[0]} steps`);
+  // beside a decoding stream: chunks of 16 again (⌈200 / 16⌉ = 13 steps), and the stream gets a token every step
+  const before = s.steps;
+  const stream = submit(s, { promptIds: [1, 5, 6], maxTokens: 30, ignoreEos: true });
+  await new Promise((r) => setTimeout(r, 5));
+  const beside = submit(s, { promptIds: prompt, maxTokens: 1, ignoreEos: true });
+  const [a, b] = await Promise.all([stream, beside]);
+  for (let i = 1; i < a.steps.length; i++) assert.equal(a.steps[i]! - a.steps[i - 1]!, 1);
+  assert.ok(b.steps[0]! - before >= 13, `beside a stream: first token after ${b.steps[0]! - before} steps`);
+  await m.close();
+});
+
 test('bounded queue, requests that can never fit, aborts in the queue and while running, deadlines', async () => {
   const m = await openTiny('softmax', 9, { slots: 1, kvTokens: 64 });
   const s = new Scheduler(m.pool, { maxBatch: 1, maxQueue: 2, tokenBudget: 64, prefillChunk: 64 });

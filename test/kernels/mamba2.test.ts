@@ -9,38 +9,68 @@ import { softplus } from '../../kernels/cpu/conv2.js';
 import { phi, phiIndex, mamba2Step, mamba2Chunked } from '../../kernels/cpu/mamba2.js';
 import { twoMambaParallel } from '../../kernels/cpu/reference.js';
 import { freshRng, randRows, relErr } from '../helpers.js';
+import type { Rng } from '../../lib/rng.js';
 import { gpuHarness, scenario } from './gpu-harness.js';
 import { close, V3, A3 } from './vectors.js';
 
-const { skip, compare } = await gpuHarness();
+/** A carried denominator state n for each of `states` (slot, head) pairs: Σ_j φ(u_j) over 8 random u_j of scale σ, as
+ *  a real history leaves it (φ(q)·n = Σ_j (q·u_j)² > 0; n drawn at random can make the denominator vanish). */
+function carriedN(rng: Rng, states: number, d: number, sigma: number): Float32Array {
+  const D = phiDim(d),
+    out = new Float32Array(states * D);
+  for (let i = 0; i < states; i++)
+    for (let j = 0; j < 8; j++) {
+      const f = phi(rng.normals(d, sigma));
+      for (let p = 0; p < D; p++) out[i * D + p]! += f[p]!;
+    }
+  return out;
+}
+
+const { skip, compare } = await gpuHarness({ matrices: 'off' });
 // φ rounded to f16 (2⁻¹¹ relative per entry), the right-hand sides split into hi + lo f16 (≈ 2⁻²² relative), f32 sums:
 // a product's error is ≤ 2⁻¹¹ Σ_p |φ_p S_p,m|; random signs make it ≈ 2⁻¹¹ √(Σ_p (φ_p S_p,m)²) / √3 ≈ 3·10⁻⁴ of a
 // typical |y|, and the test's measure (max |Δ| over max |y|) sits below that; tol 2e-3 leaves room for rows with
 // cancellation.
 const TOL_TC = 2e-3;
 
+/** The scenario's step (a fresh sequence, a decode row, 70 rows at position 3), and long prefills: 300 rows from
+ *  position 0 beside 140 at position 9 (several chunks of 64 and of 128, the last ones partial). */
+function m2Steps(): { label: string; step: Step; rows: number }[] {
+  const { step, rows } = scenario();
+  const long: Step = {
+    seqs: [
+      { slot: 0, pos: 0, rows: 300, pages: [] },
+      { slot: 2, pos: 9, rows: 140, pages: [] },
+    ],
+  };
+  return [
+    { label: 'scenario', step, rows },
+    { label: '300 + 140 rows', step: long, rows: 440 },
+  ];
+}
+
 test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n', { skip }, async () => {
   const { rng, seed } = freshRng();
-  const { step, rows } = scenario();
   const H = 2,
     d = 64,
     D = (d * (d + 1)) / 2,
     r = (n: number, std = 1) => rng.normals(n, std);
-  await compare(
-    'mamba2',
-    [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
-    [
-      { name: 'x', init: r(rows * 3 * H * d) },
-      { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal())) },
-      { name: 'S', init: r(3 * H * D * d, 0.3) },
-      { name: 'N', init: r(3 * H * D, 0.3).map(Math.abs) },
-      { name: 'y', init: new Float32Array(rows * H * d), out: true },
-    ],
-    step,
-    ['y', 'S', 'N'],
-    1e-4,
-    seed,
-  );
+  for (const { label, step, rows } of m2Steps())
+    await compare(
+      `mamba2 ${label}`,
+      [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
+      [
+        { name: 'x', init: r(rows * 3 * H * d) },
+        { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal())) },
+        { name: 'S', init: r(3 * H * D * d, 0.3) },
+        { name: 'N', init: carriedN(rng, 3 * H, d, 1) },
+        { name: 'y', init: new Float32Array(rows * H * d), out: true },
+      ],
+      step,
+      ['y', 'S', 'N'],
+      1e-4,
+      seed,
+    );
   // a pure decode step of 64 sequences (128 sequence-heads: the many-rows-per-thread variant), one of them fresh
   const B = 64,
     dec: Step = {
@@ -53,7 +83,7 @@ test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n'
       { name: 'x', init: r(B * 3 * H * d) },
       { name: 'la', init: Array.from({ length: B * H }, () => -Math.abs(rng.normal())) },
       { name: 'S', init: r(B * H * D * d, 0.3) },
-      { name: 'N', init: r(B * H * D, 0.3).map(Math.abs) },
+      { name: 'N', init: carriedN(rng, B * H, d, 1) },
       { name: 'y', init: new Float32Array(B * H * d), out: true },
     ],
     dec,
@@ -71,32 +101,33 @@ test(
   { skip: tc.skip },
   async () => {
     const { rng, seed } = freshRng();
-    const { step, rows } = scenario();
     const H = 2,
       d = 64,
       D = (d * (d + 1)) / 2;
-    // ranges f16 cannot hold unscaled (|x| ~ 100, so |φ| to ~10⁵; S grows past 10⁵ by the update): the power-of-two row and column scales must carry them
+    // ranges f16 cannot hold unscaled (|x| ~ 100, so |φ| to ~10⁵; S grows past 10⁵ by the update): the power-of-two
+    // row and column scales must carry them
     for (const [xs, ss] of [
       [1, 0.3],
       [100, 300],
-    ] as const) {
-      const r = (n: number, std: number) => rng.normals(n, std);
-      await tc.compare(
-        `mamba2 tc |x|~${xs} |S|~${ss}`,
-        [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
-        [
-          { name: 'x', init: r(rows * 3 * H * d, xs) },
-          { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.1) },
-          { name: 'S', init: r(3 * H * D * d, ss) },
-          { name: 'N', init: r(3 * H * D, ss).map(Math.abs) },
-          { name: 'y', init: new Float32Array(rows * H * d), out: true },
-        ],
-        step,
-        ['y', 'S', 'N'],
-        TOL_TC,
-        seed,
-      );
-    }
+    ] as const)
+      for (const { label, step, rows } of m2Steps()) {
+        const r = (n: number, std: number) => rng.normals(n, std);
+        await tc.compare(
+          `mamba2 tc ${label} |x|~${xs} |S|~${ss}`,
+          [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
+          [
+            { name: 'x', init: r(rows * 3 * H * d, xs) },
+            { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.1) },
+            { name: 'S', init: r(3 * H * D * d, ss) },
+            { name: 'N', init: carriedN(rng, 3 * H, d, xs) },
+            { name: 'y', init: new Float32Array(rows * H * d), out: true },
+          ],
+          step,
+          ['y', 'S', 'N'],
+          TOL_TC,
+          seed,
+        );
+      }
   },
 );
 

@@ -125,7 +125,7 @@ const columnScales = /* wgsl */ `  red4[l.x] = mx;
 const split = (i: string, v: string) =>
   `{ let sv = ${v}; let hi = f16(sv); Bh[${i}] = hi; Bl[${i}] = f16(sv - f32(hi)); }`;
 
-// Readout of the carried state over one of `splits` ranges of state rows (the split rounded up to a K tile), for the
+// Readout of the carried state over one of `splits` ranges of state rows (M2_TC_ROWS each), for the
 // chunk's rows: pnum = Σ_p φ(q_t)_p S[p, :], pden = Σ_p φ(q_t)_p n[p]; a sequence's first chunk at position 0 reads 0.
 export const m2ReadTcSource = (head: string, chunk: number, emulate: boolean) => `${enables(emulate)}${head}
 ${ro(2, 'x', 'vec4<f32>')}
@@ -142,8 +142,7 @@ ${entry(emulate)} {
   if (start >= n) { return; }
   let L = min(${chunk}u, n - start); let E = H * D; let width = 3u * E;
   let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
-  let per = ((DD + splits - 1u) / splits + ${KT - 1}u) / ${KT}u * ${KT}u;
-  let pa = min(DD, sp * per); let pb = min(DD, pa + per);
+  let pa = sp * prm.blocks; let pb = min(DD, pa + prm.blocks); // prm.blocks: state rows per split, a multiple of ${KT}
 ${stageRows(0)}
   // the column scales of S over [pa, pb): thread l reads vec4 column l % 16 of rows pa + l / 16 + 8i
   var mx = vec4<f32>(0.0);

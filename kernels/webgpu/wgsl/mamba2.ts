@@ -1,7 +1,7 @@
 // 2Mamba attention (spec/2mamba.md §5): the decode state step (one pass over S per token) with its readout, and the
 // chunked prefill form as tiled products over the state. CPU twin: kernels/cpu/mamba2.ts.
 import { DEN_FLOOR, PHI_OFF_DIAGONAL, phiDim, type Op } from '../../ops.js';
-import { m2Rpt, M2_RPT } from '../tuning.js';
+import { M2_CHUNK, M2_READ_SPLITS, m2Rpt, M2_RPT, M2_TC_ROWS } from '../tuning.js';
 import {
   type Dispatch,
   type DispatchContext,
@@ -16,9 +16,9 @@ import {
 } from './common.js';
 import { m2ReadTcSource, m2UpdateTcSource, TC_HEAD_DIM, TC_PBLOCK } from './mamba2-tc.js';
 
-export const CHUNK = 64; // 2Mamba prefill chunk (rows)
+/** The 2Mamba prefill chunk (rows): M2_CHUNK on FMAs, 64 on tensor cores. */
+const TC_CHUNK = 64;
 export const PBLOCK = 32; // 2Mamba prefill: state rows (p) per workgroup of the state update
-export const M2_READ_SPLITS = 8; // 2Mamba prefill: ranges of state rows the readout is split over (partials)
 
 /** chunk: the prefill chunk index; splits: ranges of the readout; blocks: state-row blocks of the decode step. */
 export const M2_PARAMS = defineParams({ heads: 'u32', chunk: 'u32', splits: 'u32', blocks: 'u32' });
@@ -36,9 +36,10 @@ export function m2DecodeShape(d: number) {
 
 // 2Mamba chunked form (spec §5.4), chunk c of every sequence.
 // Intra-chunk, score space: G_i (chunk-local cumsum), Σ_{j ≤ i} exp(G_i − G_j)(s q_i·k_j)² v_j and its denominator.
-// One workgroup per (sequence, head); thread i owns row i (q and its sums in registers); the chunk's k, v rows come
-// through workgroup memory in tiles of 32. The weights are ≥ 0 and exp(G_i − G_j) ≤ 1: no running max.
-const m2IntraSource = (d: number) => `${header(M2_PARAMS)}
+// One workgroup per (sequence, head) and chunk (prm.chunk + wg.y); thread i owns row i (q and its sums in registers);
+// the chunk's k, v rows come through workgroup memory in tiles of 32. The weights are ≥ 0 and exp(G_i − G_j) ≤ 1: no
+// running max.
+const m2IntraSource = (d: number, CHUNK: number) => `${header(M2_PARAMS)}
 ${ro(2, 'x', 'vec4<f32>')}
 ${ro(3, 'logA')}
 ${rw(4, 'G')}
@@ -49,7 +50,7 @@ var<workgroup> gs: array<f32, ${CHUNK}>;
 var<workgroup> ks: array<vec4<f32>, ${32 * (d / 4)}>;
 var<workgroup> vs: array<vec4<f32>, ${32 * (d / 4)}>;
 @compute @workgroup_size(${CHUNK}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let H = prm.heads; let c = prm.chunk; let s = wg.x / H; let h = wg.x % H; // wg.x < sequences × heads
+  let H = prm.heads; let c = prm.chunk + wg.y; let s = wg.x / H; let h = wg.x % H; // wg.x < sequences × heads
   let n = seqRows(s); let start = c * ${CHUNK}u;
   if (start >= n) { return; } // uniform: this sequence has no rows in chunk c
   let L = min(${CHUNK}u, n - start); let i = min(l.x, L - 1u); let E4 = H * D4; let width4 = 3u * E4;
@@ -91,7 +92,8 @@ var<workgroup> vs: array<vec4<f32>, ${32 * (d / 4)}>;
 // over one of `splits` ranges of state rows p (a [rows × p]·[p × d] product per (sequence, head)). A workgroup of
 // 16·d/4 threads owns 4 rows × 4 columns each; per tile of 32 state rows it stages S, n and φ(q) (formed from q on
 // the fly) in workgroup memory. A sequence's first chunk at position 0 reads zeros.
-const m2ReadSource = (d: number) => `${header(M2_PARAMS)}${PHI}
+// RG = CHUNK / 64: groups of 64 rows per thread of m2_read (4·d threads own 4 rows × 4 columns of each)
+const m2ReadSource = (d: number, CHUNK: number, RG = CHUNK / 64) => `${header(M2_PARAMS)}${PHI}
 ${ro(2, 'x')}
 ${ro(3, 'pairs', 'u32')}
 ${ro(4, 'S', 'vec4<f32>')}
@@ -115,8 +117,8 @@ var<workgroup> fq: array<vec4<f32>, ${32 * (CHUNK / 4)}>; // φ(q)[p][t / 4]
   let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
   let per = (DD + splits - 1u) / splits; let pa = sp * per; let pb = min(DD, pa + per);
   let tq = l.x / D4; let mq = l.x % D4;
-  var acc: array<vec4<f32>, 4>;
-  var dacc = vec4<f32>(0.0);
+  var acc: array<vec4<f32>, ${4 * RG}>;
+  var dacc: array<vec4<f32>, ${RG}>;
   if (!(seqPos(s) == 0u && c == 0u)) {
     for (var p0 = pa; p0 < pb; p0 += PT) {
       workgroupBarrier();
@@ -133,18 +135,21 @@ var<workgroup> fq: array<vec4<f32>, ${32 * (CHUNK / 4)}>; // φ(q)[p][t / 4]
       }
       workgroupBarrier();
       for (var k = 0u; k < PT; k++) {
-        let f = fq[k * ${CHUNK / 4}u + tq]; let sv = ssh[k * D4 + mq];
-        acc[0] += f.x * sv; acc[1] += f.y * sv; acc[2] += f.z * sv; acc[3] += f.w * sv;
-        dacc += f * nsh[k];
+        let sv = ssh[k * D4 + mq];
+        for (var g = 0u; g < ${RG}u; g++) {
+          let f = fq[k * ${CHUNK / 4}u + tq + 16u * g];
+          acc[4u * g] += f.x * sv; acc[4u * g + 1u] += f.y * sv; acc[4u * g + 2u] += f.z * sv; acc[4u * g + 3u] += f.w * sv;
+          dacc[g] += f * nsh[k];
+        }
       }
     }
   }
-  for (var i = 0u; i < 4u; i++) {
-    let t = tq * 4u + i;
+  for (var i = 0u; i < ${4 * RG}u; i++) {
+    let t = (tq + 16u * (i / 4u)) * 4u + i % 4u;
     if (t < L) {
       let k = ((r0 + t) * H + h) * splits + sp;
       pnum[k * D4 + mq] = acc[i];
-      if (mq == 0u) { pden[k] = dacc[i]; }
+      if (mq == 0u) { pden[k] = dacc[i / 4u][i % 4u]; }
     }
   }
 }`;
@@ -153,7 +158,7 @@ var<workgroup> fq: array<vec4<f32>, ${32 * (CHUNK / 4)}>; // φ(q)[p][t / 4]
 // ${PBLOCK} state rows p (a [p × rows]·[rows × d] product). 8·d/4 threads own 2 rows × 4 columns each; per tile of 32
 // rows t, φ(s·k_t)·exp(G_e − G_t) and v_t are staged in workgroup memory. Runs after m2_read, which reads the old S.
 //
-const m2UpdateSource = (d: number) => `${header(M2_PARAMS)}${PHI}
+const m2UpdateSource = (d: number, CHUNK: number) => `${header(M2_PARAMS)}${PHI}
 ${ro(2, 'x', 'vec4<f32>')}
 ${ro(3, 'G')}
 ${ro(4, 'pairs', 'u32')}
@@ -319,7 +324,7 @@ var<workgroup> rden: array<f32, ${4 * d}>;
 }`;
 
 // y_i = (exp(G_i)·Σ_blocks φ(q_i)ᵀS_prev + intra) / max(exp(G_i)·Σ φ(q_i)ᵀn_prev + intra_den, floor).
-const m2CombineSource = (d: number) => `${header(M2_PARAMS)}
+const m2CombineSource = (d: number, CHUNK: number) => `${header(M2_PARAMS)}
 ${ro(2, 'G')}
 ${ro(3, 'inum')}
 ${ro(4, 'iden')}
@@ -340,16 +345,16 @@ const D = ${d}u;
   outp[r * H * D + h * D + m] = (eg * num + inum[k * D + m]) / max(eg * den + iden[k], ${DEN_FLOOR});
 }`;
 
-type D = { d: number };
+type D = { d: number; chunk: number };
 const kernel = (
   name: string,
   bindings: ('ro' | 'rw')[],
-  source: (d: number) => string,
+  source: (d: number, chunk: number) => string,
 ): Kernel<D> & { params: typeof M2_PARAMS } => ({
   name,
   params: M2_PARAMS,
   bindings: () => bindings,
-  source: (v) => source(v.d),
+  source: (v) => source(v.d, v.chunk),
 });
 const intra = kernel('m2_intra', ['ro', 'ro', 'rw', 'rw', 'rw'], m2IntraSource);
 const read = kernel('m2_read', ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], m2ReadSource);
@@ -369,7 +374,7 @@ const tcKernel = (name: string, bindings: ('ro' | 'rw')[], source: typeof m2Read
     name,
     params: M2_PARAMS,
     bindings: () => bindings,
-    source: (v: { emulate: boolean }) => source(header(M2_PARAMS), CHUNK, v.emulate),
+    source: (v: { emulate: boolean }) => source(header(M2_PARAMS), TC_CHUNK, v.emulate),
   }) satisfies Kernel<{ emulate: boolean }> & { params: typeof M2_PARAMS };
 const readTc = tcKernel('m2_read_tc', ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], m2ReadTcSource);
 const updateTc = tcKernel('m2_update_tc', ['ro', 'ro', 'ro', 'rw', 'rw'], m2UpdateTcSource);
@@ -388,7 +393,6 @@ export const mamba2Family: Family = {
     const heads = op.heads,
       d = op.headDim,
       D = phiDim(d),
-      v = { d },
       rows = c.rows,
       pairsBuf = c.table(`_m2.pairs.${d}`, () => pairs(d));
     const grid = c.seqs * heads;
@@ -404,40 +408,49 @@ export const mamba2Family: Family = {
           blocks,
           grid,
         ]),
-        dispatch(combine1, v, [op.qkv, op.logA, pnum, pden, op.out], { heads, blocks }, [1, grid]), // 4·d threads
+        dispatch(combine1, { d, chunk: M2_CHUNK }, [op.qkv, op.logA, pnum, pden, op.out], { heads, blocks }, [1, grid]), // 4·d threads
       ];
     }
-    // chunks in order: intra-chunk scores, the readout of the carried state, its update, then the sum
-    const tc = c.matrices !== 'off' && d === TC_HEAD_DIM && CHUNK === 64,
-      tcv = { emulate: c.matrices === 'emulated' };
-    const splits = M2_READ_SPLITS,
+    // the intra-chunk scores of every chunk (independent), then chunk by chunk the readout of the carried state and its
+    // update, then the sum of every row
+    const tc = c.matrices !== 'off' && d === TC_HEAD_DIM,
+      tcv = { emulate: c.matrices === 'emulated' },
+      CHUNK = tc ? TC_CHUNK : M2_CHUNK,
+      v = { d, chunk: CHUNK };
+    const splits = tc ? Math.ceil(D / M2_TC_ROWS) : M2_READ_SPLITS,
       blocks = Math.ceil(D / (tc ? TC_PBLOCK : PBLOCK));
     const G = c.scratch('_m2.G', rows * heads),
       inum = c.scratch('_m2.inum', rows * heads * d),
       iden = c.scratch('_m2.iden', rows * heads);
     const pnum = c.scratch('_m2.pnum', rows * heads * splits * d),
       pden = c.scratch('_m2.pden', rows * heads * splits);
-    const out: Dispatch[] = [];
-    for (let chunk = 0; chunk * CHUNK < c.maxRows; chunk++) {
+    const chunks = Math.ceil(c.maxRows / CHUNK);
+    const out: Dispatch[] = [dispatch(intra, v, [op.qkv, op.logA, G, inum, iden], { heads, chunk: 0 }, [grid, chunks])];
+    for (let chunk = 0; chunk < chunks; chunk++) {
       out.push(
-        dispatch(intra, v, [op.qkv, op.logA, G, inum, iden], { heads, chunk }, [grid, 1]),
         tc
-          ? dispatch(readTc, tcv, [op.qkv, pairsBuf, op.S, op.N, pnum, pden], { heads, chunk, splits }, [splits, grid])
+          ? dispatch(
+              readTc,
+              tcv,
+              [op.qkv, pairsBuf, op.S, op.N, pnum, pden],
+              { heads, chunk, splits, blocks: M2_TC_ROWS },
+              [splits, grid],
+            )
           : dispatch(read, v, [op.qkv, pairsBuf, op.S, op.N, pnum, pden], { heads, chunk, splits }, [splits, grid]),
         tc
           ? dispatch(updateTc, tcv, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk }, [blocks, grid])
           : dispatch(update, v, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk }, [blocks, grid]),
-        dispatch(combine, v, [G, inum, iden, pnum, pden, op.out], { heads, chunk, blocks: splits }, [
-          Math.min(CHUNK, c.maxRows),
-          grid,
-        ]),
       );
     }
+    // every row of every chunk at once (a row's partials and intra-chunk sums are its own)
+    out.push(dispatch(combine, v, [G, inum, iden, pnum, pden, op.out], { heads, blocks: splits }, [c.maxRows, grid]));
     return out;
   },
   variants: (headDims, caps) => [
     ...headDims.flatMap((d) => [
-      ...[intra, read, update, combine, combine1].map((k) => variant(k, { d })),
+      ...[...new Set([M2_CHUNK, ...(caps.matrices !== 'off' && d === TC_HEAD_DIM ? [TC_CHUNK] : [])])].flatMap(
+        (chunk) => [intra, read, update, combine, combine1].map((k) => variant(k, { d, chunk })),
+      ),
       ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
     ]),
     ...(caps.matrices !== 'off' && headDims.includes(TC_HEAD_DIM)

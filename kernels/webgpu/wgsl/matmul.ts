@@ -16,6 +16,7 @@ import {
   variant,
 } from './common.js';
 import { LOGDECAY } from './conv2.js';
+import { gemmTc16Source } from './matmul-tc.js';
 
 /** The input prologue of a matmul: none, rmsnorm (x·rsqrt(mean x² + eps)·w_norm), or silu(gate)·up. */
 export type MatmulPrologue = 'none' | 'norm' | 'silu';
@@ -321,6 +322,13 @@ ${
 }`;
 };
 
+const gemmTc16: Kernel<{ pro: MatmulPrologue; emulate: boolean }> & { params: typeof MATMUL_PARAMS } = {
+  name: 'gemm_tc16',
+  params: MATMUL_PARAMS,
+  bindings: (v) => ['ro', 'ro', 'rw', ...(v.pro === 'norm' ? ['ro' as const] : [])],
+  source: (v) => gemmTc16Source(header(MATMUL_PARAMS), v.pro, v.emulate),
+};
+
 type MatmulVariant = { dtype: WeightDType; pro: MatmulPrologue; shape: MatmulShape; conv: boolean };
 const matmul: Kernel<MatmulVariant> & { params: typeof MATMUL_PARAMS } = {
   name: 'matmul',
@@ -357,7 +365,12 @@ function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): 
   const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
   const params = { K: op.k, N: op.n, add: op.add ? 1 : 0, perSeq: op.perSeq ? 1 : 0, eps: op.norm?.eps ?? 0 };
   const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
-  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && op.k % KC === 0) {
+  const tc = !op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && GEMM_TC !== 0 && op.k % KC === 0;
+  if (tc && dtype === 'f16' && op.n >= 16 && op.k % 64 === 0) {
+    const groups: [number, number] = [Math.ceil(op.n / 64), Math.ceil(R / 64)];
+    return dispatch(gemmTc16, { pro, emulate: c.matrices === 'emulated' }, buffers, params, groups);
+  }
+  if (tc) {
     const groups: [number, number] = [Math.ceil(op.n / GEMM_TC), Math.ceil(R / GEMM_TC)];
     return dispatch(gemmTc, { dtype, pro, emulate: c.matrices === 'emulated' }, buffers, params, groups);
   }
@@ -407,6 +420,9 @@ export const matmulFamily: Family = {
     const out = [];
     for (const dtype of ['f32', 'f16', 'bf16'] as const) {
       for (const pro of ['none', 'norm', 'silu'] as const) {
+        if (GEMM_TC === 0) continue;
+        if (dtype === 'f16' && caps.matrices !== 'off')
+          out.push(variant(gemmTc16, { pro, emulate: caps.matrices === 'emulated' }));
         out.push(variant(gemmTc, { dtype, pro, emulate: true }));
         if (caps.matrices === 'on') out.push(variant(gemmTc, { dtype, pro, emulate: false }));
       }
