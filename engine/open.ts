@@ -30,6 +30,8 @@ export interface OpenOptions extends LoadOptions {
   backend?: BackendChoice;
   /** Weights on the device: the checkpoint's dtype (default) or converted at load. */
   weightsDType?: WeightsDType;
+  /** WebGPU tensor cores: on, emulated (the same tile walks in plain WGSL) or off (default: FURY_MATRICES, else off). */
+  matrices?: 'on' | 'emulated' | 'off';
   /** How the KV cache holds K and V (default auto: f16 on WebGPU, f32 on a CPU). */
   kvDtype?: KvChoice;
   /** Sequences open at once. */
@@ -66,13 +68,14 @@ let autoWarned = false;
 export async function createBackend(
   choice: BackendChoice,
   log: (line: string) => void = (l) => process.stderr.write(`fury: ${l}\n`),
+  matrices?: OpenOptions['matrices'],
 ): Promise<Backend> {
   if (choice === 'reference') return new CpuBackend();
   if (choice === 'cpu') return WasmBackend.open();
   const { WebGpuBackend } = await import('../kernels/webgpu/backend.js');
   let be: Awaited<ReturnType<typeof WebGpuBackend.open>>;
   try {
-    be = await WebGpuBackend.open();
+    be = await WebGpuBackend.open({ matrices });
   } catch (e) {
     if (choice === 'webgpu') throw e;
     if (!autoWarned) log(`warning: ${(e as Error).message.split(':')[0]}; using the CPU backend`);
@@ -86,7 +89,11 @@ export async function createBackend(
     await be.destroy();
     return WasmBackend.open();
   }
-  if (choice === 'auto') log(`backend: webgpu on ${be.info.description} (dawn.node ${be.info.dawnVersion})`);
+  if (choice === 'auto' || be.matrices !== 'off' || be.info.subgroupMatrices)
+    log(
+      `backend: webgpu on ${be.info.description} (dawn.node ${be.info.dawnVersion}); tensor cores ${be.matrices}` +
+        (be.matrices === 'off' && be.info.subgroupMatrices ? ' (the adapter has them: FURY_MATRICES=on)' : ''),
+    );
   return be;
 }
 
@@ -111,7 +118,7 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Op
         `${dir}: the tokenizer has ${tokenizer.size} ids but the model's vocab_size is ${ckpt.spec.vocab}`,
       );
     }
-    const backend = await createBackend(opts.backend ?? 'auto', opts.log);
+    const backend = await createBackend(opts.backend ?? 'auto', opts.log, opts.matrices);
     let weightValues = 0;
     for (const t of ckpt.tensors.values()) weightValues += t.shape.reduce((a, b) => a * b, 1);
     let sized: ReturnType<NonNullable<OpenOptions['sizePools']>> | undefined;
