@@ -199,6 +199,11 @@ export class Engine {
     const cache =
       om.model.spec.arch === '2mamba' && cacheBytes > 0 ? new StateCache(() => currentPool, cacheBytes) : undefined;
     if (cache) say(`${name}: state cache: up to ${cacheBytes} bytes of host RAM for 2Mamba state snapshots`);
+    if (om.model.spec.arch !== '2mamba' && o.kvPrefixCache !== false)
+      say(
+        `${name}: KV prefix cache: finished requests' KV pages stay in the pool until a request needs them` +
+          (om.model.spec.arch === '2mamba-e' ? `; up to ${cacheBytes} bytes of host RAM for conv states` : ''),
+      );
     if (cache && o.stateCacheDir) {
       const where = o.stateCacheDir,
         bytes = o.stateCacheDirBytes ?? DEFAULT_STATE_DIR_BYTES;
@@ -213,10 +218,14 @@ export class Engine {
     }
     const loaded = (m: OpenModel): Loaded => {
       currentPool = m.pool;
-      // softmax only: 2Mamba-E's conv state at a page boundary is not kept with its pages
+      // softmax and 2Mamba-E (its tails carry the conv state)
       const pageCache =
-        m.model.spec.arch === 'softmax' && o.kvPrefixCache !== false
-          ? new PageCache(m.pool, m.pool.pageSize * memoryModel(m.model.spec, p.kvDtype).kvBytesPerToken)
+        m.model.spec.arch !== '2mamba' && o.kvPrefixCache !== false
+          ? new PageCache(
+              m.pool,
+              m.pool.pageSize * memoryModel(m.model.spec, p.kvDtype).kvBytesPerToken,
+              o.stateCacheHostBytes ?? DEFAULT_STATE_CACHE_BYTES,
+            )
           : undefined;
       return {
         backend: m.backend,
@@ -256,7 +265,9 @@ export class Engine {
    */
   warmTurn(prompt: readonly number[], canonical: readonly number[]): boolean {
     const s = this.scheduler;
-    if (!this.cache || canonical.length <= prompt.length || s.numWaiting > 0 || this.pool.freeSlots === 0) return false;
+    if (!(this.cache || this.live.pageCache) || canonical.length <= prompt.length || s.numWaiting > 0) return false;
+    // a free slot, and (KV models) room for the rendering twice over: a warm-up never takes what a request needs
+    if (this.pool.freeSlots === 0 || this.pool.pagesFor(canonical.length) * 2 > this.pool.freePages) return false;
     for (let i = 0; i < prompt.length; i++) if (canonical[i] !== prompt[i]) return false;
     try {
       s.submit(

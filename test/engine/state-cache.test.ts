@@ -129,36 +129,54 @@ test('a background prefill gives way to a request that waits for its place, keep
   }
 });
 
-test('softmax: a prompt that begins with cached KV pages takes them by reference; same tokens; pages freed on demand', async () => {
-  const { rng, seed } = freshRng();
-  // 12 pages of 16 tokens: enough for the first requests, then one that needs every page
-  const m = await openTiny('softmax', seed % 79, { slots: 2, kvTokens: 192, backend: 'reference' });
-  try {
-    const pages = new PageCache(m.pool, 1);
-    const opts = { maxBatch: 2, maxQueue: 8, tokenBudget: 64, prefillChunk: 16 };
-    const cached = new Scheduler(m.pool, { ...opts, prefixCache: pages }),
-      plain = new Scheduler(m.pool, opts);
-    const tok = () => 3 + Math.floor(rng.next() * 250);
-    const P = [1, ...Array.from({ length: 39 }, tok)];
-    const a = await run(cached, greedy(P, 6)); // fed 45 tokens: pages 0 and 1 are full
-    assert.equal(a.cached, 0);
-    assert.equal(pages.stats().entries, 2);
-    assert.equal(m.pool.pages.inUse, 2, 'only the cached pages stay');
-    assert.equal(m.pool.freePages, m.pool.pages.capacity, 'and they count as free');
-    const turn2 = [...P, ...a.ids, ...Array.from({ length: 9 }, tok)];
-    const b = await run(cached, greedy(turn2, 8));
-    assert.equal(b.cached, 32, `seed ${seed}`);
-    assert.deepEqual(b.ids, (await run(plain, greedy(turn2, 8))).ids, `seed ${seed}`);
-    // a request that needs every page evicts the cached ones (least recently used first) and runs
-    const big = [1, ...Array.from({ length: 180 }, tok)];
-    const c = await run(cached, greedy(big, 11));
-    assert.equal(c.ids.length, 11);
-    assert.ok(pages.stats().evictions >= 1);
-    assert.equal(m.pool.freePages, m.pool.pages.capacity);
-  } finally {
-    await m.close();
-  }
-});
+for (const arch of ['softmax', '2mamba-e'] as const)
+  test(`${arch}: a prompt that begins with a cached prefix takes its KV pages by reference (the partial page copied${
+    arch === '2mamba-e' ? ', the conv state restored' : ''
+  }); same tokens; shared pages never written; pages freed on demand`, async () => {
+    const { rng, seed } = freshRng();
+    // 12 pages of 16 tokens: enough for the first requests, then one that needs every page
+    const m = await openTiny(arch, seed % 79, { slots: 2, kvTokens: 192, backend: 'reference' });
+    try {
+      const pages = new PageCache(m.pool, 1);
+      const opts = { maxBatch: 2, maxQueue: 8, tokenBudget: 64, prefillChunk: 16 };
+      const cached = new Scheduler(m.pool, { ...opts, prefixCache: pages }),
+        plain = new Scheduler(m.pool, opts);
+      const tok = () => 3 + Math.floor(rng.next() * 250);
+      const P = [1, ...Array.from({ length: 39 }, tok)];
+      const a = await run(cached, greedy(P, 6)); // fed 45 tokens: pages 0 and 1 are full, page 2 holds 13
+      assert.equal(a.cached, 0);
+      // kept: the two whole pages, and two tails (the prompt's end at 40 and the request's at 45) on page 2
+      await until(() => pages.readyTails === 2, 5000, 'two tails');
+      assert.equal(pages.stats().entries, 4);
+      assert.equal(m.pool.pages.inUse, 3, 'only the cached pages stay');
+      assert.equal(m.pool.freePages, m.pool.pages.capacity, 'and they count as free');
+      const turn2 = [...P, ...a.ids, ...Array.from({ length: 9 }, tok)];
+      // every layer's K, V (and 2Mamba-E's C) of the pages the cache holds, before the request that shares them
+      const held = pages.heldPages(),
+        perPage = (name: string) => m.backend.size(name) / m.pool.pages.capacity;
+      const kvNames = Array.from({ length: m.model.spec.layers }, (_, i) => [
+        `kv.${i}.k`,
+        `kv.${i}.v`,
+        ...(arch === '2mamba-e' ? [`kv.${i}.c`] : []),
+      ]).flat();
+      const snap = async () =>
+        Promise.all(kvNames.flatMap((n) => held.map((pg) => m.backend.read(n, pg * perPage(n), perPage(n)))));
+      const before = await snap();
+      const b = await run(cached, greedy(turn2, 8));
+      // from the request's tail: pages 0 and 1 shared, page 2's 13 tokens copied into a page of its own
+      assert.equal(b.cached, 45, `seed ${seed}`);
+      assert.deepEqual(await snap(), before, 'the pages the cache held were not written');
+      assert.deepEqual(b.ids, (await run(plain, greedy(turn2, 8))).ids, `seed ${seed}`);
+      // a request that needs every page evicts the cached ones (least recently used first) and runs
+      const big = [1, ...Array.from({ length: 180 }, tok)];
+      const c = await run(cached, greedy(big, 11));
+      assert.equal(c.ids.length, 11);
+      assert.ok(pages.stats().evictions >= 1);
+      assert.equal(m.pool.freePages, m.pool.pages.capacity);
+    } finally {
+      await m.close();
+    }
+  });
 
 test('a long prefill keeps a snapshot every checkpoint: a prompt that shares only its beginning still hits', async () => {
   const { rng, seed } = freshRng();

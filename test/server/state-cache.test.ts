@@ -69,29 +69,31 @@ test('a chat turn resumes from the previous turn: cached_tokens reported, the sa
   }
 });
 
-test('softmax: a completion whose prompt begins with an earlier one reuses its full KV pages', async () => {
-  const on = await startServer([{ name: 'sm', arch: 'softmax' }]);
-  const off = await startServer([{ name: 'sm', arch: 'softmax' }], {}, { kvPrefixCache: false });
-  try {
-    const prompt = 'It was the best of times, it was the worst of times, it was the age of wisdom.';
-    const ask = (c: typeof on.client, p: string) =>
-      c.completions.create({ model: 'sm', prompt: p, max_tokens: 8, temperature: 0 });
-    const a = await ask(on.client, prompt);
-    const longer = prompt + a.choices[0]!.text + ' And so on.';
-    const b = await ask(on.client, longer);
-    const cached = (b.usage as any).prompt_tokens_details.cached_tokens;
-    assert.ok(cached >= 16 && cached % 16 === 0 && cached <= a.usage!.prompt_tokens + 8, `cached ${cached}`);
-    const b0 = await ask(off.client, longer);
-    assert.equal((b0.usage as any).prompt_tokens_details.cached_tokens, 0);
-    assert.equal(b.choices[0]!.text, b0.choices[0]!.text);
-    const reqs = await (await fetch(`${on.url}/v1/requests`)).json();
-    assert.equal(reqs.models[0].kv_blocks.used, 0, 'no request holds a page');
-    assert.ok(reqs.models[0].kv_blocks.cached >= cached / 16, JSON.stringify(reqs.models[0]));
-  } finally {
-    await on.close();
-    await off.close();
-  }
-});
+for (const arch of ['softmax', '2mamba-e'] as const)
+  test(`${arch}: a completion whose prompt begins with an earlier one reuses its KV pages (and the exact end)`, async () => {
+    const on = await startServer([{ name: 'sm', arch }]);
+    const off = await startServer([{ name: 'sm', arch }], {}, { kvPrefixCache: false });
+    try {
+      const prompt = 'It was the best of times, it was the worst of times, it was the age of wisdom.';
+      const ask = (c: typeof on.client, p: string) =>
+        c.completions.create({ model: 'sm', prompt: p, max_tokens: 8, temperature: 0 });
+      const a = await ask(on.client, prompt);
+      const longer = prompt + a.choices[0]!.text + ' And so on.';
+      const b = await ask(on.client, longer);
+      const cached = (b.usage as any).prompt_tokens_details.cached_tokens;
+      // whole pages, then the exact end of the first request (a tail: its partial page copied)
+      assert.ok(cached >= 16 && cached <= a.usage!.prompt_tokens + 8, `cached ${cached}`);
+      const b0 = await ask(off.client, longer);
+      assert.equal((b0.usage as any).prompt_tokens_details.cached_tokens, 0);
+      assert.equal(b.choices[0]!.text, b0.choices[0]!.text);
+      const reqs = await (await fetch(`${on.url}/v1/requests`)).json();
+      assert.equal(reqs.models[0].kv_blocks.used, 0, 'no request holds a page');
+      assert.ok(reqs.models[0].kv_blocks.cached >= Math.ceil(cached / 16), JSON.stringify(reqs.models[0]));
+    } finally {
+      await on.close();
+      await off.close();
+    }
+  });
 
 test('--state-cache-dir: snapshots survive a restart; a damaged file or another model’s is skipped, never used', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'fury-snap-'));
