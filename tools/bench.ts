@@ -24,6 +24,11 @@ export interface BenchRow {
   decode_tokens_per_s?: number;
   prefill_tokens?: number;
   prefill_tokens_per_s?: number;
+  /** 2Mamba: restoring a state snapshot into a slot (device-to-device, and from host RAM) against prefilling 64 tokens
+   *  (issue 14: a restore must cost less), ms. */
+  snapshot_restore_device_ms?: number;
+  snapshot_restore_host_ms?: number;
+  prefill_64_ms?: number;
   weight_bytes?: number;
   request_bytes?: number;
   bytes_per_step?: number;
@@ -106,6 +111,29 @@ export function decodeBatch(model: Model, batch: number, context: number, pageSi
   return { seqs, ids: seqs.map((_, i) => 3 + i), pagesPerSeq };
 }
 
+/** 2Mamba: mean ms of restoring a slot's state from another slot (device copy) and from host RAM, and of prefilling 64
+ *  tokens, each waited for (5 runs after one untimed). Leaves the pools at 2 slots. */
+async function timeRestore(
+  model: Model,
+  P: number,
+): Promise<{ snapshot_restore_device_ms: number; snapshot_restore_host_ms: number; prefill_64_ms: number }> {
+  model.resizePools({ slots: 2, kvPages: 0, pageSize: P });
+  const [first] = model.slotBuffers()[0]!,
+    sync = () => model.backend.read(first, 0, 1);
+  const time = async (f: () => Promise<unknown>) => {
+    await f();
+    const t0 = performance.now();
+    for (let i = 0; i < 5; i++) await f();
+    return (performance.now() - t0) / 5;
+  };
+  const ids = Array.from({ length: 64 }, (_, k) => 3 + k);
+  const prefill_64_ms = await time(() => model.forward([{ slot: 0, pos: 0, rows: 64, pages: [] }], ids));
+  const snapshot_restore_device_ms = await time(() => (model.copySlot(0, 1), sync()));
+  const snap = await model.saveSlot(0);
+  const snapshot_restore_host_ms = await time(() => (model.restoreSlot(1, snap), sync()));
+  return { snapshot_restore_device_ms, snapshot_restore_host_ms, prefill_64_ms };
+}
+
 export async function benchModel(
   model: Model,
   batches: number[],
@@ -120,6 +148,7 @@ export async function benchModel(
   let warmed = false;
   for (const context of contexts) {
     let prefill: { tokens: number; tps: number } | null = null;
+    let restore: Awaited<ReturnType<typeof timeRestore>> | null = null;
     for (const batch of batches) {
       const kvTokens = spec.arch === '2mamba' ? 0 : batch * (context + 1);
       const pool = batch * mem.stateBytes + kvTokens * mem.kvBytesPerToken;
@@ -169,6 +198,7 @@ export async function benchModel(
         const t0 = performance.now();
         for (let c = 0; c < tokens; c += o.prefillChunk) await chunk(c);
         prefill = { tokens, tps: tokens / ((performance.now() - t0) / 1000) };
+        if (spec.arch === '2mamba') restore = await timeRestore(model, P);
       }
       const wBytes = weightTrafficBytes(model.backend, spec, batch),
         rBytes = requestTrafficBytes(spec, context, model.kvDtype);
@@ -183,6 +213,7 @@ export async function benchModel(
         decode_tokens_per_s: (batch * 1000) / ms,
         prefill_tokens: prefill.tokens,
         prefill_tokens_per_s: prefill.tps,
+        ...(restore ?? {}),
         weight_bytes: wBytes,
         request_bytes: rBytes,
         bytes_per_step: bytes,
@@ -194,7 +225,11 @@ export async function benchModel(
       o.log?.(
         `${spec.arch} B=${batch} T=${context}: ${ms.toFixed(2)} ms/step (p90 ${p90.toFixed(2)}` +
           `${encodeMs === undefined ? '' : `, encode ${encodeMs.toFixed(2)}`}), ${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
-          `${achieved.toFixed(0)} GB/s = ${(100 * row.ratio!).toFixed(0)}% of ${ceilingGB.toFixed(0)} GB/s; prefill ${prefill.tps.toFixed(0)} tok/s`,
+          `${achieved.toFixed(0)} GB/s = ${(100 * row.ratio!).toFixed(0)}% of ${ceilingGB.toFixed(0)} GB/s; prefill ${prefill.tps.toFixed(0)} tok/s` +
+          (restore
+            ? `; snapshot restore ${restore.snapshot_restore_device_ms.toFixed(2)} ms (device copy), ` +
+              `${restore.snapshot_restore_host_ms.toFixed(2)} ms (from host RAM) vs prefilling 64 tokens ${restore.prefill_64_ms.toFixed(2)} ms`
+            : ''),
       );
     }
   }

@@ -129,13 +129,18 @@ test('a background prefill gives way to a request that waits for its place, keep
   }
 });
 
-for (const arch of ['softmax', '2mamba-e'] as const)
-  test(`${arch}: a prompt that begins with a cached prefix takes its KV pages by reference (the partial page copied${
+// the reference backend (f64 sums), and WebGPU (f16 KV pages, their partial copy on the device)
+for (const [arch, backend] of [
+  ['softmax', 'reference'],
+  ['2mamba-e', 'reference'],
+  ['2mamba-e', 'webgpu'],
+] as const)
+  test(`${arch} (${backend}): a prompt that begins with a cached prefix takes its KV pages by reference (the partial page copied${
     arch === '2mamba-e' ? ', the conv state restored' : ''
   }); same tokens; shared pages never written; pages freed on demand`, async () => {
     const { rng, seed } = freshRng();
     // 12 pages of 16 tokens: enough for the first requests, then one that needs every page
-    const m = await openTiny(arch, seed % 79, { slots: 2, kvTokens: 192, backend: 'reference' });
+    const m = await openTiny(arch, seed % 79, { slots: 2, kvTokens: 192, backend });
     try {
       const pages = new PageCache(m.pool, 1);
       const opts = { maxBatch: 2, maxQueue: 8, tokenBudget: 64, prefillChunk: 16 };
