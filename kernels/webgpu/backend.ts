@@ -147,17 +147,21 @@ export class WebGpuBackend implements Backend, OpTimes {
   }
 
   write(name: string, data: ArrayLike<number>, offset = 0): void {
+    this.submitCopies();
     const b = this.get(name);
     if (offset + data.length > b.elements)
       throw new RangeError(`write ${name}: ${offset}+${data.length} exceeds ${b.elements}`);
     const at = this.byteRange(b, 'write', offset, data.length)[0];
+    // (an f32 array goes as it is: a 2Mamba snapshot is hundreds of MB)
     const arr =
       b.kind === 'i32'
         ? Int32Array.from(data)
         : b.storage === 'f32'
-          ? Float32Array.from(data)
+          ? data instanceof Float32Array
+            ? data
+            : Float32Array.from(data)
           : toHalves(data, b.storage);
-    this.device.queue.writeBuffer(b.buf, at, arr.buffer, 0, arr.byteLength);
+    this.device.queue.writeBuffer(b.buf, at, arr.buffer, arr.byteOffset, arr.byteLength);
   }
 
   /** Byte offset and length of `count` elements at `offset`; 16-bit buffers move whole 4-byte words (even counts). */
@@ -197,6 +201,7 @@ export class WebGpuBackend implements Backend, OpTimes {
 
   /** Copy byte ranges of buffers, back to back, into one staging buffer (one submit, one map) and return them. */
   private async copyOut(ranges: readonly { buf: GPUBuffer; at: number; len: number }[]): Promise<ArrayBuffer> {
+    this.submitCopies();
     const total = ranges.reduce((s, r) => s + r.len, 0),
       bytes = Math.max(4, total); // always a multiple of the 4-byte copy alignment
     const i = this.staging.findIndex((s) => s.size >= bytes);
@@ -229,8 +234,10 @@ export class WebGpuBackend implements Backend, OpTimes {
     const b = this.get(name);
     const [from, len] = this.byteRange(b, 'copy', src, count),
       to = this.byteRange(b, 'copy', dst, count)[0];
-    // WebGPU copies between two buffers only: through a device-side bounce buffer (grown, never shrunk)
+    // WebGPU copies between two buffers only: through a device-side bounce buffer (grown, never shrunk; the copies
+    // recorded so far, which use the old one, go first)
     if (!this.bounce || this.bounce.size < len) {
+      this.submitCopies();
       this.bounce?.destroy();
       this.bounce = this.device.createBuffer({
         label: 'bounce',
@@ -238,12 +245,20 @@ export class WebGpuBackend implements Backend, OpTimes {
         usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
     }
-    const enc = this.device.createCommandEncoder();
-    enc.copyBufferToBuffer(b.buf, from, this.bounce, 0, len);
-    enc.copyBufferToBuffer(this.bounce, 0, b.buf, to, len);
-    this.device.queue.submit([enc.finish()]);
+    this.copies ??= this.device.createCommandEncoder({ label: 'copies' });
+    this.copies.copyBufferToBuffer(b.buf, from, this.bounce, 0, len);
+    this.copies.copyBufferToBuffer(this.bounce, 0, b.buf, to, len);
   }
   private bounce: GPUBuffer | null = null;
+  /** Copies recorded since the last submit (a slot snapshot is dozens of them): submitted together before anything
+   *  else reaches the queue, so their order with writes, reads and steps is the order they were asked for. */
+  private copies: GPUCommandEncoder | null = null;
+
+  private submitCopies(): void {
+    if (!this.copies) return;
+    this.device.queue.submit([this.copies.finish()]);
+    this.copies = null;
+  }
 
   bytes(role?: BufferRole): number {
     let n = 0;
@@ -256,6 +271,7 @@ export class WebGpuBackend implements Backend, OpTimes {
   }
 
   async destroy(): Promise<void> {
+    this.copies = null;
     for (const b of this.bufs.values()) b.buf.destroy();
     this.bufs.clear();
     this.device.destroy();
@@ -528,6 +544,7 @@ export class WebGpuBackend implements Backend, OpTimes {
 
   async run(plan: Plan, step: Step): Promise<void> {
     this.throwIfFailed();
+    this.submitCopies();
     const tEnc = performance.now();
     this.writeMeta(step);
     const rec = this.record(plan, step);
