@@ -162,8 +162,18 @@ export class Metrics {
     );
     perModel(
       'fury_state_cache_bytes',
-      'Bytes of state snapshots held (host RAM).',
+      'Bytes of state snapshots held in host RAM (KV models: the pages the prefix cache holds, and tails in RAM).',
       cache((c) => c.bytes),
+    );
+    perModel(
+      'fury_state_cache_device_bytes',
+      'Bytes of state snapshots held in free state slots (device memory inside the budget).',
+      cache((c) => c.deviceBytes ?? 0),
+    );
+    perModel(
+      'fury_state_cache_disk_bytes',
+      'Bytes of state snapshot files in --state-cache-dir.',
+      cache((c) => c.diskBytes ?? 0),
     );
     perModel(
       'fury_state_cache_evictions',

@@ -23,8 +23,11 @@ export interface StateCacheStats {
   entries: number;
   /** Host bytes. */
   bytes: number;
-  /** Snapshots held in state slots no request uses. */
+  /** Snapshots held in state slots no request uses, and their bytes (device memory inside the budget). */
   deviceEntries?: number;
+  deviceBytes?: number;
+  /** Bytes of snapshot files in the attached directory. */
+  diskBytes?: number;
   capacityBytes: number;
   evictions: number;
 }
@@ -117,6 +120,11 @@ export class StateCache {
       ...this.counters,
       entries: this.entries.size + this.device.size,
       deviceEntries: this.device.size,
+      deviceBytes:
+        this.bound === this.pool()
+          ? this.device.size * this.bound.model.slotBuffers().reduce((s, [, n]) => s + 4 * n, 0)
+          : 0,
+      diskBytes: this.disk?.bytes ?? 0,
       capacityBytes: this.capacityBytes,
     };
   }

@@ -88,18 +88,26 @@ export class StateDisk {
     return out.sort((a, b) => b.mtime - a.mtime); // newest first
   }
 
+  /** Bytes of the snapshot files kept (as of the last write or start-up read). */
+  bytes = 0;
+
   private async trim(): Promise<void> {
-    let total = 0;
+    let total = 0,
+      kept = 0;
     for (const f of await this.files()) {
       total += f.size;
       if (total > this.capacityBytes) await unlink(f.path).catch(() => {});
+      else kept = total;
     }
+    this.bytes = kept;
   }
 
   /** The snapshots on disk, newest first, each validated; stops after `maxBytes` of state. */
   async *load(maxBytes: number): AsyncGenerator<DiskSnapshot> {
     let bytes = 0;
-    for (const f of await this.files()) {
+    const files = await this.files();
+    this.bytes = files.reduce((s, f) => s + f.size, 0);
+    for (const f of files) {
       const s = await readFile(f.path)
         .then((buf) => this.parse(buf, f.path))
         .catch((e: Error) => (this.log(`state cache: skipped ${f.path}: ${e.message}`), null));

@@ -123,6 +123,15 @@ test('--state-cache-dir: snapshots survive a restart; a damaged file or another 
     const second = await startServer([{ name: 'm', arch: '2mamba' }], {}, { stateCacheDir: dir });
     try {
       await until(async () => (await metric(second.url)) === 2, 5000, 'two snapshots read back');
+      const files = (await snaps()).filter((f) => f !== 'stray.snap');
+      const onDisk = (await Promise.all(files.map(async (f) => (await stat(join(dir, f))).size))).reduce(
+        (x, y) => x + y,
+      );
+      const text = await (await fetch(`${second.url}/metrics`)).text();
+      assert.ok(
+        Number(/fury_state_cache_disk_bytes\{model_name="m"\} (\d+)/.exec(text)?.[1]) >= onDisk,
+        'the disk tier reports its bytes',
+      );
       const turn2 = [
         ...turn1,
         { role: 'assistant', content: a.choices[0].message.content },
