@@ -15,6 +15,7 @@ import { openModel, type BackendChoice, type KvChoice, type OpenModel } from './
 import { Scheduler, type RequestSnapshot, type Submitted } from './scheduler.js';
 import type { ChatTemplate } from './text/chat.js';
 import type { TextTokenizer } from './text/tokenizer.js';
+import { Grammars } from './text/grammar.js';
 
 export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   backend: BackendChoice;
@@ -108,8 +109,12 @@ export class Engine {
     private readonly cache?: StateCache,
   ) {
     this.prices = memoryModel(spec, plan.kvDtype);
+    this.grammars = new Grammars(tokenizer, spec.eosIds);
     this.adopt(live);
   }
+
+  /** Structured outputs: this model's grammars (XGrammar, loaded on first use). */
+  readonly grammars: Grammars;
 
   /** Serve from `live`; a failure of its step loop restarts the engine. */
   private adopt(live: Loaded): void {

@@ -9,6 +9,7 @@ import type { EndReason } from './scheduler.js';
 import type { SequenceMemory } from './memory/sequences.js';
 
 import type { Engine } from './engine.js';
+import type { TokenConstraint } from './text/grammar.js';
 
 export interface TokenLogprobInfo {
   token: string;
@@ -65,6 +66,9 @@ export interface GenerationOptions {
   /** performance.now() deadlines. */
   deadline?: number;
   queueDeadline?: number;
+  /** One grammar constraint per choice (structured outputs), in choice order; each is the scheduler's once submitted,
+   *  and those of choices never submitted are disposed of here. */
+  constraints?: TokenConstraint[];
 }
 
 /** The text of one token for logprobs: its decoded text, or its vocabulary string when it is a partial character. */
@@ -108,75 +112,82 @@ export function runGeneration(
       };
       jobs.push(
         new Promise<ChoiceResult>((resolve, reject) => {
-          host.scheduler.submit(
-            {
-              promptIds,
-              maxTokens,
-              sampling: { ...req.sampling, seed: req.sampling.seed === null ? null : req.sampling.seed + i },
-              stopTokenIds: req.stopTokenIds,
-              ignoreEos: req.ignoreEos,
-              minTokens: req.minTokens,
-              signal: abort.signal,
-              deadline: opts.deadline,
-              queueDeadline: opts.queueDeadline,
-              tag: opts.requestId,
-            },
-            {
-              onStart: () => {
-                tStart = performance.now();
-                sink.onStart?.(i);
+          const constraint = opts.constraints?.[i];
+          try {
+            host.scheduler.submit(
+              {
+                promptIds,
+                maxTokens,
+                sampling: { ...req.sampling, seed: req.sampling.seed === null ? null : req.sampling.seed + i },
+                stopTokenIds: req.stopTokenIds,
+                ignoreEos: req.ignoreEos,
+                minTokens: req.minTokens,
+                signal: abort.signal,
+                deadline: opts.deadline,
+                queueDeadline: opts.queueDeadline,
+                tag: opts.requestId,
+                constraint,
               },
-              onToken: (t: SampledToken, stop: boolean) => {
-                const now = performance.now();
-                if (!ids.length) tFirst = now;
-                else gaps.push(now - tLast);
-                tLast = now;
-                ids.push(t.id);
-                if (stops.stopped) return;
-                const lp =
-                  req.logprobs === null
-                    ? []
-                    : [
-                        {
-                          token: tokenText(host, t.id),
-                          logprob: t.logprob,
-                          top: (t.top ?? []).map((a) => ({ token: tokenText(host, a.id), logprob: a.logprob })),
-                        },
-                      ];
-                lps.push(...lp);
-                // a stop id ends the choice without its text (EOS and other specials decode to nothing anyway)
-                const piece = stop ? '' : stops.push(detok.push(t.id));
-                emit(piece, lp);
-                if (stops.stopped) abort.abort();
+              {
+                onStart: () => {
+                  tStart = performance.now();
+                  sink.onStart?.(i);
+                },
+                onToken: (t: SampledToken, stop: boolean) => {
+                  const now = performance.now();
+                  if (!ids.length) tFirst = now;
+                  else gaps.push(now - tLast);
+                  tLast = now;
+                  ids.push(t.id);
+                  if (stops.stopped) return;
+                  const lp =
+                    req.logprobs === null
+                      ? []
+                      : [
+                          {
+                            token: tokenText(host, t.id),
+                            logprob: t.logprob,
+                            top: (t.top ?? []).map((a) => ({ token: tokenText(host, a.id), logprob: a.logprob })),
+                          },
+                        ];
+                  lps.push(...lp);
+                  // a stop id ends the choice without its text (EOS and other specials decode to nothing anyway)
+                  const piece = stop ? '' : stops.push(detok.push(t.id));
+                  emit(piece, lp);
+                  if (stops.stopped) abort.abort();
+                },
+                onEnd: (reason, info) => {
+                  opts.signal.removeEventListener('abort', onParentAbort);
+                  if (!stops.stopped) emit(stops.push(detok.flush()) + stops.flush(), []);
+                  const end: ChoiceResult['end'] = stops.stopped ? 'stop_string' : reason;
+                  const gen = tLast - tFirst,
+                    n = ids.length;
+                  resolve({
+                    index: i,
+                    text,
+                    ids,
+                    end,
+                    logprobs: lps,
+                    promptTokens: info.promptTokens,
+                    cachedTokens: info.cachedTokens,
+                    peak: info.peak,
+                    timings: {
+                      queue_time_ms: tStart - t0,
+                      time_to_first_token_ms: n ? tFirst - t0 : 0,
+                      generation_time_ms: n ? tLast - tStart : 0,
+                      mean_itl_ms: n > 1 ? gen / (n - 1) : 0,
+                      itl_ms: gaps,
+                      tokens_per_second: n > 1 && gen > 0 ? (n - 1) / (gen / 1000) : 0,
+                    },
+                  });
+                },
+                onError: reject,
               },
-              onEnd: (reason, info) => {
-                opts.signal.removeEventListener('abort', onParentAbort);
-                if (!stops.stopped) emit(stops.push(detok.flush()) + stops.flush(), []);
-                const end: ChoiceResult['end'] = stops.stopped ? 'stop_string' : reason;
-                const gen = tLast - tFirst,
-                  n = ids.length;
-                resolve({
-                  index: i,
-                  text,
-                  ids,
-                  end,
-                  logprobs: lps,
-                  promptTokens: info.promptTokens,
-                  cachedTokens: info.cachedTokens,
-                  peak: info.peak,
-                  timings: {
-                    queue_time_ms: tStart - t0,
-                    time_to_first_token_ms: n ? tFirst - t0 : 0,
-                    generation_time_ms: n ? tLast - tStart : 0,
-                    mean_itl_ms: n > 1 ? gen / (n - 1) : 0,
-                    itl_ms: gaps,
-                    tokens_per_second: n > 1 && gen > 0 ? (n - 1) / (gen / 1000) : 0,
-                  },
-                });
-              },
-              onError: reject,
-            },
-          );
+            );
+          } catch (e) {
+            constraint?.dispose(); // never the scheduler's
+            throw e;
+          }
         }),
       );
     }

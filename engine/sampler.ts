@@ -162,8 +162,13 @@ export class Sampler {
     return { temperature: p.top_k === 1 ? 0 : p.temperature, seed: this.seed, draw: this.drawn + ahead };
   }
 
-  /** Pick the next token. `banned` ids (e.g. EOS before min_tokens) get probability 0. */
-  sample(logits: Float32Array, banned: ReadonlySet<number> = new Set()): SampledToken {
+  /** Pick the next token. `banned` ids (e.g. EOS before min_tokens) get probability 0, and with `allowed` (a bitmask:
+   *  bit i of word i >> 5, from a grammar) every id whose bit is clear. */
+  sample(
+    logits: Float32Array,
+    banned: ReadonlySet<number> = new Set(),
+    allowed: Int32Array | null = null,
+  ): SampledToken {
     const p = this.params;
     const x = Float64Array.from(logits);
     if (p.repetition_penalty !== 1)
@@ -171,6 +176,7 @@ export class Sampler {
     for (const [id, c] of this.counts) x[id]! -= p.presence_penalty + p.frequency_penalty * c;
     for (const [id, b] of Object.entries(p.logit_bias ?? {})) x[Number(id)]! += b;
     for (const id of banned) x[id] = -Infinity;
+    if (allowed) for (let i = 0; i < x.length; i++) if (!(((allowed[i >> 5] ?? 0) >>> (i & 31)) & 1)) x[i] = -Infinity;
     const id = p.temperature === 0 ? topIds(x, 1)[0]! : this.draw(x);
     if (!(x[id]! > -Infinity)) throw new Error('sampler: every token is banned');
     const out: SampledToken = { id, logprob: 0 };

@@ -6,6 +6,7 @@
 import { Sampler, type SampledToken, type SamplingParams } from './sampler.js';
 import type { Sequence, SequenceMemory, SequencePool } from './memory/sequences.js';
 import type { DeviceSample, SampledStep } from './model/model.js';
+import type { TokenConstraint } from './text/grammar.js';
 
 export interface RequestSpec {
   promptIds: readonly number[];
@@ -24,6 +25,9 @@ export interface RequestSpec {
   tag?: string;
   /** Feed the whole prompt, keep its state in the prefix cache, generate nothing (ends with "length"). */
   prefillOnly?: boolean;
+  /** A grammar the output must follow (structured outputs): sampled on the host with the other ids banned. The
+   *  scheduler owns it from submit on and disposes of it when the request ends. */
+  constraint?: TokenConstraint;
 }
 
 /** stop: EOS or a stop id; length: max_tokens; abort: cancelled; deadline: past its deadline. */
@@ -261,6 +265,7 @@ export class Scheduler {
   }
 
   private end(r: Live, reason: EndReason): void {
+    r.spec.constraint?.dispose();
     const peak = r.peak ?? {
       kind: 'recurrent_state',
       state_bytes: 0,
@@ -301,6 +306,7 @@ export class Scheduler {
   /** End one request with an error of its own (its sampler, detokenizer or callbacks threw): it alone stops, its
    *  memory is freed, and the step loop and every other request go on. */
   private drop(r: Live, err: unknown): void {
+    r.spec.constraint?.dispose();
     for (const list of [this.running, this.waiting]) if (list.includes(r)) list.splice(list.indexOf(r), 1);
     if (r.seq) this.pool.close(r.seq);
     r.seq = null;
@@ -418,7 +424,11 @@ export class Scheduler {
     const sampling: (DeviceSample | null)[] = [];
     for (const it of [...items]) {
       const d = this.guard(it.r, () =>
-        it.last ? it.r.sampler.device(this.banned(it.r, 0)) : { temperature: 0, seed: 0, draw: 0 },
+        it.last
+          ? it.r.spec.constraint
+            ? null
+            : it.r.sampler.device(this.banned(it.r, 0))
+          : { temperature: 0, seed: 0, draw: 0 },
       );
       if (d === undefined) items.splice(items.indexOf(it), 1);
       else sampling.push(d);
@@ -437,7 +447,10 @@ export class Scheduler {
       if ((last && r.next === null) || crossed) this.keep(r);
     }
     this.launchAhead(items, sampling);
-    this.finish(items, sampling, await result);
+    const done = await result;
+    // constrained requests: their next token's mask (computed since their last token) before they sample
+    await Promise.all(items.map((it) => (it.last ? it.r.spec.constraint?.ready() : undefined)));
+    this.finish(items, sampling, done);
   }
 
   /** Start a new sequence from the longest stored prefix of its prompt; a failed restore is a miss. */
@@ -510,7 +523,11 @@ export class Scheduler {
    *  on a stop id or at max_tokens. */
   private emit(r: Live, fromDevice: SampledToken | null, logits: Float32Array | null, row: number): void {
     const V = this.pool.model.spec.vocab;
-    const tok = fromDevice ?? r.sampler.sample(logits!.subarray(row * V, (row + 1) * V), this.banned(r, 0));
+    const c = r.spec.constraint;
+    if (c && !fromDevice && !c.mask) throw new Error('the grammar engine gave no mask for the next token');
+    const tok =
+      fromDevice ?? r.sampler.sample(logits!.subarray(row * V, (row + 1) * V), this.banned(r, 0), c?.mask ?? null);
+    if (c && !c.accept(tok.id)) throw new Error(`the grammar rejected token ${tok.id}`);
     r.sampler.accept(tok.id);
     r.generated++;
     r.ids.push(tok.id);

@@ -9,6 +9,7 @@ import { ApiError, badRequest, modelNotFound, toApiError, unavailable } from './
 import { chatBody, chunk, completionBody, finishReason, usage, type ResponseHead } from './openai/responses.js';
 import { runGeneration, type ChoiceResult, type GenerationSink } from '../engine/output.js';
 import type { Engine } from '../engine/engine.js';
+import { GrammarError, type TokenConstraint } from '../engine/text/grammar.js';
 import { SseStream } from './openai/sse.js';
 import type { ServerState } from './state.js';
 import { genRequest, type GenRequest } from './openai/requests.js';
@@ -61,6 +62,23 @@ function warmNextTurn(host: Engine, req: GenRequest, prompt: readonly number[], 
       () => {}, // a turn not warmed is a later partial hit
     );
   });
+}
+
+/** Structured outputs: the request's grammar compiled against the model's tokenizer (cached per grammar) and one
+ *  matcher per choice; a grammar the engine rejects is a 400 naming the field that gave it. */
+async function grammarConstraints(
+  host: Engine,
+  req: GenRequest,
+  count: number,
+): Promise<TokenConstraint[] | undefined> {
+  if (!req.grammar) return undefined;
+  try {
+    const compiled = await host.grammars.compile(req.grammar.spec, req.grammar.param);
+    return await Promise.all(Array.from({ length: count }, () => host.grammars.constraint(compiled)));
+  } catch (e) {
+    if (e instanceof GrammarError) throw badRequest(e.message, e.param);
+    throw e;
+  }
 }
 
 /** Resolve the model, tokenise, and check the context and capacity: everything that can fail with a status. */
@@ -333,7 +351,9 @@ export function generationHandler(state: ServerState, kind: 'completion' | 'chat
     const { host, prompts, echoes, maxTokens } = await prepare(state, req);
     checkQueue(state, host, prompts.length * req.n, longestPrompt(prompts) + maxTokens);
     const head = responseHead(request, req);
-    const { c, opts } = controls(state, reply, req, head);
+    const constraints = await grammarConstraints(host, req, prompts.length * req.n);
+    const { c, opts: base } = controls(state, reply, req, head);
+    const opts = { ...base, constraints };
     let sse: SseStream | null = null;
     let results: ChoiceResult[] | null = null;
     let error: ApiError | null = null;

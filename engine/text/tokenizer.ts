@@ -31,7 +31,8 @@ export class TextTokenizer {
   readonly size: number;
 
   constructor(
-    private readonly json: Record<string, unknown>,
+    /** tokenizer.json as loaded (the grammar engine reads its decoder type). */
+    readonly json: Record<string, unknown>,
     readonly config: Record<string, unknown> | null,
   ) {
     this.tok = new Tokenizer(json, config ?? {});

@@ -7,6 +7,7 @@ import type { OutputRequest } from '../../engine/output.js';
 import { badRequest } from '../errors.js';
 import { ChatCompletionRequest, CompletionRequest, knownFields } from './schemas.js';
 import { preview } from '../../lib/preview.js';
+import type { GrammarSpec } from '../../engine/text/grammar.js';
 
 export type Prompt = { text: string } | { ids: number[] };
 
@@ -26,6 +27,8 @@ export interface GenRequest extends OutputRequest {
   addGenerationPrompt: boolean;
   /** Extra chat-template variables (vLLM's chat_template_kwargs). */
   chatTemplateKwargs: Record<string, unknown>;
+  /** Structured outputs: the grammar the output must follow and the field that asked for it; null for free text. */
+  grammar: { spec: GrammarSpec; param: string } | null;
   /** Per-request override of the server's queue deadline (seconds). */
   maxQueueTime: number | null;
   unknownFields: string[];
@@ -67,9 +70,6 @@ function crossFieldRules(kind: GenRequest['kind'], b: Body, stream: boolean): vo
     if (get(b, 'top_logprobs') !== undefined && get(b, 'logprobs') !== true) {
       throw badRequest('when using `top_logprobs`, `logprobs` must be set to true', 'top_logprobs');
     }
-    const rf = get<Body>(b, 'response_format');
-    if (rf && rf.type !== undefined && rf.type !== 'text')
-      throw badRequest(`response_format type ${preview(rf.type)} is not supported (only "text")`, 'response_format');
     const tc = b.tool_choice;
     if (b.tools && (tc === 'required' || (typeof tc === 'object' && tc !== null))) {
       throw badRequest('tool calling is not supported: tool_choice must be "none" or "auto"', 'tool_choice');
@@ -84,6 +84,73 @@ function crossFieldRules(kind: GenRequest['kind'], b: Body, stream: boolean): vo
     bestOf = get(b, 'best_of');
   if (bestOf !== undefined && bestOf !== 1 && bestOf !== n)
     throw badRequest("'best_of' other than n is not supported", 'best_of');
+}
+
+/** The grammar a request constrains its output to: OpenAI's response_format (chat), vLLM's structured_outputs and
+ *  guided_* fields; at most one. */
+function structured(kind: GenRequest['kind'], b: Body): GenRequest['grammar'] {
+  const found: { spec: GrammarSpec; param: string }[] = [];
+  const rf = kind === 'chat' ? get<Body>(b, 'response_format') : undefined;
+  if (rf && rf.type !== undefined && rf.type !== 'text') {
+    if (rf.type === 'json_object') found.push({ spec: { kind: 'json' }, param: 'response_format' });
+    else if (rf.type === 'json_schema') {
+      const js = rf.json_schema as Body | undefined;
+      const schema = js?.schema;
+      if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
+        throw badRequest("'response_format.json_schema.schema' must be a JSON Schema object", 'response_format');
+      found.push({ spec: { kind: 'json_schema', schema, strict: js!.strict === true }, param: 'response_format' });
+    } else
+      throw badRequest(
+        `response_format type ${preview(rf.type)} is not supported ("text", "json_object" or "json_schema")`,
+        'response_format',
+      );
+  }
+  const so = get<Body>(b, 'structured_outputs') ?? {};
+  const pick = (field: string, key: string) => {
+    const v = get<unknown>(b, field);
+    if (v !== undefined) return { v, param: field };
+    return so[key] != null ? { v: so[key], param: `structured_outputs.${key}` } : null;
+  };
+  const json = pick('guided_json', 'json');
+  if (json) {
+    const bad = () =>
+      badRequest(`'${json.param}' must be a JSON Schema (an object, or a string holding one)`, json.param);
+    let schema = json.v;
+    if (typeof schema === 'string')
+      try {
+        schema = JSON.parse(schema);
+      } catch {
+        throw bad();
+      }
+    if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) throw bad();
+    found.push({ spec: { kind: 'json_schema', schema, strict: false }, param: json.param });
+  }
+  const choice = pick('guided_choice', 'choice');
+  if (choice) {
+    const c = choice.v;
+    if (!Array.isArray(c) || !c.length || !c.every((x) => typeof x === 'string' && x.length))
+      throw badRequest(`'${choice.param}' must be a non-empty array of non-empty strings`, choice.param);
+    found.push({ spec: { kind: 'choice', choices: c as string[] }, param: choice.param });
+  }
+  const grammar = pick('guided_grammar', 'grammar');
+  if (grammar) {
+    if (typeof grammar.v !== 'string' || !grammar.v.trim())
+      throw badRequest(`'${grammar.param}' must be a grammar in EBNF (XGrammar's, with a root rule)`, grammar.param);
+    found.push({ spec: { kind: 'ebnf', grammar: grammar.v }, param: grammar.param });
+  }
+  if (so.json_object === true) found.push({ spec: { kind: 'json' }, param: 'structured_outputs.json_object' });
+  const regex = pick('guided_regex', 'regex');
+  if (regex)
+    throw badRequest(
+      `'${regex.param}': regular expressions are not supported; use a JSON Schema, a choice list or an EBNF grammar`,
+      regex.param,
+    );
+  if (found.length > 1)
+    throw badRequest(
+      `only one structured output per request: ${found.map((f) => f.param).join(' and ')} were both given`,
+      found[1]!.param,
+    );
+  return found[0] ?? null;
 }
 
 /** The sampling fields, range-checked once here (the scheduler's sampler takes them as they are). */
@@ -134,6 +201,7 @@ export function genRequest(kind: GenRequest['kind'], body: unknown): GenRequest 
     stopTokenIds: get<number[]>(b, 'stop_token_ids') ?? [],
     includeStopStr: get<boolean>(b, 'include_stop_str_in_output') ?? false,
     sampling: sampling(b, logprobs),
+    grammar: structured(kind, b),
     logprobs,
     echo: kind === 'completion' ? (get<boolean>(b, 'echo') ?? false) : false,
     ignoreEos: get<boolean>(b, 'ignore_eos') ?? false,

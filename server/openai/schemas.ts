@@ -47,6 +47,12 @@ const stop: Schema = {
 /** Fields of both endpoints (vLLM's extensions included). */
 const common: Record<string, Schema> = {
   model,
+  // structured outputs (vLLM's fields; checked in requests.ts)
+  guided_json: {},
+  guided_choice: {},
+  guided_grammar: {},
+  guided_regex: {},
+  structured_outputs: { type: nullable('object'), 'x-error': "'structured_outputs' must be an object" },
   max_tokens: int(0, INT_MAX),
   temperature: num,
   top_p: num,
@@ -181,6 +187,11 @@ export const ChatCompletionRequest: Schema = {
       'x-expected': 'an object',
       properties: {
         type: { type: 'string', 'x-param': 'response_format', 'x-error': "'response_format.type' must be a string" },
+        json_schema: {
+          type: 'object',
+          'x-param': 'response_format',
+          'x-error': "'response_format.json_schema' must be an object with a 'schema'",
+        },
       },
     },
     parallel_tool_calls: {},
