@@ -6,10 +6,20 @@ import { performance } from 'node:perf_hooks';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { QueueFullError, RequestTooLargeError } from '../engine/scheduler.js';
 import { ApiError, badRequest, modelNotFound, toApiError, unavailable } from './errors.js';
-import { chatBody, chunk, completionBody, finishReason, usage, type ResponseHead } from './openai/responses.js';
+import {
+  chatBody,
+  chatReply,
+  chunk,
+  completionBody,
+  finishReason,
+  toolsActive,
+  usage,
+  type ResponseHead,
+} from './openai/responses.js';
 import { runGeneration, type ChoiceResult, type GenerationSink } from '../engine/output.js';
 import type { Engine } from '../engine/engine.js';
 import { GrammarError, type TokenConstraint } from '../engine/text/grammar.js';
+import { toolGrammar, withToolPrompt } from '../engine/text/tools.js';
 import { SseStream } from './openai/sse.js';
 import type { ServerState } from './state.js';
 import { genRequest, type GenRequest } from './openai/requests.js';
@@ -71,9 +81,12 @@ async function grammarConstraints(
   req: GenRequest,
   count: number,
 ): Promise<TokenConstraint[] | undefined> {
-  if (!req.grammar) return undefined;
+  const g =
+    req.grammar ??
+    (req.tools && req.toolChoice !== 'none' ? { spec: toolGrammar(req.tools, req.toolChoice)!, param: 'tools' } : null);
+  if (!g) return undefined;
   try {
-    const compiled = await host.grammars.compile(req.grammar.spec, req.grammar.param);
+    const compiled = await host.grammars.compile(g.spec, g.param);
     return await Promise.all(Array.from({ length: count }, () => host.grammars.constraint(compiled)));
   } catch (e) {
     if (e instanceof GrammarError) throw badRequest(e.message, e.param);
@@ -98,7 +111,16 @@ async function prepare(state: ServerState, req: GenRequest): Promise<Prepared> {
     throw badRequest(`logit_bias: token id ${biased} is outside the vocabulary (0 … ${V - 1})`, 'logit_bias');
   let prompts: number[][], echoes: string[];
   if (req.kind === 'chat') {
-    const text = host.chat.render(req.messages!, req.addGenerationPrompt, req.chatTemplateKwargs);
+    // tools: a checkpoint's template gets them as `tools`; the ChatML default gets a preamble and text calls
+    const tools = req.tools;
+    const text = !tools
+      ? host.chat.render(req.messages!, req.addGenerationPrompt, req.chatTemplateKwargs)
+      : host.chat.origin === 'checkpoint'
+        ? host.chat.render(req.messages!, req.addGenerationPrompt, {
+            ...req.chatTemplateKwargs,
+            tools: tools.map((t) => ({ type: 'function', function: t })),
+          })
+        : host.chat.render(withToolPrompt(req.messages!, tools), req.addGenerationPrompt, req.chatTemplateKwargs);
     prompts = [await encode(host, req, text, false)];
     echoes = [text];
   } else {
@@ -251,7 +273,25 @@ async function endStream(
   }
   s.open({ 'x-request-id': head.id });
   for (const r of o.results ?? []) {
-    const f = finishReason(r);
+    let f = finishReason(r);
+    if (!error && toolsActive(req)) {
+      // the buffered reply: its text, then each call whole (OpenAI's tool_calls deltas, one per call)
+      const reply = chatReply(req, r);
+      f = reply.finish;
+      if (reply.content) await s.send(chunk(head, kind, r.index, { text: reply.content }));
+      if (reply.toolCalls.length)
+        await s.send({
+          ...chunk(head, kind, r.index, {}),
+          choices: [
+            {
+              index: r.index,
+              delta: { tool_calls: reply.toolCalls.map((c, k) => ({ index: k, ...c })) },
+              logprobs: null,
+              finish_reason: null,
+            },
+          ],
+        });
+    }
     if (f) await s.send(chunk(head, kind, r.index, { finish: f }));
   }
   if (error) await s.send(error.body());
@@ -270,7 +310,8 @@ async function endStream(
 /** A stream's sink: headers (and the chat role delta, the echo) when the first choice starts, then text deltas. */
 function streamSink(s: SseStream, req: GenRequest, head: ResponseHead, echoes: string[]): GenerationSink {
   const kind = req.kind,
-    offsets = new Map<number, number>();
+    offsets = new Map<number, number>(),
+    buffered = toolsActive(req);
   return {
     onStart: (i) => {
       s.open({ 'x-request-id': head.id });
@@ -282,6 +323,7 @@ function streamSink(s: SseStream, req: GenRequest, head: ResponseHead, echoes: s
       }
     },
     onDelta: (i, text, lps) => {
+      if (buffered) return; // tool calls: the reply goes out parsed, at the end
       const offset = offsets.get(i) ?? 0;
       offsets.set(i, offset + lps.reduce((a, l) => a + l.token.length, 0));
       void s.send(chunk(head, kind, i, { text, logprobs: req.logprobs === null ? null : lps, offset }));

@@ -32,7 +32,9 @@ export type GrammarSpec =
   | { kind: 'json' }
   | { kind: 'json_schema'; schema: unknown; strict: boolean }
   | { kind: 'choice'; choices: string[] }
-  | { kind: 'ebnf'; grammar: string };
+  | { kind: 'ebnf'; grammar: string }
+  /** Free text in which each trigger must complete one of the tags (begin, a JSON object of the schema, end). */
+  | { kind: 'tags'; triggers: string[]; tags: { begin: string; schema: unknown; end: string }[] };
 
 /** A grammar the engine rejected: the request is a 400 naming `param`. */
 export class GrammarError extends Error {
@@ -119,7 +121,10 @@ export class Grammars {
     const key = JSON.stringify(spec);
     let c = this.cache.get(key);
     // a schema that is not a JSON Schema never reaches the engine (its WebAssembly build aborts on some)
-    if (!c && spec.kind === 'json_schema' && !schemaChecker.validateSchema(spec.schema as object))
+    const schemas =
+      spec.kind === 'json_schema' ? [spec.schema] : spec.kind === 'tags' ? spec.tags.map((t) => t.schema) : [];
+    const wrong = c ? undefined : schemas.find((x) => !schemaChecker.validateSchema(x as object));
+    if (wrong !== undefined)
       return Promise.reject(
         new GrammarError(
           `${param} is not a valid JSON Schema: ${schemaChecker.errorsText(schemaChecker.errors)}`,
@@ -134,6 +139,11 @@ export class Grammars {
             // compact: no indent (-1), no whitespace a model could wander into
             return await compiler.compileJSONSchema(JSON.stringify(spec.schema), false, -1, [',', ':'], spec.strict);
           if (spec.kind === 'ebnf') return await compiler.compileGrammar(spec.grammar);
+          if (spec.kind === 'tags') {
+            const xg = await xgrammar();
+            const items = spec.tags.map((t) => new xg.StructuralTagItem(t.begin, JSON.stringify(t.schema), t.end));
+            return await compiler.compileStructuralTag(items, spec.triggers);
+          }
           const alts = spec.choices.map((s) => JSON.stringify(s)).join(' | ');
           return await compiler.compileGrammar(`root ::= ${alts}`);
         } catch (e) {

@@ -8,6 +8,7 @@ import { badRequest } from '../errors.js';
 import { ChatCompletionRequest, CompletionRequest, knownFields } from './schemas.js';
 import { preview } from '../../lib/preview.js';
 import type { GrammarSpec } from '../../engine/text/grammar.js';
+import type { ToolChoice, ToolSpec } from '../../engine/text/tools.js';
 
 export type Prompt = { text: string } | { ids: number[] };
 
@@ -29,6 +30,9 @@ export interface GenRequest extends OutputRequest {
   chatTemplateKwargs: Record<string, unknown>;
   /** Structured outputs: the grammar the output must follow and the field that asked for it; null for free text. */
   grammar: { spec: GrammarSpec; param: string } | null;
+  /** Function tools (chat; null: none) and how the model may call them. */
+  tools: ToolSpec[] | null;
+  toolChoice: ToolChoice;
   /** Per-request override of the server's queue deadline (seconds). */
   maxQueueTime: number | null;
   unknownFields: string[];
@@ -70,10 +74,6 @@ function crossFieldRules(kind: GenRequest['kind'], b: Body, stream: boolean): vo
     if (get(b, 'top_logprobs') !== undefined && get(b, 'logprobs') !== true) {
       throw badRequest('when using `top_logprobs`, `logprobs` must be set to true', 'top_logprobs');
     }
-    const tc = b.tool_choice;
-    if (b.tools && (tc === 'required' || (typeof tc === 'object' && tc !== null))) {
-      throw badRequest('tool calling is not supported: tool_choice must be "none" or "auto"', 'tool_choice');
-    }
   } else {
     if (get(b, 'echo') === true && get(b, 'logprobs') !== undefined)
       throw badRequest('echo with logprobs (prompt logprobs) is not supported', 'echo');
@@ -84,6 +84,56 @@ function crossFieldRules(kind: GenRequest['kind'], b: Body, stream: boolean): vo
     bestOf = get(b, 'best_of');
   if (bestOf !== undefined && bestOf !== 1 && bestOf !== n)
     throw badRequest("'best_of' other than n is not supported", 'best_of');
+}
+
+/** Function tools and the tool choice (chat): validated here, so a bad one is a 400 naming its field. */
+function toolsOf(b: Body, messages: ChatMessage[] | null): { tools: ToolSpec[] | null; toolChoice: ToolChoice } {
+  const raw = get<unknown>(b, 'tools');
+  const tc = get<unknown>(b, 'tool_choice');
+  if (raw === undefined || (Array.isArray(raw) && raw.length === 0)) {
+    if (tc !== undefined && tc !== 'none' && tc !== 'auto')
+      throw badRequest("'tool_choice' needs 'tools' to choose from", 'tool_choice');
+    return { tools: null, toolChoice: 'none' };
+  }
+  if (!Array.isArray(raw)) throw badRequest("'tools' must be an array of function tools", 'tools');
+  const tools = raw.map((t, i): ToolSpec => {
+    const f = (t as Body)?.function as Body | undefined;
+    if ((t as Body)?.type !== 'function' || typeof f !== 'object' || f === null)
+      throw badRequest(`tools[${i}] must be {"type": "function", "function": {…}}`, 'tools');
+    if (typeof f.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(f.name))
+      throw badRequest(`tools[${i}].function.name must be 1–64 letters, digits, _ or -`, 'tools');
+    const p = f.parameters ?? { type: 'object', properties: {} };
+    if (typeof p !== 'object' || p === null || Array.isArray(p))
+      throw badRequest(`tools[${i}].function.parameters must be a JSON Schema object`, 'tools');
+    return {
+      name: f.name,
+      ...(typeof f.description === 'string' ? { description: f.description } : {}),
+      parameters: p as Record<string, unknown>,
+    };
+  });
+  const names = new Set(tools.map((t) => t.name));
+  if (names.size !== tools.length) throw badRequest('two tools have the same name', 'tools');
+  let toolChoice: ToolChoice;
+  if (tc === undefined || tc === 'auto') toolChoice = 'auto';
+  else if (tc === 'none' || tc === 'required') toolChoice = tc;
+  else {
+    const name = ((tc as Body)?.function as Body | undefined)?.name;
+    if ((tc as Body)?.type !== 'function' || typeof name !== 'string')
+      throw badRequest(
+        `'tool_choice' must be "none", "auto", "required" or {"type": "function", "function": {"name": …}}`,
+        'tool_choice',
+      );
+    if (!names.has(name))
+      throw badRequest(`'tool_choice' names the function ${preview(name)}, which is not in 'tools'`, 'tool_choice');
+    toolChoice = { name };
+  }
+  for (const [i, m] of (messages ?? []).entries())
+    for (const c of (m.tool_calls as { function?: { name?: unknown } }[] | undefined) ?? []) {
+      const name = c?.function?.name;
+      if (typeof name !== 'string' || !names.has(name))
+        throw badRequest(`messages[${i}] calls the function ${preview(name)}, which is not in 'tools'`, 'messages');
+    }
+  return { tools, toolChoice };
 }
 
 /** The grammar a request constrains its output to: OpenAI's response_format (chat), vLLM's structured_outputs and
@@ -173,10 +223,23 @@ function sampling(b: Body, logprobs: number | null): SamplingParams {
   }
 }
 
+/** The output's grammar: a structured output, or the tools' (at most one of the two). */
+function toolsAndGrammar(kind: GenRequest['kind'], b: Body, messages: ChatMessage[] | null) {
+  const grammar = structured(kind, b);
+  const t = kind === 'chat' ? toolsOf(b, messages) : { tools: null, toolChoice: 'none' as const };
+  if (grammar && t.toolChoice !== 'none')
+    throw badRequest(
+      `'${grammar.param}' and tool calls cannot constrain one output together: set tool_choice "none"`,
+      grammar.param,
+    );
+  return { grammar, ...t };
+}
+
 export function genRequest(kind: GenRequest['kind'], body: unknown): GenRequest {
   const b = body as Body;
   const stream = get<boolean>(b, 'stream') ?? false;
   crossFieldRules(kind, b, stream);
+  const messages = kind === 'chat' ? chatMessages(b.messages) : null;
   const logprobs =
     kind === 'chat'
       ? get(b, 'logprobs') === true
@@ -192,7 +255,7 @@ export function genRequest(kind: GenRequest['kind'], body: unknown): GenRequest 
     kind,
     model: b.model as string,
     prompts: kind === 'completion' ? prompts(b.prompt) : [],
-    messages: kind === 'chat' ? chatMessages(b.messages) : null,
+    messages,
     maxTokens: maxTokens ?? null,
     n: get<number>(b, 'n') ?? 1,
     stream,
@@ -201,7 +264,7 @@ export function genRequest(kind: GenRequest['kind'], body: unknown): GenRequest 
     stopTokenIds: get<number[]>(b, 'stop_token_ids') ?? [],
     includeStopStr: get<boolean>(b, 'include_stop_str_in_output') ?? false,
     sampling: sampling(b, logprobs),
-    grammar: structured(kind, b),
+    ...toolsAndGrammar(kind, b, messages),
     logprobs,
     echo: kind === 'completion' ? (get<boolean>(b, 'echo') ?? false) : false,
     ignoreEos: get<boolean>(b, 'ignore_eos') ?? false,

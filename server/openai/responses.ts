@@ -1,8 +1,27 @@
 // OpenAI response shapes (spec/serving.md §3, §4.2): completions and chat, whole and as stream chunks.
 import type { ChoiceResult, TokenLogprobInfo } from '../../engine/output.js';
 import type { GenRequest } from './requests.js';
+import { randomUUID } from 'node:crypto';
+import { parseToolCalls } from '../../engine/text/tools.js';
 
-export type Finish = 'stop' | 'length';
+export type Finish = 'stop' | 'length' | 'tool_calls';
+
+/** Whether a chat request's output may hold tool calls (they are parsed out of its text at the end). */
+export const toolsActive = (req: GenRequest) => req.kind === 'chat' && req.tools !== null && req.toolChoice !== 'none';
+
+/** A choice's reply with its tool calls parsed out: content (null when only calls), OpenAI's tool_calls, the finish
+ *  ("tool_calls" when it called one). */
+export function chatReply(req: GenRequest, r: ChoiceResult) {
+  const finish = finishReason(r);
+  if (!toolsActive(req)) return { content: r.text, toolCalls: [], finish };
+  const { content, calls } = parseToolCalls(r.text, req.toolChoice);
+  const toolCalls = calls.map((c) => ({
+    id: `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`,
+    type: 'function' as const,
+    function: { name: c.name, arguments: c.arguments },
+  }));
+  return { content, toolCalls, finish: toolCalls.length && finish === 'stop' ? ('tool_calls' as const) : finish };
+}
 
 export const finishReason = (r: ChoiceResult): Finish | null =>
   r.end === 'stop' || r.end === 'stop_string' ? 'stop' : r.end === 'length' ? 'length' : null;
@@ -107,12 +126,20 @@ export function chatBody(h: ResponseHead, req: GenRequest, results: ChoiceResult
     object: 'chat.completion',
     created: h.created,
     model: h.model,
-    choices: results.map((r) => ({
-      index: r.index,
-      message: { role: 'assistant', content: r.text, refusal: null },
-      logprobs: req.logprobs === null ? null : chatLogprobs(r.logprobs),
-      finish_reason: finishReason(r),
-    })),
+    choices: results.map((r) => {
+      const reply = chatReply(req, r);
+      return {
+        index: r.index,
+        message: {
+          role: 'assistant',
+          content: reply.content,
+          refusal: null,
+          ...(reply.toolCalls.length ? { tool_calls: reply.toolCalls } : {}),
+        },
+        logprobs: req.logprobs === null ? null : chatLogprobs(r.logprobs),
+        finish_reason: reply.finish,
+      };
+    }),
     usage: usage(promptTokens, results),
   };
 }
