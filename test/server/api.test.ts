@@ -272,7 +272,7 @@ test('bad input gets a clear error and the server keeps serving', async () => {
       '/v1/chat/completions',
       { model: 'mamba', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema' } },
       400,
-      /not supported/,
+      /must be a JSON Schema object/,
     ],
     ['/v1/chat/completions', { model: 'ghost', messages: [{ role: 'user', content: 'x' }] }, 404, /does not exist/],
     ['/v1/nothing', {}, 404, /no route/],
