@@ -52,6 +52,11 @@ export function buildApp(state: ServerState, logger: FastifyServerOptions['logge
     exposedHeaders: ['retry-after', 'x-request-id'],
     maxAge: 600,
   });
+  // a client's x-request-id comes back on every response, errors included (a generation without one gets its id)
+  app.addHook('onSend', async (request, reply) => {
+    const id = request.headers['x-request-id'];
+    if (typeof id === 'string' && id && !reply.hasHeader('x-request-id')) reply.header('x-request-id', id);
+  });
   void app.register(bodyPlugin);
   void app.register(errorsPlugin);
   void app.register(authPlugin, { state });

@@ -421,6 +421,7 @@ export function generationHandler(state: ServerState, kind: 'completion' | 'chat
     if (!error) warmNextTurn(host, req, prompts[0]!, results);
     if (req.stream) return endStream(sse!, reply, o, u);
     if (c.clientGone) return;
+    reply.header('x-request-id', head.id);
     if (error) throw error;
     if (req.kind === 'chat') return chatBody(head, req, results!, promptTokens);
     return completionBody(head, req, results!, echoes, promptTokens);

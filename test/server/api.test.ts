@@ -375,3 +375,26 @@ test('16 concurrent streams: each equals the same request alone (greedy), and me
     assert.deepEqual([mine.running, mine.waiting, mine.state_slots.used, mine.kv_blocks.used], [0, 0, 0, 0]);
   }
 });
+
+test('x-request-id: a client id comes back on every response (JSON, stream, errors, info); a generation without one gets its own', async () => {
+  const send = (path: string, body?: unknown, id?: string) =>
+    fetch(`${srv.url}${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: { 'content-type': 'application/json', ...(id ? { 'x-request-id': id } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  const chat = { model: 'mamba', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 };
+  for (const [path, body] of [
+    ['/v1/chat/completions', chat],
+    ['/v1/chat/completions', { ...chat, stream: true }],
+    ['/v1/chat/completions', { ...chat, model: 'ghost' }],
+    ['/v1/models', undefined],
+  ] as const) {
+    const r = await send(path, body, 'trace-42');
+    await r.arrayBuffer();
+    assert.equal(r.headers.get('x-request-id'), 'trace-42', `${path} ${JSON.stringify(body)}`);
+  }
+  const r = await send('/v1/chat/completions', chat);
+  const j = (await r.json()) as { id: string };
+  assert.equal(r.headers.get('x-request-id'), j.id);
+});
