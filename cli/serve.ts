@@ -21,6 +21,8 @@ pick one with "model" (its name is NAME, or the directory's name).
 
 Options:
   --model [NAME=]DIR        a checkpoint directory (repeatable)
+  --served-model-name N[,N] the names one --model answers to: the first is its name (responses, metrics), the others
+                            aliases served by the same weights (each listed in /v1/models)
   --host H, --port P        where to listen (default 127.0.0.1:8080; port 0 picks a free one)
   --backend B               auto (default: WebGPU when an adapter exists, else CPU), cpu or webgpu
   --weights-dtype D         checkpoint (default: keep the checkpoint's dtype), f32, f16 or bf16
@@ -80,6 +82,7 @@ const OPTIONS = {
   'token-budget': { type: 'string' },
   'prefill-chunk': { type: 'string' },
   'prefill-alone': { type: 'string' },
+  'served-model-name': { type: 'string' },
   'sse-ping-interval': { type: 'string' },
   'body-limit': { type: 'string' },
   'default-max-tokens': { type: 'string' },
@@ -132,6 +135,19 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
   });
   if (new Set(models.map((m) => m.name)).size !== models.length)
     throw new UsageError('two --model entries have the same name: use NAME=DIR');
+  const served =
+    typeof a['served-model-name'] === 'string'
+      ? a['served-model-name']
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [];
+  if (served.length) {
+    if (models.length !== 1) throw new UsageError('--served-model-name names one model: give exactly one --model');
+    if (new Set(served).size !== served.length) throw new UsageError('--served-model-name repeats a name');
+    models[0]!.name = served[0]!;
+  }
+  const aliases = served.slice(1);
   for (const m of models)
     await access(join(m.dir, 'config.json')).catch(() => {
       throw new UsageError(`--model: ${m.dir} is not a checkpoint directory (no config.json)`);
@@ -240,6 +256,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
   );
   try {
     await loadModels(state, models, hostOpts, log);
+    for (const alias of aliases) state.aliases.set(alias, models[0]!.name);
   } catch (e) {
     // a model that cannot load ends the process with its message and a non-zero exit, not a server stuck at 503
     log.error({ err: (e as Error).message }, 'loading failed: stopping');

@@ -96,7 +96,7 @@ async function grammarConstraints(
 
 /** Resolve the model, tokenise, and check the context and capacity: everything that can fail with a status. */
 async function prepare(state: ServerState, req: GenRequest): Promise<Prepared> {
-  const host = state.models.get(req.model);
+  const host = state.engine(req.model);
   if (!host) throw modelNotFound(req.model);
   if (host.isRestarting)
     throw unavailable(

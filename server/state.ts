@@ -41,6 +41,13 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
 
 export class ServerState {
   readonly models = new Map<string, Engine>();
+  /** More names a served model answers to (--served-model-name): alias → its name in `models`. */
+  readonly aliases = new Map<string, string>();
+
+  /** The engine serving a model name or alias. */
+  engine(name: string): Engine | undefined {
+    return this.models.get(name) ?? this.models.get(this.aliases.get(name) ?? '');
+  }
   loading = true;
   draining = false;
   /** Aborted when draining gives up on in-flight requests (they end with an in-band `shutdown` error). */

@@ -33,10 +33,10 @@ export function registerInfoRoutes(app: FastifyInstance, state: ServerState): vo
   });
 
   /** One model as OpenAI's Model object, with fury's memory prices. */
-  const card = (m: Engine) => {
+  const card = (m: Engine, id = m.name) => {
     const mem = m.prices;
     return {
-      id: m.name,
+      id,
       object: 'model',
       created: m.created,
       owned_by: 'local',
@@ -53,14 +53,20 @@ export function registerInfoRoutes(app: FastifyInstance, state: ServerState): vo
     };
   };
 
-  app.get('/v1/models', async () => ({ object: 'list', data: [...state.models.values()].map(card) }));
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: [
+      ...[...state.models.values()].map((m) => card(m)),
+      ...[...state.aliases].map(([alias, name]) => card(state.models.get(name)!, alias)),
+    ],
+  }));
 
   // a wildcard: model names may hold slashes (org/name)
   app.get('/v1/models/*', async (request) => {
     const id = (request.params as { '*': string })['*'],
-      m = state.models.get(id);
+      m = state.engine(id);
     if (!m) throw modelNotFound(id);
-    return card(m);
+    return card(m, id);
   });
 
   app.get('/v1/requests', async () => {

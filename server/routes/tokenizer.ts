@@ -9,7 +9,7 @@ export function registerTokenizerRoutes(app: FastifyInstance, state: ServerState
     const model = (body as { model?: unknown })?.model;
     if (model === undefined && state.models.size === 1) return [...state.models.values()][0]!;
     if (typeof model !== 'string') throw badRequest("'model' must be a string", 'model');
-    const m = state.models.get(model);
+    const m = state.engine(model);
     if (!m) throw modelNotFound(model);
     return m;
   };

@@ -51,6 +51,18 @@ test('bad flags and missing files give one clear line and exit code 2', async ()
       ['init', '--arch', '2mamba', '--preset', 'tiny', '--out', dir, '--tokenizer', join(dir, 'nope.json')],
       /--tokenizer: .* does not exist/,
     ],
+    [
+      [
+        'serve',
+        '--model',
+        'models/fury-2mamba-tiny',
+        '--model',
+        'b=models/fury-softmax-tiny',
+        '--served-model-name',
+        'x',
+      ],
+      /--served-model-name names one model/,
+    ],
   ];
   for (const [args, msg] of cases) {
     const r = await fury(...args);

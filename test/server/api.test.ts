@@ -398,3 +398,23 @@ test('x-request-id: a client id comes back on every response (JSON, stream, erro
   const j = (await r.json()) as { id: string };
   assert.equal(r.headers.get('x-request-id'), j.id);
 });
+
+test('aliases (--served-model-name): one engine answers to several names, each listed in /v1/models', async () => {
+  srv.state.aliases.set('mamba-alias', 'mamba');
+  try {
+    const list = (await getJson(srv.url, '/v1/models')) as { data: { id: string; root: string }[] };
+    assert.deepEqual(
+      list.data.filter((m) => m.root === 'mamba').map((m) => m.id),
+      ['mamba', 'mamba-alias'],
+    );
+    const r = await srv.client.chat.completions.create({
+      model: 'mamba-alias',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 2,
+    });
+    assert.equal(r.model, 'mamba-alias');
+    assert.equal(((await getJson(srv.url, '/v1/models/mamba-alias')) as { id: string }).id, 'mamba-alias');
+  } finally {
+    srv.state.aliases.delete('mamba-alias');
+  }
+});
