@@ -123,7 +123,13 @@ export class Grammars {
     // a schema that is not a JSON Schema never reaches the engine (its WebAssembly build aborts on some)
     const schemas =
       spec.kind === 'json_schema' ? [spec.schema] : spec.kind === 'tags' ? spec.tags.map((t) => t.schema) : [];
-    const wrong = c ? undefined : schemas.find((x) => !schemaChecker.validateSchema(x as object));
+    // (checked against draft-07's meta-schema whatever `$schema` says: clients send 2020-12 too)
+    const wrong = c
+      ? undefined
+      : schemas.find((x) => {
+          const { $schema: _, ...rest } = (x ?? {}) as Record<string, unknown>;
+          return !schemaChecker.validateSchema(rest);
+        });
     if (wrong !== undefined)
       return Promise.reject(
         new GrammarError(
