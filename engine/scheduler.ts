@@ -30,6 +30,9 @@ export interface RequestSpec {
   constraint?: TokenConstraint;
 }
 
+/** How long a step waits for the grammar engine's token masks (a mask takes microseconds to a few ms). */
+const MASK_WAIT_MS = 5000;
+
 /** stop: EOS or a stop id; length: max_tokens; abort: cancelled; deadline: past its deadline. */
 export type EndReason = 'stop' | 'length' | 'abort' | 'deadline' | 'queue_timeout';
 
@@ -448,8 +451,16 @@ export class Scheduler {
     }
     this.launchAhead(items, sampling);
     const done = await result;
-    // constrained requests: their next token's mask (computed since their last token) before they sample
-    await Promise.all(items.map((it) => (it.last ? it.r.spec.constraint?.ready() : undefined)));
+    // constrained requests: their next token's mask (computed since their last token) before they sample; a grammar
+    // engine that does not answer in MASK_WAIT_MS fails those requests alone (emit finds no mask), never the step
+    const masks = items.flatMap((it) => (it.last && it.r.spec.constraint ? [it.r.spec.constraint.ready()] : []));
+    if (masks.length) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(masks),
+        new Promise((resolve) => (timer = setTimeout(resolve, MASK_WAIT_MS))),
+      ]).finally(() => clearTimeout(timer));
+    }
     this.finish(items, sampling, done);
   }
 
