@@ -7,6 +7,7 @@ import { authPlugin } from './plugins/auth.js';
 import { bodyPlugin } from './plugins/body.js';
 import { clientErrorHandler, errorsPlugin } from './plugins/errors.js';
 import { chatRoute } from './routes/chat.js';
+import { responsesRoute } from './routes/responses.js';
 import { completionsRoute } from './routes/completions.js';
 import cors from '@fastify/cors';
 import { registerInfoRoutes } from './routes/info.js';
@@ -64,5 +65,6 @@ export function buildApp(state: ServerState, logger: FastifyServerOptions['logge
   registerTokenizerRoutes(app, state);
   completionsRoute(app, state);
   chatRoute(app, state);
+  responsesRoute(app, state);
   return app;
 }

@@ -20,6 +20,7 @@ import { runGeneration, type ChoiceResult, type GenerationSink } from '../engine
 import type { Engine } from '../engine/engine.js';
 import { GrammarError, type TokenConstraint } from '../engine/text/grammar.js';
 import { toolGrammar, withToolPrompt } from '../engine/text/tools.js';
+import { responseObject, responsesToChat, ResponsesStream } from './openai/responses-api.js';
 import { SseStream } from './openai/sse.js';
 import type { ServerState } from './state.js';
 import { genRequest, type GenRequest } from './openai/requests.js';
@@ -307,6 +308,21 @@ async function endStream(
   await s.end();
 }
 
+/** The end of a streamed Response: its items and `response.completed` (or an error event), without [DONE]. */
+async function endResponses(s: SseStream, reply: FastifyReply, o: Outcome, events: ResponsesStream): Promise<void> {
+  if (o.clientGone) return s.stopPings();
+  if (o.error && !s.headersSent) {
+    s.stopPings();
+    reply.raw.writeHead(o.error.status, { 'content-type': 'application/json', ...o.error.headers() });
+    reply.raw.end(JSON.stringify(o.error.body()));
+    return;
+  }
+  s.open({ 'x-request-id': o.head.id });
+  if (o.error) await s.sendEvent('error', { type: 'error', ...o.error.body().error });
+  else await events.finish(o.results ?? [], o.promptTokens);
+  await s.end(false);
+}
+
 /** A stream's sink: headers (and the chat role delta, the echo) when the first choice starts, then text deltas. */
 function streamSink(s: SseStream, req: GenRequest, head: ResponseHead, echoes: string[]): GenerationSink {
   const kind = req.kind,
@@ -342,12 +358,12 @@ function checkQueue(state: ServerState, host: Engine, choices: number, tokens: n
   throw new ApiError(429, message, 'rate_limit_error', 'queue_full', null, {}, retryAfter(host));
 }
 
-function responseHead(request: FastifyRequest, req: GenRequest): ResponseHead {
+function responseHead(request: FastifyRequest, req: GenRequest, prefix?: string): ResponseHead {
   const header = request.headers['x-request-id'];
   const id =
     typeof header === 'string' && header
       ? header
-      : `${req.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
+      : `${prefix ?? (req.kind === 'chat' ? 'chatcmpl' : 'cmpl')}-${randomUUID().replace(/-/g, '')}`;
   return { id, created: Math.floor(Date.now() / 1000), model: req.model };
 }
 
@@ -383,27 +399,41 @@ function submitError(e: unknown, host: Engine): ApiError {
   return toApiError(e);
 }
 
-export function generationHandler(state: ServerState, kind: 'completion' | 'chat') {
+export function generationHandler(state: ServerState, api: 'completion' | 'chat' | 'responses') {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const t0 = performance.now();
-    const req = genRequest(kind, request.body);
+    const req =
+      api === 'responses'
+        ? genRequest('chat', responsesToChat(request.body as Record<string, unknown>))
+        : genRequest(api, request.body);
     if (req.unknownFields.length) {
       request.log.info({ fields: req.unknownFields }, 'The following fields were present in the request but ignored');
     }
     const { host, prompts, echoes, maxTokens } = await prepare(state, req);
     checkQueue(state, host, prompts.length * req.n, longestPrompt(prompts) + maxTokens);
-    const head = responseHead(request, req);
+    const head = responseHead(request, req, api === 'responses' ? 'resp' : undefined);
     const constraints = await grammarConstraints(host, req, prompts.length * req.n);
     const { c, opts: base } = controls(state, reply, req, head);
     const opts = { ...base, constraints };
     let sse: SseStream | null = null;
     let results: ChoiceResult[] | null = null;
+    let events: ResponsesStream | null = null;
     let error: ApiError | null = null;
     try {
       if (req.stream) {
         reply.hijack();
         sse = new SseStream(reply.raw, state.opts.pingInterval * 1000, () => state.metrics.pings.inc());
-        results = await runGeneration(host, req, prompts, maxTokens, opts, streamSink(sse, req, head, echoes));
+        if (api === 'responses') {
+          const rs = new ResponsesStream(sse, head, req, toolsActive(req));
+          events = rs;
+          results = await runGeneration(host, req, prompts, maxTokens, opts, {
+            onStart: () => {
+              sse!.open({ 'x-request-id': head.id });
+              rs.start();
+            },
+            onDelta: (_i, text) => rs.delta(text),
+          });
+        } else results = await runGeneration(host, req, prompts, maxTokens, opts, streamSink(sse, req, head, echoes));
       } else {
         results = await runGeneration(host, req, prompts, maxTokens, opts);
       }
@@ -419,10 +449,12 @@ export function generationHandler(state: ServerState, kind: 'completion' | 'chat
     const o: Outcome = { req, head, host, promptTokens, results, error, clientGone: c.clientGone, e2e };
     const u = observe(state, request, o);
     if (!error) warmNextTurn(host, req, prompts[0]!, results);
+    if (req.stream && events) return endResponses(sse!, reply, o, events);
     if (req.stream) return endStream(sse!, reply, o, u);
     if (c.clientGone) return;
     reply.header('x-request-id', head.id);
     if (error) throw error;
+    if (api === 'responses') return responseObject(head, req, results, promptTokens);
     if (req.kind === 'chat') return chatBody(head, req, results!, promptTokens);
     return completionBody(head, req, results!, echoes, promptTokens);
   };

@@ -70,11 +70,16 @@ export class SseStream {
     return this.write(`data: ${JSON.stringify(data)}\n\n`);
   }
 
-  /** data: [DONE], then end the response. */
-  async end(): Promise<void> {
+  /** A named event (the Responses API's `event: <type>` lines). */
+  sendEvent(type: string, data: unknown): Promise<void> {
+    return this.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
+  /** data: [DONE] (chat and completions; the Responses API ends without it), then end the response. */
+  async end(done = true): Promise<void> {
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.pingTimer = null;
-    await this.write('data: [DONE]\n\n');
+    if (done) await this.write('data: [DONE]\n\n');
     if (!this.closed) this.res.end();
   }
 
