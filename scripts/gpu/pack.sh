@@ -16,8 +16,12 @@ fi
 if ! ls "$out"/debs/libvulkan1_*.deb >/dev/null 2>&1; then
   (cd "$out/debs" && apt-get download libvulkan1 libglvnd0 libegl1 libgl1 libglx0 libgles2 libopengl0 2>&1 | grep -v unsandboxed || true)
 fi
-# node_modules without the other platforms' dawn builds (132 MB -> ~25 MB before compression)
-tar -C . --exclude='node_modules/webgpu/dist/darwin-*' --exclude='node_modules/webgpu/dist/win32-*' \
+# the production node_modules only (the test clients are devDependencies), without the other platforms' dawn builds
+prod=$(mktemp -d)
+trap 'rm -rf "$prod"' EXIT
+cp package.json package-lock.json "$prod/"
+(cd "$prod" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
+tar -C "$prod" --exclude='node_modules/webgpu/dist/darwin-*' --exclude='node_modules/webgpu/dist/win32-*' \
     --exclude='node_modules/webgpu/dist/linux-arm64' --exclude='node_modules/.cache' \
     -cf - node_modules | xz -T0 -3 > "$out/node_modules.tar.xz"
 du -sh "$out"; ls -la "$out"
