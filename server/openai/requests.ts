@@ -71,6 +71,13 @@ function crossFieldRules(kind: GenRequest['kind'], b: Body, stream: boolean): vo
   if (get(b, 'stream_options') !== undefined && !stream)
     throw badRequest('Stream options can only be defined when `stream=True`.', 'stream_options');
   if (kind === 'chat') {
+    const modalities = get<unknown>(b, 'modalities');
+    if (modalities !== undefined && !(Array.isArray(modalities) && modalities.every((m) => m === 'text')))
+      throw badRequest('only text output is supported: \'modalities\' must be ["text"]', 'modalities');
+    if (get(b, 'functions') !== undefined)
+      throw badRequest("legacy 'functions' are not supported: send 'tools'", 'functions');
+    if (get(b, 'function_call') !== undefined)
+      throw badRequest("legacy 'function_call' is not supported: send 'tool_choice'", 'function_call');
     if (get(b, 'top_logprobs') !== undefined && get(b, 'logprobs') !== true) {
       throw badRequest('when using `top_logprobs`, `logprobs` must be set to true', 'top_logprobs');
     }

@@ -97,6 +97,8 @@ test('structured outputs: bad requests are 400s naming the field; the engine kee
     await bad({ guided_json: '{not json' }, 'guided_json', /JSON Schema/);
     await bad({ guided_choice: [] }, 'guided_choice', /non-empty array/);
     await bad({ guided_regex: '[a-z]+' }, 'guided_regex', /regular expressions are not supported/);
+    await bad({ functions: [{ name: 'f' }] }, 'functions', /send 'tools'/);
+    await bad({ modalities: ['text', 'audio'] }, 'modalities', /only text output/);
     await bad({ guided_grammar: 'root ::= (' }, 'guided_grammar', /grammar engine rejected/);
     await bad(
       { response_format: { type: 'json_object' }, guided_choice: ['a'] },
