@@ -126,6 +126,34 @@ export class Metrics {
       'Fraction of the request memory in use (KV pages; 2Mamba: state slots), 0 to 1.',
       (s) => (s.kvBlocks.total ? s.kvBlocks.used / s.kvBlocks.total : s.slots.total ? s.slots.used / s.slots.total : 0),
     );
+    // vLLM's info series (label-carrying gauges that gateways and dashboards read): the cache's shape, and no LoRA
+    gauge(
+      'vllm:cache_config_info',
+      'Information of the KV cache (2Mamba: state slots as blocks), value 1.',
+      ['model_name', 'block_size', 'num_gpu_blocks', 'cache_dtype', 'enable_prefix_caching'],
+      (g) => {
+        for (const e of models()) {
+          const st = e.stats(),
+            kv = st.kvBlocks.total > 0;
+          g.set(
+            {
+              model_name: e.name,
+              block_size: String(kv ? st.kvBlocks.blockTokens : 0),
+              num_gpu_blocks: String(kv ? st.kvBlocks.total : st.slots.total),
+              cache_dtype: kv ? e.plan.kvDtype : 'f32',
+              enable_prefix_caching: String(st.prefixCache !== null),
+            },
+            1,
+          );
+        }
+      },
+    );
+    gauge(
+      'vllm:lora_requests_info',
+      'Running and waiting LoRA adapters (none: fury serves no adapters); value: the scrape time in seconds.',
+      ['max_lora', 'running_lora_adapters', 'waiting_lora_adapters'],
+      (g) => g.set({ max_lora: '0', running_lora_adapters: '', waiting_lora_adapters: '' }, Date.now() / 1000),
+    );
     perModel('fury_state_slots_total', 'State slots.', (s) => s.slots.total);
     perModel('fury_state_slots_used', 'State slots in use.', (s) => s.slots.used);
     perModel('fury_kv_blocks_total', 'KV pages.', (s) => s.kvBlocks.total);

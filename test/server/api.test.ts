@@ -329,6 +329,12 @@ test('tokenize, detokenize, health and metrics', async () => {
   assert.ok(value('fury_prompt_tokens_total') > 0);
   const usage = value('vllm:kv_cache_usage_perc');
   assert.ok(usage >= 0 && usage <= 1, String(usage));
+  // vLLM's info series: the cache's shape (2Mamba: state slots) and no LoRA adapters
+  assert.match(
+    m,
+    /^vllm:cache_config_info\{model_name="mamba",block_size="0",num_gpu_blocks="\d+",cache_dtype="f32",enable_prefix_caching="(true|false)"\} 1$/m,
+  );
+  assert.match(m, /^vllm:lora_requests_info\{max_lora="0",running_lora_adapters="",waiting_lora_adapters=""\} \d+/m);
 });
 
 test('an aborted stream frees its slot (checked through /v1/requests and /metrics)', async () => {
