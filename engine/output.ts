@@ -24,6 +24,8 @@ export interface ChoiceResult {
   /** stop | length, or why the choice ended early. */
   end: EndReason | 'stop_string';
   logprobs: TokenLogprobInfo[];
+  /** Prompt logprobs (OutputRequest.promptLogprobs; the first token's logprob NaN: it has none), else empty. */
+  promptLogprobs: TokenLogprobInfo[];
   promptTokens: number;
   /** Prompt tokens restored from a state snapshot instead of prefilled. */
   cachedTokens: number;
@@ -52,6 +54,8 @@ export interface OutputRequest {
   minTokens: number;
   /** Alternatives per token, or null for no logprobs. */
   logprobs: number | null;
+  /** Prompt logprobs with this many alternatives (completions' echo with logprobs), or null. */
+  promptLogprobs?: number | null;
 }
 
 export interface GenerationSink {
@@ -98,7 +102,10 @@ export function runGeneration(
       const detok = new IncrementalDetokenizer(tok, promptIds);
       const stops = new StopStrings(req.stop, req.includeStopStr);
       const ids: number[] = [],
-        lps: TokenLogprobInfo[] = [];
+        lps: TokenLogprobInfo[] = [],
+        // prompt logprobs: the first prompt token has none (NaN here, null on the wire)
+        plps: TokenLogprobInfo[] =
+          req.promptLogprobs != null ? [{ token: tokenText(host, promptIds[0]!), logprob: NaN, top: [] }] : [];
       let text = '';
       const t0 = performance.now();
       let tStart = t0,
@@ -127,11 +134,20 @@ export function runGeneration(
                 queueDeadline: opts.queueDeadline,
                 tag: opts.requestId,
                 constraint,
+                promptLogprobs: req.promptLogprobs ?? undefined,
               },
               {
                 onStart: () => {
                   tStart = performance.now();
                   sink.onStart?.(i);
+                },
+                onPromptLogprobs: (toks: SampledToken[]) => {
+                  for (const t of toks)
+                    plps.push({
+                      token: tokenText(host, t.id),
+                      logprob: t.logprob,
+                      top: (t.top ?? []).map((a) => ({ token: tokenText(host, a.id), logprob: a.logprob })),
+                    });
                 },
                 onToken: (t: SampledToken, stop: boolean) => {
                   const now = performance.now();
@@ -168,6 +184,7 @@ export function runGeneration(
                     ids,
                     end,
                     logprobs: lps,
+                    promptLogprobs: plps,
                     promptTokens: info.promptTokens,
                     cachedTokens: info.cachedTokens,
                     peak: info.peak,

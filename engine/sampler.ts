@@ -96,7 +96,7 @@ export interface SampledToken extends TokenLogprob {
 }
 
 /** log-softmax of the raw logits at one id and the top-n alternatives (the model's own distribution). */
-function logprobsOf(logits: Float32Array, id: number, n: number): { logprob: number; top: TokenLogprob[] } {
+export function logprobsOf(logits: Float32Array, id: number, n: number): { logprob: number; top: TokenLogprob[] } {
   let mx = -Infinity;
   for (let i = 0; i < logits.length; i++) if (logits[i]! > mx) mx = logits[i]!;
   let z = 0;

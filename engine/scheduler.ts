@@ -3,7 +3,7 @@
 // so running streams keep a steady inter-token latency while long prompts are prefilled.
 // Admission is memory-aware: a 2Mamba request takes one state slot; a KV request reserves pages for
 // prompt + max_tokens up front (no preemption). Requests that do not fit wait in a bounded queue.
-import { Sampler, type SampledToken, type SamplingParams } from './sampler.js';
+import { logprobsOf, Sampler, type SampledToken, type SamplingParams } from './sampler.js';
 import type { Sequence, SequenceMemory, SequencePool } from './memory/sequences.js';
 import type { DeviceSample, SampledStep } from './model/model.js';
 import type { TokenConstraint } from './text/grammar.js';
@@ -25,6 +25,10 @@ export interface RequestSpec {
   tag?: string;
   /** Feed the whole prompt, keep its state in the prefix cache, generate nothing (ends with "length"). */
   prefillOnly?: boolean;
+  /** Prompt logprobs (completions' echo with logprobs): each prompt token's logprob given the tokens before it, with
+   *  this many alternatives, through RequestEvents.onPromptLogprobs. Such a request never starts from the prefix cache
+   *  (every prompt row must run) and its prefill steps read back every row's logits. */
+  promptLogprobs?: number;
   /** A grammar the output must follow (structured outputs): sampled on the host with the other ids banned. The
    *  scheduler owns it from submit on and disposes of it when the request ends. */
   constraint?: TokenConstraint;
@@ -41,6 +45,9 @@ export interface RequestEvents {
   onStart?(memory: SequenceMemory): void;
   /** A new token; `stop`: it is one of the request's stop ids (EOS unless ignore_eos, stop_token_ids), which ends it. */
   onToken?(tok: SampledToken, stop: boolean): void;
+  /** Prompt logprobs of the tokens a prefill step covered (RequestSpec.promptLogprobs), in prompt order, from the
+   *  second prompt token on. */
+  onPromptLogprobs?(tokens: SampledToken[]): void;
   /** Called once, after the request's memory was freed. `cachedTokens`: prompt tokens restored from a snapshot. */
   onEnd(
     reason: EndReason,
@@ -388,7 +395,7 @@ export class Scheduler {
     ) {
       const r = this.waiting.shift()!;
       r.seq = this.pool.open();
-      r.cached = r.fed = this.restore(r.seq, r.spec.promptIds);
+      r.cached = r.fed = r.spec.promptLogprobs !== undefined ? 0 : this.restore(r.seq, r.spec.promptIds);
       this.pool.reserve(r.seq, r.spec.promptIds.length + r.spec.maxTokens);
       r.peak = this.pool.memory(r.seq);
       const peak = r.peak;
@@ -437,10 +444,15 @@ export class Scheduler {
       else sampling.push(d);
     }
     if (!items.length) return;
-    const result = this.pool.submitSampled(
-      items.map(({ r, ids }) => ({ seq: r.seq!, ids })),
-      sampling,
-    );
+    // prompt logprobs: this step reads back every row's logits and samples every request on the host
+    const allRows = items.some((it) => it.r.next === null && it.r.spec.promptLogprobs !== undefined);
+    if (allRows) sampling.fill(null);
+    const result = allRows
+      ? this.stepAllRows(items)
+      : this.pool.submitSampled(
+          items.map(({ r, ids }) => ({ seq: r.seq!, ids })),
+          sampling,
+        );
     // a prompt fed to its end, or past a checkpoint of a long prefill: keep its state (ordered before the step submitted
     // ahead below)
     const every = this.opts.checkpointTokens ?? 0;
@@ -462,6 +474,35 @@ export class Scheduler {
       ]).finally(() => clearTimeout(timer));
     }
     this.finish(items, sampling, done);
+  }
+
+  /** A step that returns every row's logits: prompt logprobs go to the requests that asked for them, and each item's
+   *  last row is what the host samples from (as a sampled step's logits). */
+  private async stepAllRows(items: readonly StepItem[]): Promise<SampledStep> {
+    const V = this.pool.model.spec.vocab;
+    const fed = items.map(({ r }) => r.fed);
+    const all = await this.pool.step(
+      items.map(({ r, ids }) => ({ seq: r.seq!, ids })),
+      true,
+    );
+    const last = new Float32Array(items.length * V);
+    let row = 0;
+    items.forEach(({ r, ids }, i) => {
+      const k = r.spec.promptLogprobs;
+      if (k !== undefined && r.next === null) {
+        const out: SampledToken[] = [];
+        for (let j = 0; j < ids.length; j++) {
+          const target = fed[i]! + j + 1;
+          if (target >= r.spec.promptIds.length) break;
+          const id = r.spec.promptIds[target]!;
+          out.push({ id, ...logprobsOf(all.subarray((row + j) * V, (row + j + 1) * V), id, k) });
+        }
+        if (out.length) this.guard(r, () => (r.events.onPromptLogprobs?.(out), true));
+      }
+      last.set(all.subarray((row + ids.length - 1) * V, (row + ids.length) * V), i * V);
+      row += ids.length;
+    });
+    return { tokens: new Float32Array(items.length), logits: last };
   }
 
   /** Start a new sequence from the longest stored prefix of its prompt; a failed restore is a miss. */

@@ -24,7 +24,10 @@ export const FIELD_NOTES: Record<string, [Status, string]> = {
   logit_bias: ['supported', 'token id → −100 … 100; host sampling'],
   logprobs: ['supported', 'completions 0–5; chat `true` with `top_logprobs`'],
   top_logprobs: ['supported', '0–20'],
-  echo: ['supported', 'prompt text before the completion; with `logprobs`: 400 (no prompt logprobs)'],
+  echo: [
+    'supported',
+    'the prompt before the completion; with `logprobs`, prompt logprobs too (not when streaming: 400)',
+  ],
   suffix: ['rejected', 'a non-empty suffix is a 400'],
   best_of: ['rejected', 'other than n is a 400'],
   user: ['ignored', 'logged'],

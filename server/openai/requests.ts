@@ -82,8 +82,8 @@ function crossFieldRules(kind: GenRequest['kind'], b: Body, stream: boolean): vo
       throw badRequest('when using `top_logprobs`, `logprobs` must be set to true', 'top_logprobs');
     }
   } else {
-    if (get(b, 'echo') === true && get(b, 'logprobs') !== undefined)
-      throw badRequest('echo with logprobs (prompt logprobs) is not supported', 'echo');
+    if (get(b, 'echo') === true && get(b, 'logprobs') !== undefined && stream)
+      throw badRequest('echo with logprobs (prompt logprobs) is not supported when streaming', 'echo');
     const suffix = get(b, 'suffix');
     if (suffix !== undefined && suffix !== '') throw badRequest("'suffix' is not supported", 'suffix');
   }
@@ -274,6 +274,7 @@ export function genRequest(kind: GenRequest['kind'], body: unknown): GenRequest 
     ...toolsAndGrammar(kind, b, messages),
     logprobs,
     echo: kind === 'completion' ? (get<boolean>(b, 'echo') ?? false) : false,
+    promptLogprobs: kind === 'completion' && get<boolean>(b, 'echo') === true ? logprobs : null,
     ignoreEos: get<boolean>(b, 'ignore_eos') ?? false,
     minTokens: get<number>(b, 'min_tokens') ?? 0,
     truncatePromptTokens: get<number>(b, 'truncate_prompt_tokens') ?? null,

@@ -48,9 +48,22 @@ export function completionLogprobs(lps: TokenLogprobInfo[], offset: number) {
   }
   return {
     tokens: lps.map((l) => l.token),
-    token_logprobs: lps.map((l) => l.logprob),
-    top_logprobs: lps.map((l) => Object.fromEntries(l.top.map((t) => [t.token, t.logprob]))),
+    // (NaN: the first prompt token of an echo, which has no logprob)
+    token_logprobs: lps.map((l) => (Number.isNaN(l.logprob) ? null : l.logprob)),
+    top_logprobs: lps.map((l) =>
+      Number.isNaN(l.logprob) ? null : Object.fromEntries(l.top.map((t) => [t.token, t.logprob])),
+    ),
     text_offset,
+  };
+}
+
+/** Prompt logprobs, then the completion's (echo with logprobs). */
+function joinLogprobs(a: ReturnType<typeof completionLogprobs>, b: ReturnType<typeof completionLogprobs>) {
+  return {
+    tokens: [...a.tokens, ...b.tokens],
+    token_logprobs: [...a.token_logprobs, ...b.token_logprobs],
+    top_logprobs: [...a.top_logprobs, ...b.top_logprobs],
+    text_offset: [...a.text_offset, ...b.text_offset],
   };
 }
 
@@ -112,7 +125,12 @@ export function completionBody(
       return {
         index: r.index,
         text: echo + r.text,
-        logprobs: req.logprobs === null ? null : completionLogprobs(r.logprobs, echo.length),
+        logprobs:
+          req.logprobs === null
+            ? null
+            : r.promptLogprobs.length
+              ? joinLogprobs(completionLogprobs(r.promptLogprobs, 0), completionLogprobs(r.logprobs, echo.length))
+              : completionLogprobs(r.logprobs, echo.length),
         finish_reason: finishReason(r),
       };
     }),

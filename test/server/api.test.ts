@@ -424,3 +424,45 @@ test('aliases (--served-model-name): one engine answers to several names, each l
     srv.state.aliases.delete('mamba-alias');
   }
 });
+
+test('echo with logprobs: prompt logprobs (the first null) before the completion, equal to what a completion reports', async () => {
+  const P = [1, 100, 200, 300, 400];
+  const b = (await srv.client.completions.create({
+    model: 'mamba',
+    prompt: P,
+    max_tokens: 2,
+    temperature: 0,
+    logprobs: 2,
+    echo: true,
+  })) as any;
+  const lp = b.choices[0].logprobs;
+  assert.equal(lp.tokens.length, P.length + 2);
+  assert.equal(lp.token_logprobs[0], null);
+  assert.equal(lp.top_logprobs[0], null);
+  for (const x of lp.token_logprobs.slice(1)) assert.ok(Number.isFinite(x) && x <= 0, String(x));
+  assert.equal(Object.keys(lp.top_logprobs[1]).length, 2);
+  // P's last token as a prompt token after P[0..4) has the logprob a completion of P[0..4) reports for it (forced by
+  // logit_bias; logprobs are the model's own distribution)
+  const c = (await srv.client.completions.create({
+    model: 'mamba',
+    prompt: P.slice(0, -1),
+    max_tokens: 1,
+    logprobs: 1,
+    logit_bias: { [P.at(-1)!]: 100 },
+  })) as any;
+  const forced = c.choices[0].logprobs.token_logprobs[0];
+  assert.ok(
+    Math.abs(lp.token_logprobs[P.length - 1] - forced) < 1e-4,
+    `${lp.token_logprobs[P.length - 1]} vs ${forced}`,
+  );
+  // streamed: a 400 naming the field
+  const r = await post(srv.url, '/v1/completions', {
+    model: 'mamba',
+    prompt: 'x',
+    echo: true,
+    logprobs: 1,
+    stream: true,
+  });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.param, 'echo');
+});
