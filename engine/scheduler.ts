@@ -480,19 +480,19 @@ export class Scheduler {
    *  last row is what the host samples from (as a sampled step's logits). */
   private async stepAllRows(items: readonly StepItem[]): Promise<SampledStep> {
     const V = this.pool.model.spec.vocab;
-    const fed = items.map(({ r }) => r.fed);
     const all = await this.pool.step(
       items.map(({ r, ids }) => ({ seq: r.seq!, ids })),
       true,
     );
     const last = new Float32Array(items.length * V);
     let row = 0;
+    // (r.fed is still where each item's rows begin: finish() moves it on)
     items.forEach(({ r, ids }, i) => {
       const k = r.spec.promptLogprobs;
       if (k !== undefined && r.next === null) {
         const out: SampledToken[] = [];
         for (let j = 0; j < ids.length; j++) {
-          const target = fed[i]! + j + 1;
+          const target = r.fed + j + 1;
           if (target >= r.spec.promptIds.length) break;
           const id = r.spec.promptIds[target]!;
           out.push({ id, ...logprobsOf(all.subarray((row + j) * V, (row + j + 1) * V), id, k) });

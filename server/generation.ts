@@ -19,7 +19,7 @@ import {
 import { runGeneration, type ChoiceResult, type GenerationSink } from '../engine/output.js';
 import type { Engine } from '../engine/engine.js';
 import { GrammarError, type TokenConstraint } from '../engine/text/grammar.js';
-import { toolGrammar, withToolPrompt } from '../engine/text/tools.js';
+import { withToolPrompt } from '../engine/text/tools.js';
 import { responseObject, responsesToChat, ResponsesStream } from './openai/responses-api.js';
 import { SseStream } from './openai/sse.js';
 import type { ServerState } from './state.js';
@@ -75,16 +75,14 @@ function warmNextTurn(host: Engine, req: GenRequest, prompt: readonly number[], 
   });
 }
 
-/** Structured outputs: the request's grammar compiled against the model's tokenizer (cached per grammar) and one
- *  matcher per choice; a grammar the engine rejects is a 400 naming the field that gave it. */
+/** Structured outputs and tool calls: the request's grammar compiled against the model's tokenizer (cached per
+ *  grammar) and one matcher per choice; a grammar the engine rejects is a 400 naming the field that gave it. */
 async function grammarConstraints(
   host: Engine,
   req: GenRequest,
   count: number,
 ): Promise<TokenConstraint[] | undefined> {
-  const g =
-    req.grammar ??
-    (req.tools && req.toolChoice !== 'none' ? { spec: toolGrammar(req.tools, req.toolChoice)!, param: 'tools' } : null);
+  const g = req.grammar;
   if (!g) return undefined;
   try {
     const compiled = await host.grammars.compile(g.spec, g.param);
@@ -265,14 +263,7 @@ async function endStream(
 ): Promise<void> {
   const { error, head, req } = o,
     kind = req.kind;
-  if (o.clientGone) return s.stopPings();
-  if (error && !s.headersSent) {
-    s.stopPings();
-    reply.raw.writeHead(error.status, { 'content-type': 'application/json', ...error.headers() });
-    reply.raw.end(JSON.stringify(error.body()));
-    return;
-  }
-  s.open({ 'x-request-id': head.id });
+  if (!openEnd(s, reply, o)) return;
   for (const r of o.results ?? []) {
     let f = finishReason(r);
     if (!error && toolsActive(req)) {
@@ -308,16 +299,26 @@ async function endStream(
   await s.end();
 }
 
-/** The end of a streamed Response: its items and `response.completed` (or an error event), without [DONE]. */
-async function endResponses(s: SseStream, reply: FastifyReply, o: Outcome, events: ResponsesStream): Promise<void> {
-  if (o.clientGone) return s.stopPings();
+/** The start of a stream's end: nothing when the client is gone; an error before any event is a plain JSON error
+ *  response; else the stream is open (returns true) for the closing events. */
+function openEnd(s: SseStream, reply: FastifyReply, o: Outcome): boolean {
+  if (o.clientGone) {
+    s.stopPings();
+    return false;
+  }
   if (o.error && !s.headersSent) {
     s.stopPings();
     reply.raw.writeHead(o.error.status, { 'content-type': 'application/json', ...o.error.headers() });
     reply.raw.end(JSON.stringify(o.error.body()));
-    return;
+    return false;
   }
   s.open({ 'x-request-id': o.head.id });
+  return true;
+}
+
+/** The end of a streamed Response: its items and `response.completed` (or an error event), without [DONE]. */
+async function endResponses(s: SseStream, reply: FastifyReply, o: Outcome, events: ResponsesStream): Promise<void> {
+  if (!openEnd(s, reply, o)) return;
   if (o.error) await s.sendEvent('error', { type: 'error', ...o.error.body().error });
   else await events.finish(o.results ?? [], o.promptTokens);
   await s.end(false);

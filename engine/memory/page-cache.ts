@@ -15,7 +15,7 @@
 import type { SlotSnapshot } from '../model/model.js';
 import type { Sequence, SequencePool } from './sequences.js';
 import type { StateCacheStats } from './state-cache.js';
-import { prefixKeys, sameAt } from './token-keys.js';
+import { PrefixLengths, prefixKeys, sameAt } from './token-keys.js';
 
 interface Entry {
   key: string;
@@ -38,8 +38,8 @@ export class PageCache {
   /** Insertion order is recency order (a match re-inserts what it used). */
   private readonly entries = new Map<string, Entry>();
   private readonly tails = new Map<string, Tail>();
-  /** Tail lengths present, with how many tails have each (lookups try only these). */
-  private readonly tailLengths = new Map<number, number>();
+  /** Tail lengths present (lookups try only these). */
+  private readonly tailLengths = new PrefixLengths();
   private readonly counters = { queriedTokens: 0, hitTokens: 0, evictions: 0, tailBytes: 0 };
   /** 2Mamba-E: a resume point needs the conv state (slot state) too. */
   private readonly needsConv: boolean;
@@ -146,9 +146,7 @@ export class PageCache {
     this.tails.delete(t.key);
     if (t.page !== null) this.pool.pages.release(t.page);
     this.counters.tailBytes -= t.bytes;
-    const c = (this.tailLengths.get(t.tokens.length) ?? 0) - 1;
-    if (c > 0) this.tailLengths.set(t.tokens.length, c);
-    else this.tailLengths.delete(t.tokens.length);
+    this.tailLengths.add(t.tokens.length, -1);
   }
 
   /** The longest run of cached whole pages that begins `ids` (at most `pages` of them). */
@@ -166,11 +164,9 @@ export class PageCache {
 
   /** The longest usable tail whose ids are a proper prefix of `ids`, given the whole pages that begin `ids`. */
   private findTail(ids: readonly number[], whole: number): Tail | null {
-    const lens = [...this.tailLengths.keys()].filter((n) => n < ids.length).sort((x, y) => x - y);
-    const keys = prefixKeys(ids, lens);
-    for (let i = lens.length - 1; i >= 0; i--) {
-      const t = this.tails.get(keys[i]!);
-      if (!t || !sameAt(t.tokens, ids) || Math.floor(lens[i]! / this.P) > whole) continue;
+    for (const [n, key] of this.tailLengths.candidates(ids, ids.length)) {
+      const t = this.tails.get(key);
+      if (!t || !sameAt(t.tokens, ids) || Math.floor(n / this.P) > whole) continue;
       if (this.needsConv && !t.conv) continue;
       return t;
     }
@@ -247,7 +243,7 @@ export class PageCache {
     if (page !== null) this.pool.pages.retain(page);
     const tail: Tail = { key, tokens: Int32Array.from(tokens), page, conv: null, bytes: 4 * T };
     this.tails.set(key, tail);
-    this.tailLengths.set(T, (this.tailLengths.get(T) ?? 0) + 1);
+    this.tailLengths.add(T);
     this.counters.tailBytes += tail.bytes;
     this.trim();
     if (this.needsConv)

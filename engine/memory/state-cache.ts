@@ -7,7 +7,7 @@
 import type { SlotSnapshot } from '../model/model.js';
 import type { Sequence, SequencePool } from './sequences.js';
 import type { StateDisk } from './state-disk.js';
-import { prefixKeys, sameAt } from './token-keys.js';
+import { PrefixLengths, prefixKeys, sameAt } from './token-keys.js';
 
 interface Entry {
   tokens: Int32Array;
@@ -38,8 +38,8 @@ export class StateCache {
   /** Snapshots in free state slots of the serving pool, least recently used first. */
   private readonly device = new Map<string, { tokens: Int32Array; slot: number }>();
   private bound: SequencePool | null = null;
-  /** Snapshot lengths present, with how many entries have each (lookups try only these). */
-  private readonly lengths = new Map<number, number>();
+  /** Snapshot lengths present (lookups try only these). */
+  private readonly lengths = new PrefixLengths();
   private readonly counters = { queriedTokens: 0, hitTokens: 0, evictions: 0, bytes: 0 };
 
   /** The disk tier, when one is attached: every snapshot is also written there. */
@@ -57,7 +57,7 @@ export class StateCache {
   private bind(): SequencePool {
     const p = this.pool();
     if (p !== this.bound) {
-      for (const e of this.device.values()) this.count(e.tokens.length, -1);
+      for (const e of this.device.values()) this.lengths.add(e.tokens.length, -1);
       this.device.clear();
       this.bound = p;
       p.slotCache = this;
@@ -86,7 +86,7 @@ export class StateCache {
     for (const [key, e] of this.device) {
       if (freed >= n) break;
       this.device.delete(key);
-      this.count(e.tokens.length, -1);
+      this.lengths.add(e.tokens.length, -1);
       void pool.model.saveSlot(e.slot).then(
         (data) => this.insert(key, e.tokens, data, true),
         () => {},
@@ -95,12 +95,6 @@ export class StateCache {
       freed++;
     }
     return freed;
-  }
-
-  private count(len: number, d: number): void {
-    const c = (this.lengths.get(len) ?? 0) + d;
-    if (c > 0) this.lengths.set(len, c);
-    else this.lengths.delete(len);
   }
 
   /** Write every new snapshot to `disk` too, and read back (newest first, up to this tier's size) what it holds from
@@ -137,13 +131,8 @@ export class StateCache {
   restore(seq: Sequence, ids: readonly number[]): number {
     const pool = this.bind();
     this.counters.queriedTokens += ids.length;
-    const max = ids.length - 1;
-    const lens = [...this.lengths.keys()].filter((n) => n <= max).sort((x, y) => x - y);
-    const keys = prefixKeys(ids, lens);
-    for (let i = lens.length - 1; i >= 0; i--) {
-      const n = lens[i]!,
-        key = keys[i]!,
-        d = this.device.get(key),
+    for (const [n, key] of this.lengths.candidates(ids, ids.length)) {
+      const d = this.device.get(key),
         e = this.entries.get(key);
       if (d && sameAt(d.tokens, ids)) {
         this.device.delete(key);
@@ -174,7 +163,7 @@ export class StateCache {
       const slot = pool.slots.acquire();
       pool.model.copySlot(seq.slot, slot);
       this.device.set(key, { tokens: Int32Array.from(tokens), slot });
-      this.count(n, 1);
+      this.lengths.add(n);
       return;
     }
     void pool.model.saveSlot(seq.slot).then(
@@ -191,7 +180,7 @@ export class StateCache {
     const old = this.entries.get(key);
     if (old) this.remove(key, old);
     this.entries.set(key, { tokens, data, bytes });
-    this.count(tokens.length, 1);
+    this.lengths.add(tokens.length);
     this.counters.bytes += bytes;
     for (const [k, e] of this.entries) {
       if (this.counters.bytes <= this.capacityBytes) break;
@@ -203,6 +192,6 @@ export class StateCache {
   private remove(key: string, e: Entry): void {
     this.entries.delete(key);
     this.counters.bytes -= e.bytes;
-    this.count(e.tokens.length, -1);
+    this.lengths.add(e.tokens.length, -1);
   }
 }

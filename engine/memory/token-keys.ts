@@ -24,3 +24,22 @@ export function sameAt(tokens: Int32Array, ids: ArrayLike<number>, at = 0): bool
   for (let i = 0; i < tokens.length; i++) if (tokens[i] !== ids[at + i]) return false;
   return true;
 }
+
+/** The lengths of the prefixes a cache holds, each with how many entries have it: a lookup hashes the ids once and
+ *  tries only these lengths. */
+export class PrefixLengths {
+  private readonly counts = new Map<number, number>();
+
+  add(len: number, d = 1): void {
+    const c = (this.counts.get(len) ?? 0) + d;
+    if (c > 0) this.counts.set(len, c);
+    else this.counts.delete(len);
+  }
+
+  /** [length, key] of every held length below `below` that `ids` has, longest first. */
+  candidates(ids: ArrayLike<number>, below: number): [number, string][] {
+    const lens = [...this.counts.keys()].filter((n) => n < below).sort((x, y) => x - y);
+    const keys = prefixKeys(ids, lens);
+    return lens.map((n, i) => [n, keys[i]!] as [number, string]).reverse();
+  }
+}

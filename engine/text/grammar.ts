@@ -119,50 +119,47 @@ export class Grammars {
   /** The compiled grammar of a spec (cached); GrammarError when the engine rejects it. */
   compile(spec: GrammarSpec, param: string): Promise<CompiledGrammar> {
     const key = JSON.stringify(spec);
-    let c = this.cache.get(key);
-    // a schema that is not a JSON Schema never reaches the engine (its WebAssembly build aborts on some)
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key);
+      this.cache.set(key, hit);
+      return hit;
+    }
+    // a schema that is not a JSON Schema never reaches the engine (its WebAssembly build aborts on some); checked
+    // against draft-07's meta-schema whatever `$schema` says (clients send 2020-12 too)
     const schemas =
       spec.kind === 'json_schema' ? [spec.schema] : spec.kind === 'tags' ? spec.tags.map((t) => t.schema) : [];
-    // (checked against draft-07's meta-schema whatever `$schema` says: clients send 2020-12 too)
-    const wrong = c
-      ? undefined
-      : schemas.find((x) => {
-          const { $schema: _, ...rest } = (x ?? {}) as Record<string, unknown>;
-          return !schemaChecker.validateSchema(rest);
-        });
-    if (wrong !== undefined)
-      return Promise.reject(
-        new GrammarError(
-          `${param} is not a valid JSON Schema: ${schemaChecker.errorsText(schemaChecker.errors)}`,
-          param,
-        ),
-      );
-    if (!c) {
-      c = this.getCompiler().then(async (compiler) => {
-        try {
-          if (spec.kind === 'json') return await compiler.compileBuiltinJSONGrammar();
-          if (spec.kind === 'json_schema')
-            // compact: no indent (-1), no whitespace a model could wander into
-            return await compiler.compileJSONSchema(JSON.stringify(spec.schema), false, -1, [',', ':'], spec.strict);
-          if (spec.kind === 'ebnf') return await compiler.compileGrammar(spec.grammar);
-          if (spec.kind === 'tags') {
-            const xg = await xgrammar();
-            const items = spec.tags.map((t) => new xg.StructuralTagItem(t.begin, JSON.stringify(t.schema), t.end));
-            return await compiler.compileStructuralTag(items, spec.triggers);
-          }
-          const alts = spec.choices.map((s) => JSON.stringify(s)).join(' | ');
-          return await compiler.compileGrammar(`root ::= ${alts}`);
-        } catch (e) {
-          throw new GrammarError(`the grammar engine rejected ${param}: ${String((e as Error).message ?? e)}`, param);
-        }
-      });
-      c.catch(() => this.cache.delete(key));
-      this.cache.set(key, c);
-      if (this.cache.size > this.maxCached) this.cache.delete(this.cache.keys().next().value!);
-    } else {
-      this.cache.delete(key);
-      this.cache.set(key, c);
+    for (const x of schemas) {
+      const { $schema: _, ...rest } = (x ?? {}) as Record<string, unknown>;
+      if (!schemaChecker.validateSchema(rest))
+        return Promise.reject(
+          new GrammarError(
+            `${param} is not a valid JSON Schema: ${schemaChecker.errorsText(schemaChecker.errors)}`,
+            param,
+          ),
+        );
     }
+    const c = this.getCompiler().then(async (compiler) => {
+      try {
+        if (spec.kind === 'json') return await compiler.compileBuiltinJSONGrammar();
+        if (spec.kind === 'json_schema')
+          // compact: no indent (-1), no whitespace a model could wander into
+          return await compiler.compileJSONSchema(JSON.stringify(spec.schema), false, -1, [',', ':'], spec.strict);
+        if (spec.kind === 'ebnf') return await compiler.compileGrammar(spec.grammar);
+        if (spec.kind === 'tags') {
+          const xg = await xgrammar();
+          const items = spec.tags.map((t) => new xg.StructuralTagItem(t.begin, JSON.stringify(t.schema), t.end));
+          return await compiler.compileStructuralTag(items, spec.triggers);
+        }
+        const alts = spec.choices.map((s) => JSON.stringify(s)).join(' | ');
+        return await compiler.compileGrammar(`root ::= ${alts}`);
+      } catch (e) {
+        throw new GrammarError(`the grammar engine rejected ${param}: ${String((e as Error).message ?? e)}`, param);
+      }
+    });
+    c.catch(() => this.cache.delete(key));
+    this.cache.set(key, c);
+    if (this.cache.size > this.maxCached) this.cache.delete(this.cache.keys().next().value!);
     return c;
   }
 

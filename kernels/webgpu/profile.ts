@@ -21,8 +21,9 @@ export interface OpTimes {
 /** The timestamp queries of one step: one pair per pass (the step, each op, or each launch). */
 export class StepTimer {
   private readonly qs: GPUQuerySet;
-  /** The first launch of each timed pass. */
+  /** The first launch of each timed pass, and each such launch's pass. */
   private readonly starts: number[];
+  private readonly passAt: Map<number, number>;
 
   private constructor(
     private readonly device: GPUDevice,
@@ -33,6 +34,7 @@ export class StepTimer {
     this.starts = !perOp
       ? [0]
       : launches.flatMap((l, i) => (i === 0 || PER_KERNEL || l.opIndex !== launches[i - 1]!.opIndex ? [i] : []));
+    this.passAt = new Map(this.starts.map((s, q) => [s, q]));
     this.qs = device.createQuerySet({ type: 'timestamp', count: 2 * Math.max(1, this.starts.length) });
   }
 
@@ -44,13 +46,13 @@ export class StepTimer {
 
   /** The timestampWrites of the pass that starts at launch `i` (the whole step when not per op). */
   writes(i: number): GPUComputePassTimestampWrites {
-    const q = Math.max(0, this.starts.indexOf(i));
+    const q = this.passAt.get(i) ?? 0;
     return { querySet: this.qs, beginningOfPassWriteIndex: 2 * q, endOfPassWriteIndex: 2 * q + 1 };
   }
 
   /** Whether launch `i` (not the first) opens a pass of its own. */
   splits(i: number): boolean {
-    return i > 0 && this.perOp && this.starts.includes(i);
+    return i > 0 && this.passAt.has(i);
   }
 
   /** Resolve the queries after the step's passes; read and record them once the GPU is done. */

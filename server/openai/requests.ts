@@ -8,7 +8,7 @@ import { badRequest } from '../errors.js';
 import { ChatCompletionRequest, CompletionRequest, knownFields } from './schemas.js';
 import { preview } from '../../lib/preview.js';
 import type { GrammarSpec } from '../../engine/text/grammar.js';
-import type { ToolChoice, ToolSpec } from '../../engine/text/tools.js';
+import { toolGrammar, type ToolChoice, type ToolSpec } from '../../engine/text/tools.js';
 
 export type Prompt = { text: string } | { ids: number[] };
 
@@ -28,7 +28,8 @@ export interface GenRequest extends OutputRequest {
   addGenerationPrompt: boolean;
   /** Extra chat-template variables (vLLM's chat_template_kwargs). */
   chatTemplateKwargs: Record<string, unknown>;
-  /** Structured outputs: the grammar the output must follow and the field that asked for it; null for free text. */
+  /** The grammar the output must follow (a structured output, or the tool choice's calls) and the field that asked
+   *  for it; null for free text. */
   grammar: { spec: GrammarSpec; param: string } | null;
   /** Function tools (chat; null: none) and how the model may call them. */
   tools: ToolSpec[] | null;
@@ -230,7 +231,7 @@ function sampling(b: Body, logprobs: number | null): SamplingParams {
   }
 }
 
-/** The output's grammar: a structured output, or the tools' (at most one of the two). */
+/** The output's grammar: a structured output, or the tools' calls (at most one of the two). */
 function toolsAndGrammar(kind: GenRequest['kind'], b: Body, messages: ChatMessage[] | null) {
   const grammar = structured(kind, b);
   const t = kind === 'chat' ? toolsOf(b, messages) : { tools: null, toolChoice: 'none' as const };
@@ -239,7 +240,9 @@ function toolsAndGrammar(kind: GenRequest['kind'], b: Body, messages: ChatMessag
       `'${grammar.param}' and tool calls cannot constrain one output together: set tool_choice "none"`,
       grammar.param,
     );
-  return { grammar, ...t };
+  const calls =
+    t.tools && t.toolChoice !== 'none' ? { spec: toolGrammar(t.tools, t.toolChoice)!, param: 'tools' } : null;
+  return { grammar: grammar ?? calls, ...t };
 }
 
 export function genRequest(kind: GenRequest['kind'], body: unknown): GenRequest {

@@ -94,6 +94,9 @@ const result = (emulate: boolean) =>
   workgroupBarrier();`;
 /** Element j of this thread's 32 result columns (row l / 2, columns (l % 2)·32 + j). */
 const res = (emulate: boolean, j: string) => (emulate ? `acc[${j}]` : `xs[(l.x / 2u) * 64u + (l.x % 2u) * 32u + ${j}]`);
+/** This thread's result columns 4j … 4j + 3 as a vec4. */
+const resVec = (emulate: boolean) =>
+  `vec4<f32>(${['4u * j', '4u * j + 1u', '4u * j + 2u', '4u * j + 3u'].map((j) => res(emulate, j)).join(', ')})`;
 
 const entry = (emulate: boolean) =>
   `@compute @workgroup_size(128) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>${
@@ -124,6 +127,16 @@ const columnScales = /* wgsl */ `  red4[l.x] = mx;
 /** Split v (scaled into ±2¹⁴) into f16 hi and lo at [i]. */
 const split = (i: string, v: string) =>
   `{ let sv = ${v}; let hi = f16(sv); Bh[${i}] = hi; Bl[${i}] = f16(sv - f32(hi)); }`;
+
+/** Stage the right K tile: thread l takes row l / 4, vec4 columns m4 = (l % 4)·4 … + 4; `value` (WGSL over m4) is the
+ *  scaled vec4, split into the hi and lo tiles. */
+const stageRight = (value: string) => /* wgsl */ `
+    for (var j = 0u; j < 4u; j++) {
+      let m4 = (l.x % 4u) * 4u + j;
+      let v = ${value};
+      let o = (l.x / 4u) * 64u + 4u * m4;
+      ${split('o', 'v.x')} ${split('o + 1u', 'v.y')} ${split('o + 2u', 'v.z')} ${split('o + 3u', 'v.w')}
+    }`;
 
 // Readout of the carried state over one of `splits` ranges of state rows (M2_TC_ROWS each), for the
 // chunk's rows: pnum = Σ_p φ(q_t)_p S[p, :], pden = Σ_p φ(q_t)_p n[p]; a sequence's first chunk at position 0 reads 0.
@@ -162,14 +175,9 @@ ${accumulators(emulate)}
         As[t * ${KT}u + hf * 16u + j] = f16(f);
         den += f * N[base + pc];
       }
-      // S rows p0 + l / 4, vec4 columns (l % 4)·4 … + 4, scaled and split
+      // S rows p0 + l / 4, scaled and split
       let p = p0 + l.x / 4u;
-      for (var j = 0u; j < 4u; j++) {
-        let m4 = (l.x % 4u) * 4u + j;
-        let v = select(vec4<f32>(0.0), S[(base + min(p, DD - 1u)) * 16u + m4] * cs[m4], p < pb);
-        let o = (l.x / 4u) * 64u + 4u * m4;
-        ${split('o', 'v.x')} ${split('o + 1u', 'v.y')} ${split('o + 2u', 'v.z')} ${split('o + 3u', 'v.w')}
-      }
+${stageRight('select(vec4<f32>(0.0), S[(base + min(p, DD - 1u)) * 16u + m4] * cs[m4], p < pb)')}
       workgroupBarrier();
 ${product(emulate)}
     }
@@ -181,7 +189,7 @@ ${result(emulate)}
     let k = ((r0 + t) * H + h) * splits + sp; let ms = msq[t];
     for (var j = 0u; j < 8u; j++) {
       let m4 = hf * 8u + j;
-      let v = vec4<f32>(${res(emulate, '4u * j')}, ${res(emulate, '4u * j + 1u')}, ${res(emulate, '4u * j + 2u')}, ${res(emulate, '4u * j + 3u')});
+      let v = ${resVec(emulate)};
       pnum[k * 16u + m4] = v * ms / cs[m4];
     }
     if (hf == 0u) { pden[k] = (red[l.x] + red[l.x + 1u]) * ms; }
@@ -233,14 +241,9 @@ ${accumulators(emulate)}
       As[p * ${KT}u + hf * 16u + j] = f16(f);
       nacc += f * wt[tt];
     }
-    // w_t v_t for rows t0 + l / 4, vec4 columns (l % 4)·4 … + 4, scaled and split
+    // w_t v_t for rows t0 + l / 4, scaled and split
     let tt = t0 + l.x / 4u;
-    for (var j = 0u; j < 4u; j++) {
-      let m4 = (l.x % 4u) * 4u + j;
-      let v = x[((r0 + min(tt, L - 1u)) * width + 2u * E + h * D) / 4u + m4] * (wt[tt] * cs[m4]);
-      let o = (l.x / 4u) * 64u + 4u * m4;
-      ${split('o', 'v.x')} ${split('o + 1u', 'v.y')} ${split('o + 2u', 'v.z')} ${split('o + 3u', 'v.w')}
-    }
+${stageRight('x[((r0 + min(tt, L - 1u)) * width + 2u * E + h * D) / 4u + m4] * (wt[tt] * cs[m4])')}
     workgroupBarrier();
 ${product(emulate)}
   }
@@ -252,7 +255,7 @@ ${result(emulate)}
     let eg = exp(Ge); let fresh = seqPos(s) == 0u && c == 0u;
     for (var j = 0u; j < 8u; j++) {
       let m4 = hf * 8u + j; let si = (base + pp) * 16u + m4;
-      let u = vec4<f32>(${res(emulate, '4u * j')}, ${res(emulate, '4u * j + 1u')}, ${res(emulate, '4u * j + 2u')}, ${res(emulate, '4u * j + 3u')}) / cs[m4];
+      let u = ${resVec(emulate)} / cs[m4];
       S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + u;
     }
     if (hf == 0u) { N[base + pp] = select(eg * N[base + pp], 0.0, fresh) + red[l.x] + red[l.x + 1u]; }
