@@ -52,7 +52,7 @@ Options:
   --turns T              multi-turn chat instead: --conversations N (default 8) conversations of T turns, each
                          resending its whole history with its own prompt_cache_key (user messages: --message-chars
                          characters of corpus text, default 200; --think-ms between turns, default 300); reports TTFT
-                         per turn and the share of turn-2+ prompt tokens the server restored (multiturn.json / .md)
+                         per turn and the share of turn-2+ prompt tokens the server restored (multiturn.json / .md, ttft-vs-turn.svg)
   serve flags with --spawn: --backend --memory-budget --max-batch --max-queue --max-model-len --token-budget
                             --prefill-chunk --prefill-alone --weights-dtype --kv-dtype --request-timeout --max-queue-time`,
   async run(argv) {
@@ -116,7 +116,7 @@ Options:
           out: typeof a.out === 'string' ? a.out : null,
         });
         if (!a.out) console.log(JSON.stringify(report.models));
-        else process.stderr.write(`fury loadtest: wrote ${a.out}/multiturn.json and multiturn.md\n`);
+        else process.stderr.write(`fury loadtest: wrote ${a.out}/multiturn.json, multiturn.md and ttft-vs-turn.svg\n`);
         return;
       }
       const report = await runLoadtest({

@@ -2,6 +2,7 @@
 // with its own prompt_cache_key. Per turn: time to first token, prompt tokens and the tokens the server restored from
 // its prefix cache — whether a conversation's later turns cost only their new tokens.
 import { writeFile, mkdir } from 'node:fs/promises';
+import { lineChart } from './svg.js';
 import { join, relative } from 'node:path';
 import { readCorpus } from '../lib/corpus.js';
 import { Rng } from '../lib/rng.js';
@@ -94,6 +95,19 @@ export async function runMultiTurn(o: MultiTurnOptions) {
     await mkdir(o.out, { recursive: true });
     await writeFile(join(o.out, 'multiturn.json'), JSON.stringify(report, null, 1) + '\n');
     await writeFile(join(o.out, 'multiturn.md'), markdown(report.models));
+    // the curve that should stay flat with the prefix cache
+    await writeFile(
+      join(o.out, 'ttft-vs-turn.svg'),
+      lineChart({
+        title: 'TTFT p50 vs turn',
+        x: 'turn',
+        y: 'TTFT p50 (ms)',
+        series: report.models.map((m) => ({
+          name: m.model,
+          points: m.per_turn.map((t) => [t.turn, t.ttft_ms.p50] as [number, number]),
+        })),
+      }),
+    );
   }
   return report;
 }

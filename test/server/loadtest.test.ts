@@ -106,6 +106,10 @@ test('multi-turn mode: conversations resend their history; later turns restore i
     const [mamba, sm] = report.models;
     assert.ok(mamba!.hit_rate >= sm!.hit_rate, `${mamba!.hit_rate} vs ${sm!.hit_rate}`);
     assert.match(await readFile(join(dir, 'multiturn.md'), 'utf8'), /\| 3 \| \d+ \| \d+ \|/);
+    // the TTFT-vs-turn plot: one line with a point per turn
+    const svg = await readFile(join(dir, 'ttft-vs-turn.svg'), 'utf8');
+    assert.match(svg, /^<svg/);
+    assert.match(svg, /TTFT p50 vs turn/);
   } finally {
     await srv.close();
   }
