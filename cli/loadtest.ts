@@ -52,7 +52,10 @@ Options:
   --turns T              multi-turn chat instead: --conversations N (default 8) conversations of T turns, each
                          resending its whole history with its own prompt_cache_key (user messages: --message-chars
                          characters of corpus text, default 200; --think-ms between turns, default 300); reports TTFT
-                         per turn and the share of turn-2+ prompt tokens the server restored (multiturn.json / .md, ttft-vs-turn.svg)
+                         per turn and the share of turn-2+ prompt tokens the server restored (multiturn.json / .md, ttft-vs-turn.svg);
+                         prompt_cache_key is loadtest-SEED-N, so runs with different --seed are different sessions;
+                         --retries N sends a failed turn again up to N times (default 0), counted in the report;
+                         each turn records the replica that answered (x-fury-replica) behind a load balancer
   serve flags with --spawn: --backend --memory-budget --max-batch --max-queue --max-model-len --token-budget
                             --prefill-chunk --prefill-alone --weights-dtype --kv-dtype --request-timeout --max-queue-time`,
   async run(argv) {
@@ -76,6 +79,7 @@ Options:
       'message-chars': { type: 'string' },
       'think-ms': { type: 'string' },
       seed: { type: 'string' },
+      retries: { type: 'string' },
     };
     for (const f of SERVE_FLAGS) opts[f] = { type: 'string' };
     const a = parse('loadtest', argv, opts as never) as Record<string, string | string[] | boolean | undefined>;
@@ -114,6 +118,7 @@ Options:
           apiKey: typeof a['api-key'] === 'string' ? a['api-key'] : null,
           seed: int(a.seed as string | undefined, 'seed', 0),
           out: typeof a.out === 'string' ? a.out : null,
+          retries: int(a.retries as string | undefined, 'retries', 0, 0),
         });
         if (!a.out) console.log(JSON.stringify(report.models));
         else process.stderr.write(`fury loadtest: wrote ${a.out}/multiturn.json, multiturn.md and ttft-vs-turn.svg\n`);

@@ -1,6 +1,7 @@
 // `fury serve`: listen at once (health 503 while loading), load each model, serve; SIGTERM drains.
 import { access } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { hostname } from 'node:os';
 import { BACKENDS, KV_DTYPES, WEIGHTS_DTYPES } from '../engine/open.js';
 import { buildApp } from '../server/app.js';
 import { int, num, oneOf, parse, UsageError } from './args.js';
@@ -39,6 +40,12 @@ Options:
   --state-cache-dir DIR     also write 2Mamba snapshots to DIR and read them back at startup (each file checked
                             against the model, its layout, its tokens and a checksum); --state-cache-dir-bytes B caps it
                             (default 10GiB, oldest files first)
+  --state-cache-redis URL   also share 2Mamba snapshots through Redis (redis://[:password@]host:port[/db]), so a
+                            conversation whose next turn reaches another replica resumes from its history's state;
+                            Redis down or slow is a miss, never a failed request. --state-cache-redis-bytes B caps
+                            this model's snapshots there (default 4GiB, least recently used first),
+                            --state-cache-redis-ttl S their life after the last use (default 3600),
+                            --state-cache-redis-timeout MS a lookup (default 250)
   --state-checkpoint-tokens N  also snapshot a long prompt's state (2Mamba) or register its KV pages (softmax) every N
                             prefilled tokens, so a prompt that shares only its beginning still hits (default 4096; 0: off)
   --kv-prefix-cache on|off  keep full KV pages of finished softmax requests for prompts that begin with them
@@ -47,6 +54,10 @@ Options:
   --request-timeout S       end requests running longer (default: none)
   --max-queue-time S        503 for requests waiting longer (default 60)
   --drain-timeout S         on SIGTERM, let running requests finish this long (default 30)
+  --replica-name NAME       this replica's name, sent as x-fury-replica on every response and in /health
+                            (default HOSTNAME:PORT)
+  --overload-status 429|503 the status of a request refused because the queue is full (default 429; 503 behind a
+                            load balancer that retries it on another replica, deploy/haproxy)
   --token-budget N          tokens per scheduler step (default 512); --prefill-chunk N per request (default 256)
   --prefill-alone N         tokens per step, and per request, while no request is decoding: a long prompt on an idle
                             server prefills in larger, faster steps (default 1024)
@@ -75,6 +86,12 @@ const OPTIONS = {
   'state-checkpoint-tokens': { type: 'string' },
   'state-cache-dir': { type: 'string' },
   'state-cache-dir-bytes': { type: 'string' },
+  'state-cache-redis': { type: 'string' },
+  'state-cache-redis-bytes': { type: 'string' },
+  'state-cache-redis-ttl': { type: 'string' },
+  'state-cache-redis-timeout': { type: 'string' },
+  'replica-name': { type: 'string' },
+  'overload-status': { type: 'string' },
   'max-model-len': { type: 'string' },
   'request-timeout': { type: 'string' },
   'max-queue-time': { type: 'string' },
@@ -108,6 +125,19 @@ function seconds(v: unknown, flag: string): number | undefined {
   const s = num(v as string | undefined, flag);
   if (s !== undefined && s < 0) throw new UsageError(`--${flag} must be ≥ 0, got ${s}`);
   return s;
+}
+
+/** --state-cache-redis and its settings (undefined: no Redis tier). */
+function redisOptions(a: Record<string, unknown>): EngineOptions['stateCacheRedis'] {
+  const url = a['state-cache-redis'];
+  if (typeof url !== 'string') return undefined;
+  if (!/^rediss?:\/\//.test(url)) throw new UsageError(`--state-cache-redis: expected redis://host:port, got ${url}`);
+  return {
+    url,
+    capacityBytes: bytesFlag(a['state-cache-redis-bytes'], 'state-cache-redis-bytes') ?? 4 * 2 ** 30,
+    ttlMs: 1000 * int(a['state-cache-redis-ttl'] as string | undefined, 'state-cache-redis-ttl', 3600, 1),
+    timeoutMs: int(a['state-cache-redis-timeout'] as string | undefined, 'state-cache-redis-timeout', 250, 1),
+  };
 }
 
 const isLoopback = (h: string) => /^(localhost|127(\.\d+){3}|::1|\[::1\])$/i.test(h);
@@ -165,6 +195,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     stateCacheHostBytes: bytesFlag(a['state-cache-host-bytes'], 'state-cache-host-bytes') ?? undefined,
     stateCacheDir: typeof a['state-cache-dir'] === 'string' ? a['state-cache-dir'] : undefined,
     stateCacheDirBytes: bytesFlag(a['state-cache-dir-bytes'], 'state-cache-dir-bytes') ?? undefined,
+    stateCacheRedis: redisOptions(a),
     stateCheckpointTokens: int(a['state-checkpoint-tokens'] as string | undefined, 'state-checkpoint-tokens', 4096, 0),
     kvPrefixCache: oneOf(a['kv-prefix-cache'] as string | undefined, 'kv-prefix-cache', ['on', 'off'], 'on') === 'on',
     maxModelLen: a['max-model-len'] === undefined ? null : int(a['max-model-len'] as string, 'max-model-len', 0, 1),
@@ -184,6 +215,10 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
             .filter(Boolean)
         : [],
     receiveTimeout: seconds(a['receive-timeout'], 'receive-timeout') ?? DEFAULT_SERVE_OPTIONS.receiveTimeout,
+    overloadStatus: Number(
+      oneOf(a['overload-status'] as string | undefined, 'overload-status', ['429', '503'], '429'),
+    ) as 429 | 503,
+    replica: typeof a['replica-name'] === 'string' ? a['replica-name'] : null, // after listen: HOSTNAME:PORT
     maxConnections: int(
       a['max-connections'] as string | undefined,
       'max-connections',
@@ -250,6 +285,7 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
 
   await app.listen({ host, port });
   const address = app.server.address();
+  state.opts.replica ??= `${hostname()}:${typeof address === 'object' && address ? address.port : port}`;
   log.info(
     { url: typeof address === 'object' && address ? `http://${host}:${address.port}` : String(address) },
     'listening (loading models: /health is 503 until ready)',

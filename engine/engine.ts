@@ -9,6 +9,7 @@ import type { SequencePool } from './memory/sequences.js';
 import { StateCache, type StateCacheStats } from './memory/state-cache.js';
 import { PageCache } from './memory/page-cache.js';
 import { StateDisk, modelIdentity } from './memory/state-disk.js';
+import { StateRedis, type StateRedisOptions } from './memory/state-redis.js';
 import { mkdir } from 'node:fs/promises';
 import type { WeightsDType } from './model/model.js';
 import { openModel, type BackendChoice, type KvChoice, type OpenModel } from './open.js';
@@ -37,6 +38,8 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   stateCacheDir?: string;
   /** Bytes the directory may hold (default DEFAULT_STATE_DIR_BYTES; the oldest files go first). */
   stateCacheDirBytes?: number;
+  /** A Redis tier every replica of this model shares (2Mamba snapshots; state-redis.ts). */
+  stateCacheRedis?: StateRedisOptions;
   /** Snapshot a long prefill every this many tokens (default DEFAULT_CHECKPOINT_TOKENS; 0: only at its end). */
   stateCheckpointTokens?: number;
 }
@@ -107,6 +110,7 @@ export class Engine {
     private readonly reopen: () => Promise<Loaded>,
     private readonly log: (line: string) => void,
     private readonly cache?: StateCache,
+    private readonly redis?: StateRedis,
   ) {
     this.prices = memoryModel(spec, plan.kvDtype);
     this.grammars = new Grammars(tokenizer, spec.eosIds);
@@ -221,6 +225,13 @@ export class Engine {
         (e: Error) => say(`${name}: state cache: reading ${where} failed: ${e.message}`),
       );
     }
+    let redis: StateRedis | undefined;
+    if (cache && o.stateCacheRedis) {
+      const id = await modelIdentity(dir, `${om.model.spec.arch}/${om.model.weightDType}`);
+      redis = new StateRedis(o.stateCacheRedis, id, om.model.slotBuffers(), say);
+      cache.attachRemote(redis);
+      say(`${name}: state cache: snapshots shared through redis (up to ${o.stateCacheRedis.capacityBytes} bytes)`);
+    }
     const loaded = (m: OpenModel): Loaded => {
       currentPool = m.pool;
       // softmax and 2Mamba-E (its tails carry the conv state)
@@ -258,7 +269,7 @@ export class Engine {
           sizePools: () => ({ slots: p.slots, kvTokens: p.kvPages * p.pageSize, pageSize: p.pageSize }),
         }),
       );
-    return new Engine(name, om.model.spec, loaded(om), om.tokenizer, om.chat, plan, reopen, say, cache);
+    return new Engine(name, om.model.spec, loaded(om), om.tokenizer, om.chat, plan, reopen, say, cache, redis);
   }
 
   /**
@@ -283,6 +294,12 @@ export class Engine {
     } catch {
       return false;
     }
+  }
+
+  /** Before queueing a prompt: bring the longest snapshot of its history from the shared Redis tier when this replica
+   *  holds a shorter one (a conversation arriving from another replica). Never rejects; a miss costs one lookup. */
+  fetchState(ids: readonly number[]): Promise<number> {
+    return this.cache?.fetchRemote(ids) ?? Promise.resolve(0);
   }
 
   /** KV tokens the pool holds (0 for 2Mamba). */
@@ -332,6 +349,7 @@ export class Engine {
     await this.cache
       ?.flush()
       .catch((e: Error) => this.log(`${this.name}: state cache: writing snapshots failed: ${e.message}`));
+    await this.redis?.close();
     await this.tokenizer.close();
     await this.live.close();
   }

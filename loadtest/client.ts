@@ -42,6 +42,7 @@ export async function streamCompletion(
       signal: AbortSignal.timeout(timeoutMs),
     });
     rec.status = res.status;
+    rec.replica = res.headers.get('x-fury-replica') ?? undefined;
     if (!res.ok || !res.body) {
       rec.error = (await res.text()).slice(0, 200);
       rec.e2e = performance.now() - t0;

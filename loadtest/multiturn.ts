@@ -23,6 +23,8 @@ export interface MultiTurnOptions {
   apiKey: string | null;
   seed: number;
   out: string | null;
+  /** Times a failed turn (an error status, a broken stream) is sent again before its conversation gives up. */
+  retries: number;
 }
 
 interface TurnRow {
@@ -35,6 +37,13 @@ interface TurnRow {
   prompt_tokens: number;
   cached_tokens: number;
   ttft_ms: number;
+  /** When the turn was first sent, ms since the run began. */
+  sent_ms: number;
+  /** The replica that answered (x-fury-replica; behind a load balancer). */
+  replica?: string;
+  /** Failed tries before this one (each failure's error in `failures`). */
+  retried: number;
+  failures?: string[];
 }
 
 export async function runMultiTurn(o: MultiTurnOptions) {
@@ -47,6 +56,8 @@ export async function runMultiTurn(o: MultiTurnOptions) {
     return text.slice(s, s + o.messageChars);
   };
   const rows: TurnRow[] = [];
+  const t0 = performance.now(),
+    seed = o.seed;
   for (const model of o.models) {
     process.stderr.write(`fury loadtest: ${model}: ${o.conversations} conversations × ${o.turns} turns\n`);
     await Promise.all(
@@ -54,22 +65,33 @@ export async function runMultiTurn(o: MultiTurnOptions) {
         const messages: { role: string; content: string }[] = [];
         for (let t = 1; t <= o.turns; t++) {
           messages.push({ role: 'user', content: message() });
-          const r = await streamCompletion(
-            o.url,
-            { model, messages, max_tokens: o.maxTokens, temperature: 0, prompt_cache_key: `loadtest-${c}` },
-            headers,
-            600_000,
-            '/v1/chat/completions',
-          );
+          const sent = performance.now() - t0,
+            failures: string[] = [];
+          let r;
+          for (;;) {
+            r = await streamCompletion(
+              o.url,
+              { model, messages, max_tokens: o.maxTokens, temperature: 0, prompt_cache_key: `loadtest-${seed}-${c}` },
+              headers,
+              600_000,
+              '/v1/chat/completions',
+            );
+            if (r.ok || failures.length >= o.retries) break;
+            failures.push(`${r.status} ${r.error ?? 'stream ended early'}`);
+          }
           rows.push({
             model,
             conversation: c,
             turn: t,
             ok: r.ok,
-            ...(r.error ? { error: `${r.status} ${r.error}` } : {}),
+            ...(r.ok ? {} : { error: `${r.status} ${r.error ?? 'stream ended early'}` }),
             prompt_tokens: r.promptTokens,
             cached_tokens: r.cachedTokens,
             ttft_ms: r.ttft,
+            sent_ms: sent,
+            ...(r.replica ? { replica: r.replica } : {}),
+            retried: failures.length,
+            ...(failures.length ? { failures } : {}),
           });
           if (!r.ok) return; // the conversation cannot go on without its reply
           messages.push({ role: 'assistant', content: r.text });
@@ -132,6 +154,8 @@ function summary(rows: TurnRow[], turns: number, model: string) {
     model,
     requests: rows.length,
     errors: rows.length - ok.length,
+    /** Turns that failed at first and succeeded when sent again (--retries). */
+    retried_ok: ok.filter((r) => r.retried > 0).length,
     /** Share of the prompt tokens of turns 2 and later that the server restored instead of prefilling. */
     hit_rate: prompt ? sum(later, (r) => r.cached_tokens) / prompt : 0,
     per_turn: perTurn,
@@ -144,7 +168,7 @@ function markdown(models: ReturnType<typeof summary>[]): string {
     out.push(
       `## ${m.model}`,
       '',
-      `${m.requests} requests, ${m.errors} errors; turns 2+: ${(100 * m.hit_rate).toFixed(1)}% of prompt tokens restored from the prefix cache`,
+      `${m.requests} requests, ${m.errors} errors, ${m.retried_ok} succeeded when retried; turns 2+: ${(100 * m.hit_rate).toFixed(1)}% of prompt tokens restored from the prefix cache`,
       '',
       '| turn | prompt tokens | cached tokens | TTFT p50 ms | TTFT p90 ms |',
       '|---|---|---|---|---|',

@@ -39,6 +39,8 @@ export interface RequestRecord {
   /** The generated text (chat: the assistant's reply, sent back in the next turn). */
   text: string;
   memory: { state_bytes: number; kv_bytes: number; peak_bytes: number; kind: string } | null;
+  /** The replica that answered (x-fury-replica), behind a load balancer. */
+  replica?: string;
 }
 
 export interface CellResult {

@@ -50,13 +50,18 @@ export function buildApp(state: ServerState, logger: FastifyServerOptions['logge
     origin: origins.includes('*') ? true : origins.length ? origins : false,
     methods: ['GET', 'POST', 'OPTIONS'],
     allowedHeaders: ['authorization', 'content-type', 'x-request-id'],
-    exposedHeaders: ['retry-after', 'x-request-id'],
+    exposedHeaders: ['retry-after', 'x-request-id', 'x-fury-replica'],
     maxAge: 600,
   });
   // a client's x-request-id comes back on every response, errors included (a generation without one gets its id)
   app.addHook('onSend', async (request, reply) => {
     const id = request.headers['x-request-id'];
     if (typeof id === 'string' && id && !reply.hasHeader('x-request-id')) reply.header('x-request-id', id);
+  });
+  // the replica's name on every response, streams included (set on the raw response, which a hijacked SSE reply
+  // writes its head through too)
+  app.addHook('onRequest', async (_request, reply) => {
+    if (state.opts.replica) reply.raw.setHeader('x-fury-replica', state.opts.replica);
   });
   void app.register(bodyPlugin);
   void app.register(errorsPlugin);

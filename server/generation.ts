@@ -356,7 +356,7 @@ function checkQueue(state: ServerState, host: Engine, choices: number, tokens: n
   state.metrics.rejected.inc({ model_name: host.name, reason: 'queue_full' });
   const { numWaiting, opts } = host.scheduler;
   const message = `the server is busy: ${numWaiting} requests are waiting (limit ${opts.maxQueue}); retry later`;
-  throw new ApiError(429, message, 'rate_limit_error', 'queue_full', null, {}, retryAfter(host));
+  throw queueFull(state, message, host);
 }
 
 function responseHead(request: FastifyRequest, req: GenRequest, prefix?: string): ResponseHead {
@@ -392,10 +392,17 @@ function controls(state: ServerState, reply: FastifyReply, req: GenRequest, head
   return { c, opts };
 }
 
+/** A full queue, refused with --overload-status: 429 (clients back off and retry), or 503 behind a load balancer that
+ *  retries a 503 on another replica. */
+function queueFull(state: ServerState, message: string, host: Engine): ApiError {
+  return state.opts.overloadStatus === 503
+    ? new ApiError(503, message, 'service_unavailable_error', 'queue_full', null, {}, retryAfter(host))
+    : new ApiError(429, message, 'rate_limit_error', 'queue_full', null, {}, retryAfter(host));
+}
+
 /** What the scheduler threw, as the client's error. */
-function submitError(e: unknown, host: Engine): ApiError {
-  if (e instanceof QueueFullError)
-    return new ApiError(429, e.message, 'rate_limit_error', 'queue_full', null, {}, retryAfter(host));
+function submitError(e: unknown, state: ServerState, host: Engine): ApiError {
+  if (e instanceof QueueFullError) return queueFull(state, e.message, host);
   if (e instanceof RequestTooLargeError) return badRequest(e.message, 'max_tokens', 'request_too_large');
   return toApiError(e);
 }
@@ -414,6 +421,8 @@ export function generationHandler(state: ServerState, api: 'completion' | 'chat'
     checkQueue(state, host, prompts.length * req.n, longestPrompt(prompts) + maxTokens);
     const head = responseHead(request, req, api === 'responses' ? 'resp' : undefined);
     const constraints = await grammarConstraints(host, req, prompts.length * req.n);
+    // a conversation that was served by another replica: its history's state from the shared tier (a miss is cheap)
+    await Promise.all(prompts.map((p) => host.fetchState(p)));
     const { c, opts: base } = controls(state, reply, req, head);
     const opts = { ...base, constraints };
     let sse: SseStream | null = null;
@@ -439,7 +448,7 @@ export function generationHandler(state: ServerState, api: 'completion' | 'chat'
         results = await runGeneration(host, req, prompts, maxTokens, opts);
       }
     } catch (e) {
-      error = submitError(e, host);
+      error = submitError(e, state, host);
       c.abort.abort();
     } finally {
       c.release();

@@ -203,6 +203,33 @@ export class Metrics {
       'Bytes of state snapshot files in --state-cache-dir.',
       cache((c) => c.diskBytes ?? 0),
     );
+    const redis = (f: (r: NonNullable<NonNullable<EngineStats['prefixCache']>['redis']>) => number) =>
+      cache((c) => (c.redis ? f(c.redis) : 0));
+    perModel(
+      'fury_state_cache_redis_bytes',
+      "Bytes of this model's state snapshots in the shared Redis tier (--state-cache-redis), as of the last write.",
+      redis((r) => r.bytes),
+    );
+    perModel(
+      'fury_state_cache_redis_hits',
+      'Prompts that found a longer snapshot of their history in Redis than this replica held (total).',
+      redis((r) => r.hits),
+    );
+    perModel(
+      'fury_state_cache_redis_misses',
+      'Redis lookups that found no longer snapshot (total).',
+      redis((r) => r.misses),
+    );
+    perModel(
+      'fury_state_cache_redis_errors',
+      'Redis commands that failed or timed out, and snapshots that did not validate (total; each one a miss).',
+      redis((r) => r.errors),
+    );
+    perModel(
+      'fury_state_cache_redis_connected',
+      'Whether the Redis tier is connected (1) or not (0: lookups miss, writes are skipped; 0 too without one).',
+      redis((r) => (r.connected ? 1 : 0)),
+    );
     perModel(
       'fury_state_cache_evictions',
       'Snapshots (or KV pages) evicted to stay under the cap (total).',

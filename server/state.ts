@@ -24,6 +24,10 @@ export interface ServeOptions {
   maxConnections: number;
   /** Origins browsers may call from (CORS); '*' any; empty: none (no CORS headers, preflights refused). */
   allowedOrigins: string[];
+  /** The status of a request refused because the queue is full: 429 (default) or 503 (behind a load balancer). */
+  overloadStatus: 429 | 503;
+  /** This replica's name, sent as `x-fury-replica` on every response (several replicas behind a balancer). */
+  replica: string | null;
 }
 
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
@@ -37,6 +41,8 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
   receiveTimeout: 120,
   maxConnections: 1024,
   allowedOrigins: [],
+  overloadStatus: 429,
+  replica: null,
 };
 
 export class ServerState {

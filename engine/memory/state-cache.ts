@@ -7,6 +7,7 @@
 import type { SlotSnapshot } from '../model/model.js';
 import type { Sequence, SequencePool } from './sequences.js';
 import type { StateDisk } from './state-disk.js';
+import type { StateRedis, StateRedisStats } from './state-redis.js';
 import { PrefixLengths, prefixKeys, sameAt } from './token-keys.js';
 
 interface Entry {
@@ -30,6 +31,8 @@ export interface StateCacheStats {
   diskBytes?: number;
   capacityBytes: number;
   evictions: number;
+  /** The Redis tier, when one is attached. */
+  redis?: StateRedisStats;
 }
 
 export class StateCache {
@@ -44,6 +47,9 @@ export class StateCache {
 
   /** The disk tier, when one is attached: every snapshot is also written there. */
   private disk: StateDisk | null = null;
+  /** The Redis tier, when one is attached: every snapshot is also written there, and a prompt with no local snapshot
+   *  of its history looks there first (fetchRemote). */
+  private remote: StateRedis | null = null;
 
   /** `pool`: the pool serving now (an engine that restarts loads a new one: host snapshots stay valid for it, device
    *  ones are dropped with the old pool). `useDevice`: keep snapshots in free state slots first. */
@@ -109,6 +115,21 @@ export class StateCache {
     return n;
   }
 
+  /** Write every new snapshot (device ones too) to Redis as well. */
+  attachRemote(remote: StateRedis): void {
+    this.remote = remote;
+  }
+
+  /** Before a request is queued: when Redis holds a longer snapshot of the prompt's history than this replica, bring
+   *  it into host RAM (restore() then finds it). Never rejects; resolves with the tokens it brought (0: none). */
+  async fetchRemote(ids: readonly number[]): Promise<number> {
+    if (!this.remote || this.capacityBytes <= 0) return 0;
+    const s = await this.remote.fetch(ids, this.find(ids)?.n ?? 0);
+    if (!s) return 0;
+    this.insert(prefixKeys(s.tokens, [s.tokens.length])[0]!, s.tokens, s.data, false);
+    return s.tokens.length;
+  }
+
   stats(): StateCacheStats {
     return {
       ...this.counters,
@@ -120,6 +141,7 @@ export class StateCache {
           : 0,
       diskBytes: this.disk?.bytes ?? 0,
       capacityBytes: this.capacityBytes,
+      ...(this.remote ? { redis: this.remote.stats() } : {}),
     };
   }
 
@@ -131,23 +153,33 @@ export class StateCache {
   restore(seq: Sequence, ids: readonly number[]): number {
     const pool = this.bind();
     this.counters.queriedTokens += ids.length;
+    const hit = this.find(ids);
+    if (!hit) return 0;
+    const { n, key, d, e } = hit;
+    if (d) {
+      this.device.delete(key);
+      this.device.set(key, d);
+      pool.model.copySlot(d.slot, seq.slot);
+    } else {
+      this.entries.delete(key);
+      this.entries.set(key, e!);
+      pool.model.restoreSlot(seq.slot, e!.data);
+    }
+    seq.pos = n;
+    this.counters.hitTokens += n;
+    return n;
+  }
+
+  /** The longest snapshot held (a device slot first, then host RAM) of a proper prefix of `ids`. */
+  private find(ids: readonly number[]) {
+    this.bind();
     for (const [n, key] of this.lengths.candidates(ids, ids.length)) {
       const d = this.device.get(key),
         e = this.entries.get(key);
-      if (d && sameAt(d.tokens, ids)) {
-        this.device.delete(key);
-        this.device.set(key, d);
-        pool.model.copySlot(d.slot, seq.slot);
-      } else if (e && sameAt(e.tokens, ids)) {
-        this.entries.delete(key);
-        this.entries.set(key, e);
-        pool.model.restoreSlot(seq.slot, e.data);
-      } else continue;
-      seq.pos = n;
-      this.counters.hitTokens += n;
-      return n;
+      if (d && sameAt(d.tokens, ids)) return { n, key, d };
+      if (e && sameAt(e.tokens, ids)) return { n, key, e };
     }
-    return 0;
+    return null;
   }
 
   /** Snapshot the sequence's state after `tokens` (its first seq.pos fed ids). The copy is ordered now, before any
@@ -160,10 +192,18 @@ export class StateCache {
     const have = this.device.get(key) ?? this.entries.get(key);
     if (have && sameAt(have.tokens, tokens)) return;
     if (this.useDevice && pool.slots.available > 0) {
-      const slot = pool.slots.acquire();
+      const slot = pool.slots.acquire(),
+        ids = Int32Array.from(tokens);
       pool.model.copySlot(seq.slot, slot);
-      this.device.set(key, { tokens: Int32Array.from(tokens), slot });
+      this.device.set(key, { tokens: ids, slot });
       this.lengths.add(n);
+      // other replicas cannot read a device slot: Redis gets a host copy (read back without waiting)
+      const remote = this.remote;
+      if (remote)
+        void pool.model.saveSlot(seq.slot).then(
+          (data) => remote.save({ tokens: ids, data }),
+          () => {},
+        );
       return;
     }
     void pool.model.saveSlot(seq.slot).then(
@@ -176,6 +216,7 @@ export class StateCache {
     let bytes = tokens.byteLength;
     for (const v of data.values()) bytes += v.byteLength;
     if (persist && this.disk) void this.disk.save({ tokens, data }).catch(() => {}); // not written: a later miss
+    if (persist && this.remote) void this.remote.save({ tokens, data });
     if (bytes > this.capacityBytes) return;
     const old = this.entries.get(key);
     if (old) this.remove(key, old);

@@ -5,14 +5,9 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { SlotSnapshot } from '../model/model.js';
+import { decodeSnapshot, encodeSnapshot, snapshotName, type Snapshot, type StateLayout } from './snapshot-codec.js';
 
-const MAGIC = 'FURYSNAP1\n';
-
-export interface DiskSnapshot {
-  tokens: Int32Array;
-  data: SlotSnapshot;
-}
+export type DiskSnapshot = Snapshot;
 
 /** A checkpoint's identity for snapshots: its config, each weight file's size, header and 64 samples of 4 KiB spread
  *  over it (different weights differ there without reading gigabytes), and the weights' dtype and architecture. */
@@ -37,43 +32,22 @@ export async function modelIdentity(dir: string, variant: string): Promise<strin
   return h.update(variant).digest('hex');
 }
 
-const fileOf = (identity: string, tokens: Int32Array) =>
-  createHash('sha256')
-    .update(identity)
-    .update(Buffer.from(tokens.buffer, tokens.byteOffset, tokens.byteLength))
-    .digest('hex')
-    .slice(0, 40) + '.snap';
+const fileOf = (identity: string, tokens: Int32Array) => snapshotName(identity, tokens) + '.snap';
 
 export class StateDisk {
   constructor(
     readonly dir: string,
     private readonly identity: string,
-    private readonly layout: readonly [string, number][],
+    private readonly layout: StateLayout,
     readonly capacityBytes: number,
     private readonly log: (line: string) => void,
   ) {}
 
   /** Write a snapshot (atomically: a temporary file renamed), then drop the oldest files past the byte cap. */
   async save(s: DiskSnapshot): Promise<void> {
-    const parts = [Buffer.from(s.tokens.buffer, s.tokens.byteOffset, s.tokens.byteLength)];
-    for (const [name] of this.layout) {
-      const v = s.data.get(name)!;
-      parts.push(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
-    }
-    const payload = Buffer.concat(parts);
-    const header = Buffer.from(
-      JSON.stringify({
-        identity: this.identity,
-        tokens: s.tokens.length,
-        layout: this.layout,
-        sha256: createHash('sha256').update(payload).digest('hex'),
-      }),
-    );
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(header.length);
     const file = join(this.dir, fileOf(this.identity, s.tokens)),
       tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, Buffer.concat([Buffer.from(MAGIC), len, header, payload]));
+    await writeFile(tmp, await encodeSnapshot(this.identity, this.layout, s));
     await rename(tmp, file);
     await this.trim();
   }
@@ -118,31 +92,9 @@ export class StateDisk {
     }
   }
 
-  private parse(buf: Buffer, path: string): DiskSnapshot {
-    if (buf.subarray(0, MAGIC.length).toString() !== MAGIC) throw new Error('not a fury state snapshot');
-    const hl = buf.readUInt32LE(MAGIC.length),
-      at = MAGIC.length + 4;
-    const h = JSON.parse(buf.subarray(at, at + hl).toString()) as {
-      identity: string;
-      tokens: number;
-      layout: [string, number][];
-      sha256: string;
-    };
-    if (h.identity !== this.identity) throw new Error('written for another model or weight dtype');
-    if (JSON.stringify(h.layout) !== JSON.stringify(this.layout)) throw new Error('its state layout differs');
-    const payload = buf.subarray(at + hl);
-    const want = 4 * h.tokens + 4 * this.layout.reduce((s, [, n]) => s + n, 0);
-    if (payload.length !== want) throw new Error(`${payload.length} payload bytes, expected ${want}`);
-    if (createHash('sha256').update(payload).digest('hex') !== h.sha256) throw new Error('checksum mismatch');
-    const copy = new Uint8Array(payload).buffer; // aligned
-    const tokens = new Int32Array(copy, 0, h.tokens);
-    if (!path.endsWith(fileOf(this.identity, tokens))) throw new Error('its name does not match its tokens');
-    const data: SlotSnapshot = new Map();
-    let off = 4 * h.tokens;
-    for (const [name, n] of this.layout) {
-      data.set(name, new Float32Array(copy, off, n));
-      off += 4 * n;
-    }
-    return { tokens, data };
+  private async parse(buf: Buffer, path: string): Promise<DiskSnapshot> {
+    const s = await decodeSnapshot(buf, this.identity, this.layout);
+    if (!path.endsWith(fileOf(this.identity, s.tokens))) throw new Error('its name does not match its tokens');
+    return s;
   }
 }

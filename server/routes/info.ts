@@ -20,11 +20,11 @@ export function registerInfoRoutes(app: FastifyInstance, state: ServerState): vo
     if (failure) return unhealthy(reply, `Engine failed: ${failure}`, 'engine_failed');
     if ([...state.models.values()].some((m) => m.isRestarting))
       return unhealthy(reply, 'Engine restarting after a failure', 'engine_restarting');
-    const full = (request.query as Record<string, string>).fail_if_full;
-    if (full && full !== '0' && [...state.models.values()].every((m) => m.full)) {
-      return unhealthy(reply, 'No slot and no queue space left', 'full');
-    }
-    return { status: 'ok' };
+    const full = [...state.models.values()].every((m) => m.full),
+      failIfFull = (request.query as Record<string, string>).fail_if_full;
+    if (full && failIfFull && failIfFull !== '0') return unhealthy(reply, 'No slot and no queue space left', 'full');
+    // a load balancer routes to a 200; `state` says whether new requests would be queued (ready) or refused (full)
+    return { status: 'ok', state: full ? 'full' : 'ready', replica: state.opts.replica };
   });
 
   app.get('/metrics', async (_request, reply) => {

@@ -93,6 +93,7 @@ test('multi-turn mode: conversations resend their history; later turns restore i
       apiKey: null,
       seed: 1,
       out: dir,
+      retries: 0,
     });
     for (const m of report.models) {
       assert.equal(m.errors, 0, m.model);
