@@ -101,16 +101,19 @@ export async function getJson(url: string, path: string, headers: Record<string,
   return res.json();
 }
 
+/** The token ids of a text, or of chat messages as the model's template renders them (no generation prompt). */
 export async function tokenize(
   url: string,
   model: string,
-  text: string,
+  input: string | { role: string; content: string }[],
   headers: Record<string, string> = {},
 ): Promise<number[]> {
   const res = await fetch(`${url}/tokenize`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify({ model, prompt: text }),
+    body: JSON.stringify(
+      typeof input === 'string' ? { model, prompt: input } : { model, messages: input, add_generation_prompt: false },
+    ),
   });
   if (!res.ok) throw new Error(`POST /tokenize: HTTP ${res.status} ${await res.text()}`);
   return (await res.json()).tokens;

@@ -6,7 +6,7 @@ import { lineChart } from './svg.js';
 import { join, relative } from 'node:path';
 import { readCorpus } from '../lib/corpus.js';
 import { Rng } from '../lib/rng.js';
-import { assertLoopback, streamCompletion } from './client.js';
+import { assertLoopback, streamCompletion, tokenize } from './client.js';
 import { summarize, type Summary } from './stats.js';
 
 export interface MultiTurnOptions {
@@ -25,9 +25,11 @@ export interface MultiTurnOptions {
   out: string | null;
   /** Times a failed turn (an error status, a broken stream) is sent again before its conversation gives up. */
   retries: number;
+  /** Called as each turn ends (progress; a test acting in the middle of a run). */
+  onTurn?: (row: TurnRow) => void;
 }
 
-interface TurnRow {
+export interface TurnRow {
   model: string;
   conversation: number;
   turn: number;
@@ -37,6 +39,11 @@ interface TurnRow {
   prompt_tokens: number;
   cached_tokens: number;
   ttft_ms: number;
+  /** Tokens of the conversation before this turn's message (turns 2+: the history the template renders, with the last
+   *  reply): what a prefix cache can hold at best. */
+  history_tokens: number;
+  /** When the turn's last try ended, ms since the run began. */
+  ended_ms: number;
   /** When the turn was first sent, ms since the run began. */
   sent_ms: number;
   /** The replica that answered (x-fury-replica; behind a load balancer). */
@@ -64,6 +71,7 @@ export async function runMultiTurn(o: MultiTurnOptions) {
       Array.from({ length: o.conversations }, async (_, c) => {
         const messages: { role: string; content: string }[] = [];
         for (let t = 1; t <= o.turns; t++) {
+          const history = t > 1 ? (await tokenize(o.url, model, messages, headers)).length : 0;
           messages.push({ role: 'user', content: message() });
           const sent = performance.now() - t0,
             failures: string[] = [];
@@ -79,7 +87,7 @@ export async function runMultiTurn(o: MultiTurnOptions) {
             if (r.ok || failures.length >= o.retries) break;
             failures.push(`${r.status} ${r.error ?? 'stream ended early'}`);
           }
-          rows.push({
+          const row: TurnRow = {
             model,
             conversation: c,
             turn: t,
@@ -88,11 +96,15 @@ export async function runMultiTurn(o: MultiTurnOptions) {
             prompt_tokens: r.promptTokens,
             cached_tokens: r.cachedTokens,
             ttft_ms: r.ttft,
+            history_tokens: history,
             sent_ms: sent,
+            ended_ms: performance.now() - t0,
             ...(r.replica ? { replica: r.replica } : {}),
             retried: failures.length,
             ...(failures.length ? { failures } : {}),
-          });
+          };
+          rows.push(row);
+          o.onTurn?.(row);
           if (!r.ok) return; // the conversation cannot go on without its reply
           messages.push({ role: 'assistant', content: r.text });
           await new Promise((res) => setTimeout(res, o.thinkMs));
@@ -149,7 +161,8 @@ function summary(rows: TurnRow[], turns: number, model: string) {
       ttft_ms: summarize(at.map((r) => r.ttft_ms)),
     });
   }
-  const prompt = sum(later, (r) => r.prompt_tokens);
+  const prompt = sum(later, (r) => r.prompt_tokens),
+    history = sum(later, (r) => r.history_tokens);
   return {
     model,
     requests: rows.length,
@@ -158,6 +171,9 @@ function summary(rows: TurnRow[], turns: number, model: string) {
     retried_ok: ok.filter((r) => r.retried > 0).length,
     /** Share of the prompt tokens of turns 2 and later that the server restored instead of prefilling. */
     hit_rate: prompt ? sum(later, (r) => r.cached_tokens) / prompt : 0,
+    /** Share of the history of turns 2 and later (the tokens before each new message) restored: 1 when every turn
+     *  found its whole conversation so far in the cache; the rest of hit_rate's gap is the new messages. */
+    history_hit_rate: history ? Math.min(1, sum(later, (r) => r.cached_tokens) / history) : 0,
     per_turn: perTurn,
   };
 }
@@ -168,7 +184,7 @@ function markdown(models: ReturnType<typeof summary>[]): string {
     out.push(
       `## ${m.model}`,
       '',
-      `${m.requests} requests, ${m.errors} errors, ${m.retried_ok} succeeded when retried; turns 2+: ${(100 * m.hit_rate).toFixed(1)}% of prompt tokens restored from the prefix cache`,
+      `${m.requests} requests, ${m.errors} errors, ${m.retried_ok} succeeded when retried; turns 2+: ${(100 * m.hit_rate).toFixed(1)}% of prompt tokens restored from the prefix cache (${(100 * m.history_hit_rate).toFixed(1)}% of their history)`,
       '',
       '| turn | prompt tokens | cached tokens | TTFT p50 ms | TTFT p90 ms |',
       '|---|---|---|---|---|',

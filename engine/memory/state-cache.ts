@@ -94,7 +94,7 @@ export class StateCache {
       this.device.delete(key);
       this.lengths.add(e.tokens.length, -1);
       void pool.model.saveSlot(e.slot).then(
-        (data) => this.insert(key, e.tokens, data, true),
+        (data) => this.insert(key, e.tokens, data, true, false), // Redis got it when it was taken
         () => {},
       );
       pool.slots.release(e.slot);
@@ -184,7 +184,7 @@ export class StateCache {
 
   /** Snapshot the sequence's state after `tokens` (its first seq.pos fed ids). The copy is ordered now, before any
    *  later step; it is stored when it arrives, so the step loop never waits for it. */
-  save(seq: Sequence, tokens: readonly number[]): void {
+  save(seq: Sequence, tokens: readonly number[], shared = true): void {
     const n = tokens.length;
     if (n === 0 || n !== seq.pos || this.capacityBytes <= 0) return;
     const pool = this.bind(),
@@ -198,7 +198,7 @@ export class StateCache {
       this.device.set(key, { tokens: ids, slot });
       this.lengths.add(n);
       // other replicas cannot read a device slot: Redis gets a host copy (read back without waiting)
-      const remote = this.remote;
+      const remote = shared ? this.remote : null;
       if (remote)
         void pool.model.saveSlot(seq.slot).then(
           (data) => remote.save({ tokens: ids, data }),
@@ -207,16 +207,17 @@ export class StateCache {
       return;
     }
     void pool.model.saveSlot(seq.slot).then(
-      (data) => this.insert(key, Int32Array.from(tokens), data, true),
+      (data) => this.insert(key, Int32Array.from(tokens), data, true, shared),
       () => {}, // a failed read is a snapshot not taken; the engine reports the failure through its step loop
     );
   }
 
-  private insert(key: string, tokens: Int32Array, data: SlotSnapshot, persist: boolean): void {
+  /** `persist`: also write it to the disk tier; `share`: and to Redis. */
+  private insert(key: string, tokens: Int32Array, data: SlotSnapshot, persist: boolean, share = false): void {
     let bytes = tokens.byteLength;
     for (const v of data.values()) bytes += v.byteLength;
     if (persist && this.disk) void this.disk.save({ tokens, data }).catch(() => {}); // not written: a later miss
-    if (persist && this.remote) void this.remote.save({ tokens, data });
+    if (share && this.remote) void this.remote.save({ tokens, data });
     if (bytes > this.capacityBytes) return;
     const old = this.entries.get(key);
     if (old) this.remove(key, old);

@@ -86,7 +86,9 @@ export interface StateRedisStats {
 const MAX_PENDING_BYTES = 512 * 2 ** 20;
 
 export class StateRedis {
+  /** Lookups and writes on two connections, so a lookup never waits behind megabytes of a write on the socket. */
   private readonly redis: FuryRedis;
+  private readonly writer: FuryRedis;
   private readonly ns: string;
   private pending = 0;
   private readonly counters = { bytes: 0, hits: 0, misses: 0, errors: 0, dropped: 0 };
@@ -100,23 +102,29 @@ export class StateRedis {
     private readonly log: (line: string) => void,
   ) {
     this.ns = `fury:${identity.slice(0, 16)}:`;
-    this.redis = new Redis(o.url, {
-      lazyConnect: true,
-      enableOfflineQueue: false, // disconnected: fail at once (a miss), never queue
-      commandTimeout: o.timeoutMs,
-      maxRetriesPerRequest: 0,
-      connectTimeout: Math.max(1000, o.timeoutMs),
-      retryStrategy: (n) => Math.min(200 * n, 2000), // keep trying to reconnect, at most every 2 s
-    }) as FuryRedis;
-    this.redis.defineCommand('furySave', { numberOfKeys: 5, lua: SAVE });
-    this.redis.defineCommand('furyFetch', { lua: FETCH });
-    this.redis.on('error', (e: Error) => this.failed(e));
+    const connect = (timeoutMs: number) => {
+      const r = new Redis(o.url, {
+        lazyConnect: true,
+        enableOfflineQueue: false, // disconnected: fail at once (a miss), never queue
+        commandTimeout: timeoutMs,
+        maxRetriesPerRequest: 0,
+        connectTimeout: Math.max(1000, o.timeoutMs),
+        retryStrategy: (n) => Math.min(200 * n, 2000), // keep trying to reconnect, at most every 2 s
+      }) as FuryRedis;
+      r.defineCommand('furySave', { numberOfKeys: 5, lua: SAVE });
+      r.defineCommand('furyFetch', { lua: FETCH });
+      r.on('error', (e: Error) => this.failed(e));
+      r.connect().catch((e: Error) => this.failed(e));
+      return r;
+    };
+    this.redis = connect(o.timeoutMs);
+    // a write may take longer than a lookup may wait: it is never waited for
+    this.writer = connect(Math.max(10_000, 10 * o.timeoutMs));
     this.redis.on('ready', () => {
       if (this.failing || !this.everReady) log(`state cache: redis ${redact(o.url)} connected`);
       this.everReady = true;
       this.failing = false;
     });
-    this.redis.connect().catch((e: Error) => this.failed(e));
   }
 
   private everReady = false;
@@ -140,7 +148,7 @@ export class StateRedis {
   async save(s: Snapshot): Promise<void> {
     let bytes = s.tokens.byteLength;
     for (const v of s.data.values()) bytes += v.byteLength;
-    if (bytes > this.o.capacityBytes || this.redis.status !== 'ready') return;
+    if (bytes > this.o.capacityBytes || this.writer.status !== 'ready') return;
     if (this.pending + bytes > MAX_PENDING_BYTES) {
       this.counters.dropped++;
       return;
@@ -150,7 +158,7 @@ export class StateRedis {
       const value = await encodeSnapshot(this.identity, this.layout, s);
       const n = s.tokens.length,
         key = this.key(prefixKeys(s.tokens, [n])[0]!);
-      this.counters.bytes = await this.redis.furySave(
+      this.counters.bytes = await this.writer.furySave(
         key,
         this.ns + 'lru',
         this.ns + 'sizes',
@@ -218,6 +226,7 @@ export class StateRedis {
 
   async close(): Promise<void> {
     this.redis.disconnect();
+    this.writer.disconnect();
   }
 }
 
