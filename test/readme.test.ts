@@ -43,6 +43,7 @@ const RULES: [RegExp, How][] = [
   [/^npm test\b/, { skip: 'this test runs inside npm test' }],
   [/# on a GPU host/, { skip: 'needs an NVIDIA GPU host (docs/gpu-host.md)' }],
   [/^npx fury serve\b/, { run: 'server' }],
+  [/^bash deploy\/local-cluster\.sh$/, { run: 'server' }], // the balancer answers /health on 8080
   [/^npx fury loadtest --url /, { run: 'with-start' }],
   [/^(npx fury|curl) /, { run: 'plain' }],
 ];

@@ -7,7 +7,7 @@ import { ApiError, unavailable } from '../errors.js';
 import type { ServerState } from '../state.js';
 
 /** Routes that need no API key and answer while loading. */
-const PUBLIC = new Set(['/health', '/metrics']);
+const PUBLIC = new Set(['/health', '/health/live', '/metrics']);
 const GENERATION = new Set(['/v1/completions', '/v1/chat/completions', '/v1/responses']);
 
 const digest = (s: string) => createHash('sha256').update(s).digest();

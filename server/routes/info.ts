@@ -27,6 +27,14 @@ export function registerInfoRoutes(app: FastifyInstance, state: ServerState): vo
     return { status: 'ok', state: full ? 'full' : 'ready', replica: state.opts.replica };
   });
 
+  // liveness: the process answers, and no engine is beyond repair (a failed reload); loading, draining and a reload
+  // in progress are alive (restarting the process would not help them)
+  app.get('/health/live', async (_request, reply) => {
+    const failure = [...state.models.values()].map((m) => m.stats().failure).find((f) => f !== null);
+    if (failure) return unhealthy(reply, `Engine failed: ${failure}`, 'engine_failed');
+    return { status: 'ok' };
+  });
+
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', state.metrics.registry.contentType);
     return state.metrics.registry.metrics();

@@ -67,6 +67,41 @@ test('a full queue is a 429 with Retry-After, an oversized body a 413; the serve
   }
 });
 
+test('behind a balancer: --overload-status 503 for a full queue, x-fury-replica on every response, /health says ready or full', async () => {
+  const srv = await startServer(
+    [{ name: 'm', arch: '2mamba' }],
+    { overloadStatus: 503, replica: 'r7' },
+    { maxBatch: 1, maxQueue: 0 },
+  );
+  try {
+    const h = await fetch(srv.url + '/health');
+    assert.equal(h.headers.get('x-fury-replica'), 'r7');
+    assert.deepEqual(await h.json(), { status: 'ok', state: 'ready', replica: 'r7' });
+    assert.equal((await fetch(srv.url + '/health/live')).status, 200);
+    // a stream (hijacked reply) carries it too
+    const ac = new AbortController();
+    const stream = await fetch(srv.url + '/v1/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', prompt: 'x', max_tokens: 3000, ignore_eos: true, stream: true }),
+      signal: ac.signal,
+    });
+    assert.equal(stream.headers.get('x-fury-replica'), 'r7');
+    await until(async () => (await getJson(srv.url, '/v1/requests')).data.length === 1, 5000, 'the stream to run');
+    const r = await post(srv.url, '/v1/completions', { model: 'm', prompt: 'z', max_tokens: 1 });
+    assert.equal(r.status, 503);
+    assert.equal(r.json.error.code, 'queue_full');
+    assert.ok(Number(r.headers.get('retry-after')) >= 1);
+    assert.equal(r.headers.get('x-fury-replica'), 'r7');
+    assert.equal((await (await fetch(srv.url + '/health')).json()).state, 'full');
+    assert.equal((await fetch(srv.url + '/health?fail_if_full=1')).status, 503);
+    ac.abort();
+    await until(async () => (await getJson(srv.url, '/v1/requests')).data.length === 0, 5000, 'the stream to end');
+  } finally {
+    await srv.close();
+  }
+});
+
 test('SSE pings during a long prefill; deadlines end requests in-band (stream) or with 408; queue timeouts are 503', async () => {
   const srv = await startServer(
     [{ name: 'm', arch: '2mamba' }],
