@@ -299,7 +299,7 @@ test('tokenize, detokenize, health and metrics', async () => {
   const d = await post(srv.url, '/detokenize', { model: 'mamba', tokens: [1, 107, 108] });
   assert.equal(d.json.prompt, 'hi');
   assert.equal((await post(srv.url, '/detokenize', { model: 'mamba', tokens: [-1] })).status, 400);
-  assert.deepEqual(await getJson(srv.url, '/health'), { status: 'ok' });
+  assert.deepEqual(await getJson(srv.url, '/health'), { status: 'ok', state: 'ready', replica: null });
   const m = await (await fetch(srv.url + '/metrics')).text();
   for (const name of [
     'fury_num_requests_running',
