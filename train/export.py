@@ -20,7 +20,7 @@ PROMPTS = [
     "def fibonacci(n):\n    ",
     "The kernel's memory management",
 ]
-PASSKEY_LENGTHS = [512, 1024, 2048, 4096]
+PASSKEY_LENGTHS = [512, 1024, 2048, 4096]  # training length 1024: ½×, 1×, 2×, 4×
 
 
 @torch.no_grad()
@@ -42,6 +42,22 @@ def valid_loss(m, valid, T, windows=None):
         total += F.cross_entropy(lg.reshape(-1, lg.shape[-1]), x[:, 1:].reshape(-1), reduction="sum").item()
         count += x[:, 1:].numel()
     return total / count, count
+
+
+@torch.no_grad()
+def chat_loss(m, ids, mask, T):
+    """Loss on the answer tokens of the held-out instruction set (packed windows of T + 1 tokens)."""
+    total, count = 0.0, 0
+    n = (len(ids) - 1) // T
+    for b in range(0, n, 8):
+        rng_ = range(b, min(n, b + 8))
+        x = torch.tensor(np.stack([ids[i * T:i * T + T + 1].astype(np.int64) for i in rng_]), device="cuda")
+        w = torch.tensor(np.stack([mask[i * T:i * T + T + 1].astype(np.float32) for i in rng_]), device="cuda")[:, 1:]
+        lg = m(x[:, :-1]).float()
+        per = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), x[:, 1:].reshape(-1), reduction="none")
+        total += (per * w.reshape(-1)).sum().item()
+        count += int(w.sum().item())
+    return total / max(count, 1), count
 
 
 @torch.no_grad()
@@ -96,8 +112,14 @@ def main():
         rel = ((dec - par).abs().max() / par.abs().max()).item()
         vl, vn = valid_loss(m, valid, 1024)
         sl, sn = valid_loss(m, valid, 1024, windows=4)
-        pk = {str(L): passkey(m, tok, valid, L, a.passkey_trials, seed=L) for L in PASSKEY_LENGTHS}
-        report[name] = {"arch": m.cfg.arch, "valid_loss": vl, "valid_ppl": math.exp(vl), "valid_tokens": vn,
+        pk = {str(L): passkey(m, tok, valid, L, a.passkey_trials, seed=L) for L in PASSKEY_LENGTHS} if a.passkey_trials else {}
+        cpath = os.path.join(a.data, "chat-valid.bin")
+        chat = {}
+        if os.path.exists(cpath):
+            cl, cn = chat_loss(m, np.fromfile(cpath, dtype=np.uint16),
+                               np.fromfile(os.path.join(a.data, "chat-valid-mask.bin"), dtype=np.uint8), 1024)
+            chat = {"chat_valid_answer_loss": cl, "chat_valid_answer_tokens": cn}
+        report[name] = {"arch": m.cfg.arch, **chat, "valid_loss": vl, "valid_ppl": math.exp(vl), "valid_tokens": vn,
                         "valid_loss_first_4096": sl, "decode_vs_parallel_rel": rel, "passkey": pk,
                         "passkey_trials": a.passkey_trials, "seconds": round(time.time() - t0, 1)}
         print(name, json.dumps(report[name]), flush=True)

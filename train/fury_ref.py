@@ -38,7 +38,8 @@ class Config:
     max_positions: int = 1024
     eps: float = 1e-5
     bos: int = 1
-    eos: int = 2
+    eos: object = 2  # an id, or a list of ids ([</s>, <|im_end|>] for the chat models)
+    dt_values: bool = False  # 2Mamba with value discretisation (spec 9.2): an ablation, fury does not serve it
 
     @property
     def head_dim(self):
@@ -47,7 +48,7 @@ class Config:
     def to_json(self):
         return {
             "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-            "attention_type": ATTENTION_TYPES[self.arch],
+            "attention_type": ATTENTION_TYPES[self.arch] + ("__dt_on_values" if self.dt_values else ""),
             "hidden_size": self.hidden, "intermediate_size": self.intermediate,
             "num_attention_heads": self.heads, "num_key_value_heads": self.heads, "head_dim": self.head_dim,
             "num_hidden_layers": self.layers, "vocab_size": self.vocab, "rms_norm_eps": self.eps,
@@ -101,6 +102,12 @@ class Attention(nn.Module):
         else:
             self.A_mask_proj = nn.Linear(E, H, bias=False)
             self.conv1d = nn.Conv1d(3 * E, 3 * E, kernel_size=2, groups=3 * E, bias=True)
+            if cfg.dt_values:
+                self.dt_proj = nn.Linear(E, H, bias=False)
+
+    def dt(self, x):
+        """Value discretisation (spec 9.2): softplus(W_dt x) per head and token, [B, T, H]; None when off."""
+        return F.softplus(acc(self.dt_proj(x))) if self.cfg.dt_values else None
 
     def heads(self, x):  # [B, T, E] -> [B, H, T, d]
         B, T, _ = x.shape
@@ -117,6 +124,9 @@ class Attention(nn.Module):
         else:
             c = causal_conv2(r, self.conv1d.weight, self.conv1d.bias)
             q, k, v = (self.heads(t) for t in c.split(E, dim=-1))
+            dt = self.dt(x)
+            if dt is not None:
+                v = (acc(v) * dt.transpose(1, 2)[..., None]).to(v.dtype)
             A = -F.softplus(acc(self.A_mask_proj(x)))               # [B, T, H]
             C = A.cumsum(1).transpose(1, 2)                          # [B, H, T] inclusive cumulative log-decay
             diff = C[..., :, None] - C[..., None, :]                 # C_i - C_j
@@ -209,6 +219,9 @@ class Model(nn.Module):
                     c = causal_conv2(r[:, None], a.conv1d.weight, a.conv1d.bias, S.get("r"))[:, 0]
                     S["r"] = r
                     q, k, v = (z.view(B, H, d).double() for z in c.split(E, -1))
+                    dt = a.dt(x)
+                    if dt is not None:
+                        v = v * dt[:, 0].double()[..., None]
                     A = -F.softplus(a.A_mask_proj(x)[:, 0].double())  # [B, H]
                     if cfg.arch == "2mamba":
                         fk = phi(k * s)                                  # [B, H, D]
@@ -261,11 +274,13 @@ def save_checkpoint(model: Model, out_dir: str, dtype=torch.bfloat16, tokenizer_
 def load_checkpoint(path: str, device="cpu", dtype=torch.float32) -> Model:
     from safetensors.torch import load_file
     cfg_json = json.load(open(os.path.join(path, "config.json")))
-    arch = {v: k for k, v in ATTENTION_TYPES.items()}[cfg_json["attention_type"]]
+    at = cfg_json["attention_type"]
+    dt_values = at.endswith("__dt_on_values")
+    arch = {v: k for k, v in ATTENTION_TYPES.items()}[at.removesuffix("__dt_on_values")]
     cfg = Config(arch=arch, hidden=cfg_json["hidden_size"], intermediate=cfg_json["intermediate_size"],
                  heads=cfg_json["num_attention_heads"], layers=cfg_json["num_hidden_layers"], vocab=cfg_json["vocab_size"],
                  max_positions=cfg_json["max_position_embeddings"], eps=cfg_json["rms_norm_eps"],
-                 bos=cfg_json["bos_token_id"], eos=cfg_json["eos_token_id"])
+                 bos=cfg_json["bos_token_id"], eos=cfg_json["eos_token_id"], dt_values=dt_values)
     m = Model(cfg)
     sd = {k: v.to(dtype) for k, v in load_file(os.path.join(path, "model.safetensors")).items() if not k.endswith("attn_mask")}
     m.load_state_dict(sd, strict=True)

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fury_ref import Config, Model, save_checkpoint
-from data import passkey_example, EOS
+from fury_ref import Config, Model, save_checkpoint, load_checkpoint
+from data import passkey_example, EOS, BOS
 
 
 def main():
@@ -28,6 +28,10 @@ def main():
     ap.add_argument("--passkey-frac", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=1e9, help="stop early (and say so) past this wall time")
+    ap.add_argument("--init", help="start from this checkpoint's weights (the instruction phase)")
+    ap.add_argument("--chat-frac", type=float, default=0.0,
+                    help="share of rows from the instruction set (chat-train.bin), loss on the answers only")
+    ap.add_argument("--dt", action="store_true", help="2Mamba with value discretisation (spec 9.2; an ablation)")
     a = ap.parse_args()
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(os.path.join(a.data, "tokenizer.json"))
@@ -35,8 +39,23 @@ def main():
     valid = np.fromfile(os.path.join(a.data, "valid.bin"), dtype=np.uint16)
     torch.manual_seed(a.seed)
     dev = "cuda"
-    cfg = Config(arch=a.arch, max_positions=a.context)
-    model = Model(cfg).to(dev)
+    cfg = Config(arch=a.arch, max_positions=a.context, dt_values=a.dt)
+    model = load_checkpoint(a.init, dev) if a.init else Model(cfg).to(dev)
+    cfg = model.cfg
+    if tok.token_to_id("<|im_end|>") is not None:  # the chat tokenizer: <|im_end|> ends a reply as </s> ends a text
+        cfg.eos = [EOS, tok.token_to_id("<|im_end|>")]
+    chat = chat_mask = None
+    if a.chat_frac > 0:
+        chat = np.fromfile(os.path.join(a.data, "chat-train.bin"), dtype=np.uint16)
+        chat_mask = np.fromfile(os.path.join(a.data, "chat-train-mask.bin"), dtype=np.uint8)
+    cvalid = os.path.join(a.data, "chat-valid.bin")
+    cv = None
+    if os.path.exists(cvalid):  # held-out instruction answers: loss on the answer tokens of 16 fixed windows
+        ids = np.fromfile(cvalid, dtype=np.uint16)
+        m = np.fromfile(os.path.join(a.data, "chat-valid-mask.bin"), dtype=np.uint8)
+        n = min(16, len(ids) // (a.context + 1))
+        cv = (torch.tensor(np.stack([ids[i * (a.context + 1):(i + 1) * (a.context + 1)].astype(np.int64) for i in range(n)]), device=dev),
+              torch.tensor(np.stack([m[i * (a.context + 1):(i + 1) * (a.context + 1)].astype(np.float32) for i in range(n)]), device=dev))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
@@ -48,12 +67,19 @@ def main():
     T = a.context
     # fixed validation windows for the curve
     vwin = torch.tensor(np.stack([valid[i:i + T + 1].astype(np.int64) for i in range(0, 16 * (T + 1), T + 1)]), device=dev)
-    log = {"arch": a.arch, "params": n_params, "batch": a.batch, "context": T, "curve": []}
+    log = {"arch": a.arch, "params": n_params, "batch": a.batch, "context": T, "lr": a.lr, "steps": a.steps,
+           "init": a.init, "chat_frac": a.chat_frac, "dt_values": a.dt, "curve": []}
     t0 = time.time()
     tokens = 0
     for step in range(a.steps):
-        rows = []
+        rows, masks = [], []
         for _ in range(a.batch):
+            if chat is not None and rng.random() < a.chat_frac:
+                s0 = rng.randint(0, len(chat) - T - 2)
+                rows.append(chat[s0:s0 + T + 1].astype(np.int64))
+                masks.append(chat_mask[s0:s0 + T + 1].astype(np.float32))
+                continue
+            masks.append(np.ones(T + 1, dtype=np.float32))
             if rng.random() < a.passkey_frac:
                 L = rng.randint(T // 4, T)
                 ids, key = passkey_example(tok, train, L, rng)
@@ -66,11 +92,13 @@ def main():
                 s = rng.randint(0, len(train) - T - 2)
                 rows.append(train[s:s + T + 1].astype(np.int64))
         batch = torch.tensor(np.stack(rows), device=dev)
+        weight = torch.tensor(np.stack(masks), device=dev)[:, 1:].reshape(-1)
         for g in opt.param_groups:
             g["lr"] = a.lr * sched(step)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             logits = model(batch[:, :-1])
-        loss = F.cross_entropy(logits.float().view(-1, cfg.vocab), batch[:, 1:].reshape(-1))
+        per = F.cross_entropy(logits.float().view(-1, cfg.vocab), batch[:, 1:].reshape(-1), reduction="none")
+        loss = (per * weight).sum() / weight.sum().clamp_min(1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -85,6 +113,12 @@ def main():
                     vl = F.cross_entropy(model(vwin[:, :-1]).float().view(-1, cfg.vocab), vwin[:, 1:].reshape(-1))
                 model.train()
                 entry["valid_loss"] = round(vl.item(), 4)
+                if cv is not None:
+                    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+                        per = F.cross_entropy(model(cv[0][:, :-1]).float().view(-1, cfg.vocab), cv[0][:, 1:].reshape(-1),
+                                              reduction="none")
+                    w = cv[1][:, 1:].reshape(-1)
+                    entry["chat_valid_loss"] = round(((per * w).sum() / w.sum()).item(), 4)
             log["curve"].append(entry)
             print(json.dumps(entry), flush=True)
         if time.time() - t0 > a.max_seconds:

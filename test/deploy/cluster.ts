@@ -160,7 +160,14 @@ export class Cluster {
       .map((p) => {
         // health changes, warnings and errors in full, then the last lines
         const lines = p.log.split('\n'),
-          notable = lines.filter((l) => /is (DOWN|UP)|WARN|error|"level":[4-6]/i.test(l)).slice(-40);
+          notable = lines
+            // and a chat request routed by least connections (its session key not read) or retried
+            .filter((l) =>
+              /is (DOWN|UP)|WARN|error|"level":[4-6]|fury_replicas\/\S+ .*chat|\s[-\w]{4}\s\d+\/\d+\/\d+\/\d+\/\+?[1-9]/i.test(
+                l,
+              ),
+            )
+            .slice(-60);
         return `--- ${p.name}\n${notable.join('\n')}\n…\n${lines.slice(-15).join('\n')}`;
       })
       .join('\n');
