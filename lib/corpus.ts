@@ -2,9 +2,14 @@
 import { readFile } from 'node:fs/promises';
 import { xz } from '@napi-rs/lzma';
 
-export async function readCorpus(path: string): Promise<string[]> {
+/** A text file, plain or .xz. */
+export async function readText(path: string): Promise<string> {
   const raw = await readFile(path);
-  const text = (path.endsWith('.xz') ? xz.decompressSync(raw) : raw).toString('utf8');
+  return (path.endsWith('.xz') ? xz.decompressSync(raw) : raw).toString('utf8');
+}
+
+export async function readCorpus(path: string): Promise<string[]> {
+  const text = await readText(path);
   const docs = text.split('\n\u001e\n');
   if (docs.length > 1 && docs[docs.length - 1] === '') docs.pop();
   return docs;

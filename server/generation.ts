@@ -110,11 +110,12 @@ async function prepare(state: ServerState, req: GenRequest): Promise<Prepared> {
     throw badRequest(`logit_bias: token id ${biased} is outside the vocabulary (0 … ${V - 1})`, 'logit_bias');
   let prompts: number[][], echoes: string[];
   if (req.kind === 'chat') {
-    // tools: a checkpoint's template gets them as `tools`; the ChatML default gets a preamble and text calls
+    // tools: a template that renders them gets them as `tools`; otherwise (ChatML default, or a template without tools)
+    // fury writes a preamble and reads the calls back out of the text
     const tools = req.tools;
     const text = !tools
       ? host.chat.render(req.messages!, req.addGenerationPrompt, req.chatTemplateKwargs)
-      : host.chat.origin === 'checkpoint'
+      : host.chat.handlesTools
         ? host.chat.render(req.messages!, req.addGenerationPrompt, {
             ...req.chatTemplateKwargs,
             tools: tools.map((t) => ({ type: 'function', function: t })),

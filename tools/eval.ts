@@ -14,6 +14,15 @@ export function tokenStream(tok: TextTokenizer, docs: readonly string[], eos: nu
   return out;
 }
 
+/** −log softmax(row)[target], with the max subtracted. */
+function nllOf(row: Float32Array, target: number): number {
+  let mx = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i]! > mx) mx = row[i]!;
+  let z = 0;
+  for (let i = 0; i < row.length; i++) z += Math.exp(row[i]! - mx);
+  return mx + Math.log(z) - row[target]!;
+}
+
 export interface LossResult {
   loss: number;
   perplexity: number;
@@ -43,12 +52,7 @@ export async function heldOutLoss(
         const part = ids.slice(c, Math.min(context, c + chunk));
         const logits = await pool.step([{ seq, ids: part }], true);
         for (let r = 0; r < part.length; r++) {
-          const row = logits.subarray(r * V, (r + 1) * V);
-          let mx = -Infinity;
-          for (let i = 0; i < V; i++) if (row[i]! > mx) mx = row[i]!;
-          let z = 0;
-          for (let i = 0; i < V; i++) z += Math.exp(row[i]! - mx);
-          nll += mx + Math.log(z) - row[ids[c + r + 1]!]!;
+          nll += nllOf(logits.subarray(r * V, (r + 1) * V), ids[c + r + 1]!);
           count++;
         }
         onProgress?.(w * context + c + part.length, windows * context);
@@ -59,6 +63,54 @@ export async function heldOutLoss(
   }
   const loss = nll / count;
   return { loss, perplexity: Math.exp(loss), tokens: count, windows };
+}
+
+/** One held-out question and its reference answer (train/build_data.py's instruction set: {"q", "a", …} per line). */
+export interface ChatItem {
+  q: string;
+  a: string;
+}
+
+/**
+ * Mean loss on the reference answers of a held-out instruction set, each asked as one user turn through the model's
+ * chat template (as a chat request is rendered) and answered with the reference text and the template's end-of-turn
+ * marker, as train/data.py's chat_example trains them: the loss counts the answer tokens and the marker only.
+ */
+export async function chatLoss(
+  pool: SequencePool,
+  tok: TextTokenizer,
+  render: (q: string) => string,
+  endMarker: string,
+  items: readonly ChatItem[],
+  onProgress?: (done: number, total: number) => void,
+  chunk = 256,
+): Promise<LossResult> {
+  const V = pool.model.spec.vocab,
+    end = tok.encode(endMarker, false);
+  let nll = 0,
+    count = 0;
+  for (const [n, it] of items.entries()) {
+    const prompt = tok.encode(render(it.q), false),
+      answer = [...tok.encode(it.a, false), ...end];
+    const ids = [...prompt, ...answer].slice(0, pool.model.spec.maxPositions * 4);
+    const seq = pool.open();
+    try {
+      for (let c = 0; c < ids.length - 1; c += chunk) {
+        const part = ids.slice(c, Math.min(ids.length - 1, c + chunk));
+        const logits = await pool.step([{ seq, ids: part }], true);
+        for (let r = 0; r < part.length; r++) {
+          if (c + r + 1 < prompt.length) continue; // predicting a prompt token: not counted
+          nll += nllOf(logits.subarray(r * V, (r + 1) * V), ids[c + r + 1]!);
+          count++;
+        }
+      }
+    } finally {
+      pool.close(seq);
+    }
+    onProgress?.(n + 1, items.length);
+  }
+  const loss = nll / Math.max(count, 1);
+  return { loss, perplexity: Math.exp(loss), tokens: count, windows: items.length };
 }
 
 export const PASSKEY_INTRO = 'There is a pass key hidden in the text below. Find it and remember it.\n';

@@ -45,11 +45,9 @@ def normalise(text):
 
 # ---- Debian package descriptions -------------------------------------------------------------------------------
 
-def packages():
-    """(name, short description, long description, section) of every package stanza in the apt lists, once per name."""
-    out = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True, check=True).stdout
-    seen = {}
-    for stanza in out.split("\n\n"):
+def stanzas(text):
+    """Debian control stanzas as dicts (continuation lines joined with their newline)."""
+    for stanza in text.split("\n\n"):
         fields, key = {}, None
         for line in stanza.split("\n"):
             if line.startswith((" ", "\t")) and key:
@@ -57,7 +55,34 @@ def packages():
             elif ":" in line:
                 key, _, v = line.partition(":")
                 fields[key] = v.strip()
-        name, desc = fields.get("Package"), fields.get("Description")
+        yield fields
+
+
+def translations():
+    """Package → its English description (short line + long text), from the apt lists' Translation-en files: the
+    Packages files carry the short line only. Fetched with `apt-get update -o Acquire::Languages=en` when absent."""
+    files = glob.glob("/var/lib/apt/lists/*_i18n_Translation-en*")
+    if not files:
+        print("build_data: no Translation-en lists: apt-get update -o Acquire::Languages=en", flush=True)
+        subprocess.run(["apt-get", "update", "-q", "-o", "Acquire::Languages=en"], check=True)
+        files = glob.glob("/var/lib/apt/lists/*_i18n_Translation-en*")
+    out = {}
+    for f in sorted(files):
+        text = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", f], capture_output=True, text=True, check=True).stdout
+        for st in stanzas(text):
+            if st.get("Package") and st.get("Description-en"):
+                out.setdefault(st["Package"], st["Description-en"])
+    return out
+
+
+def packages():
+    """(name, short description, long description, section) of every package stanza in the apt lists, once per name."""
+    out = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True, check=True).stdout
+    long_of = translations()
+    seen = {}
+    for fields in stanzas(out):
+        name = fields.get("Package")
+        desc = long_of.get(name) or fields.get("Description")
         if not name or not desc or name in seen:
             continue
         short, _, long = desc.partition("\n")
@@ -108,7 +133,7 @@ def package_items(pkgs):
 # ---- manual pages ---------------------------------------------------------------------------------------------
 
 def render(path):
-    env = dict(os.environ, MANWIDTH="80", LANG="C.UTF-8")
+    env = dict(os.environ, MANWIDTH="80", LANG="C.UTF-8", MANOPT="--nh --nj")  # no hyphenation, no justification
     try:
         r = subprocess.run(["man", "-l", path], capture_output=True, env=env, timeout=30)
         text = subprocess.run(["col", "-bx"], input=r.stdout, capture_output=True, timeout=30).stdout
@@ -183,7 +208,7 @@ def man_items(rendered):
             items.append({"q": f"What is the synopsis of {cmd}?", "a": syn, "source": "manpage-synopsis", "name": cmd})
         for flag, desc in options(s.get("OPTIONS", "") or s.get("DESCRIPTION", ""))[:20]:
             first = flag.split(",")[0].split(" ")[0]
-            items.append({"q": f"What does the {first} option of {cmd} do?", "a": f"{flag}: {desc}",
+            items.append({"q": f"What does the {first} option of {cmd} do?", "a": f"{flag}: {' '.join(desc.split())}",
                           "source": "manpage-option", "name": cmd})
     return docs, items
 

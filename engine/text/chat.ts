@@ -37,6 +37,12 @@ export class ChatTemplate {
     }
   }
 
+  /** Whether the template renders a request's `tools` itself (a checkpoint's that mentions them); else fury writes
+   *  the tool preamble into the conversation (tools.ts). */
+  get handlesTools(): boolean {
+    return this.origin === 'checkpoint' && /\btools\b/.test(this.source);
+  }
+
   /** The checkpoint's template (tokenizer_config.json `chat_template`, a string or the named `default`), else ChatML. */
   static forTokenizer(
     config: Record<string, unknown> | null,

@@ -46,7 +46,7 @@ async function inferencePoolSchema(): Promise<(o: unknown) => string | null> {
   const k8sOpen = (s: any) => s['x-kubernetes-preserve-unknown-fields'] === true;
   const top = strict(schema);
   top.properties.metadata = { type: 'object' }; // ObjectMeta: checked by the API server's own schema
-  const validate = new Ajv({ strict: false, allErrors: true }).compile(top);
+  const validate = new Ajv({ strict: false, allErrors: true, validateFormats: false }).compile(top);
   return (o) => (validate(o) ? null : JSON.stringify(validate.errors));
 }
 
