@@ -133,8 +133,10 @@ export class Cluster {
       '503',
       '--state-cache-redis',
       `redis://127.0.0.1:${this.redisPort}`,
+      // a lookup may wait this long: on a 2-core CI machine running three replicas, Redis and the balancer, reading
+      // back a 10.8 MB snapshot takes far longer than the 250 ms default allows on a real host
       '--state-cache-redis-timeout',
-      '1000',
+      '3000',
       '--drain-timeout',
       '30',
     ]);
@@ -163,7 +165,7 @@ export class Cluster {
           notable = lines
             // and a chat request routed by least connections (its session key not read) or retried
             .filter((l) =>
-              /is (DOWN|UP)|WARN|error|"level":[4-6]|fury_replicas\/\S+ .*chat|\s[-\w]{4}\s\d+\/\d+\/\d+\/\d+\/\+?[1-9]/i.test(
+              /is (DOWN|UP)|WARN|"error":"|redis|"level":[4-6]|fury_replicas\/\S+ .*chat|\s[-\w]{4}\s\d+\/\d+\/\d+\/\d+\/\+?[1-9]/i.test(
                 l,
               ),
             )

@@ -104,103 +104,112 @@ test('12 conversations × 8 turns through HAProxy (fury loadtest --url): each ke
 
 test('kill -9 of a replica mid-run: no conversation is lost, those it served resume elsewhere from Redis', async () =>
   withLogs(async () => {
-    let done = 0,
-      killedAt = Infinity,
-      victim = -1,
-      lbFrom = 0;
-    const seen: TurnRow[] = [];
-    const report = await run(2, 12, 8, 1, (r) => {
-      seen.push(r);
-      if (++done === 36) {
-        // the replica that served the most conversations so far
-        const count = [0, 0, 0];
-        for (const x of seen) count[Number(x.replica?.slice(1)) - 1]!++;
-        victim = count.indexOf(Math.max(...count));
-        killedAt = r.ended_ms;
-        lbFrom = cluster.haproxy.log.length;
-        cluster.replicas[victim]!.kill('SIGKILL');
+    let victim = -1;
+    try {
+      let done = 0,
+        killedAt = Infinity,
+        lbFrom = 0;
+      const seen: TurnRow[] = [];
+      const report = await run(2, 12, 8, 1, (r) => {
+        seen.push(r);
+        if (++done === 36) {
+          // the replica that served the most conversations so far
+          const count = [0, 0, 0];
+          for (const x of seen) count[Number(x.replica?.slice(1)) - 1]!++;
+          victim = count.indexOf(Math.max(...count));
+          killedAt = r.ended_ms;
+          lbFrom = cluster.haproxy.log.length;
+          cluster.replicas[victim]!.kill('SIGKILL');
+        }
+      });
+      const name = `r${victim + 1}`,
+        m = report.models[0]!,
+        rows = report.rows;
+      assert.equal(m.errors, 0, JSON.stringify(rows.filter((r) => !r.ok)));
+      assert.ok(victim >= 0);
+      // conversations whose last turn that ended before the kill ran on the victim: the next one (in flight at the kill
+      // and retried by the balancer or the client, or sent later) runs elsewhere, with the history's state from Redis
+      const moved: TurnRow[] = [];
+      const compact = (rs: TurnRow[]) =>
+        rs.map(
+          (r) =>
+            `${r.conversation}.${r.turn}@${r.replica}:${r.sent_ms.toFixed(0)}-${r.ended_ms.toFixed(0)}:${r.cached_tokens}/${r.history_tokens}`,
+        );
+      for (const c of homes(rows).keys()) {
+        const turns = rows.filter((r) => r.conversation === c).sort((a, b) => a.turn - b.turn);
+        const i = turns.findIndex((r) => r.ended_ms > killedAt);
+        if (i > 0 && turns[i - 1]!.replica === name) moved.push(turns[i]!);
+        const late = turns.filter((r) => r.sent_ms > killedAt + 3000 && r.replica === name);
+        assert.deepEqual(compact(late), [], 'turns sent 3 s after the kill reached the dead replica');
       }
-    });
-    const name = `r${victim + 1}`,
-      m = report.models[0]!,
-      rows = report.rows;
-    assert.equal(m.errors, 0, JSON.stringify(rows.filter((r) => !r.ok)));
-    assert.ok(victim >= 0);
-    // conversations whose last turn that ended before the kill ran on the victim: the next one (in flight at the kill
-    // and retried by the balancer or the client, or sent later) runs elsewhere, with the history's state from Redis
-    const moved: TurnRow[] = [];
-    const compact = (rs: TurnRow[]) =>
-      rs.map(
-        (r) =>
-          `${r.conversation}.${r.turn}@${r.replica}:${r.sent_ms.toFixed(0)}-${r.ended_ms.toFixed(0)}:${r.cached_tokens}/${r.history_tokens}`,
+      const info = `${name} killed at ${killedAt.toFixed(0)} ms: ${compact(rows).join(' ')}`;
+      assert.ok(moved.length > 0, `no conversation lived on the killed replica: ${info}`);
+      for (const r of moved) {
+        assert.notEqual(r.replica, name, info);
+        assert.ok(
+          r.cached_tokens > 0,
+          `conversation ${r.conversation} turn ${r.turn} resumed without its state: ${info}`,
+        );
+      }
+      const afterKill = rows.filter((r) => r.ended_ms > killedAt);
+      const retried = rows.filter((r) => r.retried > 0).length;
+      // requests HAProxy sent again (its log line's termination state, then actconn/feconn/beconn/srv_conn/retries, '+':
+      // redispatched)
+      const lbRetried = cluster.haproxy.log
+        .slice(lbFrom)
+        .split('\n')
+        .filter((l) => /\s[-\w]{4}\s\d+\/\d+\/\d+\/\d+\/\+?[1-9]\d*\s/.test(l)).length;
+      const h = share(afterKill);
+      console.log(
+        `# kill -9 ${name} after ${done >= 36 ? 36 : done} turns: ${moved.length} conversations moved ` +
+          `(cached ${moved.map((r) => `${r.cached_tokens}/${r.history_tokens}`).join(', ')}); ${lbRetried} requests ` +
+          `retried by HAProxy, ${retried} turns failed at the client then succeeded on its retry; after the kill ${(100 * h.prompt).toFixed(1)}% of prompt tokens cached ` +
+          `(${(100 * h.history).toFixed(1)}% of history)`,
       );
-    for (const c of homes(rows).keys()) {
-      const turns = rows.filter((r) => r.conversation === c).sort((a, b) => a.turn - b.turn);
-      const i = turns.findIndex((r) => r.ended_ms > killedAt);
-      if (i > 0 && turns[i - 1]!.replica === name) moved.push(turns[i]!);
-      const late = turns.filter((r) => r.sent_ms > killedAt + 3000 && r.replica === name);
-      assert.deepEqual(compact(late), [], 'turns sent 3 s after the kill reached the dead replica');
+    } finally {
+      if (victim >= 0) await cluster.restart(victim); // the next tests need three replicas
     }
-    const info = `${name} killed at ${killedAt.toFixed(0)} ms: ${compact(rows).join(' ')}`;
-    assert.ok(moved.length > 0, `no conversation lived on the killed replica: ${info}`);
-    for (const r of moved) {
-      assert.notEqual(r.replica, name, info);
-      assert.ok(
-        r.cached_tokens > 0,
-        `conversation ${r.conversation} turn ${r.turn} resumed without its state: ${info}`,
-      );
-    }
-    const afterKill = rows.filter((r) => r.ended_ms > killedAt);
-    const retried = rows.filter((r) => r.retried > 0).length;
-    // requests HAProxy sent again (its log line's termination state, then actconn/feconn/beconn/srv_conn/retries, '+':
-    // redispatched)
-    const lbRetried = cluster.haproxy.log
-      .slice(lbFrom)
-      .split('\n')
-      .filter((l) => /\s[-\w]{4}\s\d+\/\d+\/\d+\/\d+\/\+?[1-9]\d*\s/.test(l)).length;
-    const h = share(afterKill);
-    console.log(
-      `# kill -9 ${name} after ${done >= 36 ? 36 : done} turns: ${moved.length} conversations moved ` +
-        `(cached ${moved.map((r) => `${r.cached_tokens}/${r.history_tokens}`).join(', ')}); ${lbRetried} requests ` +
-        `retried by HAProxy, ${retried} turns failed at the client then succeeded on its retry; after the kill ${(100 * h.prompt).toFixed(1)}% of prompt tokens cached ` +
-        `(${(100 * h.history).toFixed(1)}% of history)`,
-    );
-    await cluster.restart(victim);
   }));
 
 test('SIGTERM of a replica under load: the balancer stops routing to it within a check interval, its streams finish, no request fails', async () =>
   withLogs(async () => {
-    let done = 0,
-      termAt = Infinity,
-      downAfter: Promise<number> | null = null;
-    const victim = 1,
-      name = `r${victim + 1}`;
-    const report = await run(3, 12, 5, 0, (r) => {
-      if (++done === 20) {
-        termAt = r.ended_ms;
-        const t = Date.now(),
-          lb = cluster.haproxy,
-          from = lb.log.length;
-        cluster.replicas[victim]!.kill('SIGTERM');
-        // how long until HAProxy takes it out of rotation (its log says so)
-        downAfter = until(() => lb.log.includes(`fury_replicas/${name} is DOWN`, from), 10_000, `${name} DOWN`).then(
-          () => Date.now() - t,
-        );
-      }
-    });
-    const rows = report.rows;
-    assert.equal(report.models[0]!.errors, 0, JSON.stringify(rows.filter((r) => !r.ok)));
-    const down = await downAfter!;
-    // one check interval (1 s) plus the check itself
-    assert.ok(down <= 1500, `${name} taken out of rotation ${down} ms after SIGTERM`);
-    // and nothing sent after that reached it (a request it refused while draining was retried elsewhere)
-    const late = rows.filter((r) => r.sent_ms > termAt + down && r.replica === name);
-    assert.deepEqual(late, []);
-    const during = rows.filter((r) => r.sent_ms < termAt && r.ended_ms > termAt && r.replica === name).length;
-    console.log(`# SIGTERM ${name}: out of rotation after ${down} ms; ${during} turns in flight on it finished there`);
-    assert.equal(await cluster.replicas[victim]!.exited, 0, 'the drained replica exits 0');
-    assert.match(cluster.replicas[victim]!.log, /draining/);
-    await cluster.restart(victim);
+    const victim = 1;
+    try {
+      let done = 0,
+        termAt = Infinity,
+        downAfter: Promise<number> | null = null;
+      const name = `r${victim + 1}`;
+      const report = await run(3, 12, 5, 0, (r) => {
+        if (++done === 20) {
+          termAt = r.ended_ms;
+          const t = Date.now(),
+            lb = cluster.haproxy,
+            from = lb.log.length;
+          cluster.replicas[victim]!.kill('SIGTERM');
+          // how long until HAProxy takes it out of rotation (its log says so)
+          downAfter = until(() => lb.log.includes(`fury_replicas/${name} is DOWN`, from), 10_000, `${name} DOWN`).then(
+            () => Date.now() - t,
+          );
+        }
+      });
+      const rows = report.rows;
+      assert.equal(report.models[0]!.errors, 0, JSON.stringify(rows.filter((r) => !r.ok)));
+      const down = await downAfter!;
+      // one check interval (1 s) plus the check itself
+      assert.ok(down <= 1500, `${name} taken out of rotation ${down} ms after SIGTERM`);
+      // and nothing sent after that reached it (a request it refused while draining was retried elsewhere)
+      const late = rows.filter((r) => r.sent_ms > termAt + down && r.replica === name);
+      assert.deepEqual(late, []);
+      const during = rows.filter((r) => r.sent_ms < termAt && r.ended_ms > termAt && r.replica === name).length;
+      console.log(
+        `# SIGTERM ${name}: out of rotation after ${down} ms; ${during} turns in flight on it finished there`,
+      );
+      assert.equal(await cluster.replicas[victim]!.exited, 0, 'the drained replica exits 0');
+      assert.match(cluster.replicas[victim]!.log, /draining/);
+    } finally {
+      cluster.replicas[victim]!.kill('SIGKILL');
+      await cluster.restart(victim); // the next test needs three replicas
+    }
   }));
 
 test('Redis stopped mid-run: every request still succeeds (misses, not failures); it is picked up again when back', async () =>
