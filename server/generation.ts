@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { QueueFullError, RequestTooLargeError } from '../engine/scheduler.js';
 import { ApiError, badRequest, modelNotFound, toApiError, unavailable } from './errors.js';
 import {
+  callId,
   chatBody,
   chatReply,
   chunk,
@@ -19,7 +20,7 @@ import {
 import { runGeneration, type ChoiceResult, type GenerationSink } from '../engine/output.js';
 import type { Engine } from '../engine/engine.js';
 import { GrammarError, type TokenConstraint } from '../engine/text/grammar.js';
-import { withToolPrompt } from '../engine/text/tools.js';
+import { ToolCallStream, withToolPrompt, type ToolStreamEvent } from '../engine/text/tools.js';
 import { responseObject, responsesToChat, ResponsesStream } from './openai/responses-api.js';
 import { SseStream } from './openai/sse.js';
 import type { ServerState } from './state.js';
@@ -261,29 +262,16 @@ async function endStream(
   reply: FastifyReply,
   o: Outcome,
   u: ReturnType<typeof usage> | null,
+  tools: ToolDeltas | null,
 ): Promise<void> {
   const { error, head, req } = o,
     kind = req.kind;
   if (!openEnd(s, reply, o)) return;
   for (const r of o.results ?? []) {
     let f = finishReason(r);
-    if (!error && toolsActive(req)) {
-      // the buffered reply: its text, then each call whole (OpenAI's tool_calls deltas, one per call)
-      const reply = chatReply(req, r);
-      f = reply.finish;
-      if (reply.content) await s.send(chunk(head, kind, r.index, { text: reply.content }));
-      if (reply.toolCalls.length)
-        await s.send({
-          ...chunk(head, kind, r.index, {}),
-          choices: [
-            {
-              index: r.index,
-              delta: { tool_calls: reply.toolCalls.map((c, k) => ({ index: k, ...c })) },
-              logprobs: null,
-              finish_reason: null,
-            },
-          ],
-        });
+    if (!error && tools) {
+      await tools.end(r.index); // what the split held back (a possible marker's beginning, a closing brace)
+      f = chatReply(req, r).finish;
     }
     if (f) await s.send(chunk(head, kind, r.index, { finish: f }));
   }
@@ -325,11 +313,58 @@ async function endResponses(s: SseStream, reply: FastifyReply, o: Outcome, event
   await s.end(false);
 }
 
-/** A stream's sink: headers (and the chat role delta, the echo) when the first choice starts, then text deltas. */
-function streamSink(s: SseStream, req: GenRequest, head: ResponseHead, echoes: string[]): GenerationSink {
+/** A chat stream with tools: each choice's reply split into text and tool calls as it is generated (ToolCallStream)
+ *  and sent as OpenAI frames them: content deltas, then per call a delta with its id, type and name, then its arguments
+ *  in pieces. */
+class ToolDeltas {
+  private readonly choices = new Map<number, ToolCallStream>();
+  constructor(
+    private readonly s: SseStream,
+    private readonly head: ResponseHead,
+    private readonly req: GenRequest,
+  ) {}
+
+  private of(i: number): ToolCallStream {
+    let c = this.choices.get(i);
+    if (!c) this.choices.set(i, (c = new ToolCallStream(this.req.toolChoice)));
+    return c;
+  }
+
+  push(i: number, text: string): Promise<void> {
+    return this.send(i, this.of(i).push(text));
+  }
+
+  end(i: number): Promise<void> {
+    return this.send(i, this.of(i).end());
+  }
+
+  /** Every event's chunk queued now, in order (SseStream writes in the order of its calls). */
+  private async send(i: number, events: ToolStreamEvent[]): Promise<void> {
+    await Promise.all(events.map((e) => this.s.send(this.frame(i, e))));
+  }
+
+  private frame(i: number, e: ToolStreamEvent) {
+    const kind = this.req.kind;
+    if (e.kind === 'text') return chunk(this.head, kind, i, { text: e.text });
+    if (e.kind === 'args')
+      return chunk(this.head, kind, i, { toolCalls: [{ index: e.index, function: { arguments: e.text } }] });
+    return chunk(this.head, kind, i, {
+      toolCalls: [{ index: e.index, id: callId(), type: 'function', function: { name: e.name, arguments: '' } }],
+    });
+  }
+}
+
+/** A stream's sink: headers (and the chat role delta, the echo) when the first choice starts, then text deltas (with
+ *  tools: text and tool-call deltas, `tools`). */
+function streamSink(
+  s: SseStream,
+  req: GenRequest,
+  head: ResponseHead,
+  echoes: string[],
+  tools: ToolDeltas | null,
+): GenerationSink {
   const kind = req.kind,
-    offsets = new Map<number, number>(),
-    buffered = toolsActive(req);
+    offsets = new Map<number, number>();
   return {
     onStart: (i) => {
       s.open({ 'x-request-id': head.id });
@@ -341,7 +376,7 @@ function streamSink(s: SseStream, req: GenRequest, head: ResponseHead, echoes: s
       }
     },
     onDelta: (i, text, lps) => {
-      if (buffered) return; // tool calls: the reply goes out parsed, at the end
+      if (tools) return void tools.push(i, text);
       const offset = offsets.get(i) ?? 0;
       offsets.set(i, offset + lps.reduce((a, l) => a + l.token.length, 0));
       void s.send(chunk(head, kind, i, { text, logprobs: req.logprobs === null ? null : lps, offset }));
@@ -427,6 +462,7 @@ export function generationHandler(state: ServerState, api: 'completion' | 'chat'
     const { c, opts: base } = controls(state, reply, req, head);
     const opts = { ...base, constraints };
     let sse: SseStream | null = null;
+    let tools: ToolDeltas | null = null;
     let results: ChoiceResult[] | null = null;
     let events: ResponsesStream | null = null;
     let error: ApiError | null = null;
@@ -444,7 +480,10 @@ export function generationHandler(state: ServerState, api: 'completion' | 'chat'
             },
             onDelta: (_i, text) => rs.delta(text),
           });
-        } else results = await runGeneration(host, req, prompts, maxTokens, opts, streamSink(sse, req, head, echoes));
+        } else {
+          tools = toolsActive(req) ? new ToolDeltas(sse, head, req) : null;
+          results = await runGeneration(host, req, prompts, maxTokens, opts, streamSink(sse, req, head, echoes, tools));
+        }
       } else {
         results = await runGeneration(host, req, prompts, maxTokens, opts);
       }
@@ -461,7 +500,7 @@ export function generationHandler(state: ServerState, api: 'completion' | 'chat'
     const u = observe(state, request, o);
     if (!error) warmNextTurn(host, req, prompts[0]!, results);
     if (req.stream && events) return endResponses(sse!, reply, o, events);
-    if (req.stream) return endStream(sse!, reply, o, u);
+    if (req.stream) return endStream(sse!, reply, o, u, tools);
     if (c.clientGone) return;
     reply.header('x-request-id', head.id);
     if (error) throw error;

@@ -120,3 +120,94 @@ export function parseToolCalls(text: string, choice: ToolChoice): { content: str
   const content = rest.trim();
   return { content: calls.length && !content ? null : calls.length ? content : text, calls };
 }
+
+/** What a streamed reply is made of, as it is generated: text, the start of a call (its name), argument text. */
+export type ToolStreamEvent =
+  | { kind: 'text'; text: string }
+  | { kind: 'call'; index: number; name: string }
+  | { kind: 'args'; index: number; text: string };
+
+/** The start of a call as the grammar writes it: `{"name": "N", "arguments": ` (any JSON whitespace). */
+const CALL_HEAD = /^\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*/;
+/** A head longer than this that still does not match is not a call (auto mode: it stays text). */
+const MAX_HEAD = 1024;
+
+/** The longest end of `s` that begins `marker` (held back: the next delta may complete it). */
+function partialEnd(s: string, marker: string): number {
+  for (let n = Math.min(s.length, marker.length - 1); n > 0; n--) if (marker.startsWith(s.slice(-n))) return n;
+  return 0;
+}
+
+/**
+ * Splits a reply into text and tool calls while it is generated, so a stream can send OpenAI's tool_calls deltas (a
+ * call's name as soon as it is written, then its arguments as they are written) instead of waiting for the end. The
+ * grammar fixes the framing (toolGrammar): with "auto", text in which each call is `<tool_call>` + head + arguments +
+ * `}</tool_call>`; with "required" or a named tool, one JSON object: head + arguments + `}`. Feeding the whole reply in
+ * any pieces gives the calls and text parseToolCalls finds in it.
+ */
+export class ToolCallStream {
+  private buf = '';
+  private state: 'text' | 'head' | 'args';
+  private calls = 0;
+
+  constructor(private readonly choice: ToolChoice) {
+    this.state = choice === 'auto' ? 'text' : 'head';
+  }
+
+  push(delta: string): ToolStreamEvent[] {
+    this.buf += delta;
+    const out: ToolStreamEvent[] = [];
+    for (;;) {
+      if (this.state === 'text') {
+        const at = this.buf.indexOf(OPEN);
+        const upto = at >= 0 ? at : this.buf.length - partialEnd(this.buf, OPEN);
+        if (upto > 0) out.push({ kind: 'text', text: this.buf.slice(0, upto) });
+        if (at < 0) {
+          this.buf = this.buf.slice(upto);
+          return out;
+        }
+        this.buf = this.buf.slice(at + OPEN.length);
+        this.state = 'head';
+      } else if (this.state === 'head') {
+        const m = CALL_HEAD.exec(this.buf);
+        if (!m) {
+          if (this.choice === 'auto' && this.buf.length > MAX_HEAD) {
+            out.push({ kind: 'text', text: OPEN + this.buf }); // not a call after all
+            this.buf = '';
+            this.state = 'text';
+          }
+          return out;
+        }
+        out.push({ kind: 'call', index: this.calls, name: JSON.parse(m[1]!) as string });
+        this.buf = this.buf.slice(m[0].length);
+        this.state = 'args';
+      } else {
+        // the arguments run to `}</tool_call>` (auto) or to the object's last `}` (required / named: held back)
+        const close = `}${CLOSE}`;
+        const at = this.choice === 'auto' ? this.buf.indexOf(close) : -1;
+        const hold = this.choice === 'auto' ? partialEnd(this.buf, close) : (/\}\s*$/.exec(this.buf)?.[0].length ?? 0);
+        const upto = at >= 0 ? at : this.buf.length - hold;
+        if (upto > 0) out.push({ kind: 'args', index: this.calls, text: this.buf.slice(0, upto) });
+        if (at < 0) {
+          this.buf = this.buf.slice(upto);
+          return out;
+        }
+        this.buf = this.buf.slice(at + close.length);
+        this.calls++;
+        this.state = 'text';
+      }
+    }
+  }
+
+  /** The rest, at the end of the reply. */
+  end(): ToolStreamEvent[] {
+    const rest = this.buf;
+    this.buf = '';
+    if (!rest) return [];
+    if (this.state === 'text') return [{ kind: 'text', text: rest }];
+    if (this.state === 'head') return this.choice === 'auto' ? [{ kind: 'text', text: OPEN + rest }] : [];
+    // required / named: the held-back end is the object's closing brace
+    const args = this.choice === 'auto' ? rest : rest.replace(/\}\s*$/, '');
+    return args ? [{ kind: 'args', index: this.calls, text: args }] : [];
+  }
+}

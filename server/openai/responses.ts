@@ -16,12 +16,15 @@ export function chatReply(req: GenRequest, r: ChoiceResult) {
   if (!toolsActive(req)) return { content: r.text, toolCalls: [], finish };
   const { content, calls } = parseToolCalls(r.text, req.toolChoice);
   const toolCalls = calls.map((c) => ({
-    id: `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`,
+    id: callId(),
     type: 'function' as const,
     function: { name: c.name, arguments: c.arguments },
   }));
   return { content, toolCalls, finish: toolCalls.length && finish === 'stop' ? ('tool_calls' as const) : finish };
 }
+
+/** A tool call's id, as OpenAI spells them. */
+export const callId = () => `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`;
 
 export const finishReason = (r: ChoiceResult): Finish | null =>
   r.end === 'stop' || r.end === 'stop_string' ? 'stop' : r.end === 'length' ? 'length' : null;
@@ -167,7 +170,15 @@ export function chunk(
   h: ResponseHead,
   kind: 'completion' | 'chat',
   index: number,
-  part: { role?: true; text?: string; logprobs?: TokenLogprobInfo[] | null; finish?: Finish; offset?: number },
+  part: {
+    role?: true;
+    text?: string;
+    logprobs?: TokenLogprobInfo[] | null;
+    finish?: Finish;
+    offset?: number;
+    /** OpenAI's tool_calls delta entries ({index, id?, type?, function: {name?, arguments}}). */
+    toolCalls?: object[];
+  },
 ) {
   const finish_reason = part.finish ?? null;
   if (kind === 'completion') {
@@ -186,7 +197,13 @@ export function chunk(
       ],
     };
   }
-  const delta = part.role ? { role: 'assistant', content: '' } : part.text !== undefined ? { content: part.text } : {};
+  const delta = part.role
+    ? { role: 'assistant', content: '' }
+    : part.toolCalls
+      ? { tool_calls: part.toolCalls }
+      : part.text !== undefined
+        ? { content: part.text }
+        : {};
   return {
     id: h.id,
     object: 'chat.completion.chunk',

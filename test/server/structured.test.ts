@@ -180,7 +180,16 @@ for (const arch of ['2mamba', 'softmax'] as const)
         finish = c.choices[0]?.finish_reason ?? finish;
       }
       assert.equal(finish, 'tool_calls');
-      check(deltas);
+      // OpenAI's framing: the first delta of a call has its id, type and name, then its arguments come in pieces
+      assert.ok(deltas[0].id.startsWith('call_') && deltas[0].type === 'function' && deltas[0].function.name);
+      assert.equal(deltas[0].function.arguments, '');
+      assert.ok(deltas.length > 2, `${deltas.length} tool_calls deltas: the arguments were not streamed`);
+      const calls: { function: { name: string; arguments: string } }[] = [];
+      for (const d of deltas) {
+        calls[d.index] ??= { function: { name: d.function.name, arguments: '' } };
+        calls[d.index]!.function.arguments += d.function.arguments ?? '';
+      }
+      check(calls);
       // the call and its result in the history: the next turn renders and runs
       const next = await s.client.chat.completions.create({
         model: 'm',
