@@ -66,8 +66,12 @@ export function withToolPrompt(messages: readonly ChatMessage[], tools: readonly
   return out;
 }
 
-/** The grammar a tool choice puts on the output; null for "none". */
-export function toolGrammar(tools: readonly ToolSpec[], choice: ToolChoice): GrammarSpec | null {
+/** Most calls in one reply under "required" with parallel calls (a model that never closes the array stops here). */
+export const MAX_PARALLEL_CALLS = 8;
+
+/** The grammar a tool choice puts on the output; null for "none". `parallel` (OpenAI's parallel_tool_calls): with
+ *  "required", one or more calls as a JSON array, else exactly one. */
+export function toolGrammar(tools: readonly ToolSpec[], choice: ToolChoice, parallel = false): GrammarSpec | null {
   if (choice === 'none') return null;
   const call = (t: ToolSpec) => ({
     type: 'object',
@@ -86,15 +90,19 @@ export function toolGrammar(tools: readonly ToolSpec[], choice: ToolChoice): Gra
       })),
     };
   const chosen = choice === 'required' ? tools : tools.filter((t) => t.name === choice.name);
+  const one = chosen.length === 1 ? call(chosen[0]!) : { anyOf: chosen.map(call) };
   return {
     kind: 'json_schema',
-    schema: chosen.length === 1 ? call(chosen[0]!) : { anyOf: chosen.map(call) },
+    schema:
+      choice === 'required' && parallel
+        ? { type: 'array', items: one, minItems: 1, maxItems: MAX_PARALLEL_CALLS }
+        : one,
     strict: true,
   };
 }
 
 /** The calls in a generated text and the text around them (null when only calls): with "required" or a named tool
- *  the whole text is one call; with "auto" every complete `<tool_call>` block is one. A block that does not parse
+ *  the whole text is one call or an array of calls; with "auto" every complete `<tool_call>` block is one. A block that does not parse
  *  stays text. */
 export function parseToolCalls(text: string, choice: ToolChoice): { content: string | null; calls: ToolCall[] } {
   const asCall = (json: string): ToolCall | null => {
@@ -107,8 +115,17 @@ export function parseToolCalls(text: string, choice: ToolChoice): { content: str
   };
   if (choice === 'none') return { content: text, calls: [] };
   if (choice !== 'auto') {
-    const c = asCall(text);
-    return c ? { content: null, calls: [c] } : { content: text, calls: [] };
+    // one call, or (required with parallel_tool_calls) an array of them
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch {
+      return { content: text, calls: [] };
+    }
+    const calls = (Array.isArray(v) ? v : [v]).map((x) => asCall(JSON.stringify(x)));
+    return calls.length && calls.every((c) => c)
+      ? { content: null, calls: calls as ToolCall[] }
+      : { content: text, calls: [] };
   }
   const calls: ToolCall[] = [];
   const rest = text.replace(/<tool_call>([\s\S]*?)<\/tool_call>/g, (whole, json: string) => {
@@ -138,17 +155,54 @@ function partialEnd(s: string, marker: string): number {
   return 0;
 }
 
+/** Where a JSON value that starts at the beginning of the text fed so far ends: brackets counted outside strings. */
+class JsonEnd {
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private started = false;
+  /** Whether the value has ended. */
+  done = false;
+
+  /** How many characters of `s` belong to the value (all of them while it has not ended; then `done`). */
+  scan(s: string): number {
+    for (let i = 0; i < s.length; i++) {
+      const c = s[i]!;
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === '\\') this.escaped = true;
+        else if (c === '"') this.inString = false;
+      } else if (c === '"') this.inString = true;
+      else if (c === '{' || c === '[') {
+        this.depth++;
+        this.started = true;
+      } else if (c === '}' || c === ']') {
+        this.depth--;
+        if (this.started && this.depth === 0) {
+          this.done = true;
+          return i + 1;
+        }
+      }
+    }
+    return s.length;
+  }
+}
+
 /**
  * Splits a reply into text and tool calls while it is generated, so a stream can send OpenAI's tool_calls deltas (a
  * call's name as soon as it is written, then its arguments as they are written) instead of waiting for the end. The
  * grammar fixes the framing (toolGrammar): with "auto", text in which each call is `<tool_call>` + head + arguments +
- * `}</tool_call>`; with "required" or a named tool, one JSON object: head + arguments + `}`. Feeding the whole reply in
- * any pieces gives the calls and text parseToolCalls finds in it.
+ * `}</tool_call>`; with "required" or a named tool, head + arguments + `}` (one call) or a JSON array of such calls.
+ * The arguments' end is found by counting brackets outside strings. Feeding a whole reply in any pieces gives the
+ * calls and the text parseToolCalls finds in it.
  */
 export class ToolCallStream {
   private buf = '';
-  private state: 'text' | 'head' | 'args';
+  private state: 'text' | 'head' | 'args' | 'tail' | 'done';
   private calls = 0;
+  private args = new JsonEnd();
+  /** required / named: null until the first character says whether the calls are an array. */
+  private array: boolean | null = null;
 
   constructor(private readonly choice: ToolChoice) {
     this.state = choice === 'auto' ? 'text' : 'head';
@@ -157,45 +211,65 @@ export class ToolCallStream {
   push(delta: string): ToolStreamEvent[] {
     this.buf += delta;
     const out: ToolStreamEvent[] = [];
-    for (;;) {
-      if (this.state === 'text') {
+    while (this.step(out));
+    return out;
+  }
+
+  /** One move of the state machine; false when it needs more text. */
+  private step(out: ToolStreamEvent[]): boolean {
+    const auto = this.choice === 'auto';
+    switch (this.state) {
+      case 'text': {
         const at = this.buf.indexOf(OPEN);
         const upto = at >= 0 ? at : this.buf.length - partialEnd(this.buf, OPEN);
         if (upto > 0) out.push({ kind: 'text', text: this.buf.slice(0, upto) });
-        if (at < 0) {
-          this.buf = this.buf.slice(upto);
-          return out;
-        }
-        this.buf = this.buf.slice(at + OPEN.length);
+        this.buf = this.buf.slice(at >= 0 ? at + OPEN.length : upto);
+        if (at < 0) return false;
         this.state = 'head';
-      } else if (this.state === 'head') {
+        return true;
+      }
+      case 'head': {
+        if (!auto && this.array === null) {
+          const lead = /^\s*(\S)/.exec(this.buf);
+          if (!lead) return false;
+          this.array = lead[1] === '[';
+          if (this.array) this.buf = this.buf.slice(lead[0].length);
+        }
         const m = CALL_HEAD.exec(this.buf);
         if (!m) {
-          if (this.choice === 'auto' && this.buf.length > MAX_HEAD) {
+          if (auto && this.buf.length > MAX_HEAD) {
             out.push({ kind: 'text', text: OPEN + this.buf }); // not a call after all
             this.buf = '';
             this.state = 'text';
+            return true;
           }
-          return out;
+          return false;
         }
         out.push({ kind: 'call', index: this.calls, name: JSON.parse(m[1]!) as string });
         this.buf = this.buf.slice(m[0].length);
+        this.args = new JsonEnd();
         this.state = 'args';
-      } else {
-        // the arguments run to `}</tool_call>` (auto) or to the object's last `}` (required / named: held back)
-        const close = `}${CLOSE}`;
-        const at = this.choice === 'auto' ? this.buf.indexOf(close) : -1;
-        const hold = this.choice === 'auto' ? partialEnd(this.buf, close) : (/\}\s*$/.exec(this.buf)?.[0].length ?? 0);
-        const upto = at >= 0 ? at : this.buf.length - hold;
-        if (upto > 0) out.push({ kind: 'args', index: this.calls, text: this.buf.slice(0, upto) });
-        if (at < 0) {
-          this.buf = this.buf.slice(upto);
-          return out;
-        }
-        this.buf = this.buf.slice(at + close.length);
-        this.calls++;
-        this.state = 'text';
+        return true;
       }
+      case 'args': {
+        const n = this.args.scan(this.buf);
+        if (n > 0) out.push({ kind: 'args', index: this.calls, text: this.buf.slice(0, n) });
+        this.buf = this.buf.slice(n);
+        if (!this.args.done) return false;
+        this.state = 'tail';
+        return true;
+      }
+      case 'tail': {
+        // after the arguments: the call's closing brace, then `</tool_call>` (auto) or `,` / `]` (array) or the end
+        const m = (auto ? /^\s*\}\s*<\/tool_call>/ : this.array ? /^\s*\}\s*([,\]])/ : /^\s*\}/).exec(this.buf);
+        if (!m) return false;
+        this.buf = this.buf.slice(m[0].length);
+        this.calls++;
+        this.state = auto ? 'text' : this.array && m[1] === ',' ? 'head' : 'done';
+        return true;
+      }
+      default:
+        return false;
     }
   }
 
@@ -205,9 +279,7 @@ export class ToolCallStream {
     this.buf = '';
     if (!rest) return [];
     if (this.state === 'text') return [{ kind: 'text', text: rest }];
-    if (this.state === 'head') return this.choice === 'auto' ? [{ kind: 'text', text: OPEN + rest }] : [];
-    // required / named: the held-back end is the object's closing brace
-    const args = this.choice === 'auto' ? rest : rest.replace(/\}\s*$/, '');
-    return args ? [{ kind: 'args', index: this.calls, text: args }] : [];
+    if (this.state === 'head' && this.choice === 'auto') return [{ kind: 'text', text: OPEN + rest }];
+    return [];
   }
 }

@@ -51,7 +51,10 @@ export const FIELD_NOTES: Record<string, [Status, string]> = {
   chat_template_kwargs: ['supported', 'extra chat-template variables'],
   tools: ['supported', 'function tools'],
   tool_choice: ['supported', '"none", "auto", "required" or a named function'],
-  parallel_tool_calls: ['ignored', '"auto" may call several; "required" / named make one call'],
+  parallel_tool_calls: [
+    'supported',
+    'with "required": true (default) one or more calls, false exactly one; "auto" may call several either way; a named tool is one call',
+  ],
   response_format: ['supported', 'text, json_object, json_schema (XGrammar)'],
   guided_json: ['supported', 'vLLM (XGrammar)'],
   guided_choice: ['supported', 'vLLM (XGrammar)'],

@@ -241,7 +241,9 @@ function toolsAndGrammar(kind: GenRequest['kind'], b: Body, messages: ChatMessag
       grammar.param,
     );
   const calls =
-    t.tools && t.toolChoice !== 'none' ? { spec: toolGrammar(t.tools, t.toolChoice)!, param: 'tools' } : null;
+    t.tools && t.toolChoice !== 'none'
+      ? { spec: toolGrammar(t.tools, t.toolChoice, b.parallel_tool_calls !== false)!, param: 'tools' }
+      : null;
   return { grammar: grammar ?? calls, ...t };
 }
 

@@ -81,6 +81,8 @@ test('ToolCallStream: any piecing of a reply streams the text and calls parseToo
     ['<tool_call>not json at all, so text', 'auto'],
     ['{"name": "a", "arguments": {"x": [1, {"y": "}"}]}}', 'required'],
     ['{"name": "b", "arguments": {}}', { name: 'b' }],
+    ['[{"name": "a", "arguments": {"x": "]}, {"}}, {"name": "b", "arguments": {"y": [1, 2]}} ]', 'required'],
+    [' [ {"name":"a","arguments":{}} ]', 'required'],
   ];
   for (const [text, choice] of cases)
     for (let k = 0; k < 20; k++) {
@@ -94,4 +96,21 @@ test('ToolCallStream: any piecing of a reply streams the text and calls parseToo
       );
       assert.equal(got.content.trim(), (want.content ?? '').trim(), msg);
     }
+});
+
+test('toolGrammar with parallel calls: "required" takes an array of calls, a named tool stays one call', () => {
+  const tools = [{ name: 'a', parameters: { type: 'object' } }];
+  const g = toolGrammar(tools, 'required', true) as { schema: { type?: string; minItems?: number } };
+  assert.equal(g.schema.type, 'array');
+  assert.equal(g.schema.minItems, 1);
+  assert.notEqual((toolGrammar(tools, 'required', false) as { schema: { type?: string } }).schema.type, 'array');
+  assert.notEqual((toolGrammar(tools, { name: 'a' }, true) as { schema: { type?: string } }).schema.type, 'array');
+  assert.deepEqual(
+    parseToolCalls('[{"name": "a", "arguments": {"k": 1}}, {"name": "a", "arguments": {}}]', 'required').calls,
+    [
+      { name: 'a', arguments: '{"k":1}' },
+      { name: 'a', arguments: '{}' },
+    ],
+  );
+  assert.equal(parseToolCalls('[{"name": "a"}, 3]', 'required').calls.length, 0, 'an array with a non-call is text');
 });

@@ -143,34 +143,44 @@ for (const arch of ['2mamba', 'softmax'] as const)
     const s = await startServer([{ name: 'm', arch }]);
     try {
       const messages = [{ role: 'user' as const, content: 'What is the weather in Paris?' }];
+      // every call names a tool and matches its schema: one call for a named tool, one or more for "required"
+      // (parallel_tool_calls defaults to true)
       const check = (calls: { function: { name: string; arguments: string } }[] | undefined, name?: string) => {
-        assert.equal(calls?.length, 1);
-        const f = calls![0]!.function;
-        if (name) assert.equal(f.name, name);
-        const args = JSON.parse(f.arguments);
-        assert.ok(f.name === 'now' ? Object.keys(args).length === 0 : weatherArgs(args), f.arguments);
+        assert.ok(calls?.length && (!name || calls.length === 1), `${calls?.length} calls`);
+        for (const { function: f } of calls!) {
+          if (name) assert.equal(f.name, name);
+          const args = JSON.parse(f.arguments);
+          assert.ok(f.name === 'now' ? Object.keys(args).length === 0 : weatherArgs(args), f.arguments);
+        }
       };
-      for (const tool_choice of ['required', { type: 'function', function: { name: 'get_weather' } }] as const) {
+      const named = { type: 'function', function: { name: 'get_weather' } } as const;
+      for (const [tool_choice, parallel, one] of [
+        ['required', false, true],
+        [named, true, true],
+        ['required', true, false], // one or more calls (at most MAX_PARALLEL_CALLS)
+      ] as const) {
         const r = await s.client.chat.completions.create({
           model: 'm',
           messages,
           tools,
           tool_choice,
-          max_tokens: 160,
+          parallel_tool_calls: parallel,
+          max_tokens: one ? 160 : 1200,
           temperature: 1,
         });
         const ch = r.choices[0]!;
         assert.equal(ch.finish_reason, 'tool_calls');
         assert.equal(ch.message.content, null);
         assert.ok(ch.message.tool_calls![0]!.id.startsWith('call_'));
+        if (one) assert.equal(ch.message.tool_calls!.length, 1);
         check(ch.message.tool_calls as never, typeof tool_choice === 'object' ? 'get_weather' : undefined);
       }
       const stream = await s.client.chat.completions.create({
         model: 'm',
         messages,
         tools,
-        tool_choice: 'required',
-        max_tokens: 160, // a string may be sampled as one token per character
+        tool_choice: 'required', // parallel_tool_calls by default: one or more calls, streamed as a JSON array
+        max_tokens: 1200, // a string may be sampled as one token per character
         stream: true,
       });
       const deltas: any[] = [];
