@@ -53,7 +53,7 @@ export const FIELD_NOTES: Record<string, [Status, string]> = {
   tool_choice: ['supported', '"none", "auto", "required" or a named function'],
   parallel_tool_calls: [
     'supported',
-    'with "required": true (default) one or more calls, false exactly one; "auto" may call several either way; a named tool is one call',
+    'with "required": true allows one or more calls, unset or false exactly one (a small model held to an array repeats calls); "auto" may call several either way; a named tool is one call',
   ],
   response_format: ['supported', 'text, json_object, json_schema (XGrammar)'],
   guided_json: ['supported', 'vLLM (XGrammar)'],

@@ -242,7 +242,7 @@ function toolsAndGrammar(kind: GenRequest['kind'], b: Body, messages: ChatMessag
     );
   const calls =
     t.tools && t.toolChoice !== 'none'
-      ? { spec: toolGrammar(t.tools, t.toolChoice, b.parallel_tool_calls !== false)!, param: 'tools' }
+      ? { spec: toolGrammar(t.tools, t.toolChoice, b.parallel_tool_calls === true)!, param: 'tools' }
       : null;
   return { grammar: grammar ?? calls, ...t };
 }

@@ -179,7 +179,8 @@ for (const arch of ['2mamba', 'softmax'] as const)
         model: 'm',
         messages,
         tools,
-        tool_choice: 'required', // parallel_tool_calls by default: one or more calls, streamed as a JSON array
+        tool_choice: 'required',
+        parallel_tool_calls: true, // one or more calls, streamed as a JSON array
         max_tokens: 1200, // a string may be sampled as one token per character
         stream: true,
       });
