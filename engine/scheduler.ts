@@ -342,6 +342,7 @@ export class Scheduler {
   failure: Error | null = null;
 
   private failAll(err: Error): void {
+    this.ahead = null; // a step submitted ahead fails with the same cause
     const started = [...this.running, ...this.waiting.filter((r) => r.fed > 0)],
       waiting = this.waiting.filter((r) => r.fed === 0);
     for (const r of [...this.running, ...this.waiting]) {
@@ -542,14 +543,14 @@ export class Scheduler {
     }
     if (next.some((d) => d === null)) return;
     const ahead = items.map(({ r }) => ({ r, ids: [] as number[], last: true }));
-    this.ahead = {
-      items: ahead,
-      sampling: next,
-      result: this.pool.submitSampled(
-        ahead.map(({ r }) => ({ seq: r.seq!, ids: null })),
-        next,
-      ),
-    };
+    const result = this.pool.submitSampled(
+      ahead.map(({ r }) => ({ seq: r.seq!, ids: null })),
+      next,
+    );
+    // awaited by the next step, not now: a failure before then (the backend closed under it) is that step's, not an
+    // unhandled rejection
+    result.catch(() => {});
+    this.ahead = { items: ahead, sampling: next, result };
     this.aheadSteps++;
   }
 
