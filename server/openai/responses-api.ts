@@ -2,11 +2,12 @@
 // items → messages, instructions → a system message, function tools, text.format → response_format) and runs on the
 // same path; its result comes back as a Response object, or as the Responses event sequence when streamed.
 import { randomUUID } from 'node:crypto';
+import { ToolCallStream, type ToolStreamEvent } from '../../engine/text/tools.js';
 import type { ChoiceResult } from '../../engine/output.js';
 import { badRequest } from '../errors.js';
 import { preview } from '../../lib/preview.js';
 import type { GenRequest } from './requests.js';
-import { chatReply, usage } from './responses.js';
+import { callId, chatReply, usage } from './responses.js';
 import type { SseStream } from './sse.js';
 
 type Body = Record<string, unknown>;
@@ -171,19 +172,26 @@ export function responseObject(
   };
 }
 
-/** The Responses event sequence of one streamed response: created / in_progress, a message item whose text streams as
- *  output_text deltas (with tools: the text and the calls at the end), then completed. */
+/** The Responses event sequence of one streamed response: created / in_progress, then each output item as it is
+ *  generated — the message's text as output_text deltas; with tools, each function call as soon as its name is written
+ *  and its arguments as function_call_arguments deltas (ToolCallStream) — then each item's done events and completed. */
 export class ResponsesStream {
   private seq = 0;
-  private readonly msgId = `msg_${randomUUID().replace(/-/g, '')}`;
-  private opened = false;
+  private next = 0;
+  private readonly split: ToolCallStream | null;
+  private message: { index: number; id: string; text: string } | null = null;
+  /** With tools: whitespace before any content, held (a reply of calls only has no message item). */
+  private space = '';
+  private readonly calls: { index: number; id: string; callId: string; name: string; args: string }[] = [];
 
   constructor(
     private readonly s: SseStream,
     private readonly h: ResponseHeadLike,
     private readonly req: GenRequest,
-    private readonly buffered: boolean,
-  ) {}
+    tools: boolean,
+  ) {
+    this.split = tools ? new ToolCallStream(req.toolChoice) : null;
+  }
 
   private send(type: string, data: Body): Promise<void> {
     return this.s.sendEvent(type, { type, sequence_number: this.seq++, ...data });
@@ -195,80 +203,93 @@ export class ResponsesStream {
     void this.send('response.in_progress', { response: r });
   }
 
-  private openMessage(): void {
-    if (this.opened) return;
-    this.opened = true;
-    void this.send('response.output_item.added', {
-      output_index: 0,
-      item: { type: 'message', id: this.msgId, status: 'in_progress', role: 'assistant', content: [] },
-    });
-    void this.send('response.content_part.added', {
-      item_id: this.msgId,
-      output_index: 0,
+  delta(piece: string): void {
+    if (!piece) return;
+    if (!this.split) return this.text(piece);
+    for (const e of this.split.push(piece)) this.event(e);
+  }
+
+  private event(e: ToolStreamEvent): void {
+    if (e.kind === 'text') return this.text(e.text);
+    if (e.kind === 'call') {
+      const c = {
+        index: this.next++,
+        id: `fc_${randomUUID().replace(/-/g, '')}`,
+        callId: callId(),
+        name: e.name,
+        args: '',
+      };
+      this.calls[e.index] = c;
+      void this.send('response.output_item.added', { output_index: c.index, item: this.callItem(c, 'in_progress') });
+      return;
+    }
+    const c = this.calls[e.index]!;
+    c.args += e.text;
+    void this.send('response.function_call_arguments.delta', { item_id: c.id, output_index: c.index, delta: e.text });
+  }
+
+  private text(t: string): void {
+    if (!this.message) {
+      if (this.split && !t.trim()) {
+        this.space += t;
+        return;
+      }
+      t = this.space + t;
+      this.message = { index: this.next++, id: `msg_${randomUUID().replace(/-/g, '')}`, text: '' };
+      const m = { item_id: this.message.id, output_index: this.message.index, content_index: 0 };
+      void this.send('response.output_item.added', {
+        output_index: this.message.index,
+        item: { type: 'message', id: this.message.id, status: 'in_progress', role: 'assistant', content: [] },
+      });
+      void this.send('response.content_part.added', { ...m, part: { type: 'output_text', text: '', annotations: [] } });
+    }
+    this.message.text += t;
+    void this.send('response.output_text.delta', {
+      item_id: this.message.id,
+      output_index: this.message.index,
       content_index: 0,
-      part: { type: 'output_text', text: '', annotations: [] },
+      delta: t,
     });
   }
 
-  delta(piece: string): void {
-    if (this.buffered || !piece) return;
-    this.openMessage();
-    void this.send('response.output_text.delta', {
-      item_id: this.msgId,
-      output_index: 0,
-      content_index: 0,
-      delta: piece,
-    });
+  private callItem(c: ResponsesStream['calls'][number], status: string): Body {
+    return { type: 'function_call', id: c.id, call_id: c.callId, name: c.name, arguments: c.args, status };
   }
 
   async finish(results: ChoiceResult[], promptTokens: number): Promise<void> {
+    if (this.split) for (const e of this.split.end()) this.event(e);
     const final = responseObject(this.h, this.req, results, promptTokens);
-    const items = final.output as Body[];
-    let index = 0;
-    for (const item of items) {
-      if (item.type === 'message') {
-        const t = (item.content as { text: string }[])[0]!.text;
-        if (this.buffered) {
-          this.openMessage();
-          await this.send('response.output_text.delta', {
-            item_id: this.msgId,
-            output_index: index,
-            content_index: 0,
-            delta: t,
-          });
-        }
-        item.id = this.msgId;
-        await this.send('response.output_text.done', {
-          item_id: this.msgId,
-          output_index: index,
-          content_index: 0,
-          text: t,
-        });
-        await this.send('response.content_part.done', {
-          item_id: this.msgId,
-          output_index: index,
-          content_index: 0,
-          part: { type: 'output_text', text: t, annotations: [] },
-        });
-      } else {
-        await this.send('response.output_item.added', {
-          output_index: index,
-          item: { ...item, arguments: '', status: 'in_progress' },
-        });
-        await this.send('response.function_call_arguments.delta', {
-          item_id: item.id,
-          output_index: index,
-          delta: item.arguments,
-        });
+    // the output is what was streamed, item by item in order (their ids and text as sent)
+    const items: [number, () => Promise<Body>][] = this.calls.map((c) => [
+      c.index,
+      async () => {
         await this.send('response.function_call_arguments.done', {
-          item_id: item.id,
-          output_index: index,
-          arguments: item.arguments,
+          item_id: c.id,
+          output_index: c.index,
+          arguments: c.args,
         });
-      }
+        return this.callItem(c, 'completed');
+      },
+    ]);
+    const msg = this.message;
+    if (msg)
+      items.push([
+        msg.index,
+        async () => {
+          const m = { item_id: msg.id, output_index: msg.index, content_index: 0 },
+            part = { type: 'output_text', text: msg.text, annotations: [] };
+          await this.send('response.output_text.done', { ...m, text: msg.text });
+          await this.send('response.content_part.done', { ...m, part });
+          return { type: 'message', id: msg.id, status: 'completed', role: 'assistant', content: [part] };
+        },
+      ]);
+    const output: Body[] = [];
+    for (const [index, done] of items.sort((x, y) => x[0] - y[0])) {
+      const item = await done();
       await this.send('response.output_item.done', { output_index: index, item });
-      index++;
+      output.push(item);
     }
+    final.output = output;
     await this.send(final.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response: final });
   }
 }

@@ -80,6 +80,33 @@ test('the openai SDK: responses.create (text, instructions, max_output_tokens), 
     const call = t.output.find((o) => o.type === 'function_call') as any;
     assert.equal(call?.name, 'get_weather');
     assert.ok(['Paris', 'Rome'].includes(JSON.parse(call.arguments).city));
+    // streamed: the call's item as soon as its name is written, its arguments in deltas that add up to the final ones
+    const ts = await s.client.responses.create({
+      model: 'm',
+      input: 'Weather?',
+      tools,
+      tool_choice: 'required',
+      max_output_tokens: 80,
+      stream: true,
+    });
+    const args = new Map<string, string>();
+    let pieces = 0,
+      done: any = null,
+      added: any = null;
+    for await (const e of ts as AsyncIterable<any>) {
+      if (e.type === 'response.output_item.added' && e.item.type === 'function_call') added = e.item;
+      if (e.type === 'response.function_call_arguments.delta') {
+        args.set(e.item_id, (args.get(e.item_id) ?? '') + e.delta);
+        pieces++;
+      }
+      if (e.type === 'response.completed') done = e.response;
+    }
+    const streamed = done.output.find((o: any) => o.type === 'function_call');
+    assert.equal(added?.name, 'get_weather');
+    assert.equal(streamed.id, added.id);
+    assert.equal(streamed.arguments, args.get(streamed.id));
+    assert.ok(['Paris', 'Rome'].includes(JSON.parse(streamed.arguments).city));
+    assert.ok(pieces >= 2, `${pieces} argument deltas`);
     const next = await s.client.responses.create({
       model: 'm',
       tools,
