@@ -17,7 +17,9 @@ import { prefixKeys, sameAt } from './token-keys.js';
 
 const SAVE = `
 local key, lru, sizes, total, lengths = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local ttl, cap, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+-- the time in ms, plus a thousandth per write in the same ms (a counter), so recency never ties
+local ttl, cap = tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = tonumber(ARGV[4]) + (redis.call('INCR', lru .. ':seq') % 1000) / 1000
 local sum = tonumber(redis.call('GET', total) or '0')
 local function drop(k)
   local n = redis.call('HGET', sizes, k)
@@ -40,7 +42,7 @@ while sum > cap do
 end
 redis.call('ZREMRANGEBYSCORE', lengths, '-inf', now - ttl)
 redis.call('SET', total, math.max(sum, 0))
-for _, k in ipairs({lru, sizes, total, lengths}) do redis.call('PEXPIRE', k, 2 * ttl) end
+for _, k in ipairs({lru, sizes, total, lengths, lru .. ':seq'}) do redis.call('PEXPIRE', k, 2 * ttl) end
 return sum`;
 
 const FETCH = `
@@ -49,7 +51,8 @@ for i = 1, #KEYS - 1 do
   local v = redis.call('GET', KEYS[i])
   if v then
     redis.call('PEXPIRE', KEYS[i], ARGV[1])
-    redis.call('ZADD', lru, 'XX', ARGV[2], KEYS[i])
+    local now = tonumber(ARGV[2]) + (redis.call('INCR', lru .. ':seq') % 1000) / 1000
+    redis.call('ZADD', lru, 'XX', now, KEYS[i])
     return {i, v}
   end
 end
