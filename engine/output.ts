@@ -62,6 +62,8 @@ export interface GenerationSink {
   /** A choice was admitted (memory reserved); the first call is when a stream's headers should go out. */
   onStart?(index: number): void;
   onDelta?(index: number, text: string, logprobs: TokenLogprobInfo[]): void;
+  /** The prompt's logprobs (promptLogprobs requested), once they are all known: before the first delta. */
+  onPrompt?(index: number, logprobs: TokenLogprobInfo[]): void;
 }
 
 export interface GenerationOptions {
@@ -112,7 +114,13 @@ export function runGeneration(
         tFirst = 0,
         tLast = 0;
       const gaps: number[] = [];
+      let promptSent = req.promptLogprobs == null;
+      const prompt = () => {
+        if (!promptSent) sink.onPrompt?.(i, plps);
+        promptSent = true;
+      };
       const emit = (piece: string, lp: TokenLogprobInfo[]) => {
+        prompt(); // the prompt's logprobs are complete once a token was sampled
         if (!piece && !lp.length) return;
         text += piece;
         sink.onDelta?.(i, piece, lp);
@@ -174,6 +182,7 @@ export function runGeneration(
                 },
                 onEnd: (reason, info) => {
                   opts.signal.removeEventListener('abort', onParentAbort);
+                  prompt(); // max_tokens 0: the prompt alone
                   if (!stops.stopped) emit(stops.push(detok.flush()) + stops.flush(), []);
                   const end: ChoiceResult['end'] = stops.stopped ? 'stop_string' : reason;
                   const gen = tLast - tFirst,

@@ -369,11 +369,20 @@ function streamSink(
     onStart: (i) => {
       s.open({ 'x-request-id': head.id });
       if (kind === 'chat') void s.send(chunk(head, kind, i, { role: true }));
-      if (req.echo) {
+      // the echo goes first; with prompt logprobs it waits for them (onPrompt)
+      if (req.echo && req.promptLogprobs == null) {
         const e = echoes[Math.floor(i / req.n)]!;
         offsets.set(i, e.length);
         if (e) void s.send(chunk(head, kind, i, { text: e }));
       }
+    },
+    onPrompt: (i, lps) => {
+      const e = echoes[Math.floor(i / req.n)]!;
+      offsets.set(
+        i,
+        lps.reduce((a, l) => a + l.token.length, 0),
+      );
+      void s.send(chunk(head, kind, i, { text: e, logprobs: lps, offset: 0 }));
     },
     onDelta: (i, text, lps) => {
       if (tools) return void tools.push(i, text);

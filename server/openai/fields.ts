@@ -26,7 +26,7 @@ export const FIELD_NOTES: Record<string, [Status, string]> = {
   top_logprobs: ['supported', '0–20'],
   echo: [
     'supported',
-    'the prompt before the completion; with `logprobs`, prompt logprobs too (not when streaming: 400)',
+    'the prompt before the completion; with `logprobs`, prompt logprobs too (streamed: in the first chunk)',
   ],
   suffix: ['rejected', 'a non-empty suffix is a 400'],
   best_of: ['rejected', 'other than n is a 400'],

@@ -83,8 +83,6 @@ function crossFieldRules(kind: GenRequest['kind'], b: Body, stream: boolean): vo
       throw badRequest('when using `top_logprobs`, `logprobs` must be set to true', 'top_logprobs');
     }
   } else {
-    if (get(b, 'echo') === true && get(b, 'logprobs') !== undefined && stream)
-      throw badRequest('echo with logprobs (prompt logprobs) is not supported when streaming', 'echo');
     const suffix = get(b, 'suffix');
     if (suffix !== undefined && suffix !== '') throw badRequest("'suffix' is not supported", 'suffix');
   }

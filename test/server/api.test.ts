@@ -455,14 +455,26 @@ test('echo with logprobs: prompt logprobs (the first null) before the completion
     Math.abs(lp.token_logprobs[P.length - 1] - forced) < 1e-4,
     `${lp.token_logprobs[P.length - 1]} vs ${forced}`,
   );
-  // streamed: a 400 naming the field
-  const r = await post(srv.url, '/v1/completions', {
+  // streamed: the echo and its logprobs in the first chunk (the same values), then the completion's
+  const st = (await srv.client.completions.create({
     model: 'mamba',
-    prompt: 'x',
+    prompt: P,
+    max_tokens: 2,
+    temperature: 0,
+    logprobs: 2,
     echo: true,
-    logprobs: 1,
     stream: true,
-  });
-  assert.equal(r.status, 400);
-  assert.equal(r.json.error.param, 'echo');
+  })) as unknown as AsyncIterable<any>;
+  const parts: any[] = [];
+  for await (const c of st) if (c.choices[0]?.logprobs) parts.push(c.choices[0]);
+  const first = parts[0].logprobs;
+  assert.equal(first.tokens.length, P.length);
+  assert.equal(first.token_logprobs[0], null);
+  for (let k = 1; k < P.length; k++)
+    assert.ok(Math.abs(first.token_logprobs[k] - lp.token_logprobs[k]) < 1e-6, `prompt token ${k}`);
+  assert.equal(
+    parts.slice(1).reduce((a, p) => a + p.logprobs.tokens.length, 0),
+    2,
+  );
+  assert.equal(parts.map((p) => p.text).join(''), b.choices[0].text);
 });
