@@ -34,6 +34,8 @@ export interface GenRequest extends OutputRequest {
   /** Function tools (chat; null: none) and how the model may call them. */
   tools: ToolSpec[] | null;
   toolChoice: ToolChoice;
+  /** Several calls allowed under "required" (parallel_tool_calls: true; unset means one). */
+  parallelToolCalls: boolean;
   /** Per-request override of the server's queue deadline (seconds). */
   maxQueueTime: number | null;
   unknownFields: string[];
@@ -238,11 +240,12 @@ function toolsAndGrammar(kind: GenRequest['kind'], b: Body, messages: ChatMessag
       `'${grammar.param}' and tool calls cannot constrain one output together: set tool_choice "none"`,
       grammar.param,
     );
+  const parallelToolCalls = b.parallel_tool_calls === true;
   const calls =
     t.tools && t.toolChoice !== 'none'
-      ? { spec: toolGrammar(t.tools, t.toolChoice, b.parallel_tool_calls === true)!, param: 'tools' }
+      ? { spec: toolGrammar(t.tools, t.toolChoice, parallelToolCalls)!, param: 'tools' }
       : null;
-  return { grammar: grammar ?? calls, ...t };
+  return { grammar: grammar ?? calls, ...t, parallelToolCalls };
 }
 
 export function genRequest(kind: GenRequest['kind'], body: unknown): GenRequest {

@@ -158,7 +158,7 @@ export function responseObject(
     error: null,
     model: h.model,
     output: out?.items ?? [],
-    parallel_tool_calls: true,
+    parallel_tool_calls: req.parallelToolCalls,
     tool_choice: req.tools
       ? typeof req.toolChoice === 'string'
         ? req.toolChoice
