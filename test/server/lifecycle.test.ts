@@ -10,6 +10,15 @@ import { buildApp } from '../../server/app.js';
 import { DEFAULT_SERVE_OPTIONS, ServerState } from '../../server/state.js';
 import { tinyCheckpoint } from '../helpers.js';
 
+/** A streamed completion of model m that runs until aborted (3000 tokens). */
+const longStream = (url: string, signal: AbortSignal) =>
+  fetch(url + '/v1/completions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', prompt: 'x', max_tokens: 3000, ignore_eos: true, stream: true }),
+    signal,
+  });
+
 test('API key: 401 without it, /health and /metrics stay public', async () => {
   const srv = await startServer([{ name: 'm', arch: '2mamba' }], { apiKey: 'sekret' });
   try {
@@ -80,12 +89,7 @@ test('behind a balancer: --overload-status 503 for a full queue, x-fury-replica 
     assert.equal((await fetch(srv.url + '/health/live')).status, 200);
     // a stream (hijacked reply) carries it too
     const ac = new AbortController();
-    const stream = await fetch(srv.url + '/v1/completions', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'm', prompt: 'x', max_tokens: 3000, ignore_eos: true, stream: true }),
-      signal: ac.signal,
-    });
+    const stream = await longStream(srv.url, ac.signal);
     assert.equal(stream.headers.get('x-fury-replica'), 'r7');
     await until(async () => (await getJson(srv.url, '/v1/requests')).data.length === 1, 5000, 'the stream to run');
     const r = await post(srv.url, '/v1/completions', { model: 'm', prompt: 'z', max_tokens: 1 });
@@ -235,12 +239,7 @@ test('SIGTERM drains: running streams finish, new requests are refused, the proc
 test('closing the server under a running stream ends it without an unhandled rejection (a step submitted ahead included)', async () => {
   const srv = await startServer([{ name: 'm', arch: '2mamba' }], {}, { maxBatch: 2 });
   const ac = new AbortController();
-  const stream = await fetch(srv.url + '/v1/completions', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'm', prompt: 'x', max_tokens: 3000, ignore_eos: true, stream: true }),
-    signal: ac.signal,
-  });
+  const stream = await longStream(srv.url, ac.signal);
   assert.equal(stream.status, 200);
   await until(async () => (await getJson(srv.url, '/v1/requests')).data.length === 1, 5000, 'the stream to run');
   ac.abort();
