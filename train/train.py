@@ -67,8 +67,9 @@ def main():
     T = a.context
     # fixed validation windows for the curve
     vwin = torch.tensor(np.stack([valid[i:i + T + 1].astype(np.int64) for i in range(0, 16 * (T + 1), T + 1)]), device=dev)
+    # (init: the checkpoint's last two path parts, no machine paths)
     log = {"arch": a.arch, "params": n_params, "batch": a.batch, "context": T, "lr": a.lr, "steps": a.steps,
-           "init": a.init, "chat_frac": a.chat_frac, "dt_values": a.dt, "curve": []}
+           "init": a.init and "/".join(os.path.normpath(a.init).split(os.sep)[-2:]), "chat_frac": a.chat_frac, "dt_values": a.dt, "curve": []}
     t0 = time.time()
     tokens = 0
     for step in range(a.steps):
