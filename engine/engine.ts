@@ -213,12 +213,16 @@ export class Engine {
         `${name}: KV prefix cache: finished requests' KV pages stay in the pool until a request needs them` +
           (om.model.spec.arch === '2mamba-e' ? `; up to ${cacheBytes} bytes of host RAM for conv states` : ''),
       );
+    // the identity snapshots outside the device are checked against (disk and Redis tiers), read once
+    const identity =
+      cache && (o.stateCacheDir || o.stateCacheRedis)
+        ? await modelIdentity(dir, `${om.model.spec.arch}/${om.model.weightDType}`)
+        : '';
     if (cache && o.stateCacheDir) {
       const where = o.stateCacheDir,
         bytes = o.stateCacheDirBytes ?? DEFAULT_STATE_DIR_BYTES;
       await mkdir(where, { recursive: true });
-      const id = await modelIdentity(dir, `${om.model.spec.arch}/${om.model.weightDType}`);
-      const disk = new StateDisk(where, id, om.model.slotBuffers(), bytes, say);
+      const disk = new StateDisk(where, identity, om.model.slotBuffers(), bytes, say);
       say(`${name}: state cache: up to ${bytes} bytes in ${where}`);
       void cache.attach(disk).then(
         (n) => say(`${name}: state cache: ${n} snapshots read back from ${where}`),
@@ -227,8 +231,7 @@ export class Engine {
     }
     let redis: StateRedis | undefined;
     if (cache && o.stateCacheRedis) {
-      const id = await modelIdentity(dir, `${om.model.spec.arch}/${om.model.weightDType}`);
-      redis = new StateRedis(o.stateCacheRedis, id, om.model.slotBuffers(), say);
+      redis = new StateRedis(o.stateCacheRedis, identity, om.model.slotBuffers(), say);
       cache.attachRemote(redis);
       say(`${name}: state cache: snapshots shared through redis (up to ${o.stateCacheRedis.capacityBytes} bytes)`);
     }

@@ -6,6 +6,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until } from '../server/harness.js';
+
+export { until };
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const MODEL = 'fury-2mamba-tiny';
@@ -55,14 +58,22 @@ function start(name: string, cmd: string, args: string[], env: Record<string, st
   );
 }
 
-export async function until(cond: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await Promise.resolve(cond()).catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+/** redis-server on 127.0.0.1:port, a cache only (nothing saved). */
+export function redisServer(port: number): Proc {
+  return start('redis', 'redis-server', [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+  ]);
 }
+
+export const redisReady = (p: Proc) =>
+  until(() => /Ready to accept connections/.test(p.log), 10_000, `${p.name} to accept connections`);
 
 const status = (url: string) =>
   fetch(url, { headers: { host: 'localhost' } }).then(
@@ -92,7 +103,7 @@ export class Cluster {
     c.lbPort = await freePort();
     for (let i = 0; i < n; i++) c.ports.push(await freePort());
     c.startRedis();
-    await until(() => /Ready to accept connections/.test(c.redis.log), 10_000, 'redis-server');
+    await redisReady(c.redis);
     for (let i = 0; i < n; i++) c.replicas.push(c.startReplica(i));
     await Promise.all(c.replicas.map((_, i) => c.ready(i)));
     const env: Record<string, string> = { FURY_LB_BIND: `127.0.0.1:${c.lbPort}` };
@@ -103,16 +114,7 @@ export class Cluster {
   }
 
   startRedis(): void {
-    this.redis = start('redis', 'redis-server', [
-      '--port',
-      String(this.redisPort),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-    ]);
+    this.redis = redisServer(this.redisPort);
   }
 
   startReplica(i: number): Proc {

@@ -7,8 +7,7 @@ import { Redis } from 'ioredis';
 import type { SlotSnapshot } from '../../engine/model/model.js';
 import { StateRedis, type StateRedisOptions } from '../../engine/memory/state-redis.js';
 import { freshRng } from '../helpers.js';
-import { freePort, Proc, requireTool, until } from '../deploy/cluster.js';
-import { spawn } from 'node:child_process';
+import { freePort, redisReady, redisServer, requireTool, until, type Proc } from '../deploy/cluster.js';
 
 const LAYOUT: [string, number][] = [
   ['S', 4096],
@@ -22,13 +21,8 @@ before(async () => {
   requireTool('redis-server');
   port = await freePort();
   url = `redis://127.0.0.1:${port}`;
-  redis = new Proc(
-    'redis',
-    spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
-  await until(() => /Ready to accept connections/.test(redis.log), 10_000, 'redis-server');
+  redis = redisServer(port);
+  await redisReady(redis);
 });
 after(async () => {
   redis.kill('SIGKILL');

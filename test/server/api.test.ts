@@ -427,14 +427,8 @@ test('aliases (--served-model-name): one engine answers to several names, each l
 
 test('echo with logprobs: prompt logprobs (the first null) before the completion, equal to what a completion reports', async () => {
   const P = [1, 100, 200, 300, 400];
-  const b = (await srv.client.completions.create({
-    model: 'mamba',
-    prompt: P,
-    max_tokens: 2,
-    temperature: 0,
-    logprobs: 2,
-    echo: true,
-  })) as any;
+  const ask = { model: 'mamba', prompt: P, max_tokens: 2, temperature: 0, logprobs: 2, echo: true };
+  const b = (await srv.client.completions.create(ask)) as any;
   const lp = b.choices[0].logprobs;
   assert.equal(lp.tokens.length, P.length + 2);
   assert.equal(lp.token_logprobs[0], null);
@@ -456,15 +450,7 @@ test('echo with logprobs: prompt logprobs (the first null) before the completion
     `${lp.token_logprobs[P.length - 1]} vs ${forced}`,
   );
   // streamed: the echo and its logprobs in the first chunk (the same values), then the completion's
-  const st = (await srv.client.completions.create({
-    model: 'mamba',
-    prompt: P,
-    max_tokens: 2,
-    temperature: 0,
-    logprobs: 2,
-    echo: true,
-    stream: true,
-  })) as unknown as AsyncIterable<any>;
+  const st = (await srv.client.completions.create({ ...ask, stream: true })) as unknown as AsyncIterable<any>;
   const parts: any[] = [];
   for await (const c of st) if (c.choices[0]?.logprobs) parts.push(c.choices[0]);
   const first = parts[0].logprobs;
