@@ -2,6 +2,7 @@
 // per-request seeded RNG (same seed → same tokens). Parameters are validated, never clamped.
 import { randomInt } from 'node:crypto';
 import { Rng } from '../lib/rng.js';
+import { maskWords } from '../kernels/ops.js';
 import type { DeviceSample } from './model/model.js';
 
 export interface SamplingParams {
@@ -142,13 +143,24 @@ export class Sampler {
   /**
    * The next draw as one the device makes itself (argmax, or temperature sampling by Gumbel-max keyed by the seed and
    * the draw index), so that only the token id comes back; null when it needs the host: top-k / top-p / min-p,
-   * penalties, logprobs, or banned tokens. Seeded draws repeat on the same seed on either backend. `ahead`: for the
-   * draw that many tokens after the next one (a step submitted before the previous one's token came back).
+   * penalties, logprobs or logit_bias. Seeded draws repeat on the same seed on either backend. `ahead`: for the draw
+   * that many tokens after the next one (a step submitted before the previous one's token came back). `banned` ids
+   * (EOS before min_tokens) and the ids outside `allowed` (a grammar's bitmask over `vocab` ids) go to the device as
+   * the draw's mask.
    */
-  device(banned?: ReadonlySet<number>, ahead = 0): DeviceSample | null {
+  device({
+    vocab,
+    banned,
+    ahead = 0,
+    allowed = null,
+  }: {
+    vocab: number;
+    banned?: ReadonlySet<number> | undefined;
+    ahead?: number;
+    allowed?: Int32Array | null;
+  }): DeviceSample | null {
     const p = this.params;
     if (
-      (banned && banned.size) ||
       p.top_p < 1 ||
       p.top_k > 1 ||
       p.min_p > 0 ||
@@ -159,7 +171,17 @@ export class Sampler {
       (p.logit_bias && Object.keys(p.logit_bias).length)
     )
       return null;
-    return { temperature: p.top_k === 1 ? 0 : p.temperature, seed: this.seed, draw: this.drawn + ahead };
+    const d: DeviceSample = {
+      temperature: p.top_k === 1 ? 0 : p.temperature,
+      seed: this.seed,
+      draw: this.drawn + ahead,
+    };
+    if (banned?.size) {
+      const mask = allowed ? Int32Array.from(allowed) : new Int32Array(maskWords(vocab)).fill(-1);
+      for (const id of banned) mask[id >> 5]! &= ~(1 << (id & 31));
+      d.mask = mask;
+    } else if (allowed) d.mask = allowed;
+    return d;
   }
 
   /** Pick the next token. `banned` ids (e.g. EOS before min_tokens) get probability 0, and with `allowed` (a bitmask:

@@ -29,13 +29,17 @@ export interface RequestSpec {
    *  this many alternatives, through RequestEvents.onPromptLogprobs. Such a request never starts from the prefix cache
    *  (every prompt row must run) and its prefill steps read back every row's logits. */
   promptLogprobs?: number;
-  /** A grammar the output must follow (structured outputs): sampled on the host with the other ids banned. The
-   *  scheduler owns it from submit on and disposes of it when the request ends. */
+  /** A grammar the output must follow (structured outputs): each draw gets its next-token mask (on the device, or on
+   *  the host when the request samples there). The scheduler owns it from submit on and disposes of it when the
+   *  request ends. */
   constraint?: TokenConstraint;
 }
 
 /** How long a step waits for the grammar engine's token masks (a mask takes microseconds to a few ms). */
 const MASK_WAIT_MS = 5000;
+
+/** The draw of a row whose token nobody takes (a prefill chunk's end before the prompt's, a request that ended). */
+const NO_DRAW: DeviceSample = { temperature: 0, seed: 0, draw: 0 };
 
 /** stop: EOS or a stop id; length: max_tokens; abort: cancelled; deadline: past its deadline. */
 export type EndReason = 'stop' | 'length' | 'abort' | 'deadline' | 'queue_timeout';
@@ -149,8 +153,12 @@ interface StepItem {
 export class Scheduler {
   private waiting: Live[] = [];
   private running: Live[] = [];
-  /** A decode step submitted before the previous step's tokens came back (launchAhead). */
-  private ahead: { items: StepItem[]; sampling: (DeviceSample | null)[]; result: Promise<SampledStep> } | null = null;
+  /** A decode step submitted before the previous step's tokens came back (launchAhead): with its draws, or (a grammar
+   *  constrains one of its requests) its forward alone, whose draws go once the previous tokens are accepted. */
+  private ahead:
+    | { items: StepItem[]; sampling: (DeviceSample | null)[]; result: Promise<SampledStep> }
+    | { items: StepItem[]; draws: (sampling: readonly (DeviceSample | null)[]) => Promise<SampledStep> }
+    | null = null;
   private loop: Promise<void> | null = null;
   steps = 0;
   /** Steps submitted ahead of the previous step's tokens (pipelined). */
@@ -410,7 +418,7 @@ export class Scheduler {
     }
     // a step submitted ahead (below) runs first: its sequences and rows were fixed when it was submitted
     if (this.ahead) {
-      const a = this.ahead;
+      const a = 'draws' in this.ahead ? await this.drawAhead(this.ahead) : this.ahead;
       this.ahead = null;
       this.launchAhead(a.items, a.sampling);
       return this.finish(a.items, a.sampling, await a.result);
@@ -432,16 +440,12 @@ export class Scheduler {
       items.push({ r, ids: r.spec.promptIds.slice(r.fed, r.fed + n), last: r.fed + n === r.spec.promptIds.length });
       budget -= n;
     }
-    // sample on the device where the request allows it: then only token ids come back
+    // sample on the device where the request allows it: then only token ids come back (constrained requests: with
+    // their grammar's mask, computed since their last token)
+    await this.masks(items.flatMap((it) => (it.last ? [it.r] : [])));
     const sampling: (DeviceSample | null)[] = [];
     for (const it of [...items]) {
-      const d = this.guard(it.r, () =>
-        it.last
-          ? it.r.spec.constraint
-            ? null
-            : it.r.sampler.device(this.banned(it.r, 0))
-          : { temperature: 0, seed: 0, draw: 0 },
-      );
+      const d = this.guard(it.r, () => (it.last ? this.draw(it.r, 0) : NO_DRAW));
       if (d === undefined) items.splice(items.indexOf(it), 1);
       else sampling.push(d);
     }
@@ -464,18 +468,58 @@ export class Scheduler {
       if ((last && r.next === null) || crossed) this.keep(r, true);
     }
     this.launchAhead(items, sampling);
-    const done = await result;
-    // constrained requests: their next token's mask (computed since their last token) before they sample; a grammar
-    // engine that does not answer in MASK_WAIT_MS fails those requests alone (emit finds no mask), never the step
-    const masks = items.flatMap((it) => (it.last && it.r.spec.constraint ? [it.r.spec.constraint.ready()] : []));
-    if (masks.length) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all(masks),
-        new Promise((resolve) => (timer = setTimeout(resolve, MASK_WAIT_MS))),
-      ]).finally(() => clearTimeout(timer));
-    }
-    this.finish(items, sampling, done);
+    this.finish(items, sampling, await result);
+  }
+
+  /** Wait for the next-token masks of the constrained ones of these requests; a grammar engine that does not answer
+   *  in MASK_WAIT_MS fails those requests alone (draw finds no mask), never the step. */
+  private async masks(rs: readonly Live[]): Promise<void> {
+    const pending = rs.flatMap((r) =>
+      r.spec.constraint && !r.spec.constraint.mask ? [r.spec.constraint.ready()] : [],
+    );
+    if (!pending.length) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(pending),
+      new Promise((resolve) => (timer = setTimeout(resolve, MASK_WAIT_MS))),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  /** A request's draw `ahead` tokens after its next one, on the device (null: it samples on the host). A constrained
+   *  request's draw carries its grammar's mask of the next token (which must be known: ahead 0). */
+  private draw(r: Live, ahead: number): DeviceSample | null {
+    const c = r.spec.constraint;
+    if (c && !c.mask) throw new Error('the grammar engine gave no mask for the next token');
+    return r.sampler.device({
+      vocab: this.pool.model.spec.vocab,
+      banned: this.banned(r, ahead),
+      ahead,
+      allowed: c?.mask ?? null,
+    });
+  }
+
+  /** The draws of a step whose forward went ahead: the previous step's tokens are accepted by now, so the masks of
+   *  its constrained requests are (being) computed while that forward runs. Requests that ended meanwhile draw
+   *  anything (their token is discarded). */
+  private async drawAhead(a: {
+    items: StepItem[];
+    draws: (sampling: readonly (DeviceSample | null)[]) => Promise<SampledStep>;
+  }): Promise<{ items: StepItem[]; sampling: (DeviceSample | null)[]; result: Promise<SampledStep> }> {
+    const live = a.items.flatMap(({ r }) => (this.running.includes(r) ? [r] : []));
+    await this.masks(live);
+    const sampling = a.items.map(({ r }) => {
+      if (!this.running.includes(r)) return NO_DRAW;
+      return (
+        this.guard(r, () => {
+          const d = this.draw(r, 0);
+          if (!d) throw new Error('a request stepped ahead must sample on the device');
+          return d;
+        }) ?? NO_DRAW
+      );
+    });
+    const result = a.draws(sampling);
+    result.catch(() => {}); // awaited by the caller's finish
+    return { items: a.items, sampling, result };
   }
 
   /** A step that returns every row's logits: prompt logprobs go to the requests that asked for them, and each item's
@@ -531,18 +575,26 @@ export class Scheduler {
    */
   private launchAhead(items: readonly StepItem[], sampling: readonly (DeviceSample | null)[]): void {
     if (this.opts.pipeline === false || this.waiting.length || items.length !== this.running.length) return;
+    // a grammar's mask for the next draw needs this step's token: such a step goes ahead without its draws
+    const deferred = items.some(({ r }) => r.spec.constraint);
     const next: (DeviceSample | null)[] = [];
     for (const [i, { r, last }] of items.entries()) {
       // (a prefill-only request has max_tokens 0, so it never steps ahead)
       if (!last || !sampling[i] || !this.running.includes(r) || r.generated + 2 > r.spec.maxTokens) return;
       try {
-        next.push(r.sampler.device(this.banned(r, 1), 1));
+        const vocab = this.pool.model.spec.vocab;
+        next.push(r.sampler.device(deferred ? { vocab } : { vocab, banned: this.banned(r, 1), ahead: 1 }));
       } catch {
         return; // the request's own step will surface the error
       }
     }
     if (next.some((d) => d === null)) return;
     const ahead = items.map(({ r }) => ({ r, ids: [] as number[], last: true }));
+    this.aheadSteps++;
+    if (deferred) {
+      this.ahead = { items: ahead, draws: this.pool.submitForward(ahead.map(({ r }) => r.seq!)) };
+      return;
+    }
     const result = this.pool.submitSampled(
       ahead.map(({ r }) => ({ seq: r.seq!, ids: null })),
       next,
@@ -551,7 +603,6 @@ export class Scheduler {
     // unhandled rejection
     result.catch(() => {});
     this.ahead = { items: ahead, sampling: next, result };
-    this.aheadSteps++;
   }
 
   /** Take a step's tokens: sample on the host where needed, emit, and end finished requests. */
@@ -579,6 +630,7 @@ export class Scheduler {
     const V = this.pool.model.spec.vocab;
     const c = r.spec.constraint;
     if (c && !fromDevice && !c.mask) throw new Error('the grammar engine gave no mask for the next token');
+    if (fromDevice && fromDevice.id < 0) throw new Error('sampler: every token is banned');
     const tok =
       fromDevice ?? r.sampler.sample(logits!.subarray(row * V, (row + 1) * V), this.banned(r, 0), c?.mask ?? null);
     if (c && !c.accept(tok.id)) throw new Error(`the grammar rejected token ${tok.id}`);

@@ -77,9 +77,11 @@ export type Op =
   /** out[s] = x[last row of sequence s] */
   | { op: 'gather_last'; x: string; out: string; dim: number }
   /** The next token of each sequence from its logits row ([seqs, vocab]), written to the i32 buffer out[s].
-   *  params [seqs, 4] (i32): temperature (f32 bits; 0 = argmax), seed low and high 32 bits, draw index. T > 0 draws
-   *  from softmax(logits / T) by the Gumbel-max trick, the noise a hash of (seed, draw, token) (sampleNoise). */
-  | { op: 'sample'; logits: string; params: string; out: string; vocab: number };
+   *  params [seqs, SAMPLE_PARAMS] (i32): temperature (f32 bits; 0 = argmax), seed low and high 32 bits, draw index,
+   *  masked. T > 0 draws from softmax(logits / T) by the Gumbel-max trick, the noise a hash of (seed, draw, token)
+   *  (sampleNoise). A masked row draws only among the ids whose bit is set in its row of `mask` ([seqs,
+   *  maskWords(vocab)] i32: bit i & 31 of word i >> 5); none set: out[s] = -1. */
+  | { op: 'sample'; logits: string; params: string; mask: string; out: string; vocab: number };
 
 /** The 2Mamba readout divides by max(den, DEN_FLOOR) in every path: a degenerate 0/0 row gives y = 0 (spec §5.5). */
 export const DEN_FLOOR = 1e-30;
@@ -109,8 +111,14 @@ export const sampleNoise = (key: number, i: number) =>
   -Math.log(-Math.log(((hash32(key ^ hash32(i)) >>> 8) + 0.5) / 16777216));
 
 /** The sample op's params: one row of SAMPLE_PARAMS i32 per sequence — temperature (f32 bits; 0 = argmax), seed low
- *  and high 32 bits, draw index. */
-export const SAMPLE_PARAMS = 4;
+ *  and high 32 bits, draw index, masked (1: only the ids of the row's mask may be drawn). */
+export const SAMPLE_PARAMS = 5;
+
+/** i32 words of one row of an allowed-token bitmask over a vocabulary of `vocab` ids (XGrammar's layout). */
+export const maskWords = (vocab: number) => Math.ceil(vocab / 32);
+
+/** Whether a bitmask allows id i. */
+export const allows = (mask: ArrayLike<number>, i: number) => (((mask[i >> 5] ?? 0) >>> (i & 31)) & 1) === 1;
 
 /** One draw the device makes: argmax at temperature 0, else Gumbel-max over logits / T keyed by (seed, draw). */
 export interface DeviceSample {
@@ -118,6 +126,8 @@ export interface DeviceSample {
   seed: number;
   /** The draw's index within the request (tokens sampled before it). */
   draw: number;
+  /** The ids it may draw (a grammar's next-token bitmask, banned ids cleared), maskWords(vocab) words; none: any. */
+  mask?: Int32Array;
 }
 
 /** Pack the sample op's params rows; null → argmax. */
@@ -131,13 +141,21 @@ export function packSampleParams(sampling: readonly (DeviceSample | null)[]): In
     prm[o + 1] = (d.seed % 2 ** 32) | 0;
     prm[o + 2] = Math.floor(d.seed / 2 ** 32) | 0;
     prm[o + 3] = d.draw | 0;
+    prm[o + 4] = d.mask ? 1 : 0;
   });
   return prm;
 }
 
-/** The key of row s of the sample op's params (temperature as an f32 and the draw key). */
-export function readSampleParams(prm: ArrayLike<number>, s: number): { temperature: number; key: number } {
+/** Row s of the sample op's params: the temperature (an f32), the draw key and whether the row is masked. */
+export function readSampleParams(
+  prm: ArrayLike<number>,
+  s: number,
+): { temperature: number; key: number; masked: boolean } {
   const o = SAMPLE_PARAMS * s,
     bits = new Int32Array([prm[o]!]);
-  return { temperature: new Float32Array(bits.buffer)[0]!, key: drawKey(prm[o + 1]!, prm[o + 2]!, prm[o + 3]!) };
+  return {
+    temperature: new Float32Array(bits.buffer)[0]!,
+    key: drawKey(prm[o + 1]!, prm[o + 2]!, prm[o + 3]!),
+    masked: prm[o + 4] === 1,
+  };
 }

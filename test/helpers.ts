@@ -10,7 +10,7 @@ import { writeRandomCheckpoint } from '../weights/init.js';
 import type { Arch, ModelSpec } from '../weights/config.js';
 import { openModel, type BackendChoice, type OpenModel } from '../engine/open.js';
 import type { Backend } from '../kernels/backend.js';
-import { packSampleParams as sampleParams, type DeviceSample } from '../kernels/ops.js';
+import { maskWords, packSampleParams as sampleParams, SAMPLE_PARAMS, type DeviceSample } from '../kernels/ops.js';
 
 process.env.FURY_QUIET = '1';
 
@@ -85,10 +85,14 @@ export async function deviceDraws(be: Backend, logits: Float32Array[], draws: De
   const n = logits.length,
     Vn = logits[0]!.length;
   be.create('l', n * Vn, { kind: 'f32', init: Float32Array.from(logits.flatMap((l) => Array.from(l))) });
-  be.create('p', 4 * n, { kind: 'i32', init: sampleParams(draws) });
-  be.create('o', n, { kind: 'i32', init: new Int32Array(n).fill(-1) });
+  const Wm = maskWords(Vn),
+    masks = new Int32Array(n * Wm);
+  draws.forEach((d, i) => d.mask && masks.set(d.mask, i * Wm));
+  be.create('p', SAMPLE_PARAMS * n, { kind: 'i32', init: sampleParams(draws) });
+  be.create('m', n * Wm, { kind: 'i32', init: masks });
+  be.create('o', n, { kind: 'i32', init: new Int32Array(n).fill(-2) });
   await be.run(
-    { ops: [{ op: 'sample', logits: 'l', params: 'p', out: 'o', vocab: Vn }] },
+    { ops: [{ op: 'sample', logits: 'l', params: 'p', mask: 'm', out: 'o', vocab: Vn }] },
     { seqs: logits.map((_, i) => ({ slot: i, pos: 0, rows: 1, pages: [] })) },
   );
   return Array.from(await be.read('o'));

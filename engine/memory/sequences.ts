@@ -134,6 +134,15 @@ export class SequencePool {
     return out;
   }
 
+  /** A step fed from the device whose draws come later (Model.submitForward): the forward is submitted now and
+   *  positions advance; the returned function submits the draws (Model.sampleAfter) once they are known. */
+  submitForward(seqs: readonly Sequence[]): (sampling: readonly (DeviceSample | null)[]) => Promise<SampledStep> {
+    const steps = this.seqSteps(seqs.map((seq) => ({ seq, ids: [0] })));
+    this.model.submitForward(steps);
+    for (const seq of seqs) seq.pos += 1;
+    return (sampling) => this.model.sampleAfter(steps, sampling);
+  }
+
   private seqSteps(items: readonly { seq: Sequence; ids: readonly number[] }[]): SeqStep[] {
     for (const { seq, ids } of items) this.reserve(seq, seq.pos + ids.length);
     return items.map(({ seq, ids }) => ({ slot: seq.slot, pos: seq.pos, rows: ids.length, pages: seq.pages }));

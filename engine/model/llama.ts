@@ -15,6 +15,7 @@ export const A = {
   last: 'act.last',
   logits: 'act.logits',
   sampleParams: 'act.sample_params',
+  sampleMask: 'act.sample_mask',
   next: 'act.next',
 } as const;
 

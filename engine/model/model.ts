@@ -1,7 +1,7 @@
 // A loaded model on a backend: weights uploaded under the names of llama.ts, the per-request state pools
 // (state slots, KV pages) allocated once, and one Plan per logits mode, replayed every step.
 import type { Backend, KvDType, Plan, SeqStep, WeightDType } from '../../kernels/backend.js';
-import { packSampleParams, SAMPLE_PARAMS, type DeviceSample, type Op } from '../../kernels/ops.js';
+import { maskWords, packSampleParams, SAMPLE_PARAMS, type DeviceSample, type Op } from '../../kernels/ops.js';
 export type { DeviceSample };
 import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../lib/f16.js';
 import type { Checkpoint } from '../../weights/checkpoint.js';
@@ -47,6 +47,8 @@ export class Model {
   private plans = new Map<string, Plan>();
   /** Sequences the last sampled step had (a step fed from the device must have as many). */
   private lastSampled = -1;
+  /** A forward submitted without its draws (submitForward), until sampleAfter submits them. */
+  private unsampled: { seqs: number; ran: Promise<void> } | null = null;
   private capacity = new Map<string, number>();
   /** How the weight matrices are stored on the device. */
   weightDType: WeightDType = 'f32';
@@ -206,14 +208,24 @@ export class Model {
   }
 
   /** The step's Plan: logits of every row, of each sequence's last row, or those plus the device's sample op
-   *  ('ahead': the embedding reads the tokens the previous step sampled, act.next, instead of act.ids). */
-  private plan(mode: 'all' | 'last' | 'sample' | 'ahead'): Plan {
+   *  ('ahead': the embedding reads the tokens the previous step sampled, act.next, instead of act.ids;
+   *  'ahead_forward': that step without its sample op; 'draws': the sample op alone). */
+  private plan(mode: 'all' | 'last' | 'sample' | 'ahead' | 'ahead_forward' | 'draws'): Plan {
     let p = this.plans.get(mode);
     if (!p) {
-      const ops = buildPlanOps(this.spec, MIXERS[this.spec.arch], this.pools.pageSize, mode === 'all');
-      if (mode === 'ahead') ops[0] = { ...(ops[0] as Extract<Op, { op: 'embed' }>), ids: A.next };
-      if (mode === 'sample' || mode === 'ahead')
-        ops.push({ op: 'sample', logits: A.logits, params: A.sampleParams, out: A.next, vocab: this.spec.vocab });
+      const sample: Op = {
+        op: 'sample',
+        logits: A.logits,
+        params: A.sampleParams,
+        mask: A.sampleMask,
+        out: A.next,
+        vocab: this.spec.vocab,
+      };
+      const ops =
+        mode === 'draws' ? [] : buildPlanOps(this.spec, MIXERS[this.spec.arch], this.pools.pageSize, mode === 'all');
+      if (mode === 'ahead' || mode === 'ahead_forward')
+        ops[0] = { ...(ops[0] as Extract<Op, { op: 'embed' }>), ids: A.next };
+      if (mode === 'sample' || mode === 'ahead' || mode === 'draws') ops.push(sample);
       p = { ops };
       this.plans.set(mode, p);
     }
@@ -237,10 +249,12 @@ export class Model {
       [A.last, E, 'f32'],
       [A.logits, spec.vocab, 'f32'],
       [A.sampleParams, SAMPLE_PARAMS, 'i32'],
+      [A.sampleMask, maskWords(spec.vocab), 'i32'],
       [A.next, 1, 'i32'],
     ];
+    const perSeq: string[] = [A.last, A.sampleParams, A.sampleMask, A.next];
     for (const [name, width, kind] of perRow) {
-      const n = (name === A.last || name === A.sampleParams || name === A.next ? seqs : rows) * width;
+      const n = (perSeq.includes(name) ? seqs : rows) * width;
       if ((this.capacity.get(name) ?? -1) < n) {
         const cap = Math.max(n, 2 * (this.capacity.get(name) ?? 0));
         this.backend.create(name, cap, { kind });
@@ -251,6 +265,7 @@ export class Model {
 
   /** Check a step's shape and write its token ids. */
   private prepare(seqs: readonly SeqStep[], ids: ArrayLike<number> | null): number {
+    if (this.unsampled) throw new Error('a forward is waiting for its draws (sampleAfter)');
     const rows = seqs.reduce((s, q) => s + q.rows, 0);
     if (ids && rows !== ids.length) throw new Error(`forward: ${ids.length} ids for ${rows} rows`);
     if (seqs.some((s) => s.rows < 1)) throw new Error('forward: every sequence needs at least one new token');
@@ -296,21 +311,71 @@ export class Model {
   ): Promise<SampledStep> {
     if (sampling.length !== seqs.length)
       throw new Error(`submitSampled: ${sampling.length} samplers for ${seqs.length} sequences`);
+    this.feed(seqs, ids);
+    this.writeDraws(sampling);
+    return this.results(
+      seqs.length,
+      sampling,
+      this.backend.run(this.plan(ids === null ? 'ahead' : 'sample'), { seqs }),
+    );
+  }
+
+  /**
+   * The forward of a step fed from the device (as submitSampled with `ids` null) without its draws, which
+   * sampleAfter submits later with the same sequences: a grammar's mask for these draws needs the previous step's
+   * tokens on the host, and the forward runs meanwhile. Nothing else may be submitted in between.
+   */
+  submitForward(seqs: readonly SeqStep[]): void {
+    if (this.unsampled) throw new Error('submitForward: the previous forward has not been sampled');
+    this.feed(seqs, null);
+    const ran = this.backend.run(this.plan('ahead_forward'), { seqs });
+    ran.catch(() => {}); // sampleAfter's promise carries the failure
+    this.unsampled = { seqs: seqs.length, ran };
+  }
+
+  /** The draws of the forward submitForward submitted (same sequences, same order). */
+  sampleAfter(seqs: readonly SeqStep[], sampling: readonly (DeviceSample | null)[]): Promise<SampledStep> {
+    const u = this.unsampled;
+    if (!u || u.seqs !== seqs.length || sampling.length !== seqs.length)
+      throw new Error(`sampleAfter: no forward of ${seqs.length} sequences to sample`);
+    this.unsampled = null;
+    this.writeDraws(sampling);
+    const ran = this.backend.run(this.plan('draws'), { seqs });
+    return this.results(seqs.length, sampling, Promise.all([u.ran, ran]));
+  }
+
+  /** Check a step's sequences (one row each when fed from the device: the tokens the last draws left in act.next). */
+  private feed(seqs: readonly SeqStep[], ids: ArrayLike<number> | null): void {
     if (ids === null) {
       if (seqs.some((s) => s.rows !== 1))
         throw new Error('submitSampled: a step fed from the device has one row per sequence');
       if (seqs.length !== this.lastSampled)
         throw new Error(`submitSampled: the previous step sampled ${this.lastSampled} sequences, not ${seqs.length}`);
-      this.prepare(seqs, null);
-    } else this.prepare(seqs, ids);
+    }
+    this.prepare(seqs, ids);
+  }
+
+  /** The draws' params and the masks of the masked ones. */
+  private writeDraws(sampling: readonly (DeviceSample | null)[]): void {
     this.backend.write(A.sampleParams, packSampleParams(sampling));
-    const ran = this.backend.run(this.plan(ids === null ? 'ahead' : 'sample'), { seqs });
-    this.lastSampled = seqs.length;
+    const Wm = maskWords(this.spec.vocab);
+    sampling.forEach((d, i) => {
+      if (!d?.mask) return;
+      if (d.mask.length !== Wm) throw new Error(`a sampling mask has ${d.mask.length} words, not ${Wm}`);
+      this.backend.write(A.sampleMask, d.mask, i * Wm);
+    });
+  }
+
+  /** The sampled tokens (and the logits when a draw needs the host), read behind the step that makes them. */
+  private results(
+    seqs: number,
+    sampling: readonly (DeviceSample | null)[],
+    ran: Promise<unknown>,
+  ): Promise<SampledStep> {
+    this.lastSampled = seqs;
     // enqueued now, behind the step and ahead of any later one (which overwrites act.next)
-    const tokens = this.backend.read(A.next, 0, seqs.length);
-    const logits = sampling.some((d) => d === null)
-      ? this.backend.read(A.logits, 0, seqs.length * this.spec.vocab)
-      : null;
+    const tokens = this.backend.read(A.next, 0, seqs);
+    const logits = sampling.some((d) => d === null) ? this.backend.read(A.logits, 0, seqs * this.spec.vocab) : null;
     return (async () => {
       await ran;
       return { tokens: await tokens, logits: logits && (await logits) };

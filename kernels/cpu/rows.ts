@@ -1,6 +1,6 @@
 // CPU reference kernels (the oracle every GPU kernel is tested against: simple and obviously right), family: rows (embedding, gathers, sampling).
 // Plain TypeScript over Float32Array storage, sums in f64 (JS numbers).
-import { readSampleParams, sampleNoise } from '../ops.js';
+import { allows, maskWords, readSampleParams, sampleNoise } from '../ops.js';
 import type { CpuOp } from './common.js';
 
 type F32 = Float32Array;
@@ -35,20 +35,23 @@ export const gatherLastOp: CpuOp<'gather_last'> = (b, op, step, rows) => {
   }
 };
 
-/** Argmax, or Gumbel-max over logits / T with noise keyed by (seed, draw) (kernels/ops.ts). */
+/** Argmax, or Gumbel-max over logits / T with noise keyed by (seed, draw) (kernels/ops.ts), among the ids a masked
+ *  row allows (-1 when it allows none). */
 export const sampleOp: CpuOp<'sample'> = (b, op, step, rows) => {
   const x = b.f32(op.logits),
     prm = b.get(op.params),
     out = b.get(op.out),
-    V = op.vocab;
+    V = op.vocab,
+    Wm = maskWords(V);
   for (let s = 0; s < step.seqs.length; s++) {
-    const { temperature: T, key } = readSampleParams(prm, s);
-    const score = (i: number) => (T > 0 ? x[s * V + i]! / T + sampleNoise(key, i) : x[s * V + i]!);
-    let best = score(0),
-      arg = 0;
-    for (let i = 1; i < V; i++) {
-      const v = score(i);
-      if (v > best) {
+    const { temperature: T, key, masked } = readSampleParams(prm, s);
+    const mask = masked ? b.get(op.mask).subarray(s * Wm, (s + 1) * Wm) : null;
+    let best = -Infinity,
+      arg = -1;
+    for (let i = 0; i < V; i++) {
+      if (mask && !allows(mask, i)) continue;
+      const v = T > 0 ? x[s * V + i]! / T + sampleNoise(key, i) : x[s * V + i]!;
+      if (arg < 0 || v > best) {
         best = v;
         arg = i;
       }

@@ -189,7 +189,7 @@ test('device sampling (the sample op on the CPU backend): argmax at T = 0, softm
 });
 
 test('Sampler.device: plain temperature / greedy requests sample on the device; anything the op cannot do stays on the host', () => {
-  const dev = (p: Partial<SamplingParams>, banned?: Set<number>) => new Sampler(p).device(banned);
+  const dev = (p: Partial<SamplingParams>, banned?: Set<number>) => new Sampler(p).device({ vocab: 70, banned });
   assert.deepEqual(dev({ temperature: 0.7, seed: 5 }), { temperature: 0.7, seed: 5, draw: 0 });
   assert.equal(dev({ temperature: 1, top_k: 1, seed: 5 })!.temperature, 0, 'top_k = 1 is greedy');
   for (const p of [
@@ -203,9 +203,26 @@ test('Sampler.device: plain temperature / greedy requests sample on the device; 
   ] as Partial<SamplingParams>[]) {
     assert.equal(dev({ temperature: 1, ...p }), null, JSON.stringify(p));
   }
-  assert.equal(dev({ temperature: 1 }, new Set([2])), null, 'banned tokens (min_tokens) need the host');
+  assert.equal(dev({ temperature: 1, logit_bias: { 3: 5 } }), null, 'logit_bias');
+  // banned ids (EOS before min_tokens) and a grammar's allowed ids become the draw's mask
+  const bits = (m: Int32Array) => Array.from({ length: 70 }, (_, i) => (m[i >> 5]! >>> (i & 31)) & 1);
+  const banned = dev({ temperature: 1 }, new Set([2, 33, 69]))!.mask!;
+  assert.equal(banned.length, 3);
+  assert.deepEqual(
+    bits(banned),
+    Array.from({ length: 70 }, (_, i) => ([2, 33, 69].includes(i) ? 0 : 1)),
+  );
+  const allowed = Int32Array.from([0b1110, 1 << 1, 0]);
+  const s0 = new Sampler({ temperature: 0 });
+  assert.equal(s0.device({ vocab: 70, allowed })!.mask, allowed, 'a grammar mask goes as it is');
+  const both = s0.device({ vocab: 70, allowed, banned: new Set([2]) })!.mask!;
+  assert.deepEqual(
+    bits(both).flatMap((b, i) => (b ? [i] : [])),
+    [1, 3, 33],
+  );
+  assert.deepEqual(Array.from(allowed), [0b1110, 2, 0], 'the grammar mask is not changed');
   const s = new Sampler({ temperature: 1, seed: 9 });
   s.accept(4);
   s.accept(4);
-  assert.equal(s.device()!.draw, 2, 'the draw index counts accepted tokens');
+  assert.equal(s.device({ vocab: 70 })!.draw, 2, 'the draw index counts accepted tokens');
 });

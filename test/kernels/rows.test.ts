@@ -41,4 +41,46 @@ test(
   },
 );
 
+test(
+  'the sample op with masks: GPU == CPU, every draw inside its mask, greedy = the best allowed id, none allowed = -1',
+  { skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const V = 1000,
+      Wm = Math.ceil(V / 32);
+    const rows = Array.from({ length: 48 }, () => Float32Array.from(rng.normals(V, 2)));
+    // masks of a few ids, of about half, of one id, of none, and rows without a mask
+    const masks = rows.map((_, i) => {
+      if (i % 6 === 5) return undefined;
+      const m = new Int32Array(Wm),
+        p = [0.01, 0.5, 0.9][i % 3]!;
+      for (let id = 0; id < V; id++) if (rng.next() < p) m[id >> 5]! |= 1 << (id & 31);
+      if (i % 6 === 3) {
+        m.fill(0); // one id
+        m[(i * 7) >> 5]! |= 1 << ((i * 7) & 31);
+      }
+      if (i % 12 === 4) m.fill(0);
+      return m;
+    });
+    const ok = (m: Int32Array | undefined, id: number) => !m || ((m[id >> 5]! >>> (id & 31)) & 1) === 1;
+    for (const temperature of [0, 0.8]) {
+      const draws = rows.map((_, i) => ({ temperature, seed: seed + i, draw: i, mask: masks[i] }));
+      const want = await deviceDraws(new CpuBackend(), rows, draws),
+        got = await deviceDraws(gpu!, rows, draws);
+      assert.deepEqual(got, want, `T = ${temperature} (seed ${seed})`);
+      got.forEach((id, i) => {
+        const none = masks[i] && masks[i]!.every((w) => w === 0);
+        if (none) return assert.equal(id, -1, `row ${i}: an empty mask gives -1`);
+        assert.ok(id >= 0 && ok(masks[i], id), `row ${i}: ${id} outside its mask (seed ${seed})`);
+        if (temperature === 0) {
+          const best = Array.from(rows[i]!.keys())
+            .filter((j) => ok(masks[i], j))
+            .reduce((a, b) => (rows[i]![b]! > rows[i]![a]! ? b : a));
+          assert.equal(id, best, `row ${i}: greedy picks the best allowed id`);
+        }
+      });
+    }
+  },
+);
+
 /** GPU vs CPU logits over 64 decode steps (fp32 drift of the recurrent state; see the seed noted below). */

@@ -43,11 +43,13 @@ ${rw(3, 'outp')}
 }`;
 
 // One workgroup per sequence: argmax of its logits row, or with temperature T > 0 of
-// logits / T + Gumbel noise (the same hash as kernels/ops.ts sampleNoise). Ties go to the lower id.
+// logits / T + Gumbel noise (the same hash as kernels/ops.ts sampleNoise). Ties go to the lower id. A masked row
+// (sp[5s + 4] = 1) skips every id whose bit is clear in its row of the mask; none allowed: -1.
 const sampleSource = () => `${header(ROWS_PARAMS)}
 ${ro(2, 'logits')}
 ${ro(3, 'sp', 'u32')}
-${rw(4, 'outp', 'i32')}
+${ro(4, 'mask', 'u32')}
+${rw(5, 'outp', 'i32')}
 var<workgroup> bs: array<f32, 256>;
 var<workgroup> bi: array<u32, 256>;
 fn hash32(v: u32) -> u32 {
@@ -57,8 +59,10 @@ fn hash32(v: u32) -> u32 {
   let V = prm.vocab; let s = wg.x; // dispatched with exactly one workgroup per sequence
   let T = bitcast<f32>(sp[${SAMPLE_PARAMS}u * s]);
   let key = hash32(sp[${SAMPLE_PARAMS}u * s + 1u] ^ hash32(sp[${SAMPLE_PARAMS}u * s + 2u] ^ hash32(sp[${SAMPLE_PARAMS}u * s + 3u] ^ 0x9e3779b9u)));
+  let masked = sp[${SAMPLE_PARAMS}u * s + 4u] == 1u; let m0 = s * ((V + 31u) / 32u);
   var best = 0.0; var arg = 0xffffffffu;
   for (var i = l.x; i < V; i += 256u) {
+    if (masked && ((mask[m0 + (i >> 5u)] >> (i & 31u)) & 1u) == 0u) { continue; }
     var sc = logits[s * V + i];
     if (T > 0.0) { sc = sc / T - log(-log((f32(hash32(key ^ hash32(i)) >> 8u) + 0.5) / 16777216.0)); }
     if (arg == 0xffffffffu || sc > best) { best = sc; arg = i; }
@@ -72,7 +76,7 @@ fn hash32(v: u32) -> u32 {
     }
     workgroupBarrier();
   }
-  if (l.x == 0u) { outp[s] = i32(bi[0]); }
+  if (l.x == 0u) { outp[s] = select(i32(bi[0]), -1, bi[0] == 0xffffffffu); }
 }`;
 
 const embed: Kernel<{ dtype: WeightDType }> & { params: typeof ROWS_PARAMS } = {
@@ -90,7 +94,7 @@ const gatherLast: Kernel<object> & { params: typeof ROWS_PARAMS } = {
 const sample: Kernel<object> & { params: typeof ROWS_PARAMS } = {
   name: 'sample',
   params: ROWS_PARAMS,
-  bindings: () => ['ro', 'ro', 'rw'],
+  bindings: () => ['ro', 'ro', 'ro', 'rw'],
   source: () => sampleSource(),
 };
 
@@ -111,7 +115,7 @@ export const rowsFamily: Family = {
       case 'gather_last':
         return [dispatch(gatherLast, {}, [op.x, op.out], { dim: op.dim }, wgFor(c.seqs * op.dim))];
       case 'sample':
-        return [dispatch(sample, {}, [op.logits, op.params, op.out], { vocab: op.vocab }, [c.seqs, 1])];
+        return [dispatch(sample, {}, [op.logits, op.params, op.mask, op.out], { vocab: op.vocab }, [c.seqs, 1])];
       default:
         throw new Error(`rows family: no op ${op.op}`);
     }
