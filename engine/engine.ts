@@ -117,7 +117,7 @@ export class Engine {
     this.adopt(live);
   }
 
-  /** Structured outputs: this model's grammars (XGrammar, loaded on first use). */
+  /** Structured outputs: this model's grammars (XGrammar on worker threads, started on first use). */
   readonly grammars: Grammars;
 
   /** Serve from `live`; a failure of its step loop restarts the engine. */
@@ -353,6 +353,7 @@ export class Engine {
       ?.flush()
       .catch((e: Error) => this.log(`${this.name}: state cache: writing snapshots failed: ${e.message}`));
     await this.redis?.close();
+    await this.grammars.close();
     await this.tokenizer.close();
     await this.live.close();
   }

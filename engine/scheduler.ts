@@ -489,7 +489,7 @@ export class Scheduler {
    *  request's draw carries its grammar's mask of the next token (which must be known: ahead 0). */
   private draw(r: Live, ahead: number): DeviceSample | null {
     const c = r.spec.constraint;
-    if (c && !c.mask) throw new Error('the grammar engine gave no mask for the next token');
+    if (c && !c.mask) throw new Error(c.error ?? 'the grammar engine gave no mask for the next token');
     return r.sampler.device({
       vocab: this.pool.model.spec.vocab,
       banned: this.banned(r, ahead),
@@ -629,11 +629,11 @@ export class Scheduler {
   private emit(r: Live, fromDevice: SampledToken | null, logits: Float32Array | null, row: number): void {
     const V = this.pool.model.spec.vocab;
     const c = r.spec.constraint;
-    if (c && !fromDevice && !c.mask) throw new Error('the grammar engine gave no mask for the next token');
+    if (c && !fromDevice && !c.mask) throw new Error(c.error ?? 'the grammar engine gave no mask for the next token');
     if (fromDevice && fromDevice.id < 0) throw new Error('sampler: every token is banned');
     const tok =
       fromDevice ?? r.sampler.sample(logits!.subarray(row * V, (row + 1) * V), this.banned(r, 0), c?.mask ?? null);
-    if (c && !c.accept(tok.id)) throw new Error(`the grammar rejected token ${tok.id}`);
+    c?.accept(tok.id); // (a token the grammar rejects fails the next draw)
     r.sampler.accept(tok.id);
     r.generated++;
     r.ids.push(tok.id);
