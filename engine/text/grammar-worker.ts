@@ -62,7 +62,8 @@ async function nextMask(m: GrammarMatcher): Promise<Int32Array> {
   return Int32Array.from(await m.getNextTokenBitmask());
 }
 
-const reply = (msg: object, mask?: Int32Array) => parentPort!.postMessage(msg, mask ? [mask.buffer as ArrayBuffer] : []);
+const reply = (msg: object, mask?: Int32Array) =>
+  parentPort!.postMessage(msg, mask ? [mask.buffer as ArrayBuffer] : []);
 const message = (e: unknown) => String((e as Error)?.message ?? e);
 
 // messages of one constraint are handled in order (a matcher is never used by two at once)
