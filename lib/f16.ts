@@ -3,14 +3,22 @@
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-/** IEEE half → f32 (exact). */
-export function f16ToF32(h: number): number {
+/** IEEE half → f32 (exact), computed from the fields (fills the table below). */
+function halfValue(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
   const m = h & 0x3ff;
   if (e === 0) return s * m * 2 ** -24;
   if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** Every half's value: a checkpoint holds hundreds of millions of them (one lookup each at load). */
+const HALVES = Float32Array.from({ length: 65536 }, (_, h) => halfValue(h));
+
+/** IEEE half → f32 (exact). */
+export function f16ToF32(h: number): number {
+  return HALVES[h & 0xffff]!;
 }
 
 /** f32 → IEEE half, round to nearest even; overflow → ±Inf. */

@@ -25,6 +25,8 @@ export function isFloatDType(d: string): d is FloatDType {
   return d === 'F32' || d === 'F16' || d === 'BF16';
 }
 
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
 /** Decode little-endian tensor bytes of a float dtype into f32. */
 export function decodeFloats(bytes: Uint8Array, dtype: FloatDType): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -35,7 +37,11 @@ export function decodeFloats(bytes: Uint8Array, dtype: FloatDType): Float32Array
   }
   const out = new Float32Array(bytes.byteLength / 2);
   const conv = dtype === 'F16' ? f16ToF32 : bf16ToF32;
-  for (let i = 0; i < out.length; i++) out[i] = conv(dv.getUint16(i * 2, true));
+  // safetensors are little-endian: on a little-endian host, aligned halves are read in place
+  if (LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) {
+    const h = new Uint16Array(bytes.buffer, bytes.byteOffset, out.length);
+    for (let i = 0; i < out.length; i++) out[i] = conv(h[i]!);
+  } else for (let i = 0; i < out.length; i++) out[i] = conv(dv.getUint16(i * 2, true));
   return out;
 }
 

@@ -78,8 +78,10 @@ export class Model {
     const up = async (name: string, tensors: string[], matrix = false) => {
       const data = concat(await Promise.all(tensors.map((t) => ckpt.read(t))));
       const storage = matrix ? storageOf(tensors) : 'f32';
-      if (storage === 'f16') for (let i = 0; i < data.length; i++) data[i] = f16ToF32(f32ToF16(data[i]!));
-      if (storage === 'bf16') for (let i = 0; i < data.length; i++) data[i] = bf16ToF32(f32ToBF16(data[i]!));
+      // values a 16-bit storage cannot hold exactly are rounded here (a checkpoint of that dtype holds none)
+      const exact = tensors.every((t) => ckpt.tensors.get(t)?.dtype === storage.toUpperCase());
+      if (storage === 'f16' && !exact) for (let i = 0; i < data.length; i++) data[i] = f16ToF32(f32ToF16(data[i]!));
+      if (storage === 'bf16' && !exact) for (let i = 0; i < data.length; i++) data[i] = bf16ToF32(f32ToBF16(data[i]!));
       backend.create(name, data.length, { init: data, storage, role: 'weight' });
     };
     await up(W.embed, [TENSOR.embed], true);

@@ -69,6 +69,12 @@ test('f16 and bf16 conversions round to nearest even and keep specials', () => {
   assert.equal(bf16ToF32(f32ToBF16(1.00390625)), 1); // tie → even
   assert.equal(bf16ToF32(f32ToBF16(3.140625)), 3.140625);
   assert.ok(Number.isNaN(bf16ToF32(f32ToBF16(NaN))));
+  // every half survives the trip through f32 (the table f16ToF32 reads), NaNs as NaNs
+  for (let h = 0; h < 65536; h++) {
+    const x = f16ToF32(h);
+    if ((h & 0x7c00) === 0x7c00 && h & 0x3ff) assert.ok(Number.isNaN(x), `${h}`);
+    else assert.equal(f32ToF16(x), h, `half ${h.toString(16)}`);
+  }
 });
 
 test('every malformed file fails with a message naming the file, the tensor and the problem', async () => {
