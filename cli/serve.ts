@@ -46,6 +46,9 @@ Options:
                             this model's snapshots there (default 4GiB, least recently used first),
                             --state-cache-redis-ttl S their life after the last use (default 3600),
                             --state-cache-redis-timeout MS a lookup (default 250)
+  --state-cache-min-tokens N  the fewest tokens a 2Mamba snapshot must cover to be read back from a GPU into host RAM,
+                            a file or Redis: a shorter one costs more to move than to prefill again (default: one
+                            token per 256 KiB of a request's state, 661 for the small preset; 0 on the CPU backend)
   --state-checkpoint-tokens N  also snapshot a long prompt's state (2Mamba) or register its KV pages (softmax) every N
                             prefilled tokens, so a prompt that shares only its beginning still hits (default 4096; 0: off)
   --kv-prefix-cache on|off  keep full KV pages of finished softmax requests for prompts that begin with them
@@ -84,6 +87,7 @@ const OPTIONS = {
   'state-cache-host-bytes': { type: 'string' },
   'kv-prefix-cache': { type: 'string' },
   'state-checkpoint-tokens': { type: 'string' },
+  'state-cache-min-tokens': { type: 'string' },
   'state-cache-dir': { type: 'string' },
   'state-cache-dir-bytes': { type: 'string' },
   'state-cache-redis': { type: 'string' },
@@ -196,6 +200,10 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     stateCacheDir: typeof a['state-cache-dir'] === 'string' ? a['state-cache-dir'] : undefined,
     stateCacheDirBytes: bytesFlag(a['state-cache-dir-bytes'], 'state-cache-dir-bytes') ?? undefined,
     stateCacheRedis: redisOptions(a),
+    stateCacheMinTokens:
+      a['state-cache-min-tokens'] === undefined
+        ? undefined
+        : int(a['state-cache-min-tokens'] as string, 'state-cache-min-tokens', 0, 0),
     stateCheckpointTokens: int(a['state-checkpoint-tokens'] as string | undefined, 'state-checkpoint-tokens', 4096, 0),
     kvPrefixCache: oneOf(a['kv-prefix-cache'] as string | undefined, 'kv-prefix-cache', ['on', 'off'], 'on') === 'on',
     maxModelLen: a['max-model-len'] === undefined ? null : int(a['max-model-len'] as string, 'max-model-len', 0, 1),

@@ -6,7 +6,7 @@ import type { ModelSpec } from '../weights/config.js';
 import { fitPools, planPools, type PlanOptions, type PoolPlan } from './memory/plan.js';
 import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
-import { StateCache, type StateCacheStats } from './memory/state-cache.js';
+import { defaultMinHostTokens, StateCache, type StateCacheStats } from './memory/state-cache.js';
 import { PageCache } from './memory/page-cache.js';
 import { StateDisk, modelIdentity } from './memory/state-disk.js';
 import { StateRedis, type StateRedisOptions } from './memory/state-redis.js';
@@ -40,6 +40,8 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   stateCacheDirBytes?: number;
   /** A Redis tier every replica of this model shares (2Mamba snapshots; state-redis.ts). */
   stateCacheRedis?: StateRedisOptions;
+  /** The fewest tokens a 2Mamba snapshot must cover to go to host RAM, a file or Redis (default: defaultMinHostTokens). */
+  stateCacheMinTokens?: number;
   /** Snapshot a long prefill every this many tokens (default DEFAULT_CHECKPOINT_TOKENS; 0: only at its end). */
   stateCheckpointTokens?: number;
 }
@@ -205,9 +207,18 @@ export class Engine {
     const p = plan;
     let currentPool = om.pool;
     const cacheBytes = o.stateCacheHostBytes ?? DEFAULT_STATE_CACHE_BYTES;
+    const minHost =
+      o.stateCacheMinTokens ??
+      defaultMinHostTokens(memoryModel(om.model.spec, p.kvDtype).stateBytes, om.model.backend.name);
     const cache =
-      om.model.spec.arch === '2mamba' && cacheBytes > 0 ? new StateCache(() => currentPool, cacheBytes) : undefined;
-    if (cache) say(`${name}: state cache: up to ${cacheBytes} bytes of host RAM for 2Mamba state snapshots`);
+      om.model.spec.arch === '2mamba' && cacheBytes > 0
+        ? new StateCache(() => currentPool, cacheBytes, true, minHost)
+        : undefined;
+    if (cache)
+      say(
+        `${name}: state cache: up to ${cacheBytes} bytes of host RAM for 2Mamba state snapshots` +
+          (minHost ? ` of at least ${minHost} tokens (shorter ones stay on the device while a slot is free)` : ''),
+      );
     if (om.model.spec.arch !== '2mamba' && o.kvPrefixCache !== false)
       say(
         `${name}: KV prefix cache: finished requests' KV pages stay in the pool until a request needs them` +

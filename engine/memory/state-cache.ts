@@ -52,11 +52,14 @@ export class StateCache {
   private remote: StateRedis | null = null;
 
   /** `pool`: the pool serving now (an engine that restarts loads a new one: host snapshots stay valid for it, device
-   *  ones are dropped with the old pool). `useDevice`: keep snapshots in free state slots first. */
+   *  ones are dropped with the old pool). `useDevice`: keep snapshots in free state slots first. `minHostTokens`:
+   *  the fewest tokens a snapshot must cover to be read back from the device (to host RAM, a file or Redis): shorter
+   *  ones cost more to move than to prefill again (defaultMinHostTokens). */
   constructor(
     private readonly pool: () => SequencePool,
     readonly capacityBytes: number,
     private readonly useDevice = true,
+    readonly minHostTokens = 0,
   ) {}
 
   /** The serving pool, with this cache as its slot holder. */
@@ -77,7 +80,8 @@ export class StateCache {
     if (!disk || this.bound !== this.pool()) return;
     const model = this.bound.model;
     for (const e of [...this.device.values()])
-      await disk.save({ tokens: e.tokens, data: await model.saveSlot(e.slot) });
+      if (e.tokens.length >= this.minHostTokens)
+        await disk.save({ tokens: e.tokens, data: await model.saveSlot(e.slot) });
   }
 
   /** State slots holding snapshots (free for any request that needs one). */
@@ -93,6 +97,11 @@ export class StateCache {
       if (freed >= n) break;
       this.device.delete(key);
       this.lengths.add(e.tokens.length, -1);
+      if (e.tokens.length < this.minHostTokens) {
+        pool.slots.release(e.slot); // cheaper to prefill again than to read back
+        freed++;
+        continue;
+      }
       void pool.model.saveSlot(e.slot).then(
         (data) => this.insert(key, e.tokens, data, true, false), // Redis got it when it was taken
         () => {},
@@ -198,7 +207,7 @@ export class StateCache {
       this.device.set(key, { tokens: ids, slot });
       this.lengths.add(n);
       // other replicas cannot read a device slot: Redis gets a host copy (read back without waiting)
-      const remote = shared ? this.remote : null;
+      const remote = shared && n >= this.minHostTokens ? this.remote : null;
       if (remote)
         void pool.model.saveSlot(seq.slot).then(
           (data) => remote.save({ tokens: ids, data }),
@@ -206,6 +215,7 @@ export class StateCache {
         );
       return;
     }
+    if (n < this.minHostTokens) return;
     void pool.model.saveSlot(seq.slot).then(
       (data) => this.insert(key, Int32Array.from(tokens), data, true, shared),
       () => {}, // a failed read is a snapshot not taken; the engine reports the failure through its step loop
@@ -237,3 +247,10 @@ export class StateCache {
     this.lengths.add(e.tokens.length, -1);
   }
 }
+
+/** Tokens a snapshot must cover before it is worth reading back from a GPU: one per 256 KiB of state. Measured on an
+ *  H200 (docs/bench/snapshot-restore-h200-2026-11-26): moving the small preset's 173 MB state between host and device
+ *  costs ~69 ms, what prefilling ~1,000 tokens does, and a snapshot may be restored more than once; the small preset
+ *  gets 661. A CPU backend's "device" is host memory (a copy costs little next to its prefill): 0. */
+export const defaultMinHostTokens = (stateBytes: number, backend: string) =>
+  backend === 'webgpu' ? Math.ceil(stateBytes / 262144) : 0;

@@ -32,8 +32,8 @@ const greedy = (promptIds: number[], maxTokens: number): RequestSpec => ({
   ignoreEos: true,
 });
 
-function schedulers(m: OpenModel, capacity: number, useDevice = true) {
-  const cache = new StateCache(() => m.pool, capacity, useDevice);
+function schedulers(m: OpenModel, capacity: number, useDevice = true, minHostTokens = 0) {
+  const cache = new StateCache(() => m.pool, capacity, useDevice, minHostTokens);
   const opts = { maxBatch: 2, maxQueue: 8, tokenBudget: 64, prefillChunk: 16 };
   return { cache, cached: new Scheduler(m.pool, { ...opts, prefixCache: cache }), plain: new Scheduler(m.pool, opts) };
 }
@@ -68,6 +68,33 @@ test('a prompt that continues an earlier request restores its state: same tokens
     const st = cache.stats();
     assert.equal(st.hitTokens, b.cached + again.cached);
     assert.equal(st.evictions, 0);
+  } finally {
+    await m.close();
+  }
+});
+
+test('snapshots shorter than minHostTokens stay on the device while a slot is free and are never read back', async () => {
+  const { rng, seed } = freshRng();
+  const m = await openTiny('2mamba', seed % 83, { slots: 3 });
+  try {
+    const tok = () => 3 + Math.floor(rng.next() * 250);
+    const short = [1, ...Array.from({ length: 8 }, tok)],
+      long = [1, ...Array.from({ length: 30 }, tok)];
+    // host RAM only: the short prompt's snapshot is not taken, the long one's is
+    const host = schedulers(m, 2 ** 30, false, 20);
+    await run(host.cached, greedy(short, 1));
+    await run(host.cached, greedy(long, 1));
+    await until(() => host.cache.stats().entries === 1, 5000, 'one snapshot');
+    assert.equal((await run(host.cached, greedy([...short, 9], 1))).cached, 0, `seed ${seed}`);
+    assert.equal((await run(host.cached, greedy([...long, 9], 1))).cached, long.length, `seed ${seed}`);
+    // with free slots the short one is kept there (a device copy is cheap) and dropped when a request needs the slot
+    const dev = schedulers(m, 2 ** 30, true, 20);
+    await run(dev.cached, greedy(short, 1));
+    assert.equal(dev.cache.stats().deviceEntries, 1);
+    assert.equal((await run(dev.cached, greedy([...short, 9], 1))).cached, short.length);
+    assert.equal(dev.cache.evict(3), 2, 'both device snapshots give their slots back');
+    assert.equal(dev.cache.stats().entries, 0, 'neither was read back to host RAM');
+    await until(() => dev.cache.stats().entries === 0 && m.pool.slots.inUse === 0, 5000, 'slots free');
   } finally {
     await m.close();
   }
