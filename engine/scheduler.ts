@@ -612,16 +612,28 @@ export class Scheduler {
     { tokens, logits }: SampledStep,
   ): void {
     this.steps++;
-    items.forEach(({ r, ids, last }, i) => {
-      if (!this.running.includes(r)) return; // ended while the step ran (abort, deadline, a stop in the step before)
-      if (r.next === null) r.fed += ids.length;
-      r.peak = this.pool.memory(r.seq!);
-      if (last && r.spec.prefillOnly) {
-        this.running.splice(this.running.indexOf(r), 1);
-        return this.end(r, 'length');
-      }
-      if (last) this.guard(r, () => this.emit(r, sampling[i] ? { id: tokens[i]!, logprob: 0 } : null, logits, i));
-    });
+    // constrained requests first: their next masks start on the grammar threads while the others are emitted
+    const order = items.map((_, i) => i);
+    order.sort((a, b) => Number(!!items[b]!.r.spec.constraint) - Number(!!items[a]!.r.spec.constraint));
+    for (const i of order) this.take(items[i]!, i, sampling, tokens, logits);
+  }
+
+  /** One item of a finished step: move its request on, and emit its token when the step sampled one. */
+  private take(
+    { r, ids, last }: StepItem,
+    i: number,
+    sampling: readonly (DeviceSample | null)[],
+    tokens: Float32Array,
+    logits: Float32Array | null,
+  ): void {
+    if (!this.running.includes(r)) return; // ended while the step ran (abort, deadline, a stop in the step before)
+    if (r.next === null) r.fed += ids.length;
+    r.peak = this.pool.memory(r.seq!);
+    if (last && r.spec.prefillOnly) {
+      this.running.splice(this.running.indexOf(r), 1);
+      return this.end(r, 'length');
+    }
+    if (last) this.guard(r, () => this.emit(r, sampling[i] ? { id: tokens[i]!, logprob: 0 } : null, logits, i));
   }
 
   /** A request's new token (sampled on the device, or now on the host from its logits row): emit it, end the request
