@@ -1,6 +1,7 @@
 // dawn.node (npm `webgpu`) device setup: the adapter's own limits (Dawn's defaults cap bindings at 128 MiB and buffers
 // at 256 MiB), the NVIDIA f16 toggle, and a clear message when no adapter exists.
 import { createRequire } from 'node:module';
+import { DAWN_TOGGLES } from './tuning.js';
 
 export class WebGpuUnavailableError extends Error {
   constructor(detail: string) {
@@ -60,7 +61,7 @@ export async function openGpu(): Promise<Gpu> {
   }
   // allow_unsafe_apis exposes chromium-experimental-subgroup-matrix (tensor cores through VK_KHR_cooperative_matrix)
   const gpu = mod.create([
-    'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model',
+    `enable-dawn-features=${['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia', 'use_vulkan_memory_model', ...DAWN_TOGGLES].join(',')}`,
   ]);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
   if (!adapter) throw new WebGpuUnavailableError('requestAdapter found none');

@@ -93,3 +93,11 @@ if (!Number.isInteger(M2_READ_SPLITS) || M2_READ_SPLITS < 1 || M2_READ_SPLITS > 
 export const M2_CHUNK = Number(process.env.FURY_M2_CHUNK ?? 128);
 if (M2_CHUNK !== 64 && M2_CHUNK !== 128)
   throw new Error(`FURY_M2_CHUNK must be 64 or 128, got ${JSON.stringify(process.env.FURY_M2_CHUNK)}`);
+
+/** More Dawn toggles for the instance, comma-separated (FURY_DAWN_TOGGLES), for measurements on the GPU host: e.g.
+ *  `disable_robustness` (no bounds clamps on buffer accesses; our kernels index in bounds by construction, tested) or
+ *  `dump_shaders` (Tint's output on stderr). Toggles Dawn does not know are ignored with a warning. */
+export const DAWN_TOGGLES: readonly string[] = (process.env.FURY_DAWN_TOGGLES ?? '')
+  .split(',')
+  .map((t) => t.trim())
+  .filter((t) => /^[a-z0-9_]+$/.test(t));
