@@ -19,6 +19,17 @@ async function load(): Promise<XG> {
   return ((g.xgrammar as XG | undefined) ?? mod) as XG;
 }
 
+// XGrammar's WebAssembly build reports why it gave up on stderr ("[FATAL] file:line: EBNF parser error at …") and
+// then aborts with a bare "Aborted()": keep the last such line to say what to fix
+let fatal: string | null = null;
+const print = console.error;
+console.error = (...args: unknown[]) => {
+  const line = args.map(String).join(' ');
+  const m = /\[FATAL\][^:]*:\d+:\s*(.*)/s.exec(line);
+  if (m) fatal = m[1]!.trim();
+  else if (!/^Aborted\(/.test(line)) print(...args); // (the abort itself becomes the request's error)
+};
+
 const { vocab, vocabType, stopIds, maxCached } = workerData as {
   vocab: string[];
   vocabType: string;
@@ -64,7 +75,13 @@ async function nextMask(m: GrammarMatcher): Promise<Int32Array> {
 
 const reply = (msg: object, mask?: Int32Array) =>
   parentPort!.postMessage(msg, mask ? [mask.buffer as ArrayBuffer] : []);
-const message = (e: unknown) => String((e as Error)?.message ?? e);
+/** An error's message; an abort gets the reason the engine printed before it. */
+const message = (e: unknown) => {
+  const m = String((e as Error)?.message ?? e);
+  const why = fatal;
+  fatal = null;
+  return /^Aborted\(/.test(m) && why ? why : m;
+};
 
 // messages of one constraint are handled in order (a matcher is never used by two at once)
 let queue: Promise<void> = Promise.resolve();

@@ -63,6 +63,8 @@ test('grammar threads: compiles leave the event loop free; constraints spread ov
     // a grammar the engine rejects is a GrammarError naming the field
     await assert.rejects(g.compile({ kind: 'ebnf', grammar: 'root ::= (' }, 'guided_grammar'), (e: unknown) => {
       assert.ok(e instanceof GrammarError && e.param === 'guided_grammar', String(e));
+      // the engine's own reason, not a bare "Aborted()"
+      assert.match(e.message, /EBNF parser error at line 1, column \d+/);
       return true;
     });
   } finally {
