@@ -2,7 +2,7 @@
 // per-request seeded RNG (same seed → same tokens). Parameters are validated, never clamped.
 import { randomInt } from 'node:crypto';
 import { Rng } from '../lib/rng.js';
-import { maskWords } from '../kernels/ops.js';
+import { allows, maskWords } from '../kernels/ops.js';
 import type { DeviceSample } from './model/model.js';
 
 export interface SamplingParams {
@@ -198,7 +198,7 @@ export class Sampler {
     for (const [id, c] of this.counts) x[id]! -= p.presence_penalty + p.frequency_penalty * c;
     for (const [id, b] of Object.entries(p.logit_bias ?? {})) x[Number(id)]! += b;
     for (const id of banned) x[id] = -Infinity;
-    if (allowed) for (let i = 0; i < x.length; i++) if (!(((allowed[i >> 5] ?? 0) >>> (i & 31)) & 1)) x[i] = -Infinity;
+    if (allowed) for (let i = 0; i < x.length; i++) if (!allows(allowed, i)) x[i] = -Infinity;
     const id = p.temperature === 0 ? topIds(x, 1)[0]! : this.draw(x);
     if (!(x[id]! > -Infinity)) throw new Error('sampler: every token is banned');
     const out: SampledToken = { id, logprob: 0 };

@@ -30,14 +30,16 @@ const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 /** Decode little-endian tensor bytes of a float dtype into f32. */
 export function decodeFloats(bytes: Uint8Array, dtype: FloatDType): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // safetensors are little-endian: on a little-endian host, aligned values are read in place
   if (dtype === 'F32') {
+    if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0)
+      return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4).slice();
     const out = new Float32Array(bytes.byteLength / 4);
     for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(i * 4, true);
     return out;
   }
   const out = new Float32Array(bytes.byteLength / 2);
   const conv = dtype === 'F16' ? f16ToF32 : bf16ToF32;
-  // safetensors are little-endian: on a little-endian host, aligned halves are read in place
   if (LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) {
     const h = new Uint16Array(bytes.buffer, bytes.byteOffset, out.length);
     for (let i = 0; i < out.length; i++) out[i] = conv(h[i]!);

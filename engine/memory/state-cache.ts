@@ -62,6 +62,11 @@ export class StateCache {
     readonly minHostTokens = 0,
   ) {}
 
+  /** Whether a snapshot of `tokens` tokens may be read back from the device (host RAM, a file, Redis). */
+  private worthReadingBack(tokens: number): boolean {
+    return tokens >= this.minHostTokens;
+  }
+
   /** The serving pool, with this cache as its slot holder. */
   private bind(): SequencePool {
     const p = this.pool();
@@ -80,7 +85,7 @@ export class StateCache {
     if (!disk || this.bound !== this.pool()) return;
     const model = this.bound.model;
     for (const e of [...this.device.values()])
-      if (e.tokens.length >= this.minHostTokens)
+      if (this.worthReadingBack(e.tokens.length))
         await disk.save({ tokens: e.tokens, data: await model.saveSlot(e.slot) });
   }
 
@@ -97,7 +102,7 @@ export class StateCache {
       if (freed >= n) break;
       this.device.delete(key);
       this.lengths.add(e.tokens.length, -1);
-      if (e.tokens.length < this.minHostTokens) {
+      if (!this.worthReadingBack(e.tokens.length)) {
         pool.slots.release(e.slot); // cheaper to prefill again than to read back
         freed++;
         continue;
@@ -207,7 +212,7 @@ export class StateCache {
       this.device.set(key, { tokens: ids, slot });
       this.lengths.add(n);
       // other replicas cannot read a device slot: Redis gets a host copy (read back without waiting)
-      const remote = shared && n >= this.minHostTokens ? this.remote : null;
+      const remote = shared && this.worthReadingBack(n) ? this.remote : null;
       if (remote)
         void pool.model.saveSlot(seq.slot).then(
           (data) => remote.save({ tokens: ids, data }),
@@ -215,7 +220,7 @@ export class StateCache {
         );
       return;
     }
-    if (n < this.minHostTokens) return;
+    if (!this.worthReadingBack(n)) return;
     void pool.model.saveSlot(seq.slot).then(
       (data) => this.insert(key, Int32Array.from(tokens), data, true, shared),
       () => {}, // a failed read is a snapshot not taken; the engine reports the failure through its step loop

@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Grammars, GrammarError } from '../../engine/text/grammar.js';
 import { TextTokenizer } from '../../engine/text/tokenizer.js';
+import { allows } from '../../kernels/ops.js';
 
 // (run from dist/test/engine)
 const dir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'models', 'fury-2mamba-tiny');
@@ -17,7 +18,7 @@ const tokenizer = new TextTokenizer(
 );
 const allowed = (m: Int32Array) => {
   const out: number[] = [];
-  for (let i = 0; i < tokenizer.size; i++) if ((m[i >> 5]! >>> (i & 31)) & 1) out.push(i);
+  for (let i = 0; i < tokenizer.size; i++) if (allows(m, i)) out.push(i);
   return out;
 };
 
