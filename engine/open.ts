@@ -30,7 +30,8 @@ export interface OpenOptions extends LoadOptions {
   backend?: BackendChoice;
   /** Weights on the device: the checkpoint's dtype (default) or converted at load. */
   weightsDType?: WeightsDType;
-  /** WebGPU tensor cores: on, emulated (the same tile walks in plain WGSL) or off (default: FURY_MATRICES, else off). */
+  /** WebGPU tensor cores: on, emulated (the same tile walks in plain WGSL) or off (default: FURY_MATRICES, else on
+   *  where the adapter has them). */
   matrices?: 'on' | 'emulated' | 'off';
   /** How the KV cache holds K and V (default auto: f16 on WebGPU, f32 on a CPU). */
   kvDtype?: KvChoice;
@@ -92,7 +93,7 @@ export async function createBackend(
   if (choice === 'auto' || be.matrices !== 'off' || be.info.subgroupMatrices)
     log(
       `backend: webgpu on ${be.info.description} (dawn.node ${be.info.dawnVersion}); tensor cores ${be.matrices}` +
-        (be.matrices === 'off' && be.info.subgroupMatrices ? ' (the adapter has them: FURY_MATRICES=on)' : ''),
+        (be.matrices === 'off' && be.info.subgroupMatrices ? ' (the adapter has them: unset FURY_MATRICES)' : ''),
     );
   return be;
 }

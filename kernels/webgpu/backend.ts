@@ -16,7 +16,7 @@ import type { Op } from '../ops.js';
 import { f16ToF32, f32ToF16 } from '../../lib/f16.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { StepTimer, type OpTimes } from './profile.js';
-import { MATRICES } from './tuning.js';
+import { M2_TC, MATRICES } from './tuning.js';
 import { attentionFamily } from './wgsl/attention.js';
 import {
   type Dispatch,
@@ -62,16 +62,21 @@ export class WebGpuBackend implements Backend, OpTimes {
   /** JS time spent building and encoding steps (ms), for the bench. */
   encodeMs = 0;
 
-  /** Tensor cores for the prefill GEMMs: the option, else FURY_MATRICES (tuning.ts), else off. 'on' needs a device
-   *  with subgroup matrices; 'emulated' runs the same tile walk in plain WGSL, for testing without them. */
+  /** Tensor cores for the prefill GEMMs: the option, else FURY_MATRICES (tuning.ts), else on where the adapter has
+   *  them. 'on' needs a device with subgroup matrices; 'emulated' runs the same tile walk in plain WGSL, for testing
+   *  without them. */
   readonly matrices: Matrices;
+  /** The 2Mamba readout and update on tensor cores too: the option, else FURY_M2_TC (off: measured slower). */
+  readonly m2Matrices: boolean;
 
   private constructor(
     readonly device: GPUDevice,
     readonly info: GpuInfo,
     matrices?: Matrices,
+    m2Matrices?: boolean,
   ) {
-    const want = matrices ?? MATRICES ?? 'off';
+    const want = matrices ?? MATRICES ?? (info.subgroupMatrices ? 'on' : 'off');
+    this.m2Matrices = m2Matrices ?? M2_TC;
     if (want === 'on' && !info.subgroupMatrices)
       throw new Error(
         `tensor cores asked for, but ${info.description} has no 16×16 f16 subgroup matrices with subgroups of 32`,
@@ -87,9 +92,12 @@ export class WebGpuBackend implements Backend, OpTimes {
     });
   }
 
-  static async open({ matrices }: { matrices?: Matrices } = {}): Promise<WebGpuBackend> {
+  static async open({
+    matrices,
+    m2Matrices,
+  }: { matrices?: Matrices; m2Matrices?: boolean } = {}): Promise<WebGpuBackend> {
     const g = await openGpu();
-    return new WebGpuBackend(g.device, g.info, matrices);
+    return new WebGpuBackend(g.device, g.info, matrices, m2Matrices);
   }
 
   get limits() {
@@ -371,7 +379,9 @@ export class WebGpuBackend implements Backend, OpTimes {
     dtypes: WeightDType[],
     onProgress?: (done: number, total: number) => void,
   ): Promise<number> {
-    const jobs = FAMILIES.flatMap((f) => f.variants(headDims, { matrices: this.matrices })).filter(([, v]) => {
+    const jobs = FAMILIES.flatMap((f) =>
+      f.variants(headDims, { matrices: this.matrices, m2Matrices: this.m2Matrices }),
+    ).filter(([, v]) => {
       const dt = (v as { dtype?: WeightDType }).dtype;
       return dt === undefined || dtypes.includes(dt);
     });
@@ -391,7 +401,9 @@ export class WebGpuBackend implements Backend, OpTimes {
 
   /** Check every kernel variant of every family compiles (WGSL errors surface here, naming the kernel). */
   async compileAll(headDims: number[]): Promise<void> {
-    for (const [k, v] of FAMILIES.flatMap((f) => f.variants(headDims, { matrices: this.matrices }))) {
+    for (const [k, v] of FAMILIES.flatMap((f) =>
+      f.variants(headDims, { matrices: this.matrices, m2Matrices: this.m2Matrices }),
+    )) {
       this.device.pushErrorScope('validation');
       this.pipeline(k, v);
       const err = await this.device.popErrorScope();
@@ -408,6 +420,7 @@ export class WebGpuBackend implements Backend, OpTimes {
       maxRows: Math.max(0, ...step.seqs.map((s) => s.rows)),
       storage: (name) => this.get(name).storage,
       matrices: this.matrices,
+      m2Matrices: this.m2Matrices,
       scratch: (name, elements, kind: BufferKind = 'f32') => {
         const b = this.bufs.get(name);
         if (!b || b.elements < elements)

@@ -60,8 +60,8 @@ export const M2_RPT = envInts(
 )[0]!;
 export const m2Rpt = (pairs: number) => M2_RPT[pairs >= 128 ? 1 : 0]!;
 
-/** Tensor cores for the prefill GEMMs (FURY_MATRICES): on (subgroup matrices), emulated (the same tile walk in plain
- *  WGSL), off; unset: off (measured no faster yet, docs/perf.md "Tensor cores"). */
+/** Tensor cores (FURY_MATRICES): on (subgroup matrices), emulated (the same tile walks in plain WGSL), off; unset: on
+ *  where the adapter has them (the prefill GEMMs, docs/perf.md), else off. */
 export const MATRICES = ((): 'on' | 'off' | 'emulated' | undefined => {
   const v = process.env.FURY_MATRICES;
   if (v !== undefined && v !== 'on' && v !== 'off' && v !== 'emulated')
@@ -69,11 +69,11 @@ export const MATRICES = ((): 'on' | 'off' | 'emulated' | undefined => {
   return v;
 })();
 
-/** The tensor-core GEMM's tile (FURY_GEMM_TC): 32 (one subgroup per workgroup) or 64 (four); 0: the projections keep
- *  the FMA GEMM while other families use tensor cores. */
-export const GEMM_TC = Number(process.env.FURY_GEMM_TC ?? 32);
-if (GEMM_TC !== 0 && GEMM_TC !== 32 && GEMM_TC !== 64)
-  throw new Error(`FURY_GEMM_TC must be 0, 32 or 64, got ${process.env.FURY_GEMM_TC}`);
+/** The 2Mamba chunked prefill's readout and update on tensor cores too (FURY_M2_TC=on; needs tensor cores on or
+ *  emulated): off by default, measured slower than the FMA kernels (docs/perf.md). */
+export const M2_TC = process.env.FURY_M2_TC === 'on';
+if (process.env.FURY_M2_TC !== undefined && process.env.FURY_M2_TC !== 'on' && process.env.FURY_M2_TC !== 'off')
+  throw new Error(`FURY_M2_TC must be on or off, got ${JSON.stringify(process.env.FURY_M2_TC)}`);
 
 /** State rows per workgroup of the tensor-core 2Mamba readout (FURY_M2_TC_ROWS, a multiple of 32): fewer rows, more
  *  workgroups (a lone sequence has only heads × ⌈DD / rows⌉ of them) and more partial sums to add. */

@@ -35,33 +35,47 @@ const { skip, compare } = await gpuHarness({ matrices: 'off' });
 const tc = await gpuHarness({ matrices: process.env.FURY_MATRICES === 'on' ? 'on' : 'emulated' });
 
 test(
-  `tensor-core GEMM (${tc.gpu?.matrices ?? 'no adapter'}): f32/f16/bf16 weights, prologues, add, 76 and 130 rows (partial 32-row and 32-column tiles)`,
+  `tensor-core GEMM (${tc.gpu?.matrices ?? 'no adapter'}): f32/f16/bf16 weights, prologues, add; partial 128-row and 128-column tiles and whole ones`,
   {
     skip: tc.skip,
   },
   async () => {
     const { rng, seed } = freshRng();
     const r = (n: number, std = 1) => rng.normals(n, std);
-    // x' and w rounded to f16 (2⁻¹¹ relative each), f32 sums: |Δ| ≤ 2⁻¹⁰ Σ_k |x'_k w_k|, which for normal inputs is
-    // ≈ 2⁻¹⁰ · 0.64 K σ² against max |y| ≈ 3.5 √K σ²: 1.8e-3 at K = 96, 2.1e-3 at K = 128; tol 3e-3
-    for (const dt of ['f32', 'f16', 'bf16'] as WeightDType[])
-      for (const [K, N, R] of [
-        [96, 70, 76],
-        [128, 200, 130],
-      ] as const) {
-        const w = round(r(N * K, 0.2), dt);
-        const st: Step = {
-          seqs: [
-            { slot: 0, pos: 0, rows: R - 5, pages: [] },
-            { slot: 1, pos: 7, rows: 5, pages: [] },
-          ],
-        };
-        for (const add of [false, true])
-          for (const pro of ['none', 'norm', 'silu'] as const) {
-            const c = matmulCase(r, w, dt, pro, { K, N, R, xRows: R, add });
-            await tc.compare(`gemm_tc ${dt} ${pro} add=${add} rows=${R} K=${K}`, c.ops, c.bufs, st, ['y'], 3e-3, seed);
-          }
-      }
+    // x' and w rounded to f16 (2⁻¹¹ relative each; f16 and bf16 weights exactly), f32 sums: |Δ| ≤ 2⁻¹¹ Σ_k |x'_k w_k| ≈ 2⁻¹¹ · 0.64 K σ² against
+    // max |y| ≈ 3.5 √K σ²: 0.9e-3 at K = 96, 1.6e-3 at K = 320; tol 3e-3. Whole tiles (256 × 256) write their fragments
+    // straight to out (on subgroup matrices; the emulated twin has one path).
+    for (const [dt, K, N, R] of [
+      ['f16', 96, 70, 76],
+      ['f16', 128, 200, 130],
+      ['f16', 320, 256, 256],
+      ['f16', 64, 3088, 140],
+      ['bf16', 96, 70, 76],
+      ['bf16', 128, 256, 256],
+      ['f32', 96, 70, 76],
+      ['f32', 128, 256, 256],
+    ] as const) {
+      const w = round(r(N * K, 0.2), dt);
+      const st: Step = {
+        seqs: [
+          { slot: 0, pos: 0, rows: R - 5, pages: [] },
+          { slot: 1, pos: 7, rows: 5, pages: [] },
+        ],
+      };
+      for (const add of [false, true])
+        for (const pro of ['none', 'norm', 'silu'] as const) {
+          const c = matmulCase(r, w, dt, pro, { K, N, R, xRows: R, add });
+          await tc.compare(
+            `gemm_mma ${dt} ${pro} add=${add} rows=${R} K=${K} N=${N}`,
+            c.ops,
+            c.bufs,
+            st,
+            ['y'],
+            3e-3,
+            seed,
+          );
+        }
+    }
   },
 );
 

@@ -100,6 +100,8 @@ export interface DispatchContext {
   /** Tensor cores for the prefill GEMMs: 'on' (subgroup matrices), 'emulated' (the same tile walk in plain WGSL, for
    *  testing on adapters without them), 'off' (the FMA GEMM). */
   matrices: Matrices;
+  /** The 2Mamba chunked prefill's readout and update on tensor cores too (with `matrices` on or emulated). */
+  m2Matrices: boolean;
   /** A backend-owned scratch buffer of at least `elements` (grown, never shrunk); returns its name. */
   scratch(name: string, elements: number, kind?: BufferKind): string;
   /** A constant i32 table the backend creates once; returns its name. */
@@ -111,6 +113,7 @@ export type Matrices = 'on' | 'emulated' | 'off';
 /** What a device can run, as the families' variant lists need it. */
 export interface Caps {
   matrices: Matrices;
+  m2Matrices: boolean;
 }
 
 /** A kernel family: the ops it runs, how one op becomes dispatches, and every variant to compile ahead. */

@@ -413,7 +413,7 @@ export const mamba2Family: Family = {
     }
     // the intra-chunk scores of every chunk (independent), then chunk by chunk the readout of the carried state and its
     // update, then the sum of every row
-    const tc = c.matrices !== 'off' && d === TC_HEAD_DIM,
+    const tc = c.m2Matrices && c.matrices !== 'off' && d === TC_HEAD_DIM,
       tcv = { emulate: c.matrices === 'emulated' },
       CHUNK = tc ? TC_CHUNK : M2_CHUNK,
       v = { d, chunk: CHUNK };
@@ -448,12 +448,12 @@ export const mamba2Family: Family = {
   },
   variants: (headDims, caps) => [
     ...headDims.flatMap((d) => [
-      ...[...new Set([M2_CHUNK, ...(caps.matrices !== 'off' && d === TC_HEAD_DIM ? [TC_CHUNK] : [])])].flatMap(
-        (chunk) => [intra, read, update, combine, combine1].map((k) => variant(k, { d, chunk })),
-      ),
+      ...[
+        ...new Set([M2_CHUNK, ...(caps.m2Matrices && caps.matrices !== 'off' && d === TC_HEAD_DIM ? [TC_CHUNK] : [])]),
+      ].flatMap((chunk) => [intra, read, update, combine, combine1].map((k) => variant(k, { d, chunk }))),
       ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
     ]),
-    ...(caps.matrices !== 'off' && headDims.includes(TC_HEAD_DIM)
+    ...(caps.m2Matrices && caps.matrices !== 'off' && headDims.includes(TC_HEAD_DIM)
       ? [readTc, updateTc].map((k) => variant(k, { emulate: caps.matrices === 'emulated' }))
       : []),
   ],

@@ -1,133 +1,201 @@
-// The prefill GEMM on tensor cores for f16 weights (issue 12): out[r, n] (+)= Σ_k x'[r, k] W[n, k], x' the prologue
-// (none, rmsnorm, silu·mul) as in matmul.ts. The weights are not staged: each subgroup loads its 16×16 f16 fragments
-// of W straight from the weight buffer (bound as array<f16>, column-major with stride K: W is [N][K]), so a K step
-// costs only the x tile, staged once per workgroup as f16 with the prologue applied (activations rounded to f16,
-// clamped to ±65504: 2⁻¹¹ relative, as the other tensor-core GEMM). rmsnorm's Σ x² accumulates from the staged
-// tiles; its rsqrt(mean + eps) scales the finished rows.
-//
-// A workgroup: 64 × 64 outputs, 4 subgroups of 32, each a 32 × 32 quarter as 2 × 2 fragments of 16 × 16 (f32
-// accumulators). The epilogue goes fragment by fragment through a 16 × 16 staging tile per subgroup (row scale,
-// residual add, the bounds of partial tiles). The last column fragment of a matrix whose N is not a multiple of 16 is
-// loaded from N − 16 (in bounds) and writes only its own columns. Requires K % 64 == 0 and N ≥ 16. Each K step of
-// 64: the x values of the next step are loaded into registers while this one multiplies, and all weight fragments of
-// the step are requested before the first product (a prefill GEMM otherwise waits on memory, not on tensor cores).
-// `emulate`: the same staging and tile walk with the products in plain WGSL (lavapipe in CI).
+// The prefill GEMM on tensor cores (issue 12; chromium_experimental_subgroup_matrix → VK_KHR_cooperative_matrix):
+// out[r, n] (+)= Σ_k x'[r, k] W[n, k], x' the prologue (none, rmsnorm, silu·mul) as in matmul.ts. Two
+// dispatches:
+// 1. `gemm_in16` forms x' once per row (rmsnorm's Σ x² over the whole row first) and writes it as f16 (clamped to
+//    ±65504; relative error ≤ 2⁻¹¹ per element; f16 weights are used as they are, bf16 ones are exact in f16 within
+//    its range, f32 ones are rounded like x'; the sums are f32).
+// 2. `gemm_mma` multiplies: a workgroup computes a 128 × 128 block of out with 4 subgroups of 32, each a 64 × 64
+//    quarter as 4 × 4 fragments of 16 × 16 (f32 accumulators). Each K step of 32 stages both tiles in workgroup memory
+//    as f16 with 16-byte loads (rows padded by 8 halves; bf16 and f32 weights converted as they are staged), the next
+//    step's loads in flight while this one multiplies.
+//    Measured standalone on an H100 (docs/bench/tc-probe-2026-11-26): 193 TFLOP/s at 1024 × 4096 × 1024, 217 at 4096³;
+//    fragments loaded straight from the buffers ran 34–89. Rows past the step and columns past N are clamped on load
+//    and not written. A whole tile writes its fragments straight to out (with the residual add: the accumulators start
+//    from out); a partial tile goes through a 16 × 16 staging tile per subgroup.
+// `emulate`: the same staging and tile walk with the products in plain WGSL (lavapipe in CI tests the indexing).
+// Requires K % 32 == 0.
+import type { WeightDType } from '../../backend.js';
+import type { MatmulPrologue } from './matmul.js';
 
-const KC = 64; // the K step
+const T = 128; // tile rows and columns
+const BK = 32; // the K step
+const LD = BK + 8; // staged row length in halves (padding spreads a fragment's rows over banks)
+const range = (n: number) => [...Array(n).keys()];
 
-/** `head`: the kernel header (MATMUL_PARAMS and the step meta, from matmul.ts). */
-export const gemmTc16Source = (head: string, pro: 'none' | 'norm' | 'silu', emulate: boolean) => {
-  const enables = `enable f16;\n${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}`;
-  const frag = (i: number, j: number) => `m${i}${j}`;
-  // the first column of fragment column j of this subgroup (clamped in bounds) and the first it writes
-  const colStart = /* wgsl */ `fn colFirst(c: u32, N: u32) -> u32 { return min(c, N - 16u); }`;
+/** `head`: the kernel header (MATMUL_PARAMS and the step meta, from matmul.ts), as for both kernels. */
+export const gemmIn16Source = (head: string, pro: MatmulPrologue) => `${head}
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> xh: array<vec2<u32>>;
+${pro === 'norm' ? '@group(0) @binding(4) var<storage, read> nw: array<vec4<f32>>;' : ''}
+fn silu4(g: vec4<f32>) -> vec4<f32> { return g / (vec4<f32>(1.0) + exp(-g)); }
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let r = wg.x + 65535u * wg.y;
+  if (r >= nRows()) { return; }
+  let K4 = prm.K / 4u; let XS = ${pro === 'silu' ? '2u' : '1u'} * K4; // vec4s per x row (silu: gate then up)
+  var scale = 1.0;
+${
+  pro === 'norm'
+    ? `  var s = 0.0;
+  for (var k = t; k < K4; k += 256u) { let a = x[r * XS + k]; s += dot(a, a); }
+  red[t] = s;
+  for (var h = 128u; h > 0u; h /= 2u) {
+    workgroupBarrier();
+    if (t < h) { red[t] += red[t + h]; }
+  }
+  workgroupBarrier();
+  scale = 1.0 / sqrt(red[0] / f32(prm.K) + prm.eps);`
+    : ''
+}
+  for (var k = t; k < K4; k += 256u) {
+    var a = x[r * XS + k];
+${pro === 'silu' ? '    a = silu4(a) * x[r * XS + k + K4];' : ''}
+${pro === 'norm' ? '    a = a * scale * nw[k];' : ''}
+    a = clamp(a, vec4<f32>(-65504.0), vec4<f32>(65504.0));
+    xh[r * K4 + k] = vec2<u32>(pack2x16float(a.xy), pack2x16float(a.zw));
+  }
+}`;
+
+/** A weight row's 8 values at k = 8·k8 … as loaded (f16, bf16: one vec4<u32>; f32: two vec4<f32>), and their f16 pack. */
+const WLOAD: Record<WeightDType, { type: string; load: (i: string) => string; pack: (v: string) => string }> = {
+  f16: { type: 'vec4<u32>', load: (i) => `w[${i}]`, pack: (v) => v },
+  bf16: {
+    type: 'vec4<u32>',
+    load: (i) => `w[${i}]`,
+    pack: (
+      v,
+    ) => `pack8(vec4<f32>(bitcast<f32>(${v}.x << 16u), bitcast<f32>(${v}.x & 0xffff0000u), bitcast<f32>(${v}.y << 16u), bitcast<f32>(${v}.y & 0xffff0000u)),
+      vec4<f32>(bitcast<f32>(${v}.z << 16u), bitcast<f32>(${v}.z & 0xffff0000u), bitcast<f32>(${v}.w << 16u), bitcast<f32>(${v}.w & 0xffff0000u)))`,
+  },
+  f32: {
+    type: 'array<vec4<f32>, 2>',
+    load: (i) => `array<vec4<f32>, 2>(w[2u * (${i})], w[2u * (${i}) + 1u])`,
+    pack: (v) => `pack8(${v}[0], ${v}[1])`,
+  },
+};
+
+export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean) => {
+  const wl = WLOAD[dtype];
+  const frags = range(4).flatMap((i) => range(4).map((j) => [i, j] as const));
+  const m = (i: number, j: number) => `m${i}${j}`;
+  // offset of fragment (i, j) of this subgroup in out
+  const outAt = (i: number, j: number) => `(r0 + sr0 + ${16 * i}u) * N + c0 + sc0 + ${16 * j}u`;
+  const accum = emulate
+    ? `  var acc: array<f32, ${T}>;`
+    : [
+        ...frags.map(([i, j]) => `  var ${m(i, j)} = subgroup_matrix_result<f32, 16, 16>();`),
+        `  if (full && prm.add == 1u) {`,
+        ...frags.map(
+          ([i, j]) =>
+            `    ${m(i, j)} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&outp, ${outAt(i, j)}, false, N);`,
+        ),
+        `  }`,
+      ].join('\n');
   const products = emulate
-    ? /* wgsl */ `
-    for (var k = 0u; k < ${KC}u; k++) {
-      let a = f32(As[row * ${KC}u + k]);
-      for (var j = 0u; j < 32u; j++) {
-        acc[j] += a * f32(wh[min(c0 + hk * 32u + j, N - 1u) * K + k0 + k]);
-      }
+    ? `    for (var k = 0u; k < ${BK}u; k++) {
+      let a = f32(As[t * ${LD}u + k]);
+      for (var j = 0u; j < ${T}u; j++) { acc[j] += a * f32(Bs[j * ${LD}u + k]); }
     }`
-    : // the K step's weight fragments are all requested before the first product (their latencies overlap)
-      [0, 16, 32, 48]
+    : range(BK / 16)
         .map(
-          (kk) => `
-    let b0_${kk} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&wh, cb0 * K + k0 + ${kk}u, true, K);
-    let b1_${kk} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&wh, cb1 * K + k0 + ${kk}u, true, K);`,
-        )
-        .join('') +
-      [0, 16, 32, 48]
-        .map(
-          (kk) => `
-    {
-      let a0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, qr * ${KC}u + ${kk}u, false, ${KC}u);
-      let a1 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, (qr + 16u) * ${KC}u + ${kk}u, false, ${KC}u);
-      m00 = subgroupMatrixMultiplyAccumulate(a0, b0_${kk}, m00); m01 = subgroupMatrixMultiplyAccumulate(a0, b1_${kk}, m01);
-      m10 = subgroupMatrixMultiplyAccumulate(a1, b0_${kk}, m10); m11 = subgroupMatrixMultiplyAccumulate(a1, b1_${kk}, m11);
+          (kk) => `    {
+${range(4)
+  .map(
+    (j) =>
+      `      let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, (sc0 + ${16 * j}u) * ${LD}u + ${16 * kk}u, true, ${LD}u);`,
+  )
+  .join('\n')}
+${range(4)
+  .map(
+    (i) =>
+      `      let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, (sr0 + ${16 * i}u) * ${LD}u + ${16 * kk}u, false, ${LD}u);`,
+  )
+  .join('\n')}
+${frags.map(([i, j]) => `      ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, ${m(i, j)});`).join('\n')}
     }`,
         )
-        .join('');
-  const write = /* wgsl */ `
+        .join('\n');
+  const epilogue = emulate
+    ? `  let r = r0 + t;
+  if (r < Rt) {
+    for (var j = 0u; j < ${T}u; j++) { let c = c0 + j; if (c < N) { put(r, c, acc[j]); } }
+  }`
+    : `  if (full) {
+${frags.map(([i, j]) => `    subgroupMatrixStore(&outp, ${outAt(i, j)}, ${m(i, j)}, false, N);`).join('\n')}
+    return;
+  }
+${frags
+  .map(
+    ([i, j]) => `  workgroupBarrier();
+  subgroupMatrixStore(&Cs, sg * 256u, ${m(i, j)}, false, 16u);
+  workgroupBarrier();
+  for (var u = 0u; u < 8u; u++) {
+    let e = lane * 8u + u; let r = r0 + sr0 + ${16 * i}u + e / 16u; let c = c0 + sc0 + ${16 * j}u + e % 16u;
+    if (r < Rt && c < N) { put(r, c, Cs[sg * 256u + e]); }
+  }`,
+  )
+  .join('\n')}`;
+  // staging: 512 (row, 8-half group) pairs per operand and step; thread t loads rows t / 4 + 32·u, group t % 4
+  const loads = (k8: string) =>
+    range(4)
+      .map(
+        (u) =>
+          `pa${u} = xh[min(r0 + t / 4u + ${32 * u}u, Rt - 1u) * K8 + ${k8} + t % 4u]; ` +
+          `pb${u} = ${wl.load(`min(c0 + t / 4u + ${32 * u}u, N - 1u) * K8 + ${k8} + t % 4u`)};`,
+      )
+      .join('\n    ');
+  const puts = range(4)
+    .map(
+      (u) =>
+        `putAs((t / 4u + ${32 * u}u) * ${LD}u + (t % 4u) * 8u, pa${u}); putBs((t / 4u + ${32 * u}u) * ${LD}u + (t % 4u) * 8u, ${wl.pack(`pb${u}`)});`,
+    )
+    .join('\n    ');
+  return `enable f16;
+${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}${head}
+@group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
+@group(0) @binding(3) var<storage, read> xh: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read_write> outp: array<f32>;
+var<workgroup> As: array<f16, ${T * LD}>; // x' tile [row][k]
+var<workgroup> Bs: array<f16, ${T * LD}>; // weight tile [column][k]
+${emulate ? '' : 'var<workgroup> Cs: array<f32, 1024>; // a 16 × 16 staging tile per subgroup'}
+${['As', 'Bs']
+  .map(
+    (tile) => `fn put${tile}(o: u32, v: vec4<u32>) { // 8 halves at o
+  let h0 = bitcast<vec2<f16>>(v.x); let h1 = bitcast<vec2<f16>>(v.y);
+  let h2 = bitcast<vec2<f16>>(v.z); let h3 = bitcast<vec2<f16>>(v.w);
+  ${tile}[o] = h0.x; ${tile}[o + 1u] = h0.y; ${tile}[o + 2u] = h1.x; ${tile}[o + 3u] = h1.y;
+  ${tile}[o + 4u] = h2.x; ${tile}[o + 5u] = h2.y; ${tile}[o + 6u] = h3.x; ${tile}[o + 7u] = h3.y;
+}`,
+  )
+  .join('\n')}
+fn pack8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> { // 8 values as f16, clamped to ±65504
+  let a = clamp(lo, vec4<f32>(-65504.0), vec4<f32>(65504.0)); let b = clamp(hi, vec4<f32>(-65504.0), vec4<f32>(65504.0));
+  return vec4<u32>(pack2x16float(a.xy), pack2x16float(a.zw), pack2x16float(b.xy), pack2x16float(b.zw));
+}
 fn put(r: u32, c: u32, v: f32) {
   let oi = r * prm.N + c;
   outp[oi] = select(v, outp[oi] + v, prm.add == 1u);
-}`;
-  const epilogue = emulate
-    ? /* wgsl */ `
-  let r = r0 + row;
-  if (r < Rt) {
-    for (var j = 0u; j < 32u; j++) {
-      let c = c0 + hk * 32u + j;
-      if (c < N) { put(r, c, acc[j] * rs[row]); }
-    }
-  }`
-    : [0, 1]
-        .flatMap((i) =>
-          [0, 1].map(
-            (j) => /* wgsl */ `
-  workgroupBarrier();
-  subgroupMatrixStore(&stg, sg * 256u, ${frag(i, j)}, false, 16u);
-  workgroupBarrier();
-  for (var u = 0u; u < 8u; u++) {
-    let e = lane * 8u + u; let lr = qr + ${16 * i}u + e / 16u; let r = r0 + lr; let c = cb${j} + e % 16u;
-    if (r < Rt && c >= c0 + qc + ${16 * j}u && c < N) { put(r, c, stg[sg * 256u + e] * rs[lr]); }
-  }`,
-          ),
-        )
-        .join('');
-  return `${enables}${head}
-@group(0) @binding(2) var<storage, read> wh: array<f16>;
-@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> outp: array<f32>;
-${pro === 'norm' ? '@group(0) @binding(5) var<storage, read> nw: array<vec4<f32>>;' : ''}
-fn silu4(g: vec4<f32>) -> vec4<f32> { return g / (vec4<f32>(1.0) + exp(-g)); }
-${colStart}${write}
-var<workgroup> As: array<f16, ${64 * KC}>; // the x tile [row][k]
-var<workgroup> ssp: array<f32, 128>;
-var<workgroup> rs: array<f32, 64>; // each row's scale (rmsnorm; else 1)
-${emulate ? '' : 'var<workgroup> stg: array<f32, 1024>; // a 16 × 16 staging tile per subgroup'}
-@compute @workgroup_size(128) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>${
+}
+@compute @workgroup_size(${T}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
     emulate ? '' : ', @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32'
   }) {
-  let K = prm.K; let N = prm.N; let Rt = nRows();
-  let c0 = wg.x * 64u; let r0 = wg.y * 64u;
-  let XS = ${pro === 'silu' ? '2u' : '1u'} * K / 4u; // vec4s per x row (silu: the row holds gate and up, 2K wide)
-  let row = l.x / 2u; let hk = l.x % 2u; // staging: a row and half of the K step (32 values); emulated: 32 columns
-  let xr = min(r0 + row, Rt - 1u) * XS;
-${
-  emulate
-    ? '  var acc: array<f32, 32>;'
-    : `  let qr = (sg % 2u) * 32u; let qc = (sg / 2u) * 32u;
-  let cb0 = colFirst(c0 + qc, N); let cb1 = colFirst(c0 + qc + 16u, N);
-${[0, 1].flatMap((i) => [0, 1].map((j) => `  var ${frag(i, j)} = subgroup_matrix_result<f32, 16, 16>();`)).join('\n')}`
-}
-  var ss = 0.0;
-  // this thread's x values of the next K step, loaded while the current one multiplies
-  var px: array<vec4<f32>, 8>;
-${pro === 'silu' ? '  var pu: array<vec4<f32>, 8>;' : ''}
-  for (var j = 0u; j < 8u; j++) { px[j] = x[xr + hk * 8u + j];${pro === 'silu' ? ' pu[j] = x[xr + hk * 8u + j + K / 4u];' : ''} }
-  for (var k0 = 0u; k0 < K; k0 += ${KC}u) {
-    workgroupBarrier(); // the previous tile's products are done
-    for (var j = 0u; j < 8u; j++) {
-      var a = px[j];
-${pro === 'silu' ? '      a = silu4(a) * pu[j];' : ''}
-${pro === 'norm' ? '      ss += dot(a, a); a *= nw[k0 / 4u + hk * 8u + j];' : ''}
-      let o = row * ${KC}u + hk * 32u + 4u * j;
-      As[o] = f16(clamp(a.x, -65504.0, 65504.0)); As[o + 1u] = f16(clamp(a.y, -65504.0, 65504.0));
-      As[o + 2u] = f16(clamp(a.z, -65504.0, 65504.0)); As[o + 3u] = f16(clamp(a.w, -65504.0, 65504.0));
-    }
+  let K = prm.K; let N = prm.N; let Rt = nRows(); let K8 = K / 8u;
+  let r0 = wg.y * ${T}u; let c0 = wg.x * ${T}u;
+${emulate ? '' : `  let sr0 = (sg / 2u) * 64u; let sc0 = (sg % 2u) * 64u;\n  let full = r0 + ${T}u <= Rt && c0 + ${T}u <= N && N % 4u == 0u; // rows of out 16-byte aligned`}
+${accum}
+  var pa0: vec4<u32>; var pa1: vec4<u32>; var pa2: vec4<u32>; var pa3: vec4<u32>;
+  var pb0: ${wl.type}; var pb1: ${wl.type}; var pb2: ${wl.type}; var pb3: ${wl.type};
+  ${loads('0u')}
+  for (var k0 = 0u; k0 < K; k0 += ${BK}u) {
+    workgroupBarrier(); // the previous step's products are done
+    ${puts}
     workgroupBarrier();
-    if (k0 + ${KC}u < K) {
-      let xn = xr + (k0 + ${KC}u) / 4u + hk * 8u;
-      for (var j = 0u; j < 8u; j++) { px[j] = x[xn + j];${pro === 'silu' ? ' pu[j] = x[xn + j + K / 4u];' : ''} }
+    if (k0 + ${BK}u < K) {
+      let k8 = (k0 + ${BK}u) / 8u;
+    ${loads('k8')}
     }
 ${products}
   }
-  ssp[l.x] = ss;
-  workgroupBarrier();
-  if (hk == 0u) { rs[row] = ${pro === 'norm' ? '1.0 / sqrt((ssp[l.x] + ssp[l.x + 1u]) / f32(K) + prm.eps)' : '1.0'}; }
-  workgroupBarrier();
 ${epilogue}
 }`;
 };

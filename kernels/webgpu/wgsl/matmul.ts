@@ -2,7 +2,7 @@
 // the 2Mamba front-end epilogue, and the register-tiled GEMM of many rows (prefill). CPU twin: kernels/cpu/matmul.ts.
 import type { WeightDType } from '../../backend.js';
 import type { Op } from '../../ops.js';
-import { GEMM_MIN_ROWS, GEMM_TC, MATMUL_SHAPES, matmulShape, type MatmulShape } from '../tuning.js';
+import { GEMM_MIN_ROWS, MATMUL_SHAPES, matmulShape, type MatmulShape } from '../tuning.js';
 import {
   type Dispatch,
   type DispatchContext,
@@ -10,13 +10,14 @@ import {
   type Kernel,
   defineParams,
   dispatch,
+  grid1,
   header,
   ro,
   rw,
   variant,
 } from './common.js';
 import { LOGDECAY } from './conv2.js';
-import { gemmTc16Source } from './matmul-tc.js';
+import { gemmIn16Source, gemmMmaSource } from './matmul-tc.js';
 
 /** The input prologue of a matmul: none, rmsnorm (x·rsqrt(mean x² + eps)·w_norm), or silu(gate)·up. */
 export type MatmulPrologue = 'none' | 'norm' | 'silu';
@@ -206,128 +207,21 @@ ${
   }
 }`;
 
-/** The tensor-core GEMM's K step (its tile, GEMM_TC × GEMM_TC outputs per workgroup, is a tuning knob). */
-const KC = 32;
-
-// The GEMM on tensor cores (chromium_experimental_subgroup_matrix → VK_KHR_cooperative_matrix). A workgroup computes
-// an S × S block of out (S = GEMM_TC) with G = (S / 32)² subgroups of 32, each a 32 × 32 quarter as 2 × 2 blocks of
-// 16 × 16, accumulating in f32 (one subgroup: every offset is a constant; several: offsets from @builtin(subgroup_id),
-// which the uniformity analysis treats as uniform within the subgroup). Each K step of 32 stages the x tile (prologue
-// applied) and the weight tile into workgroup memory as f16 ([row][k] and [k][column]); rmsnorm's Σ x² accumulates
-// from the x tiles and rsqrt(mean + eps) scales the finished rows. Activations are rounded to f16 (clamped to ±65504):
-// relative error ≈ 2⁻¹¹ per factor, f32 sums. `emulate`: the same staging and walk with the products in plain WGSL
-// (f16-rounded values held in f32), so adapters without subgroup matrices (lavapipe in CI) test the tiling and
-// indexing. Requires K % 32 == 0.
-const gemmTcSource = (dtype: WeightDType, pro: MatmulPrologue, emulate: boolean) => {
-  const T = emulate ? 'f32' : 'f16',
-    cvt = emulate ? 'r16' : 'f16',
-    S = GEMM_TC,
-    G = (S / 32) ** 2,
-    W = 32 * G,
-    TPR = Math.max(1, W / S), // epilogue threads per row
-    RPT = Math.max(1, S / W), // epilogue rows per thread
-    CPT = S / TPR; // epilogue columns per thread
-  const many = G > 1;
-  const enables = `enable f16;\n${many ? 'enable subgroups;\n' : ''}enable chromium_experimental_subgroup_matrix;\n`;
-  const q = (i: number, j: number) => `${many ? 'qo + ' : ''}${i * 16 * KC}u`;
-  const accum = emulate
-    ? `  var acc: array<f32, ${RPT * CPT}>;`
-    : [0, 1].flatMap((i) => [0, 1].map((j) => `  var m${i}${j} = subgroup_matrix_result<f32, 16, 16>();`)).join('\n');
-  const products = emulate
-    ? `    for (var k = 0u; k < ${KC}u; k++) {
-      for (var q = 0u; q < ${RPT}u; q++) {
-        let a = As[(er + ${W / TPR}u * q) * ${KC}u + k];
-        for (var j = 0u; j < ${CPT}u; j++) { acc[q * ${CPT}u + j] += a * Bs[k * ${S}u + ec + j]; }
-      }
-    }`
-    : `    for (var kk = 0u; kk < ${KC}u; kk += 16u) {
-      let a0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${q(0, 0)} + kk, false, ${KC}u);
-      let a1 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${q(1, 0)} + kk, false, ${KC}u);
-      let b0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${S}u + ${many ? 'qc' : '0u'}, false, ${S}u);
-      let b1 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, kk * ${S}u + ${many ? 'qc + ' : ''}16u, false, ${S}u);
-      m00 = subgroupMatrixMultiplyAccumulate(a0, b0, m00); m01 = subgroupMatrixMultiplyAccumulate(a0, b1, m01);
-      m10 = subgroupMatrixMultiplyAccumulate(a1, b0, m10); m11 = subgroupMatrixMultiplyAccumulate(a1, b1, m11);
-    }`;
-  const cOff = (i: number, j: number) => `${many ? 'co + ' : ''}${i * 16 * S + j * 16}u`;
-  const store = emulate
-    ? ''
-    : `  subgroupMatrixStore(&Cs, ${cOff(0, 0)}, m00, false, ${S}u); subgroupMatrixStore(&Cs, ${cOff(0, 1)}, m01, false, ${S}u);
-  subgroupMatrixStore(&Cs, ${cOff(1, 0)}, m10, false, ${S}u); subgroupMatrixStore(&Cs, ${cOff(1, 1)}, m11, false, ${S}u);
-  workgroupBarrier();`;
-  return `${emulate ? '' : enables}${header(MATMUL_PARAMS)}
-@group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
-@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
-${rw(4, 'outp')}
-${pro === 'norm' ? ro(5, 'nw', 'vec4<f32>') : ''}
-${weights8(dtype)}
-fn r16(v: f32) -> f32 { return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x; }
-fn clamp16(v: f32) -> f32 { return clamp(v, -65504.0, 65504.0); }
-var<workgroup> As: array<${T}, ${S * KC}>; // [row][k]
-var<workgroup> Bs: array<${T}, ${KC * S}>; // [k][column]
-${emulate ? '' : `var<workgroup> Cs: array<f32, ${S * S}>; // [row][column]`}
-${pro === 'norm' ? `var<workgroup> ssp: array<f32, ${S * 8}>;` : ''}
-@compute @workgroup_size(${W}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>${
-    many && !emulate ? ', @builtin(subgroup_id) sgid: u32' : ''
-  }) {
-  let K = prm.K; let N = prm.N; let Rt = nRows(); let K8 = K / 8u;
-  let t = l.x; let c0 = wg.x * ${S}u; let r0 = wg.y * ${S}u;
-  let XS = ${pro === 'silu' ? '2u' : '1u'} * K / 4u; // vec4s per x row (silu: the row holds gate and up, 2K wide)
-  let lq = t % 8u;
-  let er = t / ${TPR}u; let ec = (t % ${TPR}u) * ${CPT}u; // this thread's epilogue rows (er + ${W / TPR}·q) and columns
-${many && !emulate ? `  let qr = (sgid % 2u) * 32u; let qc = (sgid / 2u) * 32u; let qo = qr * ${KC}u; let co = qr * ${S}u + qc;` : ''}
-${accum}
-  var ss: array<f32, ${(S * 8) / W}>;
-  for (var k0 = 0u; k0 < K; k0 += ${KC}u) {
-    // x tile: rows t / 8 + ${W / 8}·h, k quad t % 8
-    for (var h = 0u; h < ${(S * 8) / W}u; h++) {
-      let lr = t / 8u + ${W / 8}u * h;
-      let xo = min(r0 + lr, Rt - 1u) * XS + k0 / 4u + lq;
-      var a = x[xo];
-${pro === 'silu' ? '      a = silu4(a) * x[xo + K / 4u];' : ''}
-${pro === 'norm' ? '      ss[h] += dot(a, a); a *= nw[k0 / 4u + lq];' : ''}
-      for (var j = 0u; j < 4u; j++) { As[lr * ${KC}u + 4u * lq + j] = ${cvt}(clamp16(a[j])); }
-    }
-    // weight tile: (column, k8) pairs t + ${W}·i
-    for (var i = 0u; i < ${(S * 4) / W}u; i++) {
-      let pr = t + ${W}u * i; let bc = pr / 4u; let k8 = pr % 4u;
-      let wv = w8(min(c0 + bc, N - 1u), k0 / 8u + k8, K8);
-      for (var j = 0u; j < 4u; j++) {
-        Bs[(8u * k8 + j) * ${S}u + bc] = ${cvt}(clamp16(wv.lo[j]));
-        Bs[(8u * k8 + 4u + j) * ${S}u + bc] = ${cvt}(clamp16(wv.hi[j]));
-      }
-    }
-    workgroupBarrier();
-${products}
-    workgroupBarrier();
-  }
-${store}
-${pro === 'norm' ? `  for (var h = 0u; h < ${(S * 8) / W}u; h++) { ssp[(t / 8u + ${W / 8}u * h) * 8u + lq] = ss[h]; }\n  workgroupBarrier();` : ''}
-  for (var q = 0u; q < ${RPT}u; q++) {
-    let lr = er + ${W / TPR}u * q; let r = r0 + lr;
-    if (r >= Rt) { break; }
-    var scale = 1.0;
-${
-  pro === 'norm'
-    ? `    var s2 = 0.0;
-    for (var p = 0u; p < 8u; p++) { s2 += ssp[lr * 8u + p]; }
-    scale = 1.0 / sqrt(s2 / f32(K) + prm.eps);`
-    : ''
-}
-    for (var j = 0u; j < ${CPT}u; j++) {
-      let c = c0 + ec + j;
-      let v = ${emulate ? `acc[q * ${CPT}u + j]` : `Cs[lr * ${S}u + ec + j]`} * scale;
-      if (c < N) { let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, prm.add == 1u); }
-    }
-  }
-}`;
-};
-
-const gemmTc16: Kernel<{ pro: MatmulPrologue; emulate: boolean }> & { params: typeof MATMUL_PARAMS } = {
-  name: 'gemm_tc16',
+/** The tensor-core GEMM (matmul-tc.ts): x' as f16 rows, then the product. */
+const gemmIn16: Kernel<{ pro: MatmulPrologue }> & { params: typeof MATMUL_PARAMS } = {
+  name: 'gemm_in16',
   params: MATMUL_PARAMS,
-  bindings: (v) => ['ro', 'ro', 'rw', ...(v.pro === 'norm' ? ['ro' as const] : [])],
-  source: (v) => gemmTc16Source(header(MATMUL_PARAMS), v.pro, v.emulate),
+  bindings: (v) => ['ro', 'rw', ...(v.pro === 'norm' ? ['ro' as const] : [])],
+  source: (v) => gemmIn16Source(header(MATMUL_PARAMS), v.pro),
 };
+const gemmMma: Kernel<{ dtype: WeightDType; emulate: boolean }> & { params: typeof MATMUL_PARAMS } = {
+  name: 'gemm_mma',
+  params: MATMUL_PARAMS,
+  bindings: () => ['ro', 'ro', 'rw'],
+  source: (v) => gemmMmaSource(header(MATMUL_PARAMS), v.dtype, v.emulate),
+};
+/** The tensor-core GEMM's K step and tile (matmul-tc.ts). */
+const MMA = { k: 32, tile: 128 };
 
 type MatmulVariant = { dtype: WeightDType; pro: MatmulPrologue; shape: MatmulShape; conv: boolean };
 const matmul: Kernel<MatmulVariant> & { params: typeof MATMUL_PARAMS } = {
@@ -349,15 +243,7 @@ const gemm: Kernel<{ dtype: WeightDType; pro: MatmulPrologue }> & { params: type
   source: (v) => gemmSource(v.dtype, v.pro),
 };
 
-type GemmTcVariant = { dtype: WeightDType; pro: MatmulPrologue; emulate: boolean };
-const gemmTc: Kernel<GemmTcVariant> & { params: typeof MATMUL_PARAMS } = {
-  name: 'gemm_tc',
-  params: MATMUL_PARAMS,
-  bindings: (v) => ['ro', 'ro', 'rw', ...(v.pro === 'norm' ? ['ro' as const] : [])],
-  source: (v) => gemmTcSource(v.dtype, v.pro, v.emulate),
-};
-
-function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): Dispatch {
+function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): Dispatch[] {
   const R = op.perSeq ? c.seqs : c.rows,
     shape = matmulShape(R),
     dtype = c.storage(op.w);
@@ -365,29 +251,32 @@ function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): 
   const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
   const params = { K: op.k, N: op.n, add: op.add ? 1 : 0, perSeq: op.perSeq ? 1 : 0, eps: op.norm?.eps ?? 0 };
   const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
-  const tc = !op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && GEMM_TC !== 0 && op.k % KC === 0;
-  if (tc && dtype === 'f16' && op.n >= 16 && op.k % 64 === 0) {
-    const groups: [number, number] = [Math.ceil(op.n / 64), Math.ceil(R / 64)];
-    return dispatch(gemmTc16, { pro, emulate: c.matrices === 'emulated' }, buffers, params, groups);
-  }
-  if (tc) {
-    const groups: [number, number] = [Math.ceil(op.n / GEMM_TC), Math.ceil(R / GEMM_TC)];
-    return dispatch(gemmTc, { dtype, pro, emulate: c.matrices === 'emulated' }, buffers, params, groups);
+  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && op.k % MMA.k === 0) {
+    const xh = c.scratch('_gemm.xh', (R * op.k) / 2); // x' as f16 pairs
+    return [
+      dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
+      dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated' }, [op.w, xh, op.out], params, [
+        Math.ceil(op.n / MMA.tile),
+        Math.ceil(R / MMA.tile),
+      ]),
+    ];
   }
   if (!op.perSeq && R >= GEMM_MIN_ROWS && op.k % GEMM.k === 0) {
-    return dispatch(gemm, { dtype, pro }, buffers, params, [Math.ceil(op.n / GEMM.cols), Math.ceil(R / GEMM.rows)]);
+    return [dispatch(gemm, { dtype, pro }, buffers, params, [Math.ceil(op.n / GEMM.cols), Math.ceil(R / GEMM.rows)])];
   }
-  return dispatch(matmul, { dtype, pro, shape, conv: false }, buffers, params, [
-    Math.ceil(op.n / (shape.CG * shape.C)),
-    Math.ceil(R / shape.R),
-  ]);
+  return [
+    dispatch(matmul, { dtype, pro, shape, conv: false }, buffers, params, [
+      Math.ceil(op.n / (shape.CG * shape.C)),
+      Math.ceil(R / shape.R),
+    ]),
+  ];
 }
 
 export const matmulFamily: Family = {
   ops: ['matmul'],
   dispatch(op: Op, c: DispatchContext): Dispatch[] {
     if (op.op !== 'matmul') throw new Error(`matmul family: no op ${op.op}`);
-    return [matmulDispatch(op, c)];
+    return matmulDispatch(op, c);
   },
   /** A decode step's [qkv | A] projection and the conv2 + logdecay front end that reads it, as one dispatch (the
    *  conv epilogue); null when the pair does not match or a sequence has several rows (conv2 walks them). */
@@ -404,32 +293,30 @@ export const matmulFamily: Family = {
       c.step.seqs.some((s) => s.rows !== 1)
     )
       return null;
-    const d = matmulDispatch(op, c);
-    if (d.kernel.name !== 'matmul') return null; // a batch large enough for the GEMM: conv2 runs on its own
-    const v = d.variant as MatmulVariant,
+    const [d] = matmulDispatch(op, c);
+    if (d!.kernel.name !== 'matmul') return null; // a batch large enough for the GEMM: conv2 runs on its own
+    const v = d!.variant as MatmulVariant,
       p = { K: op.k, N: op.n, add: 0, perSeq: 0, eps: op.norm?.eps ?? 0, ch: next.ch, heads: next.decay.heads };
     return dispatch(
       matmul,
       { ...v, conv: true },
-      [...d.buffers, next.state, next.weight, next.bias, next.out, next.decay.out],
+      [...d!.buffers, next.state, next.weight, next.bias, next.out, next.decay.out],
       p,
-      d.groups,
+      d!.groups,
     );
   },
   variants(_headDims, caps) {
     const out = [];
     for (const dtype of ['f32', 'f16', 'bf16'] as const) {
-      for (const pro of ['none', 'norm', 'silu'] as const) {
-        if (GEMM_TC === 0) continue;
-        if (dtype === 'f16' && caps.matrices !== 'off')
-          out.push(variant(gemmTc16, { pro, emulate: caps.matrices === 'emulated' }));
-        out.push(variant(gemmTc, { dtype, pro, emulate: true }));
-        if (caps.matrices === 'on') out.push(variant(gemmTc, { dtype, pro, emulate: false }));
-      }
       for (const pro of ['none', 'norm', 'silu'] as const)
         for (const shape of MATMUL_SHAPES) out.push(variant(matmul, { dtype, pro, shape, conv: false }));
       for (const shape of MATMUL_SHAPES) out.push(variant(matmul, { dtype, pro: 'norm', shape, conv: true }));
       for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemm, { dtype, pro }));
+    }
+    if (caps.matrices !== 'off') {
+      for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemmIn16, { pro }));
+      for (const dtype of ['f32', 'f16', 'bf16'] as const)
+        out.push(variant(gemmMma, { dtype, emulate: caps.matrices === 'emulated' }));
     }
     return out;
   },
