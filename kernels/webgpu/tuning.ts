@@ -94,10 +94,20 @@ export const M2_CHUNK = Number(process.env.FURY_M2_CHUNK ?? 128);
 if (M2_CHUNK !== 64 && M2_CHUNK !== 128)
   throw new Error(`FURY_M2_CHUNK must be 64 or 128, got ${JSON.stringify(process.env.FURY_M2_CHUNK)}`);
 
-/** More Dawn toggles for the instance, comma-separated (FURY_DAWN_TOGGLES), for measurements on the GPU host: e.g.
- *  `disable_robustness` (no bounds clamps on buffer accesses; our kernels index in bounds by construction, tested) or
- *  `dump_shaders` (Tint's output on stderr). Toggles Dawn does not know are ignored with a warning. */
-export const DAWN_TOGGLES: readonly string[] = (process.env.FURY_DAWN_TOGGLES ?? '')
-  .split(',')
-  .map((t) => t.trim())
-  .filter((t) => /^[a-z0-9_]+$/.test(t));
+/** Dawn's robustness (FURY_GPU_ROBUSTNESS=on): every buffer access clamped into bounds. Off by default, as native
+ *  GPU servers run: our kernels index in bounds by construction (the kernel tests run with it off, on lavapipe and on
+ *  the GPU host), and on an H100 it cost a third of a batch-1 decode step (docs/perf.md "Dawn's robustness"). */
+export const GPU_ROBUSTNESS = process.env.FURY_GPU_ROBUSTNESS === 'on';
+if (![undefined, 'on', 'off'].includes(process.env.FURY_GPU_ROBUSTNESS))
+  throw new Error(`FURY_GPU_ROBUSTNESS must be on or off, got ${JSON.stringify(process.env.FURY_GPU_ROBUSTNESS)}`);
+
+/** Dawn toggles for the instance: robustness off unless asked for, plus FURY_DAWN_TOGGLES (comma-separated), for
+ *  measurements on the GPU host: e.g. `dump_shaders` (Tint's output on stderr). Toggles Dawn does not know are ignored
+ *  with a warning. */
+export const DAWN_TOGGLES: readonly string[] = [
+  ...(GPU_ROBUSTNESS ? [] : ['disable_robustness']),
+  ...(process.env.FURY_DAWN_TOGGLES ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => /^[a-z0-9_]+$/.test(t)),
+];

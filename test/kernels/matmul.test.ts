@@ -32,7 +32,8 @@ function matmulCase(
 
 const { skip, compare } = await gpuHarness({ matrices: 'off' });
 // the tensor-core GEMM: on subgroup matrices where the adapter has them, else the same tile walk emulated
-const tc = await gpuHarness({ matrices: process.env.FURY_MATRICES === 'on' ? 'on' : 'emulated' });
+let tc = await gpuHarness();
+if (tc.gpu?.matrices !== 'on') tc = await gpuHarness({ matrices: 'emulated' });
 
 test(
   `tensor-core GEMM (${tc.gpu?.matrices ?? 'no adapter'}): f32/f16/bf16 weights, prologues, add; partial 128-row and 128-column tiles and whole ones`,
