@@ -10,7 +10,15 @@ import { freshRng, randRows, relErr } from '../helpers.js';
 import { attentionCases, gpuHarness, round, scenario } from './gpu-harness.js';
 import { close, V3, A3 } from './vectors.js';
 
-const { skip, compare } = await gpuHarness();
+// the f32 kernels (tensor cores off: their f16 roundings have their own test below)
+const { skip, compare } = await gpuHarness({ matrices: 'off' });
+// the tiled attention on tensor cores where the adapter has them, else the same tile walk emulated
+let tc = await gpuHarness();
+if (tc.gpu?.matrices !== 'on') tc = await gpuHarness({ matrices: 'emulated' });
+// q·s, k, v and p rounded to f16 (2⁻¹¹ relative each): a score is off by ≤ 2⁻¹⁰ Σ_m |q_m k_m| s ≈ 2⁻¹⁰ · 64 · 0.16 ≈ 0.01
+// for these inputs (q ~ N(0, 4), k ~ N(0, 1), s = 1/8), which moves y by ≲ 0.01 · E|v − y| against max |y| ≈ 3:
+// ~3e-3 (measured on lavapipe's emulated walk: 0.9–1.5e-3); tol 5e-3
+const TC_TOL = 5e-3;
 
 test('paged KV append and attention: softmax with GQA, 2Mamba-E with cumulative decays', { skip }, async () => {
   const { rng, seed } = freshRng();
@@ -106,69 +114,82 @@ test(
   },
 );
 
+/** Tiled attention in a mixed step: 4 rows at 40 and 1 at 530 take split-K; 5 rows at 0, and 130 rows at 600 (three
+ *  tiles, the last partial, over keys in three 256-key ranges) take the tiled kernel. */
+async function tiledMixed(cmp: typeof compare, tol: number, tag: string, kvF16 = false) {
+  const { rng, seed } = freshRng();
+  const P = 16;
+  // 4 rows at 40 and 1 at 530 take split-K; 5 rows at 0, and 130 rows at 600 (three tiles, the last partial, over
+  // keys in three 256-key ranges) take the tiled kernel. Pages interleave between the sequences.
+  const lens = [44, 531, 5, 730],
+    pageLists: number[][] = [];
+  let next = 0;
+  for (const len of lens) pageLists.push(Array.from({ length: Math.ceil(len / P) }, () => next++));
+  const shuffled = pageLists.flat().map((p) => (p * 37) % next); // a permutation of the page ids (37 is prime to next)
+  let k = 0;
+  const perm = pageLists.map((l) => l.map(() => shuffled[k++]!));
+  const step: Step = {
+    seqs: [
+      { slot: 0, pos: 40, rows: 4, pages: perm[0]! },
+      { slot: 1, pos: 530, rows: 1, pages: perm[1]! },
+      { slot: 2, pos: 0, rows: 5, pages: perm[2]! },
+      { slot: 3, pos: 600, rows: 130, pages: perm[3]! },
+    ],
+  };
+  assert.equal(new Set(shuffled).size, next);
+  const rows = 140,
+    pages = next,
+    r = (n: number, std = 1) => rng.normals(n, std);
+  for (const [label, layout, useC] of [
+    ['softmax GQA', { heads: 4, kvHeads: 2, headDim: 64 }, false],
+    ['2Mamba-E', { heads: 2, kvHeads: 2, headDim: 64 }, true],
+  ] as const) {
+    const H = layout.heads,
+      Hkv = layout.kvHeads,
+      width = (H + 2 * Hkv) * 64;
+    const cInit = Float64Array.from({ length: pages * P * H }, () => -Math.abs(rng.normal()) * 0.02);
+    await cmp(
+      `tiled attention ${label}${tag}`,
+      [
+        {
+          op: 'kv_append',
+          qkv: 'x',
+          k: 'kc',
+          v: 'vc',
+          layout,
+          pageSize: P,
+          ...(useC ? { logA: 'la', c: 'cc' } : {}),
+        },
+        { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout, pageSize: P, ...(useC ? { c: 'cc' } : {}) },
+      ],
+      [
+        { name: 'x', init: r(rows * width, 2) },
+        { name: 'kc', init: r(pages * P * Hkv * 64), ...(kvF16 ? { storage: 'f16' as const } : {}) },
+        { name: 'vc', init: r(pages * P * Hkv * 64), ...(kvF16 ? { storage: 'f16' as const } : {}) },
+        { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.02) },
+        { name: 'cc', kind: 'cumsum', init: cInit },
+        { name: 'y', init: new Float32Array(rows * H * 64), out: true },
+      ],
+      step,
+      ['y'],
+      tol,
+      seed,
+    );
+  }
+}
+
 test(
   'tiled prefill attention beside split-K decode rows in one step (GQA; 2Mamba-E decays; tiles across ranges)',
   { skip },
+  () => tiledMixed(compare, 2e-5, ''),
+);
+
+test(
+  `tiled prefill attention on tensor cores (${tc.gpu?.matrices ?? 'no adapter'}): the same mixed step, f32 and f16 KV caches`,
+  { skip: tc.skip },
   async () => {
-    const { rng, seed } = freshRng();
-    const P = 16;
-    // 4 rows at 40 and 1 at 530 take split-K; 5 rows at 0, and 130 rows at 600 (three tiles, the last partial, over
-    // keys in three 256-key ranges) take the tiled kernel. Pages interleave between the sequences.
-    const lens = [44, 531, 5, 730],
-      pageLists: number[][] = [];
-    let next = 0;
-    for (const len of lens) pageLists.push(Array.from({ length: Math.ceil(len / P) }, () => next++));
-    const shuffled = pageLists.flat().map((p) => (p * 37) % next); // a permutation of the page ids (37 is prime to next)
-    let k = 0;
-    const perm = pageLists.map((l) => l.map(() => shuffled[k++]!));
-    const step: Step = {
-      seqs: [
-        { slot: 0, pos: 40, rows: 4, pages: perm[0]! },
-        { slot: 1, pos: 530, rows: 1, pages: perm[1]! },
-        { slot: 2, pos: 0, rows: 5, pages: perm[2]! },
-        { slot: 3, pos: 600, rows: 130, pages: perm[3]! },
-      ],
-    };
-    assert.equal(new Set(shuffled).size, next);
-    const rows = 140,
-      pages = next,
-      r = (n: number, std = 1) => rng.normals(n, std);
-    for (const [label, layout, useC] of [
-      ['softmax GQA', { heads: 4, kvHeads: 2, headDim: 64 }, false],
-      ['2Mamba-E', { heads: 2, kvHeads: 2, headDim: 64 }, true],
-    ] as const) {
-      const H = layout.heads,
-        Hkv = layout.kvHeads,
-        width = (H + 2 * Hkv) * 64;
-      const cInit = Float64Array.from({ length: pages * P * H }, () => -Math.abs(rng.normal()) * 0.02);
-      await compare(
-        `tiled attention ${label}`,
-        [
-          {
-            op: 'kv_append',
-            qkv: 'x',
-            k: 'kc',
-            v: 'vc',
-            layout,
-            pageSize: P,
-            ...(useC ? { logA: 'la', c: 'cc' } : {}),
-          },
-          { op: 'attention', qkv: 'x', k: 'kc', v: 'vc', out: 'y', layout, pageSize: P, ...(useC ? { c: 'cc' } : {}) },
-        ],
-        [
-          { name: 'x', init: r(rows * width, 2) },
-          { name: 'kc', init: r(pages * P * Hkv * 64) },
-          { name: 'vc', init: r(pages * P * Hkv * 64) },
-          { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.02) },
-          { name: 'cc', kind: 'cumsum', init: cInit },
-          { name: 'y', init: new Float32Array(rows * H * 64), out: true },
-        ],
-        step,
-        ['y'],
-        2e-5,
-        seed,
-      );
-    }
+    await tiledMixed(tc.compare, TC_TOL, '');
+    await tiledMixed(tc.compare, TC_TOL, ' (f16 KV)', true);
   },
 );
 

@@ -17,6 +17,7 @@ import {
   wgFor,
   WG,
 } from './common.js';
+import { attnMmaSource } from './attention-tc.js';
 import { attentionWork, TILE_MIN_ROWS, TILE_ROWS } from './meta.js';
 
 export const SPLIT_K = 256; // keys per attention workgroup (flash-decoding split); also its threads
@@ -322,6 +323,14 @@ const kvCumsum: Kernel<object> & { params: typeof ATTN_PARAMS } = {
 const PARTIALS: ('ro' | 'rw')[] = ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'];
 const attnSplit = kernel('attention', () => PARTIALS, attentionSource);
 const attnTile = kernel('attn_tile', () => PARTIALS, attnTileSource);
+/** attn_tile on tensor cores (attention-tc.ts), for head dims 32 and 64. */
+const attnMma: Kernel<D & { emulate: boolean }> & { params: typeof ATTN_PARAMS } = {
+  name: 'attn_mma',
+  params: ATTN_PARAMS,
+  bindings: () => PARTIALS,
+  source: (v) => attnMmaSource(header(ATTN_PARAMS), v.d, v.kv, v.emulate, SPLIT_K),
+};
+const mmaDim = (d: number) => d === 32 || d === 64;
 const attnReduce: Kernel<{ d: number }> & { params: typeof ATTN_PARAMS } = {
   name: 'attn_reduce',
   params: ATTN_PARAMS,
@@ -379,16 +388,28 @@ export const attentionFamily: Family = {
     const params = { heads, kvHeads, pageSize: op.pageSize, useC: op.c ? 1 : 0, splits };
     return [
       ...(splitRows.length ? [dispatch(attnSplit, v, bufs, params, [splits, splitRows.length * heads])] : []),
-      ...(tiles.length ? [dispatch(attnTile, v, bufs, params, [splits, tiles.length * heads])] : []),
+      ...(tiles.length
+        ? [
+            c.matrices !== 'off' && mmaDim(d)
+              ? dispatch(attnMma, { ...v, emulate: c.matrices === 'emulated' }, bufs, params, [
+                  splits,
+                  tiles.length * heads,
+                ])
+              : dispatch(attnTile, v, bufs, params, [splits, tiles.length * heads]),
+          ]
+        : []),
       dispatch(attnReduce, { d }, [po, pml, op.out], { heads, splits }, [c.rows, heads]),
     ];
   },
-  variants: (headDims) => [
+  variants: (headDims, caps) => [
     ...KV_DTYPES.map((kv) => variant(kvAppend, { kv })),
     variant(kvCumsum, {}),
     ...headDims.flatMap((d) => [
       ...KV_DTYPES.flatMap((kv) => [attnSplit, attnTile].map((k) => variant(k, { d, kv }))),
       variant(attnReduce, { d }),
+      ...(caps.matrices !== 'off' && mmaDim(d)
+        ? KV_DTYPES.map((kv) => variant(attnMma, { d, kv, emulate: caps.matrices === 'emulated' }))
+        : []),
     ]),
   ],
 };
