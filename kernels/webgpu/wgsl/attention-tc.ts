@@ -1,67 +1,78 @@
 // Tiled (flash) prefill attention on tensor cores (issue 12): the work and outputs of attn_tile (attention.ts) — one
 // workgroup per (key range of SPLIT_K, tile of TILE_ROWS query rows, head), writing the range's partial (max, sum,
 // Σ e^{ℓ−max}·v) per row for attn_reduce — with QKᵀ and PV as 16 × 16 × 16 f16 products (f32 accumulation).
-// 4 subgroups of 32, each 16 query rows. Per tile of 32 keys:
+// 4 subgroups of 32, each 16 query rows. Per tile of 64 keys (32 emulated):
 //   stage K and V as f16 (16-byte loads through the page table; f32 caches rounded) → S = Q·Kᵀ on tensor cores into
-//   workgroup memory → online softmax in f32 by threads (two per row, 16 keys each: ℓ = S (+ C_pos − C_j), causal and
+//   workgroup memory → online softmax in f32 by threads (two per row, half the keys each: ℓ = S (+ C_pos − C_j), causal and
 //   range masks, the running max and the rescale factor) writing P = e^{ℓ−max} as f16 → P·V on tensor cores, 32 value
 //   columns at a time through the same workgroup memory, added into the threads' f32 accumulators (each thread holds
 //   its row's d/2 columns, rescaled by the row's factor when the max moves).
 // Rounding: q·s (s = 1/√d), k, v and p in f16 (relative 2⁻¹¹ each), sums in f32. `emulate`: the same staging and walk
-// with the two products as loops over the same workgroup arrays (lavapipe in CI). Requires d % 32 == 0, d ≤ 64
-// (workgroup memory: 32 KiB at d = 64).
+// with the two products as loops over the same workgroup arrays (lavapipe in CI). Requires d = 32 or 64.
 import type { KvDType } from '../../backend.js';
 import { TILE_ROWS } from './meta.js';
 
-export const MMA_TILE_KEYS = 32;
-const TK = MMA_TILE_KEYS;
 const range = (n: number) => [...Array(n).keys()];
 
 /** `head`: ATTN_PARAMS and the step meta; `bindings`: x, kc, vc, cc, po, pml as attn_tile binds them. */
 export const attnMmaSource = (head: string, d: number, kv: KvDType, emulate: boolean, splitK: number) => {
-  if (d % 32 || d > 64) throw new Error(`attn_mma: head dim ${d} must be 32 or 64`);
-  const D8 = d / 8, // 16-byte f16 units per key or query row
+  if (d !== 32 && d !== 64) throw new Error(`attn_mma: head dim ${d} must be 32 or 64`);
+  // keys per tile: 64 on subgroup matrices (46 KiB of workgroup memory at d = 64), 32 emulated (27 KiB: lavapipe
+  // allows 32)
+  const TK = emulate ? 32 : 64,
+    KH = TK / 2, // keys per thread in the softmax
+    D8 = d / 8, // 16-byte f16 units per key or query row
     LK = d + 8, // staged K / V row length in halves (padding spreads fragment rows over banks)
     LS = TK + 4, // S row length (f32)
-    LP = TK + 8, // P row length (f16)
+    LP = Math.max(TK + 8, d), // P row length (f16); q·s is staged here first, rows of d
     DF = d / 16, // fragments along d
     OC = d / 2; // accumulator columns per thread
-  // this subgroup's 16 rows: S = Q·Kᵀ (2 key fragments), then P·V for value columns c0 … c0 + 31 (2 fragments)
+  // this subgroup's 16 rows: S = Q·Kᵀ (TK / 16 key fragments), then P·V for value columns c0 … c0 + 31 (2 fragments)
   const scores = emulate
-    ? `    for (var kk = 0u; kk < 16u; kk++) {
-      let k = half * 16u + kk; var s = 0.0;
-      for (var m = 0u; m < ${d}u; m++) { s += f32(Qs[row * ${d}u + m]) * f32(Ks[k * ${LK}u + m]); }
+    ? `    for (var kk = 0u; kk < ${KH}u; kk++) {
+      let k = half * ${KH}u + kk; var s = 0.0;
+      for (var m = 0u; m < ${d}u; m++) { s += qv[m] * f32(Ks[k * ${LK}u + m]); }
       Ss[row * ${LS}u + k] = s;
     }`
-    : `    var s0 = subgroup_matrix_result<f32, 16, 16>(); var s1 = subgroup_matrix_result<f32, 16, 16>();
-${range(DF)
-  .map(
-    (
-      f,
-    ) => `    s0 = subgroupMatrixMultiplyAccumulate(q${f}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Ks, ${16 * f}u, true, ${LK}u), s0);
-    s1 = subgroupMatrixMultiplyAccumulate(q${f}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Ks, ${16 * LK + 16 * f}u, true, ${LK}u), s1);`,
-  )
-  .join('\n')}
-    subgroupMatrixStore(&Ss, sg * ${16 * LS}u, s0, false, ${LS}u);
-    subgroupMatrixStore(&Ss, sg * ${16 * LS}u + 16u, s1, false, ${LS}u);`;
+    : [
+        ...range(TK / 16).map((j) => `    var s${j} = subgroup_matrix_result<f32, 16, 16>();`),
+        ...range(DF).flatMap((f) =>
+          range(TK / 16).map(
+            (j) =>
+              `    s${j} = subgroupMatrixMultiplyAccumulate(q${f}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Ks, ${16 * j * LK + 16 * f}u, true, ${LK}u), s${j});`,
+          ),
+        ),
+        ...range(TK / 16).map(
+          (j) => `    subgroupMatrixStore(&Ss, sg * ${16 * LS}u + ${16 * j}u, s${j}, false, ${LS}u);`,
+        ),
+      ].join('\n');
   const pv = emulate
     ? `      for (var cc2 = 0u; cc2 < 16u; cc2++) {
         let c = half * 16u + cc2; var s = 0.0;
         for (var k = 0u; k < ${TK}u; k++) { s += f32(Ps[row * ${LP}u + k]) * f32(Vs[k * ${LK}u + c0 + c]); }
         Ss[row * ${LS}u + c] = s;
       }`
-    : `      var o0 = subgroup_matrix_result<f32, 16, 16>(); var o1 = subgroup_matrix_result<f32, 16, 16>();
-${range(TK / 16)
-  .map(
-    (kk) => `      {
+    : [
+        '      var o0 = subgroup_matrix_result<f32, 16, 16>(); var o1 = subgroup_matrix_result<f32, 16, 16>();',
+        ...range(TK / 16).map(
+          (kk) => `      {
         let p = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Ps, sg * ${16 * LP}u + ${16 * kk}u, false, ${LP}u);
         o0 = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Vs, ${16 * kk * LK}u + c0, false, ${LK}u), o0);
         o1 = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Vs, ${16 * kk * LK}u + c0 + 16u, false, ${LK}u), o1);
       }`,
-  )
-  .join('\n')}
-      subgroupMatrixStore(&Ss, sg * ${16 * LS}u, o0, false, ${LS}u);
-      subgroupMatrixStore(&Ss, sg * ${16 * LS}u + 16u, o1, false, ${LS}u);`;
+        ),
+        `      subgroupMatrixStore(&Ss, sg * ${16 * LS}u, o0, false, ${LS}u);`,
+        `      subgroupMatrixStore(&Ss, sg * ${16 * LS}u + 16u, o1, false, ${LS}u);`,
+      ].join('\n');
+  const qLoad = emulate
+    ? `  var qv: array<f32, ${d}>; // this row's q·s
+  for (var m = 0u; m < ${d}u; m++) { qv[m] = f32(Ps[row * ${d}u + m]); }`
+    : range(DF)
+        .map(
+          (f) =>
+            `  let q${f} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Ps, sg * ${16 * d}u + ${16 * f}u, false, ${d}u);`,
+        )
+        .join('\n');
   // one 16-byte unit of K or V (8 values) as f16 words
   const unit =
     kv === 'f16'
@@ -75,17 +86,16 @@ ${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matri
 @group(0) @binding(5) var<storage, read> cc: array<f32>;
 @group(0) @binding(6) var<storage, read_write> po: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> pml: array<f32>;
-var<workgroup> Qs: array<f16, ${TILE_ROWS * d}>; // q·s of the tile's rows [row][dim]
 var<workgroup> Ks: array<f16, ${TK * LK}>; // [key][dim]
 var<workgroup> Vs: array<f16, ${TK * LK}>; // [key][dim]
 var<workgroup> Ss: array<f32, ${TILE_ROWS * LS}>; // scores, then 32 columns of P·V [row][·]
-var<workgroup> Ps: array<f16, ${TILE_ROWS * LP}>; // e^{ℓ−max} [row][key]
+var<workgroup> Ps: array<f16, ${TILE_ROWS * LP}>; // q·s [row][dim] before the first tile, then e^{ℓ−max} [row][key]
 var<workgroup> cs: array<f32, ${TK}>; // C_j of the tile's keys (2Mamba-E)
 var<workgroup> xm: array<f32, ${2 * TILE_ROWS}>; // each thread's tile max, for its partner
 fn pack8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> {
   return vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
 }
-${['Qs', 'Ks', 'Vs']
+${['Ps', 'Ks', 'Vs']
   .map(
     (a) => `fn put${a}(o: u32, v: vec4<u32>) { // 8 halves at o
   let h0 = bitcast<vec2<f16>>(v.x); let h1 = bitcast<vec2<f16>>(v.y); let h2 = bitcast<vec2<f16>>(v.z); let h3 = bitcast<vec2<f16>>(v.w);
@@ -106,30 +116,21 @@ ${['Qs', 'Ks', 'Vs']
   let g = h / (H / Hkv); let width4 = (H + 2u * Hkv) * ${d / 4}u;
   let row = t / 2u; let half = t % 2u; // softmax and accumulators: two threads per query row
   let i = min(t0 + row, lastRow); let pos = p0 + i;
-  // q·s as f16: 64 rows × ${D8} units, ${(TILE_ROWS * D8) / (2 * TILE_ROWS)} per thread
+  // q·s as f16 into Ps: ${TILE_ROWS} rows × ${D8} units
   let scale = 1.0 / sqrt(${d}.0);
   for (var e = t; e < ${TILE_ROWS * D8}u; e += ${2 * TILE_ROWS}u) {
     let qr = seqRow0(s) + min(t0 + e / ${D8}u, lastRow);
     let o = qr * width4 + h * ${d / 4}u + (e % ${D8}u) * 2u;
-    putQs((e / ${D8}u) * ${d}u + (e % ${D8}u) * 8u, pack8(x[o] * scale, x[o + 1u] * scale));
+    putPs((e / ${D8}u) * ${d}u + (e % ${D8}u) * 8u, pack8(x[o] * scale, x[o + 1u] * scale));
   }
   workgroupBarrier();
-${
-  emulate
-    ? ''
-    : range(DF)
-        .map(
-          (f) =>
-            `  let q${f} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Qs, sg * ${16 * d}u + ${16 * f}u, false, ${d}u);`,
-        )
-        .join('\n')
-}
+${qLoad}
   var cNow = 0.0;
   if (useC) { cNow = cc[(seqPage(s, pos / P) * P + pos % P) * H + h]; }
   var mx = -3.0e38; var z = 0.0; // this row's running max; this thread's share of the sum
   var acc: array<f32, ${OC}>; // columns (c / 16)·32 + half·16 + c % 16 of this row's Σ e·v
   for (var jt = j0; jt < j1; jt += ${TK}u) {
-    workgroupBarrier(); // the previous tile's products are done
+    workgroupBarrier(); // the previous tile's products (and the q loads) are done
     for (var e = t; e < ${TK * D8}u; e += ${2 * TILE_ROWS}u) {
       let j = jt + e / ${D8}u;
       var ku = vec4<u32>(0u); var vu = vec4<u32>(0u);
@@ -149,11 +150,11 @@ ${
     workgroupBarrier();
 ${scores}
     workgroupBarrier();
-    // online softmax: this thread's 16 keys of its row
-    var lg: array<f32, 16>;
+    // online softmax: this thread's ${KH} keys of its row
+    var lg: array<f32, ${KH}>;
     var tm = -3.0e38;
-    for (var kk = 0u; kk < 16u; kk++) {
-      let k = half * 16u + kk; let j = jt + k;
+    for (var kk = 0u; kk < ${KH}u; kk++) {
+      let k = half * ${KH}u + kk; let j = jt + k;
       lg[kk] = select(-3.0e38, Ss[row * ${LS}u + k] + cNow - cs[k], j <= pos && j < j1);
       tm = max(tm, lg[kk]);
     }
@@ -163,10 +164,10 @@ ${scores}
     mx = nm;
     z *= f;
     for (var c = 0u; c < ${OC}u; c++) { acc[c] *= f; }
-    for (var kk = 0u; kk < 16u; kk++) {
+    for (var kk = 0u; kk < ${KH}u; kk++) {
       let p = select(0.0, exp(lg[kk] - nm), lg[kk] > -1.0e38);
       z += p;
-      Ps[row * ${LP}u + half * 16u + kk] = f16(p);
+      Ps[row * ${LP}u + half * ${KH}u + kk] = f16(p);
     }
     for (var c0 = 0u; c0 < ${d}u; c0 += 32u) {
       workgroupBarrier(); // P is written; Ss is free
