@@ -15,7 +15,6 @@
 // `emulate`: the same staging and tile walk with the products in plain WGSL (lavapipe in CI tests the indexing).
 // Requires K % 32 == 0.
 import type { WeightDType } from '../../backend.js';
-import type { MatmulPrologue } from './matmul.js';
 
 const T = 128; // tile rows and columns
 const BK = 32; // the K step
@@ -23,7 +22,7 @@ const LD = BK + 8; // staged row length in halves (padding spreads a fragment's 
 const range = (n: number) => [...Array(n).keys()];
 
 /** `head`: the kernel header (MATMUL_PARAMS and the step meta, from matmul.ts), as for both kernels. */
-export const gemmIn16Source = (head: string, pro: MatmulPrologue) => `${head}
+export const gemmIn16Source = (head: string, pro: 'none' | 'norm' | 'silu') => `${head}
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> xh: array<vec2<u32>>;
 ${pro === 'norm' ? '@group(0) @binding(4) var<storage, read> nw: array<vec4<f32>>;' : ''}
