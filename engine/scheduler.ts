@@ -89,8 +89,9 @@ export interface PrefixCache {
   /** Restore the longest stored proper prefix of `ids` into the sequence (its pos becomes that length); 0: none. */
   restore(seq: Sequence, ids: readonly number[]): number;
   /** Keep the sequence's state after `tokens` (seq.pos of them); never waits. `shared`: worth offering to other
-   *  replicas too (a prompt's end or checkpoint; not a request's end, whose generated ids a next turn rarely repeats). */
-  save(seq: Sequence, tokens: readonly number[], shared: boolean): void;
+   *  replicas too (a prompt's end or checkpoint; not a request's end, whose generated ids a next turn rarely repeats).
+   *  `checkpoint`: a snapshot in the middle of a long prefill, kept only where that costs next to nothing. */
+  save(seq: Sequence, tokens: readonly number[], shared: boolean, checkpoint?: boolean): void;
 }
 
 /** A request as it was submitted (what another scheduler needs to run it). */
@@ -311,12 +312,12 @@ export class Scheduler {
   }
 
   /** Snapshot a request's state after every token it was fed (prompt, then its generated ids) for later prompts. */
-  private keep(r: Live, shared: boolean): void {
+  private keep(r: Live, shared: boolean, checkpoint = false): void {
     const cache = this.opts.prefixCache,
       seq = r.seq;
     if (!cache || !seq || seq.pos === 0 || seq.pos > r.spec.promptIds.length + r.ids.length) return;
     try {
-      cache.save(seq, [...r.spec.promptIds, ...r.ids].slice(0, seq.pos), shared);
+      cache.save(seq, [...r.spec.promptIds, ...r.ids].slice(0, seq.pos), shared, checkpoint);
     } catch {
       // a snapshot not taken is only a later miss
     }
@@ -465,7 +466,8 @@ export class Scheduler {
     for (const { r, ids, last } of items) {
       const crossed =
         every > 0 && r.next === null && Math.floor(r.fed / every) < Math.floor((r.fed + ids.length) / every);
-      if ((last && r.next === null) || crossed) this.keep(r, true);
+      if (last && r.next === null) this.keep(r, true);
+      else if (crossed) this.keep(r, true, true);
     }
     this.launchAhead(items, sampling);
     this.finish(items, sampling, await result);

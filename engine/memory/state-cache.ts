@@ -62,6 +62,12 @@ export class StateCache {
     readonly minHostTokens = 0,
   ) {}
 
+  /** Whether reading a snapshot back costs (minHostTokens > 0: a GPU's slots by default; a CPU backend's are host
+   *  memory). */
+  private get onGpu(): boolean {
+    return this.minHostTokens > 0;
+  }
+
   /** Whether a snapshot of `tokens` tokens may be read back from the device (host RAM, a file, Redis). */
   private worthReadingBack(tokens: number): boolean {
     return tokens >= this.minHostTokens;
@@ -197,8 +203,11 @@ export class StateCache {
   }
 
   /** Snapshot the sequence's state after `tokens` (its first seq.pos fed ids). The copy is ordered now, before any
-   *  later step; it is stored when it arrives, so the step loop never waits for it. */
-  save(seq: Sequence, tokens: readonly number[], shared = true): void {
+   *  later step; it is stored when it arrives, so the step loop never waits for it. A `checkpoint` (the middle of a
+   *  long prefill) on a GPU takes a free state slot or nothing: reading it back would hold the prefill up (its copy
+   *  into host memory runs on this thread: 173 MB, ~70 ms for the small preset, while 4096 tokens prefill in ~110 ms
+   *  on an H100; a 32k prompt's time to first token went from 1.0 to 1.5–1.7 s, docs/bench/ttft-h100-2026-11-26). */
+  save(seq: Sequence, tokens: readonly number[], shared = true, checkpoint = false): void {
     const n = tokens.length;
     if (n === 0 || n !== seq.pos || this.capacityBytes <= 0) return;
     const pool = this.bind(),
@@ -212,7 +221,7 @@ export class StateCache {
       this.device.set(key, { tokens: ids, slot });
       this.lengths.add(n);
       // other replicas cannot read a device slot: Redis gets a host copy (read back without waiting)
-      const remote = shared && this.worthReadingBack(n) ? this.remote : null;
+      const remote = shared && this.worthReadingBack(n) && !(checkpoint && this.onGpu) ? this.remote : null;
       if (remote)
         void pool.model.saveSlot(seq.slot).then(
           (data) => remote.save({ tokens: ids, data }),
@@ -220,7 +229,7 @@ export class StateCache {
         );
       return;
     }
-    if (!this.worthReadingBack(n)) return;
+    if (!this.worthReadingBack(n) || (checkpoint && this.onGpu)) return;
     void pool.model.saveSlot(seq.slot).then(
       (data) => this.insert(key, Int32Array.from(tokens), data, true, shared),
       () => {}, // a failed read is a snapshot not taken; the engine reports the failure through its step loop

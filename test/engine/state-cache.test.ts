@@ -232,6 +232,28 @@ test('a long prefill keeps a snapshot every checkpoint: a prompt that shares onl
   }
 });
 
+test('where reading back costs (a GPU), a checkpoint without a free slot is not taken; the prompt end still is', async () => {
+  const { rng, seed } = freshRng();
+  // one slot: the request's own, so no snapshot finds a free one; minHostTokens > 0 marks reads as costly
+  const m = await openTiny('2mamba', seed % 71, { slots: 1, backend: 'reference' });
+  try {
+    const tok = () => 3 + Math.floor(rng.next() * 250);
+    const doc = [1, ...Array.from({ length: 99 }, tok)];
+    const opts = { maxBatch: 1, maxQueue: 8, tokenBudget: 16, prefillChunk: 16, checkpointTokens: 32 };
+    const gpuLike = new StateCache(() => m.pool, 2 ** 30, true, 8);
+    await run(new Scheduler(m.pool, { ...opts, prefixCache: gpuLike }), greedy(doc, 1));
+    await until(() => gpuLike.stats().entries >= 1, 5000, 'the prompt end read back');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(gpuLike.stats().entries, 1, `only the prompt's end (no checkpoints at 32, 64, 96), seed ${seed}`);
+    // reads that cost nothing (minHostTokens 0: a CPU backend) keep every checkpoint
+    const cpuLike = new StateCache(() => m.pool, 2 ** 30, true, 0);
+    await run(new Scheduler(m.pool, { ...opts, prefixCache: cpuLike }), greedy(doc, 1));
+    await until(() => cpuLike.stats().entries === 4, 5000, 'four snapshots');
+  } finally {
+    await m.close();
+  }
+});
+
 test('on WebGPU too: a snapshot read back in one transfer restores the state exactly', async () => {
   const { rng, seed } = freshRng();
   const m = await openTiny('2mamba', seed % 71, { slots: 2, backend: 'webgpu' });
