@@ -2,7 +2,7 @@
 // workgroup per (key range of SPLIT_K, tile of TILE_ROWS query rows, head), writing the range's partial (max, sum,
 // Σ e^{ℓ−max}·v) per row for attn_reduce — with QKᵀ and PV as 16 × 16 × 16 f16 products (f32 accumulation).
 // 4 subgroups of 32, each 16 query rows. Per tile of 64 keys (32 emulated):
-//   stage K and V as f16 (16-byte loads through the page table; f32 caches rounded) → S = Q·Kᵀ on tensor cores into
+//   stage K and V as f16 (16-byte loads at cache slots found once per key, a tile ahead; f32 caches rounded) → S = Q·Kᵀ on tensor cores into
 //   workgroup memory → online softmax in f32 by threads (two per row, half the keys each: ℓ = S (+ C_pos − C_j), causal and
 //   range masks, the running max and the rescale factor) writing P = e^{ℓ−max} as f16 → P·V on tensor cores, 32 value
 //   columns at a time through the same workgroup memory, added into the threads' f32 accumulators (each thread holds
@@ -91,6 +91,7 @@ var<workgroup> Vs: array<f16, ${TK * LK}>; // [key][dim]
 var<workgroup> Ss: array<f32, ${TILE_ROWS * LS}>; // scores, then 32 columns of P·V [row][·]
 var<workgroup> Ps: array<f16, ${TILE_ROWS * LP}>; // q·s [row][dim] before the first tile, then e^{ℓ−max} [row][key]
 var<workgroup> cs: array<f32, ${TK}>; // C_j of the tile's keys (2Mamba-E)
+var<workgroup> sl: array<u32, ${2 * TK}>; // cache slots (page · P + offset) of this tile's keys and the next one's
 var<workgroup> xm: array<f32, ${2 * TILE_ROWS}>; // each thread's tile max, for its partner
 fn pack8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> {
   return vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
@@ -123,6 +124,8 @@ ${['Ps', 'Ks', 'Vs']
     let o = qr * width4 + h * ${d / 4}u + (e % ${D8}u) * 2u;
     putPs((e / ${D8}u) * ${d}u + (e % ${D8}u) * 8u, pack8(x[o] * scale, x[o + 1u] * scale));
   }
+  // cache slots of the first tile's keys (each tile computes the next one's during its softmax)
+  if (t < ${TK}u && j0 + t < j1) { let j = j0 + t; sl[t] = seqPage(s, j / P) * P + j % P; }
   workgroupBarrier();
 ${qLoad}
   var cNow = 0.0;
@@ -131,11 +134,12 @@ ${qLoad}
   var acc: array<f32, ${OC}>; // columns (c / 16)·32 + half·16 + c % 16 of this row's Σ e·v
   for (var jt = j0; jt < j1; jt += ${TK}u) {
     workgroupBarrier(); // the previous tile's products (and the q loads) are done
+    let par = ((jt - j0) / ${TK}u) % 2u; // which half of sl holds this tile's slots
     for (var e = t; e < ${TK * D8}u; e += ${2 * TILE_ROWS}u) {
       let j = jt + e / ${D8}u;
       var ku = vec4<u32>(0u); var vu = vec4<u32>(0u);
       if (j < j1) {
-        let u = ((seqPage(s, j / P) * P + j % P) * Hkv + g) * ${D8}u + e % ${D8}u;
+        let u = (sl[par * ${TK}u + e / ${D8}u] * Hkv + g) * ${D8}u + e % ${D8}u;
         ku = ${unit('kc', 'u')}; vu = ${unit('vc', 'u')};
       }
       let o = (e / ${D8}u) * ${LK}u + (e % ${D8}u) * 8u;
@@ -144,12 +148,14 @@ ${qLoad}
     if (t < ${TK}u) {
       let j = jt + t;
       var c = 0.0;
-      if (useC && j < j1) { c = cc[(seqPage(s, j / P) * P + j % P) * H + h]; }
+      if (useC && j < j1) { c = cc[sl[par * ${TK}u + t] * H + h]; }
       cs[t] = c;
     }
     workgroupBarrier();
 ${scores}
     workgroupBarrier();
+    // the next tile's cache slots, into the other half of sl (read after the next tile's first barrier)
+    if (t < ${TK}u && jt + ${TK}u + t < j1) { let j = jt + ${TK}u + t; sl[(1u - par) * ${TK}u + t] = seqPage(s, j / P) * P + j % P; }
     // online softmax: this thread's ${KH} keys of its row
     var lg: array<f32, ${KH}>;
     var tm = -3.0e38;
