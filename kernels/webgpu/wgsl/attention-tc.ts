@@ -10,7 +10,7 @@
 // Rounding: q·s (s = 1/√d), k, v and p in f16 (relative 2⁻¹¹ each), sums in f32. `emulate`: the same staging and walk
 // with the two products as loops over the same workgroup arrays (lavapipe in CI). Requires d = 32 or 64.
 import type { KvDType } from '../../backend.js';
-import { TILE_ROWS } from './meta.js';
+import { TILE_ROWS, tileRange } from './meta.js';
 
 const range = (n: number) => [...Array(n).keys()];
 
@@ -108,12 +108,7 @@ ${['Ps', 'Ks', 'Vs']
 @compute @workgroup_size(${2 * TILE_ROWS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
     emulate ? '' : ', @builtin(subgroup_id) sg: u32'
   }) {
-  let H = prm.heads; let Hkv = prm.kvHeads; let P = prm.pageSize; let useC = prm.useC == 1u; let splits = prm.splits;
-  let sp = wg.x; let ti = wg.y / H; let h = wg.y % H; // dispatched with splits × (tiles × heads) workgroups
-  let s = tileSeq(ti); let t0 = tileRow(ti); let n = seqRows(s); let p0 = seqPos(s);
-  let lastRow = min(t0 + ${TILE_ROWS}u, n) - 1u;
-  let j0 = sp * ${splitK}u; let j1 = min(p0 + lastRow + 1u, j0 + ${splitK}u);
-  if (j0 >= j1) { return; } // a range past the tile's last position (uniform over the workgroup)
+${tileRange(splitK)}
   let g = h / (H / Hkv); let width4 = (H + 2u * Hkv) * ${d / 4}u;
   let row = t / 2u; let half = t % 2u; // softmax and accumulators: two threads per query row
   let i = min(t0 + row, lastRow); let pos = p0 + i;

@@ -18,7 +18,7 @@ import {
   WG,
 } from './common.js';
 import { attnMmaSource } from './attention-tc.js';
-import { attentionWork, TILE_MIN_ROWS, TILE_ROWS } from './meta.js';
+import { attentionWork, TILE_MIN_ROWS, TILE_ROWS, tileRange } from './meta.js';
 
 export const SPLIT_K = 256; // keys per attention workgroup (flash-decoding split); also its threads
 export const TILE_KEYS = 32; // keys per tile the tiled attention loads into workgroup memory
@@ -215,12 +215,7 @@ var<workgroup> ks: array<vec4<f32>, ${TILE_KEYS * (d / 4)}>;
 var<workgroup> vs: array<vec4<f32>, ${TILE_KEYS * (d / 4)}>;
 var<workgroup> cs: array<f32, ${TILE_KEYS}>;
 @compute @workgroup_size(${TILE_ROWS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let H = prm.heads; let Hkv = prm.kvHeads; let P = prm.pageSize; let useC = prm.useC == 1u; let splits = prm.splits;
-  let sp = wg.x; let ti = wg.y / H; let h = wg.y % H; // dispatched with splits × (tiles × heads) workgroups
-  let s = tileSeq(ti); let t0 = tileRow(ti); let n = seqRows(s); let p0 = seqPos(s);
-  let lastRow = min(t0 + ${TILE_ROWS}u, n) - 1u;
-  let j0 = sp * ${SPLIT_K}u; let j1 = min(p0 + lastRow + 1u, j0 + ${SPLIT_K}u);
-  if (j0 >= j1) { return; } // a range past the tile's last position (uniform over the workgroup)
+${tileRange(SPLIT_K)}
   let i = min(t0 + l.x, lastRow); let pos = p0 + i; let r = seqRow0(s) + i;
   let g = h / (H / Hkv); let width4 = (H + 2u * Hkv) * D4;
   let scale = 1.0 / sqrt(f32(D4 * 4u));

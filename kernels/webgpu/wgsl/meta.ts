@@ -26,6 +26,18 @@ fn tileSeq(i: u32) -> u32 { return stepMeta[stepMeta[5] + 2u * i]; }
 fn tileRow(i: u32) -> u32 { return stepMeta[stepMeta[5] + 2u * i + 1u]; }
 `;
 
+/** The opening of a tiled-attention workgroup (`wg` its id; dispatched splits × (tiles × heads)): the params, its tile
+ *  (sequence s, first row t0, lastRow), head h, KV group g's ingredients and key range [j0, j1) of `splitK` keys; a
+ *  range past the tile's last position returns at once (uniform over the workgroup). */
+export const tileRange = (
+  splitK: number,
+) => /* wgsl */ `  let H = prm.heads; let Hkv = prm.kvHeads; let P = prm.pageSize; let useC = prm.useC == 1u; let splits = prm.splits;
+  let sp = wg.x; let ti = wg.y / H; let h = wg.y % H;
+  let s = tileSeq(ti); let t0 = tileRow(ti); let n = seqRows(s); let p0 = seqPos(s);
+  let lastRow = min(t0 + ${TILE_ROWS}u, n) - 1u;
+  let j0 = sp * ${splitK}u; let j1 = min(p0 + lastRow + 1u, j0 + ${splitK}u);
+  if (j0 >= j1) { return; }`;
+
 /** The step's attention work: rows of short (decode) sequences for the split-K kernel, tiles of the others. */
 export function attentionWork(step: Step): { splitRows: number[]; tiles: [number, number][] } {
   const splitRows: number[] = [],
