@@ -22,16 +22,16 @@ export const attnMmaSource = (head: string, d: number, kv: KvDType, emulate: boo
   const TK = emulate ? 32 : 64,
     KH = TK / 2, // keys per thread in the softmax
     D8 = d / 8, // 16-byte f16 units per key or query row
-    LK = d + 8, // staged K / V row length in halves (padding spreads fragment rows over banks)
+    LK = D8 + 1, // staged K / V row length in 16-byte units of 8 halves (padding spreads fragment rows over banks)
     LS = TK + 4, // S row length (f32)
-    LP = Math.max(TK + 8, d), // P row length (f16); q·s is staged here first, rows of d
+    LP = Math.max(TK / 8 + 1, D8), // P row length in units; q·s is staged here first, rows of D8 units
     DF = d / 16, // fragments along d
     OC = d / 2; // accumulator columns per thread
   // this subgroup's 16 rows: S = Q·Kᵀ (TK / 16 key fragments), then P·V for value columns c0 … c0 + 31 (2 fragments)
   const scores = emulate
     ? `    for (var kk = 0u; kk < ${KH}u; kk++) {
       let k = half * ${KH}u + kk; var s = 0.0;
-      for (var m = 0u; m < ${d}u; m++) { s += qv[m] * f32(Ks[k * ${LK}u + m]); }
+      for (var m = 0u; m < ${d}u; m++) { s += qv[m] * half8(Ks[k * ${LK}u + m / 8u], m % 8u); }
       Ss[row * ${LS}u + k] = s;
     }`
     : [
@@ -39,38 +39,40 @@ export const attnMmaSource = (head: string, d: number, kv: KvDType, emulate: boo
         ...range(DF).flatMap((f) =>
           range(TK / 16).map(
             (j) =>
-              `    s${j} = subgroupMatrixMultiplyAccumulate(q${f}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Ks, ${16 * j * LK + 16 * f}u, true, ${LK}u), s${j});`,
+              `    s${j} = subgroupMatrixMultiplyAccumulate(q${f}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, ${16 * j * LK + 2 * f}u, ${LK}u), s${j});`,
           ),
         ),
         ...range(TK / 16).map(
-          (j) => `    subgroupMatrixStore(&Ss, sg * ${16 * LS}u + ${16 * j}u, s${j}, false, ${LS}u);`,
+          (j) => `    subgroupMatrixStore<row_major>(&Ss, sg * ${16 * LS}u + ${16 * j}u, s${j}, ${LS}u);`,
         ),
       ].join('\n');
   const pv = emulate
     ? `      for (var cc2 = 0u; cc2 < 16u; cc2++) {
         let c = half * 16u + cc2; var s = 0.0;
-        for (var k = 0u; k < ${TK}u; k++) { s += f32(Ps[row * ${LP}u + k]) * f32(Vs[k * ${LK}u + c0 + c]); }
+        for (var k = 0u; k < ${TK}u; k++) {
+          s += half8(Ps[row * ${LP}u + k / 8u], k % 8u) * half8(Vs[k * ${LK}u + (c0 + c) / 8u], (c0 + c) % 8u);
+        }
         Ss[row * ${LS}u + c] = s;
       }`
     : [
         '      var o0 = subgroup_matrix_result<f32, 16, 16>(); var o1 = subgroup_matrix_result<f32, 16, 16>();',
         ...range(TK / 16).map(
           (kk) => `      {
-        let p = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Ps, sg * ${16 * LP}u + ${16 * kk}u, false, ${LP}u);
-        o0 = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Vs, ${16 * kk * LK}u + c0, false, ${LK}u), o0);
-        o1 = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Vs, ${16 * kk * LK}u + c0 + 16u, false, ${LK}u), o1);
+        let p = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ps, sg * ${16 * LP}u + ${2 * kk}u, ${LP}u);
+        o0 = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, ${16 * kk * LK}u + c0 / 8u, ${LK}u), o0);
+        o1 = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, ${16 * kk * LK}u + c0 / 8u + 2u, ${LK}u), o1);
       }`,
         ),
-        `      subgroupMatrixStore(&Ss, sg * ${16 * LS}u, o0, false, ${LS}u);`,
-        `      subgroupMatrixStore(&Ss, sg * ${16 * LS}u + 16u, o1, false, ${LS}u);`,
+        `      subgroupMatrixStore<row_major>(&Ss, sg * ${16 * LS}u, o0, ${LS}u);`,
+        `      subgroupMatrixStore<row_major>(&Ss, sg * ${16 * LS}u + 16u, o1, ${LS}u);`,
       ].join('\n');
   const qLoad = emulate
     ? `  var qv: array<f32, ${d}>; // this row's q·s
-  for (var m = 0u; m < ${d}u; m++) { qv[m] = f32(Ps[row * ${d}u + m]); }`
+  for (var m = 0u; m < ${d}u; m++) { qv[m] = half8(Ps[row * ${D8}u + m / 8u], m % 8u); }`
     : range(DF)
         .map(
           (f) =>
-            `  let q${f} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Ps, sg * ${16 * d}u + ${16 * f}u, false, ${d}u);`,
+            `  let q${f} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ps, sg * ${16 * D8}u + ${2 * f}u, ${D8}u);`,
         )
         .join('\n');
   // one 16-byte unit of K or V (8 values) as f16 words
@@ -86,25 +88,17 @@ ${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matri
 @group(0) @binding(5) var<storage, read> cc: array<f32>;
 @group(0) @binding(6) var<storage, read_write> po: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> pml: array<f32>;
-var<workgroup> Ks: array<f16, ${TK * LK}>; // [key][dim]
-var<workgroup> Vs: array<f16, ${TK * LK}>; // [key][dim]
+var<workgroup> Ks: array<vec4<u32>, ${TK * LK}>; // [key][dim], 8 halves per element
+var<workgroup> Vs: array<vec4<u32>, ${TK * LK}>; // [key][dim]
 var<workgroup> Ss: array<f32, ${TILE_ROWS * LS}>; // scores, then 32 columns of P·V [row][·]
-var<workgroup> Ps: array<f16, ${TILE_ROWS * LP}>; // q·s [row][dim] before the first tile, then e^{ℓ−max} [row][key]
+var<workgroup> Ps: array<vec4<u32>, ${TILE_ROWS * LP}>; // q·s [row][dim] before the first tile, then e^{ℓ−max} [row][key]
 var<workgroup> cs: array<f32, ${TK}>; // C_j of the tile's keys (2Mamba-E)
 var<workgroup> sl: array<u32, ${2 * TK}>; // cache slots (page · P + offset) of this tile's keys and the next one's
 var<workgroup> xm: array<f32, ${2 * TILE_ROWS}>; // each thread's tile max, for its partner
 fn pack8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> {
   return vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
 }
-${['Ps', 'Ks', 'Vs']
-  .map(
-    (a) => `fn put${a}(o: u32, v: vec4<u32>) { // 8 halves at o
-  let h0 = bitcast<vec2<f16>>(v.x); let h1 = bitcast<vec2<f16>>(v.y); let h2 = bitcast<vec2<f16>>(v.z); let h3 = bitcast<vec2<f16>>(v.w);
-  ${a}[o] = h0.x; ${a}[o + 1u] = h0.y; ${a}[o + 2u] = h1.x; ${a}[o + 3u] = h1.y;
-  ${a}[o + 4u] = h2.x; ${a}[o + 5u] = h2.y; ${a}[o + 6u] = h3.x; ${a}[o + 7u] = h3.y;
-}`,
-  )
-  .join('\n')}
+fn half8(v: vec4<u32>, i: u32) -> f32 { return unpack2x16float(v[i / 2u])[i % 2u]; } // the i-th of 8 halves
 @compute @workgroup_size(${2 * TILE_ROWS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
     emulate ? '' : ', @builtin(subgroup_id) sg: u32'
   }) {
@@ -117,7 +111,7 @@ ${tileRange(splitK)}
   for (var e = t; e < ${TILE_ROWS * D8}u; e += ${2 * TILE_ROWS}u) {
     let qr = seqRow0(s) + min(t0 + e / ${D8}u, lastRow);
     let o = qr * width4 + h * ${d / 4}u + (e % ${D8}u) * 2u;
-    putPs((e / ${D8}u) * ${d}u + (e % ${D8}u) * 8u, pack8(x[o] * scale, x[o + 1u] * scale));
+    Ps[e] = pack8(x[o] * scale, x[o + 1u] * scale);
   }
   // cache slots of the first tile's keys (each tile computes the next one's during its softmax)
   if (t < ${TK}u && j0 + t < j1) { let j = j0 + t; sl[t] = seqPage(s, j / P) * P + j % P; }
@@ -137,8 +131,8 @@ ${qLoad}
         let u = (sl[par * ${TK}u + e / ${D8}u] * Hkv + g) * ${D8}u + e % ${D8}u;
         ku = ${unit('kc', 'u')}; vu = ${unit('vc', 'u')};
       }
-      let o = (e / ${D8}u) * ${LK}u + (e % ${D8}u) * 8u;
-      putKs(o, ku); putVs(o, vu);
+      let o = (e / ${D8}u) * ${LK}u + e % ${D8}u;
+      Ks[o] = ku; Vs[o] = vu;
     }
     if (t < ${TK}u) {
       let j = jt + t;
@@ -166,9 +160,12 @@ ${scores}
     z *= f;
     for (var c = 0u; c < ${OC}u; c++) { acc[c] *= f; }
     for (var kk = 0u; kk < ${KH}u; kk++) {
-      let p = select(0.0, exp(lg[kk] - nm), lg[kk] > -1.0e38);
-      z += p;
-      Ps[row * ${LP}u + half * ${KH}u + kk] = f16(p);
+      lg[kk] = select(0.0, exp(lg[kk] - nm), lg[kk] > -1.0e38);
+      z += lg[kk];
+    }
+    for (var q = 0u; q < ${KH / 8}u; q++) {
+      let b = 8u * q;
+      Ps[row * ${LP}u + half * ${KH / 8}u + q] = pack8(vec4<f32>(lg[b], lg[b + 1u], lg[b + 2u], lg[b + 3u]), vec4<f32>(lg[b + 4u], lg[b + 5u], lg[b + 6u], lg[b + 7u]));
     }
     for (var c0 = 0u; c0 < ${d}u; c0 += 32u) {
       workgroupBarrier(); // P is written; Ss is free

@@ -18,7 +18,7 @@ import type { WeightDType } from '../../backend.js';
 
 const T = 128; // tile rows and columns
 const BK = 32; // the K step
-const LD = BK + 8; // staged row length in halves (padding spreads a fragment's rows over banks)
+const LD8 = BK / 8 + 1; // staged row length in 16-byte units of 8 halves (padding spreads a fragment's rows over banks)
 const range = (n: number) => [...Array(n).keys()];
 
 /** `head`: the kernel header (MATMUL_PARAMS and the step meta, from matmul.ts), as for both kernels. */
@@ -86,14 +86,14 @@ export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean
         `  if (full && prm.add == 1u) {`,
         ...frags.map(
           ([i, j]) =>
-            `    ${m(i, j)} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&outp, ${outAt(i, j)}, false, N);`,
+            `    ${m(i, j)} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&outp, ${outAt(i, j)}, N);`,
         ),
         `  }`,
       ].join('\n');
   const products = emulate
     ? `    for (var k = 0u; k < ${BK}u; k++) {
-      let a = f32(As[t * ${LD}u + k]);
-      for (var j = 0u; j < ${T}u; j++) { acc[j] += a * f32(Bs[j * ${LD}u + k]); }
+      let a = half(As[t * ${LD8}u + k / 8u], k % 8u);
+      for (var j = 0u; j < ${T}u; j++) { acc[j] += a * half(Bs[j * ${LD8}u + k / 8u], k % 8u); }
     }`
     : range(BK / 16)
         .map(
@@ -101,13 +101,13 @@ export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean
 ${range(4)
   .map(
     (j) =>
-      `      let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, (sc0 + ${16 * j}u) * ${LD}u + ${16 * kk}u, true, ${LD}u);`,
+      `      let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bs, (sc0 + ${16 * j}u) * ${LD8}u + ${2 * kk}u, ${LD8}u);`,
   )
   .join('\n')}
 ${range(4)
   .map(
     (i) =>
-      `      let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, (sr0 + ${16 * i}u) * ${LD}u + ${16 * kk}u, false, ${LD}u);`,
+      `      let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As, (sr0 + ${16 * i}u) * ${LD8}u + ${2 * kk}u, ${LD8}u);`,
   )
   .join('\n')}
 ${frags.map(([i, j]) => `      ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, ${m(i, j)});`).join('\n')}
@@ -120,13 +120,13 @@ ${frags.map(([i, j]) => `      ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${
     for (var j = 0u; j < ${T}u; j++) { let c = c0 + j; if (c < N) { put(r, c, acc[j]); } }
   }`
     : `  if (full) {
-${frags.map(([i, j]) => `    subgroupMatrixStore(&outp, ${outAt(i, j)}, ${m(i, j)}, false, N);`).join('\n')}
+${frags.map(([i, j]) => `    subgroupMatrixStore<row_major>(&outp, ${outAt(i, j)}, ${m(i, j)}, N);`).join('\n')}
     return;
   }
 ${frags
   .map(
     ([i, j]) => `  workgroupBarrier();
-  subgroupMatrixStore(&Cs, sg * 256u, ${m(i, j)}, false, 16u);
+  subgroupMatrixStore<row_major>(&Cs, sg * 256u, ${m(i, j)}, 16u);
   workgroupBarrier();
   for (var u = 0u; u < 8u; u++) {
     let e = lane * 8u + u; let r = r0 + sr0 + ${16 * i}u + e / 16u; let c = c0 + sc0 + ${16 * j}u + e % 16u;
@@ -146,7 +146,7 @@ ${frags
   const puts = range(4)
     .map(
       (u) =>
-        `putAs((t / 4u + ${32 * u}u) * ${LD}u + (t % 4u) * 8u, pa${u}); putBs((t / 4u + ${32 * u}u) * ${LD}u + (t % 4u) * 8u, ${wl.pack(`pb${u}`)});`,
+        `As[(t / 4u + ${32 * u}u) * ${LD8}u + t % 4u] = pa${u}; Bs[(t / 4u + ${32 * u}u) * ${LD8}u + t % 4u] = ${wl.pack(`pb${u}`)};`,
     )
     .join('\n    ');
   return `enable f16;
@@ -154,19 +154,10 @@ ${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matri
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
 @group(0) @binding(3) var<storage, read> xh: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> outp: array<f32>;
-var<workgroup> As: array<f16, ${T * LD}>; // x' tile [row][k]
-var<workgroup> Bs: array<f16, ${T * LD}>; // weight tile [column][k]
+var<workgroup> As: array<vec4<u32>, ${T * LD8}>; // x' tile [row][k], 8 halves per element
+var<workgroup> Bs: array<vec4<u32>, ${T * LD8}>; // weight tile [column][k]
 ${emulate ? '' : 'var<workgroup> Cs: array<f32, 1024>; // a 16 × 16 staging tile per subgroup'}
-${['As', 'Bs']
-  .map(
-    (tile) => `fn put${tile}(o: u32, v: vec4<u32>) { // 8 halves at o
-  let h0 = bitcast<vec2<f16>>(v.x); let h1 = bitcast<vec2<f16>>(v.y);
-  let h2 = bitcast<vec2<f16>>(v.z); let h3 = bitcast<vec2<f16>>(v.w);
-  ${tile}[o] = h0.x; ${tile}[o + 1u] = h0.y; ${tile}[o + 2u] = h1.x; ${tile}[o + 3u] = h1.y;
-  ${tile}[o + 4u] = h2.x; ${tile}[o + 5u] = h2.y; ${tile}[o + 6u] = h3.x; ${tile}[o + 7u] = h3.y;
-}`,
-  )
-  .join('\n')}
+fn half(v: vec4<u32>, i: u32) -> f32 { return unpack2x16float(v[i / 2u])[i % 2u]; } // the i-th of 8 halves
 fn pack8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> { // 8 values as f16, clamped to ±65504
   let a = clamp(lo, vec4<f32>(-65504.0), vec4<f32>(65504.0)); let b = clamp(hi, vec4<f32>(-65504.0), vec4<f32>(65504.0));
   return vec4<u32>(pack2x16float(a.xy), pack2x16float(a.zw), pack2x16float(b.xy), pack2x16float(b.zw));
