@@ -62,8 +62,8 @@ export class WebGpuBackend implements Backend, OpTimes {
   /** JS time spent building and encoding steps (ms), for the bench. */
   encodeMs = 0;
 
-  /** Tensor cores for the prefill GEMMs: the option, else FURY_MATRICES (tuning.ts), else on where the adapter has
-   *  them. 'on' needs a device with subgroup matrices; 'emulated' runs the same tile walk in plain WGSL, for testing
+  /** Tensor cores for prefill (the projection GEMMs and the tiled attention): the option, else FURY_MATRICES
+   *  (tuning.ts), else on where the adapter has them. 'on' needs a device with subgroup matrices; 'emulated' runs the same tile walk in plain WGSL, for testing
    *  without them. */
   readonly matrices: Matrices;
   /** The 2Mamba readout and update on tensor cores too: the option, else FURY_M2_TC (off: measured slower). */

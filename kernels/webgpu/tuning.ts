@@ -61,7 +61,7 @@ export const M2_RPT = envInts(
 export const m2Rpt = (pairs: number) => M2_RPT[pairs >= 128 ? 1 : 0]!;
 
 /** Tensor cores (FURY_MATRICES): on (subgroup matrices), emulated (the same tile walks in plain WGSL), off; unset: on
- *  where the adapter has them (the prefill GEMMs, docs/perf.md), else off. */
+ *  where the adapter has them (prefill's projections and tiled attention, docs/perf.md), else off. */
 export const MATRICES = ((): 'on' | 'off' | 'emulated' | undefined => {
   const v = process.env.FURY_MATRICES;
   if (v !== undefined && v !== 'on' && v !== 'off' && v !== 'emulated')

@@ -97,7 +97,7 @@ export interface DispatchContext {
   maxRows: number;
   /** The storage dtype of a weight buffer. */
   storage(name: string): WeightDType;
-  /** Tensor cores for the prefill GEMMs: 'on' (subgroup matrices), 'emulated' (the same tile walk in plain WGSL, for
+  /** Tensor cores for prefill (GEMMs, tiled attention): 'on' (subgroup matrices), 'emulated' (the same tile walk in plain WGSL, for
    *  testing on adapters without them), 'off' (the FMA GEMM). */
   matrices: Matrices;
   /** The 2Mamba chunked prefill's readout and update on tensor cores too (with `matrices` on or emulated). */
