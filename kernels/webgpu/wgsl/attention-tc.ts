@@ -10,13 +10,17 @@
 // Rounding: q·s (s = 1/√d), k, v and p in f16 (relative 2⁻¹¹ each), sums in f32. `emulate`: the same staging and walk
 // with the two products as loops over the same workgroup arrays (lavapipe in CI). Requires d = 32 or 64.
 import type { KvDType } from '../../backend.js';
+import { HALVES8 } from './common.js';
 import { TILE_ROWS, tileRange } from './meta.js';
 
 const range = (n: number) => [...Array(n).keys()];
 
+/** Head dims attn_mma runs (its tiles hold d/32 column groups of P·V; workgroup memory bounds d at 64). */
+export const attnMmaFits = (d: number) => d === 32 || d === 64;
+
 /** `head`: ATTN_PARAMS and the step meta; `bindings`: x, kc, vc, cc, po, pml as attn_tile binds them. */
 export const attnMmaSource = (head: string, d: number, kv: KvDType, emulate: boolean, splitK: number) => {
-  if (d !== 32 && d !== 64) throw new Error(`attn_mma: head dim ${d} must be 32 or 64`);
+  if (!attnMmaFits(d)) throw new Error(`attn_mma: head dim ${d} must be 32 or 64`);
   // keys per tile: 64 on subgroup matrices (46 KiB of workgroup memory at d = 64), 32 emulated (27 KiB: lavapipe
   // allows 32)
   const TK = emulate ? 32 : 64,
@@ -95,10 +99,7 @@ var<workgroup> Ps: array<vec4<u32>, ${TILE_ROWS * LP}>; // q·s [row][dim] befor
 var<workgroup> cs: array<f32, ${TK}>; // C_j of the tile's keys (2Mamba-E)
 var<workgroup> sl: array<u32, ${2 * TK}>; // cache slots (page · P + offset) of this tile's keys and the next one's
 var<workgroup> xm: array<f32, ${2 * TILE_ROWS}>; // each thread's tile max, for its partner
-fn pack8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> {
-  return vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
-}
-fn half8(v: vec4<u32>, i: u32) -> f32 { return unpack2x16float(v[i / 2u])[i % 2u]; } // the i-th of 8 halves
+${HALVES8}
 @compute @workgroup_size(${2 * TILE_ROWS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
     emulate ? '' : ', @builtin(subgroup_id) sg: u32'
   }) {

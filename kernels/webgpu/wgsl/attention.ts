@@ -17,7 +17,7 @@ import {
   wgFor,
   WG,
 } from './common.js';
-import { attnMmaSource } from './attention-tc.js';
+import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { attentionWork, TILE_MIN_ROWS, TILE_ROWS, tileRange } from './meta.js';
 
 export const SPLIT_K = 256; // keys per attention workgroup (flash-decoding split); also its threads
@@ -325,7 +325,6 @@ const attnMma: Kernel<D & { emulate: boolean }> & { params: typeof ATTN_PARAMS }
   bindings: () => PARTIALS,
   source: (v) => attnMmaSource(header(ATTN_PARAMS), v.d, v.kv, v.emulate, SPLIT_K),
 };
-const mmaDim = (d: number) => d === 32 || d === 64;
 const attnReduce: Kernel<{ d: number }> & { params: typeof ATTN_PARAMS } = {
   name: 'attn_reduce',
   params: ATTN_PARAMS,
@@ -385,7 +384,7 @@ export const attentionFamily: Family = {
       ...(splitRows.length ? [dispatch(attnSplit, v, bufs, params, [splits, splitRows.length * heads])] : []),
       ...(tiles.length
         ? [
-            c.matrices !== 'off' && mmaDim(d)
+            c.matrices !== 'off' && attnMmaFits(d)
               ? dispatch(attnMma, { ...v, emulate: c.matrices === 'emulated' }, bufs, params, [
                   splits,
                   tiles.length * heads,
@@ -402,7 +401,7 @@ export const attentionFamily: Family = {
     ...headDims.flatMap((d) => [
       ...KV_DTYPES.flatMap((kv) => [attnSplit, attnTile].map((k) => variant(k, { d, kv }))),
       variant(attnReduce, { d }),
-      ...(caps.matrices !== 'off' && mmaDim(d)
+      ...(caps.matrices !== 'off' && attnMmaFits(d)
         ? KV_DTYPES.map((kv) => variant(attnMma, { d, kv, emulate: caps.matrices === 'emulated' }))
         : []),
     ]),

@@ -132,6 +132,16 @@ export interface Family {
 /** Split a 1-D workgroup count over x and y (65535 per dimension). */
 export const grid1 = (n: number): [number, number] =>
   n <= 65535 ? [Math.max(1, n), 1] : [65535, Math.ceil(n / 65535)];
+/** silu on a vec4 (the matmul prologues). */
+export const SILU4 = /* wgsl */ `fn silu4(g: vec4<f32>) -> vec4<f32> { return g / (vec4<f32>(1.0) + exp(-g)); }`;
+
+/** f16 values held 8 to a vec4<u32> (the tensor-core kernels' tiles): pack8 rounds two vec4<f32> into one (no clamp),
+ *  half8 reads the i-th of the 8 as f32. */
+export const HALVES8 = /* wgsl */ `fn pack8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> {
+  return vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
+}
+fn half8(v: vec4<u32>, i: u32) -> f32 { return unpack2x16float(v[i / 2u])[i % 2u]; }`;
+
 /** Workgroups of WG threads for n threads. */
 export const wgFor = (n: number) => grid1(Math.ceil(n / WG));
 

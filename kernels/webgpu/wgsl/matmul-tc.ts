@@ -15,18 +15,25 @@
 // `emulate`: the same staging and tile walk with the products in plain WGSL (lavapipe in CI tests the indexing).
 // Requires K % 32 == 0.
 import type { WeightDType } from '../../backend.js';
+import { HALVES8, SILU4 } from './common.js';
 
-const T = 128; // tile rows and columns
-const BK = 32; // the K step
+/** The input prologue of a matmul: none, rmsnorm (x·rsqrt(mean x² + eps)·w_norm), or silu(gate)·up. */
+export type MatmulPrologue = 'none' | 'norm' | 'silu';
+
+/** Tile rows and columns of gemm_mma, and its K step (K must be a multiple). */
+export const MMA_TILE = 128;
+export const MMA_K = 32;
+const T = MMA_TILE,
+  BK = MMA_K;
 const LD8 = BK / 8 + 1; // staged row length in 16-byte units of 8 halves (padding spreads a fragment's rows over banks)
 const range = (n: number) => [...Array(n).keys()];
 
 /** `head`: the kernel header (MATMUL_PARAMS and the step meta, from matmul.ts), as for both kernels. */
-export const gemmIn16Source = (head: string, pro: 'none' | 'norm' | 'silu') => `${head}
+export const gemmIn16Source = (head: string, pro: MatmulPrologue) => `${head}
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> xh: array<vec2<u32>>;
 ${pro === 'norm' ? '@group(0) @binding(4) var<storage, read> nw: array<vec4<f32>>;' : ''}
-fn silu4(g: vec4<f32>) -> vec4<f32> { return g / (vec4<f32>(1.0) + exp(-g)); }
+${SILU4}
 var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let r = wg.x + 65535u * wg.y;
@@ -63,13 +70,13 @@ const WLOAD: Record<WeightDType, { type: string; load: (i: string) => string; pa
     load: (i) => `w[${i}]`,
     pack: (
       v,
-    ) => `pack8(vec4<f32>(bitcast<f32>(${v}.x << 16u), bitcast<f32>(${v}.x & 0xffff0000u), bitcast<f32>(${v}.y << 16u), bitcast<f32>(${v}.y & 0xffff0000u)),
+    ) => `packClamped8(vec4<f32>(bitcast<f32>(${v}.x << 16u), bitcast<f32>(${v}.x & 0xffff0000u), bitcast<f32>(${v}.y << 16u), bitcast<f32>(${v}.y & 0xffff0000u)),
       vec4<f32>(bitcast<f32>(${v}.z << 16u), bitcast<f32>(${v}.z & 0xffff0000u), bitcast<f32>(${v}.w << 16u), bitcast<f32>(${v}.w & 0xffff0000u)))`,
   },
   f32: {
     type: 'array<vec4<f32>, 2>',
     load: (i) => `array<vec4<f32>, 2>(w[2u * (${i})], w[2u * (${i}) + 1u])`,
-    pack: (v) => `pack8(${v}[0], ${v}[1])`,
+    pack: (v) => `packClamped8(${v}[0], ${v}[1])`,
   },
 };
 
@@ -92,8 +99,8 @@ export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean
       ].join('\n');
   const products = emulate
     ? `    for (var k = 0u; k < ${BK}u; k++) {
-      let a = half(As[t * ${LD8}u + k / 8u], k % 8u);
-      for (var j = 0u; j < ${T}u; j++) { acc[j] += a * half(Bs[j * ${LD8}u + k / 8u], k % 8u); }
+      let a = half8(As[t * ${LD8}u + k / 8u], k % 8u);
+      for (var j = 0u; j < ${T}u; j++) { acc[j] += a * half8(Bs[j * ${LD8}u + k / 8u], k % 8u); }
     }`
     : range(BK / 16)
         .map(
@@ -157,10 +164,9 @@ ${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matri
 var<workgroup> As: array<vec4<u32>, ${T * LD8}>; // x' tile [row][k], 8 halves per element
 var<workgroup> Bs: array<vec4<u32>, ${T * LD8}>; // weight tile [column][k]
 ${emulate ? '' : 'var<workgroup> Cs: array<f32, 1024>; // a 16 × 16 staging tile per subgroup'}
-fn half(v: vec4<u32>, i: u32) -> f32 { return unpack2x16float(v[i / 2u])[i % 2u]; } // the i-th of 8 halves
-fn pack8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> { // 8 values as f16, clamped to ±65504
-  let a = clamp(lo, vec4<f32>(-65504.0), vec4<f32>(65504.0)); let b = clamp(hi, vec4<f32>(-65504.0), vec4<f32>(65504.0));
-  return vec4<u32>(pack2x16float(a.xy), pack2x16float(a.zw), pack2x16float(b.xy), pack2x16float(b.zw));
+${HALVES8}
+fn packClamped8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> { // 8 values as f16, clamped to ±65504
+  return pack8(clamp(lo, vec4<f32>(-65504.0), vec4<f32>(65504.0)), clamp(hi, vec4<f32>(-65504.0), vec4<f32>(65504.0)));
 }
 fn put(r: u32, c: u32, v: f32) {
   let oi = r * prm.N + c;

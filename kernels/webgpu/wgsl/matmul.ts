@@ -14,13 +14,11 @@ import {
   header,
   ro,
   rw,
+  SILU4,
   variant,
 } from './common.js';
 import { LOGDECAY } from './conv2.js';
-import { gemmIn16Source, gemmMmaSource } from './matmul-tc.js';
-
-/** The input prologue of a matmul: none, rmsnorm (x·rsqrt(mean x² + eps)·w_norm), or silu(gate)·up. */
-export type MatmulPrologue = 'none' | 'norm' | 'silu';
+import { gemmIn16Source, gemmMmaSource, type MatmulPrologue, MMA_K, MMA_TILE } from './matmul-tc.js';
 
 /** K, N; add: accumulate into out (residual); perSeq: one row per sequence; eps: rmsnorm's; ch, heads: the conv epilogue. */
 export const MATMUL_PARAMS = defineParams({
@@ -49,7 +47,7 @@ fn W8v(lo: vec4<f32>, hi: vec4<f32>) -> W8 { return W8(lo, hi); }
 fn w8(c: u32, k8: u32, K8: u32) -> W8 {
 ${W8[dtype]}
 }
-fn silu4(g: vec4<f32>) -> vec4<f32> { return g / (vec4<f32>(1.0) + exp(-g)); }`;
+${SILU4}`;
 
 /** Tiled GEMM: rows × columns per workgroup, and the K step of its workgroup-memory tiles. */
 export const GEMM = { rows: 64, cols: 64, k: 32 };
@@ -220,8 +218,6 @@ const gemmMma: Kernel<{ dtype: WeightDType; emulate: boolean }> & { params: type
   bindings: () => ['ro', 'ro', 'rw'],
   source: (v) => gemmMmaSource(header(MATMUL_PARAMS), v.dtype, v.emulate),
 };
-/** The tensor-core GEMM's K step and tile (matmul-tc.ts). */
-const MMA = { k: 32, tile: 128 };
 
 type MatmulVariant = { dtype: WeightDType; pro: MatmulPrologue; shape: MatmulShape; conv: boolean };
 const matmul: Kernel<MatmulVariant> & { params: typeof MATMUL_PARAMS } = {
@@ -251,13 +247,13 @@ function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): 
   const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
   const params = { K: op.k, N: op.n, add: op.add ? 1 : 0, perSeq: op.perSeq ? 1 : 0, eps: op.norm?.eps ?? 0 };
   const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
-  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && op.k % MMA.k === 0) {
+  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && op.k % MMA_K === 0) {
     const xh = c.scratch('_gemm.xh', (R * op.k) / 2); // x' as f16 pairs
     return [
       dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
       dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated' }, [op.w, xh, op.out], params, [
-        Math.ceil(op.n / MMA.tile),
-        Math.ceil(R / MMA.tile),
+        Math.ceil(op.n / MMA_TILE),
+        Math.ceil(R / MMA_TILE),
       ]),
     ];
   }

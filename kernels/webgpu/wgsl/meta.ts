@@ -26,9 +26,10 @@ fn tileSeq(i: u32) -> u32 { return stepMeta[stepMeta[5] + 2u * i]; }
 fn tileRow(i: u32) -> u32 { return stepMeta[stepMeta[5] + 2u * i + 1u]; }
 `;
 
-/** The opening of a tiled-attention workgroup (`wg` its id; dispatched splits × (tiles × heads)): the params, its tile
- *  (sequence s, first row t0, lastRow), head h, KV group g's ingredients and key range [j0, j1) of `splitK` keys; a
- *  range past the tile's last position returns at once (uniform over the workgroup). */
+/** The opening of a tiled-attention workgroup (`wg` its id; dispatched splits × (tiles × heads)): the params (H,
+ *  Hkv, P, useC, splits), its range index sp, tile (sequence s, first row t0, rows n, position p0, lastRow), head h and
+ *  key range [j0, j1) of `splitK` keys; a range past the tile's last position returns at once (uniform over the
+ *  workgroup). */
 export const tileRange = (
   splitK: number,
 ) => /* wgsl */ `  let H = prm.heads; let Hkv = prm.kvHeads; let P = prm.pageSize; let useC = prm.useC == 1u; let splits = prm.splits;
