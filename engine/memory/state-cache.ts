@@ -62,15 +62,10 @@ export class StateCache {
     readonly minHostTokens = 0,
   ) {}
 
-  /** Whether reading a snapshot back costs (minHostTokens > 0: a GPU's slots by default; a CPU backend's are host
-   *  memory). */
-  private get onGpu(): boolean {
-    return this.minHostTokens > 0;
-  }
-
-  /** Whether a snapshot of `tokens` tokens may be read back from the device (host RAM, a file, Redis). */
-  private worthReadingBack(tokens: number): boolean {
-    return tokens >= this.minHostTokens;
+  /** Whether a snapshot of `tokens` tokens may be read back from the device (host RAM, a file, Redis). A checkpoint
+   *  may only where reading back costs nothing (minHostTokens 0: a CPU backend's slots are host memory). */
+  private worthReadingBack(tokens: number, checkpoint = false): boolean {
+    return tokens >= this.minHostTokens && !(checkpoint && this.minHostTokens > 0);
   }
 
   /** The serving pool, with this cache as its slot holder. */
@@ -221,7 +216,7 @@ export class StateCache {
       this.device.set(key, { tokens: ids, slot });
       this.lengths.add(n);
       // other replicas cannot read a device slot: Redis gets a host copy (read back without waiting)
-      const remote = shared && this.worthReadingBack(n) && !(checkpoint && this.onGpu) ? this.remote : null;
+      const remote = shared && this.worthReadingBack(n, checkpoint) ? this.remote : null;
       if (remote)
         void pool.model.saveSlot(seq.slot).then(
           (data) => remote.save({ tokens: ids, data }),
@@ -229,7 +224,7 @@ export class StateCache {
         );
       return;
     }
-    if (!this.worthReadingBack(n) || (checkpoint && this.onGpu)) return;
+    if (!this.worthReadingBack(n, checkpoint)) return;
     void pool.model.saveSlot(seq.slot).then(
       (data) => this.insert(key, Int32Array.from(tokens), data, true, shared),
       () => {}, // a failed read is a snapshot not taken; the engine reports the failure through its step loop

@@ -379,9 +379,7 @@ export class WebGpuBackend implements Backend, OpTimes {
     dtypes: WeightDType[],
     onProgress?: (done: number, total: number) => void,
   ): Promise<number> {
-    const jobs = FAMILIES.flatMap((f) =>
-      f.variants(headDims, { matrices: this.matrices, m2Matrices: this.m2Matrices }),
-    ).filter(([, v]) => {
+    const jobs = FAMILIES.flatMap((f) => f.variants(headDims, this)).filter(([, v]) => {
       const dt = (v as { dtype?: WeightDType }).dtype;
       return dt === undefined || dtypes.includes(dt);
     });
@@ -401,9 +399,7 @@ export class WebGpuBackend implements Backend, OpTimes {
 
   /** Check every kernel variant of every family compiles (WGSL errors surface here, naming the kernel). */
   async compileAll(headDims: number[]): Promise<void> {
-    for (const [k, v] of FAMILIES.flatMap((f) =>
-      f.variants(headDims, { matrices: this.matrices, m2Matrices: this.m2Matrices }),
-    )) {
+    for (const [k, v] of FAMILIES.flatMap((f) => f.variants(headDims, this))) {
       this.device.pushErrorScope('validation');
       this.pipeline(k, v);
       const err = await this.device.popErrorScope();

@@ -88,8 +88,8 @@ export function dispatch<V, F extends string>(
   return { kernel: kernel as Kernel<never>, variant, buffers, params: kernel.params.pack(params), groups };
 }
 
-/** What a family may ask of the backend while it turns an op into dispatches. */
-export interface DispatchContext {
+/** What a family may ask of the backend while it turns an op into dispatches (and what the device runs: Caps). */
+export interface DispatchContext extends Caps {
   step: Step;
   /** Rows of the step, sequences, and the most rows one sequence has. */
   rows: number;
@@ -97,11 +97,6 @@ export interface DispatchContext {
   maxRows: number;
   /** The storage dtype of a weight buffer. */
   storage(name: string): WeightDType;
-  /** Tensor cores for prefill (GEMMs, tiled attention): 'on' (subgroup matrices), 'emulated' (the same tile walk in plain WGSL, for
-   *  testing on adapters without them), 'off' (the FMA GEMM). */
-  matrices: Matrices;
-  /** The 2Mamba chunked prefill's readout and update on tensor cores too (with `matrices` on or emulated). */
-  m2Matrices: boolean;
   /** A backend-owned scratch buffer of at least `elements` (grown, never shrunk); returns its name. */
   scratch(name: string, elements: number, kind?: BufferKind): string;
   /** A constant i32 table the backend creates once; returns its name. */
@@ -112,7 +107,10 @@ export type Matrices = 'on' | 'emulated' | 'off';
 
 /** What a device can run, as the families' variant lists need it. */
 export interface Caps {
+  /** Tensor cores for prefill (GEMMs, tiled attention): 'on' (subgroup matrices), 'emulated' (the same tile walks in
+   *  plain WGSL, for testing on adapters without them), 'off' (the FMA kernels). */
   matrices: Matrices;
+  /** The 2Mamba chunked prefill's readout and update on tensor cores too (with `matrices` on or emulated). */
   m2Matrices: boolean;
 }
 

@@ -3,6 +3,7 @@
 import { DEN_FLOOR, PHI_OFF_DIAGONAL, phiDim, type Op } from '../../ops.js';
 import { M2_CHUNK, M2_READ_SPLITS, m2Rpt, M2_RPT, M2_TC_ROWS } from '../tuning.js';
 import {
+  type Caps,
   type Dispatch,
   type DispatchContext,
   type Family,
@@ -15,6 +16,9 @@ import {
   variant,
 } from './common.js';
 import { m2ReadTcSource, m2UpdateTcSource, TC_HEAD_DIM, TC_PBLOCK } from './mamba2-tc.js';
+
+/** Whether the chunked prefill's readout and update run on tensor cores (asked for, tensor cores on or emulated, d 64). */
+const onTc = (caps: Caps, d: number) => caps.m2Matrices && caps.matrices !== 'off' && d === TC_HEAD_DIM;
 
 /** The 2Mamba prefill chunk (rows): M2_CHUNK on FMAs, 64 on tensor cores. */
 const TC_CHUNK = 64;
@@ -413,7 +417,7 @@ export const mamba2Family: Family = {
     }
     // the intra-chunk scores of every chunk (independent), then chunk by chunk the readout of the carried state and its
     // update, then the sum of every row
-    const tc = c.m2Matrices && c.matrices !== 'off' && d === TC_HEAD_DIM,
+    const tc = onTc(c, d),
       tcv = { emulate: c.matrices === 'emulated' },
       CHUNK = tc ? TC_CHUNK : M2_CHUNK,
       v = { d, chunk: CHUNK };
@@ -448,12 +452,12 @@ export const mamba2Family: Family = {
   },
   variants: (headDims, caps) => [
     ...headDims.flatMap((d) => [
-      ...[
-        ...new Set([M2_CHUNK, ...(caps.m2Matrices && caps.matrices !== 'off' && d === TC_HEAD_DIM ? [TC_CHUNK] : [])]),
-      ].flatMap((chunk) => [intra, read, update, combine, combine1].map((k) => variant(k, { d, chunk }))),
+      ...[...new Set([M2_CHUNK, ...(onTc(caps, d) ? [TC_CHUNK] : [])])].flatMap((chunk) =>
+        [intra, read, update, combine, combine1].map((k) => variant(k, { d, chunk })),
+      ),
       ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
     ]),
-    ...(caps.m2Matrices && caps.matrices !== 'off' && headDims.includes(TC_HEAD_DIM)
+    ...(onTc(caps, TC_HEAD_DIM) && headDims.includes(TC_HEAD_DIM)
       ? [readTc, updateTc].map((k) => variant(k, { emulate: caps.matrices === 'emulated' }))
       : []),
   ],
