@@ -469,6 +469,7 @@ export class WebGpuBackend implements Backend, OpTimes {
         offset: number;
         x: number;
         y: number;
+        z: number;
       }[];
     }
   >();
@@ -524,6 +525,7 @@ export class WebGpuBackend implements Backend, OpTimes {
         offset: i * PARAM_STRIDE,
         x: d.groups[0],
         y: d.groups[1],
+        z: d.groups[2] ?? 1,
       };
     });
     if (this.recordings.size >= 64) {
@@ -572,7 +574,7 @@ export class WebGpuBackend implements Backend, OpTimes {
         last = e.pipeline;
       }
       pass.setBindGroup(0, e.group, [e.offset]);
-      pass.dispatchWorkgroups(e.x, e.y);
+      pass.dispatchWorkgroups(e.x, e.y, e.z);
     }
     pass.end();
     const submit = () => this.device.queue.submit([enc.finish()]);

@@ -94,6 +94,14 @@ export const M2_CHUNK = Number(process.env.FURY_M2_CHUNK ?? 128);
 if (M2_CHUNK !== 64 && M2_CHUNK !== 128)
   throw new Error(`FURY_M2_CHUNK must be 64 or 128, got ${JSON.stringify(process.env.FURY_M2_CHUNK)}`);
 
+/** Rows per segment of the 2Mamba prefill on tensor cores (FURY_M2_SEGMENT, a multiple of 256): within a segment the
+ *  scores run in score space as an attention over the segment's rows (tensor cores) and the carried state is read out for
+ *  all its rows at once; the state is updated once per segment. Longer segments: fewer passes over the state, more
+ *  score work per row (segment / 2 keys on average). */
+export const M2_SEGMENT = Number(process.env.FURY_M2_SEGMENT ?? 1024);
+if (!Number.isInteger(M2_SEGMENT) || M2_SEGMENT < 256 || M2_SEGMENT > 8192 || M2_SEGMENT % 256 !== 0)
+  throw new Error(`FURY_M2_SEGMENT must be a multiple of 256 from 256 to 8192, got ${process.env.FURY_M2_SEGMENT}`);
+
 /** Dawn's robustness (FURY_GPU_ROBUSTNESS=on): every buffer access clamped into bounds. Off by default, as native
  *  GPU servers run: our kernels index in bounds by construction (the kernel tests run with it off, on lavapipe and on
  *  the GPU host), and on an H100 it cost a third of a batch-1 decode step (docs/perf.md "Dawn's robustness"). */

@@ -93,28 +93,42 @@ test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n'
   );
 });
 
-// the chunked prefill's readout and state update on tensor cores where the adapter has them, else emulated
-let tc = await gpuHarness({ m2Matrices: true });
-if (tc.gpu?.matrices !== 'on') tc = await gpuHarness({ matrices: 'emulated', m2Matrices: true });
+// prefill in segments: the scores on tensor cores where the adapter has them, else emulated; the readout on FMAs and
+// on tensor cores (FURY_M2_TC)
+const tcMode = (await gpuHarness()).gpu?.matrices === 'on' ? 'on' : 'emulated';
+const tcs = [await gpuHarness({ matrices: tcMode }), await gpuHarness({ matrices: tcMode, m2Matrices: true })];
+
+/** A step of more rows than a segment (M2_SEGMENT, 1024 by default): 1300 rows from position 0 beside 40 at 5. */
+const longStep: Step = {
+  seqs: [
+    { slot: 1, pos: 0, rows: 1300, pages: [] },
+    { slot: 0, pos: 5, rows: 40, pages: [] },
+  ],
+};
 
 test(
-  `2Mamba chunked prefill on tensor cores (${tc.gpu?.matrices ?? 'no adapter'}): outputs and S, n; wide ranges`,
-  { skip: tc.skip },
+  `2Mamba prefill in segments, scores on tensor cores (${tcMode}): outputs and S, n; wide ranges; readout on FMAs and tensor cores`,
+  { skip: tcs[0]!.skip },
   async () => {
     const { rng, seed } = freshRng();
     const H = 2,
       d = 64,
       D = (d * (d + 1)) / 2;
-    // ranges f16 cannot hold unscaled (|x| ~ 100, so |φ| to ~10⁵; S grows past 10⁵ by the update): the power-of-two
-    // row and column scales must carry them
-    for (const [xs, ss] of [
-      [1, 0.3],
-      [100, 300],
-    ] as const)
-      for (const { label, step, rows } of m2Steps()) {
+    // ranges f16 cannot hold unscaled (|x| ~ 100, so |φ| to ~10⁵ and (s·q·k)² to ~10⁸; S grows past 10⁵ by the
+    // update): the power-of-two row and column scales of the readout and the scores' running max must carry them
+    for (const [tc, [xs, ss]] of tcs.flatMap((tc) =>
+      [
+        [1, 0.3],
+        [100, 300],
+      ].map((r) => [tc, r] as const),
+    ))
+      for (const { label, step, rows } of [
+        ...m2Steps(),
+        ...(xs === 1 ? [{ label: '1300 + 40 rows', step: longStep, rows: 1340 }] : []),
+      ]) {
         const r = (n: number, std: number) => rng.normals(n, std);
         await tc.compare(
-          `mamba2 tc ${label} |x|~${xs} |S|~${ss}`,
+          `mamba2 segments ${tc.gpu?.m2Matrices ? 'tc readout' : 'FMA readout'} ${label} |x|~${xs} |S|~${ss}`,
           [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
           [
             { name: 'x', init: r(rows * 3 * H * d, xs) },

@@ -18,9 +18,30 @@ const range = (n: number) => [...Array(n).keys()];
 /** Head dims attn_mma runs (its tiles hold d/32 column groups of P·V; workgroup memory bounds d at 64). */
 export const attnMmaFits = (d: number) => d === 32 || d === 64;
 
-/** `head`: ATTN_PARAMS and the step meta; `bindings`: x, kc, vc, cc, po, pml as attn_tile binds them. */
-export const attnMmaSource = (head: string, d: number, kv: KvDType, emulate: boolean, splitK: number) => {
+/** Where attn_mma's keys come from: the KV cache (softmax, 2Mamba-E), or the step's own rows (2Mamba's intra-segment
+ *  scores, mamba2.ts: weights (s·q·k)²·e^{G_i − G_j} over the keys of the row's segment of `segment` rows, as the
+ *  logit ℓ = ln (s·q·k)² + G_i − G_j; k, v from x; G (binding 5) the segment-local cumulative log-decay per row). */
+export type AttnKeys = { kind: 'cache'; kv: KvDType } | { kind: 'rows'; segment: number };
+
+/** `head`: ATTN_PARAMS and the step meta; `bindings`: x, kc, vc, cc, po, pml as attn_tile binds them (keys from rows:
+ *  x, x, x, G, po, pml, dispatched splits × (sequences × heads) × row tiles of the longest sequence). */
+export const attnMmaSource = (head: string, d: number, keys: AttnKeys, emulate: boolean, splitK: number) => {
   if (!attnMmaFits(d)) throw new Error(`attn_mma: head dim ${d} must be 32 or 64`);
+  const rows = keys.kind === 'rows',
+    kv = rows ? 'f32' : keys.kv;
+  if (rows && keys.segment % splitK) throw new Error(`attn_mma: segment ${keys.segment} must be a multiple of ${splitK}`);
+  /** The cache slot of key position j (keys from rows: its row of the step). */
+  const slot = (j: string) => (rows ? `seqRow0(s) + ${j}` : `seqPage(s, (${j}) / P) * P + (${j}) % P`);
+  // keys from rows: the workgroup's tile is row tile wg.z of sequence wg.y / H; positions count rows of the step, and
+  // range sp covers keys segment start + sp·splitK …
+  const opening = rows
+    ? `  let H = prm.heads; let Hkv = H; let useC = true; let splits = prm.splits;
+  let sp = wg.x; let s = wg.y / H; let h = wg.y % H; let n = seqRows(s); let t0 = wg.z * ${TILE_ROWS}u; let p0 = 0u;
+  if (t0 >= n) { return; }
+  let lastRow = min(t0 + ${TILE_ROWS}u, n) - 1u;
+  let j0 = (t0 / ${keys.segment}u) * ${keys.segment}u + sp * ${splitK}u; let j1 = min(lastRow + 1u, j0 + ${splitK}u);
+  if (j0 >= j1) { return; }`
+    : tileRange(splitK);
   // keys per tile: 64 on subgroup matrices (46 KiB of workgroup memory at d = 64), 32 emulated (27 KiB: lavapipe
   // allows 32)
   const TK = emulate ? 32 : 64,
@@ -84,6 +105,16 @@ export const attnMmaSource = (head: string, d: number, kv: KvDType, emulate: boo
     kv === 'f16'
       ? (a: string, i: string) => `${a}[${i}]`
       : (a: string, i: string) => `pack8(${a}[2u * (${i})], ${a}[2u * (${i}) + 1u])`;
+  // this thread's K and V units of key j at slot sl: from the cache, or from row sl of x (k after H·d q columns)
+  const kvLoad = rows
+    ? `let u = sl[par * ${TK}u + e / ${D8}u] * width4 + (H + g) * ${d / 4}u + (e % ${D8}u) * 2u;
+        ku = pack8(x[u], x[u + 1u]); vu = pack8(x[u + H * ${d / 4}u], x[u + H * ${d / 4}u + 1u]);`
+    : `let u = (sl[par * ${TK}u + e / ${D8}u] * Hkv + g) * ${D8}u + e % ${D8}u;
+        ku = ${unit('kc', 'u')}; vu = ${unit('vc', 'u')};`;
+  // the logit of score S (s·q·k) for a key at slot sl[…] (C or G: cs) when it is in range
+  const logit = rows
+    ? `select(-3.0e38, log(sc * sc) + cNow - cs[k], j <= pos && j < j1 && sc != 0.0)`
+    : `select(-3.0e38, sc + cNow - cs[k], j <= pos && j < j1)`;
   return `enable f16;
 ${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}${head}
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
@@ -103,7 +134,7 @@ ${HALVES8}
 @compute @workgroup_size(${2 * TILE_ROWS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
     emulate ? '' : ', @builtin(subgroup_id) sg: u32'
   }) {
-${tileRange(splitK)}
+${opening}
   let g = h / (H / Hkv); let width4 = (H + 2u * Hkv) * ${d / 4}u;
   let row = t / 2u; let half = t % 2u; // softmax and accumulators: two threads per query row
   let i = min(t0 + row, lastRow); let pos = p0 + i;
@@ -115,11 +146,11 @@ ${tileRange(splitK)}
     Ps[e] = pack8(x[o] * scale, x[o + 1u] * scale);
   }
   // cache slots of the first tile's keys (each tile computes the next one's during its softmax)
-  if (t < ${TK}u && j0 + t < j1) { let j = j0 + t; sl[t] = seqPage(s, j / P) * P + j % P; }
+  if (t < ${TK}u && j0 + t < j1) { let j = j0 + t; sl[t] = ${slot('j')}; }
   workgroupBarrier();
 ${qLoad}
   var cNow = 0.0;
-  if (useC) { cNow = cc[(seqPage(s, pos / P) * P + pos % P) * H + h]; }
+  if (useC) { cNow = cc[(${slot('pos')}) * H + h]; }
   var mx = -3.0e38; var z = 0.0; // this row's running max; this thread's share of the sum
   var acc: array<f32, ${OC}>; // columns (c / 16)·32 + half·16 + c % 16 of this row's Σ e·v
   for (var jt = j0; jt < j1; jt += ${TK}u) {
@@ -129,8 +160,7 @@ ${qLoad}
       let j = jt + e / ${D8}u;
       var ku = vec4<u32>(0u); var vu = vec4<u32>(0u);
       if (j < j1) {
-        let u = (sl[par * ${TK}u + e / ${D8}u] * Hkv + g) * ${D8}u + e % ${D8}u;
-        ku = ${unit('kc', 'u')}; vu = ${unit('vc', 'u')};
+        ${kvLoad}
       }
       let o = (e / ${D8}u) * ${LK}u + e % ${D8}u;
       Ks[o] = ku; Vs[o] = vu;
@@ -145,13 +175,14 @@ ${qLoad}
 ${scores}
     workgroupBarrier();
     // the next tile's cache slots, into the other half of sl (read after the next tile's first barrier)
-    if (t < ${TK}u && jt + ${TK}u + t < j1) { let j = jt + ${TK}u + t; sl[(1u - par) * ${TK}u + t] = seqPage(s, j / P) * P + j % P; }
+    if (t < ${TK}u && jt + ${TK}u + t < j1) { let j = jt + ${TK}u + t; sl[(1u - par) * ${TK}u + t] = ${slot('j')}; }
     // online softmax: this thread's ${KH} keys of its row
     var lg: array<f32, ${KH}>;
     var tm = -3.0e38;
     for (var kk = 0u; kk < ${KH}u; kk++) {
       let k = half * ${KH}u + kk; let j = jt + k;
-      lg[kk] = select(-3.0e38, Ss[row * ${LS}u + k] + cNow - cs[k], j <= pos && j < j1);
+      let sc = Ss[row * ${LS}u + k];
+      lg[kk] = ${logit};
       tm = max(tm, lg[kk]);
     }
     xm[t] = tm;

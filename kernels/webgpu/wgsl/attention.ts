@@ -323,7 +323,7 @@ const attnMma: Kernel<D & { emulate: boolean }> & { params: typeof ATTN_PARAMS }
   name: 'attn_mma',
   params: ATTN_PARAMS,
   bindings: () => PARTIALS,
-  source: (v) => attnMmaSource(header(ATTN_PARAMS), v.d, v.kv, v.emulate, SPLIT_K),
+  source: (v) => attnMmaSource(header(ATTN_PARAMS), v.d, { kind: 'cache', kv: v.kv }, v.emulate, SPLIT_K),
 };
 const attnReduce: Kernel<{ d: number }> & { params: typeof ATTN_PARAMS } = {
   name: 'attn_reduce',

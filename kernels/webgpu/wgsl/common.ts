@@ -75,7 +75,8 @@ export interface Dispatch {
   variant: unknown;
   buffers: string[];
   params: Uint32Array;
-  groups: [number, number];
+  /** Workgroups along x, y (and z: 1 when left out). */
+  groups: [number, number] | [number, number, number];
 }
 
 export function dispatch<V, F extends string>(
@@ -83,7 +84,7 @@ export function dispatch<V, F extends string>(
   variant: V,
   buffers: string[],
   params: Partial<Record<F, number>>,
-  groups: [number, number],
+  groups: Dispatch['groups'],
 ): Dispatch {
   return { kernel: kernel as Kernel<never>, variant, buffers, params: kernel.params.pack(params), groups };
 }

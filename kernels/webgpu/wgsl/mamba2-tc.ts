@@ -20,8 +20,6 @@ import { PHI_OFF_DIAGONAL } from '../../ops.js';
 import { ro, rw } from './common.js';
 
 export const TC_HEAD_DIM = 64;
-/** State rows (p) per workgroup of the tensor-core state update. */
-export const TC_PBLOCK = 64;
 const KT = 32; // K tile (state rows for the readout, chunk rows for the update)
 
 const enables = (emulate: boolean) =>
@@ -139,7 +137,8 @@ const stageRight = (value: string) => /* wgsl */ `
     }`;
 
 // Readout of the carried state over one of `splits` ranges of state rows (M2_TC_ROWS each), for the
-// chunk's rows: pnum = Σ_p φ(q_t)_p S[p, :], pden = Σ_p φ(q_t)_p n[p]; a sequence's first chunk at position 0 reads 0.
+// rows of chunk prm.chunk + wg.z: pnum = Σ_p φ(q_t)_p S[p, :], pden = Σ_p φ(q_t)_p n[p]; a new sequence's first
+// prm.fresh chunks read 0.
 export const m2ReadTcSource = (head: string, chunk: number, emulate: boolean) => `${enables(emulate)}${head}
 ${ro(2, 'x', 'vec4<f32>')}
 ${ro(3, 'pairs', 'u32')}
@@ -149,7 +148,7 @@ ${rw(6, 'pnum', 'vec4<f32>')}
 ${rw(7, 'pden')}
 ${POW2}${shared}
 ${entry(emulate)} {
-  let H = prm.heads; let c = prm.chunk; let splits = prm.splits;
+  let H = prm.heads; let c = prm.chunk + wg.z; let splits = prm.splits;
   let sp = wg.x; let s = wg.y / H; let h = wg.y % H;
   let n = seqRows(s); let start = c * ${chunk}u;
   if (start >= n) { return; }
@@ -164,7 +163,7 @@ ${columnScales}
 ${accumulators(emulate)}
   var den = 0.0;
   let t = l.x / 2u; let hf = l.x % 2u;
-  if (!(seqPos(s) == 0u && c == 0u)) {
+  if (!(seqPos(s) == 0u && c < prm.fresh)) {
     for (var p0 = pa; p0 < pb; p0 += ${KT}u) {
       workgroupBarrier(); // xs, cs are ready; the previous tile's products are done
       // φ(q_t) for p0 + hf·16 … + 16, and its share of the denominator in f32
@@ -193,71 +192,5 @@ ${result(emulate)}
       pnum[k * 16u + m4] = v * ms / cs[m4];
     }
     if (hf == 0u) { pden[k] = (red[l.x] + red[l.x + 1u]) * ms; }
-  }
-}`;
-
-// The state update over the chunk for a block of ${TC_PBLOCK} state rows p: S ← exp(G_e) S + Σ_t φ(k_t)ᵀ w_t v_t and
-// n ← exp(G_e) n + Σ_t φ(k_t) w_t with w_t = exp(G_e − G_t) / d (0 past the chunk's rows). With k_t scaled by m_t the
-// left side is φ(k_t / m_t) and m_t² joins w_t. Runs after the readout, which reads the old S.
-export const m2UpdateTcSource = (head: string, chunk: number, emulate: boolean) => `${enables(emulate)}${head}
-${ro(2, 'x', 'vec4<f32>')}
-${ro(3, 'G')}
-${ro(4, 'pairs', 'u32')}
-${rw(5, 'S', 'vec4<f32>')}
-${rw(6, 'N')}
-${POW2}${shared}
-var<workgroup> wt: array<f32, 64>; // w_t·m_t²
-${entry(emulate)} {
-  let H = prm.heads; let c = prm.chunk;
-  let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
-  let n = seqRows(s); let start = c * ${chunk}u;
-  if (start >= n) { return; }
-  let L = min(${chunk}u, n - start); let E = H * D; let width = 3u * E;
-  let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
-  let Ge = G[(r0 + L - 1u) * H + h]; let pBase = blk * ${TC_PBLOCK}u;
-${stageRows(1)}
-  workgroupBarrier();
-  if (l.x < 64u) {
-    let tt = min(l.x, L - 1u);
-    wt[l.x] = select(0.0, exp(Ge - G[(r0 + tt) * H + h]) / f32(D) * msq[l.x], l.x < L);
-  }
-  workgroupBarrier();
-  // the column scales of w_t v_t: thread l takes vec4 column l % 16 over rows l / 16 + 8i
-  var mx = vec4<f32>(0.0);
-  for (var tt = l.x / 16u; tt < 64u; tt += 8u) {
-    mx = max(mx, abs(x[((r0 + min(tt, L - 1u)) * width + 2u * E + h * D) / 4u + l.x % 16u] * wt[tt]));
-  }
-${columnScales}
-${accumulators(emulate)}
-  var nacc = 0.0;
-  let p = l.x / 2u; let hf = l.x % 2u;
-  let pc = min(pBase + p, DD - 1u); let pr = pairs[pc]; let a = pr & 0xffffu; let b = pr >> 16u; let cf = phiCoef(a, b);
-  for (var t0 = 0u; t0 < 64u; t0 += ${KT}u) {
-    workgroupBarrier(); // cs is ready; the previous tile's products are done
-    // φ(k_t / m_t)_p for t = t0 + hf·16 … + 16 (row p of the left side), and n's share in f32
-    for (var j = 0u; j < 16u; j++) {
-      let tt = t0 + hf * 16u + j;
-      let f = cf * xs[tt * 64u + a] * xs[tt * 64u + b];
-      As[p * ${KT}u + hf * 16u + j] = f16(f);
-      nacc += f * wt[tt];
-    }
-    // w_t v_t for rows t0 + l / 4, scaled and split
-    let tt = t0 + l.x / 4u;
-${stageRight('x[((r0 + min(tt, L - 1u)) * width + 2u * E + h * D) / 4u + m4] * (wt[tt] * cs[m4])')}
-    workgroupBarrier();
-${product(emulate)}
-  }
-${result(emulate)}
-  red[l.x] = nacc;
-  workgroupBarrier();
-  let pp = pBase + p;
-  if (pp < DD) {
-    let eg = exp(Ge); let fresh = seqPos(s) == 0u && c == 0u;
-    for (var j = 0u; j < 8u; j++) {
-      let m4 = hf * 8u + j; let si = (base + pp) * 16u + m4;
-      let u = ${resVec(emulate)} / cs[m4];
-      S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + u;
-    }
-    if (hf == 0u) { N[base + pp] = select(eg * N[base + pp], 0.0, fresh) + red[l.x] + red[l.x + 1u]; }
   }
 }`;

@@ -1,7 +1,10 @@
 // 2Mamba attention (spec/2mamba.md §5): the decode state step (one pass over S per token) with its readout, and the
 // chunked prefill form as tiled products over the state. CPU twin: kernels/cpu/mamba2.ts.
 import { DEN_FLOOR, PHI_OFF_DIAGONAL, phiDim, type Op } from '../../ops.js';
-import { M2_CHUNK, M2_READ_SPLITS, m2Rpt, M2_RPT, M2_TC_ROWS } from '../tuning.js';
+import { M2_CHUNK, M2_READ_SPLITS, m2Rpt, M2_RPT, M2_SEGMENT, M2_TC_ROWS } from '../tuning.js';
+import { SPLIT_K } from './attention.js';
+import { attnMmaFits, attnMmaSource } from './attention-tc.js';
+import { TILE_ROWS } from './meta.js';
 import {
   type Caps,
   type Dispatch,
@@ -15,17 +18,23 @@ import {
   rw,
   variant,
 } from './common.js';
-import { m2ReadTcSource, m2UpdateTcSource, TC_HEAD_DIM, TC_PBLOCK } from './mamba2-tc.js';
+import { m2ReadTcSource, TC_HEAD_DIM } from './mamba2-tc.js';
 
-/** Whether the chunked prefill's readout and update run on tensor cores (asked for, tensor cores on or emulated, d 64). */
-const onTc = (caps: Caps, d: number) => caps.m2Matrices && caps.matrices !== 'off' && d === TC_HEAD_DIM;
+/** Whether prefill runs in segments (tensor cores on or emulated, a head dim attn_mma takes): the scores within a
+ *  segment on tensor cores, the carried state's readout for all its rows at once, one state update per segment.
+ *  Otherwise chunk by chunk on FMAs. */
+const bySegments = (caps: Caps, d: number) => caps.matrices !== 'off' && attnMmaFits(d);
+/** Whether the segments' readout runs on tensor cores too (asked for, d 64). */
+const onTc = (caps: Caps, d: number) => caps.m2Matrices && bySegments(caps, d) && d === TC_HEAD_DIM;
 
-/** The 2Mamba prefill chunk (rows): M2_CHUNK on FMAs, 64 on tensor cores. */
+/** Rows per readout chunk of the tensor-core readout. */
 const TC_CHUNK = 64;
 export const PBLOCK = 32; // 2Mamba prefill: state rows (p) per workgroup of the state update
 
-/** chunk: the prefill chunk index; splits: ranges of the readout; blocks: state-row blocks of the decode step. */
-export const M2_PARAMS = defineParams({ heads: 'u32', chunk: 'u32', splits: 'u32', blocks: 'u32' });
+/** chunk: the prefill chunk index; splits: ranges of the readout; blocks: state-row blocks of the decode step (key
+ *  ranges per row in m2_combine_seg); fresh: chunks from a sequence's start whose readout sees a new sequence's zero
+ *  state (1 chunk by chunk; a segment's chunks when they are read out at once). */
+export const M2_PARAMS = defineParams({ heads: 'u32', chunk: 'u32', splits: 'u32', blocks: 'u32', fresh: 'u32' });
 
 /** φ's coefficient for the pair (a, b), a ≤ b, of a head's dimensions (spec §5): φ(x)_p = c·x_a·x_b with c = √2 off the
  *  diagonal, so φ(q)·φ(k) = (q·k)². The `pairs` tables hold a | b << 16 per state row p. */
@@ -92,10 +101,10 @@ var<workgroup> vs: array<vec4<f32>, ${32 * (d / 4)}>;
   for (var m = 0u; m < D4; m++) { inum[k * D4 + m] = num[m]; }
 }`;
 
-// Inter-chunk readout with the state carried in: Σ_p φ(q_t)_p S[p, :] and Σ_p φ(q_t)_p n[p] for the chunk's rows t
-// over one of `splits` ranges of state rows p (a [rows × p]·[p × d] product per (sequence, head)). A workgroup of
+// Inter-chunk readout with the state carried in: Σ_p φ(q_t)_p S[p, :] and Σ_p φ(q_t)_p n[p] for the rows t of chunk
+// prm.chunk + wg.z over one of `splits` ranges of state rows p (a [rows × p]·[p × d] product per (sequence, head)). A workgroup of
 // 16·d/4 threads owns 4 rows × 4 columns each; per tile of 32 state rows it stages S, n and φ(q) (formed from q on
-// the fly) in workgroup memory. A sequence's first chunk at position 0 reads zeros.
+// the fly) in workgroup memory. A new sequence's first prm.fresh chunks read zeros (the state is not yet written).
 // RG = CHUNK / 64: groups of 64 rows per thread of m2_read (4·d threads own 4 rows × 4 columns of each)
 const m2ReadSource = (d: number, CHUNK: number, RG = CHUNK / 64) => `${header(M2_PARAMS)}${PHI}
 ${ro(2, 'x')}
@@ -113,7 +122,7 @@ var<workgroup> ssh: array<vec4<f32>, ${32 * (d / 4)}>;
 var<workgroup> nsh: array<f32, 32>;
 var<workgroup> fq: array<vec4<f32>, ${32 * (CHUNK / 4)}>; // φ(q)[p][t / 4]
 @compute @workgroup_size(${4 * d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let H = prm.heads; let c = prm.chunk; let splits = prm.splits;
+  let H = prm.heads; let c = prm.chunk + wg.z; let splits = prm.splits;
   let sp = wg.x; let s = wg.y / H; let h = wg.y % H;
   let n = seqRows(s); let start = c * ${CHUNK}u;
   if (start >= n) { return; }
@@ -123,7 +132,7 @@ var<workgroup> fq: array<vec4<f32>, ${32 * (CHUNK / 4)}>; // φ(q)[p][t / 4]
   let tq = l.x / D4; let mq = l.x % D4;
   var acc: array<vec4<f32>, ${4 * RG}>;
   var dacc: array<vec4<f32>, ${RG}>;
-  if (!(seqPos(s) == 0u && c == 0u)) {
+  if (!(seqPos(s) == 0u && c < prm.fresh)) {
     for (var p0 = pa; p0 < pb; p0 += PT) {
       workgroupBarrier();
       for (var e = l.x; e < PT * D4; e += WGS) {
@@ -214,6 +223,61 @@ var<workgroup> vsh: array<vec4<f32>, ${32 * (d / 4)}>;
       if (mq == 0u) { N[base + p] = select(eg * N[base + p], 0.0, fresh) + nacc[j]; }
     }
   }
+}`;
+
+// Segment-local cumulative log-decay: G_i = Σ_{segment start ≤ τ ≤ i} logA_τ for every row of segment wg.x of a
+// sequence (one workgroup per (segment, sequence-head); each thread sums SEGMENT / 256 consecutive rows, then a scan
+// of the 256 sums).
+const m2CumsumSource = (seg: number) => `${header(M2_PARAMS)}
+${ro(2, 'logA')}
+${rw(3, 'G')}
+const PER = ${seg / 256}u;
+var<workgroup> tot: array<f32, 256>;
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let s = wg.y / H; let h = wg.y % H;
+  let n = seqRows(s); let start = wg.x * ${seg}u;
+  if (start >= n) { return; }
+  let r0 = seqRow0(s) + start; let L = min(${seg}u, n - start);
+  let a = min(l.x * PER, L); let b = min(a + PER, L);
+  var acc = 0.0;
+  for (var t = a; t < b; t++) { acc += logA[(r0 + t) * H + h]; }
+  tot[l.x] = acc;
+  for (var o = 1u; o < 256u; o <<= 1u) { // inclusive scan of the threads' sums
+    workgroupBarrier();
+    let v = select(0.0, tot[max(l.x, o) - o], l.x >= o);
+    workgroupBarrier();
+    tot[l.x] += v;
+  }
+  workgroupBarrier();
+  var run = select(0.0, tot[max(l.x, 1u) - 1u], l.x > 0u);
+  for (var t = a; t < b; t++) { run += logA[(r0 + t) * H + h]; G[(r0 + t) * H + h] = run; }
+}`;
+
+// A segment's rows: y_i = (e^{G_i}·Σ_splits φ(q_i)ᵀS_prev + Σ_ranges e^{m}·o) / max(e^{G_i}·Σ φ(q_i)ᵀn_prev + Σ e^{m}·z,
+// floor), where (m, z, o) are the scores' partials of each key range (attn_mma's max, Σ e^{ℓ−m} and Σ e^{ℓ−m}·v with
+// ℓ = ln (s·q·k)² + G_i − G_j): the chunked form of spec §5.4 with the segment as the chunk. e^{m} is (s·q·k)² of the
+// range's largest weight at most: no overflow for |s·q·k| < 10¹⁹.
+const m2CombineSegSource = (d: number, seg: number) => `${header(M2_PARAMS)}
+${ro(2, 'G')}
+${ro(3, 'po')}
+${ro(4, 'pml')}
+${ro(5, 'pnum')}
+${ro(6, 'pden')}
+${rw(7, 'outp')}
+const D = ${d}u;
+@compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let splits = prm.splits; let ranges = prm.blocks;
+  let i = wg.x; let s = wg.y / H; let h = wg.y % H;
+  if (i >= seqRows(s)) { return; }
+  let r = seqRow0(s) + i; let m = l.x; let k = r * H + h;
+  var num = 0.0; var den = 0.0;
+  for (var b = 0u; b < splits; b++) { num += pnum[(k * splits + b) * D + m]; den += pden[k * splits + b]; }
+  let eg = exp(G[k]); num *= eg; den *= eg;
+  for (var sp = 0u; sp <= (i % ${seg}u) / ${SPLIT_K}u; sp++) {
+    let q = k * ranges + sp; let f = exp(pml[2u * q]);
+    num += f * po[q * D + m]; den += f * pml[2u * q + 1u];
+  }
+  outp[r * H * D + h * D + m] = num / max(den, ${DEN_FLOOR});
 }`;
 
 // Decode (one row per sequence, spec §5.3): S ← a·S + φ(s·k)vᵀ, n ← a·n + φ(s·k) and the partial readouts
@@ -372,16 +436,32 @@ const state1: Kernel<{ d: number; rpt: number }> & { params: typeof M2_PARAMS } 
   source: (v) => m2State1Source(v.d, v.rpt),
 };
 
-// the readout and the state update on tensor cores (or their emulated twins): mamba2-tc.ts
-const tcKernel = (name: string, bindings: ('ro' | 'rw')[], source: typeof m2ReadTcSource) =>
-  ({
-    name,
-    params: M2_PARAMS,
-    bindings: () => bindings,
-    source: (v: { emulate: boolean }) => source(header(M2_PARAMS), TC_CHUNK, v.emulate),
-  }) satisfies Kernel<{ emulate: boolean }> & { params: typeof M2_PARAMS };
-const readTc = tcKernel('m2_read_tc', ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], m2ReadTcSource);
-const updateTc = tcKernel('m2_update_tc', ['ro', 'ro', 'ro', 'rw', 'rw'], m2UpdateTcSource);
+// the segments' scores on tensor cores (attention-tc.ts, keys from the step's rows), their prologue and epilogue
+const scores: Kernel<{ d: number; seg: number; emulate: boolean }> & { params: typeof M2_PARAMS } = {
+  name: 'm2_scores',
+  params: M2_PARAMS,
+  bindings: () => ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'],
+  source: (v) => attnMmaSource(header(M2_PARAMS), v.d, { kind: 'rows', segment: v.seg }, v.emulate, SPLIT_K),
+};
+const cumsum: Kernel<{ seg: number }> & { params: typeof M2_PARAMS } = {
+  name: 'm2_cumsum',
+  params: M2_PARAMS,
+  bindings: () => ['ro', 'rw'],
+  source: (v) => m2CumsumSource(v.seg),
+};
+const combineSeg: Kernel<{ d: number; seg: number }> & { params: typeof M2_PARAMS } = {
+  name: 'm2_combine_seg',
+  params: M2_PARAMS,
+  bindings: () => ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'],
+  source: (v) => m2CombineSegSource(v.d, v.seg),
+};
+// the segments' readout on tensor cores (or its emulated twin): mamba2-tc.ts
+const readTc: Kernel<{ emulate: boolean }> & { params: typeof M2_PARAMS } = {
+  name: 'm2_read_tc',
+  params: M2_PARAMS,
+  bindings: () => ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'],
+  source: (v) => m2ReadTcSource(header(M2_PARAMS), TC_CHUNK, v.emulate),
+};
 
 /** The (a, b) pair of every state row p of head dim d, as a | b << 16. */
 const pairs = (d: number) => {
@@ -389,6 +469,70 @@ const pairs = (d: number) => {
   for (let i = 0; i < d; i++) for (let j = i; j < d; j++) out.push(i | (j << 16));
   return out;
 };
+
+/** 2Mamba prefill in segments of M2_SEGMENT rows: G (segment-local), the scores of every segment at once (tensor
+ *  cores), then segment by segment the readout of the state carried in (all the segment's rows at once) and the
+ *  state update over the segment, then every row's sum. */
+function segmentDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext, pairsBuf: string): Dispatch[] {
+  const heads = op.heads,
+    d = op.headDim,
+    D = phiDim(d),
+    rows = c.rows,
+    grid = c.seqs * heads,
+    seg = M2_SEGMENT,
+    ranges = seg / SPLIT_K,
+    tc = onTc(c, d),
+    emulate = c.matrices === 'emulated',
+    RC = tc ? TC_CHUNK : M2_CHUNK, // rows per readout chunk
+    splits = tc ? Math.ceil(D / M2_TC_ROWS) : M2_READ_SPLITS;
+  const G = c.scratch('_m2.G', rows * heads),
+    po = c.scratch('_m2.po', rows * heads * ranges * d),
+    pml = c.scratch('_m2.pml', rows * heads * ranges * 2),
+    pnum = c.scratch('_m2.pnum', rows * heads * splits * d),
+    pden = c.scratch('_m2.pden', rows * heads * splits);
+  const segs = Math.ceil(c.maxRows / seg);
+  const out: Dispatch[] = [
+    dispatch(cumsum, { seg }, [op.logA, G], { heads }, [segs, grid]),
+    dispatch(scores, { d, seg, emulate }, [op.qkv, op.qkv, op.qkv, G, po, pml], { heads, splits: ranges }, [
+      ranges,
+      grid,
+      Math.ceil(c.maxRows / TILE_ROWS),
+    ]),
+  ];
+  for (let k = 0; k < segs; k++) {
+    const chunk = (k * seg) / RC,
+      chunks = Math.ceil(Math.min(seg, c.maxRows - k * seg) / RC),
+      fresh = seg / RC;
+    out.push(
+      tc
+        ? dispatch(
+            readTc,
+            { emulate },
+            [op.qkv, pairsBuf, op.S, op.N, pnum, pden],
+            { heads, chunk, splits, blocks: M2_TC_ROWS, fresh },
+            [splits, grid, chunks],
+          )
+        : dispatch(
+            read,
+            { d, chunk: RC },
+            [op.qkv, pairsBuf, op.S, op.N, pnum, pden],
+            { heads, chunk, splits, fresh },
+            [splits, grid, chunks],
+          ),
+      dispatch(update, { d, chunk: seg }, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk: k }, [
+        Math.ceil(D / PBLOCK),
+        grid,
+      ]),
+    );
+  }
+  out.push(
+    dispatch(combineSeg, { d, seg }, [G, po, pml, pnum, pden, op.out], { heads, splits, blocks: ranges }, [
+      c.maxRows,
+      grid,
+    ]),
+  );
+  return out;
+}
 
 export const mamba2Family: Family = {
   ops: ['mamba2'],
@@ -415,50 +559,48 @@ export const mamba2Family: Family = {
         dispatch(combine1, { d, chunk: M2_CHUNK }, [op.qkv, op.logA, pnum, pden, op.out], { heads, blocks }, [1, grid]), // 4·d threads
       ];
     }
-    // the intra-chunk scores of every chunk (independent), then chunk by chunk the readout of the carried state and its
-    // update, then the sum of every row
-    const tc = onTc(c, d),
-      tcv = { emulate: c.matrices === 'emulated' },
-      CHUNK = tc ? TC_CHUNK : M2_CHUNK,
-      v = { d, chunk: CHUNK };
-    const splits = tc ? Math.ceil(D / M2_TC_ROWS) : M2_READ_SPLITS,
-      blocks = Math.ceil(D / (tc ? TC_PBLOCK : PBLOCK));
+    if (bySegments(c, d)) return segmentDispatches(op, c, pairsBuf);
+    // on FMAs: the intra-chunk scores of every chunk (independent), then chunk by chunk the readout of the carried
+    // state and its update, then the sum of every row
+    const v = { d, chunk: M2_CHUNK },
+      splits = M2_READ_SPLITS,
+      blocks = Math.ceil(D / PBLOCK);
     const G = c.scratch('_m2.G', rows * heads),
       inum = c.scratch('_m2.inum', rows * heads * d),
       iden = c.scratch('_m2.iden', rows * heads);
     const pnum = c.scratch('_m2.pnum', rows * heads * splits * d),
       pden = c.scratch('_m2.pden', rows * heads * splits);
-    const chunks = Math.ceil(c.maxRows / CHUNK);
+    const chunks = Math.ceil(c.maxRows / M2_CHUNK);
     const out: Dispatch[] = [dispatch(intra, v, [op.qkv, op.logA, G, inum, iden], { heads, chunk: 0 }, [grid, chunks])];
     for (let chunk = 0; chunk < chunks; chunk++) {
       out.push(
-        tc
-          ? dispatch(
-              readTc,
-              tcv,
-              [op.qkv, pairsBuf, op.S, op.N, pnum, pden],
-              { heads, chunk, splits, blocks: M2_TC_ROWS },
-              [splits, grid],
-            )
-          : dispatch(read, v, [op.qkv, pairsBuf, op.S, op.N, pnum, pden], { heads, chunk, splits }, [splits, grid]),
-        tc
-          ? dispatch(updateTc, tcv, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk }, [blocks, grid])
-          : dispatch(update, v, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk }, [blocks, grid]),
+        dispatch(read, v, [op.qkv, pairsBuf, op.S, op.N, pnum, pden], { heads, chunk, splits, fresh: 1 }, [
+          splits,
+          grid,
+        ]),
+        dispatch(update, v, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk }, [blocks, grid]),
       );
     }
     // every row of every chunk at once (a row's partials and intra-chunk sums are its own)
     out.push(dispatch(combine, v, [G, inum, iden, pnum, pden, op.out], { heads, blocks: splits }, [c.maxRows, grid]));
     return out;
   },
-  variants: (headDims, caps) => [
-    ...headDims.flatMap((d) => [
-      ...[...new Set([M2_CHUNK, ...(onTc(caps, d) ? [TC_CHUNK] : [])])].flatMap((chunk) =>
-        [intra, read, update, combine, combine1].map((k) => variant(k, { d, chunk })),
-      ),
-      ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
-    ]),
-    ...(onTc(caps, TC_HEAD_DIM) && headDims.includes(TC_HEAD_DIM)
-      ? [readTc, updateTc].map((k) => variant(k, { emulate: caps.matrices === 'emulated' }))
-      : []),
-  ],
+  variants: (headDims, caps) =>
+    headDims.flatMap((d) => {
+      const seg = M2_SEGMENT,
+        emulate = caps.matrices === 'emulated';
+      return [
+        ...[intra, read, update, combine, combine1].map((k) => variant(k, { d, chunk: M2_CHUNK })),
+        ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
+        ...(bySegments(caps, d)
+          ? [
+              variant(cumsum, { seg }),
+              variant(scores, { d, seg, emulate }),
+              variant(update, { d, chunk: seg }),
+              variant(combineSeg, { d, seg }),
+              ...(onTc(caps, d) ? [variant(readTc, { emulate })] : []),
+            ]
+          : []),
+      ];
+    }),
 };
