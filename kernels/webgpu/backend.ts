@@ -16,7 +16,7 @@ import type { Op } from '../ops.js';
 import { f16ToF32, f32ToF16 } from '../../lib/f16.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { StepTimer, type OpTimes } from './profile.js';
-import { M2_TC, MATRICES } from './tuning.js';
+import { MATRICES } from './tuning.js';
 import { attentionFamily } from './wgsl/attention.js';
 import {
   type Dispatch,
@@ -62,21 +62,17 @@ export class WebGpuBackend implements Backend, OpTimes {
   /** JS time spent building and encoding steps (ms), for the bench. */
   encodeMs = 0;
 
-  /** Tensor cores for prefill (the projection GEMMs and the tiled attention): the option, else FURY_MATRICES
-   *  (tuning.ts), else on where the adapter has them. 'on' needs a device with subgroup matrices; 'emulated' runs the same tile walk in plain WGSL, for testing
-   *  without them. */
+  /** Tensor cores for prefill (the projection GEMMs, the tiled attention and 2Mamba's scores): the option, else
+   *  FURY_MATRICES (tuning.ts), else on where the adapter has them. 'on' needs a device with subgroup matrices;
+   *  'emulated' runs the same tile walks in plain WGSL, for testing without them. */
   readonly matrices: Matrices;
-  /** The 2Mamba readout and update on tensor cores too: the option, else FURY_M2_TC (off: measured slower). */
-  readonly m2Matrices: boolean;
 
   private constructor(
     readonly device: GPUDevice,
     readonly info: GpuInfo,
     matrices?: Matrices,
-    m2Matrices?: boolean,
   ) {
     const want = matrices ?? MATRICES ?? (info.subgroupMatrices ? 'on' : 'off');
-    this.m2Matrices = m2Matrices ?? M2_TC;
     if (want === 'on' && !info.subgroupMatrices)
       throw new Error(
         `tensor cores asked for, but ${info.description} has no 16×16 f16 subgroup matrices with subgroups of 32`,
@@ -92,12 +88,9 @@ export class WebGpuBackend implements Backend, OpTimes {
     });
   }
 
-  static async open({
-    matrices,
-    m2Matrices,
-  }: { matrices?: Matrices; m2Matrices?: boolean } = {}): Promise<WebGpuBackend> {
+  static async open({ matrices }: { matrices?: Matrices } = {}): Promise<WebGpuBackend> {
     const g = await openGpu();
-    return new WebGpuBackend(g.device, g.info, matrices, m2Matrices);
+    return new WebGpuBackend(g.device, g.info, matrices);
   }
 
   get limits() {
@@ -416,7 +409,6 @@ export class WebGpuBackend implements Backend, OpTimes {
       maxRows: Math.max(0, ...step.seqs.map((s) => s.rows)),
       storage: (name) => this.get(name).storage,
       matrices: this.matrices,
-      m2Matrices: this.m2Matrices,
       scratch: (name, elements, kind: BufferKind = 'f32') => {
         const b = this.bufs.get(name);
         if (!b || b.elements < elements)

@@ -69,21 +69,9 @@ export const MATRICES = ((): 'on' | 'off' | 'emulated' | undefined => {
   return v;
 })();
 
-/** The 2Mamba chunked prefill's readout and update on tensor cores too (FURY_M2_TC=on; needs tensor cores on or
- *  emulated): off by default, measured slower than the FMA kernels (docs/perf.md). */
-export const M2_TC = process.env.FURY_M2_TC === 'on';
-if (process.env.FURY_M2_TC !== undefined && process.env.FURY_M2_TC !== 'on' && process.env.FURY_M2_TC !== 'off')
-  throw new Error(`FURY_M2_TC must be on or off, got ${JSON.stringify(process.env.FURY_M2_TC)}`);
-
-/** State rows per workgroup of the tensor-core 2Mamba readout (FURY_M2_TC_ROWS, a multiple of 32): fewer rows, more
- *  workgroups (a lone sequence has only heads × ⌈DD / rows⌉ of them) and more partial sums to add. */
-export const M2_TC_ROWS = Number(process.env.FURY_M2_TC_ROWS ?? 96);
-if (!Number.isInteger(M2_TC_ROWS) || M2_TC_ROWS < 32 || M2_TC_ROWS % 32 !== 0)
-  throw new Error(`FURY_M2_TC_ROWS must be a positive multiple of 32, got ${process.env.FURY_M2_TC_ROWS}`);
-
-/** Ranges of state rows the FMA 2Mamba readout is split over (FURY_M2_READ_SPLITS): a lone sequence has only
- *  heads × splits workgroups, each walking DD / splits state rows in tiles of 32. */
-export const M2_READ_SPLITS = Number(process.env.FURY_M2_READ_SPLITS ?? 8);
+/** Ranges of state rows the 2Mamba readout is split over (FURY_M2_READ_SPLITS): a tile of 64 rows of a (sequence,
+ *  head) is splits workgroups, each walking DD / splits state rows; their partial sums are added per row. */
+export const M2_READ_SPLITS = Number(process.env.FURY_M2_READ_SPLITS ?? 4);
 if (!Number.isInteger(M2_READ_SPLITS) || M2_READ_SPLITS < 1 || M2_READ_SPLITS > 64)
   throw new Error(`FURY_M2_READ_SPLITS must be an integer from 1 to 64, got ${process.env.FURY_M2_READ_SPLITS}`);
 

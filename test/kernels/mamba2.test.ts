@@ -27,11 +27,12 @@ function carriedN(rng: Rng, states: number, d: number, sigma: number): Float32Ar
 }
 
 const { skip, compare } = await gpuHarness({ matrices: 'off' });
-// φ rounded to f16 (2⁻¹¹ relative per entry), the right-hand sides split into hi + lo f16 (≈ 2⁻²² relative), f32 sums:
-// a product's error is ≤ 2⁻¹¹ Σ_p |φ_p S_p,m|; random signs make it ≈ 2⁻¹¹ √(Σ_p (φ_p S_p,m)²) / √3 ≈ 3·10⁻⁴ of a
-// typical |y|, and the test's measure (max |Δ| over max |y|) sits below that; tol 2e-3 leaves room for rows with
-// cancellation.
-const TOL_TC = 2e-3;
+// Prefill in segments: the readout and update stay f32; the scores round q·s, k, v and the weights to f16 (2⁻¹¹
+// relative each). A score s·q·k is off by ≤ 2⁻¹⁰ Σ_m |q_m k_m| s ≈ 2⁻¹⁰·64·0.1 ≈ 6·10⁻³ of a typical |s·q·k| ≈ 1 (q, k ~
+// N(0, 1); the scales of the wide-range case cancel in y), its square by twice that relative; random signs over a
+// row's keys average it down: y moves by ~3·10⁻³ of max |y| at most (measured below 10⁻³ on lavapipe's emulated walk);
+// tol 5e-3, as the attention's tensor-core test.
+const TOL_TC = 5e-3;
 
 /** The scenario's step (a fresh sequence, a decode row, 70 rows at position 3), and long prefills: 300 rows from
  *  position 0 beside 140 at position 9 (several chunks of 64 and of 128, the last ones partial). */
@@ -93,10 +94,9 @@ test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n'
   );
 });
 
-// prefill in segments: the scores on tensor cores where the adapter has them, else emulated; the readout on FMAs and
-// on tensor cores (FURY_M2_TC)
-const tcMode = (await gpuHarness()).gpu?.matrices === 'on' ? 'on' : 'emulated';
-const tcs = [await gpuHarness({ matrices: tcMode }), await gpuHarness({ matrices: tcMode, m2Matrices: true })];
+// prefill in segments: the scores on tensor cores where the adapter has them, else emulated
+let tc = await gpuHarness();
+if (tc.gpu?.matrices !== 'on') tc = await gpuHarness({ matrices: 'emulated' });
 
 /** A step of more rows than a segment (M2_SEGMENT, 1024 by default): 1300 rows from position 0 beside 40 at 5. */
 const longStep: Step = {
@@ -107,8 +107,8 @@ const longStep: Step = {
 };
 
 test(
-  `2Mamba prefill in segments, scores on tensor cores (${tcMode}): outputs and S, n; wide ranges; readout on FMAs and tensor cores`,
-  { skip: tcs[0]!.skip },
+  `2Mamba prefill in segments, scores on tensor cores (${tc.gpu?.matrices ?? 'no adapter'}): outputs and S, n; wide ranges`,
+  { skip: tc.skip },
   async () => {
     const { rng, seed } = freshRng();
     const H = 2,
@@ -116,19 +116,17 @@ test(
       D = (d * (d + 1)) / 2;
     // ranges f16 cannot hold unscaled (|x| ~ 100, so |φ| to ~10⁵ and (s·q·k)² to ~10⁸; S grows past 10⁵ by the
     // update): the power-of-two row and column scales of the readout and the scores' running max must carry them
-    for (const [tc, [xs, ss]] of tcs.flatMap((tc) =>
-      [
-        [1, 0.3],
-        [100, 300],
-      ].map((r) => [tc, r] as const),
-    ))
+    for (const [xs, ss] of [
+      [1, 0.3],
+      [100, 300],
+    ] as const)
       for (const { label, step, rows } of [
         ...m2Steps(),
         ...(xs === 1 ? [{ label: '1300 + 40 rows', step: longStep, rows: 1340 }] : []),
       ]) {
         const r = (n: number, std: number) => rng.normals(n, std);
         await tc.compare(
-          `mamba2 segments ${tc.gpu?.m2Matrices ? 'tc readout' : 'FMA readout'} ${label} |x|~${xs} |S|~${ss}`,
+          `mamba2 segments ${label} |x|~${xs} |S|~${ss}`,
           [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
           [
             { name: 'x', init: r(rows * 3 * H * d, xs) },

@@ -111,8 +111,6 @@ export interface Caps {
   /** Tensor cores for prefill (GEMMs, tiled attention): 'on' (subgroup matrices), 'emulated' (the same tile walks in
    *  plain WGSL, for testing on adapters without them), 'off' (the FMA kernels). */
   matrices: Matrices;
-  /** The 2Mamba chunked prefill's readout and update on tensor cores too (with `matrices` on or emulated). */
-  m2Matrices: boolean;
 }
 
 /** A kernel family: the ops it runs, how one op becomes dispatches, and every variant to compile ahead. */

@@ -1,7 +1,7 @@
 // 2Mamba attention (spec/2mamba.md §5): the decode state step (one pass over S per token) with its readout, and the
 // chunked prefill form as tiled products over the state. CPU twin: kernels/cpu/mamba2.ts.
 import { DEN_FLOOR, PHI_OFF_DIAGONAL, phiDim, type Op } from '../../ops.js';
-import { M2_CHUNK, M2_READ_SPLITS, m2Rpt, M2_RPT, M2_SEGMENT, M2_TC_ROWS } from '../tuning.js';
+import { M2_CHUNK, M2_READ_SPLITS, m2Rpt, M2_RPT, M2_SEGMENT } from '../tuning.js';
 import { SPLIT_K } from './attention.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { TILE_ROWS } from './meta.js';
@@ -18,22 +18,15 @@ import {
   rw,
   variant,
 } from './common.js';
-import { m2ReadTcSource, TC_HEAD_DIM } from './mamba2-tc.js';
 
 /** Whether prefill runs in segments (tensor cores on or emulated, a head dim attn_mma takes): the scores within a
  *  segment on tensor cores, the carried state's readout for all its rows at once, one state update per segment.
  *  Otherwise chunk by chunk on FMAs. */
 const bySegments = (caps: Caps, d: number) => caps.matrices !== 'off' && attnMmaFits(d);
-/** Whether the segments' readout runs on tensor cores too (asked for, d 64). */
-const onTc = (caps: Caps, d: number) => caps.m2Matrices && bySegments(caps, d) && d === TC_HEAD_DIM;
 
-/** Rows per readout chunk of the tensor-core readout. */
-const TC_CHUNK = 64;
-export const PBLOCK = 32; // 2Mamba prefill: state rows (p) per workgroup of the state update
-
-/** chunk: the prefill chunk index; splits: ranges of the readout; blocks: state-row blocks of the decode step (key
- *  ranges per row in m2_combine_seg); fresh: chunks from a sequence's start whose readout sees a new sequence's zero
- *  state (1 chunk by chunk; a segment's chunks when they are read out at once). */
+/** chunk: the prefill chunk index (the readout's first row tile); splits: ranges of the readout; blocks: state-row
+ *  blocks of the decode step (key ranges per row in m2_combine_seg); fresh: the readout's row tiles from a sequence's
+ *  start that see a new sequence's zero state (a chunk's or a segment's). */
 export const M2_PARAMS = defineParams({ heads: 'u32', chunk: 'u32', splits: 'u32', blocks: 'u32', fresh: 'u32' });
 
 /** φ's coefficient for the pair (a, b), a ≤ b, of a head's dimensions (spec §5): φ(x)_p = c·x_a·x_b with c = √2 off the
@@ -101,12 +94,28 @@ var<workgroup> vs: array<vec4<f32>, ${32 * (d / 4)}>;
   for (var m = 0u; m < D4; m++) { inum[k * D4 + m] = num[m]; }
 }`;
 
-// Inter-chunk readout with the state carried in: Σ_p φ(q_t)_p S[p, :] and Σ_p φ(q_t)_p n[p] for the rows t of chunk
-// prm.chunk + wg.z over one of `splits` ranges of state rows p (a [rows × p]·[p × d] product per (sequence, head)). A workgroup of
-// 16·d/4 threads owns 4 rows × 4 columns each; per tile of 32 state rows it stages S, n and φ(q) (formed from q on
-// the fly) in workgroup memory. A new sequence's first prm.fresh chunks read zeros (the state is not yet written).
-// RG = CHUNK / 64: groups of 64 rows per thread of m2_read (4·d threads own 4 rows × 4 columns of each)
-const m2ReadSource = (d: number, CHUNK: number, RG = CHUNK / 64) => `${header(M2_PARAMS)}${PHI}
+/** Rows per readout workgroup, state rows per update workgroup, and the K tile (state rows or rows) of both. */
+const RT = 64;
+const PT = 64;
+const KT = 16;
+/** The readout and update keep 8 × d/8 results per thread of 64 (8 rows or state rows × d/8 columns). */
+const m2Fits = (d: number) => d % 32 === 0 && d <= 128;
+
+/** acc[r·CV + c] += f[r] · v for the 8 entries of f0, f1 (rows or state rows) and the CV vec4s v (columns). */
+const outer8 = (CV: number, f0: string, f1: string, v: (c: number) => string) =>
+  Array.from({ length: CV }, (_, c) => {
+    const comp = ['x', 'y', 'z', 'w'];
+    return `{ let v = ${v(c)}; ${Array.from({ length: 8 }, (_, r) => `acc[${r * CV + c}] += ${r < 4 ? f0 : f1}.${comp[r % 4]} * v;`).join(' ')} }`;
+  }).join('\n        ');
+
+// The readout of the state carried in (spec §5.4): Σ_p φ(q_t)_p S[p, :] and Σ_p φ(q_t)_p n[p] for the RT rows t of row
+// tile prm.chunk + wg.z over one of `splits` ranges of state rows p, a [rows × p]·[p × d] product per (sequence,
+// head). 64 threads, each 8 rows × d/8 columns in registers; per K tile of KT state rows, thread l forms φ(q_l) (q of
+// the tile's rows staged once, rows padded so the threads' reads fall in distinct banks) and its share of n's sum,
+// and S's rows are staged. A new sequence's first prm.fresh row tiles read zeros (its state is not written yet).
+const m2ReadSource = (d: number) => {
+  const CV = d / 32;
+  return `${header(M2_PARAMS)}${PHI}
 ${ro(2, 'x')}
 ${ro(3, 'pairs', 'u32')}
 ${ro(4, 'S', 'vec4<f32>')}
@@ -115,63 +124,70 @@ ${rw(6, 'pnum', 'vec4<f32>')}
 ${rw(7, 'pden')}
 const D = ${d}u;
 const D4 = ${d / 4}u;
-const DD = ${(d * (d + 1)) / 2}u;
-const WGS = ${4 * d}u;
-const PT = 32u;
-var<workgroup> ssh: array<vec4<f32>, ${32 * (d / 4)}>;
-var<workgroup> nsh: array<f32, 32>;
-var<workgroup> fq: array<vec4<f32>, ${32 * (CHUNK / 4)}>; // φ(q)[p][t / 4]
-@compute @workgroup_size(${4 * d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let H = prm.heads; let c = prm.chunk + wg.z; let splits = prm.splits;
+const DD = ${phiDim(d)}u;
+const QS = ${d + 1}u;
+const KT = ${KT}u;
+var<workgroup> qs: array<f32, ${RT * (d + 1)}>; // q of the tile's rows [t][a]
+var<workgroup> fs: array<vec4<f32>, ${(KT * RT) / 4}>; // φ(q_t)_p [k][t / 4]
+var<workgroup> ss: array<vec4<f32>, ${(KT * d) / 4}>; // S [k][m / 4]
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let splits = prm.splits; let tile = prm.chunk + wg.z;
   let sp = wg.x; let s = wg.y / H; let h = wg.y % H;
-  let n = seqRows(s); let start = c * ${CHUNK}u;
+  let n = seqRows(s); let start = tile * ${RT}u;
   if (start >= n) { return; }
-  let L = min(${CHUNK}u, n - start); let E = H * D; let width = 3u * E;
+  let L = min(${RT}u, n - start); let width = 3u * H * D;
   let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
-  let per = (DD + splits - 1u) / splits; let pa = sp * per; let pb = min(DD, pa + per);
-  let tq = l.x / D4; let mq = l.x % D4;
-  var acc: array<vec4<f32>, ${4 * RG}>;
-  var dacc: array<vec4<f32>, ${RG}>;
-  if (!(seqPos(s) == 0u && c < prm.fresh)) {
-    for (var p0 = pa; p0 < pb; p0 += PT) {
-      workgroupBarrier();
-      for (var e = l.x; e < PT * D4; e += WGS) {
-        let p = p0 + e / D4;
-        ssh[e] = select(vec4<f32>(0.0), S[(base + min(p, DD - 1u)) * D4 + e % D4], p < pb);
-      }
-      if (l.x < PT) { nsh[l.x] = select(0.0, N[base + min(p0 + l.x, DD - 1u)], p0 + l.x < pb); }
-      for (var e = l.x; e < PT * ${CHUNK}u; e += WGS) {
-        let pi = e / ${CHUNK}u; let t = e % ${CHUNK}u;
-        let pr = pairs[min(p0 + pi, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
-        let qo = (r0 + min(t, L - 1u)) * width + h * D;
-        fq[pi * ${CHUNK / 4}u + t / 4u][t % 4u] = phiCoef(a, b) * x[qo + a] * x[qo + b];
-      }
-      workgroupBarrier();
-      for (var k = 0u; k < PT; k++) {
-        let sv = ssh[k * D4 + mq];
-        for (var g = 0u; g < ${RG}u; g++) {
-          let f = fq[k * ${CHUNK / 4}u + tq + 16u * g];
-          acc[4u * g] += f.x * sv; acc[4u * g + 1u] += f.y * sv; acc[4u * g + 2u] += f.z * sv; acc[4u * g + 3u] += f.w * sv;
-          dacc[g] += f * nsh[k];
+  let per = (DD + splits * KT - 1u) / (splits * KT) * KT; let pa = sp * per; let pb = min(DD, pa + per);
+  for (var e = l.x; e < ${RT}u * D; e += 64u) { // rows past L repeat row L − 1
+    let t = e / D;
+    qs[t * QS + e % D] = x[(r0 + min(t, L - 1u)) * width + h * D + e % D];
+  }
+  let rg = l.x / 8u; let cg = l.x % 8u; // rows rg·8 … + 8, vec4 columns cg·${CV} … + ${CV}
+  var acc: array<vec4<f32>, ${8 * CV}>;
+  var den = 0.0; // row l's
+  if (!(seqPos(s) == 0u && tile < prm.fresh)) {
+    for (var p0 = pa; p0 < pb; p0 += KT) {
+      workgroupBarrier(); // qs is staged; the previous tile's products are done
+      for (var k = 0u; k < KT; k++) {
+        let p = p0 + k;
+        var f = 0.0;
+        if (p < pb) {
+          let pr = pairs[p]; let a = pr & 0xffffu; let b = pr >> 16u;
+          f = phiCoef(a, b) * qs[l.x * QS + a] * qs[l.x * QS + b];
+          den += f * N[base + p];
         }
+        fs[k * ${RT / 4}u + l.x / 4u][l.x % 4u] = f;
+      }
+      for (var e = l.x; e < KT * D4; e += 64u) {
+        let p = p0 + e / D4;
+        ss[e] = select(vec4<f32>(0.0), S[(base + min(p, DD - 1u)) * D4 + e % D4], p < pb);
+      }
+      workgroupBarrier();
+      for (var k = 0u; k < KT; k++) {
+        let f0 = fs[k * ${RT / 4}u + 2u * rg]; let f1 = fs[k * ${RT / 4}u + 2u * rg + 1u];
+        ${outer8(CV, 'f0', 'f1', (c) => `ss[k * D4 + cg * ${CV}u + ${c}u]`)}
       }
     }
   }
-  for (var i = 0u; i < ${4 * RG}u; i++) {
-    let t = (tq + 16u * (i / 4u)) * 4u + i % 4u;
+  for (var r = 0u; r < 8u; r++) {
+    let t = rg * 8u + r;
     if (t < L) {
       let k = ((r0 + t) * H + h) * splits + sp;
-      pnum[k * D4 + mq] = acc[i];
-      if (mq == 0u) { pden[k] = dacc[i / 4u][i % 4u]; }
+      for (var c = 0u; c < ${CV}u; c++) { pnum[k * D4 + cg * ${CV}u + c] = acc[r * ${CV}u + c]; }
     }
   }
+  if (l.x < L) { pden[((r0 + l.x) * H + h) * splits + sp] = den; }
 }`;
+};
 
-// The state update over a chunk: S ← exp(G_e) S + Σ_t φ(s·k_t)ᵀ exp(G_e − G_t) v_t, n likewise, for a block of
-// ${PBLOCK} state rows p (a [p × rows]·[rows × d] product). 8·d/4 threads own 2 rows × 4 columns each; per tile of 32
-// rows t, φ(s·k_t)·exp(G_e − G_t) and v_t are staged in workgroup memory. Runs after m2_read, which reads the old S.
-//
-const m2UpdateSource = (d: number, CHUNK: number) => `${header(M2_PARAMS)}${PHI}
+// The state update over a chunk (or segment) of CHUNK rows (spec §5.4): S ← e^{G_e} S + Σ_t φ(s·k_t) e^{G_e − G_t} v_tᵀ
+// and n likewise, for a block of PT state rows p: a [p × rows]·[rows × d] product. 64 threads, each 8 state rows ×
+// d/8 columns in registers; thread l owns state row pBase + l's pair (a, b) and forms its φ(s·k_t)·e^{G_e − G_t} for
+// the K tile's rows straight from x (the threads read one or two k rows' entries: broadcast and consecutive), summing
+// n's update as it goes; the tile's v rows are staged. Runs after the readout, which reads the old S.
+const m2UpdateSource = (d: number, CHUNK: number) => {
+  const CV = d / 32;
+  return `${header(M2_PARAMS)}${PHI}
 ${ro(2, 'x', 'vec4<f32>')}
 ${ro(3, 'G')}
 ${ro(4, 'pairs', 'u32')}
@@ -179,51 +195,54 @@ ${rw(5, 'S', 'vec4<f32>')}
 ${rw(6, 'N')}
 const D = ${d}u;
 const D4 = ${d / 4}u;
-const DD = ${(d * (d + 1)) / 2}u;
-const WGS = ${(PBLOCK / 2) * (d / 4)}u;
-var<workgroup> fk: array<vec2<f32>, ${32 * (PBLOCK / 2)}>; // φ(s·k_t)·decay [t][p / 2]
-var<workgroup> vsh: array<vec4<f32>, ${32 * (d / 4)}>;
-@compute @workgroup_size(${(PBLOCK / 2) * (d / 4)}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+const DD = ${phiDim(d)}u;
+const KT = ${KT}u;
+var<workgroup> fk: array<vec4<f32>, ${(KT * PT) / 4}>; // φ(s·k_t)_p·e^{G_e − G_t} [t][p / 4]
+var<workgroup> vs: array<vec4<f32>, ${(KT * d) / 4}>; // v_t [t][m / 4]
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = prm.heads; let c = prm.chunk;
   let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
   let n = seqRows(s); let start = c * ${CHUNK}u;
   if (start >= n) { return; }
   let L = min(${CHUNK}u, n - start); let E4 = H * D4; let width4 = 3u * E4;
   let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
-  let Ge = G[(r0 + L - 1u) * H + h]; let sc2 = 1.0 / f32(D);
-  let pq = l.x / D4; let mq = l.x % D4; let pBase = blk * ${PBLOCK}u;
-  var acc: array<vec4<f32>, 2>;
-  var nacc = vec2<f32>(0.0);
-  for (var t0 = 0u; t0 < L; t0 += 32u) {
-    workgroupBarrier();
-    for (var e = l.x; e < 32u * ${PBLOCK}u; e += WGS) {
-      let ti = e / ${PBLOCK}u; let pi = e % ${PBLOCK}u; let t = t0 + ti;
-      let pr = pairs[min(pBase + pi, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
-      let ko = (r0 + min(t, L - 1u)) * width4 + E4 + h * D4;
-      let ka = x[ko + a / 4u][a % 4u]; let kb = x[ko + b / 4u][b % 4u];
-      let dec = select(0.0, sc2 * exp(Ge - G[(r0 + min(t, L - 1u)) * H + h]), t < L);
-      fk[ti * ${PBLOCK / 2}u + pi / 2u][pi % 2u] = phiCoef(a, b) * ka * kb * dec;
-    }
-    for (var e = l.x; e < 32u * D4; e += WGS) {
-      vsh[e] = x[(r0 + min(t0 + e / D4, L - 1u)) * width4 + 2u * E4 + h * D4 + e % D4];
-    }
-    workgroupBarrier();
-    for (var t = 0u; t < 32u; t++) {
-      let f = fk[t * ${PBLOCK / 2}u + pq]; let v = vsh[t * D4 + mq];
-      acc[0] += f.x * v; acc[1] += f.y * v;
+  let Ge = G[(r0 + L - 1u) * H + h]; let pBase = blk * ${PT}u;
+  let pr = pairs[min(pBase + l.x, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
+  let cf = select(0.0, phiCoef(a, b) / f32(D), pBase + l.x < DD); // φ(s·k) = φ(k)/d (s = 1/√d)
+  let pg = l.x / 8u; let cg = l.x % 8u; // state rows pBase + pg·8 … + 8, vec4 columns cg·${CV} … + ${CV}
+  var acc: array<vec4<f32>, ${8 * CV}>;
+  var nacc = 0.0; // state row pBase + l's
+  for (var t0 = 0u; t0 < L; t0 += KT) {
+    workgroupBarrier(); // the previous tile's products are done
+    for (var t = 0u; t < KT; t++) {
+      let r = r0 + min(t0 + t, L - 1u); let ko = r * width4 + E4 + h * D4;
+      let w = select(0.0, exp(Ge - G[r * H + h]), t0 + t < L);
+      let f = cf * x[ko + a / 4u][a % 4u] * x[ko + b / 4u][b % 4u] * w;
+      fk[t * ${PT / 4}u + l.x / 4u][l.x % 4u] = f;
       nacc += f;
+    }
+    for (var e = l.x; e < KT * D4; e += 64u) {
+      vs[e] = x[(r0 + min(t0 + e / D4, L - 1u)) * width4 + 2u * E4 + h * D4 + e % D4];
+    }
+    workgroupBarrier();
+    for (var t = 0u; t < KT; t++) {
+      let f0 = fk[t * ${PT / 4}u + 2u * pg]; let f1 = fk[t * ${PT / 4}u + 2u * pg + 1u];
+      ${outer8(CV, 'f0', 'f1', (c) => `vs[t * D4 + cg * ${CV}u + ${c}u]`)}
     }
   }
   let eg = exp(Ge); let fresh = seqPos(s) == 0u && c == 0u;
-  for (var j = 0u; j < 2u; j++) {
-    let p = pBase + 2u * pq + j;
+  for (var r = 0u; r < 8u; r++) {
+    let p = pBase + pg * 8u + r;
     if (p < DD) {
-      let si = (base + p) * D4 + mq;
-      S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + acc[j];
-      if (mq == 0u) { N[base + p] = select(eg * N[base + p], 0.0, fresh) + nacc[j]; }
+      for (var j = 0u; j < ${CV}u; j++) {
+        let si = (base + p) * D4 + cg * ${CV}u + j;
+        S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + acc[r * ${CV}u + j];
+      }
     }
   }
+  if (pBase + l.x < DD) { N[base + pBase + l.x] = select(eg * N[base + pBase + l.x], 0.0, fresh) + nacc; }
 }`;
+};
 
 // Segment-local cumulative log-decay: G_i = Σ_{segment start ≤ τ ≤ i} logA_τ for every row of segment wg.x of a
 // sequence (one workgroup per (segment, sequence-head); each thread sums SEGMENT / 256 consecutive rows, then a scan
@@ -425,7 +444,12 @@ const kernel = (
   source: (v) => source(v.d, v.chunk),
 });
 const intra = kernel('m2_intra', ['ro', 'ro', 'rw', 'rw', 'rw'], m2IntraSource);
-const read = kernel('m2_read', ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'], m2ReadSource);
+const read: Kernel<{ d: number }> & { params: typeof M2_PARAMS } = {
+  name: 'm2_read',
+  params: M2_PARAMS,
+  bindings: () => ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'],
+  source: (v) => m2ReadSource(v.d),
+};
 const update = kernel('m2_update', ['ro', 'ro', 'ro', 'rw', 'rw'], m2UpdateSource);
 const combine = kernel('m2_combine', ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'], m2CombineSource);
 const combine1 = kernel('m2_combine1', ['ro', 'ro', 'ro', 'ro', 'rw'], m2Combine1Source);
@@ -455,13 +479,6 @@ const combineSeg: Kernel<{ d: number; seg: number }> & { params: typeof M2_PARAM
   bindings: () => ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'],
   source: (v) => m2CombineSegSource(v.d, v.seg),
 };
-// the segments' readout on tensor cores (or its emulated twin): mamba2-tc.ts
-const readTc: Kernel<{ emulate: boolean }> & { params: typeof M2_PARAMS } = {
-  name: 'm2_read_tc',
-  params: M2_PARAMS,
-  bindings: () => ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'],
-  source: (v) => m2ReadTcSource(header(M2_PARAMS), TC_CHUNK, v.emulate),
-};
 
 /** The (a, b) pair of every state row p of head dim d, as a | b << 16. */
 const pairs = (d: number) => {
@@ -470,63 +487,74 @@ const pairs = (d: number) => {
   return out;
 };
 
+/** The readout of the state carried into rows [row0, row0 + rows) of each sequence (row tiles of RT; the first `fresh`
+ *  tiles of a new sequence read zeros), then the state update over chunk `chunk` of `chunkRows` rows. */
+function readAndUpdate(
+  op: Extract<Op, { op: 'mamba2' }>,
+  c: DispatchContext,
+  bufs: { pairs: string; G: string; pnum: string; pden: string },
+  at: { row0: number; rows: number; fresh: number; chunk: number; chunkRows: number },
+): Dispatch[] {
+  const heads = op.heads,
+    d = op.headDim,
+    grid = c.seqs * heads;
+  return [
+    dispatch(
+      read,
+      { d },
+      [op.qkv, bufs.pairs, op.S, op.N, bufs.pnum, bufs.pden],
+      { heads, chunk: at.row0 / RT, splits: M2_READ_SPLITS, fresh: at.fresh },
+      [M2_READ_SPLITS, grid, Math.ceil(at.rows / RT)],
+    ),
+    dispatch(update, { d, chunk: at.chunkRows }, [op.qkv, bufs.G, bufs.pairs, op.S, op.N], { heads, chunk: at.chunk }, [
+      Math.ceil(phiDim(d) / PT),
+      grid,
+    ]),
+  ];
+}
+
 /** 2Mamba prefill in segments of M2_SEGMENT rows: G (segment-local), the scores of every segment at once (tensor
  *  cores), then segment by segment the readout of the state carried in (all the segment's rows at once) and the
  *  state update over the segment, then every row's sum. */
 function segmentDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext, pairsBuf: string): Dispatch[] {
   const heads = op.heads,
     d = op.headDim,
-    D = phiDim(d),
     rows = c.rows,
     grid = c.seqs * heads,
     seg = M2_SEGMENT,
     ranges = seg / SPLIT_K,
-    tc = onTc(c, d),
-    emulate = c.matrices === 'emulated',
-    RC = tc ? TC_CHUNK : M2_CHUNK, // rows per readout chunk
-    splits = tc ? Math.ceil(D / M2_TC_ROWS) : M2_READ_SPLITS;
-  const G = c.scratch('_m2.G', rows * heads),
-    po = c.scratch('_m2.po', rows * heads * ranges * d),
-    pml = c.scratch('_m2.pml', rows * heads * ranges * 2),
-    pnum = c.scratch('_m2.pnum', rows * heads * splits * d),
-    pden = c.scratch('_m2.pden', rows * heads * splits);
+    splits = M2_READ_SPLITS;
+  const bufs = {
+    pairs: pairsBuf,
+    G: c.scratch('_m2.G', rows * heads),
+    pnum: c.scratch('_m2.pnum', rows * heads * splits * d),
+    pden: c.scratch('_m2.pden', rows * heads * splits),
+  };
+  const po = c.scratch('_m2.po', rows * heads * ranges * d),
+    pml = c.scratch('_m2.pml', rows * heads * ranges * 2);
   const segs = Math.ceil(c.maxRows / seg);
   const out: Dispatch[] = [
-    dispatch(cumsum, { seg }, [op.logA, G], { heads }, [segs, grid]),
-    dispatch(scores, { d, seg, emulate }, [op.qkv, op.qkv, op.qkv, G, po, pml], { heads, splits: ranges }, [
-      ranges,
-      grid,
-      Math.ceil(c.maxRows / TILE_ROWS),
-    ]),
+    dispatch(cumsum, { seg }, [op.logA, bufs.G], { heads }, [segs, grid]),
+    dispatch(
+      scores,
+      { d, seg, emulate: c.matrices === 'emulated' },
+      [op.qkv, op.qkv, op.qkv, bufs.G, po, pml],
+      { heads, splits: ranges },
+      [ranges, grid, Math.ceil(c.maxRows / TILE_ROWS)],
+    ),
   ];
-  for (let k = 0; k < segs; k++) {
-    const chunk = (k * seg) / RC,
-      chunks = Math.ceil(Math.min(seg, c.maxRows - k * seg) / RC),
-      fresh = seg / RC;
+  for (let k = 0; k < segs; k++)
     out.push(
-      tc
-        ? dispatch(
-            readTc,
-            { emulate },
-            [op.qkv, pairsBuf, op.S, op.N, pnum, pden],
-            { heads, chunk, splits, blocks: M2_TC_ROWS, fresh },
-            [splits, grid, chunks],
-          )
-        : dispatch(
-            read,
-            { d, chunk: RC },
-            [op.qkv, pairsBuf, op.S, op.N, pnum, pden],
-            { heads, chunk, splits, fresh },
-            [splits, grid, chunks],
-          ),
-      dispatch(update, { d, chunk: seg }, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk: k }, [
-        Math.ceil(D / PBLOCK),
-        grid,
-      ]),
+      ...readAndUpdate(op, c, bufs, {
+        row0: k * seg,
+        rows: Math.min(seg, c.maxRows - k * seg),
+        fresh: seg / RT,
+        chunk: k,
+        chunkRows: seg,
+      }),
     );
-  }
   out.push(
-    dispatch(combineSeg, { d, seg }, [G, po, pml, pnum, pden, op.out], { heads, splits, blocks: ranges }, [
+    dispatch(combineSeg, { d, seg }, [bufs.G, po, pml, bufs.pnum, bufs.pden, op.out], { heads, splits, blocks: ranges }, [
       c.maxRows,
       grid,
     ]),
@@ -543,6 +571,7 @@ export const mamba2Family: Family = {
       D = phiDim(d),
       rows = c.rows,
       pairsBuf = c.table(`_m2.pairs.${d}`, () => pairs(d));
+    if (!m2Fits(d)) throw new Error(`mamba2 on WebGPU: head dim ${d} must be a multiple of 32, at most 128`);
     const grid = c.seqs * heads;
     if (c.maxRows === 1) {
       // a pure decode step (one row per sequence): one pass over S updates it and takes the partial readouts
@@ -563,42 +592,51 @@ export const mamba2Family: Family = {
     // on FMAs: the intra-chunk scores of every chunk (independent), then chunk by chunk the readout of the carried
     // state and its update, then the sum of every row
     const v = { d, chunk: M2_CHUNK },
-      splits = M2_READ_SPLITS,
-      blocks = Math.ceil(D / PBLOCK);
-    const G = c.scratch('_m2.G', rows * heads),
-      inum = c.scratch('_m2.inum', rows * heads * d),
+      splits = M2_READ_SPLITS;
+    const bufs = {
+      pairs: pairsBuf,
+      G: c.scratch('_m2.G', rows * heads),
+      pnum: c.scratch('_m2.pnum', rows * heads * splits * d),
+      pden: c.scratch('_m2.pden', rows * heads * splits),
+    };
+    const inum = c.scratch('_m2.inum', rows * heads * d),
       iden = c.scratch('_m2.iden', rows * heads);
-    const pnum = c.scratch('_m2.pnum', rows * heads * splits * d),
-      pden = c.scratch('_m2.pden', rows * heads * splits);
     const chunks = Math.ceil(c.maxRows / M2_CHUNK);
-    const out: Dispatch[] = [dispatch(intra, v, [op.qkv, op.logA, G, inum, iden], { heads, chunk: 0 }, [grid, chunks])];
-    for (let chunk = 0; chunk < chunks; chunk++) {
+    const out: Dispatch[] = [
+      dispatch(intra, v, [op.qkv, op.logA, bufs.G, inum, iden], { heads, chunk: 0 }, [grid, chunks]),
+    ];
+    for (let chunk = 0; chunk < chunks; chunk++)
       out.push(
-        dispatch(read, v, [op.qkv, pairsBuf, op.S, op.N, pnum, pden], { heads, chunk, splits, fresh: 1 }, [
-          splits,
-          grid,
-        ]),
-        dispatch(update, v, [op.qkv, G, pairsBuf, op.S, op.N], { heads, chunk }, [blocks, grid]),
+        ...readAndUpdate(op, c, bufs, {
+          row0: chunk * M2_CHUNK,
+          rows: Math.min(M2_CHUNK, c.maxRows - chunk * M2_CHUNK),
+          fresh: M2_CHUNK / RT,
+          chunk,
+          chunkRows: M2_CHUNK,
+        }),
       );
-    }
     // every row of every chunk at once (a row's partials and intra-chunk sums are its own)
-    out.push(dispatch(combine, v, [G, inum, iden, pnum, pden, op.out], { heads, blocks: splits }, [c.maxRows, grid]));
+    out.push(
+      dispatch(combine, v, [bufs.G, inum, iden, bufs.pnum, bufs.pden, op.out], { heads, blocks: splits }, [
+        c.maxRows,
+        grid,
+      ]),
+    );
     return out;
   },
   variants: (headDims, caps) =>
-    headDims.flatMap((d) => {
-      const seg = M2_SEGMENT,
-        emulate = caps.matrices === 'emulated';
+    headDims.filter(m2Fits).flatMap((d) => {
+      const seg = M2_SEGMENT;
       return [
-        ...[intra, read, update, combine, combine1].map((k) => variant(k, { d, chunk: M2_CHUNK })),
+        ...[intra, update, combine, combine1].map((k) => variant(k, { d, chunk: M2_CHUNK })),
+        variant(read, { d }),
         ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
         ...(bySegments(caps, d)
           ? [
               variant(cumsum, { seg }),
-              variant(scores, { d, seg, emulate }),
+              variant(scores, { d, seg, emulate: caps.matrices === 'emulated' }),
               variant(update, { d, chunk: seg }),
               variant(combineSeg, { d, seg }),
-              ...(onTc(caps, d) ? [variant(readTc, { emulate })] : []),
             ]
           : []),
       ];
