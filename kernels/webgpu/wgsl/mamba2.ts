@@ -101,6 +101,14 @@ const KT = 16;
 /** The readout and update keep 8 × d/8 results per thread of 64 (8 rows or state rows × d/8 columns). */
 const m2Fits = (d: number) => d % 32 === 0 && d <= 128;
 
+/** `store(r, c)` of acc[r·CV + c] for the thread's 8 rows r where `keep(r)`, unrolled: constant indices keep acc in
+ *  registers (a loop over it would put it in local memory). */
+const unrolled8 = (CV: number, store: (r: number, c: number) => string, keep: (r: number) => string) =>
+  Array.from(
+    { length: 8 },
+    (_, r) => `if (${keep(r)}) { ${Array.from({ length: CV }, (_, c) => store(r, c)).join(' ')} }`,
+  ).join('\n  ');
+
 /** acc[r·CV + c] += f[r] · v for the 8 entries of f0, f1 (rows or state rows) and the CV vec4s v (columns). */
 const outer8 = (CV: number, f0: string, f1: string, v: (c: number) => string) =>
   Array.from({ length: CV }, (_, c) => {
@@ -110,9 +118,10 @@ const outer8 = (CV: number, f0: string, f1: string, v: (c: number) => string) =>
 
 // The readout of the state carried in (spec §5.4): Σ_p φ(q_t)_p S[p, :] and Σ_p φ(q_t)_p n[p] for the RT rows t of row
 // tile prm.chunk + wg.z over one of `splits` ranges of state rows p, a [rows × p]·[p × d] product per (sequence,
-// head). 64 threads, each 8 rows × d/8 columns in registers; per K tile of KT state rows, thread l forms φ(q_l) (q of
-// the tile's rows staged once, rows padded so the threads' reads fall in distinct banks) and its share of n's sum,
-// and S's rows are staged. A new sequence's first prm.fresh row tiles read zeros (its state is not written yet).
+// head). 64 threads, each 8 rows × d/8 columns in registers; per K tile of KT state rows, thread l forms φ(q_t)_p for
+// p = p0 + l % KT (its pair (a, b) from the table) and rows t = l / KT + 4j straight from x (a warp reads two rows at a
+// time: few cache lines), and S's and n's rows are staged. A new sequence's first prm.fresh row tiles read zeros (its
+// state is not written yet). Workgroup memory stays small (8 KiB), leaving the SM's L1 to the rows of x.
 const m2ReadSource = (d: number) => {
   const CV = d / 32;
   return `${header(M2_PARAMS)}${PHI}
@@ -125,11 +134,10 @@ ${rw(7, 'pden')}
 const D = ${d}u;
 const D4 = ${d / 4}u;
 const DD = ${phiDim(d)}u;
-const QS = ${d + 1}u;
 const KT = ${KT}u;
-var<workgroup> qs: array<f32, ${RT * (d + 1)}>; // q of the tile's rows [t][a]
 var<workgroup> fs: array<vec4<f32>, ${(KT * RT) / 4}>; // φ(q_t)_p [k][t / 4]
 var<workgroup> ss: array<vec4<f32>, ${(KT * d) / 4}>; // S [k][m / 4]
+var<workgroup> ns: array<f32, ${KT}>; // n [k]
 @compute @workgroup_size(64) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = prm.heads; let splits = prm.splits; let tile = prm.chunk + wg.z;
   let sp = wg.x; let s = wg.y / H; let h = wg.y % H;
@@ -138,25 +146,21 @@ var<workgroup> ss: array<vec4<f32>, ${(KT * d) / 4}>; // S [k][m / 4]
   let L = min(${RT}u, n - start); let width = 3u * H * D;
   let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
   let per = (DD + splits * KT - 1u) / (splits * KT) * KT; let pa = sp * per; let pb = min(DD, pa + per);
-  for (var e = l.x; e < ${RT}u * D; e += 64u) { // rows past L repeat row L − 1
-    let t = e / D;
-    qs[t * QS + e % D] = x[(r0 + min(t, L - 1u)) * width + h * D + e % D];
-  }
   let rg = l.x / 8u; let cg = l.x % 8u; // rows rg·8 … + 8, vec4 columns cg·${CV} … + ${CV}
+  let kf = l.x % KT; let tf = l.x / KT; // φ: state row p0 + kf, rows tf + ${64 / KT}j
   var acc: array<vec4<f32>, ${8 * CV}>;
-  var den = 0.0; // row l's
+  var den0 = vec4<f32>(0.0); var den1 = vec4<f32>(0.0); // rows rg·8 … + 8 (column group 0)
   if (!(seqPos(s) == 0u && tile < prm.fresh)) {
     for (var p0 = pa; p0 < pb; p0 += KT) {
-      workgroupBarrier(); // qs is staged; the previous tile's products are done
-      for (var k = 0u; k < KT; k++) {
-        let p = p0 + k;
-        var f = 0.0;
-        if (p < pb) {
-          let pr = pairs[p]; let a = pr & 0xffffu; let b = pr >> 16u;
-          f = phiCoef(a, b) * qs[l.x * QS + a] * qs[l.x * QS + b];
-          den += f * N[base + p];
+      workgroupBarrier(); // the previous tile's products are done
+      {
+        let p = p0 + kf; let pr = pairs[min(p, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
+        let cf = select(0.0, phiCoef(a, b), p < pb);
+        for (var j = 0u; j < ${RT}u; j += ${64 / KT}u) {
+          let t = tf + j; let qo = (r0 + min(t, L - 1u)) * width + h * D;
+          fs[kf * ${RT / 4}u + t / 4u][t % 4u] = cf * x[qo + a] * x[qo + b];
         }
-        fs[k * ${RT / 4}u + l.x / 4u][l.x % 4u] = f;
+        if (l.x < KT) { ns[l.x] = select(0.0, N[base + min(p, DD - 1u)], p < pb); }
       }
       for (var e = l.x; e < KT * D4; e += 64u) {
         let p = p0 + e / D4;
@@ -166,17 +170,14 @@ var<workgroup> ss: array<vec4<f32>, ${(KT * d) / 4}>; // S [k][m / 4]
       for (var k = 0u; k < KT; k++) {
         let f0 = fs[k * ${RT / 4}u + 2u * rg]; let f1 = fs[k * ${RT / 4}u + 2u * rg + 1u];
         ${outer8(CV, 'f0', 'f1', (c) => `ss[k * D4 + cg * ${CV}u + ${c}u]`)}
+        if (cg == 0u) { den0 += f0 * ns[k]; den1 += f1 * ns[k]; }
       }
     }
   }
-  for (var r = 0u; r < 8u; r++) {
-    let t = rg * 8u + r;
-    if (t < L) {
-      let k = ((r0 + t) * H + h) * splits + sp;
-      for (var c = 0u; c < ${CV}u; c++) { pnum[k * D4 + cg * ${CV}u + c] = acc[r * ${CV}u + c]; }
-    }
+  ${unrolled8(CV, (r, c) => `pnum[(((r0 + rg * 8u + ${r}u) * H + h) * splits + sp) * D4 + cg * ${CV}u + ${c}u] = acc[${r * CV + c}];`, (r) => `rg * 8u + ${r}u < L`)}
+  if (cg == 0u) {
+    ${Array.from({ length: 8 }, (_, r) => `if (rg * 8u + ${r}u < L) { pden[((r0 + rg * 8u + ${r}u) * H + h) * splits + sp] = den${r >> 2}.${'xyzw'[r & 3]}; }`).join('\n    ')}
   }
-  if (l.x < L) { pden[((r0 + l.x) * H + h) * splits + sp] = den; }
 }`;
 };
 
@@ -231,15 +232,12 @@ var<workgroup> vs: array<vec4<f32>, ${(KT * d) / 4}>; // v_t [t][m / 4]
     }
   }
   let eg = exp(Ge); let fresh = seqPos(s) == 0u && c == 0u;
-  for (var r = 0u; r < 8u; r++) {
-    let p = pBase + pg * 8u + r;
-    if (p < DD) {
-      for (var j = 0u; j < ${CV}u; j++) {
-        let si = (base + p) * D4 + cg * ${CV}u + j;
-        S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + acc[r * ${CV}u + j];
-      }
-    }
-  }
+  ${unrolled8(
+    CV,
+    (r, c) =>
+      `{ let si = (base + pBase + pg * 8u + ${r}u) * D4 + cg * ${CV}u + ${c}u; S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + acc[${r * CV + c}]; }`,
+    (r) => `pBase + pg * 8u + ${r}u < DD`,
+  )}
   if (pBase + l.x < DD) { N[base + pBase + l.x] = select(eg * N[base + pBase + l.x], 0.0, fresh) + nacc; }
 }`;
 };
