@@ -5,6 +5,7 @@ import { M2_CHUNK, M2_READ_SPLITS, m2Rpt, M2_RPT, M2_SEGMENT } from '../tuning.j
 import { SPLIT_K } from './attention.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { TILE_ROWS } from './meta.js';
+import { m2ReadMmaSource, m2ScaleSource, m2UpdateMmaSource, TC_HEAD_DIM } from './mamba2-tc.js';
 import {
   type Caps,
   type Dispatch,
@@ -23,6 +24,8 @@ import {
  *  segment on tensor cores, the carried state's readout for all its rows at once, one state update per segment.
  *  Otherwise chunk by chunk on FMAs. */
 const bySegments = (caps: Caps, d: number) => caps.matrices !== 'off' && attnMmaFits(d);
+/** Whether the segments' readout and update run on tensor cores too (mamba2-tc.ts: head dim 64). */
+const stateOnTc = (caps: Caps, d: number) => bySegments(caps, d) && d === TC_HEAD_DIM;
 
 /** chunk: the prefill chunk index (the readout's first row tile); splits: ranges of the readout; blocks: state-row
  *  blocks of the decode step (key ranges per row in m2_combine_seg); fresh: the readout's row tiles from a sequence's
@@ -465,6 +468,26 @@ const scores: Kernel<{ d: number; seg: number; emulate: boolean }> & { params: t
   bindings: () => ['ro', 'ro', 'ro', 'ro', 'rw', 'rw'],
   source: (v) => attnMmaSource(header(M2_PARAMS), v.d, { kind: 'rows', segment: v.seg }, v.emulate, SPLIT_K),
 };
+// the segments' readout and update on tensor cores, and the readout's scale of S (mamba2-tc.ts)
+type Emu = { emulate: boolean };
+const readMma: Kernel<Emu> & { params: typeof M2_PARAMS } = {
+  name: 'm2_read_mma',
+  params: M2_PARAMS,
+  bindings: () => ['ro', 'ro', 'ro', 'ro', 'ro', 'rw', 'rw'],
+  source: (v) => m2ReadMmaSource(header(M2_PARAMS), TC_HEAD_DIM, v.emulate),
+};
+const updateMma: Kernel<Emu & { chunk: number }> & { params: typeof M2_PARAMS } = {
+  name: 'm2_update_mma',
+  params: M2_PARAMS,
+  bindings: () => ['ro', 'ro', 'ro', 'rw', 'rw'],
+  source: (v) => m2UpdateMmaSource(header(M2_PARAMS), TC_HEAD_DIM, v.chunk, v.emulate),
+};
+const scale: Kernel<object> & { params: typeof M2_PARAMS } = {
+  name: 'm2_scale',
+  params: M2_PARAMS,
+  bindings: () => ['ro', 'rw'],
+  source: () => m2ScaleSource(header(M2_PARAMS), TC_HEAD_DIM),
+};
 const cumsum: Kernel<{ seg: number }> & { params: typeof M2_PARAMS } = {
   name: 'm2_cumsum',
   params: M2_PARAMS,
@@ -496,6 +519,24 @@ function readAndUpdate(
   const heads = op.heads,
     d = op.headDim,
     grid = c.seqs * heads;
+  if (at.chunkRows === M2_SEGMENT && stateOnTc(c, d)) {
+    const emulate = c.matrices === 'emulated',
+      sc = c.scratch('_m2.scale', grid);
+    return [
+      dispatch(scale, {}, [op.S, sc], { heads }, [grid, 1]),
+      dispatch(
+        readMma,
+        { emulate },
+        [op.qkv, bufs.pairs, op.S, op.N, sc, bufs.pnum, bufs.pden],
+        { heads, chunk: at.row0 / RT, splits: M2_READ_SPLITS, fresh: at.fresh },
+        [M2_READ_SPLITS, grid, Math.ceil(at.rows / RT)],
+      ),
+      dispatch(updateMma, { emulate, chunk: at.chunkRows }, [op.qkv, bufs.G, bufs.pairs, op.S, op.N], { heads, chunk: at.chunk }, [
+        Math.ceil(phiDim(d) / 64),
+        grid,
+      ]),
+    ];
+  }
   return [
     dispatch(
       read,
@@ -633,8 +674,14 @@ export const mamba2Family: Family = {
           ? [
               variant(cumsum, { seg }),
               variant(scores, { d, seg, emulate: caps.matrices === 'emulated' }),
-              variant(update, { d, chunk: seg }),
               variant(combineSeg, { d, seg }),
+              ...(stateOnTc(caps, d)
+                ? [
+                    variant(scale, {}),
+                    variant(readMma, { emulate: caps.matrices === 'emulated' }),
+                    variant(updateMma, { emulate: caps.matrices === 'emulated', chunk: seg }),
+                  ]
+                : [variant(update, { d, chunk: seg })]),
             ]
           : []),
       ];

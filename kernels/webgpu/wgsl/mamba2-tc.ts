@@ -1,0 +1,273 @@
+// 2Mamba prefill in segments on tensor cores (spec/2mamba.md §5.4; issue 12): the readout of the state carried in,
+// Σ_p φ(q_t)_p S[p, :] ([rows × DD]·[DD × d]), and the state update Σ_t φ(s·k_t)·e^{G_e − G_t} v_tᵀ ([DD × rows]·[rows ×
+// d]), as 16 × 16 × 16 f16 subgroup-matrix products with f32 accumulation; the state stays f32 in memory. The FMA
+// twins (chunk by chunk, where tensor cores are off) and the rest of the prefill are in mamba2.ts.
+//
+// One workgroup = 4 subgroups of 32 over a 64 × 64 output (subgroup g: rows 16g … + 16, four 16 × 16 column blocks), K
+// tiles of 32 staged in workgroup memory as f16, 8 to a vec4<u32>. φ is formed per K tile straight from x by thread l for
+// state row p0 + l % 32 (readout; a warp reads one row of x at a time) or for state row pBase + l % 64 (update; the warp's
+// state rows share a row of x), so the staged tiles hold φ along 8 rows (readout, loaded column-major) or 8 rows of
+// the chunk (update) per unit. `emulate`: the same staging and tile walk with the products as loops over the same f16
+// tiles (lavapipe in CI).
+//
+// Numerics (f16: 11 significant bits, range ±65504; sums in f32):
+// - readout: each row t is scaled by a power of two m_t ≥ max_a |q_t,a| (exact), so |φ(q_t / m_t)| ≤ √2; S is scaled per
+//   (sequence, head) by the power of two that puts max |S| in [2¹³, 2¹⁴) (m2_scale); both come back exactly on the output.
+//   The denominators Σ φ·n are summed in f32 from the unrounded φ.
+// - update: φ(s·k_t)·e^{G_e − G_t} and v_t are rounded to f16 as they are: |k| < 2048 and |v| < 65504 (activations
+//   of a normed model are far inside); n's update is summed in f32.
+// A product's entries are rounded once each (relative 2⁻¹¹): see the tolerance in test/kernels/mamba2.test.ts.
+import { PHI_OFF_DIAGONAL, phiDim } from '../../ops.js';
+import { HALVES8, ro, rw } from './common.js';
+
+/** The head dim the tensor-core readout and update take (every preset's); others run the FMA kernels. */
+export const TC_HEAD_DIM = 64;
+const range = (n: number) => [...Array(n).keys()];
+const KT = 32; // K tile: state rows (readout) or rows (update)
+const U = 9; // staged row length in vec4<u32> units: 8 units of 8 halves (64 rows or columns) + 1 of padding
+const CS = 68; // f32 result row length (64 + padding)
+
+const enables = (emulate: boolean) =>
+  `enable f16;\n${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}`;
+const entry = (emulate: boolean) =>
+  `@compute @workgroup_size(128) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>${
+    emulate ? '' : ', @builtin(subgroup_id) sg: u32'
+  })`;
+const PHI = /* wgsl */ `fn phiCoef(a: u32, b: u32) -> f32 { return select(${PHI_OFF_DIAGONAL}, 1.0, a == b); }`;
+
+/** The 64 × 64 product of the staged K tile into the accumulators: left As (K-major: [k][row units], loaded
+ *  column-major) or row-major ([row][k units]), right Bs [k][column units]. Emulated: thread l accumulates row l / 2,
+ *  columns (l % 2)·32 … + 32 in acc. */
+const product = (emulate: boolean, leftColMajor: boolean) => {
+  if (emulate)
+    return `    for (var k = 0u; k < ${KT}u; k++) {
+      let r = l.x / 2u;
+      let a = ${leftColMajor ? `half8(As[k * ${U}u + r / 8u], r % 8u)` : `half8(As[r * 5u + k / 8u], k % 8u)`};
+      for (var j = 0u; j < 32u; j++) {
+        let c = (l.x % 2u) * 32u + j;
+        acc[j] += a * half8(Bs[k * ${U}u + c / 8u], c % 8u);
+      }
+    }`;
+  const left = leftColMajor
+    ? (kk: number) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&As, ${kk * U}u + sg * 2u, ${U}u)`
+    : (kk: number) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As, sg * 80u + ${kk / 8}u, 5u)`;
+  return range(KT / 16)
+    .map(
+      (s) => `    {
+      let a = ${left(16 * s)};
+${range(4)
+  .map(
+    (c) =>
+      `      m${c} = subgroupMatrixMultiplyAccumulate(a, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bs, ${16 * s * U + 2 * c}u, ${U}u), m${c});`,
+  )
+  .join('\n')}
+    }`,
+    )
+    .join('\n');
+};
+const accumulators = (emulate: boolean) =>
+  emulate
+    ? '  var acc: array<f32, 32>;'
+    : range(4)
+        .map((c) => `  var m${c} = subgroup_matrix_result<f32, 16, 16>();`)
+        .join('\n');
+/** The 64 × 64 result into Cs [row][column] (after a barrier, so every thread may read any of it). */
+const toCs = (emulate: boolean) =>
+  emulate
+    ? `  for (var j = 0u; j < 32u; j++) { Cs[(l.x / 2u) * ${CS}u + (l.x % 2u) * 32u + j] = acc[j]; }
+  workgroupBarrier();`
+    : `${range(4)
+        .map((c) => `  subgroupMatrixStore<row_major>(&Cs, sg * ${16 * CS}u + ${16 * c}u, m${c}, ${CS}u);`)
+        .join('\n')}
+  workgroupBarrier();`;
+
+// The per-(sequence, head) scale of S for the readout: the power of two that puts max |S| in [2¹³, 2¹⁴) (1 for S = 0).
+// One workgroup of 256 per (sequence, head).
+export const m2ScaleSource = (head: string, d: number) => `${head}
+${ro(2, 'S', 'vec4<f32>')}
+${rw(3, 'scale')}
+const DD4 = ${(phiDim(d) * d) / 4}u;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let s = wg.x / H; let h = wg.x % H;
+  let base = (seqSlot(s) * H + h) * DD4;
+  var m = vec4<f32>(0.0);
+  for (var e = l.x; e < DD4; e += 256u) { m = max(m, abs(S[base + e])); }
+  red[l.x] = max(max(m.x, m.y), max(m.z, m.w));
+  for (var o = 128u; o > 0u; o >>= 1u) {
+    workgroupBarrier();
+    if (l.x < o) { red[l.x] = max(red[l.x], red[l.x + o]); }
+  }
+  workgroupBarrier();
+  if (l.x == 0u) { scale[wg.x] = ldexp(1.0, 14 - frexp(red[0]).exp); }
+}`;
+
+// Readout of the state carried in for the 64 rows of row tile prm.chunk + wg.z over one of `splits` ranges of state rows
+// (as m2_read): pnum = Σ_p φ(q_t)_p S[p, :], pden = Σ_p φ(q_t)_p n[p]. A new sequence's first prm.fresh row tiles read
+// zeros.
+export const m2ReadMmaSource = (head: string, d: number, emulate: boolean) => {
+  if (d !== 64) throw new Error(`m2_read_mma: head dim ${d} must be 64`);
+  return `${enables(emulate)}${head}${PHI}
+${HALVES8}
+${ro(2, 'x')}
+${ro(3, 'pairs', 'u32')}
+${ro(4, 'S', 'vec4<f32>')}
+${ro(5, 'N')}
+${ro(6, 'scale')}
+${rw(7, 'pnum', 'vec4<f32>')}
+${rw(8, 'pden')}
+const D = 64u;
+const DD = ${phiDim(d)}u;
+var<workgroup> As: array<vec4<u32>, ${KT * U}>; // φ(q_t / m_t)_p [p][t / 8]
+var<workgroup> Bs: array<vec4<u32>, ${KT * U}>; // S·scale [p][m / 8]
+var<workgroup> Cs: array<f32, ${64 * CS}>; // the result [t][m]; then the denominators' partials [p lane][t]
+var<workgroup> rm: array<f32, 128>; // row maxima, then m_t² [t]
+${entry(emulate)} {
+  let H = prm.heads; let splits = prm.splits; let tile = prm.chunk + wg.z;
+  let sp = wg.x; let s = wg.y / H; let h = wg.y % H;
+  let n = seqRows(s); let start = tile * 64u;
+  if (start >= n) { return; }
+  let L = min(64u, n - start); let width = 3u * H * D;
+  let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
+  let per = (DD + splits * ${KT}u - 1u) / (splits * ${KT}u) * ${KT}u; let pa = sp * per; let pb = min(DD, pa + per);
+  let sc = scale[wg.y];
+  // m_t: the power of two at or above row t's largest |q| (two threads per row, 32 dims each)
+  {
+    let t = l.x / 2u; let qo = (r0 + min(t, L - 1u)) * width + h * D + (l.x % 2u) * 32u;
+    var mx = 0.0;
+    for (var a = 0u; a < 32u; a++) { mx = max(mx, abs(x[qo + a])); }
+    rm[l.x] = mx;
+  }
+  workgroupBarrier();
+  let kf = l.x % ${KT}u; let tg = l.x / ${KT}u; // φ: state row p0 + kf, rows tg·16 … + 16
+  var minv: array<f32, 16>; // 1 / m_t of those rows
+${range(16)
+  .map(
+    (j) =>
+      `  minv[${j}] = 1.0 / ldexp(1.0, frexp(max(rm[2u * (tg * 16u + ${j}u)], rm[2u * (tg * 16u + ${j}u) + 1u])).exp);`,
+  )
+  .join('\n')}
+  var dp: array<f32, 16>; // Σ_p φ(q_t / m_t)_p n_p of those rows over this thread's state rows
+${accumulators(emulate)}
+  if (!(seqPos(s) == 0u && tile < prm.fresh)) {
+    for (var p0 = pa; p0 < pb; p0 += ${KT}u) {
+      workgroupBarrier(); // the previous tile's products are done
+      {
+        let p = p0 + kf; let pr = pairs[min(p, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
+        let cf = select(0.0, phiCoef(a, b), p < pb); let nv = select(0.0, N[base + min(p, DD - 1u)], p < pb);
+        var f: array<f32, 16>;
+${range(16)
+  .map(
+    (j) =>
+      `        { let qo = (r0 + min(tg * 16u + ${j}u, L - 1u)) * width + h * D; f[${j}] = cf * (x[qo + a] * minv[${j}]) * (x[qo + b] * minv[${j}]); dp[${j}] += f[${j}] * nv; }`,
+  )
+  .join('\n')}
+        As[kf * ${U}u + tg * 2u] = pack8(vec4<f32>(f[0], f[1], f[2], f[3]), vec4<f32>(f[4], f[5], f[6], f[7]));
+        As[kf * ${U}u + tg * 2u + 1u] = pack8(vec4<f32>(f[8], f[9], f[10], f[11]), vec4<f32>(f[12], f[13], f[14], f[15]));
+      }
+      for (var e = l.x; e < ${KT * 8}u; e += 128u) { // S rows, 8 columns per unit
+        let p = p0 + e / 8u; let so = (base + min(p, DD - 1u)) * 16u + (e % 8u) * 2u;
+        let keep = select(0.0, sc, p < pb);
+        Bs[(e / 8u) * ${U}u + e % 8u] = pack8(S[so] * keep, S[so + 1u] * keep);
+      }
+      workgroupBarrier();
+${product(emulate, true)}
+    }
+  }
+  workgroupBarrier();
+${toCs(emulate)}
+  {
+    let t = l.x / 2u; let hf = l.x % 2u;
+    if (t < L) {
+      let m = ldexp(1.0, frexp(max(rm[2u * t], rm[2u * t + 1u])).exp); let f = m * m / sc;
+      let k = ((r0 + t) * H + h) * splits + sp;
+      for (var j = 0u; j < 8u; j++) {
+        let c = t * ${CS}u + hf * 32u + 4u * j;
+        pnum[k * 16u + hf * 8u + j] = vec4<f32>(Cs[c], Cs[c + 1u], Cs[c + 2u], Cs[c + 3u]) * f;
+      }
+    }
+  }
+  workgroupBarrier();
+  // the denominators: thread l's partials are rows tg·16 + j over its state rows (lane kf); add the 32 lanes
+${range(16)
+  .map((j) => `  Cs[kf * 64u + tg * 16u + ${j}u] = dp[${j}];`)
+  .join('\n')}
+  workgroupBarrier();
+  if (l.x < L) {
+    var sum = 0.0;
+    for (var k = 0u; k < ${KT}u; k++) { sum += Cs[k * 64u + l.x]; }
+    let m = ldexp(1.0, frexp(max(rm[2u * l.x], rm[2u * l.x + 1u])).exp);
+    pden[((r0 + l.x) * H + h) * splits + sp] = sum * m * m;
+  }
+}`;
+};
+
+// The state update over chunk prm.chunk of `chunk` rows (a segment) for a block of 64 state rows p (as m2_update):
+// S ← e^{G_e} S + Σ_t φ(s·k_t)_p e^{G_e − G_t} v_tᵀ and n likewise. Runs after the readout, which reads the old S.
+export const m2UpdateMmaSource = (head: string, d: number, chunk: number, emulate: boolean) => {
+  if (d !== 64) throw new Error(`m2_update_mma: head dim ${d} must be 64`);
+  return `${enables(emulate)}${head}${PHI}
+${HALVES8}
+${ro(2, 'x', 'vec4<f32>')}
+${ro(3, 'G')}
+${ro(4, 'pairs', 'u32')}
+${rw(5, 'S', 'vec4<f32>')}
+${rw(6, 'N')}
+const D = 64u;
+const DD = ${phiDim(d)}u;
+var<workgroup> As: array<vec4<u32>, ${64 * 5}>; // φ(s·k_t)_p·e^{G_e − G_t} [p][t / 8]
+var<workgroup> Bs: array<vec4<u32>, ${KT * U}>; // v_t [t][m / 8]
+var<workgroup> Cs: array<f32, ${64 * CS}>; // the result [p][m]
+var<workgroup> nr: array<f32, 128>;
+${entry(emulate)} {
+  let H = prm.heads; let c = prm.chunk;
+  let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
+  let n = seqRows(s); let start = c * ${chunk}u;
+  if (start >= n) { return; }
+  let L = min(${chunk}u, n - start); let E4 = H * 16u; let width4 = 3u * E4;
+  let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
+  let Ge = G[(r0 + L - 1u) * H + h]; let pBase = blk * 64u;
+  let pl = l.x % 64u; let th = l.x / 64u; // φ: state row pBase + pl, rows t0 + th·16 … + 16
+  let pr = pairs[min(pBase + pl, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
+  let cf = select(0.0, phiCoef(a, b) / f32(D), pBase + pl < DD); // φ(s·k) = φ(k)/d (s = 1/√d)
+  var nacc = 0.0;
+${accumulators(emulate)}
+  for (var t0 = 0u; t0 < L; t0 += ${KT}u) {
+    workgroupBarrier(); // the previous tile's products are done
+    {
+      var f: array<f32, 16>;
+${range(16)
+  .map(
+    (j) =>
+      `      { let t = t0 + th * 16u + ${j}u; let r = r0 + min(t, L - 1u); let ko = r * width4 + E4 + h * 16u;
+        f[${j}] = select(0.0, cf * exp(Ge - G[r * H + h]), t < L) * x[ko + a / 4u][a % 4u] * x[ko + b / 4u][b % 4u]; nacc += f[${j}]; }`,
+  )
+  .join('\n')}
+      As[pl * 5u + th * 2u] = pack8(vec4<f32>(f[0], f[1], f[2], f[3]), vec4<f32>(f[4], f[5], f[6], f[7]));
+      As[pl * 5u + th * 2u + 1u] = pack8(vec4<f32>(f[8], f[9], f[10], f[11]), vec4<f32>(f[12], f[13], f[14], f[15]));
+    }
+    for (var e = l.x; e < ${KT * 8}u; e += 128u) { // v rows, 8 columns per unit
+      let t = t0 + e / 8u; let vo = (r0 + min(t, L - 1u)) * width4 + 2u * E4 + h * 16u + (e % 8u) * 2u;
+      let keep = select(0.0, 1.0, t < L);
+      Bs[(e / 8u) * ${U}u + e % 8u] = pack8(x[vo] * keep, x[vo + 1u] * keep);
+    }
+    workgroupBarrier();
+${product(emulate, false)}
+  }
+  workgroupBarrier();
+${toCs(emulate)}
+  nr[l.x] = nacc;
+  workgroupBarrier();
+  let eg = exp(Ge); let fresh = seqPos(s) == 0u && c == 0u;
+  let p = pBase + l.x / 2u; let hf = l.x % 2u;
+  if (p < DD) {
+    for (var j = 0u; j < 8u; j++) {
+      let si = (base + p) * 16u + hf * 8u + j; let cc = (l.x / 2u) * ${CS}u + hf * 32u + 4u * j;
+      S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + vec4<f32>(Cs[cc], Cs[cc + 1u], Cs[cc + 2u], Cs[cc + 3u]);
+    }
+  }
+  if (l.x < 64u && pBase + l.x < DD) {
+    N[base + pBase + l.x] = select(eg * N[base + pBase + l.x], 0.0, fresh) + nr[l.x] + nr[l.x + 64u];
+  }
+}`;
+};
