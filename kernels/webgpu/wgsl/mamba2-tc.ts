@@ -25,7 +25,7 @@ export const TC_HEAD_DIM = 64;
 const range = (n: number) => [...Array(n).keys()];
 const KT = 32; // K tile: state rows (readout) or rows (update)
 const U = 9; // staged row length in vec4<u32> units: 8 units of 8 halves (64 rows or columns) + 1 of padding
-const CS = 68; // f32 result row length (64 + padding)
+const CS = 17; // row length of a 16-column quarter of the f32 result (+ 1 of padding)
 
 const enables = (emulate: boolean) =>
   `enable f16;\n${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}`;
@@ -71,15 +71,32 @@ const accumulators = (emulate: boolean) =>
     : range(4)
         .map((c) => `  var m${c} = subgroup_matrix_result<f32, 16, 16>();`)
         .join('\n');
-/** The 64 × 64 result into Cs [row][column] (after a barrier, so every thread may read any of it). */
-const toCs = (emulate: boolean) =>
+/** The 64 × 64 result, a quarter of 16 columns at a time through Cs [row][column]: `apply(q)` runs with thread l's row
+ *  l / 2, columns 16q + (l % 2)·8 … + 8 readable as Cs[(l / 2)·CS + (l % 2)·8 + i]. */
+const epilogue = (emulate: boolean, apply: (q: number) => string) =>
+  range(4)
+    .map(
+      (q) => `  workgroupBarrier();
+${
   emulate
-    ? `  for (var j = 0u; j < 32u; j++) { Cs[(l.x / 2u) * ${CS}u + (l.x % 2u) * 32u + j] = acc[j]; }
-  workgroupBarrier();`
-    : `${range(4)
-        .map((c) => `  subgroupMatrixStore<row_major>(&Cs, sg * ${16 * CS}u + ${16 * c}u, m${c}, ${CS}u);`)
-        .join('\n')}
-  workgroupBarrier();`;
+    ? `  if (l.x % 2u == ${q >> 1}u) { for (var j = 0u; j < 16u; j++) { Cs[(l.x / 2u) * ${CS}u + j] = acc[${(q & 1) * 16}u + j]; } }`
+    : `  subgroupMatrixStore<row_major>(&Cs, sg * ${16 * CS}u, m${q}, ${CS}u);`
+}
+  workgroupBarrier();
+  {
+${apply(q)}
+  }`,
+    )
+    .join('\n');
+/** Thread l's 8 result values of quarter q as two vec4 (see epilogue). */
+const quarter = ['lo', 'hi']
+  .map(
+    (n, i) =>
+      `    let ${n} = vec4<f32>(${range(4)
+        .map((j) => `Cs[(l.x / 2u) * ${CS}u + (l.x % 2u) * 8u + ${4 * i + j}u]`)
+        .join(', ')});`,
+  )
+  .join('\n');
 
 // The per-(sequence, head) scale of S for the readout: the power of two that puts max |S| in [2¹³, 2¹⁴) (1 for S = 0).
 // One workgroup of 256 per (sequence, head).
@@ -103,55 +120,54 @@ var<workgroup> red: array<f32, 256>;
 }`;
 
 // Readout of the state carried in for the 64 rows of row tile prm.chunk + wg.z over one of `splits` ranges of state rows
-// (as m2_read): pnum = Σ_p φ(q_t)_p S[p, :], pden = Σ_p φ(q_t)_p n[p]. A new sequence's first prm.fresh row tiles read
-// zeros.
+// (as m2_read): pnum = Σ_p φ(q_t)_p S[p, :], pden = Σ_p φ(q_t)_p n[p]. The tile's q rows are staged once (scaled by m_t);
+// per K tile thread l forms φ for state row p0 + l % 32 and rows (l / 32)·16 … + 16 from them (a warp reads one row at
+// a time: one pair index is common, the other consecutive). A new sequence's first prm.fresh row tiles read zeros.
 export const m2ReadMmaSource = (head: string, d: number, emulate: boolean) => {
-  if (d !== 64) throw new Error(`m2_read_mma: head dim ${d} must be 64`);
+  if (d !== TC_HEAD_DIM) throw new Error(`m2_read_mma: head dim ${d} must be ${TC_HEAD_DIM}`);
   return `${enables(emulate)}${head}${PHI}
 ${HALVES8}
-${ro(2, 'x')}
+${ro(2, 'x', 'vec4<f32>')}
 ${ro(3, 'pairs', 'u32')}
 ${ro(4, 'S', 'vec4<f32>')}
 ${ro(5, 'N')}
 ${ro(6, 'scale')}
 ${rw(7, 'pnum', 'vec4<f32>')}
 ${rw(8, 'pden')}
-const D = 64u;
 const DD = ${phiDim(d)}u;
+var<workgroup> qs: array<f32, 4096>; // q_t / m_t [t][a]; at the end the denominators' partials [p lane][t]
 var<workgroup> As: array<vec4<u32>, ${KT * U}>; // φ(q_t / m_t)_p [p][t / 8]
 var<workgroup> Bs: array<vec4<u32>, ${KT * U}>; // S·scale [p][m / 8]
-var<workgroup> Cs: array<f32, ${64 * CS}>; // the result [t][m]; then the denominators' partials [p lane][t]
-var<workgroup> rm: array<f32, 128>; // row maxima, then m_t² [t]
+var<workgroup> Cs: array<f32, ${64 * CS}>; // a quarter of the result [t][m]
+var<workgroup> rm: array<f32, 128>; // row maxima (two halves per row)
 ${entry(emulate)} {
   let H = prm.heads; let splits = prm.splits; let tile = prm.chunk + wg.z;
   let sp = wg.x; let s = wg.y / H; let h = wg.y % H;
   let n = seqRows(s); let start = tile * 64u;
   if (start >= n) { return; }
-  let L = min(64u, n - start); let width = 3u * H * D;
+  let L = min(64u, n - start); let width4 = 3u * H * 16u;
   let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
   let per = (DD + splits * ${KT}u - 1u) / (splits * ${KT}u) * ${KT}u; let pa = sp * per; let pb = min(DD, pa + per);
   let sc = scale[wg.y];
-  // m_t: the power of two at or above row t's largest |q| (two threads per row, 32 dims each)
-  {
-    let t = l.x / 2u; let qo = (r0 + min(t, L - 1u)) * width + h * D + (l.x % 2u) * 32u;
-    var mx = 0.0;
-    for (var a = 0u; a < 32u; a++) { mx = max(mx, abs(x[qo + a])); }
-    rm[l.x] = mx;
-  }
-  workgroupBarrier();
-  let kf = l.x % ${KT}u; let tg = l.x / ${KT}u; // φ: state row p0 + kf, rows tg·16 … + 16
-  var minv: array<f32, 16>; // 1 / m_t of those rows
-${range(16)
-  .map(
-    (j) =>
-      `  minv[${j}] = 1.0 / ldexp(1.0, frexp(max(rm[2u * (tg * 16u + ${j}u)], rm[2u * (tg * 16u + ${j}u) + 1u])).exp);`,
-  )
+  // q of the tile's rows (rows past L repeat row L − 1), scaled by m_t: the power of two above the row's largest |q|
+  let t2 = l.x / 2u; let qo = (r0 + min(t2, L - 1u)) * width4 + h * 16u + (l.x % 2u) * 8u;
+  var qv: array<vec4<f32>, 8>;
+  var mx = vec4<f32>(0.0);
+${range(8)
+  .map((j) => `  qv[${j}] = x[qo + ${j}u]; mx = max(mx, abs(qv[${j}]));`)
   .join('\n')}
+  rm[l.x] = max(max(mx.x, mx.y), max(mx.z, mx.w));
+  workgroupBarrier();
+  let mi = 1.0 / ldexp(1.0, frexp(max(rm[2u * t2], rm[2u * t2 + 1u])).exp);
+${range(8)
+  .map((j) => `  { let v = qv[${j}] * mi; let o = t2 * 64u + (l.x % 2u) * 32u + ${4 * j}u; qs[o] = v.x; qs[o + 1u] = v.y; qs[o + 2u] = v.z; qs[o + 3u] = v.w; }`)
+  .join('\n')}
+  let kf = l.x % ${KT}u; let tg = l.x / ${KT}u; // φ: state row p0 + kf, rows tg·16 … + 16
   var dp: array<f32, 16>; // Σ_p φ(q_t / m_t)_p n_p of those rows over this thread's state rows
 ${accumulators(emulate)}
   if (!(seqPos(s) == 0u && tile < prm.fresh)) {
     for (var p0 = pa; p0 < pb; p0 += ${KT}u) {
-      workgroupBarrier(); // the previous tile's products are done
+      workgroupBarrier(); // qs is staged; the previous tile's products are done
       {
         let p = p0 + kf; let pr = pairs[min(p, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
         let cf = select(0.0, phiCoef(a, b), p < pb); let nv = select(0.0, N[base + min(p, DD - 1u)], p < pb);
@@ -159,7 +175,7 @@ ${accumulators(emulate)}
 ${range(16)
   .map(
     (j) =>
-      `        { let qo = (r0 + min(tg * 16u + ${j}u, L - 1u)) * width + h * D; f[${j}] = cf * (x[qo + a] * minv[${j}]) * (x[qo + b] * minv[${j}]); dp[${j}] += f[${j}] * nv; }`,
+      `        { let o = (tg * 16u + ${j}u) * 64u; f[${j}] = cf * qs[o + a] * qs[o + b]; dp[${j}] += f[${j}] * nv; }`,
   )
   .join('\n')}
         As[kf * ${U}u + tg * 2u] = pack8(vec4<f32>(f[0], f[1], f[2], f[3]), vec4<f32>(f[4], f[5], f[6], f[7]));
@@ -174,28 +190,22 @@ ${range(16)
 ${product(emulate, true)}
     }
   }
-  workgroupBarrier();
-${toCs(emulate)}
-  {
-    let t = l.x / 2u; let hf = l.x % 2u;
-    if (t < L) {
-      let m = ldexp(1.0, frexp(max(rm[2u * t], rm[2u * t + 1u])).exp); let f = m * m / sc;
-      let k = ((r0 + t) * H + h) * splits + sp;
-      for (var j = 0u; j < 8u; j++) {
-        let c = t * ${CS}u + hf * 32u + 4u * j;
-        pnum[k * 16u + hf * 8u + j] = vec4<f32>(Cs[c], Cs[c + 1u], Cs[c + 2u], Cs[c + 3u]) * f;
-      }
-    }
-  }
-  workgroupBarrier();
+  let mt = ldexp(1.0, frexp(max(rm[2u * t2], rm[2u * t2 + 1u])).exp); let fo = mt * mt / sc; // row l / 2's factor
+  let k = ((r0 + t2) * H + h) * splits + sp;
+${epilogue(
+  emulate,
+  (q) => `${quarter}
+    if (t2 < L) { pnum[k * 16u + ${4 * q}u + (l.x % 2u) * 2u] = lo * fo; pnum[k * 16u + ${4 * q}u + (l.x % 2u) * 2u + 1u] = hi * fo; }`,
+)}
   // the denominators: thread l's partials are rows tg·16 + j over its state rows (lane kf); add the 32 lanes
+  workgroupBarrier();
 ${range(16)
-  .map((j) => `  Cs[kf * 64u + tg * 16u + ${j}u] = dp[${j}];`)
+  .map((j) => `  qs[kf * 64u + tg * 16u + ${j}u] = dp[${j}];`)
   .join('\n')}
   workgroupBarrier();
   if (l.x < L) {
     var sum = 0.0;
-    for (var k = 0u; k < ${KT}u; k++) { sum += Cs[k * 64u + l.x]; }
+    for (var k = 0u; k < ${KT}u; k++) { sum += qs[k * 64u + l.x]; }
     let m = ldexp(1.0, frexp(max(rm[2u * l.x], rm[2u * l.x + 1u])).exp);
     pden[((r0 + l.x) * H + h) * splits + sp] = sum * m * m;
   }
@@ -203,9 +213,11 @@ ${range(16)
 };
 
 // The state update over chunk prm.chunk of `chunk` rows (a segment) for a block of 64 state rows p (as m2_update):
-// S ← e^{G_e} S + Σ_t φ(s·k_t)_p e^{G_e − G_t} v_tᵀ and n likewise. Runs after the readout, which reads the old S.
+// S ← e^{G_e} S + Σ_t φ(s·k_t)_p e^{G_e − G_t} v_tᵀ and n likewise. Per K tile the k rows and their weights are staged,
+// then thread l forms φ for state row pBase + l % 64 and rows (l / 64)·16 … + 16 from them. Runs after the readout,
+// which reads the old S.
 export const m2UpdateMmaSource = (head: string, d: number, chunk: number, emulate: boolean) => {
-  if (d !== 64) throw new Error(`m2_update_mma: head dim ${d} must be 64`);
+  if (d !== TC_HEAD_DIM) throw new Error(`m2_update_mma: head dim ${d} must be ${TC_HEAD_DIM}`);
   return `${enables(emulate)}${head}${PHI}
 ${HALVES8}
 ${ro(2, 'x', 'vec4<f32>')}
@@ -215,9 +227,11 @@ ${rw(5, 'S', 'vec4<f32>')}
 ${rw(6, 'N')}
 const D = 64u;
 const DD = ${phiDim(d)}u;
+var<workgroup> ks: array<vec4<f32>, ${KT * 16}>; // k_t [t][a / 4]
+var<workgroup> wt: array<f32, ${KT}>; // e^{G_e − G_t} / d (0 past the chunk's rows)
 var<workgroup> As: array<vec4<u32>, ${64 * 5}>; // φ(s·k_t)_p·e^{G_e − G_t} [p][t / 8]
 var<workgroup> Bs: array<vec4<u32>, ${KT * U}>; // v_t [t][m / 8]
-var<workgroup> Cs: array<f32, ${64 * CS}>; // the result [p][m]
+var<workgroup> Cs: array<f32, ${64 * CS}>; // a quarter of the result [p][m]
 var<workgroup> nr: array<f32, 128>;
 ${entry(emulate)} {
   let H = prm.heads; let c = prm.chunk;
@@ -229,43 +243,47 @@ ${entry(emulate)} {
   let Ge = G[(r0 + L - 1u) * H + h]; let pBase = blk * 64u;
   let pl = l.x % 64u; let th = l.x / 64u; // φ: state row pBase + pl, rows t0 + th·16 … + 16
   let pr = pairs[min(pBase + pl, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
-  let cf = select(0.0, phiCoef(a, b) / f32(D), pBase + pl < DD); // φ(s·k) = φ(k)/d (s = 1/√d)
+  let cf = select(0.0, phiCoef(a, b), pBase + pl < DD);
   var nacc = 0.0;
 ${accumulators(emulate)}
   for (var t0 = 0u; t0 < L; t0 += ${KT}u) {
     workgroupBarrier(); // the previous tile's products are done
-    {
-      var f: array<f32, 16>;
-${range(16)
-  .map(
-    (j) =>
-      `      { let t = t0 + th * 16u + ${j}u; let r = r0 + min(t, L - 1u); let ko = r * width4 + E4 + h * 16u;
-        f[${j}] = select(0.0, cf * exp(Ge - G[r * H + h]), t < L) * x[ko + a / 4u][a % 4u] * x[ko + b / 4u][b % 4u]; nacc += f[${j}]; }`,
-  )
-  .join('\n')}
-      As[pl * 5u + th * 2u] = pack8(vec4<f32>(f[0], f[1], f[2], f[3]), vec4<f32>(f[4], f[5], f[6], f[7]));
-      As[pl * 5u + th * 2u + 1u] = pack8(vec4<f32>(f[8], f[9], f[10], f[11]), vec4<f32>(f[12], f[13], f[14], f[15]));
+    for (var e = l.x; e < ${KT * 16}u; e += 128u) { // k rows
+      ks[e] = x[(r0 + min(t0 + e / 16u, L - 1u)) * width4 + E4 + h * 16u + e % 16u];
     }
+    if (l.x < ${KT}u) { let t = t0 + l.x; wt[l.x] = select(0.0, exp(Ge - G[(r0 + min(t, L - 1u)) * H + h]) / f32(D), t < L); }
     for (var e = l.x; e < ${KT * 8}u; e += 128u) { // v rows, 8 columns per unit
       let t = t0 + e / 8u; let vo = (r0 + min(t, L - 1u)) * width4 + 2u * E4 + h * 16u + (e % 8u) * 2u;
       let keep = select(0.0, 1.0, t < L);
       Bs[(e / 8u) * ${U}u + e % 8u] = pack8(x[vo] * keep, x[vo + 1u] * keep);
     }
     workgroupBarrier();
+    {
+      var f: array<f32, 16>;
+${range(16)
+  .map(
+    (j) =>
+      `      { let t = th * 16u + ${j}u; f[${j}] = cf * wt[t] * ks[t * 16u + a / 4u][a % 4u] * ks[t * 16u + b / 4u][b % 4u]; nacc += f[${j}]; }`,
+  )
+  .join('\n')}
+      As[pl * 5u + th * 2u] = pack8(vec4<f32>(f[0], f[1], f[2], f[3]), vec4<f32>(f[4], f[5], f[6], f[7]));
+      As[pl * 5u + th * 2u + 1u] = pack8(vec4<f32>(f[8], f[9], f[10], f[11]), vec4<f32>(f[12], f[13], f[14], f[15]));
+    }
+    workgroupBarrier();
 ${product(emulate, false)}
   }
-  workgroupBarrier();
-${toCs(emulate)}
   nr[l.x] = nacc;
-  workgroupBarrier();
   let eg = exp(Ge); let fresh = seqPos(s) == 0u && c == 0u;
-  let p = pBase + l.x / 2u; let hf = l.x % 2u;
-  if (p < DD) {
-    for (var j = 0u; j < 8u; j++) {
-      let si = (base + p) * 16u + hf * 8u + j; let cc = (l.x / 2u) * ${CS}u + hf * 32u + 4u * j;
-      S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + vec4<f32>(Cs[cc], Cs[cc + 1u], Cs[cc + 2u], Cs[cc + 3u]);
-    }
-  }
+  let p = pBase + l.x / 2u;
+${epilogue(
+  emulate,
+  (q) => `${quarter}
+    if (p < DD) {
+      let si = (base + p) * 16u + ${4 * q}u + (l.x % 2u) * 2u;
+      S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + lo;
+      S[si + 1u] = select(eg * S[si + 1u], vec4<f32>(0.0), fresh) + hi;
+    }`,
+)}
   if (l.x < 64u && pBase + l.x < DD) {
     N[base + pBase + l.x] = select(eg * N[base + pBase + l.x], 0.0, fresh) + nr[l.x] + nr[l.x + 64u];
   }
