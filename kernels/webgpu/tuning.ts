@@ -71,7 +71,7 @@ export const MATRICES = ((): 'on' | 'off' | 'emulated' | undefined => {
 
 /** Ranges of state rows the 2Mamba readout is split over (FURY_M2_READ_SPLITS): a tile of 64 rows of a (sequence,
  *  head) is splits workgroups, each walking DD / splits state rows; their partial sums are added per row. */
-export const M2_READ_SPLITS = Number(process.env.FURY_M2_READ_SPLITS ?? 4);
+export const M2_READ_SPLITS = Number(process.env.FURY_M2_READ_SPLITS ?? 2);
 if (!Number.isInteger(M2_READ_SPLITS) || M2_READ_SPLITS < 1 || M2_READ_SPLITS > 64)
   throw new Error(`FURY_M2_READ_SPLITS must be an integer from 1 to 64, got ${process.env.FURY_M2_READ_SPLITS}`);
 

@@ -29,7 +29,8 @@ export const attnMmaSource = (head: string, d: number, keys: AttnKeys, emulate: 
   if (!attnMmaFits(d)) throw new Error(`attn_mma: head dim ${d} must be 32 or 64`);
   const rows = keys.kind === 'rows',
     kv = rows ? 'f32' : keys.kv;
-  if (rows && keys.segment % splitK) throw new Error(`attn_mma: segment ${keys.segment} must be a multiple of ${splitK}`);
+  if (rows && keys.segment % splitK)
+    throw new Error(`attn_mma: segment ${keys.segment} must be a multiple of ${splitK}`);
   /** The cache slot of key position j (keys from rows: its row of the step). */
   const slot = (j: string) => (rows ? `seqRow0(s) + ${j}` : `seqPage(s, (${j}) / P) * P + (${j}) % P`);
   // keys from rows: the workgroup's tile is row tile wg.z of sequence wg.y / H; positions count rows of the step, and

@@ -49,8 +49,10 @@ const product = (emulate: boolean, leftColMajor: boolean) => {
       }
     }`;
   const left = leftColMajor
-    ? (kk: number) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&As, ${kk * U}u + sg * 2u, ${U}u)`
-    : (kk: number) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As, sg * 80u + ${kk / 8}u, 5u)`;
+    ? (kk: number) =>
+        `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&As, ${kk * U}u + sg * 2u, ${U}u)`
+    : (kk: number) =>
+        `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As, sg * 80u + ${kk / 8}u, 5u)`;
   return range(KT / 16)
     .map(
       (s) => `    {
@@ -119,6 +121,18 @@ var<workgroup> red: array<f32, 256>;
   if (l.x == 0u) { scale[wg.x] = ldexp(1.0, 14 - frexp(red[0]).exp); }
 }`;
 
+/** The readout's loads for the K tile at state row `p0`: this thread's pair and n (state row p0 + kf) and its two units
+ *  of S rows (unit e = l + 128i: row p0 + e / 8, columns (e % 8)·8 … + 8), clamped into the head's state. */
+const readoutLoads = (p0: string) => `    {
+      let pn = ${p0}; let p = pn + kf; prv = pairs[min(p, DD - 1u)]; nvv = select(0.0, N[base + min(p, DD - 1u)], p < pb);
+${range(2)
+  .map(
+    (i) => `      { let e = l.x + ${128 * i}u; let so = (base + min(pn + e / 8u, DD - 1u)) * 16u + (e % 8u) * 2u;
+        sv[${2 * i}] = S[so]; sv[${2 * i + 1}] = S[so + 1u]; }`,
+  )
+  .join('\n')}
+    }`;
+
 // Readout of the state carried in for the 64 rows of row tile prm.chunk + wg.z over one of `splits` ranges of state rows
 // (as m2_read): pnum = Σ_p φ(q_t)_p S[p, :], pden = Σ_p φ(q_t)_p n[p]. The tile's q rows are staged once (scaled by m_t);
 // per K tile thread l forms φ for state row p0 + l % 32 and rows (l / 32)·16 … + 16 from them (a warp reads one row at
@@ -160,17 +174,31 @@ ${range(8)
   workgroupBarrier();
   let mi = 1.0 / ldexp(1.0, frexp(max(rm[2u * t2], rm[2u * t2 + 1u])).exp);
 ${range(8)
-  .map((j) => `  { let v = qv[${j}] * mi; let o = t2 * 64u + (l.x % 2u) * 32u + ${4 * j}u; qs[o] = v.x; qs[o + 1u] = v.y; qs[o + 2u] = v.z; qs[o + 3u] = v.w; }`)
+  .map(
+    (j) =>
+      `  { let v = qv[${j}] * mi; let o = t2 * 64u + (l.x % 2u) * 32u + ${4 * j}u; qs[o] = v.x; qs[o + 1u] = v.y; qs[o + 2u] = v.z; qs[o + 3u] = v.w; }`,
+  )
   .join('\n')}
   let kf = l.x % ${KT}u; let tg = l.x / ${KT}u; // φ: state row p0 + kf, rows tg·16 … + 16
   var dp: array<f32, 16>; // Σ_p φ(q_t / m_t)_p n_p of those rows over this thread's state rows
 ${accumulators(emulate)}
   if (!(seqPos(s) == 0u && tile < prm.fresh)) {
+    // a K tile's loads from memory (its pair and n for this thread's state row, two units of S rows) are issued a
+    // tile ahead, into registers
+    var prv: u32; var nvv: f32; var sv: array<vec4<f32>, 4>;
+${readoutLoads('pa')}
     for (var p0 = pa; p0 < pb; p0 += ${KT}u) {
       workgroupBarrier(); // qs is staged; the previous tile's products are done
+${range(2)
+  .map(
+    (i) => `      { let e = l.x + ${128 * i}u; let keep = select(0.0, sc, p0 + e / 8u < pb);
+        Bs[(e / 8u) * ${U}u + e % 8u] = pack8(sv[${2 * i}] * keep, sv[${2 * i + 1}] * keep); }`,
+  )
+  .join('\n')}
       {
-        let p = p0 + kf; let pr = pairs[min(p, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
-        let cf = select(0.0, phiCoef(a, b), p < pb); let nv = select(0.0, N[base + min(p, DD - 1u)], p < pb);
+        let p = p0 + kf; let a = prv & 0xffffu; let b = prv >> 16u;
+        let cf = select(0.0, phiCoef(a, b), p < pb); let nv = nvv;
+${readoutLoads(`p0 + ${KT}u`)}
         var f: array<f32, 16>;
 ${range(16)
   .map(
@@ -180,11 +208,6 @@ ${range(16)
   .join('\n')}
         As[kf * ${U}u + tg * 2u] = pack8(vec4<f32>(f[0], f[1], f[2], f[3]), vec4<f32>(f[4], f[5], f[6], f[7]));
         As[kf * ${U}u + tg * 2u + 1u] = pack8(vec4<f32>(f[8], f[9], f[10], f[11]), vec4<f32>(f[12], f[13], f[14], f[15]));
-      }
-      for (var e = l.x; e < ${KT * 8}u; e += 128u) { // S rows, 8 columns per unit
-        let p = p0 + e / 8u; let so = (base + min(p, DD - 1u)) * 16u + (e % 8u) * 2u;
-        let keep = select(0.0, sc, p < pb);
-        Bs[(e / 8u) * ${U}u + e % 8u] = pack8(S[so] * keep, S[so + 1u] * keep);
       }
       workgroupBarrier();
 ${product(emulate, true)}
@@ -211,6 +234,26 @@ ${range(16)
   }
 }`;
 };
+
+/** The update's loads for the K tile at row `t0` of the chunk (clamped into its rows): k units e = l + 128i (row e / 16,
+ *  vec4 e % 16), v units e = l + 128i (row e / 8, columns (e % 8)·8 … + 8), and G of row t0 + l (threads below KT). */
+const updateLoads = (t0: string) => `  {
+    let tn = ${t0};
+${range(4)
+  .map(
+    (i) => `    kr[${i}] = x[(r0 + min(tn + (l.x + ${128 * i}u) / 16u, L - 1u)) * width4 + E4 + h * 16u + l.x % 16u];`,
+  )
+  .join('\n')}
+${range(2)
+  .map(
+    (
+      i,
+    ) => `    { let e = l.x + ${128 * i}u; let vo = (r0 + min(tn + e / 8u, L - 1u)) * width4 + 2u * E4 + h * 16u + (e % 8u) * 2u;
+      vr[${2 * i}] = x[vo]; vr[${2 * i + 1}] = x[vo + 1u]; }`,
+  )
+  .join('\n')}
+    if (l.x < ${KT}u) { gv = G[(r0 + min(tn + l.x, L - 1u)) * H + h]; }
+  }`;
 
 // The state update over chunk prm.chunk of `chunk` rows (a segment) for a block of 64 state rows p (as m2_update):
 // S ← e^{G_e} S + Σ_t φ(s·k_t)_p e^{G_e − G_t} v_tᵀ and n likewise. Per K tile the k rows and their weights are staged,
@@ -246,18 +289,23 @@ ${entry(emulate)} {
   let cf = select(0.0, phiCoef(a, b), pBase + pl < DD);
   var nacc = 0.0;
 ${accumulators(emulate)}
+  // a K tile's loads from memory (4 vec4 of k rows, 2 units of v rows, a row's G) are issued a tile ahead, into registers
+  var kr: array<vec4<f32>, 4>; var vr: array<vec4<f32>, 4>; var gv = 0.0;
+${updateLoads('0u')}
   for (var t0 = 0u; t0 < L; t0 += ${KT}u) {
     workgroupBarrier(); // the previous tile's products are done
-    for (var e = l.x; e < ${KT * 16}u; e += 128u) { // k rows
-      ks[e] = x[(r0 + min(t0 + e / 16u, L - 1u)) * width4 + E4 + h * 16u + e % 16u];
-    }
-    if (l.x < ${KT}u) { let t = t0 + l.x; wt[l.x] = select(0.0, exp(Ge - G[(r0 + min(t, L - 1u)) * H + h]) / f32(D), t < L); }
-    for (var e = l.x; e < ${KT * 8}u; e += 128u) { // v rows, 8 columns per unit
-      let t = t0 + e / 8u; let vo = (r0 + min(t, L - 1u)) * width4 + 2u * E4 + h * 16u + (e % 8u) * 2u;
-      let keep = select(0.0, 1.0, t < L);
-      Bs[(e / 8u) * ${U}u + e % 8u] = pack8(x[vo] * keep, x[vo + 1u] * keep);
-    }
+${range(4)
+  .map((i) => `    ks[l.x + ${128 * i}u] = kr[${i}];`)
+  .join('\n')}
+    if (l.x < ${KT}u) { wt[l.x] = select(0.0, exp(Ge - gv) / f32(D), t0 + l.x < L); }
+${range(2)
+  .map(
+    (i) => `    { let e = l.x + ${128 * i}u; let keep = select(0.0, 1.0, t0 + e / 8u < L);
+      Bs[(e / 8u) * ${U}u + e % 8u] = pack8(vr[${2 * i}] * keep, vr[${2 * i + 1}] * keep); }`,
+  )
+  .join('\n')}
     workgroupBarrier();
+${updateLoads(`t0 + ${KT}u`)}
     {
       var f: array<f32, 16>;
 ${range(16)

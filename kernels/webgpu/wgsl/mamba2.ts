@@ -177,7 +177,11 @@ var<workgroup> ns: array<f32, ${KT}>; // n [k]
       }
     }
   }
-  ${unrolled8(CV, (r, c) => `pnum[(((r0 + rg * 8u + ${r}u) * H + h) * splits + sp) * D4 + cg * ${CV}u + ${c}u] = acc[${r * CV + c}];`, (r) => `rg * 8u + ${r}u < L`)}
+  ${unrolled8(
+    CV,
+    (r, c) => `pnum[(((r0 + rg * 8u + ${r}u) * H + h) * splits + sp) * D4 + cg * ${CV}u + ${c}u] = acc[${r * CV + c}];`,
+    (r) => `rg * 8u + ${r}u < L`,
+  )}
   if (cg == 0u) {
     ${Array.from({ length: 8 }, (_, r) => `if (rg * 8u + ${r}u < L) { pden[((r0 + rg * 8u + ${r}u) * H + h) * splits + sp] = den${r >> 2}.${'xyzw'[r & 3]}; }`).join('\n    ')}
   }
@@ -531,10 +535,13 @@ function readAndUpdate(
         { heads, chunk: at.row0 / RT, splits: M2_READ_SPLITS, fresh: at.fresh },
         [M2_READ_SPLITS, grid, Math.ceil(at.rows / RT)],
       ),
-      dispatch(updateMma, { emulate, chunk: at.chunkRows }, [op.qkv, bufs.G, bufs.pairs, op.S, op.N], { heads, chunk: at.chunk }, [
-        Math.ceil(phiDim(d) / 64),
-        grid,
-      ]),
+      dispatch(
+        updateMma,
+        { emulate, chunk: at.chunkRows },
+        [op.qkv, bufs.G, bufs.pairs, op.S, op.N],
+        { heads, chunk: at.chunk },
+        [Math.ceil(phiDim(d) / 64), grid],
+      ),
     ];
   }
   return [
@@ -593,10 +600,13 @@ function segmentDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext
       }),
     );
   out.push(
-    dispatch(combineSeg, { d, seg }, [bufs.G, po, pml, bufs.pnum, bufs.pden, op.out], { heads, splits, blocks: ranges }, [
-      c.maxRows,
-      grid,
-    ]),
+    dispatch(
+      combineSeg,
+      { d, seg },
+      [bufs.G, po, pml, bufs.pnum, bufs.pden, op.out],
+      { heads, splits, blocks: ranges },
+      [c.maxRows, grid],
+    ),
   );
   return out;
 }

@@ -1,0 +1,17 @@
+#!/bin/bash
+# issue 12: 2Mamba prefill in segments (scores on tensor cores, parallel readout, one update per segment):
+# kernel tests and the 2Mamba tiny model's 300-token parity on real tensor cores; 8k prefill profiles for the readout on
+# FMAs / tensor cores and segments of 512 / 1024 / 2048; 8k and 32k throughput
+set -u
+R=$OUT/r; mkdir -p $R
+F='deprecated builtin\|^ *\^\|subgroupMatrix\|^warning:\|Compilation log\|warning(s) generated\|^$'
+{ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv; date -u; } > $R/gpu.txt 2>&1
+timeout 200 node --test --test-reporter=spec dist/test/kernels/mamba2.test.js dist/test/kernels/attention.test.js 2>&1 | grep -v "$F" > $R/tests.txt
+timeout 120 node --test --test-reporter=spec --test-name-pattern="fury-2mamba-tiny" dist/test/engine/fixtures.test.js 2>&1 | grep -v "$F" >> $R/tests.txt
+B="node dist/cli/fury.js bench --preset small --arch 2mamba --batch 1 --steps 5 --prefill-chunk 1024"
+for cfg in "S=1024 T=off C=8192 X=--profile" "S=1024 T=on C=8192 X=--profile" "S=512 T=off C=8192 X=--profile" "S=2048 T=off C=8192 X=--profile" "S=2048 T=off C=8192 X=--prefill-chunk=2048" "S=1024 T=off C=8192 X=" "S=1024 T=off C=8192 X=" "S=1024 T=on C=8192 X=" "S=1024 T=off C=32768 X=--steps=3"; do
+  echo "== $cfg" >> $R/bench.txt
+  env $cfg FURY_PROFILE_KERNELS=1 bash -c 'FURY_M2_SEGMENT=$S FURY_M2_TC=$T timeout 120 "$@" --context $C --prefill-cap $C $X --json --out $R/b-$S-$T-$C-$RANDOM.json' _ $B 2>&1 | grep -E "prefill|rror|B=1 T|m2_|gemm|attn" | grep -v "$F" >> $R/bench.txt
+done
+nvidia-smi --query-gpu=clocks.sm,clocks.mem --format=csv >> $R/gpu.txt 2>&1
+tar -C $OUT -czf $OUT/r.tgz r && rm -rf $R
