@@ -63,7 +63,7 @@ Options:
                             load balancer that retries it on another replica, deploy/haproxy)
   --token-budget N          tokens per scheduler step (default 512); --prefill-chunk N per request (default 256)
   --prefill-alone N         tokens per step, and per request, while no request is decoding: a long prompt on an idle
-                            server prefills in larger, faster steps (default 1024)
+                            server prefills in larger, faster steps (default 4096 for 2Mamba on a GPU, else 1024)
   --sse-ping-interval S     SSE keep-alive comments while silent (default 10; 0 = off)
   --body-limit B            largest request body (default 64MiB)
   --default-max-tokens N    chat max_tokens when the request sets none (default 1024)
@@ -209,7 +209,8 @@ export async function runServe(argv: string[], defaults: { models?: string[] } =
     maxModelLen: a['max-model-len'] === undefined ? null : int(a['max-model-len'] as string, 'max-model-len', 0, 1),
     tokenBudget: int(a['token-budget'] as string | undefined, 'token-budget', 512, 1),
     prefillChunk: int(a['prefill-chunk'] as string | undefined, 'prefill-chunk', 256, 1),
-    prefillAlone: int(a['prefill-alone'] as string | undefined, 'prefill-alone', 1024, 1),
+    prefillAlone:
+      a['prefill-alone'] === undefined ? ('auto' as const) : int(a['prefill-alone'] as string, 'prefill-alone', 0, 1),
   };
   const state = new ServerState({
     ...DEFAULT_SERVE_OPTIONS,

@@ -28,8 +28,9 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   maxQueue: number;
   tokenBudget: number;
   prefillChunk: number;
-  /** Tokens per step while no request decodes (default: tokenBudget; SchedulerOptions.prefillAlone). */
-  prefillAlone?: number;
+  /** Tokens per step while no request decodes (SchedulerOptions.prefillAlone; unset: no such steps; 'auto':
+   *  defaultPrefillAlone for the model). */
+  prefillAlone?: number | 'auto';
   /** Bytes of host RAM for 2Mamba state snapshots (0: none; default DEFAULT_STATE_CACHE_BYTES). */
   stateCacheHostBytes?: number;
   /** Keep full KV pages of finished requests for later prompts that begin with them (softmax; default true). */
@@ -45,6 +46,13 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   /** Snapshot a long prefill every this many tokens (default DEFAULT_CHECKPOINT_TOKENS; 0: only at its end). */
   stateCheckpointTokens?: number;
 }
+
+/** Tokens per step while nothing decodes, by default: 4096 for 2Mamba on a GPU (its prefill keeps no per-context
+ *  scratch; on an H100 a lone 32k prompt's first token came in 0.34–0.44 s against 0.45–0.60 s in steps of 1024,
+ *  docs/perf.md), else 1024 (a KV model's attention partials grow with rows × context; a CPU step of 4096 rows would
+ *  hold a newly arrived request back for seconds). */
+export const defaultPrefillAlone = (arch: string, backend: string) =>
+  arch === '2mamba' && backend === 'webgpu' ? 4096 : 1024;
 
 /** A snapshot every 4096 prefilled tokens: it costs ≤ 3% of the prefill it saves (the small preset's 173 MB state
  *  reads back over PCIe in ~7 ms against 0.25–0.35 s to prefill 4096 tokens on an H200; the tiny model's 10.8 MB in
@@ -266,7 +274,8 @@ export class Engine {
           maxQueue: o.maxQueue,
           tokenBudget: o.tokenBudget,
           prefillChunk: o.prefillChunk,
-          prefillAlone: o.prefillAlone,
+          prefillAlone:
+            o.prefillAlone === 'auto' ? defaultPrefillAlone(m.model.spec.arch, m.model.backend.name) : o.prefillAlone,
           prefixCache: cache ?? pageCache,
           checkpointTokens: o.stateCheckpointTokens ?? DEFAULT_CHECKPOINT_TOKENS,
         }),

@@ -9,6 +9,7 @@ import {
 } from '../../engine/scheduler.js';
 import type { Arch } from '../../weights/config.js';
 import { freshRng, openTiny } from '../helpers.js';
+import { defaultPrefillAlone } from '../../engine/engine.js';
 
 interface Result {
   ids: number[];
@@ -152,6 +153,17 @@ test('--prefill-alone: a prompt prefills in larger steps while nothing decodes, 
   for (let i = 1; i < a.steps.length; i++) assert.equal(a.steps[i]! - a.steps[i - 1]!, 1);
   assert.ok(b.steps[0]! - before >= 13, `beside a stream: first token after ${b.steps[0]! - before} steps`);
   await m.close();
+});
+
+test('--prefill-alone by default: 4096 for 2Mamba on a GPU, 1024 for the KV models and on the CPU', () => {
+  assert.equal(defaultPrefillAlone('2mamba', 'webgpu'), 4096);
+  for (const [arch, backend] of [
+    ['2mamba', 'reference'],
+    ['2mamba', 'cpu'],
+    ['softmax', 'webgpu'],
+    ['2mamba-e', 'webgpu'],
+  ])
+    assert.equal(defaultPrefillAlone(arch!, backend!), 1024, `${arch} on ${backend}`);
 });
 
 test('bounded queue, requests that can never fit, aborts in the queue and while running, deadlines', async () => {
