@@ -44,7 +44,7 @@ test('an f16 KV cache: appends, reads and attention match the CPU on values f16 
 });
 
 test(
-  'attention across several 256-key ranges (split-K: decode at 530; tiled: a 20-row chunk crossing 256; a decode-only step rounding 3 ranges to 4)',
+  'attention across several 256-key ranges (split-K: decode at 530; tiled: a 20-row chunk crossing 256; a decode-only step rounding 3 ranges to 4; a 600-row chunk: cumulative decays over more rows than the scan has threads)',
   { skip },
   async () => {
     const { rng, seed } = freshRng();
@@ -63,6 +63,9 @@ test(
         { slot: 1, pos: 269, rows: 1, pages: pagesB },
       ],
     };
+    const long: Step = {
+      seqs: [{ slot: 1, pos: 250, rows: 600, pages: Array.from({ length: 54 }, (_, i) => 69 - i) }],
+    };
     const r = (n: number, std = 1) => rng.normals(n, std),
       pages = 70;
     for (const [useC, step] of [
@@ -70,6 +73,7 @@ test(
       [true, mixed],
       [false, decode],
       [true, decode],
+      [true, long],
     ] as const) {
       const rows = step.seqs.reduce((n, s) => n + s.rows, 0);
       const el = { heads: 2, kvHeads: 2, headDim: 64 };
@@ -106,7 +110,7 @@ test(
           { name: 'y', init: new Float32Array(rows * 128), out: true },
         ],
         step,
-        ['y'],
+        useC ? ['y', 'cc'] : ['y'],
         2e-5,
         seed,
       );

@@ -16,6 +16,7 @@ import {
   variant,
   wgFor,
   WG,
+  workgroupCumsum,
 } from './common.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { attentionWork, TILE_MIN_ROWS, TILE_ROWS, tileRange } from './meta.js';
@@ -85,17 +86,17 @@ ${rw(4, 'vc', kv === 'f32' ? 'f32' : 'u32')}
 const kvCumsumSource = () => `${header(ATTN_PARAMS)}
 ${ro(2, 'logA')}
 ${rw(3, 'cc')}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let H = prm.heads; let P = prm.pageSize; let i = g.x;
-  if (i >= nSeqs() * H) { return; }
-  let s = i / H; let h = i % H; let p0 = seqPos(s);
-  var c = 0.0;
-  if (p0 > 0u) { c = cc[(seqPage(s, (p0 - 1u) / P) * P + (p0 - 1u) % P) * H + h]; }
-  for (var t = 0u; t < seqRows(s); t++) {
-    let pos = p0 + t;
-    c += logA[(seqRow0(s) + t) * H + h];
-    cc[(seqPage(s, pos / P) * P + pos % P) * H + h] = c;
-  }
+var<workgroup> tot: array<f32, 256>;
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let P = prm.pageSize; let s = wg.x / H; let h = wg.x % H; let p0 = seqPos(s);
+  var c0 = 0.0;
+  if (p0 > 0u) { c0 = cc[(seqPage(s, (p0 - 1u) / P) * P + (p0 - 1u) % P) * H + h]; }
+${workgroupCumsum(
+  'seqRows(s)',
+  (t) => `logA[(seqRow0(s) + ${t}) * H + h]`,
+  (t, run) => `let pos = p0 + ${t}; cc[(seqPage(s, pos / P) * P + pos % P) * H + h] = ${run};`,
+  'c0',
+)}
 }`;
 
 // Split-K (flash-decoding) attention, pass 1: one workgroup of ${SPLIT_K} threads per (key range of ${SPLIT_K}, row,
@@ -366,8 +367,7 @@ export const attentionFamily: Family = {
           wgFor((c.rows * kvHeads * headDim) / (kv === 'f16' ? 2 : 1)),
         ),
       ];
-      if (op.c && op.logA)
-        out.push(dispatch(kvCumsum, {}, [op.logA, op.c], { heads, pageSize }, wgFor(c.seqs * heads)));
+      if (op.c && op.logA) out.push(dispatch(kvCumsum, {}, [op.logA, op.c], { heads, pageSize }, [c.seqs * heads, 1]));
       return out;
     }
     if (op.op !== 'attention') throw new Error(`attention family: no op ${op.op}`);

@@ -139,6 +139,30 @@ export const HALVES8 = /* wgsl */ `fn pack8(lo: vec4<f32>, hi: vec4<f32>) -> vec
 }
 fn half8(v: vec4<u32>, i: u32) -> f32 { return unpack2x16float(v[i / 2u])[i % 2u]; }`;
 
+/** A running sum over n rows by a workgroup of 256 threads (thread l takes ⌈n/256⌉ consecutive rows; a scan of the
+ *  threads' sums): `value(t)` is row t's addend, `emit(t, run)` gets `carry` + the sum through row t. Needs
+ *  `var<workgroup> tot: array<f32, 256>` and the local id `l`; every thread of the workgroup must reach it (barriers). */
+export const workgroupCumsum = (
+  n: string,
+  value: (t: string) => string,
+  emit: (t: string, run: string) => string,
+  carry = '0.0',
+) => /* wgsl */ `  {
+    let per = (${n} + 255u) / 256u; let a = min(l.x * per, ${n}); let b = min(a + per, ${n});
+    var acc = 0.0;
+    for (var t = a; t < b; t++) { acc += ${value('t')}; }
+    tot[l.x] = acc;
+    for (var o = 1u; o < 256u; o <<= 1u) { // inclusive scan of the threads' sums (Hillis–Steele)
+      workgroupBarrier();
+      let v = select(0.0, tot[max(l.x, o) - o], l.x >= o);
+      workgroupBarrier();
+      tot[l.x] += v;
+    }
+    workgroupBarrier();
+    var run = ${carry} + select(0.0, tot[max(l.x, 1u) - 1u], l.x > 0u);
+    for (var t = a; t < b; t++) { run += ${value('t')}; ${emit('t', 'run')} }
+  }`;
+
 /** Workgroups of WG threads for n threads. */
 export const wgFor = (n: number) => grid1(Math.ceil(n / WG));
 

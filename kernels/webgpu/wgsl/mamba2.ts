@@ -18,6 +18,7 @@ import {
   ro,
   rw,
   variant,
+  workgroupCumsum,
 } from './common.js';
 
 /** Whether prefill runs in segments (tensor cores on or emulated, a head dim attn_mma takes): the scores within a
@@ -250,31 +251,21 @@ var<workgroup> vs: array<vec4<f32>, ${(KT * d) / 4}>; // v_t [t][m / 4]
 };
 
 // Segment-local cumulative log-decay: G_i = Σ_{segment start ≤ τ ≤ i} logA_τ for every row of segment wg.x of a
-// sequence (one workgroup per (segment, sequence-head); each thread sums SEGMENT / 256 consecutive rows, then a scan
-// of the 256 sums).
+// sequence (one workgroup of 256 per (segment, sequence-head)).
 const m2CumsumSource = (seg: number) => `${header(M2_PARAMS)}
 ${ro(2, 'logA')}
 ${rw(3, 'G')}
-const PER = ${seg / 256}u;
 var<workgroup> tot: array<f32, 256>;
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = prm.heads; let s = wg.y / H; let h = wg.y % H;
   let n = seqRows(s); let start = wg.x * ${seg}u;
   if (start >= n) { return; }
   let r0 = seqRow0(s) + start; let L = min(${seg}u, n - start);
-  let a = min(l.x * PER, L); let b = min(a + PER, L);
-  var acc = 0.0;
-  for (var t = a; t < b; t++) { acc += logA[(r0 + t) * H + h]; }
-  tot[l.x] = acc;
-  for (var o = 1u; o < 256u; o <<= 1u) { // inclusive scan of the threads' sums
-    workgroupBarrier();
-    let v = select(0.0, tot[max(l.x, o) - o], l.x >= o);
-    workgroupBarrier();
-    tot[l.x] += v;
-  }
-  workgroupBarrier();
-  var run = select(0.0, tot[max(l.x, 1u) - 1u], l.x > 0u);
-  for (var t = a; t < b; t++) { run += logA[(r0 + t) * H + h]; G[(r0 + t) * H + h] = run; }
+${workgroupCumsum(
+  'L',
+  (t) => `logA[(r0 + ${t}) * H + h]`,
+  (t, run) => `G[(r0 + ${t}) * H + h] = ${run};`,
+)}
 }`;
 
 // A segment's rows: y_i = (e^{G_i}·Σ_splits φ(q_i)ᵀS_prev + Σ_ranges e^{m}·o) / max(e^{G_i}·Σ φ(q_i)ᵀn_prev + Σ e^{m}·z,
