@@ -82,6 +82,13 @@ export const M2_CHUNK = Number(process.env.FURY_M2_CHUNK ?? 128);
 if (M2_CHUNK !== 64 && M2_CHUNK !== 128)
   throw new Error(`FURY_M2_CHUNK must be 64 or 128, got ${JSON.stringify(process.env.FURY_M2_CHUNK)}`);
 
+/** Keys per workgroup of the tiled (prefill) attention (FURY_ATTN_TILE_RANGE: 256, 512, 1024, 2048 or 4096): each
+ *  workgroup writes one partial (max, sum, Σ e·v) per row for attn_reduce; longer ranges, fewer partials and fewer
+ *  workgroups to set up. Decode's split-K kernel keeps ranges of 256. */
+export const ATTN_TILE_RANGE = Number(process.env.FURY_ATTN_TILE_RANGE ?? 1024);
+if (![256, 512, 1024, 2048, 4096].includes(ATTN_TILE_RANGE))
+  throw new Error(`FURY_ATTN_TILE_RANGE must be 256, 512, 1024, 2048 or 4096, got ${process.env.FURY_ATTN_TILE_RANGE}`);
+
 /** Rows per segment of the 2Mamba prefill on tensor cores (FURY_M2_SEGMENT, a multiple of 256): within a segment the
  *  scores run in score space as an attention over the segment's rows (tensor cores) and the carried state is read out for
  *  all its rows at once; the state is updated once per segment. Longer segments: fewer passes over the state, more

@@ -44,7 +44,7 @@ test('an f16 KV cache: appends, reads and attention match the CPU on values f16 
 });
 
 test(
-  'attention across several 256-key ranges (split-K: decode at 530; tiled: a 20-row chunk crossing 256; a decode-only step rounding 3 ranges to 4; a 600-row chunk: cumulative decays over more rows than the scan has threads)',
+  'attention across several 256-key ranges (split-K: decode at 530; tiled: a 20-row chunk crossing 256; a decode-only step rounding 3 ranges to 4; a 600-row chunk at 700: tiles over two ranges of 1024 keys, cumulative decays over more rows than the scan has threads)',
   { skip },
   async () => {
     const { rng, seed } = freshRng();
@@ -64,10 +64,10 @@ test(
       ],
     };
     const long: Step = {
-      seqs: [{ slot: 1, pos: 250, rows: 600, pages: Array.from({ length: 54 }, (_, i) => 69 - i) }],
+      seqs: [{ slot: 1, pos: 700, rows: 600, pages: Array.from({ length: 82 }, (_, i) => 89 - i) }],
     };
     const r = (n: number, std = 1) => rng.normals(n, std),
-      pages = 70;
+      pages = 90;
     for (const [useC, step] of [
       [false, mixed],
       [true, mixed],
@@ -118,14 +118,13 @@ test(
   },
 );
 
-/** Tiled attention in a mixed step: 4 rows at 40 and 1 at 530 take split-K; 5 rows at 0, and 130 rows at 600 (three
- *  tiles, the last partial, over keys in three 256-key ranges) take the tiled kernel. */
+/** Tiled attention in a mixed step: 4 rows at 40 and 1 at 530 take split-K; 5 rows at 0, and 130 rows at 1000 (three
+ *  tiles, the last partial, over keys in two ranges of ATTN_TILE_RANGE = 1024) take the tiled kernel. */
 async function tiledMixed(cmp: typeof compare, tol: number, tag: string, kvF16 = false) {
   const { rng, seed } = freshRng();
   const P = 16;
-  // 4 rows at 40 and 1 at 530 take split-K; 5 rows at 0, and 130 rows at 600 (three tiles, the last partial, over
-  // keys in three 256-key ranges) take the tiled kernel. Pages interleave between the sequences.
-  const lens = [44, 531, 5, 730],
+  // Pages interleave between the sequences.
+  const lens = [44, 531, 5, 1130],
     pageLists: number[][] = [];
   let next = 0;
   for (const len of lens) pageLists.push(Array.from({ length: Math.ceil(len / P) }, () => next++));
@@ -137,7 +136,7 @@ async function tiledMixed(cmp: typeof compare, tol: number, tag: string, kvF16 =
       { slot: 0, pos: 40, rows: 4, pages: perm[0]! },
       { slot: 1, pos: 530, rows: 1, pages: perm[1]! },
       { slot: 2, pos: 0, rows: 5, pages: perm[2]! },
-      { slot: 3, pos: 600, rows: 130, pages: perm[3]! },
+      { slot: 3, pos: 1000, rows: 130, pages: perm[3]! },
     ],
   };
   assert.equal(new Set(shuffled).size, next);

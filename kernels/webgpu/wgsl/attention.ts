@@ -20,6 +20,7 @@ import {
 } from './common.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { attentionWork, TILE_MIN_ROWS, TILE_ROWS, tileRange } from './meta.js';
+import { ATTN_TILE_RANGE } from '../tuning.js';
 
 export const SPLIT_K = 256; // keys per attention workgroup (flash-decoding split); also its threads
 export const TILE_KEYS = 32; // keys per tile the tiled attention loads into workgroup memory
@@ -199,7 +200,7 @@ var<workgroup> vacc: array<vec4<f32>, ${T * W}>;
 }`;
 };
 
-// Tiled (flash-attention) prefill, pass 1 (kernels.md §5.11): one workgroup per (key range of ${SPLIT_K}, tile of ${TILE_ROWS}
+// Tiled (flash-attention) prefill, pass 1 (kernels.md §5.11): one workgroup per (key range of ATTN_TILE_RANGE, tile of ${TILE_ROWS}
 // rows of one sequence, head); thread i owns query row i (q and its running output in registers). Key tiles of
 // ${TILE_KEYS} are loaded coalesced into workgroup memory and read by every row (K/V come from memory once per tile
 // of rows, not once per row). Online softmax per row; writes the same (max, sum, Σ e^{ℓ−max}·v) partials as the
@@ -216,7 +217,7 @@ var<workgroup> ks: array<vec4<f32>, ${TILE_KEYS * (d / 4)}>;
 var<workgroup> vs: array<vec4<f32>, ${TILE_KEYS * (d / 4)}>;
 var<workgroup> cs: array<f32, ${TILE_KEYS}>;
 @compute @workgroup_size(${TILE_ROWS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-${tileRange(SPLIT_K)}
+${tileRange(ATTN_TILE_RANGE)}
   let i = min(t0 + l.x, lastRow); let pos = p0 + i; let r = seqRow0(s) + i;
   let g = h / (H / Hkv); let width4 = (H + 2u * Hkv) * D4;
   let scale = 1.0 / sqrt(f32(D4 * 4u));
@@ -280,7 +281,8 @@ const D = ${d}u;
   let H = prm.heads; let splits = prm.splits;
   let r = wg.x; let h = wg.y; let m = l.x;
   let pos = seqPos(rowSeq(r)) + rowT(r);
-  let n = pos / ${SPLIT_K}u + 1u;
+  // the row's ranges: of ATTN_TILE_RANGE keys where its sequence took the tiled kernel, else of SPLIT_K
+  let n = pos / select(${SPLIT_K}u, ${ATTN_TILE_RANGE}u, seqRows(rowSeq(r)) >= ${TILE_MIN_ROWS}u) + 1u;
   let k0 = (r * H + h) * splits;
   var M = -3.0e38;
   for (var sp = 0u; sp < n; sp++) { M = max(M, pml[2u * (k0 + sp)]); }
@@ -324,7 +326,7 @@ const attnMma: Kernel<D & { emulate: boolean }> & { params: typeof ATTN_PARAMS }
   name: 'attn_mma',
   params: ATTN_PARAMS,
   bindings: () => PARTIALS,
-  source: (v) => attnMmaSource(header(ATTN_PARAMS), v.d, { kind: 'cache', kv: v.kv }, v.emulate, SPLIT_K),
+  source: (v) => attnMmaSource(header(ATTN_PARAMS), v.d, { kind: 'cache', kv: v.kv }, v.emulate, ATTN_TILE_RANGE),
 };
 const attnReduce: Kernel<{ d: number }> & { params: typeof ATTN_PARAMS } = {
   name: 'attn_reduce',
@@ -375,7 +377,10 @@ export const attentionFamily: Family = {
       v = { d, kv: kvOf(c, op.k) };
     if (d % 8 || SPLIT_K % (d / 4)) throw new Error(`attention: head dim ${d} must be 8·2^k, at most ${4 * SPLIT_K}`);
     const splits = attentionSplits(c.step),
-      { splitRows, tiles } = attentionWork(c.step);
+      { splitRows, tiles } = attentionWork(c.step),
+      tileSplits = Math.ceil(
+        Math.max(1, ...c.step.seqs.filter((s) => s.rows >= TILE_MIN_ROWS).map((s) => s.pos + s.rows)) / ATTN_TILE_RANGE,
+      );
     const po = c.scratch('_attn.o', c.rows * heads * splits * d),
       pml = c.scratch('_attn.ml', c.rows * heads * splits * 2);
     const bufs = [op.qkv, op.k, op.v, op.c ?? op.k, po, pml];
@@ -386,10 +391,10 @@ export const attentionFamily: Family = {
         ? [
             c.matrices !== 'off' && attnMmaFits(d)
               ? dispatch(attnMma, { ...v, emulate: c.matrices === 'emulated' }, bufs, params, [
-                  splits,
+                  tileSplits,
                   tiles.length * heads,
                 ])
-              : dispatch(attnTile, v, bufs, params, [splits, tiles.length * heads]),
+              : dispatch(attnTile, v, bufs, params, [tileSplits, tiles.length * heads]),
           ]
         : []),
       dispatch(attnReduce, { d }, [po, pml, op.out], { heads, splits }, [c.rows, heads]),
