@@ -1,6 +1,6 @@
 // Tiled (flash) prefill attention on tensor cores (issue 12): the work and outputs of attn_tile (attention.ts) — one
-// workgroup per (key range of SPLIT_K, tile of TILE_ROWS query rows, head), writing the range's partial (max, sum,
-// Σ e^{ℓ−max}·v) per row for attn_reduce — with QKᵀ and PV as 16 × 16 × 16 f16 products (f32 accumulation).
+// workgroup per (key range of `splitK` keys, tile of TILE_ROWS query rows, head), writing the range's partial (max,
+// sum, Σ e^{ℓ−max}·v) per row for attn_reduce — with QKᵀ and PV as 16 × 16 × 16 f16 products (f32 accumulation).
 // 4 subgroups of 32, each 16 query rows. Per tile of 64 keys (32 emulated):
 //   stage K and V as f16 (16-byte loads at cache slots found once per key, a tile ahead; f32 caches rounded) → S = Q·Kᵀ on tensor cores into
 //   workgroup memory → online softmax in f32 by threads (two per row, half the keys each: ℓ = S (+ C_pos − C_j), causal and

@@ -49,7 +49,7 @@ fn KU(i: u32) -> array<vec4<f32>, 2> { ${unit('kc')} }
 fn VU(i: u32) -> array<vec4<f32>, 2> { ${unit('vc')} }`;
 }
 
-/** useC: 2Mamba-E (ℓ += C_pos − C_j); splits: key ranges of SPLIT_K per row. */
+/** useC: 2Mamba-E (ℓ += C_pos − C_j); splits: the partials' stride per row (key ranges of SPLIT_K, at most). */
 export const ATTN_PARAMS = defineParams({
   heads: 'u32',
   kvHeads: 'u32',
