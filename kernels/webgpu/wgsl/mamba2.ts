@@ -1,5 +1,7 @@
 // 2Mamba attention (spec/2mamba.md §5): the decode state step (one pass over S per token) with its readout, and the
-// chunked prefill form as tiled products over the state. CPU twin: kernels/cpu/mamba2.ts.
+// chunked prefill form: in segments of M2_SEGMENT rows where tensor cores run (the scores by attn_mma over the step's
+// rows, the readout and update in mamba2-tc.ts), else chunk by chunk as register-tiled FMA products over the state.
+// Head dims: multiples of 32 up to 128 (every preset's is 64). CPU twin: kernels/cpu/mamba2.ts.
 import { DEN_FLOOR, PHI_OFF_DIAGONAL, phiDim, type Op } from '../../ops.js';
 import { M2_CHUNK, M2_READ_SPLITS, m2Rpt, M2_RPT, M2_SEGMENT } from '../tuning.js';
 import { SPLIT_K } from './attention.js';
