@@ -4,11 +4,12 @@
 // twins (chunk by chunk, where tensor cores are off) and the rest of the prefill are in mamba2.ts.
 //
 // One workgroup = 4 subgroups of 32 over a 64 × 64 output (subgroup g: rows 16g … + 16, four 16 × 16 column blocks), K
-// tiles of 32 staged in workgroup memory as f16, 8 to a vec4<u32>. φ is formed per K tile straight from x by thread l for
-// state row p0 + l % 32 (readout; a warp reads one row of x at a time) or for state row pBase + l % 64 (update; the warp's
-// state rows share a row of x), so the staged tiles hold φ along 8 rows (readout, loaded column-major) or 8 rows of
-// the chunk (update) per unit. `emulate`: the same staging and tile walk with the products as loops over the same f16
-// tiles (lavapipe in CI).
+// tiles of 32 staged in workgroup memory as f16, 8 to a vec4<u32>, the next tile's loads from memory issued into
+// registers while this one is formed. φ is formed per K tile from q or k rows staged in workgroup memory (f32) by thread
+// l for state row p0 + l % 32 (readout) or pBase + l % 64 (update) and 16 consecutive rows, so a warp reads one staged
+// row at a time (one pair index common, the other consecutive) and the tiles hold φ along 8 rows (readout, loaded
+// column-major) or 8 rows of the chunk (update) per unit; results leave through a 16-column quarter buffer. `emulate`:
+// the same staging and tile walk with the products as loops over the same f16 tiles (lavapipe in CI).
 //
 // Numerics (f16: 11 significant bits, range ±65504; sums in f32):
 // - readout: each row t is scaled by a power of two m_t ≥ max_a |q_t,a| (exact), so |φ(q_t / m_t)| ≤ √2; S is scaled per
