@@ -48,7 +48,7 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
 }
 
 /** Tokens per step while nothing decodes, by default: 4096 for 2Mamba on a GPU (its prefill keeps no per-context
- *  scratch; on an H100 a lone 32k prompt's first token came in 0.34–0.44 s against 0.45–0.60 s in steps of 1024,
+ *  scratch; on an H100 a lone 32k prompt's first token came in 0.34–0.56 s against 0.45–0.60 s in steps of 1024,
  *  docs/perf.md), else 1024 (a KV model's attention partials grow with rows × context; a CPU step of 4096 rows would
  *  hold a newly arrived request back for seconds). */
 export const defaultPrefillAlone = (arch: string, backend: string) =>
