@@ -199,7 +199,10 @@ test('mamba2 on the fast backend: chunked prefill of 150 rows == 150 recurrent s
     await two.run(plan, { seqs: [{ slot: 0, pos: t, rows: 1, pages: [] }] });
     yr.set(await two.read('y', 0, E), t * E);
   }
-  assert.ok(relErr(yc, yr) < 2e-5, `y: rel ${relErr(yc, yr)} (seed ${seed})`);
+  // f32 sums in two orders (chunks vs one token at a time) through D = 2080 state rows: y measured at most 1.5e-5 over
+  // 25 random seeds, and seed 82549047543067 reached 2.4e-5 (failing a CI run at the old 2e-5; rows whose denominator
+  // cancels): bound 1e-4. The state itself agrees to ~2e-7.
+  assert.ok(relErr(yc, yr) < 1e-4, `y: rel ${relErr(yc, yr)} (seed ${seed})`);
   assert.ok(relErr(Sc, await two.read('S')) < 2e-5, `S: rel ${relErr(Sc, await two.read('S'))} (seed ${seed})`);
   assert.ok(relErr(Nc, await two.read('N')) < 2e-5, `N (seed ${seed})`);
 });
