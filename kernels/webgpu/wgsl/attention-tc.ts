@@ -10,7 +10,7 @@
 // Rounding: q·s (s = 1/√d), k, v and p in f16 (relative 2⁻¹¹ each), sums in f32. `emulate`: the same staging and walk
 // with the two products as loops over the same workgroup arrays (lavapipe in CI). Requires d = 32 or 64.
 import type { KvDType } from '../../backend.js';
-import { HALVES8 } from './common.js';
+import { HALVES8, tcEnables } from './common.js';
 import { TILE_ROWS, tileRange } from './meta.js';
 
 const range = (n: number) => [...Array(n).keys()];
@@ -116,8 +116,7 @@ export const attnMmaSource = (head: string, d: number, keys: AttnKeys, emulate: 
   const logit = rows
     ? `select(-3.0e38, log(sc * sc) + cNow - cs[k], j <= pos && j < j1 && sc != 0.0)`
     : `select(-3.0e38, sc + cNow - cs[k], j <= pos && j < j1)`;
-  return `enable f16;
-${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}${head}
+  return `${tcEnables(emulate)}${head}
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> kc: array<${kv === 'f16' ? 'vec4<u32>' : 'vec4<f32>'}>;
 @group(0) @binding(4) var<storage, read> vc: array<${kv === 'f16' ? 'vec4<u32>' : 'vec4<f32>'}>;

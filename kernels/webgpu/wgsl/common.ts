@@ -132,6 +132,10 @@ export const grid1 = (n: number): [number, number] =>
 /** silu on a vec4 (the matmul prologues). */
 export const SILU4 = /* wgsl */ `fn silu4(g: vec4<f32>) -> vec4<f32> { return g / (vec4<f32>(1.0) + exp(-g)); }`;
 
+/** The enables of a tensor-core kernel: f16, and subgroup matrices unless it runs its emulated twin. */
+export const tcEnables = (emulate: boolean) =>
+  `enable f16;\n${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}`;
+
 /** f16 values held 8 to a vec4<u32> (the tensor-core kernels' tiles): pack8 rounds two vec4<f32> into one (no clamp),
  *  half8 reads the i-th of the 8 as f32. */
 export const HALVES8 = /* wgsl */ `fn pack8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> {

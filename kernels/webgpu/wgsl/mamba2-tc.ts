@@ -19,7 +19,7 @@
 //   of a normed model are far inside); n's update is summed in f32.
 // A product's entries are rounded once each (relative 2⁻¹¹): see the tolerance in test/kernels/mamba2.test.ts.
 import { PHI_OFF_DIAGONAL, phiDim } from '../../ops.js';
-import { HALVES8, ro, rw } from './common.js';
+import { HALVES8, ro, rw, tcEnables } from './common.js';
 
 /** The head dim the tensor-core readout and update take (every preset's); others run the FMA kernels. */
 export const TC_HEAD_DIM = 64;
@@ -28,8 +28,6 @@ const KT = 32; // K tile: state rows (readout) or rows (update)
 const U = 9; // staged row length in vec4<u32> units: 8 units of 8 halves (64 rows or columns) + 1 of padding
 const CS = 17; // row length of a 16-column quarter of the f32 result (+ 1 of padding)
 
-const enables = (emulate: boolean) =>
-  `enable f16;\n${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}`;
 const entry = (emulate: boolean) =>
   `@compute @workgroup_size(128) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>${
     emulate ? '' : ', @builtin(subgroup_id) sg: u32'
@@ -140,7 +138,7 @@ ${range(2)
 // a time: one pair index is common, the other consecutive). A new sequence's first prm.fresh row tiles read zeros.
 export const m2ReadMmaSource = (head: string, d: number, emulate: boolean) => {
   if (d !== TC_HEAD_DIM) throw new Error(`m2_read_mma: head dim ${d} must be ${TC_HEAD_DIM}`);
-  return `${enables(emulate)}${head}${PHI}
+  return `${tcEnables(emulate)}${head}${PHI}
 ${HALVES8}
 ${ro(2, 'x', 'vec4<f32>')}
 ${ro(3, 'pairs', 'u32')}
@@ -262,7 +260,7 @@ ${range(2)
 // which reads the old S.
 export const m2UpdateMmaSource = (head: string, d: number, chunk: number, emulate: boolean) => {
   if (d !== TC_HEAD_DIM) throw new Error(`m2_update_mma: head dim ${d} must be ${TC_HEAD_DIM}`);
-  return `${enables(emulate)}${head}${PHI}
+  return `${tcEnables(emulate)}${head}${PHI}
 ${HALVES8}
 ${ro(2, 'x', 'vec4<f32>')}
 ${ro(3, 'G')}

@@ -31,7 +31,7 @@ const bySegments = (caps: Caps, d: number) => caps.matrices !== 'off' && attnMma
 const stateOnTc = (caps: Caps, d: number) => bySegments(caps, d) && d === TC_HEAD_DIM;
 
 /** chunk: the prefill chunk index (the readout's first row tile); splits: ranges of the readout; blocks: state-row
- *  blocks of the decode step (key ranges per row in m2_combine_seg); fresh: the readout's row tiles from a sequence's
+ *  blocks of the decode step (key ranges per row in m2_combine); fresh: the readout's row tiles from a sequence's
  *  start that see a new sequence's zero state (a chunk's or a segment's). */
 export const M2_PARAMS = defineParams({ heads: 'u32', chunk: 'u32', splits: 'u32', blocks: 'u32', fresh: 'u32' });
 
@@ -50,13 +50,13 @@ export function m2DecodeShape(d: number) {
 // Intra-chunk, score space: G_i (chunk-local cumsum), Σ_{j ≤ i} exp(G_i − G_j)(s q_i·k_j)² v_j and its denominator.
 // One workgroup per (sequence, head) and chunk (prm.chunk + wg.y); thread i owns row i (q and its sums in registers);
 // the chunk's k, v rows come through workgroup memory in tiles of 32. The weights are ≥ 0 and exp(G_i − G_j) ≤ 1: no
-// running max.
+// running max, so the sums leave as m2_combine's partials of one key range per row with max 0: (0, Σ w, Σ w·v).
 const m2IntraSource = (d: number, CHUNK: number) => `${header(M2_PARAMS)}
 ${ro(2, 'x', 'vec4<f32>')}
 ${ro(3, 'logA')}
 ${rw(4, 'G')}
-${rw(5, 'inum', 'vec4<f32>')}
-${rw(6, 'iden')}
+${rw(5, 'po', 'vec4<f32>')}
+${rw(6, 'pml')}
 const D4 = ${d / 4}u;
 var<workgroup> gs: array<f32, ${CHUNK}>;
 var<workgroup> ks: array<vec4<f32>, ${32 * (d / 4)}>;
@@ -96,8 +96,8 @@ var<workgroup> vs: array<vec4<f32>, ${32 * (d / 4)}>;
   if (l.x >= L) { return; }
   let k = (r0 + i) * H + h;
   G[k] = gs[i];
-  iden[k] = den;
-  for (var m = 0u; m < D4; m++) { inum[k * D4 + m] = num[m]; }
+  pml[2u * k] = 0.0; pml[2u * k + 1u] = den;
+  for (var m = 0u; m < D4; m++) { po[k * D4 + m] = num[m]; }
 }`;
 
 /** Rows per readout workgroup, state rows per update workgroup, and the K tile (state rows or rows) of both. */
@@ -270,11 +270,12 @@ ${workgroupCumsum(
 )}
 }`;
 
-// A segment's rows: y_i = (e^{G_i}·Σ_splits φ(q_i)ᵀS_prev + Σ_ranges e^{m}·o) / max(e^{G_i}·Σ φ(q_i)ᵀn_prev + Σ e^{m}·z,
-// floor), where (m, z, o) are the scores' partials of each key range (attn_mma's max, Σ e^{ℓ−m} and Σ e^{ℓ−m}·v with
-// ℓ = ln (s·q·k)² + G_i − G_j): the chunked form of spec §5.4 with the segment as the chunk. e^{m} is (s·q·k)² of the
+// Every row of every chunk or segment: y_i = (e^{G_i}·Σ_splits φ(q_i)ᵀS_prev + Σ_ranges e^{m}·o) / max(e^{G_i}·Σ
+// φ(q_i)ᵀn_prev + Σ e^{m}·z, floor), the chunked form of spec §5.4, where (m, z, o) are the partials of the row's scores
+// per key range: attn_mma's max, Σ e^{ℓ−m} and Σ e^{ℓ−m}·v with ℓ = ln (s·q·k)² + G_i − G_j over segments of `seg`
+// rows (ranges of SPLIT_K), or m2_intra's one range with m = 0 (chunks of seg ≤ SPLIT_K rows). e^{m} is (s·q·k)² of the
 // range's largest weight at most: no overflow for |s·q·k| < 10¹⁹.
-const m2CombineSegSource = (d: number, seg: number) => `${header(M2_PARAMS)}
+const m2CombineSource = (d: number, seg: number) => `${header(M2_PARAMS)}
 ${ro(2, 'G')}
 ${ro(3, 'po')}
 ${ro(4, 'pml')}
@@ -408,28 +409,6 @@ var<workgroup> rden: array<f32, ${4 * d}>;
   outp[r * E + h * D + m] = (a * num + w * x[ko + E + m]) / max(a * den + w, ${DEN_FLOOR});
 }`;
 
-// y_i = (exp(G_i)·Σ_blocks φ(q_i)ᵀS_prev + intra) / max(exp(G_i)·Σ φ(q_i)ᵀn_prev + intra_den, floor).
-const m2CombineSource = (d: number, CHUNK: number) => `${header(M2_PARAMS)}
-${ro(2, 'G')}
-${ro(3, 'inum')}
-${ro(4, 'iden')}
-${ro(5, 'pnum')}
-${ro(6, 'pden')}
-${rw(7, 'outp')}
-const D = ${d}u;
-@compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let H = prm.heads; let c = prm.chunk; let blocks = prm.blocks;
-  let i = wg.x; let s = wg.y / H; let h = wg.y % H;
-  if (s >= nSeqs()) { return; }
-  let n = seqRows(s); let start = c * ${CHUNK}u;
-  if (start + i >= n) { return; }
-  let r = seqRow0(s) + start + i; let m = l.x; let k = r * H + h;
-  var num = 0.0; var den = 0.0;
-  for (var b = 0u; b < blocks; b++) { num += pnum[(k * blocks + b) * D + m]; den += pden[k * blocks + b]; }
-  let eg = exp(G[k]);
-  outp[r * H * D + h * D + m] = (eg * num + inum[k * D + m]) / max(eg * den + iden[k], ${DEN_FLOOR});
-}`;
-
 type D = { d: number; chunk: number };
 const kernel = (
   name: string,
@@ -449,7 +428,6 @@ const read: Kernel<{ d: number }> & { params: typeof M2_PARAMS } = {
   source: (v) => m2ReadSource(v.d),
 };
 const update = kernel('m2_update', ['ro', 'ro', 'ro', 'rw', 'rw'], m2UpdateSource);
-const combine = kernel('m2_combine', ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'], m2CombineSource);
 const combine1 = kernel('m2_combine1', ['ro', 'ro', 'ro', 'ro', 'rw'], m2Combine1Source);
 const state1: Kernel<{ d: number; rpt: number }> & { params: typeof M2_PARAMS } = {
   name: 'm2_state1',
@@ -491,11 +469,11 @@ const cumsum: Kernel<{ seg: number }> & { params: typeof M2_PARAMS } = {
   bindings: () => ['ro', 'rw'],
   source: (v) => m2CumsumSource(v.seg),
 };
-const combineSeg: Kernel<{ d: number; seg: number }> & { params: typeof M2_PARAMS } = {
-  name: 'm2_combine_seg',
+const combine: Kernel<{ d: number; seg: number }> & { params: typeof M2_PARAMS } = {
+  name: 'm2_combine',
   params: M2_PARAMS,
   bindings: () => ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'],
-  source: (v) => m2CombineSegSource(v.d, v.seg),
+  source: (v) => m2CombineSource(v.d, v.seg),
 };
 
 /** The (a, b) pair of every state row p of head dim d, as a | b << 16. */
@@ -593,13 +571,10 @@ function segmentDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext
       }),
     );
   out.push(
-    dispatch(
-      combineSeg,
-      { d, seg },
-      [bufs.G, po, pml, bufs.pnum, bufs.pden, op.out],
-      { heads, splits, blocks: ranges },
-      [c.maxRows, grid],
-    ),
+    dispatch(combine, { d, seg }, [bufs.G, po, pml, bufs.pnum, bufs.pden, op.out], { heads, splits, blocks: ranges }, [
+      c.maxRows,
+      grid,
+    ]),
   );
   return out;
 }
@@ -641,11 +616,11 @@ export const mamba2Family: Family = {
       pnum: c.scratch('_m2.pnum', rows * heads * splits * d),
       pden: c.scratch('_m2.pden', rows * heads * splits),
     };
-    const inum = c.scratch('_m2.inum', rows * heads * d),
-      iden = c.scratch('_m2.iden', rows * heads);
+    const po = c.scratch('_m2.po', rows * heads * d),
+      pml = c.scratch('_m2.pml', rows * heads * 2);
     const chunks = Math.ceil(c.maxRows / M2_CHUNK);
     const out: Dispatch[] = [
-      dispatch(intra, v, [op.qkv, op.logA, bufs.G, inum, iden], { heads, chunk: 0 }, [grid, chunks]),
+      dispatch(intra, v, [op.qkv, op.logA, bufs.G, po, pml], { heads, chunk: 0 }, [grid, chunks]),
     ];
     for (let chunk = 0; chunk < chunks; chunk++)
       out.push(
@@ -659,10 +634,13 @@ export const mamba2Family: Family = {
       );
     // every row of every chunk at once (a row's partials and intra-chunk sums are its own)
     out.push(
-      dispatch(combine, v, [bufs.G, inum, iden, bufs.pnum, bufs.pden, op.out], { heads, blocks: splits }, [
-        c.maxRows,
-        grid,
-      ]),
+      dispatch(
+        combine,
+        { d, seg: M2_CHUNK },
+        [bufs.G, po, pml, bufs.pnum, bufs.pden, op.out],
+        { heads, splits, blocks: 1 },
+        [c.maxRows, grid],
+      ),
     );
     return out;
   },
@@ -670,14 +648,15 @@ export const mamba2Family: Family = {
     headDims.filter(m2Fits).flatMap((d) => {
       const seg = M2_SEGMENT;
       return [
-        ...[intra, update, combine, combine1].map((k) => variant(k, { d, chunk: M2_CHUNK })),
+        ...[intra, update, combine1].map((k) => variant(k, { d, chunk: M2_CHUNK })),
+        variant(combine, { d, seg: M2_CHUNK }),
         variant(read, { d }),
         ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
         ...(bySegments(caps, d)
           ? [
               variant(cumsum, { seg }),
               variant(scores, { d, seg, emulate: caps.matrices === 'emulated' }),
-              variant(combineSeg, { d, seg }),
+              variant(combine, { d, seg }),
               ...(stateOnTc(caps, d)
                 ? [
                     variant(scale, {}),

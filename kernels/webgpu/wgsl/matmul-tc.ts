@@ -15,7 +15,7 @@
 // `emulate`: the same staging and tile walk with the products in plain WGSL (lavapipe in CI tests the indexing).
 // Requires K % 32 == 0.
 import type { WeightDType } from '../../backend.js';
-import { HALVES8, SILU4 } from './common.js';
+import { HALVES8, SILU4, tcEnables } from './common.js';
 
 /** The input prologue of a matmul: none, rmsnorm (x·rsqrt(mean x² + eps)·w_norm), or silu(gate)·up. */
 export type MatmulPrologue = 'none' | 'norm' | 'silu';
@@ -156,8 +156,7 @@ ${frags
         `As[(t / 4u + ${32 * u}u) * ${LD8}u + t % 4u] = pa${u}; Bs[(t / 4u + ${32 * u}u) * ${LD8}u + t % 4u] = ${wl.pack(`pb${u}`)};`,
     )
     .join('\n    ');
-  return `enable f16;
-${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}${head}
+  return `${tcEnables(emulate)}${head}
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
 @group(0) @binding(3) var<storage, read> xh: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> outp: array<f32>;
