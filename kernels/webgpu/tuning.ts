@@ -50,6 +50,27 @@ if (!Number.isInteger(GEMM_MIN_ROWS) || GEMM_MIN_ROWS < 1) {
   );
 }
 
+/** From this many rows (below GEMM_MIN_ROWS; any number for a per-sequence matmul such as a batch's LM head) a matmul of
+ *  f16 weights runs as the skinny tensor-core product `gemm_skinny` where tensor cores run (batched decode);
+ *  FURY_SKINNY_MIN_ROWS, 0 for never. */
+export const SKINNY_MIN_ROWS = Number(process.env.FURY_SKINNY_MIN_ROWS ?? 8);
+if (!Number.isInteger(SKINNY_MIN_ROWS) || SKINNY_MIN_ROWS < 0)
+  throw new Error(
+    `FURY_SKINNY_MIN_ROWS must be a non-negative integer, got ${JSON.stringify(process.env.FURY_SKINNY_MIN_ROWS)}`,
+  );
+
+/** gemm_skinny's workgroup (FURY_SKINNY_SHAPE="SG,NT,U"): SG subgroups splitting K, NT column fragments of 16, U
+ *  fragments per loop turn. */
+export const SKINNY_SHAPE = (() => {
+  const [g] = envInts(
+    'FURY_SKINNY_SHAPE',
+    '4,1,2',
+    (v) => v.length === 3 && [1, 2, 4, 8, 16].includes(v[0]!) && [1, 2, 4].includes(v[1]!) && [1, 2, 4].includes(v[2]!),
+    '"SG,NT,U" with SG 1, 2, 4, 8 or 16 and NT, U 1, 2 or 4',
+  );
+  return { SG: g![0]!, NT: g![1]!, U: g![2]! };
+})();
+
 /** State rows per thread of the 2Mamba decode state kernel: few (a wide grid) when few (sequence, head) pairs run.
  *  FURY_M2_RPT="few,many". */
 export const M2_RPT = envInts(

@@ -81,6 +81,83 @@ test(
 );
 
 test(
+  `skinny tensor-core matmul (${tc.gpu?.matrices ?? 'no adapter'}): f16 weights, 8–63 rows and per-sequence rows over two row blocks, prologues, add, the conv front end fused at decode`,
+  { skip: tc.skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const r = (n: number, std = 1) => rng.normals(n, std);
+    const decode = (n: number): Step => ({
+      seqs: Array.from({ length: n }, (_, i) => ({ slot: i, pos: i % 3 === 0 ? 0 : 5 + i, rows: 1, pages: [] })),
+    });
+    // as the GEMM's bound above (x' rounded to f16, f16 weights exact, f32 sums): ≈ 1e-3 at K = 128; tol 3e-3.
+    // 8 and 16 rows: one row fragment; 20: two (the second partial); 40 and 63: four; 70 per-sequence rows: two row
+    // blocks of 64
+    const K = 128,
+      N = 80;
+    const w = round(r(N * K, 0.2), 'f16');
+    for (const [R, perSeq] of [
+      [8, false],
+      [16, false],
+      [20, false],
+      [40, false],
+      [63, false],
+      [70, true],
+    ] as const) {
+      const st = decode(R);
+      for (const add of [false, true])
+        for (const pro of ['none', 'norm', 'silu'] as const) {
+          const c = matmulCase(r, w, 'f16', pro, { K, N, R, xRows: R, add, perSeq });
+          await tc.compare(
+            `gemm_skinny ${pro} add=${add} rows=${R} perSeq=${perSeq}`,
+            c.ops,
+            c.bufs,
+            st,
+            ['y'],
+            3e-3,
+            seed,
+          );
+        }
+    }
+    // a decode step of 12 sequences (every third fresh): [qkv | A] with its norm, then the conv and −softplus front end
+    const ch = 91,
+      H = 5,
+      S = 12;
+    await tc.compare(
+      'gemm_skinny + conv2 + logdecay, fused at decode',
+      [
+        { op: 'matmul', x: 'h', w: 'w', out: 'x', k: K, n: ch + H, norm: { weight: 'g', eps: 1e-5 } },
+        {
+          op: 'conv2',
+          x: 'x',
+          state: 'st',
+          weight: 'cw',
+          bias: 'cb',
+          out: 'y',
+          ch,
+          xStride: ch + H,
+          decay: { out: 'la', heads: H },
+        },
+      ],
+      [
+        { name: 'h', init: r(S * K, 2) },
+        { name: 'w', init: round(r((ch + H) * K, 0.2), 'f16'), storage: 'f16' },
+        { name: 'g', init: r(K) },
+        { name: 'x', init: new Float32Array(S * (ch + H)), out: true },
+        { name: 'st', init: r(S * ch) },
+        { name: 'cw', init: r(2 * ch) },
+        { name: 'cb', init: r(ch) },
+        { name: 'y', init: new Float32Array(S * ch), out: true },
+        { name: 'la', init: new Float32Array(S * H), out: true },
+      ],
+      decode(S),
+      ['x', 'y', 'st', 'la'],
+      3e-3,
+      seed,
+    );
+  },
+);
+
+test(
   'matmul (f32, f16, bf16 weights; rmsnorm / silu·mul prologues; add; 1, 3 and 76 rows; tiled GEMM), embed, gather_last',
   { skip },
   async () => {

@@ -25,6 +25,27 @@ export const LOGDECAY = /* wgsl */ `fn logdecay(z: f32) -> f32 {
   return -(max(z, 0.0) + l1p);
 }`;
 
+/** The same front end as a projection's epilogue (decode steps: one row per sequence): `bindings(b)` declares the conv
+ *  state, weights, bias, conv output and decay output from binding b; `body` stores the front end of projection output
+ *  (row r, column c) = v: columns c < ch the window-2 conv with the slot's conv state (which v then replaces), the rest
+ *  −softplus. Reads prm.ch and prm.heads. */
+export const convEpilogue = {
+  bindings: (b: number) => `${rw(b, 'cst')}
+${ro(b + 1, 'cw')}
+${ro(b + 2, 'cb')}
+${rw(b + 3, 'cout')}
+${rw(b + 4, 'la')}
+${LOGDECAY}`,
+  access: ['rw', 'ro', 'ro', 'rw', 'rw'] as const,
+  body: `      let ch = prm.ch; let sq = rowSeq(r);
+      if (c < ch) {
+        let si = seqSlot(sq) * ch + c;
+        let prev = select(0.0, cst[si], seqPos(sq) > 0u);
+        cout[r * ch + c] = cb[c] + cw[2u * c] * prev + cw[2u * c + 1u] * v;
+        cst[si] = v;
+      } else { la[r * prm.heads + c - ch] = logdecay(v); }`,
+};
+
 // One thread per (row, channel): out[t] = b + w0·x[t−1] + w1·x[t], with
 // x[−1] from state[slot] (zero for a fresh sequence). The thread of a sequence's first row is the only one that
 // reads the state, so it also writes the new one (the sequence's last raw row): no race between rows. The decay

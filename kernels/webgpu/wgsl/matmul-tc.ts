@@ -37,7 +37,7 @@ ${SILU4}
 var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let r = wg.x + 65535u * wg.y;
-  if (r >= nRows()) { return; }
+  if (r >= select(nRows(), nSeqs(), prm.perSeq == 1u)) { return; }
   let K4 = prm.K / 4u; let XS = ${pro === 'silu' ? '2u' : '1u'} * K4; // vec4s per x row (silu: gate then up)
   var scale = 1.0;
 ${
@@ -192,5 +192,103 @@ ${accum}
 ${products}
   }
 ${epilogue}
+}`;
+};
+
+/** The skinny tensor-core matmul's shape: SG subgroups of 32 split K, each U fragments deep per loop turn; NT column
+ *  fragments of 16 per workgroup; MT row fragments (16·MT rows per workgroup). */
+export interface SkinnyShape {
+  SG: number;
+  NT: number;
+  U: number;
+}
+
+// 3. `gemm_skinny`, the product of few rows (batched decode, the LM head of a batch): a 128 × 128 tile would leave most
+//    of the GPU idle (N / 128 workgroups), so a workgroup takes all 16·MT rows of a row block and only 16·NT columns,
+//    and its SG subgroups split K. Every fragment is loaded straight from the buffers (x' from gemm_in16, f16 weights
+//    as they are: 16 columns × 32 bytes per fragment, whole sectors), no workgroup memory and no barrier in the loop;
+//    the SG partial sums meet in workgroup memory, where the epilogue (residual add, the 2Mamba conv front end) runs
+//    per element. Rows past the step are computed from x' rows gemm_in16 did not write (the scratch is sized for
+//    whole row blocks) and not stored. Requires f16 weights, N % (16·NT) == 0 and K % (16·SG·U) == 0.
+export const gemmSkinnySource = (
+  head: string,
+  MT: number,
+  shape: SkinnyShape,
+  emulate: boolean,
+  conv: { bindings: (b: number) => string; body: string } | null,
+) => {
+  const { SG, NT, U } = shape;
+  const frags = range(MT).flatMap((i) => range(NT).map((j) => [i, j] as const));
+  const m = (i: number, j: number) => `m${i}${j}`;
+  // where subgroup s keeps fragment (i, j) in Cs
+  const slot = (i: string, j: string, s = 'sg') => `((${s} * ${MT}u + ${i}) * ${NT}u + ${j}) * 256u`;
+  const loop = emulate
+    ? `  var acc: array<f32, ${MT * NT * 8}>;
+  for (var k = kb * 8u; k < (kb + per) * 8u; k++) {
+    for (var u = 0u; u < 8u; u++) {
+      let e = lane * 8u + u;
+${range(MT)
+  .map((i) => `      let a${i} = half8(xh[(r0 + ${16 * i}u + e / 16u) * K8 + k / 8u], k % 8u);`)
+  .join('\n')}
+${range(NT)
+  .map((j) => `      let b${j} = half8(w[(c0 + ${16 * j}u + e % 16u) * K8 + k / 8u], k % 8u);`)
+  .join('\n')}
+${frags.map(([i, j]) => `      acc[${(i * NT + j) * 8}u + u] += a${i} * b${j};`).join('\n')}
+    }
+  }
+${frags.map(([i, j]) => `  for (var u = 0u; u < 8u; u++) { Cs[${slot(`${i}u`, `${j}u`)} + lane * 8u + u] = acc[${(i * NT + j) * 8}u + u]; }`).join('\n')}`
+    : `${frags.map(([i, j]) => `  var ${m(i, j)} = subgroup_matrix_result<f32, 16, 16>();`).join('\n')}
+  for (var k = kb; k < kb + per; k += ${2 * U}u) {
+${range(U)
+  .map(
+    (q) => `${range(NT)
+      .map(
+        (j) =>
+          `    let b${q}${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&w, (c0 + ${16 * j}u) * K8 + k + ${2 * q}u, K8);`,
+      )
+      .join('\n')}
+${range(MT)
+  .map(
+    (i) =>
+      `    let a${q}${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xh, (r0 + ${16 * i}u) * K8 + k + ${2 * q}u, K8);`,
+  )
+  .join('\n')}`,
+  )
+  .join('\n')}
+${range(U)
+  .flatMap((q) =>
+    frags.map(([i, j]) => `    ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${q}${i}, b${q}${j}, ${m(i, j)});`),
+  )
+  .join('\n')}
+  }
+${frags.map(([i, j]) => `  subgroupMatrixStore<row_major>(&Cs, ${slot(`${i}u`, `${j}u`)}, ${m(i, j)}, 16u);`).join('\n')}`;
+  return `${tcEnables(emulate)}${head}
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> xh: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read_write> outp: array<f32>;
+${conv ? conv.bindings(5) : ''}
+var<workgroup> Cs: array<f32, ${SG * MT * NT * 256}>; // each subgroup's fragments, row-major 16 × 16
+${HALVES8}
+@compute @workgroup_size(${SG * 32}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
+    emulate ? '' : ', @builtin(subgroup_id) sg: u32'
+  }) {
+${emulate ? `  let sg = t / 32u; let lane = t % 32u;` : ''}
+  let N = prm.N; let K8 = prm.K / 8u; let Rt = select(nRows(), nSeqs(), prm.perSeq == 1u);
+  let c0 = wg.x * ${16 * NT}u; let r0 = wg.y * ${16 * MT}u;
+  let per = K8 / ${SG}u; let kb = sg * per; // this subgroup's K range, in units of 8
+${loop}
+  workgroupBarrier();
+  for (var e = t; e < ${MT * NT * 256}u; e += ${SG * 32}u) {
+    let f = e / 256u; let i = f / ${NT}u; let j = f % ${NT}u; let o = e % 256u;
+    var v = 0.0;
+    for (var s = 0u; s < ${SG}u; s++) { v += Cs[${slot('i', 'j', 's')} + o]; }
+    let r = r0 + 16u * i + o / 16u; let c = c0 + 16u * j + o % 16u;
+    if (r < Rt) {
+      let oi = r * N + c;
+      if (prm.add == 1u) { v += outp[oi]; }
+      outp[oi] = v;
+${conv ? conv.body : ''}
+    }
+  }
 }`;
 };

@@ -2,7 +2,14 @@
 // the 2Mamba front-end epilogue, and the register-tiled GEMM of many rows (prefill). CPU twin: kernels/cpu/matmul.ts.
 import type { WeightDType } from '../../backend.js';
 import type { Op } from '../../ops.js';
-import { GEMM_MIN_ROWS, MATMUL_SHAPES, matmulShape, type MatmulShape } from '../tuning.js';
+import {
+  GEMM_MIN_ROWS,
+  MATMUL_SHAPES,
+  matmulShape,
+  type MatmulShape,
+  SKINNY_MIN_ROWS,
+  SKINNY_SHAPE,
+} from '../tuning.js';
 import {
   type Dispatch,
   type DispatchContext,
@@ -17,8 +24,8 @@ import {
   SILU4,
   variant,
 } from './common.js';
-import { LOGDECAY } from './conv2.js';
-import { gemmIn16Source, gemmMmaSource, type MatmulPrologue, MMA_K, MMA_TILE } from './matmul-tc.js';
+import { convEpilogue } from './conv2.js';
+import { gemmIn16Source, gemmMmaSource, gemmSkinnySource, type MatmulPrologue, MMA_K, MMA_TILE } from './matmul-tc.js';
 
 /** K, N; add: accumulate into out (residual); perSeq: one row per sequence; eps: rmsnorm's; ch, heads: the conv epilogue. */
 export const MATMUL_PARAMS = defineParams({
@@ -69,16 +76,7 @@ const matmulSource = (dtype: WeightDType, pro: MatmulPrologue, m: MatmulShape, c
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 ${rw(4, 'outp')}
 ${pro === 'norm' ? ro(5, 'nw', 'vec4<f32>') : ''}
-${
-  conv
-    ? `${rw(e, 'cst')}
-${ro(e + 1, 'cw')}
-${ro(e + 2, 'cb')}
-${rw(e + 3, 'cout')}
-${rw(e + 4, 'la')}
-${LOGDECAY}`
-    : ''
-}
+${conv ? convEpilogue.bindings(e) : ''}
 fn rows() -> u32 { return select(nRows(), nSeqs(), prm.perSeq == 1u); }
 ${weights8(dtype)}
 var<workgroup> red: array<f32, ${WGS * R * C}>;
@@ -119,17 +117,7 @@ ${
     let r = r0 + a; let c = wg.x * ${CG * C}u + g * ${C}u + b;
     if (r < Rt && c < N) {
       let oi = r * N + c; outp[oi] = select(v, outp[oi] + v, prm.add == 1u);
-${
-  conv
-    ? `      let ch = prm.ch; let sq = rowSeq(r);
-      if (c < ch) {
-        let si = seqSlot(sq) * ch + c;
-        let prev = select(0.0, cst[si], seqPos(sq) > 0u);
-        cout[r * ch + c] = cb[c] + cw[2u * c] * prev + cw[2u * c + 1u] * v;
-        cst[si] = v;
-      } else { la[r * prm.heads + c - ch] = logdecay(v); }`
-    : ''
-}
+${conv ? convEpilogue.body : ''}
     }
   }
 }`;
@@ -219,6 +207,16 @@ const gemmMma: Kernel<{ dtype: WeightDType; emulate: boolean }> & { params: type
   source: (v) => gemmMmaSource(header(MATMUL_PARAMS), v.dtype, v.emulate),
 };
 
+type SkinnyVariant = { MT: number; conv: boolean; emulate: boolean };
+const gemmSkinny: Kernel<SkinnyVariant> & { params: typeof MATMUL_PARAMS } = {
+  name: 'gemm_skinny',
+  params: MATMUL_PARAMS,
+  bindings: (v) => ['ro', 'ro', 'rw', ...(v.conv ? convEpilogue.access : [])],
+  source: (v) => gemmSkinnySource(header(MATMUL_PARAMS), v.MT, SKINNY_SHAPE, v.emulate, v.conv ? convEpilogue : null),
+};
+/** Row fragments of gemm_skinny for R rows (row blocks of 64 past that). */
+const skinnyMT = (R: number) => (R <= 16 ? 1 : R <= 32 ? 2 : 4);
+
 type MatmulVariant = { dtype: WeightDType; pro: MatmulPrologue; shape: MatmulShape; conv: boolean };
 const matmul: Kernel<MatmulVariant> & { params: typeof MATMUL_PARAMS } = {
   name: 'matmul',
@@ -228,7 +226,7 @@ const matmul: Kernel<MatmulVariant> & { params: typeof MATMUL_PARAMS } = {
     'ro',
     'rw',
     ...(v.pro === 'norm' ? ['ro' as const] : []),
-    ...(v.conv ? (['rw', 'ro', 'ro', 'rw', 'rw'] as const) : []),
+    ...(v.conv ? convEpilogue.access : []),
   ],
   source: (v) => matmulSource(v.dtype, v.pro, v.shape, v.conv),
 };
@@ -239,6 +237,20 @@ const gemm: Kernel<{ dtype: WeightDType; pro: MatmulPrologue }> & { params: type
   source: (v) => gemmSource(v.dtype, v.pro),
 };
 
+/** Whether a matmul of R rows runs as gemm_skinny (tuning.ts SKINNY_MIN_ROWS; its shape's divisibility). */
+function skinnyFits(op: Extract<Op, { op: 'matmul' }>, R: number, dtype: WeightDType, c: DispatchContext): boolean {
+  const { SG, NT, U } = SKINNY_SHAPE;
+  return (
+    c.matrices !== 'off' &&
+    dtype === 'f16' &&
+    SKINNY_MIN_ROWS > 0 &&
+    R >= SKINNY_MIN_ROWS &&
+    (op.perSeq || R < GEMM_MIN_ROWS) &&
+    op.n % (16 * NT) === 0 &&
+    op.k % (16 * SG * U) === 0
+  );
+}
+
 function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): Dispatch[] {
   const R = op.perSeq ? c.seqs : c.rows,
     shape = matmulShape(R),
@@ -247,6 +259,17 @@ function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): 
   const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
   const params = { K: op.k, N: op.n, add: op.add ? 1 : 0, perSeq: op.perSeq ? 1 : 0, eps: op.norm?.eps ?? 0 };
   const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
+  if (skinnyFits(op, R, dtype, c)) {
+    const MT = skinnyMT(R),
+      xh = c.scratch('_gemm.xh', (Math.ceil(R / (16 * MT)) * 16 * MT * op.k) / 2); // whole row blocks
+    return [
+      dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
+      dispatch(gemmSkinny, { MT, conv: false, emulate: c.matrices === 'emulated' }, [op.w, xh, op.out], params, [
+        op.n / (16 * SKINNY_SHAPE.NT),
+        Math.ceil(R / (16 * MT)),
+      ]),
+    ];
+  }
   if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && op.k % MMA_K === 0) {
     const xh = c.scratch('_gemm.xh', (R * op.k) / 2); // x' as f16 pairs
     return [
@@ -276,7 +299,7 @@ export const matmulFamily: Family = {
   },
   /** A decode step's [qkv | A] projection and the conv2 + logdecay front end that reads it, as one dispatch (the
    *  conv epilogue); null when the pair does not match or a sequence has several rows (conv2 walks them). */
-  fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch | null {
+  fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch[] | null {
     if (
       op.op !== 'matmul' ||
       next?.op !== 'conv2' ||
@@ -289,17 +312,16 @@ export const matmulFamily: Family = {
       c.step.seqs.some((s) => s.rows !== 1)
     )
       return null;
-    const [d] = matmulDispatch(op, c);
-    if (d!.kernel.name !== 'matmul') return null; // a batch large enough for the GEMM: conv2 runs on its own
-    const v = d!.variant as MatmulVariant,
+    const ds = matmulDispatch(op, c),
+      d = ds.at(-1)!,
+      front = [next.state, next.weight, next.bias, next.out, next.decay.out],
       p = { K: op.k, N: op.n, add: 0, perSeq: 0, eps: op.norm?.eps ?? 0, ch: next.ch, heads: next.decay.heads };
-    return dispatch(
-      matmul,
-      { ...v, conv: true },
-      [...d!.buffers, next.state, next.weight, next.bias, next.out, next.decay.out],
-      p,
-      d!.groups,
-    );
+    if (d.kernel.name === 'gemm_skinny') {
+      const v = d.variant as SkinnyVariant;
+      return [ds[0]!, dispatch(gemmSkinny, { ...v, conv: true }, [...d.buffers, ...front], p, d.groups)];
+    }
+    if (d.kernel.name !== 'matmul') return null; // a batch large enough for the GEMM: conv2 runs on its own
+    return [dispatch(matmul, { ...(d.variant as MatmulVariant), conv: true }, [...d.buffers, ...front], p, d.groups)];
   },
   variants(_headDims, caps) {
     const out = [];
@@ -313,6 +335,9 @@ export const matmulFamily: Family = {
       for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemmIn16, { pro }));
       for (const dtype of ['f32', 'f16', 'bf16'] as const)
         out.push(variant(gemmMma, { dtype, emulate: caps.matrices === 'emulated' }));
+      for (const MT of [1, 2, 4])
+        for (const conv of [false, true])
+          out.push(variant(gemmSkinny, { MT, conv, emulate: caps.matrices === 'emulated' }));
     }
     return out;
   },
