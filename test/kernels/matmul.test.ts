@@ -81,7 +81,7 @@ test(
 );
 
 test(
-  `skinny tensor-core matmul (${tc.gpu?.matrices ?? 'no adapter'}): f16 weights, 8–63 rows and per-sequence rows over two row blocks, prologues, add, the conv front end fused at decode`,
+  `skinny tensor-core matmul (${tc.gpu?.matrices ?? 'no adapter'}): f16/bf16/f32 weights, 8–63 rows and per-sequence rows over two row blocks, prologues, add, the conv front end fused at decode`,
   { skip: tc.skip },
   async () => {
     const { rng, seed } = freshRng();
@@ -89,26 +89,30 @@ test(
     const decode = (n: number): Step => ({
       seqs: Array.from({ length: n }, (_, i) => ({ slot: i, pos: i % 3 === 0 ? 0 : 5 + i, rows: 1, pages: [] })),
     });
-    // as the GEMM's bound above (x' rounded to f16, f16 weights exact, f32 sums): ≈ 1e-3 at K = 128; tol 3e-3.
+    // as the GEMM's bound above (x' and f32 weights rounded to f16, 16-bit weights exact, f32 sums): ≈ 1e-3 at K = 128; tol 3e-3.
     // 8 and 16 rows: one row fragment; 20: two (the second partial); 40 and 63: four; 70 per-sequence rows: two row
     // blocks of 64
     const K = 128,
       N = 80;
-    const w = round(r(N * K, 0.2), 'f16');
-    for (const [R, perSeq] of [
-      [8, false],
-      [16, false],
-      [20, false],
-      [40, false],
-      [63, false],
-      [70, true],
+    for (const [dt, R, perSeq] of [
+      ['f16', 8, false],
+      ['f16', 16, false],
+      ['f16', 20, false],
+      ['f16', 40, false],
+      ['f16', 63, false],
+      ['f16', 70, true],
+      ['bf16', 20, false],
+      ['bf16', 40, false],
+      ['f32', 20, false],
+      ['f32', 40, false],
     ] as const) {
-      const st = decode(R);
+      const st = decode(R),
+        w = round(r(N * K, 0.2), dt);
       for (const add of [false, true])
         for (const pro of ['none', 'norm', 'silu'] as const) {
-          const c = matmulCase(r, w, 'f16', pro, { K, N, R, xRows: R, add, perSeq });
+          const c = matmulCase(r, w, dt, pro, { K, N, R, xRows: R, add, perSeq });
           await tc.compare(
-            `gemm_skinny ${pro} add=${add} rows=${R} perSeq=${perSeq}`,
+            `gemm_skinny ${dt} ${pro} add=${add} rows=${R} perSeq=${perSeq}`,
             c.ops,
             c.bufs,
             st,

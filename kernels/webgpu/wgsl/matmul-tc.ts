@@ -195,90 +195,152 @@ ${epilogue}
 }`;
 };
 
-/** The skinny tensor-core matmul's shape: SG subgroups of 32 split K, each U fragments deep per loop turn; NT column
- *  fragments of 16 per workgroup; MT row fragments (16·MT rows per workgroup). */
+/** The skinny tensor-core matmul's shape: SG subgroups of 32, each taking U fragments of 16 along K per step (a step
+ *  spans 16·SG·U of K); NT column fragments of 16 per workgroup. */
 export interface SkinnyShape {
   SG: number;
   NT: number;
   U: number;
 }
 
+/** Bytes of gemm_skinny's workgroup memory: the x' and weight tiles of a step, each subgroup's result fragments. */
+const skinnyBytes = (MT: number, { SG, NT, U }: SkinnyShape) =>
+  16 * (MT + NT) * (2 * SG * U + 1) * 16 + SG * MT * NT * 256 * 4;
+/** The U a workgroup of MT row fragments uses: the shape's, halved until its memory fits 30 KiB (lavapipe has 32). */
+export function skinnyU(MT: number, shape: SkinnyShape): number {
+  let U = shape.U;
+  while (U > 1 && skinnyBytes(MT, { ...shape, U }) > 30 * 1024) U /= 2;
+  return U;
+}
+
 // 3. `gemm_skinny`, the product of few rows (batched decode, the LM head of a batch): a 128 × 128 tile would leave most
 //    of the GPU idle (N / 128 workgroups), so a workgroup takes all 16·MT rows of a row block and only 16·NT columns,
-//    and its SG subgroups split K. Every fragment is loaded straight from the buffers (x' from gemm_in16, f16 weights
-//    as they are: 16 columns × 32 bytes per fragment, whole sectors), no workgroup memory and no barrier in the loop;
-//    the SG partial sums meet in workgroup memory, where the epilogue (residual add, the 2Mamba conv front end) runs
-//    per element. Rows past the step are computed from x' rows gemm_in16 did not write (the scratch is sized for
-//    whole row blocks) and not stored. Requires f16 weights, N % (16·NT) == 0 and K % (16·SG·U) == 0.
+//    and each K step of 16·SG·U is split over its SG subgroups. Both tiles of a step are staged in workgroup memory
+//    with 16-byte loads (weights converted to f16 as staged), the next step's loads in flight while this one
+//    multiplies; the SG partial sums meet in workgroup memory, where the epilogue (residual add, the 2Mamba conv front
+//    end) runs per element. Rows past the step are computed from x' rows gemm_in16 did not write (the scratch holds
+//    whole row blocks) and not stored. Requires N % (16·NT) == 0 and K % (16·SG·U) == 0.
 export const gemmSkinnySource = (
   head: string,
+  dtype: WeightDType,
   MT: number,
   shape: SkinnyShape,
   emulate: boolean,
   conv: { bindings: (b: number) => string; body: string } | null,
 ) => {
-  const { SG, NT, U } = shape;
+  const { SG, NT } = shape,
+    U = skinnyU(MT, shape),
+    wl = WLOAD[dtype],
+    LD = 2 * SG * U + 1, // staged row length in 16-byte units (one of padding)
+    T = SG * 32,
+    XL = MT * U, // 16-byte x' loads per thread and step: 16·MT rows × 2·SG·U units over 32·SG threads
+    WLN = NT * U; // and weight loads
   const frags = range(MT).flatMap((i) => range(NT).map((j) => [i, j] as const));
   const m = (i: number, j: number) => `m${i}${j}`;
   // where subgroup s keeps fragment (i, j) in Cs
   const slot = (i: string, j: string, s = 'sg') => `((${s} * ${MT}u + ${i}) * ${NT}u + ${j}) * 256u`;
-  const loop = emulate
-    ? `  var acc: array<f32, ${MT * NT * 8}>;
-  for (var k = kb * 8u; k < (kb + per) * 8u; k++) {
-    for (var u = 0u; u < 8u; u++) {
-      let e = lane * 8u + u;
+  // thread t's u-th 16-byte unit of a tile: row e / (LD − 1), unit e % (LD − 1)
+  const unit = (u: number) => `(t + ${u * T}u)`;
+  const loads = (k8: string) =>
+    [
+      ...range(XL).map((u) => `px${u} = xh[(r0 + ${unit(u)} / ${LD - 1}u) * K8 + ${k8} + ${unit(u)} % ${LD - 1}u];`),
+      ...range(WLN).map(
+        (u) => `pw${u} = ${wl.load(`(c0 + ${unit(u)} / ${LD - 1}u) * K8 + ${k8} + ${unit(u)} % ${LD - 1}u`)};`,
+      ),
+    ].join('\n    ');
+  const puts = [
+    ...range(XL).map((u) => `Xs[(${unit(u)} / ${LD - 1}u) * ${LD}u + ${unit(u)} % ${LD - 1}u] = px${u};`),
+    ...range(WLN).map(
+      (u) => `Ws[(${unit(u)} / ${LD - 1}u) * ${LD}u + ${unit(u)} % ${LD - 1}u] = ${wl.pack(`pw${u}`)};`,
+    ),
+  ].join('\n    ');
+  // this subgroup's U fragments of the step start at 16-byte unit (sg·U + q)·2 of a staged row
+  const products = emulate
+    ? `    for (var q = 0u; q < ${16 * U}u; q++) {
+      let k = sg * ${16 * U}u + q;
+      for (var u = 0u; u < 8u; u++) {
+        let e = lane * 8u + u;
 ${range(MT)
-  .map((i) => `      let a${i} = half8(xh[(r0 + ${16 * i}u + e / 16u) * K8 + k / 8u], k % 8u);`)
+  .map((i) => `        let a${i} = half8(Xs[(${16 * i}u + e / 16u) * ${LD}u + k / 8u], k % 8u);`)
   .join('\n')}
 ${range(NT)
-  .map((j) => `      let b${j} = half8(w[(c0 + ${16 * j}u + e % 16u) * K8 + k / 8u], k % 8u);`)
+  .map((j) => `        let b${j} = half8(Ws[(${16 * j}u + e % 16u) * ${LD}u + k / 8u], k % 8u);`)
   .join('\n')}
-${frags.map(([i, j]) => `      acc[${(i * NT + j) * 8}u + u] += a${i} * b${j};`).join('\n')}
-    }
-  }
-${frags.map(([i, j]) => `  for (var u = 0u; u < 8u; u++) { Cs[${slot(`${i}u`, `${j}u`)} + lane * 8u + u] = acc[${(i * NT + j) * 8}u + u]; }`).join('\n')}`
-    : `${frags.map(([i, j]) => `  var ${m(i, j)} = subgroup_matrix_result<f32, 16, 16>();`).join('\n')}
-  for (var k = kb; k < kb + per; k += ${2 * U}u) {
-${range(U)
+${frags.map(([i, j]) => `        acc[${(i * NT + j) * 8}u + u] += a${i} * b${j};`).join('\n')}
+      }
+    }`
+    : range(U)
+        .map(
+          (q) => `    {
+      let o = (sg * ${U}u + ${q}u) * 2u;
+${range(NT)
   .map(
-    (q) => `${range(NT)
-      .map(
-        (j) =>
-          `    let b${q}${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&w, (c0 + ${16 * j}u) * K8 + k + ${2 * q}u, K8);`,
-      )
-      .join('\n')}
+    (j) =>
+      `      let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ws, ${16 * j * LD}u + o, ${LD}u);`,
+  )
+  .join('\n')}
 ${range(MT)
   .map(
     (i) =>
-      `    let a${q}${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xh, (r0 + ${16 * i}u) * K8 + k + ${2 * q}u, K8);`,
-  )
-  .join('\n')}`,
+      `      let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Xs, ${16 * i * LD}u + o, ${LD}u);`,
   )
   .join('\n')}
-${range(U)
-  .flatMap((q) =>
-    frags.map(([i, j]) => `    ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${q}${i}, b${q}${j}, ${m(i, j)});`),
-  )
-  .join('\n')}
-  }
-${frags.map(([i, j]) => `  subgroupMatrixStore<row_major>(&Cs, ${slot(`${i}u`, `${j}u`)}, ${m(i, j)}, 16u);`).join('\n')}`;
+${frags.map(([i, j]) => `      ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, ${m(i, j)});`).join('\n')}
+    }`,
+        )
+        .join('\n');
+  const accum = emulate
+    ? `  var acc: array<f32, ${MT * NT * 8}>;`
+    : frags.map(([i, j]) => `  var ${m(i, j)} = subgroup_matrix_result<f32, 16, 16>();`).join('\n');
+  const results = emulate
+    ? frags
+        .map(
+          ([i, j]) =>
+            `  for (var u = 0u; u < 8u; u++) { Cs[${slot(`${i}u`, `${j}u`)} + lane * 8u + u] = acc[${(i * NT + j) * 8}u + u]; }`,
+        )
+        .join('\n')
+    : frags
+        .map(([i, j]) => `  subgroupMatrixStore<row_major>(&Cs, ${slot(`${i}u`, `${j}u`)}, ${m(i, j)}, 16u);`)
+        .join('\n');
   return `${tcEnables(emulate)}${head}
-@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
 @group(0) @binding(3) var<storage, read> xh: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> outp: array<f32>;
 ${conv ? conv.bindings(5) : ''}
+var<workgroup> Xs: array<vec4<u32>, ${16 * MT * LD}>; // x' tile [row][k], 8 halves per element
+var<workgroup> Ws: array<vec4<u32>, ${16 * NT * LD}>; // weight tile [column][k]
 var<workgroup> Cs: array<f32, ${SG * MT * NT * 256}>; // each subgroup's fragments, row-major 16 × 16
 ${HALVES8}
-@compute @workgroup_size(${SG * 32}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
+fn packClamped8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> { // 8 values as f16, clamped to ±65504
+  return pack8(clamp(lo, vec4<f32>(-65504.0), vec4<f32>(65504.0)), clamp(hi, vec4<f32>(-65504.0), vec4<f32>(65504.0)));
+}
+@compute @workgroup_size(${T}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
     emulate ? '' : ', @builtin(subgroup_id) sg: u32'
   }) {
 ${emulate ? `  let sg = t / 32u; let lane = t % 32u;` : ''}
-  let N = prm.N; let K8 = prm.K / 8u; let Rt = select(nRows(), nSeqs(), prm.perSeq == 1u);
+  let N = prm.N; let K = prm.K; let K8 = K / 8u; let Rt = select(nRows(), nSeqs(), prm.perSeq == 1u);
   let c0 = wg.x * ${16 * NT}u; let r0 = wg.y * ${16 * MT}u;
-  let per = K8 / ${SG}u; let kb = sg * per; // this subgroup's K range, in units of 8
-${loop}
+${accum}
+${range(XL)
+  .map((u) => `  var px${u}: vec4<u32>;`)
+  .join('\n')}
+${range(WLN)
+  .map((u) => `  var pw${u}: ${wl.type};`)
+  .join('\n')}
+  ${loads('0u')}
+  for (var k0 = 0u; k0 < K; k0 += ${16 * SG * U}u) {
+    workgroupBarrier(); // the previous step's products are done
+    ${puts}
+    workgroupBarrier();
+    if (k0 + ${16 * SG * U}u < K) {
+      let k8 = (k0 + ${16 * SG * U}u) / 8u;
+    ${loads('k8')}
+    }
+${products}
+  }
+${results}
   workgroupBarrier();
-  for (var e = t; e < ${MT * NT * 256}u; e += ${SG * 32}u) {
+  for (var e = t; e < ${MT * NT * 256}u; e += ${T}u) {
     let f = e / 256u; let i = f / ${NT}u; let j = f % ${NT}u; let o = e % 256u;
     var v = 0.0;
     for (var s = 0u; s < ${SG}u; s++) { v += Cs[${slot('i', 'j', 's')} + o]; }

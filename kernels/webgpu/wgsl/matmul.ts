@@ -25,7 +25,15 @@ import {
   variant,
 } from './common.js';
 import { convEpilogue } from './conv2.js';
-import { gemmIn16Source, gemmMmaSource, gemmSkinnySource, type MatmulPrologue, MMA_K, MMA_TILE } from './matmul-tc.js';
+import {
+  gemmIn16Source,
+  gemmMmaSource,
+  gemmSkinnySource,
+  type MatmulPrologue,
+  MMA_K,
+  MMA_TILE,
+  skinnyU,
+} from './matmul-tc.js';
 
 /** K, N; add: accumulate into out (residual); perSeq: one row per sequence; eps: rmsnorm's; ch, heads: the conv epilogue. */
 export const MATMUL_PARAMS = defineParams({
@@ -207,12 +215,13 @@ const gemmMma: Kernel<{ dtype: WeightDType; emulate: boolean }> & { params: type
   source: (v) => gemmMmaSource(header(MATMUL_PARAMS), v.dtype, v.emulate),
 };
 
-type SkinnyVariant = { MT: number; conv: boolean; emulate: boolean };
+type SkinnyVariant = { dtype: WeightDType; MT: number; conv: boolean; emulate: boolean };
 const gemmSkinny: Kernel<SkinnyVariant> & { params: typeof MATMUL_PARAMS } = {
   name: 'gemm_skinny',
   params: MATMUL_PARAMS,
   bindings: (v) => ['ro', 'ro', 'rw', ...(v.conv ? convEpilogue.access : [])],
-  source: (v) => gemmSkinnySource(header(MATMUL_PARAMS), v.MT, SKINNY_SHAPE, v.emulate, v.conv ? convEpilogue : null),
+  source: (v) =>
+    gemmSkinnySource(header(MATMUL_PARAMS), v.dtype, v.MT, SKINNY_SHAPE, v.emulate, v.conv ? convEpilogue : null),
 };
 /** Row fragments of gemm_skinny for R rows (row blocks of 64 past that). */
 const skinnyMT = (R: number) => (R <= 16 ? 1 : R <= 32 ? 2 : 4);
@@ -239,10 +248,10 @@ const gemm: Kernel<{ dtype: WeightDType; pro: MatmulPrologue }> & { params: type
 
 /** Whether a matmul of R rows runs as gemm_skinny (tuning.ts SKINNY_MIN_ROWS; its shape's divisibility). */
 function skinnyFits(op: Extract<Op, { op: 'matmul' }>, R: number, dtype: WeightDType, c: DispatchContext): boolean {
-  const { SG, NT, U } = SKINNY_SHAPE;
+  const { SG, NT } = SKINNY_SHAPE,
+    U = skinnyU(skinnyMT(R), SKINNY_SHAPE);
   return (
     c.matrices !== 'off' &&
-    dtype === 'f16' &&
     SKINNY_MIN_ROWS > 0 &&
     R >= SKINNY_MIN_ROWS &&
     (op.perSeq || R < GEMM_MIN_ROWS) &&
@@ -264,7 +273,7 @@ function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): 
       xh = c.scratch('_gemm.xh', (Math.ceil(R / (16 * MT)) * 16 * MT * op.k) / 2); // whole row blocks
     return [
       dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
-      dispatch(gemmSkinny, { MT, conv: false, emulate: c.matrices === 'emulated' }, [op.w, xh, op.out], params, [
+      dispatch(gemmSkinny, { dtype, MT, conv: false, emulate: c.matrices === 'emulated' }, [op.w, xh, op.out], params, [
         op.n / (16 * SKINNY_SHAPE.NT),
         Math.ceil(R / (16 * MT)),
       ]),
@@ -335,9 +344,10 @@ export const matmulFamily: Family = {
       for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemmIn16, { pro }));
       for (const dtype of ['f32', 'f16', 'bf16'] as const)
         out.push(variant(gemmMma, { dtype, emulate: caps.matrices === 'emulated' }));
-      for (const MT of [1, 2, 4])
-        for (const conv of [false, true])
-          out.push(variant(gemmSkinny, { MT, conv, emulate: caps.matrices === 'emulated' }));
+      for (const dtype of ['f32', 'f16', 'bf16'] as const)
+        for (const MT of [1, 2, 4])
+          for (const conv of [false, true])
+            out.push(variant(gemmSkinny, { dtype, MT, conv, emulate: caps.matrices === 'emulated' }));
     }
     return out;
   },
