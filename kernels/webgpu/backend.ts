@@ -435,8 +435,7 @@ export class WebGpuBackend implements Backend, OpTimes {
       if (!family) throw new Error(`webgpu: no kernel family runs op "${op.op}"`);
       const fused = family.fuse?.(op, plan.ops[i + 1], ctx);
       if (fused) {
-        for (const d of fused) list.push({ d, opIndex: i });
-        i++;
+        list.push({ d: fused, opIndex: i++ });
         continue;
       }
       for (const d of family.dispatch(op, ctx)) list.push({ d, opIndex: i });
