@@ -435,7 +435,8 @@ export class WebGpuBackend implements Backend, OpTimes {
       if (!family) throw new Error(`webgpu: no kernel family runs op "${op.op}"`);
       const fused = family.fuse?.(op, plan.ops[i + 1], ctx);
       if (fused) {
-        list.push({ d: fused, opIndex: i++ });
+        for (const d of fused) list.push({ d, opIndex: i });
+        i++;
         continue;
       }
       for (const d of family.dispatch(op, ctx)) list.push({ d, opIndex: i });

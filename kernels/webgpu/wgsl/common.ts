@@ -122,8 +122,8 @@ export interface Family {
   /** What of a step besides each sequence's rows shapes this family's grids (a recording is reused only while it
    *  stays the same); absent when nothing else does. */
   shapeKey?(step: Step): string;
-  /** Fuse `op` with the op after it into one dispatch, or null. */
-  fuse?(op: Op, next: Op | undefined, ctx: DispatchContext): Dispatch | null;
+  /** Run `op` and the op after it as these dispatches (fused: fewer than apart), or null. */
+  fuse?(op: Op, next: Op | undefined, ctx: DispatchContext): Dispatch[] | null;
 }
 
 /** Split a 1-D workgroup count over x and y (65535 per dimension). */

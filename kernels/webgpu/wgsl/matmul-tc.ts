@@ -37,7 +37,7 @@ ${SILU4}
 var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let r = wg.x + 65535u * wg.y;
-  if (r >= nRows()) { return; }
+  if (r >= select(nRows(), nSeqs(), prm.perSeq == 1u)) { return; }
   let K4 = prm.K / 4u; let XS = ${pro === 'silu' ? '2u' : '1u'} * K4; // vec4s per x row (silu: gate then up)
   var scale = 1.0;
 ${
@@ -203,10 +203,9 @@ export interface SkinnyShape {
   U: number;
 }
 
-/** Bytes of gemm_skinny's workgroup memory: the x' and weight tiles of a step, each subgroup's result fragments, the
- *  rmsnorm's partial sums of squares and row scales. */
+/** Bytes of gemm_skinny's workgroup memory: the x' and weight tiles of a step, each subgroup's result fragments. */
 const skinnyBytes = (MT: number, { SG, NT, U }: SkinnyShape) =>
-  16 * (MT + NT) * (2 * SG * U + 1) * 16 + SG * MT * NT * 256 * 4 + 16 * MT * (2 * SG * U + 1) * 4;
+  16 * (MT + NT) * (2 * SG * U + 1) * 16 + SG * MT * NT * 256 * 4;
 /** The U a workgroup of MT row fragments uses: the shape's, halved until its memory fits 30 KiB (lavapipe has 32). */
 export function skinnyU(MT: number, shape: SkinnyShape): number {
   let U = shape.U;
@@ -217,16 +216,13 @@ export function skinnyU(MT: number, shape: SkinnyShape): number {
 // 3. `gemm_skinny`, the product of few rows (batched decode, the LM head of a batch): a 128 × 128 tile would leave most
 //    of the GPU idle (N / 128 workgroups), so a workgroup takes all 16·MT rows of a row block and only 16·NT columns,
 //    and each K step of 16·SG·U is split over its SG subgroups. Both tiles of a step are staged in workgroup memory
-//    as f16 (weights converted as staged, x with its prologue applied: no gemm_in16, one dispatch per matmul), the
-//    next step's loads in flight while this one multiplies; the SG partial sums meet in workgroup memory, where the
-//    epilogue (rmsnorm's scale, residual add, the 2Mamba conv front end) runs per element. rmsnorm factors out of the
-//    product: x·w_norm is staged (clamped to ±65504 like gemm_in16's x') and Σ x² accumulated on the way, so the row
-//    scale rsqrt(mean x² + eps) multiplies the finished sums. Rows past the step repeat its last row and are not
-//    stored. Requires N % (16·NT) == 0 and K % (16·SG·U) == 0.
+//    with 16-byte loads (weights converted to f16 as staged), the next step's loads in flight while this one
+//    multiplies; the SG partial sums meet in workgroup memory, where the epilogue (residual add, the 2Mamba conv front
+//    end) runs per element. Rows past the step are computed from x' rows gemm_in16 did not write (the scratch holds
+//    whole row blocks) and not stored. Requires N % (16·NT) == 0 and K % (16·SG·U) == 0.
 export const gemmSkinnySource = (
   head: string,
   dtype: WeightDType,
-  pro: MatmulPrologue,
   MT: number,
   shape: SkinnyShape,
   emulate: boolean,
@@ -237,9 +233,8 @@ export const gemmSkinnySource = (
     wl = WLOAD[dtype],
     LD = 2 * SG * U + 1, // staged row length in 16-byte units (one of padding)
     T = SG * 32,
-    XL = MT * U, // x' units (8 values) per thread and step: 16·MT rows × 2·SG·U units over 32·SG threads
-    WLN = NT * U, // and weight units
-    XV = pro === 'silu' ? 4 : 2; // vec4<f32> loads per x' unit (silu: gate and up)
+    XL = MT * U, // 16-byte x' loads per thread and step: 16·MT rows × 2·SG·U units over 32·SG threads
+    WLN = NT * U; // and weight loads
   const frags = range(MT).flatMap((i) => range(NT).map((j) => [i, j] as const));
   const m = (i: number, j: number) => `m${i}${j}`;
   // where subgroup s keeps fragment (i, j) in Cs
@@ -248,27 +243,13 @@ export const gemmSkinnySource = (
   const unit = (u: number) => `(t + ${u * T}u)`;
   const loads = (k8: string) =>
     [
-      ...range(XL).map((u) => {
-        const at = `xr${u} + 2u * (${k8} + ${unit(u)} % ${LD - 1}u)`;
-        return range(XV)
-          .map((v) => `px${u}[${v}] = x[${at}${v % 2 ? ' + 1u' : ''}${v >= 2 ? ' + 2u * K8' : ''}];`)
-          .join(' ');
-      }),
+      ...range(XL).map((u) => `px${u} = xh[(r0 + ${unit(u)} / ${LD - 1}u) * K8 + ${k8} + ${unit(u)} % ${LD - 1}u];`),
       ...range(WLN).map(
         (u) => `pw${u} = ${wl.load(`(c0 + ${unit(u)} / ${LD - 1}u) * K8 + ${k8} + ${unit(u)} % ${LD - 1}u`)};`,
       ),
     ].join('\n    ');
   const puts = [
-    ...range(XL).map((u) => {
-      const q = `${unit(u)} % ${LD - 1}u`,
-        nk = `2u * (k0 / 8u + ${q})`;
-      return [
-        `{ var lo = px${u}[0]; var hi = px${u}[1];`,
-        pro === 'silu' ? ` lo = silu4(lo) * px${u}[2]; hi = silu4(hi) * px${u}[3];` : '',
-        pro === 'norm' ? ` ss${u} += dot(lo, lo) + dot(hi, hi); lo *= nw[${nk}]; hi *= nw[${nk} + 1u];` : '',
-        ` Xs[(${unit(u)} / ${LD - 1}u) * ${LD}u + ${q}] = packClamped8(lo, hi); }`,
-      ].join('');
-    }),
+    ...range(XL).map((u) => `Xs[(${unit(u)} / ${LD - 1}u) * ${LD}u + ${unit(u)} % ${LD - 1}u] = px${u};`),
     ...range(WLN).map(
       (u) => `Ws[(${unit(u)} / ${LD - 1}u) * ${LD}u + ${unit(u)} % ${LD - 1}u] = ${wl.pack(`pw${u}`)};`,
     ),
@@ -323,12 +304,9 @@ ${frags.map(([i, j]) => `      ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${
         .join('\n');
   return `${tcEnables(emulate)}${head}
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
-@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> xh: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> outp: array<f32>;
-${pro === 'norm' ? '@group(0) @binding(5) var<storage, read> nw: array<vec4<f32>>;' : ''}
-${conv ? conv.bindings(pro === 'norm' ? 6 : 5) : ''}
-${pro === 'norm' ? `var<workgroup> ssp: array<f32, ${16 * MT * (LD - 1)}>; // Σ x² of each row's units\nvar<workgroup> rs: array<f32, ${16 * MT}>; // row scales` : ''}
-${SILU4}
+${conv ? conv.bindings(5) : ''}
 var<workgroup> Xs: array<vec4<u32>, ${16 * MT * LD}>; // x' tile [row][k], 8 halves per element
 var<workgroup> Ws: array<vec4<u32>, ${16 * NT * LD}>; // weight tile [column][k]
 var<workgroup> Cs: array<f32, ${SG * MT * NT * 256}>; // each subgroup's fragments, row-major 16 × 16
@@ -344,11 +322,7 @@ ${emulate ? `  let sg = t / 32u; let lane = t % 32u;` : ''}
   let c0 = wg.x * ${16 * NT}u; let r0 = wg.y * ${16 * MT}u;
 ${accum}
 ${range(XL)
-  .map(
-    (u) =>
-      `  var px${u}: array<vec4<f32>, ${XV}>; let xr${u} = min(r0 + ${unit(u)} / ${LD - 1}u, Rt - 1u) * ${XV}u * K8;` +
-      (pro === 'norm' ? ` var ss${u} = 0.0;` : ''),
-  )
+  .map((u) => `  var px${u}: vec4<u32>;`)
   .join('\n')}
 ${range(WLN)
   .map((u) => `  var pw${u}: ${wl.type};`)
@@ -365,25 +339,11 @@ ${range(WLN)
 ${products}
   }
 ${results}
-${
-  pro === 'norm'
-    ? `${range(XL)
-        .map((u) => `  ssp[${unit(u)}] = ss${u};`)
-        .join('\n')}
-  workgroupBarrier();
-  if (t < ${16 * MT}u) {
-    var s2 = 0.0;
-    for (var q = 0u; q < ${LD - 1}u; q++) { s2 += ssp[t * ${LD - 1}u + q]; }
-    rs[t] = 1.0 / sqrt(s2 / f32(K) + prm.eps);
-  }`
-    : ''
-}
   workgroupBarrier();
   for (var e = t; e < ${MT * NT * 256}u; e += ${T}u) {
     let f = e / 256u; let i = f / ${NT}u; let j = f % ${NT}u; let o = e % 256u;
     var v = 0.0;
     for (var s = 0u; s < ${SG}u; s++) { v += Cs[${slot('i', 'j', 's')} + o]; }
-${pro === 'norm' ? '    v *= rs[16u * i + o / 16u];' : ''}
     let r = r0 + 16u * i + o / 16u; let c = c0 + 16u * j + o % 16u;
     if (r < Rt) {
       let oi = r * N + c;

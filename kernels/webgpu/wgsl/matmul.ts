@@ -215,27 +215,13 @@ const gemmMma: Kernel<{ dtype: WeightDType; emulate: boolean }> & { params: type
   source: (v) => gemmMmaSource(header(MATMUL_PARAMS), v.dtype, v.emulate),
 };
 
-type SkinnyVariant = { dtype: WeightDType; pro: MatmulPrologue; MT: number; conv: boolean; emulate: boolean };
+type SkinnyVariant = { dtype: WeightDType; MT: number; conv: boolean; emulate: boolean };
 const gemmSkinny: Kernel<SkinnyVariant> & { params: typeof MATMUL_PARAMS } = {
   name: 'gemm_skinny',
   params: MATMUL_PARAMS,
-  bindings: (v) => [
-    'ro',
-    'ro',
-    'rw',
-    ...(v.pro === 'norm' ? ['ro' as const] : []),
-    ...(v.conv ? convEpilogue.access : []),
-  ],
+  bindings: (v) => ['ro', 'ro', 'rw', ...(v.conv ? convEpilogue.access : [])],
   source: (v) =>
-    gemmSkinnySource(
-      header(MATMUL_PARAMS),
-      v.dtype,
-      v.pro,
-      v.MT,
-      SKINNY_SHAPE,
-      v.emulate,
-      v.conv ? convEpilogue : null,
-    ),
+    gemmSkinnySource(header(MATMUL_PARAMS), v.dtype, v.MT, SKINNY_SHAPE, v.emulate, v.conv ? convEpilogue : null),
 };
 /** Row fragments of gemm_skinny for R rows (row blocks of 64 past that). */
 const skinnyMT = (R: number) => (R <= 16 ? 1 : R <= 32 ? 2 : 4);
@@ -261,7 +247,7 @@ const gemm: Kernel<{ dtype: WeightDType; pro: MatmulPrologue }> & { params: type
 };
 
 /** Whether a matmul of R rows runs as gemm_skinny (tuning.ts SKINNY_MIN_ROWS; its shape's divisibility). */
-function skinnyFits(op: Extract<Op, { op: 'matmul' }>, R: number, c: DispatchContext): boolean {
+function skinnyFits(op: Extract<Op, { op: 'matmul' }>, R: number, dtype: WeightDType, c: DispatchContext): boolean {
   const { SG, NT } = SKINNY_SHAPE,
     U = skinnyU(skinnyMT(R), SKINNY_SHAPE);
   return (
@@ -282,10 +268,12 @@ function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): 
   const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
   const params = { K: op.k, N: op.n, add: op.add ? 1 : 0, perSeq: op.perSeq ? 1 : 0, eps: op.norm?.eps ?? 0 };
   const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
-  if (skinnyFits(op, R, c)) {
-    const MT = skinnyMT(R);
+  if (skinnyFits(op, R, dtype, c)) {
+    const MT = skinnyMT(R),
+      xh = c.scratch('_gemm.xh', (Math.ceil(R / (16 * MT)) * 16 * MT * op.k) / 2); // whole row blocks
     return [
-      dispatch(gemmSkinny, { dtype, pro, MT, conv: false, emulate: c.matrices === 'emulated' }, buffers, params, [
+      dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
+      dispatch(gemmSkinny, { dtype, MT, conv: false, emulate: c.matrices === 'emulated' }, [op.w, xh, op.out], params, [
         op.n / (16 * SKINNY_SHAPE.NT),
         Math.ceil(R / (16 * MT)),
       ]),
@@ -320,7 +308,7 @@ export const matmulFamily: Family = {
   },
   /** A decode step's [qkv | A] projection and the conv2 + logdecay front end that reads it, as one dispatch (the
    *  conv epilogue); null when the pair does not match or a sequence has several rows (conv2 walks them). */
-  fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch | null {
+  fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch[] | null {
     if (
       op.op !== 'matmul' ||
       next?.op !== 'conv2' ||
@@ -333,19 +321,16 @@ export const matmulFamily: Family = {
       c.step.seqs.some((s) => s.rows !== 1)
     )
       return null;
-    const [d] = matmulDispatch(op, c),
+    const ds = matmulDispatch(op, c),
+      d = ds.at(-1)!,
       front = [next.state, next.weight, next.bias, next.out, next.decay.out],
       p = { K: op.k, N: op.n, add: 0, perSeq: 0, eps: op.norm?.eps ?? 0, ch: next.ch, heads: next.decay.heads };
-    if (d!.kernel.name === 'gemm_skinny')
-      return dispatch(
-        gemmSkinny,
-        { ...(d!.variant as SkinnyVariant), conv: true },
-        [...d!.buffers, ...front],
-        p,
-        d!.groups,
-      );
-    if (d!.kernel.name !== 'matmul') return null; // a batch large enough for the GEMM: conv2 runs on its own
-    return dispatch(matmul, { ...(d!.variant as MatmulVariant), conv: true }, [...d!.buffers, ...front], p, d!.groups);
+    if (d.kernel.name === 'gemm_skinny') {
+      const v = d.variant as SkinnyVariant;
+      return [ds[0]!, dispatch(gemmSkinny, { ...v, conv: true }, [...d.buffers, ...front], p, d.groups)];
+    }
+    if (d.kernel.name !== 'matmul') return null; // a batch large enough for the GEMM: conv2 runs on its own
+    return [dispatch(matmul, { ...(d.variant as MatmulVariant), conv: true }, [...d.buffers, ...front], p, d.groups)];
   },
   variants(_headDims, caps) {
     const out = [];
@@ -362,9 +347,7 @@ export const matmulFamily: Family = {
       for (const dtype of ['f32', 'f16', 'bf16'] as const)
         for (const MT of [1, 2, 4])
           for (const conv of [false, true])
-            for (const pro of ['none', 'norm', 'silu'] as const)
-              if (!conv || pro === 'norm')
-                out.push(variant(gemmSkinny, { dtype, pro, MT, conv, emulate: caps.matrices === 'emulated' }));
+            out.push(variant(gemmSkinny, { dtype, MT, conv, emulate: caps.matrices === 'emulated' }));
     }
     return out;
   },
