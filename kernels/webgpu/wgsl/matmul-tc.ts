@@ -216,8 +216,8 @@ export function skinnyU(MT: number, shape: SkinnyShape): number {
 // 3. `gemm_skinny`, the product of few rows (batched decode, the LM head of a batch): a 128 × 128 tile would leave most
 //    of the GPU idle (N / 128 workgroups), so a workgroup takes all 16·MT rows of a row block and only 16·NT columns,
 //    and each K step of 16·SG·U is split over its SG subgroups. Both tiles of a step are staged in workgroup memory
-//    with 16-byte loads (weights converted to f16 as staged), the next step's loads in flight while this one
-//    multiplies; the SG partial sums meet in workgroup memory, where the epilogue (residual add, the 2Mamba conv front
+//    with 16-byte loads (weights converted to f16 as staged), the next two steps' loads in flight while this one
+//    multiplies (a step's own work is short against a memory round trip); the SG partial sums meet in workgroup memory, where the epilogue (residual add, the 2Mamba conv front
 //    end) runs per element. Rows past the step are computed from x' rows gemm_in16 did not write (the scratch holds
 //    whole row blocks) and not stored. Requires N % (16·NT) == 0 and K % (16·SG·U) == 0.
 export const gemmSkinnySource = (
@@ -241,19 +241,23 @@ export const gemmSkinnySource = (
   const slot = (i: string, j: string, s = 'sg') => `((${s} * ${MT}u + ${i}) * ${NT}u + ${j}) * 256u`;
   // thread t's u-th 16-byte unit of a tile: row e / (LD − 1), unit e % (LD − 1)
   const unit = (u: number) => `(t + ${u * T}u)`;
-  const loads = (k8: string) =>
+  // two register sets (a, b) hold the loads of the next two steps
+  const loads = (k8: string, r: string) =>
     [
-      ...range(XL).map((u) => `px${u} = xh[(r0 + ${unit(u)} / ${LD - 1}u) * K8 + ${k8} + ${unit(u)} % ${LD - 1}u];`),
+      ...range(XL).map(
+        (u) => `px${r}${u} = xh[(r0 + ${unit(u)} / ${LD - 1}u) * K8 + ${k8} + ${unit(u)} % ${LD - 1}u];`,
+      ),
       ...range(WLN).map(
-        (u) => `pw${u} = ${wl.load(`(c0 + ${unit(u)} / ${LD - 1}u) * K8 + ${k8} + ${unit(u)} % ${LD - 1}u`)};`,
+        (u) => `pw${r}${u} = ${wl.load(`(c0 + ${unit(u)} / ${LD - 1}u) * K8 + ${k8} + ${unit(u)} % ${LD - 1}u`)};`,
       ),
     ].join('\n    ');
-  const puts = [
-    ...range(XL).map((u) => `Xs[(${unit(u)} / ${LD - 1}u) * ${LD}u + ${unit(u)} % ${LD - 1}u] = px${u};`),
-    ...range(WLN).map(
-      (u) => `Ws[(${unit(u)} / ${LD - 1}u) * ${LD}u + ${unit(u)} % ${LD - 1}u] = ${wl.pack(`pw${u}`)};`,
-    ),
-  ].join('\n    ');
+  const puts = (r: string) =>
+    [
+      ...range(XL).map((u) => `Xs[(${unit(u)} / ${LD - 1}u) * ${LD}u + ${unit(u)} % ${LD - 1}u] = px${r}${u};`),
+      ...range(WLN).map(
+        (u) => `Ws[(${unit(u)} / ${LD - 1}u) * ${LD}u + ${unit(u)} % ${LD - 1}u] = ${wl.pack(`pw${r}${u}`)};`,
+      ),
+    ].join('\n    ');
   // this subgroup's U fragments of the step start at 16-byte unit (sg·U + q)·2 of a staged row
   const products = emulate
     ? `    for (var q = 0u; q < ${16 * U}u; q++) {
@@ -289,6 +293,16 @@ ${frags.map(([i, j]) => `      ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${
     }`,
         )
         .join('\n');
+  const KC = 16 * SG * U;
+  // one step from register set r, whose next loads are for the step at k0 + ahead
+  const step = (r: string, ahead: number) => `    workgroupBarrier(); // the previous step's products are done
+    ${puts(r)}
+    workgroupBarrier();
+    if (k0 + ${ahead}u < K) {
+      let k8 = (k0 + ${ahead}u) / 8u;
+    ${loads('k8', r)}
+    }
+${products}`;
   const accum = emulate
     ? `  var acc: array<f32, ${MT * NT * 8}>;`
     : frags.map(([i, j]) => `  var ${m(i, j)} = subgroup_matrix_result<f32, 16, 16>();`).join('\n');
@@ -321,22 +335,21 @@ ${emulate ? `  let sg = t / 32u; let lane = t % 32u;` : ''}
   let N = prm.N; let K = prm.K; let K8 = K / 8u; let Rt = select(nRows(), nSeqs(), prm.perSeq == 1u);
   let c0 = wg.x * ${16 * NT}u; let r0 = wg.y * ${16 * MT}u;
 ${accum}
-${range(XL)
-  .map((u) => `  var px${u}: vec4<u32>;`)
+${['a', 'b']
+  .flatMap((r) => [
+    ...range(XL).map((u) => `  var px${r}${u}: vec4<u32>;`),
+    ...range(WLN).map((u) => `  var pw${r}${u}: ${wl.type};`),
+  ])
   .join('\n')}
-${range(WLN)
-  .map((u) => `  var pw${u}: ${wl.type};`)
-  .join('\n')}
-  ${loads('0u')}
-  for (var k0 = 0u; k0 < K; k0 += ${16 * SG * U}u) {
-    workgroupBarrier(); // the previous step's products are done
-    ${puts}
-    workgroupBarrier();
-    if (k0 + ${16 * SG * U}u < K) {
-      let k8 = (k0 + ${16 * SG * U}u) / 8u;
-    ${loads('k8')}
+  ${loads('0u', 'a')}
+  if (${KC}u < K) {
+    ${loads(`${KC / 8}u`, 'b')}
+  }
+  for (var k0 = 0u; k0 < K; k0 += ${2 * KC}u) {
+${step('a', 2 * KC)}
+    if (k0 + ${KC}u < K) {
+${step('b', 3 * KC)}
     }
-${products}
   }
 ${results}
   workgroupBarrier();
