@@ -17,53 +17,57 @@ test(
   async () => {
     const { rng, seed } = freshRng();
     const { step, rows } = scenario();
+    const r = (n: number, std = 1) => rng.normals(n, std);
+    // 90 channels: one per thread; 92 (and an x row stride of 96 below): four per thread
+    for (const ch of [90, 92]) {
+      await compare(
+        `conv2 ch=${ch}`,
+        [{ op: 'conv2', x: 'x', state: 'st', weight: 'cw', bias: 'cb', out: 'y', ch }],
+        [
+          { name: 'x', init: r(rows * ch) },
+          { name: 'st', init: r(3 * ch) },
+          { name: 'cw', init: r(2 * ch) },
+          { name: 'cb', init: r(ch) },
+          { name: 'y', init: new Float32Array(rows * ch), out: true },
+        ],
+        step,
+        ['y', 'st'],
+        1e-6,
+        seed,
+      );
+      // the fused front end: x rows are [raw q, k, v | decay logits z] (ch + H wide); −softplus(z) goes to its own buffer
+      const H = ch === 90 ? 5 : 4;
+      await compare(
+        `conv2 + logdecay ch=${ch}`,
+        [
+          {
+            op: 'conv2',
+            x: 'x',
+            state: 'st',
+            weight: 'cw',
+            bias: 'cb',
+            out: 'y',
+            ch,
+            xStride: ch + H,
+            decay: { out: 'la', heads: H },
+          },
+        ],
+        [
+          { name: 'x', init: r(rows * (ch + H), 6) },
+          { name: 'st', init: r(3 * ch) },
+          { name: 'cw', init: r(2 * ch) },
+          { name: 'cb', init: r(ch) },
+          { name: 'y', init: new Float32Array(rows * ch), out: true },
+          { name: 'la', init: new Float32Array(rows * H), out: true },
+        ],
+        step,
+        ['y', 'st', 'la'],
+        1e-6,
+        seed,
+      );
+    }
     const ch = 90,
-      r = (n: number, std = 1) => rng.normals(n, std);
-    await compare(
-      'conv2',
-      [{ op: 'conv2', x: 'x', state: 'st', weight: 'cw', bias: 'cb', out: 'y', ch }],
-      [
-        { name: 'x', init: r(rows * ch) },
-        { name: 'st', init: r(3 * ch) },
-        { name: 'cw', init: r(2 * ch) },
-        { name: 'cb', init: r(ch) },
-        { name: 'y', init: new Float32Array(rows * ch), out: true },
-      ],
-      step,
-      ['y', 'st'],
-      1e-6,
-      seed,
-    );
-    // the fused front end: x rows are [raw q, k, v | decay logits z] (ch + H wide); −softplus(z) goes to its own buffer
-    const H = 5;
-    await compare(
-      'conv2 + logdecay',
-      [
-        {
-          op: 'conv2',
-          x: 'x',
-          state: 'st',
-          weight: 'cw',
-          bias: 'cb',
-          out: 'y',
-          ch,
-          xStride: ch + H,
-          decay: { out: 'la', heads: H },
-        },
-      ],
-      [
-        { name: 'x', init: r(rows * (ch + H), 6) },
-        { name: 'st', init: r(3 * ch) },
-        { name: 'cw', init: r(2 * ch) },
-        { name: 'cb', init: r(ch) },
-        { name: 'y', init: new Float32Array(rows * ch), out: true },
-        { name: 'la', init: new Float32Array(rows * H), out: true },
-      ],
-      step,
-      ['y', 'st', 'la'],
-      1e-6,
-      seed,
-    );
+      H = 5;
     // a decode step (one row per sequence, one of them fresh): the projection and the front end run as one dispatch
     const dec: Step = {
       seqs: [

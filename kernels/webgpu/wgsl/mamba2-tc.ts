@@ -99,25 +99,28 @@ const quarter = ['lo', 'hi']
   )
   .join('\n');
 
-// The per-(sequence, head) scale of S for the readout: the power of two that puts max |S| in [2¹³, 2¹⁴) (1 for S = 0).
-// One workgroup of 256 per (sequence, head).
+// The per-(sequence, head) scale of S for the readout is the power of two that puts max |S| in [2¹³, 2¹⁴) (1 for S = 0):
+// m2_scale takes max |S| over SCALE_BLOCKS blocks of each (sequence, head)'s state, a workgroup of 256 each (one
+// workgroup per head left most of the GPU idle: 21 µs per launch on an H100), and m2_read_mma the max of the blocks.
+export const SCALE_BLOCKS = 16;
 export const m2ScaleSource = (head: string, d: number) => `${head}
 ${ro(2, 'S', 'vec4<f32>')}
-${rw(3, 'scale')}
+${rw(3, 'smax')}
 const DD4 = ${(phiDim(d) * d) / 4}u;
+const PER = ${Math.ceil((phiDim(d) * d) / 4 / SCALE_BLOCKS)}u;
 var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let H = prm.heads; let s = wg.x / H; let h = wg.x % H;
-  let base = (seqSlot(s) * H + h) * DD4;
+  let H = prm.heads; let s = wg.y / H; let h = wg.y % H;
+  let base = (seqSlot(s) * H + h) * DD4; let e1 = min(DD4, (wg.x + 1u) * PER);
   var m = vec4<f32>(0.0);
-  for (var e = l.x; e < DD4; e += 256u) { m = max(m, abs(S[base + e])); }
+  for (var e = wg.x * PER + l.x; e < e1; e += 256u) { m = max(m, abs(S[base + e])); }
   red[l.x] = max(max(m.x, m.y), max(m.z, m.w));
   for (var o = 128u; o > 0u; o >>= 1u) {
     workgroupBarrier();
     if (l.x < o) { red[l.x] = max(red[l.x], red[l.x + o]); }
   }
   workgroupBarrier();
-  if (l.x == 0u) { scale[wg.x] = ldexp(1.0, 14 - frexp(red[0]).exp); }
+  if (l.x == 0u) { smax[wg.y * ${SCALE_BLOCKS}u + wg.x] = red[0]; }
 }`;
 
 /** The readout's loads for the K tile at state row `p0`: this thread's pair and n (state row p0 + kf) and its two units
@@ -144,7 +147,7 @@ ${ro(2, 'x', 'vec4<f32>')}
 ${ro(3, 'pairs', 'u32')}
 ${ro(4, 'S', 'vec4<f32>')}
 ${ro(5, 'N')}
-${ro(6, 'scale')}
+${ro(6, 'smax')}
 ${rw(7, 'pnum', 'vec4<f32>')}
 ${rw(8, 'pden')}
 const DD = ${phiDim(d)}u;
@@ -161,7 +164,9 @@ ${entry(emulate)} {
   let L = min(64u, n - start); let width4 = 3u * H * 16u;
   let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
   let per = (DD + splits * ${KT}u - 1u) / (splits * ${KT}u) * ${KT}u; let pa = sp * per; let pb = min(DD, pa + per);
-  let sc = scale[wg.y];
+  var sm = 0.0;
+  for (var b = 0u; b < ${SCALE_BLOCKS}u; b++) { sm = max(sm, smax[wg.y * ${SCALE_BLOCKS}u + b]); }
+  let sc = ldexp(1.0, 14 - frexp(sm).exp);
   // q of the tile's rows (rows past L repeat row L − 1), scaled by m_t: the power of two above the row's largest |q|
   let t2 = l.x / 2u; let qo = (r0 + min(t2, L - 1u)) * width4 + h * 16u + (l.x % 2u) * 8u;
   var qv: array<vec4<f32>, 8>;

@@ -7,7 +7,7 @@ import { M2_CHUNK, M2_READ_SPLITS, m2Rpt, M2_RPT, M2_SEGMENT } from '../tuning.j
 import { SPLIT_K } from './attention.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { TILE_ROWS } from './meta.js';
-import { m2ReadMmaSource, m2ScaleSource, m2UpdateMmaSource, TC_HEAD_DIM } from './mamba2-tc.js';
+import { m2ReadMmaSource, m2ScaleSource, m2UpdateMmaSource, SCALE_BLOCKS, TC_HEAD_DIM } from './mamba2-tc.js';
 import {
   type Caps,
   type Dispatch,
@@ -496,9 +496,9 @@ function readAndUpdate(
     grid = c.seqs * heads;
   if (at.chunkRows === M2_SEGMENT && stateOnTc(c, d)) {
     const emulate = c.matrices === 'emulated',
-      sc = c.scratch('_m2.scale', grid);
+      sc = c.scratch('_m2.smax', grid * SCALE_BLOCKS);
     return [
-      dispatch(scale, {}, [op.S, sc], { heads }, [grid, 1]),
+      dispatch(scale, {}, [op.S, sc], { heads }, [SCALE_BLOCKS, grid]),
       dispatch(
         readMma,
         { emulate },
