@@ -312,6 +312,15 @@ export class Scheduler {
   }
 
   /** Snapshot a request's state after every token it was fed (prompt, then its generated ids) for later prompts. */
+  /** After a step's submission: a prompt fed to its end, or past a checkpoint of a long prefill (the item's rows start at
+   *  prompt token `from`), keeps its state. */
+  private checkpoint({ r, ids, last }: StepItem, from: number): void {
+    const every = this.opts.checkpointTokens ?? 0;
+    const crossed = every > 0 && r.next === null && Math.floor(from / every) < Math.floor((from + ids.length) / every);
+    if (last && r.next === null) this.keep(r, true);
+    else if (crossed) this.keep(r, true, true);
+  }
+
   private keep(r: Live, shared: boolean, checkpoint = false): void {
     const cache = this.opts.prefixCache,
       seq = r.seq;
@@ -460,15 +469,8 @@ export class Scheduler {
           items.map(({ r, ids }) => ({ seq: r.seq!, ids })),
           sampling,
         );
-    // a prompt fed to its end, or past a checkpoint of a long prefill: keep its state (ordered before the step submitted
-    // ahead below)
-    const every = this.opts.checkpointTokens ?? 0;
-    for (const { r, ids, last } of items) {
-      const crossed =
-        every > 0 && r.next === null && Math.floor(r.fed / every) < Math.floor((r.fed + ids.length) / every);
-      if (last && r.next === null) this.keep(r, true);
-      else if (crossed) this.keep(r, true, true);
-    }
+    // (ordered before the step submitted ahead below)
+    for (const it of items) this.checkpoint(it, it.r.fed);
     this.launchAhead(items, sampling);
     this.finish(items, sampling, await result);
   }
@@ -577,6 +579,7 @@ export class Scheduler {
    */
   private launchAhead(items: readonly StepItem[], sampling: readonly (DeviceSample | null)[]): void {
     if (this.opts.pipeline === false || this.waiting.length || items.length !== this.running.length) return;
+    if (items.length === 1 && items[0]!.r.next === null && !items[0]!.last) return this.prefillAhead(items[0]!);
     // a grammar's mask for the next draw needs this step's token: such a step goes ahead without its draws
     const deferred = items.some(({ r }) => r.spec.constraint);
     const next: (DeviceSample | null)[] = [];
@@ -605,6 +608,24 @@ export class Scheduler {
     // unhandled rejection
     result.catch(() => {});
     this.ahead = { items: ahead, sampling: next, result };
+  }
+
+  /**
+   * A lone prompt's prefill: its next chunk is known and samples nothing, so it is submitted before this chunk's step
+   * returns, and the host's work between steps (readback, scheduling, encoding) overlaps the GPU's. Not its last
+   * chunk, which samples the first token and runs as a step of its own; not a prompt whose logprobs are read back.
+   */
+  private prefillAhead({ r, ids }: StepItem): void {
+    if (r.spec.promptLogprobs !== undefined || !this.running.includes(r)) return;
+    const from = r.fed + ids.length, // where this chunk ends (r.fed moves when it comes back)
+      n = Math.min(ids.length, r.spec.promptIds.length - from);
+    if (n <= 0 || from + n >= r.spec.promptIds.length) return;
+    const next: StepItem = { r, ids: r.spec.promptIds.slice(from, from + n), last: false };
+    this.aheadSteps++;
+    const result = this.pool.submitSampled([{ seq: r.seq!, ids: next.ids }], [NO_DRAW]);
+    result.catch(() => {}); // awaited by the next step, as launchAhead's
+    this.checkpoint(next, from);
+    this.ahead = { items: [next], sampling: [NO_DRAW], result };
   }
 
   /** Take a step's tokens: sample on the host where needed, emit, and end finished requests. */

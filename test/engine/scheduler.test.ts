@@ -120,6 +120,43 @@ for (const arch of ['2mamba', 'softmax'] as Arch[]) {
   });
 }
 
+for (const arch of ['2mamba', 'softmax'] as Arch[]) {
+  test(`${arch}: a lone prompt's prefill chunks are submitted ahead (each before the last one returns): same tokens as one step at a time; an abort mid-prefill leaks nothing`, async () => {
+    const { rng, seed } = freshRng();
+    const m = await openTiny(arch, seed % 83, { slots: 2, kvTokens: 512 });
+    const prompt = [1, ...Array.from({ length: 149 }, () => 3 + Math.floor(rng.next() * 250))];
+    const opts = { maxBatch: 2, maxQueue: 4, tokenBudget: 16, prefillChunk: 16 };
+    const spec: RequestSpec = { promptIds: prompt, maxTokens: 5, sampling: { temperature: 0 }, ignoreEos: true };
+    const run = async (pipeline: boolean) => {
+      const s = new Scheduler(m.pool, { ...opts, pipeline });
+      const out = await submit(s, spec);
+      await s.idle();
+      return { out, ahead: s.aheadSteps, steps: s.steps };
+    };
+    const on = await run(true),
+      off = await run(false);
+    assert.deepEqual(on.out.ids, off.out.ids, `seed ${seed}`);
+    // 10 chunks of 16: the 2nd to the 9th go ahead (the last samples, so it runs on its own), then the decode steps
+    assert.ok(on.ahead >= 8 && off.ahead === 0, `steps submitted ahead: ${on.ahead} / ${off.ahead}`);
+    assert.equal(on.steps, off.steps);
+    const s = new Scheduler(m.pool, { ...opts, pipeline: true }),
+      ac = new AbortController();
+    const aborted = new Promise<EndReason>((resolve, reject) =>
+      s.submit(
+        { ...spec, promptIds: [...prompt, ...prompt, ...prompt], signal: ac.signal }, // 29 chunks
+        { onToken: () => reject(new Error('a token after the abort')), onEnd: resolve, onError: reject },
+      ),
+    );
+    while (s.steps < 3) await new Promise((r) => setTimeout(r, 1));
+    ac.abort();
+    assert.equal(await aborted, 'abort');
+    await s.idle();
+    assert.equal(m.pool.slots.inUse, 0);
+    assert.equal(m.pool.pages.inUse, 0);
+    await m.close();
+  });
+}
+
 test('a running stream gets one token every step while a long prompt is prefilled in chunks', async () => {
   const m = await openTiny('2mamba', 5, { slots: 2 });
   const s = new Scheduler(m.pool, { maxBatch: 2, maxQueue: 4, tokenBudget: 17, prefillChunk: 16 });
