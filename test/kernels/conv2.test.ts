@@ -6,7 +6,7 @@ import type { Step } from '../../kernels/backend.js';
 import { CpuBackend } from '../../kernels/cpu/backend.js';
 import { conv2Row, softplus } from '../../kernels/cpu/conv2.js';
 import { freshRng } from '../helpers.js';
-import { gpuHarness, round, scenario } from './gpu-harness.js';
+import { frontEndCase, frontEndOp, gpuHarness, scenario } from './gpu-harness.js';
 import { close } from './vectors.js';
 
 const { skip, compare } = await gpuHarness();
@@ -39,19 +39,7 @@ test(
       const H = ch === 90 ? 5 : 4;
       await compare(
         `conv2 + logdecay ch=${ch}`,
-        [
-          {
-            op: 'conv2',
-            x: 'x',
-            state: 'st',
-            weight: 'cw',
-            bias: 'cb',
-            out: 'y',
-            ch,
-            xStride: ch + H,
-            decay: { out: 'la', heads: H },
-          },
-        ],
+        [frontEndOp(ch, H)],
         [
           { name: 'x', init: r(rows * (ch + H), 6) },
           { name: 'st', init: r(3 * ch) },
@@ -76,36 +64,13 @@ test(
         { slot: 2, pos: 9, rows: 1, pages: [] },
       ],
     };
-    const E = 64;
+    const fe = frontEndCase(r, 3, 64, ch, H);
     await compare(
       '[qkv | A] projection + conv2 + logdecay, fused at decode',
-      [
-        { op: 'matmul', x: 'h', w: 'w', out: 'x', k: E, n: ch + H, norm: { weight: 'g', eps: 1e-5 } },
-        {
-          op: 'conv2',
-          x: 'x',
-          state: 'st',
-          weight: 'cw',
-          bias: 'cb',
-          out: 'y',
-          ch,
-          xStride: ch + H,
-          decay: { out: 'la', heads: H },
-        },
-      ],
-      [
-        { name: 'h', init: r(3 * E, 2) },
-        { name: 'w', init: round(r((ch + H) * E), 'f16'), storage: 'f16' },
-        { name: 'g', init: r(E) },
-        { name: 'x', init: new Float32Array(3 * (ch + H)), out: true },
-        { name: 'st', init: r(3 * ch) },
-        { name: 'cw', init: r(2 * ch) },
-        { name: 'cb', init: r(ch) },
-        { name: 'y', init: new Float32Array(3 * ch), out: true },
-        { name: 'la', init: new Float32Array(3 * H), out: true },
-      ],
+      fe.ops,
+      fe.bufs,
       dec,
-      ['x', 'y', 'st', 'la'],
+      fe.outputs,
       1e-5,
       seed,
     );

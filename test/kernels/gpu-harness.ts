@@ -117,3 +117,45 @@ export function attentionCases(rng: Rng) {
     },
   ];
 }
+
+/** The 2Mamba front end over x rows [raw q, k, v | decay logits z] (ch + H wide): the window-2 conv with the slot's
+ *  state into y, −softplus(z) into la. */
+export const frontEndOp = (ch: number, H: number): Op => ({
+  op: 'conv2',
+  x: 'x',
+  state: 'st',
+  weight: 'cw',
+  bias: 'cb',
+  out: 'y',
+  ch,
+  xStride: ch + H,
+  decay: { out: 'la', heads: H },
+});
+
+/** A decode step of S sequences (one row each): the [qkv | A] projection of h (K wide, with its rmsnorm; f16 weights
+ *  drawn with std wStd) into x, then the front end reading x, which the WebGPU backend runs as one dispatch. */
+export function frontEndCase(
+  r: (n: number, std?: number) => Float32Array,
+  S: number,
+  K: number,
+  ch: number,
+  H: number,
+  wStd = 1,
+) {
+  const ops: Op[] = [
+    { op: 'matmul', x: 'h', w: 'w', out: 'x', k: K, n: ch + H, norm: { weight: 'g', eps: 1e-5 } },
+    frontEndOp(ch, H),
+  ];
+  const bufs: BufSpec[] = [
+    { name: 'h', init: r(S * K, 2) },
+    { name: 'w', init: round(r((ch + H) * K, wStd), 'f16'), storage: 'f16' },
+    { name: 'g', init: r(K) },
+    { name: 'x', init: new Float32Array(S * (ch + H)), out: true },
+    { name: 'st', init: r(S * ch) },
+    { name: 'cw', init: r(2 * ch) },
+    { name: 'cb', init: r(ch) },
+    { name: 'y', init: new Float32Array(S * ch), out: true },
+    { name: 'la', init: new Float32Array(S * H), out: true },
+  ];
+  return { ops, bufs, outputs: ['x', 'y', 'st', 'la'] };
+}

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import type { Step, WeightDType } from '../../kernels/backend.js';
 import { freshRng } from '../helpers.js';
 import type { Op } from '../../kernels/ops.js';
-import { gpuHarness, round, scenario, type BufSpec } from './gpu-harness.js';
+import { frontEndCase, gpuHarness, round, scenario, type BufSpec } from './gpu-harness.js';
 
 // the FMA kernels, exact to 1e-5 (tensor cores off); the tensor-core GEMM has its own test below
 /** One matmul case's op and buffers: weights w ([N, K], stored as dt), x of `xRows` rows (2K wide for silu·mul),
@@ -129,35 +129,13 @@ test(
       ch = 91,
       H = 5,
       S = 12;
+    const fe = frontEndCase(r, S, K, ch, H, 0.2);
     await tc.compare(
       'gemm_skinny + conv2 + logdecay, fused at decode',
-      [
-        { op: 'matmul', x: 'h', w: 'w', out: 'x', k: K, n: ch + H, norm: { weight: 'g', eps: 1e-5 } },
-        {
-          op: 'conv2',
-          x: 'x',
-          state: 'st',
-          weight: 'cw',
-          bias: 'cb',
-          out: 'y',
-          ch,
-          xStride: ch + H,
-          decay: { out: 'la', heads: H },
-        },
-      ],
-      [
-        { name: 'h', init: r(S * K, 2) },
-        { name: 'w', init: round(r((ch + H) * K, 0.2), 'f16'), storage: 'f16' },
-        { name: 'g', init: r(K) },
-        { name: 'x', init: new Float32Array(S * (ch + H)), out: true },
-        { name: 'st', init: r(S * ch) },
-        { name: 'cw', init: r(2 * ch) },
-        { name: 'cb', init: r(ch) },
-        { name: 'y', init: new Float32Array(S * ch), out: true },
-        { name: 'la', init: new Float32Array(S * H), out: true },
-      ],
+      fe.ops,
+      fe.bufs,
       decode(S),
-      ['x', 'y', 'st', 'la'],
+      fe.outputs,
       3e-3,
       seed,
     );
