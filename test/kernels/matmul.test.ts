@@ -35,6 +35,24 @@ const { skip, compare } = await gpuHarness({ matrices: 'off' });
 let tc = await gpuHarness();
 if (tc.gpu?.matrices !== 'on') tc = await gpuHarness({ matrices: 'emulated' });
 
+/** One weight matrix on the tensor-core kernels with every prologue, with and without the residual add (tol 3e-3: the
+ *  f16 roundings' bound, derived in the tests below). */
+async function tcPrologues(
+  label: string,
+  r: (n: number, std?: number) => Float32Array,
+  w: Float32Array,
+  dt: WeightDType,
+  o: { K: number; N: number; R: number; perSeq?: boolean },
+  st: Step,
+  seed: number,
+) {
+  for (const add of [false, true])
+    for (const pro of ['none', 'norm', 'silu'] as const) {
+      const c = matmulCase(r, w, dt, pro, { ...o, xRows: o.R, add });
+      await tc.compare(`${label} ${pro} add=${add}`, c.ops, c.bufs, st, ['y'], 3e-3, seed);
+    }
+}
+
 test(
   `tensor-core GEMM (${tc.gpu?.matrices ?? 'no adapter'}): f32/f16/bf16 weights, prologues, add; partial 128-row and 128-column tiles and whole ones`,
   {
@@ -63,19 +81,7 @@ test(
           { slot: 1, pos: 7, rows: 5, pages: [] },
         ],
       };
-      for (const add of [false, true])
-        for (const pro of ['none', 'norm', 'silu'] as const) {
-          const c = matmulCase(r, w, dt, pro, { K, N, R, xRows: R, add });
-          await tc.compare(
-            `gemm_mma ${dt} ${pro} add=${add} rows=${R} K=${K} N=${N}`,
-            c.ops,
-            c.bufs,
-            st,
-            ['y'],
-            3e-3,
-            seed,
-          );
-        }
+      await tcPrologues(`gemm_mma ${dt} rows=${R} K=${K} N=${N}`, r, w, dt, { K, N, R }, st, seed);
     }
   },
 );
@@ -110,19 +116,7 @@ test(
     ] as const) {
       const st = decode(R),
         w = round(r(N * K, 0.2), dt);
-      for (const add of [false, true])
-        for (const pro of ['none', 'norm', 'silu'] as const) {
-          const c = matmulCase(r, w, dt, pro, { K, N, R, xRows: R, add, perSeq });
-          await tc.compare(
-            `gemm_skinny ${dt} ${pro} add=${add} rows=${R} perSeq=${perSeq}`,
-            c.ops,
-            c.bufs,
-            st,
-            ['y'],
-            3e-3,
-            seed,
-          );
-        }
+      await tcPrologues(`gemm_skinny ${dt} rows=${R} K=${K} perSeq=${perSeq}`, r, w, dt, { K, N, R, perSeq }, st, seed);
     }
     // a decode step of 12 sequences (every third fresh): [qkv | A] with its norm, then the conv and −softplus front end
     const K = 128,
