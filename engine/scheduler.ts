@@ -311,7 +311,6 @@ export class Scheduler {
     }
   }
 
-  /** Snapshot a request's state after every token it was fed (prompt, then its generated ids) for later prompts. */
   /** After a step's submission: a prompt fed to its end, or past a checkpoint of a long prefill (the item's rows start at
    *  prompt token `from`), keeps its state. */
   private checkpoint({ r, ids, last }: StepItem, from: number): void {
@@ -321,6 +320,7 @@ export class Scheduler {
     else if (crossed) this.keep(r, true, true);
   }
 
+  /** Snapshot a request's state after every token it was fed (prompt, then its generated ids) for later prompts. */
   private keep(r: Live, shared: boolean, checkpoint = false): void {
     const cache = this.opts.prefixCache,
       seq = r.seq;

@@ -50,17 +50,17 @@ if (!Number.isInteger(GEMM_MIN_ROWS) || GEMM_MIN_ROWS < 1) {
   );
 }
 
-/** From this many rows (below GEMM_MIN_ROWS; any number for a per-sequence matmul such as a batch's LM head) a matmul of
- *  f16 weights runs as the skinny tensor-core product `gemm_skinny` where tensor cores run (batched decode);
- *  FURY_SKINNY_MIN_ROWS, 0 for never. */
+/** From this many rows (below GEMM_MIN_ROWS; any number for a per-sequence matmul such as a batch's LM head) a matmul
+ *  runs as the skinny tensor-core product `gemm_skinny` where tensor cores run (batched decode; docs/perf.md "Batched
+ *  decode's projections on tensor cores"); FURY_SKINNY_MIN_ROWS, 0 for never. */
 export const SKINNY_MIN_ROWS = Number(process.env.FURY_SKINNY_MIN_ROWS ?? 8);
 if (!Number.isInteger(SKINNY_MIN_ROWS) || SKINNY_MIN_ROWS < 0)
   throw new Error(
     `FURY_SKINNY_MIN_ROWS must be a non-negative integer, got ${JSON.stringify(process.env.FURY_SKINNY_MIN_ROWS)}`,
   );
 
-/** gemm_skinny's workgroup (FURY_SKINNY_SHAPE="SG,NT,U"): SG subgroups splitting K, NT column fragments of 16, U
- *  fragments per loop turn. */
+/** gemm_skinny's workgroup (FURY_SKINNY_SHAPE="SG,NT,U"): SG subgroups splitting each K step, NT column fragments of
+ *  16, U K fragments of 16 per subgroup and step (halved where workgroup memory runs short). */
 export const SKINNY_SHAPE = (() => {
   const [g] = envInts(
     'FURY_SKINNY_SHAPE',

@@ -1,6 +1,6 @@
-// The prefill GEMM on tensor cores (issue 12; chromium_experimental_subgroup_matrix → VK_KHR_cooperative_matrix):
-// out[r, n] (+)= Σ_k x'[r, k] W[n, k], x' the prologue (none, rmsnorm, silu·mul) as in matmul.ts. Two
-// dispatches:
+// The matmuls on tensor cores (issue 12; chromium_experimental_subgroup_matrix → VK_KHR_cooperative_matrix):
+// out[r, n] (+)= Σ_k x'[r, k] W[n, k], x' the prologue (none, rmsnorm, silu·mul) as in matmul.ts. Two dispatches,
+// `gemm_in16` then `gemm_mma` (prefill: many rows) or `gemm_skinny` (3. below: 8–63 rows, batched decode):
 // 1. `gemm_in16` forms x' once per row (rmsnorm's Σ x² over the whole row first) and writes it as f16 (clamped to
 //    ±65504; relative error ≤ 2⁻¹¹ per element; f16 weights are used as they are, bf16 ones are exact in f16 within
 //    its range, f32 ones are rounded like x'; the sums are f32).
@@ -12,8 +12,8 @@
 //    fragments loaded straight from the buffers ran 34–89. Rows past the step and columns past N are clamped on load
 //    and not written. A whole tile writes its fragments straight to out (with the residual add: the accumulators start
 //    from out); a partial tile goes through a 16 × 16 staging tile per subgroup.
-// `emulate`: the same staging and tile walk with the products in plain WGSL (lavapipe in CI tests the indexing).
-// Requires K % 32 == 0.
+// `emulate`: the same staging and tile walks with the products in plain WGSL (lavapipe in CI tests the indexing).
+// gemm_mma requires K % 32 == 0.
 import type { WeightDType } from '../../backend.js';
 import { HALVES8, SILU4, tcEnables } from './common.js';
 
@@ -217,8 +217,8 @@ export function skinnyU(MT: number, shape: SkinnyShape): number {
 //    of the GPU idle (N / 128 workgroups), so a workgroup takes all 16·MT rows of a row block and only 16·NT columns,
 //    and each K step of 16·SG·U is split over its SG subgroups. Both tiles of a step are staged in workgroup memory
 //    with 16-byte loads (weights converted to f16 as staged), the next two steps' loads in flight while this one
-//    multiplies (a step's own work is short against a memory round trip); the SG partial sums meet in workgroup memory, where the epilogue (residual add, the 2Mamba conv front
-//    end) runs per element. Rows past the step are computed from x' rows gemm_in16 did not write (the scratch holds
+//    multiplies (a step's own work is short against a memory round trip); the SG partial sums meet in workgroup
+//    memory, where the epilogue (residual add, the 2Mamba conv front end) runs per element. Rows past the step are computed from x' rows gemm_in16 did not write (the scratch holds
 //    whole row blocks) and not stored. Requires N % (16·NT) == 0 and K % (16·SG·U) == 0.
 export const gemmSkinnySource = (
   head: string,

@@ -1,5 +1,6 @@
 // Matmuls: the GEMV-style kernel of few rows (decode) with its fused prologues (rmsnorm, silu·mul), residual add and
-// the 2Mamba front-end epilogue, and the register-tiled GEMM of many rows (prefill). CPU twin: kernels/cpu/matmul.ts.
+// the 2Mamba front-end epilogue, and the register-tiled GEMM of many rows (prefill); where tensor cores run, the GEMM
+// of many rows and the skinny product of 8–63 rows in matmul-tc.ts. CPU twin: kernels/cpu/matmul.ts.
 import type { WeightDType } from '../../backend.js';
 import type { Op } from '../../ops.js';
 import {
@@ -247,7 +248,7 @@ const gemm: Kernel<{ dtype: WeightDType; pro: MatmulPrologue }> & { params: type
 };
 
 /** Whether a matmul of R rows runs as gemm_skinny (tuning.ts SKINNY_MIN_ROWS; its shape's divisibility). */
-function skinnyFits(op: Extract<Op, { op: 'matmul' }>, R: number, dtype: WeightDType, c: DispatchContext): boolean {
+function skinnyFits(op: Extract<Op, { op: 'matmul' }>, R: number, c: DispatchContext): boolean {
   const { SG, NT } = SKINNY_SHAPE,
     U = skinnyU(skinnyMT(R), SKINNY_SHAPE);
   return (
@@ -268,7 +269,7 @@ function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): 
   const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
   const params = { K: op.k, N: op.n, add: op.add ? 1 : 0, perSeq: op.perSeq ? 1 : 0, eps: op.norm?.eps ?? 0 };
   const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
-  if (skinnyFits(op, R, dtype, c)) {
+  if (skinnyFits(op, R, c)) {
     const MT = skinnyMT(R),
       xh = c.scratch('_gemm.xh', (Math.ceil(R / (16 * MT)) * 16 * MT * op.k) / 2); // whole row blocks
     return [
@@ -307,7 +308,8 @@ export const matmulFamily: Family = {
     return matmulDispatch(op, c);
   },
   /** A decode step's [qkv | A] projection and the conv2 + logdecay front end that reads it, as one dispatch (the
-   *  conv epilogue); null when the pair does not match or a sequence has several rows (conv2 walks them). */
+   *  conv epilogue; on tensor cores gemm_in16 before it); null when the pair does not match or a sequence has several
+   *  rows (conv2 walks them). */
   fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch[] | null {
     if (
       op.op !== 'matmul' ||
