@@ -146,6 +146,44 @@ test(
   },
 );
 
+test(
+  `a batch's decode readout feeding the o projection on tensor cores (${tc.gpu?.matrices ?? 'no adapter'}): the combine writes y as f16 for the skinny product`,
+  { skip: tc.skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const H = 2,
+      d = 64,
+      D = phiDim(d),
+      B = 10,
+      N = 96,
+      r = (n: number, std = 1) => rng.normals(n, std);
+    const dec: Step = {
+      seqs: Array.from({ length: B }, (_, i) => ({ slot: B - 1 - i, pos: i === 3 ? 0 : 2 + i, rows: 1, pages: [] })),
+    };
+    // y as the decode test above (1e-4); h = h + W·y with y and W rounded to f16 (the skinny product's bound, 3e-3)
+    await tc.compare(
+      'mamba2 decode + o projection',
+      [
+        { op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d },
+        { op: 'matmul', x: 'y', w: 'wo', out: 'h', k: H * d, n: N, add: true },
+      ],
+      [
+        { name: 'x', init: r(B * 3 * H * d) },
+        { name: 'la', init: Array.from({ length: B * H }, () => -Math.abs(rng.normal())) },
+        { name: 'S', init: r(B * H * D * d, 0.3) },
+        { name: 'N', init: carriedN(rng, B * H, d, 1) },
+        { name: 'y', init: new Float32Array(B * H * d), out: true },
+        { name: 'wo', init: round(r(N * H * d, 0.2), 'f16'), storage: 'f16' },
+        { name: 'h', init: r(B * N) },
+      ],
+      dec,
+      ['y', 'S', 'N', 'h'],
+      3e-3,
+      seed,
+    );
+  },
+);
+
 // --- the CPU oracle against the spec (formerly cpu-ops.test.ts)
 
 test('φ: values, index order and φ(u)·φ(w) = (u·w)²', () => {

@@ -7,6 +7,7 @@ import { M2_CHUNK, M2_READ_SPLITS, m2Rpt, M2_RPT, M2_SEGMENT } from '../tuning.j
 import { SPLIT_K } from './attention.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { TILE_ROWS } from './meta.js';
+import { matmulDispatch } from './matmul.js';
 import { m2ReadMmaSource, m2ScaleSource, m2UpdateMmaSource, SCALE_BLOCKS, TC_HEAD_DIM } from './mamba2-tc.js';
 import {
   type Caps,
@@ -381,13 +382,15 @@ var<workgroup> redn: array<f32, ${WGS}>;
 };
 
 // Decode readout: y = (a·Σ_blocks φ(q)ᵀS_prev + w·v) / max(a·Σ φ(q)ᵀn_prev + w, floor), w = (s·q·k)²: the current
-// token's term in score space (spec §5.3, as the CPU's mamba2Step).
-const m2Combine1Source = (d: number) => `${header(M2_PARAMS)}
+// token's term in score space (spec §5.3, as the CPU's mamba2Step). `half`: y also as f16 (clamped to ±65504, as
+// gemm_in16 forms it) for the o projection's skinny tensor-core product.
+const m2Combine1Source = (d: number, half: boolean) => `${half ? 'enable f16;\n' : ''}${header(M2_PARAMS)}
 ${ro(2, 'x')}
 ${ro(3, 'logA')}
 ${ro(4, 'pnum')}
 ${ro(5, 'pden')}
 ${rw(6, 'outp')}
+${half ? rw(7, 'xh', 'f16') : ''}
 const D = ${d}u;
 var<workgroup> rnum: array<f32, ${4 * d}>;
 var<workgroup> rden: array<f32, ${4 * d}>;
@@ -406,7 +409,9 @@ var<workgroup> rden: array<f32, ${4 * d}>;
   for (var i = 0u; i < D; i++) { qk += x[qo + i] * x[ko + i]; }
   let w = qk * qk / f32(D);
   let a = exp(logA[k]);
-  outp[r * E + h * D + m] = (a * num + w * x[ko + E + m]) / max(a * den + w, ${DEN_FLOOR});
+  let y = (a * num + w * x[ko + E + m]) / max(a * den + w, ${DEN_FLOOR});
+  outp[r * E + h * D + m] = y;
+${half ? '  xh[r * E + h * D + m] = f16(clamp(y, -65504.0, 65504.0));' : ''}
 }`;
 
 type D = { d: number; chunk: number };
@@ -428,7 +433,12 @@ const read: Kernel<{ d: number }> & { params: typeof M2_PARAMS } = {
   source: (v) => m2ReadSource(v.d),
 };
 const update = kernel('m2_update', ['ro', 'ro', 'ro', 'rw', 'rw'], m2UpdateSource);
-const combine1 = kernel('m2_combine1', ['ro', 'ro', 'ro', 'ro', 'rw'], m2Combine1Source);
+const combine1: Kernel<{ d: number; half: boolean }> & { params: typeof M2_PARAMS } = {
+  name: 'm2_combine1',
+  params: M2_PARAMS,
+  bindings: (v) => ['ro', 'ro', 'ro', 'ro', 'rw', ...(v.half ? ['rw' as const] : [])],
+  source: (v) => m2Combine1Source(v.d, v.half),
+};
 const state1: Kernel<{ d: number; rpt: number }> & { params: typeof M2_PARAMS } = {
   name: 'm2_state1',
   params: M2_PARAMS,
@@ -530,6 +540,37 @@ function readAndUpdate(
   ];
 }
 
+/** A pure decode step (one row per sequence): one pass over S updates it and takes the partial readouts, then the
+ *  readout combine (also writing y as f16 into `xh` when given). */
+function decodeDispatches(
+  op: Extract<Op, { op: 'mamba2' }>,
+  c: DispatchContext,
+  pairsBuf: string,
+  xh: string | null,
+): Dispatch[] {
+  const heads = op.heads,
+    d = op.headDim,
+    grid = c.seqs * heads,
+    { groups } = m2DecodeShape(d),
+    rpt = m2Rpt(grid),
+    blocks = Math.ceil(phiDim(d) / (groups * rpt));
+  const pnum = c.scratch('_m2.pnum', c.rows * heads * blocks * d),
+    pden = c.scratch('_m2.pden', c.rows * heads * blocks);
+  return [
+    dispatch(state1, { d, rpt }, [op.qkv, op.logA, pairsBuf, op.S, op.N, pnum, pden], { heads, blocks }, [
+      blocks,
+      grid,
+    ]),
+    dispatch(
+      combine1,
+      { d, half: xh !== null },
+      [op.qkv, op.logA, pnum, pden, op.out, ...(xh ? [xh] : [])],
+      { heads, blocks },
+      [1, grid], // 4·d threads
+    ),
+  ];
+}
+
 /** 2Mamba prefill in segments of M2_SEGMENT rows: G (segment-local), the scores of every segment at once (tensor
  *  cores), then segment by segment the readout of the state carried in (all the segment's rows at once) and the
  *  state update over the segment, then every row's sum. */
@@ -590,21 +631,7 @@ export const mamba2Family: Family = {
       pairsBuf = c.table(`_m2.pairs.${d}`, () => pairs(d));
     if (!m2Fits(d)) throw new Error(`mamba2 on WebGPU: head dim ${d} must be a multiple of 32, at most 128`);
     const grid = c.seqs * heads;
-    if (c.maxRows === 1) {
-      // a pure decode step (one row per sequence): one pass over S updates it and takes the partial readouts
-      const { groups } = m2DecodeShape(d),
-        rpt = m2Rpt(grid),
-        blocks = Math.ceil(D / (groups * rpt));
-      const pnum = c.scratch('_m2.pnum', rows * heads * blocks * d),
-        pden = c.scratch('_m2.pden', rows * heads * blocks);
-      return [
-        dispatch(state1, { d, rpt }, [op.qkv, op.logA, pairsBuf, op.S, op.N, pnum, pden], { heads, blocks }, [
-          blocks,
-          grid,
-        ]),
-        dispatch(combine1, { d, chunk: M2_CHUNK }, [op.qkv, op.logA, pnum, pden, op.out], { heads, blocks }, [1, grid]), // 4·d threads
-      ];
-    }
+    if (c.maxRows === 1) return decodeDispatches(op, c, pairsBuf, null);
     if (bySegments(c, d)) return segmentDispatches(op, c, pairsBuf);
     // on FMAs: the intra-chunk scores of every chunk (independent), then chunk by chunk the readout of the carried
     // state and its update, then the sum of every row
@@ -644,11 +671,23 @@ export const mamba2Family: Family = {
     );
     return out;
   },
+  /** A decode step's readout and the o projection that reads it, where that projection takes the skinny tensor-core
+   *  product (matmul.ts): the readout combine writes y as f16 too, gemm_in16's work (one dispatch less per layer). */
+  fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch[] | null {
+    if (op.op !== 'mamba2' || c.maxRows !== 1 || next?.op !== 'matmul' || next.x !== op.out) return null;
+    if (next.norm || next.act || next.perSeq || !m2Fits(op.headDim)) return null;
+    const md = matmulDispatch(next, c);
+    if (md.length !== 2 || md[0]!.kernel.name !== 'gemm_in16' || md[1]!.kernel.name !== 'gemm_skinny') return null;
+    const pairsBuf = c.table(`_m2.pairs.${op.headDim}`, () => pairs(op.headDim));
+    return [...decodeDispatches(op, c, pairsBuf, md[0]!.buffers[1]!), md[1]!];
+  },
   variants: (headDims, caps) =>
     headDims.filter(m2Fits).flatMap((d) => {
       const seg = M2_SEGMENT;
       return [
-        ...[intra, update, combine1].map((k) => variant(k, { d, chunk: M2_CHUNK })),
+        ...[intra, update].map((k) => variant(k, { d, chunk: M2_CHUNK })),
+        variant(combine1, { d, half: false }),
+        ...(caps.matrices !== 'off' ? [variant(combine1, { d, half: true })] : []),
         variant(combine, { d, seg: M2_CHUNK }),
         variant(read, { d }),
         ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),

@@ -261,7 +261,8 @@ function skinnyFits(op: Extract<Op, { op: 'matmul' }>, R: number, c: DispatchCon
   );
 }
 
-function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): Dispatch[] {
+/** A matmul op's dispatches for this step (the mamba2 family's fuse asks too). */
+export function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): Dispatch[] {
   const R = op.perSeq ? c.seqs : c.rows,
     shape = matmulShape(R),
     dtype = c.storage(op.w);
