@@ -492,6 +492,8 @@ const pairs = (d: number) => {
   for (let i = 0; i < d; i++) for (let j = i; j < d; j++) out.push(i | (j << 16));
   return out;
 };
+/** The backend's table of φ's index pairs for head dim d. */
+const pairsTable = (c: DispatchContext, d: number) => c.table(`_m2.pairs.${d}`, () => pairs(d));
 
 /** The readout of the state carried into rows [row0, row0 + rows) of each sequence (row tiles of RT; the first `fresh`
  *  tiles of a new sequence read zeros), then the state update over chunk `chunk` of `chunkRows` rows. */
@@ -626,9 +628,8 @@ export const mamba2Family: Family = {
     if (op.op !== 'mamba2') throw new Error(`mamba2 family: no op ${op.op}`);
     const heads = op.heads,
       d = op.headDim,
-      D = phiDim(d),
       rows = c.rows,
-      pairsBuf = c.table(`_m2.pairs.${d}`, () => pairs(d));
+      pairsBuf = pairsTable(c, d);
     if (!m2Fits(d)) throw new Error(`mamba2 on WebGPU: head dim ${d} must be a multiple of 32, at most 128`);
     const grid = c.seqs * heads;
     if (c.maxRows === 1) return decodeDispatches(op, c, pairsBuf, null);
@@ -678,8 +679,7 @@ export const mamba2Family: Family = {
     if (next.norm || next.act || next.perSeq || !m2Fits(op.headDim)) return null;
     const md = matmulDispatch(next, c);
     if (md.length !== 2 || md[0]!.kernel.name !== 'gemm_in16' || md[1]!.kernel.name !== 'gemm_skinny') return null;
-    const pairsBuf = c.table(`_m2.pairs.${op.headDim}`, () => pairs(op.headDim));
-    return [...decodeDispatches(op, c, pairsBuf, md[0]!.buffers[1]!), md[1]!];
+    return [...decodeDispatches(op, c, pairsTable(c, op.headDim), md[0]!.buffers[1]!), md[1]!]; // gemm_in16's out
   },
   variants: (headDims, caps) =>
     headDims.filter(m2Fits).flatMap((d) => {
