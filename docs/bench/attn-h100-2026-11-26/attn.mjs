@@ -10,15 +10,16 @@ const { WebGpuBackend } = await import(pathToFileURL(path.resolve(dist, 'kernels
 const rows = Number(rowsS), pos = Number(posS), reps = Number(repsS), H = 16, d = 64, P = 16;
 const ctx = pos + rows, pages = Math.ceil(ctx / P);
 const gpu = await WebGpuBackend.open();
-// ABL=nopv|noscore|noload|nosoft|noexp: attn_mma's WGSL without its P·V products, its Q·Kᵀ products, its K/V loads,
-// the softmax's reads of S or its exponentials (what each costs)
+// ABL=nopv|noscore|noload|nosoft|noexp|nopage: attn_mma's WGSL without its P·V products, its Q·Kᵀ products, its K/V
+// loads, the softmax's reads of S, its exponentials or its page-table walks (what each costs)
 const ABL = process.env.ABL ?? '';
 const cut = {
   nopv: [/^ *o\d = subgroupMatrixMultiplyAccumulate\(p,.*$/gm, ''],
   noscore: [/^ *s\d = subgroupMatrixMultiplyAccumulate\(q.*$/gm, ''],
-  noload: [/kr(\d) = kc\[u\]; vr\d = vc\[u\];/g, ''],
+  noload: [/[kv]r\d = [kv]c\[u\];/g, ''],
   nosoft: [/(let sv\d+ = )Ss\[[^\]]*\];/g, '$1vec4<f32>(f32(t) * 0.01);'],
   noexp: [/exp2\(lg\[/g, '(lg['],
+  nopage: [/seqPage\(s, \(j\) \/ P\) \* P \+ \(j\) % P/g, 'j'], // v3's loads: slot = key (the probe's pages are 0, 1, …)
 }[ABL];
 if (cut) {
   const make = gpu.device.createShaderModule.bind(gpu.device);

@@ -142,22 +142,26 @@ ${range(DF)
     kv === 'f16'
       ? (a: string, i: string) => `${a}[${i}]`
       : (a: string, i: string) => `pack8(${a}[2u * (${i})], ${a}[2u * (${i}) + 1u])`;
-  /** This thread's loads of the tile of keys from jn into registers kr·, vr· (zeros past the range) and cr (C_j). */
-  const loads = (jn: string) =>
+  /** The cache slot of key jn + kk (kk < TK) of a tile whose slots are in part `part` of sl (keys from rows: direct). */
+  const tileSlot = (jn: string, kk: string, part: string) =>
+    rows ? slot(`${jn} + ${kk}`) : `sl[(${part}) * ${TK}u + ${kk}]`;
+  /** This thread's loads of the tile of keys from jn (slots in part `part` of sl) into registers kr·, vr· (zeros past
+   *  the range) and cr (C_j). */
+  const loads = (jn: string, part: string) =>
     [
       ...range(UT).map((i) => {
         const e = `t + ${T * i}u`;
         const at = rows
-          ? `let u = (${slot(`j`)}) * width4 + (H + g) * ${d / 4}u + ((${e}) % ${D8}u) * 2u;
+          ? `let u = (${tileSlot(jn, `(${e}) / ${D8}u`, part)}) * width4 + (H + g) * ${d / 4}u + ((${e}) % ${D8}u) * 2u;
         kr${i} = pack8(x[u], x[u + 1u]); vr${i} = pack8(x[u + H * ${d / 4}u], x[u + H * ${d / 4}u + 1u]);`
-          : `let u = ((${slot('j')}) * Hkv + g) * ${D8}u + (${e}) % ${D8}u;
+          : `let u = ((${tileSlot(jn, `(${e}) / ${D8}u`, part)}) * Hkv + g) * ${D8}u + (${e}) % ${D8}u;
         kr${i} = ${unit('kc', 'u')}; vr${i} = ${unit('vc', 'u')};`;
         return `    { let j = ${jn} + (${e}) / ${D8}u; kr${i} = vec4<u32>(0u); vr${i} = vec4<u32>(0u);
       if (j < j1) {
         ${at}
       } }`;
       }),
-      `    if (t < ${TK}u) { let j = ${jn} + t; cr = 0.0; if (useC && j < j1) { cr = cc[(${slot('j')}) * H + h] * ${Math.LOG2E}; } }`,
+      `    if (t < ${TK}u) { let j = ${jn} + t; cr = 0.0; if (useC && j < j1) { cr = cc[(${tileSlot(jn, 't', part)}) * H + h] * ${Math.LOG2E}; } }`,
     ].join('\n');
   // the base-2 logit of score sc (s·log₂e·q·k, keys from rows s·q·k) for key j when it is in range
   const logit = rows
@@ -177,6 +181,7 @@ var<workgroup> Ps: array<vec4<u32>, ${TILE_ROWS * LP}>; // q·s·log₂e [row][d
 var<workgroup> cs: array<f32, ${TK}>; // C_j·log₂e of the tile's keys (2Mamba-E; G_j for keys from rows)
 var<workgroup> xm: array<f32, ${T}>; // each thread's tile max (then its sum), for its partner
 var<workgroup> flag: u32; // whether some row's stabilizer moved this tile (O is rescaled)
+var<workgroup> sl: array<u32, ${2 * TK}>; // cache slots (page · P + offset) of the next two tiles' keys
 ${HALVES8}
 @compute @workgroup_size(${T}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
     emulate ? '' : ', @builtin(subgroup_id) sg: u32'
@@ -198,7 +203,14 @@ ${opening}
   ${range(UT)
     .map((i) => `var kr${i}: vec4<u32>; var vr${i}: vec4<u32>;`)
     .join(' ')} var cr = 0.0;
-${loads('j0')}
+${
+  rows
+    ? ''
+    : `  // the first two tiles' cache slots; each tile finds the slots of the one after next (one page-table walk per key)
+  if (t < ${2 * TK}u && j0 + t < j1) { sl[t] = ${slot('j0 + t')}; }
+  workgroupBarrier();
+`
+}${loads('j0', '0u')}
   workgroupBarrier();
 ${qLoad}
   var cNow = 0.0;
@@ -214,11 +226,17 @@ ${oInit}
       .join('\n    ')}
     if (t < ${TK}u) { cs[t] = cr; }
     if (t == 0u) { flag = 0u; }
+    let par = ((jt - j0) / ${TK}u) % 2u; // the part of sl that held this tile's slots
     if (jt + ${TK}u < j1) {
-${loads(`jt + ${TK}u`)}
+${loads(`jt + ${TK}u`, '1u - par')}
     }
     workgroupBarrier();
-${scores}
+${
+  rows
+    ? ''
+    : `    if (t < ${TK}u && jt + ${2 * TK}u + t < j1) { sl[par * ${TK}u + t] = ${slot(`jt + ${2 * TK}u + t`)}; }
+`
+}${scores}
     workgroupBarrier();
     // softmax: this thread's ${KH} keys of its row
     var lg: array<f32, ${KH}>;
