@@ -67,11 +67,16 @@ export class WebGpuBackend implements Backend, OpTimes {
    *  'emulated' runs the same tile walks in plain WGSL, for testing without them. */
   readonly matrices: Matrices;
 
+  /** The most bytes one scratch buffer may hold (DispatchContext.scratchBytes). */
+  readonly scratchBytes: number;
+
   private constructor(
     readonly device: GPUDevice,
     readonly info: GpuInfo,
     matrices?: Matrices,
+    scratchBytes?: number,
   ) {
+    this.scratchBytes = Math.min(info.maxStorageBufferBindingSize, scratchBytes ?? Infinity);
     const want = matrices ?? MATRICES ?? (info.subgroupMatrices ? 'on' : 'off');
     if (want === 'on' && !info.subgroupMatrices)
       throw new Error(
@@ -88,9 +93,13 @@ export class WebGpuBackend implements Backend, OpTimes {
     });
   }
 
-  static async open({ matrices }: { matrices?: Matrices } = {}): Promise<WebGpuBackend> {
+  /** `scratchBytes`: a smaller limit for scratch buffers than the device's (tests use it to split work). */
+  static async open({
+    matrices,
+    scratchBytes,
+  }: { matrices?: Matrices; scratchBytes?: number } = {}): Promise<WebGpuBackend> {
     const g = await openGpu();
-    return new WebGpuBackend(g.device, g.info, matrices);
+    return new WebGpuBackend(g.device, g.info, matrices, scratchBytes);
   }
 
   get limits() {
@@ -409,10 +418,15 @@ export class WebGpuBackend implements Backend, OpTimes {
       maxRows: Math.max(0, ...step.seqs.map((s) => s.rows)),
       storage: (name) => this.get(name).storage,
       matrices: this.matrices,
+      scratchBytes: this.scratchBytes,
       scratch: (name, elements, kind: BufferKind = 'f32') => {
         const b = this.bufs.get(name);
+        // doubling (so a growing step does not re-create it every time), but never past what a binding may hold
         if (!b || b.elements < elements)
-          this.create(name, Math.max(elements, 2 * (b?.elements ?? 0)), { kind, role: 'scratch' });
+          this.create(name, Math.max(elements, Math.min(2 * (b?.elements ?? 0), Math.floor(this.scratchBytes / 4))), {
+            kind,
+            role: 'scratch',
+          });
         return name;
       },
       table: (name, values) => {

@@ -8,6 +8,7 @@ import { softplus } from '../../kernels/cpu/conv2.js';
 import { twoMambaEParallel, softmaxParallel } from '../../kernels/cpu/reference.js';
 import { freshRng, randRows, relErr } from '../helpers.js';
 import { attentionCases, gpuHarness, round, scenario } from './gpu-harness.js';
+import { attentionGroups } from '../../kernels/webgpu/wgsl/meta.js';
 import { close, V3, A3 } from './vectors.js';
 
 // the f32 kernels (tensor cores off: their f16 roundings have their own test below)
@@ -120,8 +121,7 @@ test(
 
 /** Tiled attention in a mixed step: 4 rows at 40 and 1 at 530 take split-K; 5 rows at 0, and 130 rows at 1000 (three
  *  tiles, the last partial, over keys in two ranges of ATTN_TILE_RANGE = 1024) take the tiled kernel. */
-async function tiledMixed(cmp: typeof compare, tol: number, tag: string, kvF16 = false) {
-  const { rng, seed } = freshRng();
+function mixedStep() {
   const P = 16;
   // Pages interleave between the sequences.
   const lens = [44, 531, 5, 1130],
@@ -129,6 +129,7 @@ async function tiledMixed(cmp: typeof compare, tol: number, tag: string, kvF16 =
   let next = 0;
   for (const len of lens) pageLists.push(Array.from({ length: Math.ceil(len / P) }, () => next++));
   const shuffled = pageLists.flat().map((p) => (p * 37) % next); // a permutation of the page ids (37 is prime to next)
+  assert.equal(new Set(shuffled).size, next);
   let k = 0;
   const perm = pageLists.map((l) => l.map(() => shuffled[k++]!));
   const step: Step = {
@@ -139,9 +140,13 @@ async function tiledMixed(cmp: typeof compare, tol: number, tag: string, kvF16 =
       { slot: 3, pos: 1000, rows: 130, pages: perm[3]! },
     ],
   };
-  assert.equal(new Set(shuffled).size, next);
+  return { step, P, pages: next };
+}
+
+async function tiledMixed(cmp: typeof compare, tol: number, tag: string, kvF16 = false) {
+  const { rng, seed } = freshRng();
+  const { step, P, pages } = mixedStep();
   const rows = 140,
-    pages = next,
     r = (n: number, std = 1) => rng.normals(n, std);
   for (const [label, layout, useC] of [
     ['softmax GQA', { heads: 4, kvHeads: 2, headDim: 64 }, false],
@@ -193,6 +198,33 @@ test(
   async () => {
     await tiledMixed(tc.compare, TC_TOL, '');
     await tiledMixed(tc.compare, TC_TOL, ' (f16 KV)', true);
+  },
+);
+
+// A scratch buffer of 320 KiB holds the partials (heads × 5 ranges of 256 keys × 64 floats a row) of 64 rows of the
+// softmax case (4 heads) and 128 of the 2Mamba-E one (2 heads), so the mixed step's 140 rows run in groups: split-K rows
+// and a tile together, then whole tiles (a long step at a long context on a GPU: partials past the binding limit).
+const SMALL_SCRATCH = 320 * 1024;
+const grouped = await gpuHarness({ matrices: 'off', scratchBytes: SMALL_SCRATCH });
+const groupedTc = await gpuHarness({
+  matrices: tc.gpu?.matrices === 'on' ? 'on' : 'emulated',
+  scratchBytes: SMALL_SCRATCH,
+});
+
+test(
+  'attention in groups of rows when the partials outgrow one scratch buffer (FMA and tensor-core kernels)',
+  {
+    skip: grouped.skip,
+  },
+  async () => {
+    const { step } = mixedStep();
+    for (const [heads, n] of [
+      [4, 4],
+      [2, 2],
+    ])
+      assert.equal(attentionGroups(step, Math.floor(SMALL_SCRATCH / 4 / (heads * 5 * 64))).length, n);
+    await tiledMixed(grouped.compare, 2e-5, ' (groups)');
+    await tiledMixed(groupedTc.compare, TC_TOL, ' (groups, tensor cores)', true);
   },
 );
 

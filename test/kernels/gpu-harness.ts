@@ -21,7 +21,7 @@ export interface BufSpec {
 export const round = (v: Float32Array, dt: WeightDType) =>
   dt === 'f32' ? v : v.map((x) => (dt === 'f16' ? f16ToF32(f32ToF16(x)) : bf16ToF32(f32ToBF16(x))));
 
-export async function gpuHarness(opts: { matrices?: Matrices } = {}) {
+export async function gpuHarness(opts: { matrices?: Matrices; scratchBytes?: number } = {}) {
   let gpu: WebGpuBackend | null = null,
     why = '';
   try {

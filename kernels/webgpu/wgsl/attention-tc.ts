@@ -282,7 +282,7 @@ ${emulate ? '' : `  ${oStore}\n`}  xm[t] = z;
   // rows of the tile past the sequence's rows, or whose position precedes this range, write nothing
   if (t0 + row > lastRow || pos < j0) { return; }
   let r = seqRow0(s) + i;
-  let k = (r * H + h) * splits + sp;
+  let k = (${rows ? 'r' : '(r - prm.rowBase)'} * H + h) * splits + sp; // the group's rows (keys from rows: the step's)
   let b = (k * ${d}u + half * ${OC}u) / 4u;
 ${range(OC / 4)
   .map(

@@ -19,7 +19,7 @@ import {
   workgroupCumsum,
 } from './common.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
-import { attentionWork, TILE_MIN_ROWS, TILE_ROWS, tileRange } from './meta.js';
+import { attentionGroups, TILE_MIN_ROWS, TILE_ROWS, tileRange } from './meta.js';
 import { ATTN_TILE_RANGE } from '../tuning.js';
 
 export const SPLIT_K = 256; // keys per attention workgroup (flash-decoding split); also its threads
@@ -49,7 +49,9 @@ fn KU(i: u32) -> array<vec4<f32>, 2> { ${unit('kc')} }
 fn VU(i: u32) -> array<vec4<f32>, 2> { ${unit('vc')} }`;
 }
 
-/** useC: 2Mamba-E (ℓ += C_pos − C_j); splits: the partials' stride per row (key ranges of SPLIT_K, at most). */
+/** useC: 2Mamba-E (ℓ += C_pos − C_j); splits: the partials' stride per row (key ranges of SPLIT_K, at most); rowBase,
+ *  splitBase, tileBase: the first row, split-K row and tile of this group of the step's rows (attentionGroups: the
+ *  partials hold the group's rows from rowBase on). */
 export const ATTN_PARAMS = defineParams({
   heads: 'u32',
   kvHeads: 'u32',
@@ -57,6 +59,9 @@ export const ATTN_PARAMS = defineParams({
   pageSize: 'u32',
   useC: 'u32',
   splits: 'u32',
+  rowBase: 'u32',
+  splitBase: 'u32',
+  tileBase: 'u32',
 });
 
 // K and V of each row into its page slot: one thread per value (f32) or per pair of values (f16, packed).
@@ -129,7 +134,7 @@ var<workgroup> gz: array<f32, ${G}>;
 var<workgroup> vacc: array<vec4<f32>, ${T * W}>;
 @compute @workgroup_size(${T}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = prm.heads; let Hkv = prm.kvHeads; let P = prm.pageSize; let useC = prm.useC == 1u; let splits = prm.splits;
-  let sp = wg.x; let r = splitRow(wg.y / H); let h = wg.y % H; // splits × (split-K rows × heads) workgroups
+  let sp = wg.x; let r = splitRow(prm.splitBase + wg.y / H); let h = wg.y % H; // splits × (group's split-K rows × heads)
   let s = rowSeq(r); let pos = seqPos(s) + rowT(r);
   let j0 = sp * ${T}u; let j1 = min(pos + 1u, j0 + ${T}u);
   if (j0 >= j1) { return; } // a range past this row's position (uniform over the workgroup): the reduce skips it
@@ -186,7 +191,7 @@ var<workgroup> vacc: array<vec4<f32>, ${T * W}>;
   }
   for (var w = 0u; w < W; w++) { vacc[t * W + w] = a[w]; }
   workgroupBarrier();
-  let o = (r * H + h) * splits + sp;
+  let o = ((r - prm.rowBase) * H + h) * splits + sp;
   if (t < D4) { // thread t: output vec4 t
     var sum = vec4<f32>(0.0);
     for (var i = 0u; i < VG; i++) { sum += vacc[i * D4 + t]; }
@@ -266,7 +271,7 @@ ${tileRange(ATTN_TILE_RANGE)}
   }
   // rows of the tile past the sequence's rows, or whose position precedes this range, write nothing
   if (t0 + l.x > lastRow || pos < j0) { return; }
-  let k = (r * H + h) * splits + sp;
+  let k = ((r - prm.rowBase) * H + h) * splits + sp;
   for (var m = 0u; m < D4; m++) { po[k * D4 + m] = acc[m]; }
   pml[2u * k] = mx; pml[2u * k + 1u] = z;
 }`;
@@ -279,11 +284,11 @@ ${rw(4, 'outp')}
 const D = ${d}u;
 @compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = prm.heads; let splits = prm.splits;
-  let r = wg.x; let h = wg.y; let m = l.x;
+  let r = prm.rowBase + wg.x; let h = wg.y; let m = l.x; // the group's rows
   let pos = seqPos(rowSeq(r)) + rowT(r);
   // the row's ranges: of ATTN_TILE_RANGE keys where its sequence took the tiled kernel, else of SPLIT_K
   let n = pos / select(${SPLIT_K}u, ${ATTN_TILE_RANGE}u, seqRows(rowSeq(r)) >= ${TILE_MIN_ROWS}u) + 1u;
-  let k0 = (r * H + h) * splits;
+  let k0 = (wg.x * H + h) * splits;
   var M = -3.0e38;
   for (var sp = 0u; sp < n; sp++) { M = max(M, pml[2u * (k0 + sp)]); }
   var Z = 0.0; var o = 0.0;
@@ -377,28 +382,38 @@ export const attentionFamily: Family = {
       v = { d, kv: kvOf(c, op.k) };
     if (d % 8 || SPLIT_K % (d / 4)) throw new Error(`attention: head dim ${d} must be 8·2^k, at most ${4 * SPLIT_K}`);
     const splits = attentionSplits(c.step),
-      { splitRows, tiles } = attentionWork(c.step),
       tileSplits = Math.ceil(
         Math.max(1, ...c.step.seqs.filter((s) => s.rows >= TILE_MIN_ROWS).map((s) => s.pos + s.rows)) / ATTN_TILE_RANGE,
       );
-    const po = c.scratch('_attn.o', c.rows * heads * splits * d),
-      pml = c.scratch('_attn.ml', c.rows * heads * splits * 2);
+    // the partials (heads × splits × d floats a row) of as many rows as one scratch buffer holds: a long step at a long
+    // context runs in groups of rows, each reduced before the next reuses the buffer
+    const perRow = heads * splits * d,
+      groups = attentionGroups(c.step, Math.floor(c.scratchBytes / 4 / perRow)),
+      most = Math.max(...groups.map((g) => g.rows));
+    const po = c.scratch('_attn.o', most * perRow),
+      pml = c.scratch('_attn.ml', most * heads * splits * 2);
     const bufs = [op.qkv, op.k, op.v, op.c ?? op.k, po, pml];
-    const params = { heads, kvHeads, pageSize: op.pageSize, useC: op.c ? 1 : 0, splits };
-    return [
-      ...(splitRows.length ? [dispatch(attnSplit, v, bufs, params, [splits, splitRows.length * heads])] : []),
-      ...(tiles.length
-        ? [
-            c.matrices !== 'off' && attnMmaFits(d)
-              ? dispatch(attnMma, { ...v, emulate: c.matrices === 'emulated' }, bufs, params, [
-                  tileSplits,
-                  tiles.length * heads,
-                ])
-              : dispatch(attnTile, v, bufs, params, [tileSplits, tiles.length * heads]),
-          ]
-        : []),
-      dispatch(attnReduce, { d }, [po, pml, op.out], { heads, splits }, [c.rows, heads]),
-    ];
+    const tiled =
+      c.matrices !== 'off' && attnMmaFits(d)
+        ? ([attnMma, { ...v, emulate: c.matrices === 'emulated' }] as const)
+        : ([attnTile, v] as const);
+    return groups.flatMap((g) => {
+      const params = {
+        heads,
+        kvHeads,
+        pageSize: op.pageSize,
+        useC: op.c ? 1 : 0,
+        splits,
+        rowBase: g.row0,
+        splitBase: g.split0,
+        tileBase: g.tile0,
+      };
+      return [
+        ...(g.splitRows ? [dispatch(attnSplit, v, bufs, params, [splits, g.splitRows * heads])] : []),
+        ...(g.tiles ? [dispatch(tiled[0], tiled[1], bufs, params, [tileSplits, g.tiles * heads])] : []),
+        dispatch(attnReduce, { d }, [po, pml, op.out], { heads, splits, rowBase: g.row0 }, [g.rows, heads]),
+      ];
+    });
   },
   variants: (headDims, caps) => [
     ...KV_DTYPES.map((kv) => variant(kvAppend, { kv })),

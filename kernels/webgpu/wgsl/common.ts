@@ -100,6 +100,9 @@ export interface DispatchContext extends Caps {
   storage(name: string): WeightDType;
   /** A backend-owned scratch buffer of at least `elements` (grown, never shrunk); returns its name. */
   scratch(name: string, elements: number, kind?: BufferKind): string;
+  /** The most bytes one scratch buffer may hold (the device's storage binding limit, or less where the backend was
+   *  opened with a smaller one): a family whose scratch grows with the step splits its work to stay under it. */
+  scratchBytes: number;
   /** A constant i32 table the backend creates once; returns its name. */
   table(name: string, values: () => number[]): string;
 }

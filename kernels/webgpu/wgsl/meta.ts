@@ -26,30 +26,67 @@ fn tileSeq(i: u32) -> u32 { return stepMeta[stepMeta[5] + 2u * i]; }
 fn tileRow(i: u32) -> u32 { return stepMeta[stepMeta[5] + 2u * i + 1u]; }
 `;
 
-/** The opening of a tiled-attention workgroup (`wg` its id; dispatched splits × (tiles × heads)): the params (H,
+/** The opening of a tiled-attention workgroup (`wg` its id; dispatched splits × (group's tiles × heads)): the params (H,
  *  Hkv, P, useC, splits), its range index sp, tile (sequence s, first row t0, rows n, position p0, lastRow), head h and
  *  key range [j0, j1) of `splitK` keys; a range past the tile's last position returns at once (uniform over the
  *  workgroup). */
 export const tileRange = (
   splitK: number,
 ) => /* wgsl */ `  let H = prm.heads; let Hkv = prm.kvHeads; let P = prm.pageSize; let useC = prm.useC == 1u; let splits = prm.splits;
-  let sp = wg.x; let ti = wg.y / H; let h = wg.y % H;
+  let sp = wg.x; let ti = prm.tileBase + wg.y / H; let h = wg.y % H;
   let s = tileSeq(ti); let t0 = tileRow(ti); let n = seqRows(s); let p0 = seqPos(s);
   let lastRow = min(t0 + ${TILE_ROWS}u, n) - 1u;
   let j0 = sp * ${splitK}u; let j1 = min(p0 + lastRow + 1u, j0 + ${splitK}u);
   if (j0 >= j1) { return; }`;
 
-/** The step's attention work: rows of short (decode) sequences for the split-K kernel, tiles of the others. */
-export function attentionWork(step: Step): { splitRows: number[]; tiles: [number, number][] } {
-  const splitRows: number[] = [],
-    tiles: [number, number][] = [];
+/** The step's attention work in row order: each row of a short (decode) sequence for the split-K kernel, each tile of
+ *  TILE_ROWS rows (the last one shorter) of the others for the tiled one; `row` the unit's first row in the step. */
+function attentionUnits(step: Step): { seq: number; t: number; row: number; rows: number; tile: boolean }[] {
+  const units: ReturnType<typeof attentionUnits> = [];
   let r = 0;
-  step.seqs.forEach((s, i) => {
-    if (s.rows < TILE_MIN_ROWS) for (let t = 0; t < s.rows; t++) splitRows.push(r + t);
-    else for (let t = 0; t < s.rows; t += TILE_ROWS) tiles.push([i, t]);
+  step.seqs.forEach((s, seq) => {
+    const tile = s.rows >= TILE_MIN_ROWS,
+      size = tile ? TILE_ROWS : 1;
+    for (let t = 0; t < s.rows; t += size) units.push({ seq, t, row: r + t, rows: Math.min(size, s.rows - t), tile });
     r += s.rows;
   });
-  return { splitRows, tiles };
+  return units;
+}
+
+/** The step's attention work: rows of short (decode) sequences for the split-K kernel, tiles of the others. */
+export function attentionWork(step: Step): { splitRows: number[]; tiles: [number, number][] } {
+  const units = attentionUnits(step);
+  return {
+    splitRows: units.filter((u) => !u.tile).map((u) => u.row),
+    tiles: units.filter((u) => u.tile).map((u) => [u.seq, u.t]),
+  };
+}
+
+/** The step's attention work in groups of consecutive rows, at most `maxRows` each (whole tiles; a group's partials
+ *  must fit one scratch buffer): each group's first row and rows, its split-K rows (from index split0 of the step's
+ *  split-row list) and its tiles (from index tile0 of the tile list). */
+export function attentionGroups(
+  step: Step,
+  maxRows: number,
+): { row0: number; rows: number; split0: number; splitRows: number; tile0: number; tiles: number }[] {
+  const groups: ReturnType<typeof attentionGroups> = [];
+  let g = { row0: 0, rows: 0, split0: 0, splitRows: 0, tile0: 0, tiles: 0 };
+  for (const u of attentionUnits(step)) {
+    if (u.rows > maxRows)
+      throw new Error(
+        `attention: the partials of ${u.rows} rows at this context need more than one scratch buffer holds on this ` +
+          'adapter; use a shorter context',
+      );
+    if (g.rows + u.rows > maxRows) {
+      groups.push(g);
+      g = { row0: u.row, rows: 0, split0: g.split0 + g.splitRows, splitRows: 0, tile0: g.tile0 + g.tiles, tiles: 0 };
+    }
+    g.rows += u.rows;
+    if (u.tile) g.tiles++;
+    else g.splitRows++;
+  }
+  groups.push(g);
+  return groups;
 }
 
 /** The meta words of a step. */
