@@ -2,8 +2,9 @@
 // workgroup per (key range of `splitK` keys, tile of TILE_ROWS query rows, head), writing the range's partial (max,
 // sum, Σ e^{ℓ−max}·v) per row for attn_reduce — with QKᵀ and PV as 16 × 16 × 16 f16 products (f32 accumulation).
 // 4 subgroups of 32, each 16 query rows. Per tile of 64 keys (32 emulated):
-//   the tile's K and V (loaded into registers during the previous tile: 16-byte loads at each key's cache slot, f32
-//   caches rounded to f16) stored to workgroup memory, the next tile's loads issued → S = Q·Kᵀ on tensor cores into
+//   the tile's K and V (loaded into registers during the previous tile: 16-byte loads at each key's cache slot, found
+//   once per key two tiles ahead; f32 caches rounded to f16) stored to workgroup memory, the next tile's loads issued
+//   → S = Q·Kᵀ on tensor cores into
 //   workgroup memory → softmax in f32 by threads (two per row, half the keys each; base-2 logits ℓ·log₂e with causal
 //   and range masks) writing P = 2^{ℓ−m} as f16 → O += P·V on tensor cores, O (16 rows × d per subgroup) kept in
 //   subgroup matrices for the whole range.
