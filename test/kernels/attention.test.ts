@@ -143,18 +143,18 @@ function mixedStep() {
   return { step, P, pages: next };
 }
 
-async function tiledMixed(cmp: typeof compare, tol: number, tag: string, kvF16 = false) {
+async function tiledMixed(cmp: typeof compare, tol: number, tag: string, kvF16 = false, d = 64) {
   const { rng, seed } = freshRng();
   const { step, P, pages } = mixedStep();
   const rows = 140,
     r = (n: number, std = 1) => rng.normals(n, std);
   for (const [label, layout, useC] of [
-    ['softmax GQA', { heads: 4, kvHeads: 2, headDim: 64 }, false],
-    ['2Mamba-E', { heads: 2, kvHeads: 2, headDim: 64 }, true],
+    ['softmax GQA', { heads: 4, kvHeads: 2, headDim: d }, false],
+    ['2Mamba-E', { heads: 2, kvHeads: 2, headDim: d }, true],
   ] as const) {
     const H = layout.heads,
       Hkv = layout.kvHeads,
-      width = (H + 2 * Hkv) * 64;
+      width = (H + 2 * Hkv) * d;
     const cInit = Float64Array.from({ length: pages * P * H }, () => -Math.abs(rng.normal()) * 0.02);
     await cmp(
       `tiled attention ${label}${tag}`,
@@ -172,11 +172,11 @@ async function tiledMixed(cmp: typeof compare, tol: number, tag: string, kvF16 =
       ],
       [
         { name: 'x', init: r(rows * width, 2) },
-        { name: 'kc', init: r(pages * P * Hkv * 64), ...(kvF16 ? { storage: 'f16' as const } : {}) },
-        { name: 'vc', init: r(pages * P * Hkv * 64), ...(kvF16 ? { storage: 'f16' as const } : {}) },
+        { name: 'kc', init: r(pages * P * Hkv * d), ...(kvF16 ? { storage: 'f16' as const } : {}) },
+        { name: 'vc', init: r(pages * P * Hkv * d), ...(kvF16 ? { storage: 'f16' as const } : {}) },
         { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.02) },
         { name: 'cc', kind: 'cumsum', init: cInit },
-        { name: 'y', init: new Float32Array(rows * H * 64), out: true },
+        { name: 'y', init: new Float32Array(rows * H * d), out: true },
       ],
       step,
       ['y'],
@@ -193,11 +193,12 @@ test(
 );
 
 test(
-  `tiled prefill attention on tensor cores (${tc.gpu?.matrices ?? 'no adapter'}): the same mixed step, f32 and f16 KV caches`,
+  `tiled prefill attention on tensor cores (${tc.gpu?.matrices ?? 'no adapter'}): the same mixed step, f32 and f16 KV caches, head dims 64 and 32`,
   { skip: tc.skip },
   async () => {
     await tiledMixed(tc.compare, TC_TOL, '');
     await tiledMixed(tc.compare, TC_TOL, ' (f16 KV)', true);
+    await tiledMixed(tc.compare, TC_TOL, ' (head dim 32)', true, 32);
   },
 );
 
