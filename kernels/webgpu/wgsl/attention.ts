@@ -49,7 +49,7 @@ fn KU(i: u32) -> array<vec4<f32>, 2> { ${unit('kc')} }
 fn VU(i: u32) -> array<vec4<f32>, 2> { ${unit('vc')} }`;
 }
 
-/** useC: 2Mamba-E (ℓ += C_pos − C_j); splits: the partials' stride per row (key ranges of SPLIT_K, at most); rowBase,
+/** useC: 2Mamba-E (ℓ += C_pos − C_j); splits: the partials' stride per row (the most key ranges a row has); rowBase,
  *  splitBase, tileBase: the first row, split-K row and tile of this group of the step's rows (attentionGroups: the
  *  partials hold the group's rows from rowBase on). */
 export const ATTN_PARAMS = defineParams({
@@ -385,13 +385,16 @@ export const attentionFamily: Family = {
       tileSplits = Math.ceil(
         Math.max(1, ...c.step.seqs.filter((s) => s.rows >= TILE_MIN_ROWS).map((s) => s.pos + s.rows)) / ATTN_TILE_RANGE,
       );
-    // the partials (heads × splits × d floats a row) of as many rows as one scratch buffer holds: a long step at a long
+    // the partials' stride per row: the split-K ranges where the step has decode rows, else the tiled kernel's (a
+    // quarter as many: a prefill step's partials and their reduce shrink 4×)
+    const stride = c.step.seqs.some((s) => s.rows < TILE_MIN_ROWS) ? splits : tileSplits;
+    // the partials (heads × stride × d floats a row) of as many rows as one scratch buffer holds: a long step at a long
     // context runs in groups of rows, each reduced before the next reuses the buffer
-    const perRow = heads * splits * d,
+    const perRow = heads * stride * d,
       groups = attentionGroups(c.step, Math.floor(c.scratchBytes / 4 / perRow)),
       most = Math.max(...groups.map((g) => g.rows));
     const po = c.scratch('_attn.o', most * perRow),
-      pml = c.scratch('_attn.ml', most * heads * splits * 2);
+      pml = c.scratch('_attn.ml', most * heads * stride * 2);
     const bufs = [op.qkv, op.k, op.v, op.c ?? op.k, po, pml];
     const tiled =
       c.matrices !== 'off' && attnMmaFits(d)
@@ -403,7 +406,7 @@ export const attentionFamily: Family = {
         kvHeads,
         pageSize: op.pageSize,
         useC: op.c ? 1 : 0,
-        splits,
+        splits: stride,
         rowBase: g.row0,
         splitBase: g.split0,
         tileBase: g.tile0,
@@ -411,7 +414,7 @@ export const attentionFamily: Family = {
       return [
         ...(g.splitRows ? [dispatch(attnSplit, v, bufs, params, [splits, g.splitRows * heads])] : []),
         ...(g.tiles ? [dispatch(tiled[0], tiled[1], bufs, params, [tileSplits, g.tiles * heads])] : []),
-        dispatch(attnReduce, { d }, [po, pml, op.out], { heads, splits, rowBase: g.row0 }, [g.rows, heads]),
+        dispatch(attnReduce, { d }, [po, pml, op.out], { heads, splits: stride, rowBase: g.row0 }, [g.rows, heads]),
       ];
     });
   },
