@@ -66,8 +66,8 @@ Options:
   --prefill-chunk N      rows of one prefill step (default 256, as \`fury serve\`)
   --max-memory B         skip configurations whose state + KV exceed this (default 60GiB on WebGPU, 25% of RAM on CPU)
   --profile              also time each kernel on the GPU (timestamp queries, one pass per op) and the JS encode
-                         time per step: decode at every batch size and one prefill chunk, at the first
-                         context
+                         time per step: decode at every batch size and one prefill chunk after the first
+                         context's tokens
   --json                 print the result as JSON; --out FILE also writes it`,
   async run(argv) {
     const a = parse('bench', argv, {
@@ -254,7 +254,7 @@ async function profileModel(
       kernels,
     });
     log(
-      `profile ${spec.arch} ${phase} B=${batch}${phase === 'prefill' ? ` (${chunk} rows)` : ''} T=${context}: GPU ${stepGpu.toFixed(2)} ms/step in one pass ` +
+      `profile ${spec.arch} ${phase} B=${batch}${phase === 'prefill' ? ` (${chunk} rows after ${context} tokens)` : ''} T=${context}: GPU ${stepGpu.toFixed(2)} ms/step in one pass ` +
         `(${total.toFixed(2)} in per-op passes), JS encode ${(gpu.encodeMs / n).toFixed(2)} ms; ` +
         Object.entries(kernels)
           .slice(0, 6)
