@@ -19,7 +19,7 @@ import {
   workgroupCumsum,
 } from './common.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
-import { attentionGroups, TILE_MIN_ROWS, TILE_ROWS, tileRange } from './meta.js';
+import { attentionGroups, takesTiles, TILE_MIN_ROWS, TILE_ROWS, tileRange } from './meta.js';
 import { ATTN_TILE_RANGE } from '../tuning.js';
 
 export const SPLIT_K = 256; // keys per attention workgroup (flash-decoding split); also its threads
@@ -353,7 +353,7 @@ function kvOf(c: DispatchContext, k: string): KvDType {
  *  tiles keeps the exact count (its partials scale with rows × ranges). */
 export function attentionSplits(step: Step): number {
   const n = Math.max(1, ...step.seqs.map((s) => Math.ceil((s.pos + s.rows) / SPLIT_K)));
-  return step.seqs.some((s) => s.rows >= TILE_MIN_ROWS) ? n : 2 ** Math.ceil(Math.log2(n));
+  return step.seqs.some(takesTiles) ? n : 2 ** Math.ceil(Math.log2(n));
 }
 
 export const attentionFamily: Family = {
@@ -383,11 +383,11 @@ export const attentionFamily: Family = {
     if (d % 8 || SPLIT_K % (d / 4)) throw new Error(`attention: head dim ${d} must be 8·2^k, at most ${4 * SPLIT_K}`);
     const splits = attentionSplits(c.step),
       tileSplits = Math.ceil(
-        Math.max(1, ...c.step.seqs.filter((s) => s.rows >= TILE_MIN_ROWS).map((s) => s.pos + s.rows)) / ATTN_TILE_RANGE,
+        Math.max(1, ...c.step.seqs.filter(takesTiles).map((s) => s.pos + s.rows)) / ATTN_TILE_RANGE,
       );
     // the partials' stride per row: the split-K ranges where the step has decode rows, else the tiled kernel's (a
     // quarter as many: a prefill step's partials and their reduce shrink 4×)
-    const stride = c.step.seqs.some((s) => s.rows < TILE_MIN_ROWS) ? splits : tileSplits;
+    const stride = c.step.seqs.every(takesTiles) ? tileSplits : splits;
     // the partials (heads × stride × d floats a row) of as many rows as one scratch buffer holds: a long step at a long
     // context runs in groups of rows, each reduced before the next reuses the buffer
     const perRow = heads * stride * d,

@@ -8,6 +8,8 @@ import { type Step, totalRows } from '../../backend.js';
 
 /** A sequence with at least this many rows in a step takes the tiled attention; fewer (decode) the split-K kernel. */
 export const TILE_MIN_ROWS = 5;
+/** Whether a sequence's rows of a step take the tiled attention (else the split-K kernel, row by row). */
+export const takesTiles = (s: { rows: number }) => s.rows >= TILE_MIN_ROWS;
 /** Query rows per workgroup of the tiled (prefill) attention. */
 export const TILE_ROWS = 64;
 
@@ -45,7 +47,7 @@ function attentionUnits(step: Step): { seq: number; t: number; row: number; rows
   const units: ReturnType<typeof attentionUnits> = [];
   let r = 0;
   step.seqs.forEach((s, seq) => {
-    const tile = s.rows >= TILE_MIN_ROWS,
+    const tile = takesTiles(s),
       size = tile ? TILE_ROWS : 1;
     for (let t = 0; t < s.rows; t += size) units.push({ seq, t, row: r + t, rows: Math.min(size, s.rows - t), tile });
     r += s.rows;
