@@ -7,7 +7,7 @@ import type { Backend, KvDType, SeqStep } from '../kernels/backend.js';
 import type { ModelSpec } from '../weights/config.js';
 import { memoryModel, F32_BYTES, KV_BYTES } from '../engine/memory/prices.js';
 import { phiDim } from '../kernels/ops.js';
-import type { Model } from '../engine/model/model.js';
+import type { DeviceSample, Model } from '../engine/model/model.js';
 import { W } from '../engine/model/llama.js';
 
 export interface BenchRow {
@@ -24,6 +24,8 @@ export interface BenchRow {
   decode_tokens_per_s?: number;
   prefill_tokens?: number;
   prefill_tokens_per_s?: number;
+  /** The median pass's steps: ms from the previous step's result (or the pass's start) to this one's. */
+  prefill_step_ms?: number[];
   /** 2Mamba: restoring a state snapshot into a slot (device-to-device, and from host RAM) against prefilling 64 tokens
    *  (issue 14: a restore must cost less), ms. */
   snapshot_restore_device_ms?: number;
@@ -111,6 +113,9 @@ export function decodeBatch(model: Model, batch: number, context: number, pageSi
   return { seqs, ids: seqs.map((_, i) => 3 + i), pagesPerSeq };
 }
 
+/** A greedy draw on the device (the prefill chunks' tokens are not used). */
+const GREEDY: DeviceSample = { temperature: 0, seed: 0, draw: 0 };
+
 /** Timed passes over the prefill prompt; the median is reported. */
 const PREFILL_RUNS = 3;
 
@@ -150,7 +155,7 @@ export async function benchModel(
     ceilingGB = o.ceilingBytesPerSecond / 1e9;
   let warmed = false;
   for (const context of contexts) {
-    let prefill: { tokens: number; tps: number } | null = null;
+    let prefill: { tokens: number; tps: number; steps: number[] } | null = null;
     let restore: Awaited<ReturnType<typeof timeRestore>> | null = null;
     for (const batch of batches) {
       const kvTokens = spec.arch === '2mamba' ? 0 : batch * (context + 1);
@@ -192,20 +197,37 @@ export async function benchModel(
         const pages = spec.arch === '2mamba' ? [] : Array.from({ length: Math.ceil(tokens / P) }, (_, j) => j);
         const chunk = (c: number) => {
           const n = Math.min(o.prefillChunk, tokens - c);
-          return model.forward(
+          return model.submitSampled(
             [{ slot: 0, pos: c, rows: n, pages }],
             Array.from({ length: n }, (_, k) => 3 + ((c + k) % 200)),
+            [GREEDY],
           );
+        };
+        // as the server prefills a lone prompt (scheduler.ts, prefillAhead): each chunk but the last is submitted
+        // before the previous one's step returns; the last samples the first token and runs as a step of its own
+        const prompt = async () => {
+          const done: number[] = [performance.now()],
+            timed = (p: Promise<unknown>) => p.then(() => done.push(performance.now()));
+          let running = timed(chunk(0));
+          for (let c = o.prefillChunk; c < tokens; c += o.prefillChunk) {
+            const last = c + o.prefillChunk >= tokens;
+            if (last) await running;
+            const next = chunk(c);
+            await running;
+            running = timed(next);
+          }
+          await running;
+          return done.slice(1).map((t, i) => t - done[i]!);
         };
         await chunk(0); // untimed: builds the prefill kernels' pipelines on first use
         // the median of three passes over the prompt: one pass of a few hundred ms swings with the host
-        const runs: number[] = [];
+        const runs: { tps: number; steps: number[] }[] = [];
         for (let rep = 0; rep < PREFILL_RUNS; rep++) {
           const t0 = performance.now();
-          for (let c = 0; c < tokens; c += o.prefillChunk) await chunk(c);
-          runs.push(tokens / ((performance.now() - t0) / 1000));
+          const steps = await prompt();
+          runs.push({ tps: tokens / ((performance.now() - t0) / 1000), steps });
         }
-        prefill = { tokens, tps: runs.sort((x, y) => x - y)[PREFILL_RUNS >> 1]! };
+        prefill = { tokens, ...runs.sort((x, y) => x.tps - y.tps)[PREFILL_RUNS >> 1]! };
         if (spec.arch === '2mamba') restore = await timeRestore(model, P);
       }
       const wBytes = weightTrafficBytes(model.backend, spec, batch),
@@ -221,6 +243,7 @@ export async function benchModel(
         decode_tokens_per_s: (batch * 1000) / ms,
         prefill_tokens: prefill.tokens,
         prefill_tokens_per_s: prefill.tps,
+        prefill_step_ms: prefill.steps,
         ...(restore ?? {}),
         weight_bytes: wBytes,
         request_bytes: rBytes,
@@ -234,6 +257,7 @@ export async function benchModel(
         `${spec.arch} B=${batch} T=${context}: ${ms.toFixed(2)} ms/step (p90 ${p90.toFixed(2)}` +
           `${encodeMs === undefined ? '' : `, encode ${encodeMs.toFixed(2)}`}), ${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
           `${achieved.toFixed(0)} GB/s = ${(100 * row.ratio!).toFixed(0)}% of ${ceilingGB.toFixed(0)} GB/s; prefill ${prefill.tps.toFixed(0)} tok/s` +
+          (prefill.steps.length <= 8 ? ` (steps ${prefill.steps.map((t) => t.toFixed(1)).join(', ')} ms)` : '') +
           (restore
             ? `; snapshot restore ${restore.snapshot_restore_device_ms.toFixed(2)} ms (device copy), ` +
               `${restore.snapshot_restore_host_ms.toFixed(2)} ms (from host RAM) vs prefilling 64 tokens ${restore.prefill_64_ms.toFixed(2)} ms`
