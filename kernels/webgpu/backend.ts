@@ -230,7 +230,13 @@ export class WebGpuBackend implements Backend, OpTimes {
       off += r.len;
     }
     this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ, 0, bytes); // a failed map leaves it unmapped: still reusable
+    // a failed map leaves it unmapped: still reusable. Dawn rejects with an empty message (an AbortError when the
+    // device is gone): say what failed, or the cause the device already reported
+    await staging.mapAsync(GPUMapMode.READ, 0, bytes).catch((e: Error) => {
+      this.throwIfFailed();
+      const lost = e.name === 'AbortError' ? ': the device was lost' : '';
+      throw new Error(`WebGPU readback failed: ${e.name}${e.message ? ` (${e.message})` : ''}${lost}`);
+    });
     try {
       this.throwIfFailed();
       return staging.getMappedRange(0, bytes).slice(0, total);

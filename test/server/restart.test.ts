@@ -43,3 +43,34 @@ test('a lost device: the running request gets engine_restarted, the engine reloa
   assert.match(await (await fetch(`${srv.url}/metrics`)).text(), /fury_engine_restarts\{model_name="m"\} 1/);
   assert.equal((await getJson(srv.url, '/v1/requests')).data.length, 0);
 });
+
+test('WebGPU (lavapipe): a device destroyed under a running request restarts the engine, which then serves', async () => {
+  const gpu = await startServer([{ name: 'g', arch: 'softmax' }], {}, { backend: 'webgpu', maxBatch: 1 });
+  try {
+    const engine = gpu.state.models.get('g')!;
+    const first = engine.backend as unknown as { device: GPUDevice };
+    const running = post(gpu.url, '/v1/completions', {
+      model: 'g',
+      prompt: 'long',
+      max_tokens: 3000,
+      ignore_eos: true,
+    });
+    await until(() => engine.stats().running === 1, 10_000, 'the request to run');
+    first.device.destroy();
+    const r = await running;
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error.code, 'engine_restarted');
+    assert.match(r.json.error.message, /device was lost/, 'says what failed');
+    await until(() => !engine.isRestarting && (engine.backend as unknown) !== first, 20_000, 'the reload');
+    const again = await post(gpu.url, '/v1/completions', {
+      model: 'g',
+      prompt: 'after',
+      max_tokens: 4,
+      ignore_eos: true,
+    });
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.json.usage.completion_tokens, 4);
+  } finally {
+    await gpu.close();
+  }
+});
