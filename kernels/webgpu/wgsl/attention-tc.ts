@@ -166,8 +166,8 @@ ${range(DF)
     ].join('\n');
   // the base-2 logit of score sc (s·log₂e·q·k, keys from rows s·q·k) for key j when it is in range
   const logit = rows
-    ? `select(-3.0e38, log2(sc * sc) + cNow - cs[k], j <= pos && j < j1 && sc != 0.0)`
-    : `select(-3.0e38, sc + cNow - cs[k], j <= pos && j < j1)`;
+    ? `select(-3.0e38, log2(sc * sc) + cNow - ck, j <= pos && j < j1 && sc != 0.0)`
+    : `select(-3.0e38, sc + cNow - ck, j <= pos && j < j1)`;
   return `${tcEnables(emulate)}${head}
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> kc: array<${kv === 'f16' ? 'vec4<u32>' : 'vec4<f32>'}>;
@@ -179,7 +179,7 @@ var<workgroup> Ks: array<vec4<u32>, ${TK * LK}>; // [key][dim], 8 halves per ele
 var<workgroup> Vs: array<vec4<u32>, ${TK * LK}>; // [key][dim]
 var<workgroup> Ss: array<vec4<f32>, ${TILE_ROWS * LS}>; // scores [row][key]; O [row][column] when rescaled and at the end
 var<workgroup> Ps: array<vec4<u32>, ${TILE_ROWS * LP}>; // q·s·log₂e [row][dim] before the first tile, then P [row][key]
-var<workgroup> cs: array<f32, ${TK}>; // C_j·log₂e of the tile's keys (2Mamba-E; G_j for keys from rows)
+var<workgroup> cs: array<vec4<f32>, ${TK / 4}>; // C_j·log₂e of the tile's keys (2Mamba-E; G_j for keys from rows)
 var<workgroup> xm: array<f32, ${T}>; // each thread's tile max (then its sum), for its partner
 var<workgroup> flag: u32; // whether some row's stabilizer moved this tile (O is rescaled)
 var<workgroup> sl: array<u32, ${2 * TK}>; // cache slots (page · P + offset) of the next two tiles' keys
@@ -225,7 +225,7 @@ ${oInit}
         (i) => `{ let e = t + ${T * i}u; let o = (e / ${D8}u) * ${LK}u + e % ${D8}u; Ks[o] = kr${i}; Vs[o] = vr${i}; }`,
       )
       .join('\n    ')}
-    if (t < ${TK}u) { cs[t] = cr; }
+    if (t < ${TK}u) { cs[t / 4u][t % 4u] = cr; }
     if (t == 0u) { flag = 0u; }
     let par = ((jt - j0) / ${TK}u) % 2u; // the part of sl that held this tile's slots
     if (jt + ${TK}u < j1) {
@@ -244,10 +244,10 @@ ${
     var tm = -3.0e38;
 ${range(KH / 4)
   .map(
-    (q) => `    let sv${q} = Ss[row * ${LS}u + half * ${KH / 4}u + ${q}u];
+    (q) => `    let sv${q} = Ss[row * ${LS}u + half * ${KH / 4}u + ${q}u]; let cv${q} = cs[half * ${KH / 4}u + ${q}u];
 ${range(4)
   .map(
-    (c) => `    { let k = half * ${KH}u + ${4 * q + c}u; let j = jt + k; let sc = sv${q}[${c}];
+    (c) => `    { let j = jt + half * ${KH}u + ${4 * q + c}u; let sc = sv${q}[${c}]; let ck = cv${q}[${c}];
       lg[${4 * q + c}] = ${logit}; tm = max(tm, lg[${4 * q + c}]); }`,
   )
   .join('\n')}`,
