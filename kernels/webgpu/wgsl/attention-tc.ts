@@ -13,7 +13,7 @@
 // (decided for the whole workgroup, so the branch is uniform); with trained or random weights that is almost only in
 // a range's first tiles. The partial's max is m (in natural units), not the exact max: attn_reduce only needs one
 // consistent stabilizer per partial.
-// Rounding: q·s·log₂e (s = 1/√d), k, v and p in f16 (relative 2⁻¹¹ each), sums in f32. `emulate`: the same staging,
+// Rounding: q·s·log₂e (s = 1/√d; keys from rows: q), k, v and p in f16 (relative 2⁻¹¹ each), sums in f32. `emulate`: the same staging,
 // walk and rescale rule with the two products as loops over the same workgroup arrays and O in each thread's
 // registers (lavapipe in CI). Requires d = 32 or 64.
 import type { KvDType } from '../../backend.js';
@@ -164,9 +164,10 @@ ${range(DF)
       }),
       `    if (t < ${TK}u) { let j = ${jn} + t; cr = 0.0; if (useC && j < j1) { cr = cc[(${tileSlot(jn, 't', part)}) * H + h] * ${Math.LOG2E}; } }`,
     ].join('\n');
-  // the base-2 logit of score sc (s·log₂e·q·k, keys from rows s·q·k) for key j when it is in range
+  // the base-2 logit of score sc (s·log₂e·q·k; keys from rows q·k, whose weight (s·q·k)² = (q·k)²/d) for key j when
+  // it is in range
   const logit = rows
-    ? `select(-3.0e38, log2(sc * sc) + cNow - ck, j <= pos && j < j1 && sc != 0.0)`
+    ? `select(-3.0e38, log2(sc * sc) - ${Math.log2(d)}.0 + cNow - ck, j <= pos && j < j1 && sc != 0.0)`
     : `select(-3.0e38, sc + cNow - ck, j <= pos && j < j1)`;
   return `${tcEnables(emulate)}${head}
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
@@ -193,9 +194,9 @@ ${opening}
   // reads of S then fall in distinct banks)
   let row = (t / 32u) * 16u + t % 16u; let half = (t / 16u) % 2u;
   let i = min(t0 + row, lastRow); let pos = p0 + i;
-  // q·s (·log₂e for the softmax's base-2 logits; keys from rows square the score, so log₂ of it is taken instead) as
-  // f16 into Ps: ${TILE_ROWS} rows × ${D8} units
-  let scale = ${rows ? '1.0' : Math.LOG2E} / sqrt(${d}.0);
+  // q·s·log₂e (the softmax's base-2 logits) as f16 into Ps: ${TILE_ROWS} rows × ${D8} units. Keys from rows: q as it
+  // is (s is applied to the squared score in f32, so an f16-exact q stays exact at every d)
+  let scale = ${rows ? '1.0' : `${Math.LOG2E} / sqrt(${d}.0)`};
   for (var e = t; e < ${TILE_ROWS * D8}u; e += ${T}u) {
     let qr = seqRow0(s) + min(t0 + e / ${D8}u, lastRow);
     let o = qr * width4 + h * ${d / 4}u + (e % ${D8}u) * 2u;
