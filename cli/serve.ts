@@ -63,7 +63,8 @@ Options:
                             load balancer that retries it on another replica, deploy/haproxy)
   --token-budget N          tokens per scheduler step (default 512); --prefill-chunk N per request (default 256)
   --prefill-alone N         tokens per step, and per request, while no request is decoding: a long prompt on an idle
-                            server prefills in larger, faster steps (default 4096 for 2Mamba on a GPU, else 1024)
+                            server prefills in larger, faster steps (default 4096 on a GPU for 2Mamba and, on tensor
+                            cores, for every model; else 1024)
   --sse-ping-interval S     SSE keep-alive comments while silent (default 10; 0 = off)
   --body-limit B            largest request body (default 64MiB)
   --default-max-tokens N    chat max_tokens when the request sets none (default 1024)

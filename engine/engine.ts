@@ -3,7 +3,9 @@
 // /health, /metrics and /v1/requests read.
 import type { Backend } from '../kernels/backend.js';
 import type { ModelSpec } from '../weights/config.js';
-import { fitPools, planPools, type PlanOptions, type PoolPlan } from './memory/plan.js';
+import { fitPools, planPools, stepWorkingBytes, type PlanOptions, type PoolPlan } from './memory/plan.js';
+import { ATTN_TILE_RANGE } from '../kernels/webgpu/tuning.js';
+import { SPLIT_K } from '../kernels/webgpu/wgsl/attention.js';
 import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
 import { defaultMinHostTokens, StateCache, type StateCacheStats } from './memory/state-cache.js';
@@ -47,12 +49,16 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
   stateCheckpointTokens?: number;
 }
 
-/** Tokens per step while nothing decodes, by default: 4096 for 2Mamba on a GPU (its prefill keeps no per-context
- *  scratch; on an H100 a lone 32k prompt's first token came in 0.34–0.56 s against 0.45–0.60 s in steps of 1024,
- *  docs/perf.md), else 1024 (a KV model's attention partials grow with rows × context; a CPU step of 4096 rows would
- *  hold a newly arrived request back for seconds). */
-export const defaultPrefillAlone = (arch: string, backend: string) =>
-  arch === '2mamba' && backend === 'webgpu' ? 4096 : 1024;
+/** Tokens per step while nothing decodes, by default: 4096 on a GPU for 2Mamba (on an H100 a lone 32k prompt's first
+ *  token came in 0.34–0.56 s against 0.45–0.60 s in steps of 1024) and, on tensor cores, for the KV models (a lone
+ *  softmax prompt of 32k: 0.78–0.98 s against 0.85–1.15 s; their attention partials, which grow with rows × context,
+ *  are in the memory plan: stepWorkingBytes), else 1024 (a CPU step of 4096 rows would hold a newly arrived request
+ *  back for seconds). docs/perf.md. */
+export const defaultPrefillAlone = (arch: string, backend: string, tensorCores = false) =>
+  backend === 'webgpu' && (arch === '2mamba' || tensorCores) ? 4096 : 1024;
+
+/** Whether a backend multiplies on tensor cores (WebGPU with subgroup matrices). */
+const onTensorCores = (b: Backend) => (b as { matrices?: string }).matrices === 'on';
 
 /** A snapshot every 4096 prefilled tokens: it costs ≤ 3% of the prefill it saves (the small preset's 173 MB state
  *  reads back over PCIe in ~7 ms against 0.25–0.35 s to prefill 4096 tokens on an H200; the tiny model's 10.8 MB in
@@ -201,11 +207,22 @@ export class Engine {
     const say = log ?? ((l: string) => process.stderr.write(`fury: ${l}\n`));
     const base = { backend: o.backend, weightsDType: o.weightsDType, kvDtype: o.kvDtype, arch: o.arch, log };
     let plan: PoolPlan | undefined;
+    let alone: number | undefined; // --prefill-alone, resolved for the backend
     const om = await openModel(dir, {
       ...base,
       onProgress,
       sizePools: (spec, backend, weightValues, kvDtype) => {
-        const fit = fitPools(planPools(spec, { ...o, kvDtype }), spec, backend.limits, weightValues);
+        alone =
+          o.prefillAlone === 'auto'
+            ? defaultPrefillAlone(spec.arch, backend.name, onTensorCores(backend))
+            : o.prefillAlone;
+        const planned = planPools(spec, { ...o, kvDtype });
+        // the largest step: a lone prompt's (--prefill-alone rows), or one beside decodes (--token-budget rows)
+        const gpu = backend.name === 'webgpu',
+          step = (rows: number, keysPerRange: number) =>
+            stepWorkingBytes(spec, rows, planned.maxModelLen, backend.limits?.bufferBytes ?? Infinity, keysPerRange);
+        const working = Math.max(step(alone ?? 0, gpu ? ATTN_TILE_RANGE : 0), step(o.tokenBudget, gpu ? SPLIT_K : 0));
+        const fit = fitPools(planned, spec, backend.limits, weightValues, working);
         if (fit.clamped) say(`${name}: ${fit.clamped}`);
         plan = fit.plan;
         return { slots: plan.slots, kvTokens: plan.kvPages * plan.pageSize, pageSize: plan.pageSize };
@@ -274,8 +291,7 @@ export class Engine {
           maxQueue: o.maxQueue,
           tokenBudget: o.tokenBudget,
           prefillChunk: o.prefillChunk,
-          prefillAlone:
-            o.prefillAlone === 'auto' ? defaultPrefillAlone(m.model.spec.arch, m.model.backend.name) : o.prefillAlone,
+          prefillAlone: alone,
           prefixCache: cache ?? pageCache,
           checkpointTokens: o.stateCheckpointTokens ?? DEFAULT_CHECKPOINT_TOKENS,
         }),

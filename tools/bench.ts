@@ -26,6 +26,8 @@ export interface BenchRow {
   prefill_tokens_per_s?: number;
   /** The median pass's steps: ms from the previous step's result (or the pass's start) to this one's. */
   prefill_step_ms?: number[];
+  /** Every timed pass in the order run: tokens/s and its steps' ms. */
+  prefill_passes?: { tokens_per_s: number; step_ms: number[] }[];
   /** 2Mamba: restoring a state snapshot into a slot (device-to-device, and from host RAM) against prefilling 64 tokens
    *  (issue 14: a restore must cost less), ms. */
   snapshot_restore_device_ms?: number;
@@ -155,7 +157,12 @@ export async function benchModel(
     ceilingGB = o.ceilingBytesPerSecond / 1e9;
   let warmed = false;
   for (const context of contexts) {
-    let prefill: { tokens: number; tps: number; steps: number[] } | null = null;
+    let prefill: {
+      tokens: number;
+      tps: number;
+      steps: number[];
+      passes: { tokens_per_s: number; step_ms: number[] }[];
+    } | null = null;
     let restore: Awaited<ReturnType<typeof timeRestore>> | null = null;
     for (const batch of batches) {
       const kvTokens = spec.arch === '2mamba' ? 0 : batch * (context + 1);
@@ -232,7 +239,8 @@ export async function benchModel(
           const steps = await prompt();
           runs.push({ tps: tokens / ((performance.now() - t0) / 1000), steps });
         }
-        prefill = { tokens, ...runs.sort((x, y) => x.tps - y.tps)[PREFILL_RUNS >> 1]! };
+        const passes = runs.map((r) => ({ tokens_per_s: r.tps, step_ms: r.steps }));
+        prefill = { tokens, passes, ...[...runs].sort((x, y) => x.tps - y.tps)[PREFILL_RUNS >> 1]! };
         if (spec.arch === '2mamba') restore = await timeRestore(model, P);
       }
       const wBytes = weightTrafficBytes(model.backend, spec, batch),
@@ -249,6 +257,7 @@ export async function benchModel(
         prefill_tokens: prefill.tokens,
         prefill_tokens_per_s: prefill.tps,
         prefill_step_ms: prefill.steps,
+        prefill_passes: prefill.passes,
         ...(restore ?? {}),
         weight_bytes: wBytes,
         request_bytes: rBytes,

@@ -49,8 +49,33 @@ export function planPools(spec: ModelSpec, o: PlanOptions): PoolPlan {
   return { slots, kvPages, pageSize, maxModelLen, budgetBytes, kvDtype };
 }
 
-/** Bytes kept free of pools for activations and scratch within a backend's total (fitPools). */
+/** Bytes kept free of pools for activations and scratch within a backend's total (fitPools), at least. */
 const WORKING_BYTES = 256 * 2 ** 20;
+
+/**
+ * About what a step of `rows` rows holds beside the pools and the weights: per row the f32 activations (the residual,
+ * the qkv projection before and after the conv, the decays, the mixer's output, gate | up) and an f16 copy of a GEMM's
+ * input; for the KV models the attention partials, (max, sum, d values) per row, head and range of `keysPerRange` keys
+ * over the longest context (WebGPU: a prefill-only step's ranges are the tiled kernel's, ATTN_TILE_RANGE; a step with
+ * decode rows strides them by split-K's SPLIT_K; 0: none). Partials past one buffer run in groups of rows that reuse it
+ * (kernels/webgpu/wgsl/meta.ts, attentionGroups), so they never take more than one.
+ */
+export function stepWorkingBytes(
+  spec: ModelSpec,
+  rows: number,
+  maxModelLen: number,
+  bufferBytes: number,
+  keysPerRange: number,
+): number {
+  const { hidden: E, heads: H, headDim: d, intermediate: I } = spec,
+    qkv = (H + 2 * spec.kvHeads) * d;
+  const perRow = 4 * (2 * E + 2 * qkv + 2 * H + H * d + 2 * I) + 2 * Math.max(E, I);
+  const partials =
+    spec.arch === '2mamba' || !keysPerRange
+      ? 0
+      : Math.min(bufferBytes, rows * H * Math.ceil(maxModelLen / keysPerRange) * (d + 2) * 4);
+  return rows * perRow + partials;
+}
 
 /**
  * Fit a plan into what the backend can hold: the per-layer state and KV buffers under its largest buffer (a WebGPU
@@ -62,14 +87,17 @@ export function fitPools(
   spec: ModelSpec,
   limits: BackendLimits | undefined,
   weightValues: number,
+  /** What the largest step holds beside the pools (stepWorkingBytes); at least WORKING_BYTES stays free. */
+  stepBytes = 0,
 ): { plan: PoolPlan; clamped: string | null } {
   if (!limits) return { plan: p, clamped: null };
+  const working = Math.max(WORKING_BYTES, stepBytes);
   const m = memoryModel(spec, p.kvDtype),
     { heads: H, kvHeads, headDim: d, layers: L } = spec;
   const slotBytesPerLayer = H * phiDim(d) * d * 4; // the largest state buffer per slot: 2Mamba's S
   // K (or V), or C in f64
   const tokenBytesPerBuffer = Math.max(kvHeads * d * KV_BYTES[p.kvDtype], spec.arch === '2mamba-e' ? H * 8 : 0);
-  const room = limits.totalBytes - weightValues * limits.weightBytesPerValue - WORKING_BYTES;
+  const room = limits.totalBytes - weightValues * limits.weightBytesPerValue - working;
   let { slots, kvPages } = p;
   const why: string[] = [];
   if (spec.arch === '2mamba') {

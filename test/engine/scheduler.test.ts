@@ -192,8 +192,9 @@ test('--prefill-alone: a prompt prefills in larger steps while nothing decodes, 
   await m.close();
 });
 
-test('--prefill-alone by default: 4096 for 2Mamba on a GPU, 1024 for the KV models and on the CPU', () => {
+test('--prefill-alone by default: 4096 on a GPU for 2Mamba and on tensor cores for every model, else 1024', () => {
   assert.equal(defaultPrefillAlone('2mamba', 'webgpu'), 4096);
+  for (const arch of ['softmax', '2mamba-e', '2mamba']) assert.equal(defaultPrefillAlone(arch, 'webgpu', true), 4096);
   for (const [arch, backend] of [
     ['2mamba', 'reference'],
     ['2mamba', 'cpu'],

@@ -1,7 +1,7 @@
 // --memory-budget: how many requests each architecture admits under the same bytes, and what happens past it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fitPools, planPools } from '../../engine/memory/plan.js';
+import { fitPools, planPools, stepWorkingBytes } from '../../engine/memory/plan.js';
 import { parseBytes } from '../../lib/bytes.js';
 import { presetSpec } from '../../weights/presets.js';
 import { memoryModel } from '../../engine/memory/prices.js';
@@ -31,6 +31,30 @@ test('a budget buys 2Mamba state slots or KV pages', () => {
     () => planPools(mb, { maxBatch: 1, memoryBudget: state - 1, maxModelLen: null }),
     /holds no 2Mamba state/,
   );
+});
+
+test("the largest step's working set stays beside the pools: activations, and a KV model's attention partials up to one buffer", () => {
+  const sm = presetSpec('softmax', 'small'),
+    mb = presetSpec('2mamba', 'small');
+  const gpu = { bufferBytes: 2 ** 31, totalBytes: 40 * 2 ** 30, weightBytesPerValue: 2 };
+  const w = (spec: typeof sm, rows: number, len: number) => stepWorkingBytes(spec, rows, len, gpu.bufferBytes, 1024);
+  // partials: rows × heads × key ranges of 1024 × (d + 2) f32
+  assert.equal(w(sm, 4096, 32768) - w(sm, 4096, 1024), 4096 * 16 * 31 * 66 * 4);
+  assert.equal(w(mb, 4096, 32768), w(mb, 4096, 1024), '2Mamba keeps no per-context scratch');
+  assert.equal(w(sm, 4096, 2 ** 22) - w(sm, 4096, 0), gpu.bufferBytes, 'grouped past one buffer');
+  assert.equal(stepWorkingBytes(sm, 4096, 32768, gpu.bufferBytes, 0), w(sm, 4096, 0), 'no partials (CPU)');
+  assert.ok(
+    w(sm, 4096, 1024) > 4 * w(sm, 1024, 1024) - 1e6 && w(sm, 1024, 1024) > 1024 * 30_000,
+    'activations per row',
+  );
+  // fitted into a device: a step of 4096 rows at 32k leaves fewer KV pages than one of 2048, by its working set
+  const plan = planPools(sm, { maxBatch: 8, memoryBudget: 64 * 2 ** 30, maxModelLen: 32768, kvDtype: 'f16' });
+  const a = fitPools(plan, sm, gpu, 300e6, w(sm, 2048, 32768)),
+    b = fitPools(plan, sm, gpu, 300e6, w(sm, 4096, 32768));
+  const pageBytes = plan.pageSize * memoryModel(sm, 'f16').kvBytesPerToken;
+  const freed = (a.plan.kvPages - b.plan.kvPages) * pageBytes,
+    more = w(sm, 4096, 32768) - w(sm, 2048, 32768);
+  assert.ok(freed >= more && freed < more + pageBytes, `${freed} bytes of pages for ${more} more working bytes`);
 });
 
 test('a budget larger than the backend can hold is fitted to it (one buffer, all buffers), with the reason', async () => {
