@@ -1,6 +1,6 @@
 // Times one 2Mamba prefill op (mamba2: segment scores, the carried state's readout, the state update, the combine) on
 // the WebGPU backend of a fury build, with parts of its tensor-core kernels removed (what each costs):
-//   FURY_PROFILE_KERNELS=1 [ABL=read:nophi|read:nos|read:nomma|upd:nophi|upd:noload|upd:nomma] node m2.mjs DIST ROWS POS [REPS]
+//   FURY_PROFILE_KERNELS=1 [ABL=read:nophi|read:nos|read:nomma|read:rowa|upd:nophi|upd:noload|upd:nomma] node m2.mjs DIST ROWS POS [REPS]
 // ROWS rows at positions POS … of one sequence (its state carried in when POS > 0), 16 heads of 64; prints GPU ms per
 // kernel (mean of REPS runs after 3 s of warm-up) and a checksum of y.
 import path from 'node:path';
@@ -14,6 +14,8 @@ const cuts = {
   'read:nophi': ['m2_read_mma', /f\[(\d+)\] = cf \* qs\[o \+ a\] \* qs\[o \+ b\]; dp\[\d+\] \+= f\[\d+\] \* nv;/g, 'f[$1] = cf;'],
   'read:nos': ['m2_read_mma', /sv\[(\d)\] = S\[so( \+ 1u)?\];/g, 'sv[$1] = vec4<f32>(0.5);'],
   'read:nomma': ['m2_read_mma', /^ *m\d = subgroupMatrixMultiplyAccumulate\(a,.*$/gm, ''],
+  // the left operand loaded row-major from the same tile (wrong values: what a column-major load costs)
+  'read:rowa': ['m2_read_mma', /subgroup_matrix_left<f16, 16, 16>, col_major>/g, 'subgroup_matrix_left<f16, 16, 16>, row_major>'],
   'upd:nophi': ['m2_update_mma', /f\[(\d+)\] = cf \* wt\[t\] \* ks\[[^;]*; nacc \+= f\[\d+\];/g, 'f[$1] = cf;'],
   'upd:noload': ['m2_update_mma', /(kr\[\d\]|vr\[\d\]) = x\[[^;]*;/g, '$1 = vec4<f32>(0.5);'],
   'upd:nomma': ['m2_update_mma', /^ *m\d = subgroupMatrixMultiplyAccumulate\(a,.*$/gm, ''],

@@ -3,7 +3,7 @@
 // rows, the readout and update in mamba2-tc.ts), else chunk by chunk as register-tiled FMA products over the state.
 // Head dims: multiples of 32 up to 128 (every preset's is 64). CPU twin: kernels/cpu/mamba2.ts.
 import { DEN_FLOOR, PHI_OFF_DIAGONAL, phiDim, type Op } from '../../ops.js';
-import { M2_CHUNK, M2_READ_SPLITS, m2Rpt, M2_RPT, M2_SEGMENT } from '../tuning.js';
+import { M2_CHUNK, M2_READ_SPLITS, M2_READ_SPLITS_TC, m2Rpt, M2_RPT, M2_SEGMENT } from '../tuning.js';
 import { SPLIT_K } from './attention.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { TILE_ROWS } from './meta.js';
@@ -500,7 +500,7 @@ const pairsTable = (c: DispatchContext, d: number) => c.table(`_m2.pairs.${d}`, 
 function readAndUpdate(
   op: Extract<Op, { op: 'mamba2' }>,
   c: DispatchContext,
-  bufs: { pairs: string; G: string; pnum: string; pden: string },
+  bufs: { pairs: string; G: string; pnum: string; pden: string; splits: number },
   at: { row0: number; rows: number; fresh: number; chunk: number; chunkRows: number },
 ): Dispatch[] {
   const heads = op.heads,
@@ -515,8 +515,8 @@ function readAndUpdate(
         readMma,
         { emulate },
         [op.qkv, bufs.pairs, op.S, op.N, sc, bufs.pnum, bufs.pden],
-        { heads, chunk: at.row0 / RT, splits: M2_READ_SPLITS, fresh: at.fresh },
-        [M2_READ_SPLITS, grid, Math.ceil(at.rows / RT)],
+        { heads, chunk: at.row0 / RT, splits: bufs.splits, fresh: at.fresh },
+        [bufs.splits, grid, Math.ceil(at.rows / RT)],
       ),
       dispatch(
         updateMma,
@@ -532,8 +532,8 @@ function readAndUpdate(
       read,
       { d },
       [op.qkv, bufs.pairs, op.S, op.N, bufs.pnum, bufs.pden],
-      { heads, chunk: at.row0 / RT, splits: M2_READ_SPLITS, fresh: at.fresh },
-      [M2_READ_SPLITS, grid, Math.ceil(at.rows / RT)],
+      { heads, chunk: at.row0 / RT, splits: bufs.splits, fresh: at.fresh },
+      [bufs.splits, grid, Math.ceil(at.rows / RT)],
     ),
     dispatch(update, { d, chunk: at.chunkRows }, [op.qkv, bufs.G, bufs.pairs, op.S, op.N], { heads, chunk: at.chunk }, [
       Math.ceil(phiDim(d) / PT),
@@ -583,8 +583,9 @@ function segmentDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext
     grid = c.seqs * heads,
     seg = M2_SEGMENT,
     ranges = seg / SPLIT_K,
-    splits = M2_READ_SPLITS;
+    splits = stateOnTc(c, d) ? M2_READ_SPLITS_TC : M2_READ_SPLITS;
   const bufs = {
+    splits,
     pairs: pairsBuf,
     G: c.scratch('_m2.G', rows * heads),
     pnum: c.scratch('_m2.pnum', rows * heads * splits * d),
@@ -639,6 +640,7 @@ export const mamba2Family: Family = {
     const v = { d, chunk: M2_CHUNK },
       splits = M2_READ_SPLITS;
     const bufs = {
+      splits,
       pairs: pairsBuf,
       G: c.scratch('_m2.G', rows * heads),
       pnum: c.scratch('_m2.pnum', rows * heads * splits * d),
