@@ -48,8 +48,8 @@ export const benchCmd: Command = {
 
 Random weights (nothing is written to disk). For each architecture, batch and context: the decode loop's ms/step and
 tokens/s (every request at position CONTEXT, one token each, logits read back), prefill tokens/s (one prompt of
-min(CONTEXT, --prefill-cap) tokens in chunks of --prefill-chunk, each but the last submitted before the previous one
-returns, as \`fury serve\` prefills a lone prompt; the median of three passes after 2 s of untimed ones), the bytes one decode step must move (weights once + per request
+min(CONTEXT, --prefill-cap) tokens in chunks of --prefill-chunk, each submitted before the previous one returns, as
+\`fury serve\` prefills a lone prompt; the median of three passes after 2 s of untimed ones), the bytes one decode step must move (weights once + per request
 the fp32 state read and written, or the KV read), the achieved GB/s, and the device's copy bandwidth measured by the
 same run: ratio = achieved / ceiling (1.0 = at the bandwidth floor). Warms up for 2 s first.
 

@@ -611,21 +611,33 @@ export class Scheduler {
   }
 
   /**
-   * A lone prompt's prefill: its next chunk is known and samples nothing, so it is submitted before this chunk's step
-   * returns, and the host's work between steps (readback, scheduling, encoding) overlaps the GPU's. Not its last
-   * chunk, which samples the first token and runs as a step of its own; not a prompt whose logprobs are read back.
+   * A lone prompt's prefill: its next chunk is known, so it is submitted before this chunk's step returns, and the
+   * host's work between steps (readback, scheduling, encoding) overlaps the GPU's. Its last chunk samples the first
+   * token: it goes ahead too where the device draws that token with what is known now (not under a grammar, whose
+   * mask waits for its engine; not where the host samples). Not a prompt whose logprobs are read back.
    */
   private prefillAhead({ r, ids }: StepItem): void {
     if (r.spec.promptLogprobs !== undefined || !this.running.includes(r)) return;
     const from = r.fed + ids.length, // where this chunk ends (r.fed moves when it comes back)
       n = Math.min(ids.length, r.spec.promptIds.length - from);
-    if (n <= 0 || from + n >= r.spec.promptIds.length) return;
-    const next: StepItem = { r, ids: r.spec.promptIds.slice(from, from + n), last: false };
+    if (n <= 0) return;
+    const last = from + n >= r.spec.promptIds.length;
+    let draw: DeviceSample | null = NO_DRAW;
+    if (last) {
+      if (r.spec.constraint) return;
+      try {
+        draw = this.draw(r, 0);
+      } catch {
+        return; // the request's own step will surface the error
+      }
+      if (!draw) return;
+    }
+    const next: StepItem = { r, ids: r.spec.promptIds.slice(from, from + n), last };
     this.aheadSteps++;
-    const result = this.pool.submitSampled([{ seq: r.seq!, ids: next.ids }], [NO_DRAW]);
+    const result = this.pool.submitSampled([{ seq: r.seq!, ids: next.ids }], [draw]);
     result.catch(() => {}); // awaited by the next step, as launchAhead's
     this.checkpoint(next, from);
-    this.ahead = { items: [next], sampling: [NO_DRAW], result };
+    this.ahead = { items: [next], sampling: [draw], result };
   }
 
   /** Take a step's tokens: sample on the host where needed, emit, and end finished requests. */

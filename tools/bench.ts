@@ -210,15 +210,13 @@ export async function benchModel(
             [GREEDY],
           );
         };
-        // as the server prefills a lone prompt (scheduler.ts, prefillAhead): each chunk but the last is submitted
-        // before the previous one's step returns; the last samples the first token and runs as a step of its own
+        // as the server prefills a lone prompt (scheduler.ts, prefillAhead): each chunk is submitted before the
+        // previous one's step returns (the last draws the first token on the device)
         const prompt = async () => {
           const done: number[] = [performance.now()],
             timed = (p: Promise<unknown>) => p.then(() => done.push(performance.now()));
           let running = timed(chunk(0));
           for (let c = o.prefillChunk; c < tokens; c += o.prefillChunk) {
-            const last = c + o.prefillChunk >= tokens;
-            if (last) await running;
             const next = chunk(c);
             await running;
             running = timed(next);
