@@ -13,9 +13,9 @@
 // (decided for the whole workgroup, so the branch is uniform); with trained or random weights that is almost only in
 // a range's first tiles. The partial's max is m (in natural units), not the exact max: attn_reduce only needs one
 // consistent stabilizer per partial.
-// Rounding: q·s·log₂e (s = 1/√d; keys from rows: q), k, v and p in f16 (relative 2⁻¹¹ each), sums in f32. `emulate`: the same staging,
-// walk and rescale rule with the two products as loops over the same workgroup arrays and O in each thread's
-// registers (lavapipe in CI). Requires d = 32 or 64.
+// Rounding: q·s·log₂e (s = 1/√d; keys from rows: q), k, v and p in f16 (relative 2⁻¹¹ each), sums in f32.
+// `emulate`: the same staging, walk and rescale rule with the two products as loops over the same workgroup arrays and
+// O in each thread's registers (lavapipe in CI). Requires d = 32 or 64.
 import type { KvDType } from '../../backend.js';
 import { HALVES8, tcEnables } from './common.js';
 import { TILE_ROWS, tileRange } from './meta.js';
