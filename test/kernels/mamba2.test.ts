@@ -296,15 +296,53 @@ test('2Mamba: recurrent decode == chunked prefill == parallel form over 300 toke
     ).forEach((row, t) => ref.set(row, t * H * d + h * d));
   }
   const rec = await mamba2Op(q, k, v, A, H, d, new Array(T).fill(1));
-  // Tolerance 5e-5 (f64 reference vs fp32 state). Typical: below 1e-6 (worst 8e-7 over 60 seeds, none over 1e-5 in 40
-  // more); seed 49257128191159 gives 2.6e-5: where q is nearly orthogonal to the keys the state holds, the readout's
-  // D = 2080 fp32 products cancel (φ(q)·n is a sum of squares, but computed from signed terms). Reading out the current
-  // token through φ instead of in score space gave up to 8e-5.
+  // Tolerance 5e-5 of max |y| (f64 reference vs fp32 state). Typical: below 1e-6 (worst 8e-7 over 60 seeds, none over
+  // 1e-5 in 40 more); seed 49257128191159 gives 2.6e-5. Where q is nearly orthogonal to the keys the state holds, the
+  // readout's D = 2080 fp32 products cancel (φ(q)·n is a sum of squares, computed from signed terms of the stored,
+  // rounded n): its error is up to ~2⁻²⁴ of Σ_j e^{C}·(s·Σ_a |q_a k_ja|)² against the row's Σ_j e^{C}·(s·q·k_j)². Such a
+  // row (that ratio κ > 1e3) is held to TOL + 16·2⁻²⁴·κ·max |v| instead: seed 34191269829741's second token has κ ≈ 5e4
+  // and is off by 2.3e-4 of max |y| (0.07 of that bound). Reading out the current token through φ instead of in score
+  // space gave up to 8e-5.
   const TOL = 5e-5;
-  assert.ok(relErr(rec.y, ref) < TOL, `recurrent vs parallel: rel ${relErr(rec.y, ref)} (seed ${seed})`);
+  const s = 1 / Math.sqrt(d),
+    maxRef = Math.max(...ref.map(Math.abs)),
+    maxV = Math.max(...v.flatMap((r) => [...r].map(Math.abs)));
+  const allowed = new Float32Array(T * H); // per (row, head), of |y − ref|
+  for (let t = 0; t < T; t++)
+    for (let h = 0; h < H; h++) {
+      let den = 0,
+        abs = 0,
+        C = 0;
+      for (let j = t; j >= 0; j--) {
+        let dot = 0,
+          adot = 0;
+        for (let m = 0; m < d; m++) {
+          const p = q[t]![h * d + m]! * k[j]![h * d + m]! * s;
+          dot += p;
+          adot += Math.abs(p);
+        }
+        den += dot * dot * Math.exp(C);
+        abs += adot * adot * Math.exp(C);
+        if (j > 0) C += A[j]![h]!;
+      }
+      const kappa = abs / den;
+      allowed[t * H + h] = TOL * maxRef + (kappa > 1e3 ? 16 * 2 ** -24 * kappa * maxV : 0);
+    }
+  const within = (y: Float32Array, label: string) => {
+    for (let i = 0; i < y.length; i++) {
+      const t = Math.floor(i / (H * d)),
+        h = Math.floor((i % (H * d)) / d);
+      const err = Math.abs(y[i]! - ref[i]!);
+      assert.ok(
+        err <= allowed[t * H + h]!,
+        `${label}: row ${t} head ${h} off by ${err / maxRef} of max |y| (seed ${seed})`,
+      );
+    }
+  };
+  within(rec.y, 'recurrent vs parallel');
   for (const split of [[T], [64, 64, 64, 64, 44], [100, 1, 1, 198], [37, 263]]) {
     const ch = await mamba2Op(q, k, v, A, H, d, split);
-    assert.ok(relErr(ch.y, ref) < TOL, `chunked ${split}: rel ${relErr(ch.y, ref)} (seed ${seed})`);
+    within(ch.y, `chunked ${split}`);
     assert.ok(
       relErr(ch.S, rec.S) < 2e-5,
       `final S, chunked ${split} vs recurrent: rel ${relErr(ch.S, rec.S)} (seed ${seed})`,
