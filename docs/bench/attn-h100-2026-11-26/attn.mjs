@@ -10,7 +10,7 @@ const { WebGpuBackend } = await import(pathToFileURL(path.resolve(dist, 'kernels
 const rows = Number(rowsS), pos = Number(posS), reps = Number(repsS), H = 16, d = 64, P = 16;
 const ctx = pos + rows, pages = Math.ceil(ctx / P);
 const gpu = await WebGpuBackend.open();
-// ABL=nopv|noscore|noload|nosoft|noexp|nopage|noc|krow: attn_mma's WGSL without its P·V products, its Q·Kᵀ products, its K/V
+// ABL=nopv|noscore|noload|nosoft|noexp|nopage|noc|krow|norescale: attn_mma's WGSL without its P·V products, its Q·Kᵀ products, its K/V
 // loads, the softmax's reads of S, its exponentials or its page-table walks (what each costs)
 const ABL = process.env.ABL ?? '';
 const cut = {
@@ -21,6 +21,7 @@ const cut = {
   noexp: [/exp2\(lg\[/g, '(lg['],
   nopage: [/seqPage\(s, \(j\) \/ P\) \* P \+ \(j\) % P/g, 'j'], // v3's loads: slot = key (the probe's pages are 0, 1, …)
   krow: [/subgroup_matrix_right<f16, 16, 16>, col_major>/g, 'subgroup_matrix_right<f16, 16, 16>, row_major>'], // K loaded row-major (wrong values: what the column-major load costs; added 2026-11-27)
+  norescale: [/workgroupUniformLoad\(&flag\) != 0u/g, 'workgroupUniformLoad(&flag) == 7u'], // O never rescaled (wrong values: what the rescales cost; added 2026-11-27)
   noc: [/ \+ cNow - c(s\[k\]|k)/g, ''], // 2Mamba-E without the forget-gate bias's reads in the logits (added 2026-11-27)
 }[ABL];
 if (cut) {
