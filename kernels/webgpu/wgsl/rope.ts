@@ -23,7 +23,7 @@ ${rw(2, 'x')}
 ${ro(3, 'freqs')}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   let H = prm.heads; let Hkv = prm.kvHeads; let d = prm.headDim; let half = d / 2u;
-  let per = (H + Hkv) * half; let i = g.x;
+  let per = (H + Hkv) * half; let i = g.x + g.y * 65535u * ${WG}u; // wgFor: past 65535 workgroups the grid has rows
   if (i >= nRows() * per) { return; }
   let r = i / per; let k = i % per; let head = k / half; let m = k % half;
   let width = (H + 2u * Hkv) * d; let base = r * width + head * d;

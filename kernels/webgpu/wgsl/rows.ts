@@ -36,7 +36,7 @@ const gatherLastSource = () => `${header(ROWS_PARAMS)}
 ${ro(2, 'x')}
 ${rw(3, 'outp')}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let dim = prm.dim; let i = g.x;
+  let dim = prm.dim; let i = g.x + g.y * 65535u * ${WG}u;
   if (i >= nSeqs() * dim) { return; }
   let s = i / dim; let c = i % dim;
   outp[i] = x[(seqRow0(s) + seqRows(s) - 1u) * dim + c];
