@@ -51,7 +51,7 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
 
 /** Tokens per step while nothing decodes, by default: 4096 on a GPU for 2Mamba (on an H100 a lone 32k prompt's first
  *  token came in 0.34–0.56 s against 0.45–0.60 s in steps of 1024) and, on tensor cores, for the KV models (a lone
- *  softmax prompt of 32k: 0.78–0.98 s against 0.85–1.15 s; their attention partials, which grow with rows × context,
+ *  softmax prompt of 32k: 0.77–0.89 s against 0.85–1.15 s; their attention partials, which grow with rows × context,
  *  are in the memory plan: stepWorkingBytes), else 1024 (a CPU step of 4096 rows would hold a newly arrived request
  *  back for seconds). docs/perf.md. */
 export const defaultPrefillAlone = (arch: string, backend: string, tensorCores = false) =>
