@@ -16,6 +16,7 @@ import {
   variant,
   wgFor,
   WG,
+  WG_INDEX,
   workgroupCumsum,
 } from './common.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
@@ -77,7 +78,7 @@ ${rw(3, 'kc', kv === 'f32' ? 'f32' : 'u32')}
 ${rw(4, 'vc', kv === 'f32' ? 'f32' : 'u32')}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   let H = prm.heads; let Hkv = prm.kvHeads; let d = prm.headDim; let P = prm.pageSize;
-  let i = (g.x + g.y * 65535u * ${WG}u) * ${n}u; // wgFor: past 65535 workgroups the grid has rows
+  let i = (${WG_INDEX}) * ${n}u;
   if (i >= nRows() * Hkv * d) { return; }
   let r = i / (Hkv * d); let e = i % (Hkv * d);
   let s = rowSeq(r); let pos = seqPos(s) + rowT(r);

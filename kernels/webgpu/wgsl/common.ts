@@ -172,5 +172,7 @@ export const workgroupCumsum = (
 
 /** Workgroups of WG threads for n threads. */
 export const wgFor = (n: number) => grid1(Math.ceil(n / WG));
+/** A wgFor kernel's thread index from its global_invocation_id `g` (past 65535 workgroups the grid has rows in y). */
+export const WG_INDEX = `g.x + g.y * 65535u * ${WG}u`;
 
 export const variant = <V>(k: Kernel<V>, v: V): [Kernel<never>, unknown] => [k as Kernel<never>, v];

@@ -14,6 +14,7 @@ import {
   variant,
   wgFor,
   WG,
+  WG_INDEX,
 } from './common.js';
 
 export const CONV2_PARAMS = defineParams({ ch: 'u32', xStride: 'u32', heads: 'u32' });
@@ -58,7 +59,7 @@ ${ro(5, 'bias')}
 ${rw(6, 'outp')}
 ${decay ? rw(7, 'la') : ''}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let ch = prm.ch; let xs = prm.xStride; let H = ${decay ? 'prm.heads' : '0u'}; let i = g.x + g.y * 65535u * ${WG}u;
+  let ch = prm.ch; let xs = prm.xStride; let H = ${decay ? 'prm.heads' : '0u'}; let i = ${WG_INDEX};
   if (i >= nRows() * (ch + H)) { return; }
   let r = i / (ch + H); let c = i % (ch + H);
 ${decay ? `  if (c >= ch) { la[r * H + c - ch] = logdecay(x[r * xs + c]); return; }` : ''}
@@ -82,7 +83,7 @@ ${ro(5, 'bias', 'vec4<f32>')}
 ${rw(6, 'outp', 'vec4<f32>')}
 ${decay ? rw(7, 'la') : ''}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let Q = prm.ch / 4u; let xs = prm.xStride / 4u; let H = ${decay ? 'prm.heads' : '0u'}; let i = g.x + g.y * 65535u * ${WG}u;
+  let Q = prm.ch / 4u; let xs = prm.xStride / 4u; let H = ${decay ? 'prm.heads' : '0u'}; let i = ${WG_INDEX};
   if (i >= nRows() * (Q + H)) { return; }
   let r = i / (Q + H); let c = i % (Q + H);
 ${decay ? `  if (c >= Q) { let e = r * prm.xStride + prm.ch + c - Q; la[r * H + c - Q] = logdecay(x[e / 4u][e % 4u]); return; }` : ''}

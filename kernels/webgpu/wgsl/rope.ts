@@ -13,6 +13,7 @@ import {
   variant,
   wgFor,
   WG,
+  WG_INDEX,
 } from './common.js';
 
 export const ROPE_PARAMS = defineParams({ heads: 'u32', kvHeads: 'u32', headDim: 'u32', interleaved: 'u32' });
@@ -23,7 +24,7 @@ ${rw(2, 'x')}
 ${ro(3, 'freqs')}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   let H = prm.heads; let Hkv = prm.kvHeads; let d = prm.headDim; let half = d / 2u;
-  let per = (H + Hkv) * half; let i = g.x + g.y * 65535u * ${WG}u; // wgFor: past 65535 workgroups the grid has rows
+  let per = (H + Hkv) * half; let i = ${WG_INDEX};
   if (i >= nRows() * per) { return; }
   let r = i / per; let k = i % per; let head = k / half; let m = k % half;
   let width = (H + 2u * Hkv) * d; let base = r * width + head * d;

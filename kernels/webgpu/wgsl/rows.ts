@@ -16,6 +16,7 @@ import {
   weightReader,
   wgFor,
   WG,
+  WG_INDEX,
 } from './common.js';
 
 export const ROWS_PARAMS = defineParams({ dim: 'u32', vocab: 'u32' });
@@ -25,7 +26,7 @@ const embedSource = (dtype: WeightDType) => `${header(ROWS_PARAMS)}${weightReade
 ${ro(3, 'ids', 'i32')}
 ${rw(4, 'outp')}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let dim = prm.dim; let i = g.x + g.y * 65535u * ${WG}u;
+  let dim = prm.dim; let i = ${WG_INDEX};
   if (i >= nRows() * dim) { return; }
   let r = i / dim; let c = i % dim;
   outp[i] = W(u32(ids[r]) * dim + c);
@@ -36,7 +37,7 @@ const gatherLastSource = () => `${header(ROWS_PARAMS)}
 ${ro(2, 'x')}
 ${rw(3, 'outp')}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let dim = prm.dim; let i = g.x + g.y * 65535u * ${WG}u;
+  let dim = prm.dim; let i = ${WG_INDEX};
   if (i >= nSeqs() * dim) { return; }
   let s = i / dim; let c = i % dim;
   outp[i] = x[(seqRow0(s) + seqRows(s) - 1u) * dim + c];
