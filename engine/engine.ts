@@ -4,7 +4,7 @@
 import type { Backend } from '../kernels/backend.js';
 import type { ModelSpec } from '../weights/config.js';
 import { fitPools, planPools, stepWorkingBytes, type PlanOptions, type PoolPlan } from './memory/plan.js';
-import { ATTN_TILE_RANGE } from '../kernels/webgpu/tuning.js';
+import { ATTN_TILE_RANGE, M2_SEGMENT } from '../kernels/webgpu/tuning.js';
 import { SPLIT_K } from '../kernels/webgpu/wgsl/attention.js';
 import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
@@ -217,11 +217,19 @@ export class Engine {
             ? defaultPrefillAlone(spec.arch, backend.name, onTensorCores(backend))
             : o.prefillAlone;
         const planned = planPools(spec, { ...o, kvDtype });
-        // the largest step: a lone prompt's (--prefill-alone rows), or one beside decodes (--token-budget rows)
+        // the largest step: a lone prompt's (--prefill-alone rows), or one beside decodes (--token-budget rows); a
+        // 2Mamba row's scores attend to its segment's keys on WebGPU
         const gpu = backend.name === 'webgpu',
+          m2 = spec.arch === '2mamba',
           step = (rows: number, keysPerRange: number) =>
-            stepWorkingBytes(spec, rows, planned.maxModelLen, backend.limits?.bufferBytes ?? Infinity, keysPerRange);
-        const working = Math.max(step(alone ?? 0, gpu ? ATTN_TILE_RANGE : 0), step(o.tokenBudget, gpu ? SPLIT_K : 0));
+            stepWorkingBytes(
+              spec,
+              rows,
+              m2 ? M2_SEGMENT : planned.maxModelLen,
+              backend.limits?.bufferBytes ?? Infinity,
+              gpu ? (m2 ? SPLIT_K : keysPerRange) : 0,
+            );
+        const working = Math.max(step(alone ?? 0, ATTN_TILE_RANGE), step(o.tokenBudget, SPLIT_K));
         const fit = fitPools(planned, spec, backend.limits, weightValues, working);
         if (fit.clamped) say(`${name}: ${fit.clamped}`);
         plan = fit.plan;

@@ -234,8 +234,9 @@ export class Model {
     return p;
   }
 
-  /** Grow the step's activation buffers to hold `rows` rows (never shrinks). */
-  private ensureActivations(rows: number, seqs: number): void {
+  /** Grow the step's activation buffers to hold `rows` rows (never shrinks). Logits: one row per sequence, or per row
+   *  for a step that reads every row's (`allRows`): a 4096-row step of a 128k vocabulary would need 2 GiB. */
+  private ensureActivations(rows: number, seqs: number, allRows: boolean): void {
     const { spec } = this,
       E = spec.hidden,
       qkv = qkvWidth(spec),
@@ -254,7 +255,7 @@ export class Model {
       [A.sampleMask, maskWords(spec.vocab), 'i32'],
       [A.next, 1, 'i32'],
     ];
-    const perSeq: string[] = [A.last, A.sampleParams, A.sampleMask, A.next];
+    const perSeq: string[] = [A.last, A.sampleParams, A.sampleMask, A.next, ...(allRows ? [] : [A.logits])];
     for (const [name, width, kind] of perRow) {
       const n = (perSeq.includes(name) ? seqs : rows) * width;
       if ((this.capacity.get(name) ?? -1) < n) {
@@ -266,7 +267,7 @@ export class Model {
   }
 
   /** Check a step's shape and write its token ids. */
-  private prepare(seqs: readonly SeqStep[], ids: ArrayLike<number> | null): number {
+  private prepare(seqs: readonly SeqStep[], ids: ArrayLike<number> | null, allRows = false): number {
     if (this.unsampled) throw new Error('a forward is waiting for its draws (sampleAfter)');
     const rows = seqs.reduce((s, q) => s + q.rows, 0);
     if (ids && rows !== ids.length) throw new Error(`forward: ${ids.length} ids for ${rows} rows`);
@@ -283,7 +284,7 @@ export class Model {
         throw new RangeError(`token id ${ids[i]} is outside the vocabulary (0 … ${this.spec.vocab - 1})`);
       }
     }
-    this.ensureActivations(rows, seqs.length);
+    this.ensureActivations(rows, seqs.length, allRows);
     if (ids) this.backend.write(A.ids, ids);
     return rows;
   }
@@ -293,7 +294,7 @@ export class Model {
    * of `seqs`. Returns logits [seqs, V] for each sequence's last row, or [rows, V] for every row.
    */
   async forward(seqs: readonly SeqStep[], ids: ArrayLike<number>, allLogits = false): Promise<Float32Array> {
-    const rows = this.prepare(seqs, ids);
+    const rows = this.prepare(seqs, ids, allLogits);
     await this.backend.run(this.plan(allLogits ? 'all' : 'last'), { seqs });
     return this.backend.read(A.logits, 0, (allLogits ? rows : seqs.length) * this.spec.vocab);
   }

@@ -156,3 +156,22 @@ for (const arch of ARCHS) {
     await m.close();
   });
 }
+
+test('a step that reads only the last rows keeps one row of logits per sequence; one that reads every row, per row', async () => {
+  const { rng, seed } = freshRng();
+  const m = await openTiny('softmax', seed % 971, { slots: 2, kvTokens: 1024 });
+  const V = m.model.spec.vocab,
+    logits = 'act.logits';
+  const a = m.pool.open(),
+    b = m.pool.open();
+  await m.pool.step([
+    { seq: a, ids: randomIds(rng, 300) },
+    { seq: b, ids: randomIds(rng, 200) },
+  ]);
+  // 500 rows of vocabulary-wide logits would be 500 × V (a 4096-row step of a 128k vocabulary: 2 GiB)
+  assert.equal(m.model.backend.size(logits), 2 * V);
+  const all = await m.pool.step([{ seq: a, ids: randomIds(rng, 40) }], true);
+  assert.equal(all.length, 40 * V);
+  assert.ok(m.model.backend.size(logits) >= 40 * V);
+  await m.close();
+});
