@@ -27,7 +27,7 @@ export interface BenchRow {
   /** The median pass's steps: ms from the previous step's result (or the pass's start) to this one's. */
   prefill_step_ms?: number[];
   /** Every timed pass in the order run: tokens/s and its steps' ms. */
-  prefill_passes?: { tokens_per_s: number; step_ms: number[] }[];
+  prefill_passes?: PrefillPass[];
   /** 2Mamba: restoring a state snapshot into a slot (device-to-device, and from host RAM) against prefilling 64 tokens
    *  (issue 14: a restore must cost less), ms. */
   snapshot_restore_device_ms?: number;
@@ -72,6 +72,9 @@ export interface BenchOptions {
   log?: (line: string) => void;
 }
 
+/** A greedy draw on the device (decode steps and prefill chunks alike). */
+const GREEDY: DeviceSample = { temperature: 0, seed: 0, draw: 0 };
+
 /** Time decode steps as the server runs greedy requests: the device samples, only token ids come back, and each
  *  step is submitted before the previous one's tokens arrive (it embeds the tokens the device sampled); `depth`
  *  steps are in flight (the scheduler keeps 1). Returns the mean and the 90th-percentile interval between tokens. */
@@ -83,7 +86,7 @@ async function timeSteps(
   minSteps: number,
   depth = 1,
 ) {
-  const greedy = seqs.map(() => ({ temperature: 0, seed: 0, draw: 0 }));
+  const greedy = seqs.map(() => GREEDY);
   const inFlight = [model.submitSampled(seqs, ids, greedy)];
   const gaps: number[] = [];
   const t0 = performance.now();
@@ -115,8 +118,12 @@ export function decodeBatch(model: Model, batch: number, context: number, pageSi
   return { seqs, ids: seqs.map((_, i) => 3 + i), pagesPerSeq };
 }
 
-/** A greedy draw on the device (the prefill chunks' tokens are not used). */
-const GREEDY: DeviceSample = { temperature: 0, seed: 0, draw: 0 };
+/** One timed pass over the prefill prompt: tokens/s, and each step's ms from the previous step's result (or the
+ *  pass's start) to its own. */
+interface PrefillPass {
+  tokens_per_s: number;
+  step_ms: number[];
+}
 
 /** Timed passes over the prefill prompt; the median is reported. */
 const PREFILL_RUNS = 3;
@@ -157,12 +164,7 @@ export async function benchModel(
     ceilingGB = o.ceilingBytesPerSecond / 1e9;
   let warmed = false;
   for (const context of contexts) {
-    let prefill: {
-      tokens: number;
-      tps: number;
-      steps: number[];
-      passes: { tokens_per_s: number; step_ms: number[] }[];
-    } | null = null;
+    let prefill: { tokens: number; median: PrefillPass; passes: PrefillPass[] } | null = null;
     let restore: Awaited<ReturnType<typeof timeRestore>> | null = null;
     for (const batch of batches) {
       const kvTokens = spec.arch === '2mamba' ? 0 : batch * (context + 1);
@@ -231,14 +233,14 @@ export async function benchModel(
         do await prompt();
         while (performance.now() < warmUntil);
         // the median of three passes over the prompt: one pass of a few hundred ms swings with the host
-        const runs: { tps: number; steps: number[] }[] = [];
+        const passes: PrefillPass[] = [];
         for (let rep = 0; rep < PREFILL_RUNS; rep++) {
           const t0 = performance.now();
-          const steps = await prompt();
-          runs.push({ tps: tokens / ((performance.now() - t0) / 1000), steps });
+          const step_ms = await prompt();
+          passes.push({ tokens_per_s: tokens / ((performance.now() - t0) / 1000), step_ms });
         }
-        const passes = runs.map((r) => ({ tokens_per_s: r.tps, step_ms: r.steps }));
-        prefill = { tokens, passes, ...[...runs].sort((x, y) => x.tps - y.tps)[PREFILL_RUNS >> 1]! };
+        const median = [...passes].sort((x, y) => x.tokens_per_s - y.tokens_per_s)[PREFILL_RUNS >> 1]!;
+        prefill = { tokens, median, passes };
         if (spec.arch === '2mamba') restore = await timeRestore(model, P);
       }
       const wBytes = weightTrafficBytes(model.backend, spec, batch),
@@ -253,8 +255,8 @@ export async function benchModel(
         ...(encodeMs === undefined ? {} : { host_encode_ms_per_step: encodeMs }),
         decode_tokens_per_s: (batch * 1000) / ms,
         prefill_tokens: prefill.tokens,
-        prefill_tokens_per_s: prefill.tps,
-        prefill_step_ms: prefill.steps,
+        prefill_tokens_per_s: prefill.median.tokens_per_s,
+        prefill_step_ms: prefill.median.step_ms,
         prefill_passes: prefill.passes,
         ...(restore ?? {}),
         weight_bytes: wBytes,
@@ -268,8 +270,10 @@ export async function benchModel(
       o.log?.(
         `${spec.arch} B=${batch} T=${context}: ${ms.toFixed(2)} ms/step (p90 ${p90.toFixed(2)}` +
           `${encodeMs === undefined ? '' : `, encode ${encodeMs.toFixed(2)}`}), ${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
-          `${achieved.toFixed(0)} GB/s = ${(100 * row.ratio!).toFixed(0)}% of ${ceilingGB.toFixed(0)} GB/s; prefill ${prefill.tps.toFixed(0)} tok/s` +
-          (prefill.steps.length <= 8 ? ` (steps ${prefill.steps.map((t) => t.toFixed(1)).join(', ')} ms)` : '') +
+          `${achieved.toFixed(0)} GB/s = ${(100 * row.ratio!).toFixed(0)}% of ${ceilingGB.toFixed(0)} GB/s; prefill ${prefill.median.tokens_per_s.toFixed(0)} tok/s` +
+          (prefill.median.step_ms.length <= 8
+            ? ` (steps ${prefill.median.step_ms.map((t) => t.toFixed(1)).join(', ')} ms)`
+            : '') +
           (restore
             ? `; snapshot restore ${restore.snapshot_restore_device_ms.toFixed(2)} ms (device copy), ` +
               `${restore.snapshot_restore_host_ms.toFixed(2)} ms (from host RAM) vs prefilling 64 tokens ${restore.prefill_64_ms.toFixed(2)} ms`
