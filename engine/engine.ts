@@ -4,7 +4,7 @@
 import type { Backend } from '../kernels/backend.js';
 import type { ModelSpec } from '../weights/config.js';
 import { fitPools, planPools, stepWorkingBytes, type PlanOptions, type PoolPlan } from './memory/plan.js';
-import { ATTN_TILE_RANGE, M2_SEGMENT } from '../kernels/webgpu/tuning.js';
+import { ATTN_TILE_RANGE, m2BoundaryBytes, M2_SEGMENT } from '../kernels/webgpu/tuning.js';
 import { SPLIT_K } from '../kernels/webgpu/wgsl/attention.js';
 import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
@@ -217,19 +217,28 @@ export class Engine {
             ? defaultPrefillAlone(spec.arch, backend.name, onTensorCores(backend))
             : o.prefillAlone;
         const planned = planPools(spec, { ...o, kvDtype });
-        // the largest step: a lone prompt's (--prefill-alone rows), or one beside decodes (--token-budget rows); a
-        // 2Mamba row's scores attend to its segment's keys on WebGPU
+        // the largest step: a lone prompt's (--prefill-alone rows), or one beside decodes (--token-budget rows, up to
+        // --max-batch sequences); a 2Mamba row's scores attend to its segment's keys on WebGPU, where its segments'
+        // starting states may be held too (m2BoundaryBytes)
         const gpu = backend.name === 'webgpu',
           m2 = spec.arch === '2mamba',
-          step = (rows: number, keysPerRange: number) =>
+          bufferBytes = backend.limits?.bufferBytes ?? Infinity,
+          step = (rows: number, keysPerRange: number, seqs: number) =>
             stepWorkingBytes(
               spec,
               rows,
               m2 ? M2_SEGMENT : planned.maxModelLen,
-              backend.limits?.bufferBytes ?? Infinity,
+              bufferBytes,
               gpu ? (m2 ? SPLIT_K : keysPerRange) : 0,
-            );
-        const working = Math.max(step(alone ?? 0, ATTN_TILE_RANGE), step(o.tokenBudget, SPLIT_K));
+            ) +
+            (gpu && m2
+              ? Math.max(
+                  ...Array.from({ length: seqs }, (_, i) =>
+                    m2BoundaryBytes(i + 1, rows, spec.heads, spec.headDim, bufferBytes),
+                  ),
+                )
+              : 0);
+        const working = Math.max(step(alone ?? 0, ATTN_TILE_RANGE, 1), step(o.tokenBudget, SPLIT_K, o.maxBatch));
         const fit = fitPools(planned, spec, backend.limits, weightValues, working);
         if (fit.clamped) say(`${name}: ${fit.clamped}`);
         plan = fit.plan;

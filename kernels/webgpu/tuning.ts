@@ -1,5 +1,6 @@
 // Tuning knobs of the WebGPU kernels, read once from the environment (defaults from the H100 sweeps of docs/perf.md).
 // One place for every knob, so a tuning run on the GPU host changes environment variables, not code.
+import { phiDim } from '../ops.js';
 
 /** A matmul workgroup: R rows × (CG column groups × C columns), K split over TK lanes per column group. */
 export interface MatmulShape {
@@ -120,6 +121,32 @@ if (![256, 512, 1024, 2048, 4096].includes(ATTN_TILE_RANGE))
 export const M2_SEGMENT = Number(process.env.FURY_M2_SEGMENT ?? 1024);
 if (!Number.isInteger(M2_SEGMENT) || M2_SEGMENT < 256 || M2_SEGMENT > 8192 || M2_SEGMENT % 256 !== 0)
   throw new Error(`FURY_M2_SEGMENT must be a multiple of 256 from 256 to 8192, got ${process.env.FURY_M2_SEGMENT}`);
+
+/** Blocks of each (sequence, head)'s state over which the readout's scale of S, max |S|, is taken (m2_scale, m2_scan:
+ *  a workgroup of 256 each; one workgroup per head left most of the GPU idle, 21 µs per launch on an H100). */
+export const SCALE_BLOCKS = 16;
+/** vec4 of S per thread of m2_scan (its loads of a segment in flight together), and its blocks per (sequence, head). */
+export const SCAN_EPT = 4;
+export const m2ScanBlocks = (d: number) => Math.ceil((phiDim(d) * d) / 4 / (256 * SCAN_EPT));
+
+/** The most bytes 2Mamba's prefill on tensor cores may hold for the states at its segments' starts
+ *  (FURY_M2_BOUNDARY_BYTES): where a step's every sequence × segment × head fits, its segments' updates run at once,
+ *  a scan forms each segment's starting state, and their readouts run at once (3 dispatches); past it, or in a step of
+ *  one segment, segment after segment (3 dispatches each, a quarter of the GPU's workgroups at 1024 rows). */
+export const M2_BOUNDARY_BYTES = Number(process.env.FURY_M2_BOUNDARY_BYTES ?? 256 * 2 ** 20);
+if (!Number.isInteger(M2_BOUNDARY_BYTES) || M2_BOUNDARY_BYTES < 0)
+  throw new Error(`FURY_M2_BOUNDARY_BYTES must be a byte count, got ${process.env.FURY_M2_BOUNDARY_BYTES}`);
+
+/** What a 2Mamba prefill step of `seqs` sequences, the longest `maxRows` rows, holds for its segments' starting states
+ *  (S, n and their scales per sequence, segment and head) where its segments run at once, else 0. `bufferBytes`: the
+ *  most one buffer may hold. */
+export function m2BoundaryBytes(seqs: number, maxRows: number, heads: number, d: number, bufferBytes: number): number {
+  const segs = Math.ceil(maxRows / M2_SEGMENT),
+    S = seqs * segs * heads * phiDim(d) * d * 4;
+  return segs > 1 && S <= Math.min(M2_BOUNDARY_BYTES, bufferBytes)
+    ? S + seqs * segs * heads * (phiDim(d) + m2ScanBlocks(d)) * 4
+    : 0;
+}
 
 /** Dawn's robustness (FURY_GPU_ROBUSTNESS=on): every buffer access clamped into bounds. Off by default, as native
  *  GPU servers run: our kernels index in bounds by construction (the kernel tests run with it off, on lavapipe and on

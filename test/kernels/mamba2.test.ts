@@ -102,11 +102,13 @@ test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n'
 let tc = await gpuHarness();
 if (tc.gpu?.matrices !== 'on') tc = await gpuHarness({ matrices: 'emulated' });
 
-/** A step of more rows than a segment (M2_SEGMENT, 1024 by default): 1300 rows from position 0 beside 40 at 5. */
+/** A step of more rows than a segment (M2_SEGMENT, 1024 by default): 1300 rows from position 0 beside 1040 at 5 (its
+ *  state carried in). Every segment at once (the boundary slots and m2_scan) where the state's readout and update run
+ *  on tensor cores, segment after segment in the other steps (one segment) and at d = 32. */
 const longStep: Step = {
   seqs: [
     { slot: 1, pos: 0, rows: 1300, pages: [] },
-    { slot: 0, pos: 5, rows: 40, pages: [] },
+    { slot: 0, pos: 5, rows: 1040, pages: [] },
   ],
 };
 
@@ -125,7 +127,7 @@ test(
     ] as const)
       for (const { label, step, rows } of [
         ...m2Steps(),
-        ...(xs === 1 ? [{ label: '1300 + 40 rows', step: longStep, rows: 1340 }] : []),
+        ...(xs === 1 ? [{ label: '1300 + 1040 rows', step: longStep, rows: 2340 }] : []),
       ]) {
         const r = (n: number, std: number) => rng.normals(n, std),
           D = (d * (d + 1)) / 2;

@@ -8,10 +8,12 @@
 //   workgroup memory → softmax in f32 by threads (two per row, half the keys each; base-2 logits ℓ·log₂e with causal
 //   and range masks) writing P = 2^{ℓ−m} as f16 → O += P·V on tensor cores, O (16 rows × d per subgroup) kept in
 //   subgroup matrices for the whole range.
-// The row's stabilizer m is raised lazily: only when the tile's max passes it by more than TAU (so P ≤ 2^TAU, which
-// f16 holds), then every subgroup takes O through workgroup memory once to scale its rows by 2^{m_old − m_new}
-// (decided for the whole workgroup, so the branch is uniform); with trained or random weights that is almost only in
-// a range's first tiles. The partial's max is m (in natural units), not the exact max: attn_reduce only needs one
+// The range's key tiles are walked from the last (nearest the diagonal) back to the first: a row's forget-gate bias
+// (2Mamba-E's C_i − C_j, the segment scores' G_i − G_j) falls with the key's age, so the newest keys set the row's
+// stabilizer first. It is raised lazily: only when the tile's max passes it by more than TAU (so P ≤ 2^TAU, which f16
+// holds), then every subgroup takes O through workgroup memory once to scale its rows by 2^{m_old − m_new} (decided
+// for the whole workgroup, so the branch is uniform). Walked oldest first, a strong decay raised it at almost every
+// tile (run79). The partial's max is m (in natural units), not the exact max: attn_reduce only needs one
 // consistent stabilizer per partial.
 // Rounding: q·s·log₂e (s = 1/√d; keys from rows: q), k, v and p in f16 (relative 2⁻¹¹ each), sums in f32.
 // `emulate`: the same staging, walk and rescale rule with the two products as loops over the same workgroup arrays and
@@ -190,6 +192,8 @@ ${HALVES8}
   }) {
 ${opening}
   let g = h / (H / Hkv); let width4 = (H + 2u * Hkv) * ${d / 4}u;
+  // the range's key tiles from the last (nearest the diagonal) back to j0
+  let tiles = (j1 - j0 + ${TK - 1}u) / ${TK}u; let jl = j0 + (tiles - 1u) * ${TK}u;
   // softmax: two threads per query row, lanes l and l + 16 of a subgroup (half of the keys each; a quarter-warp's 16-byte
   // reads of S then fall in distinct banks)
   let row = (t / 32u) * 16u + t % 16u; let half = (t / 16u) % 2u;
@@ -209,17 +213,18 @@ ${
   rows
     ? ''
     : `  // the first two tiles' cache slots; each tile finds the slots of the one after next (one page-table walk per key)
-  if (t < ${2 * TK}u && j0 + t < j1) { sl[t] = ${slot('j0 + t')}; }
+  if (t < ${2 * TK}u) { let j = jl - (t / ${TK}u) * ${TK}u + t % ${TK}u; if (t < ${TK}u || jl > j0) { sl[t] = ${slot('j')}; } }
   workgroupBarrier();
 `
-}${loads('j0', '0u')}
+}${loads('jl', '0u')}
   workgroupBarrier();
 ${qLoad}
   var cNow = 0.0;
   if (useC) { cNow = cc[(${slot('pos')}) * H + h] * ${Math.LOG2E}; }
   var mx = -3.0e38; var z = 0.0; // this row's stabilizer (log₂); this thread's share of Σ 2^{ℓ−m}
 ${oInit}
-  for (var jt = j0; jt < j1; jt += ${TK}u) {
+  for (var n = 0u; n < tiles; n++) {
+    let jt = jl - n * ${TK}u;
     workgroupBarrier(); // the previous tile's products and flag reads (and the q loads) are done
     ${range(UT)
       .map(
@@ -228,15 +233,15 @@ ${oInit}
       .join('\n    ')}
     if (t < ${TK}u) { cs[t / 4u][t % 4u] = cr; }
     if (t == 0u) { flag = 0u; }
-    let par = ((jt - j0) / ${TK}u) % 2u; // the part of sl that held this tile's slots
-    if (jt + ${TK}u < j1) {
-${loads(`jt + ${TK}u`, '1u - par')}
+    let par = n % 2u; // the part of sl that held this tile's slots
+    if (n + 1u < tiles) {
+${loads(`jt - ${TK}u`, '1u - par')}
     }
     workgroupBarrier();
 ${
   rows
     ? ''
-    : `    if (t < ${TK}u && jt + ${2 * TK}u + t < j1) { sl[par * ${TK}u + t] = ${slot(`jt + ${2 * TK}u + t`)}; }
+    : `    if (t < ${TK}u && n + 2u < tiles) { sl[par * ${TK}u + t] = ${slot(`jt - ${2 * TK}u + t`)}; }
 `
 }${scores}
     workgroupBarrier();
@@ -260,7 +265,7 @@ ${range(4)
     var f = 1.0;
     if (nm > mx + ${TAU}.0) {
       f = exp2(mx - nm); mx = nm;
-      if (jt != j0) { flag = 1u; } // O is still zero in the range's first tile
+      if (n != 0u) { flag = 1u; } // O is still zero in the first tile
     }
     z *= f;
 ${range(KH)

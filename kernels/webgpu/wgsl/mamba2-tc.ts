@@ -19,6 +19,7 @@
 //   of a normed model are far inside); n's update is summed in f32.
 // A product's entries are rounded once each (relative 2⁻¹¹): see the tolerance in test/kernels/mamba2.test.ts.
 import { PHI_OFF_DIAGONAL, phiDim } from '../../ops.js';
+import { m2ScanBlocks, SCALE_BLOCKS, SCAN_EPT } from '../tuning.js';
 import { HALVES8, ro, rw, tcEnables } from './common.js';
 
 /** The head dim the tensor-core readout and update take (every preset's); others run the FMA kernels. */
@@ -100,9 +101,8 @@ const quarter = ['lo', 'hi']
   .join('\n');
 
 // The per-(sequence, head) scale of S for the readout is the power of two that puts max |S| in [2¹³, 2¹⁴) (1 for S = 0):
-// m2_scale takes max |S| over SCALE_BLOCKS blocks of each (sequence, head)'s state, a workgroup of 256 each (one
-// workgroup per head left most of the GPU idle: 21 µs per launch on an H100), and m2_read_mma the max of the blocks.
-export const SCALE_BLOCKS = 16;
+// m2_scale (or m2_scan) takes max |S| over SCALE_BLOCKS blocks of each (sequence, head)'s state, and m2_read_mma the
+// max of the blocks.
 export const m2ScaleSource = (head: string, d: number) => `${head}
 ${ro(2, 'S', 'vec4<f32>')}
 ${rw(3, 'smax')}
@@ -123,6 +123,59 @@ var<workgroup> red: array<f32, 256>;
   if (l.x == 0u) { smax[wg.y * ${SCALE_BLOCKS}u + wg.x] = red[0]; }
 }`;
 
+// The segments' starting states, where every segment's update ran at once into its boundary slot (m2_update_mma, delta):
+// per (sequence, head) and element of S and n, run = the state carried in (0 for a new sequence); segment by segment the
+// slot's sum is swapped for run and run ← e^{G_e} run + sum (G_e: the segment's total log-decay, its last row's
+// segment-local G); S and n end as the step's final state. A workgroup of 256 takes SCAN_EPT vec4 of S per thread (a
+// block of m2ScanBlocks(d) per (sequence, head); the first blocks one n entry per thread too), its loads of a segment
+// issued before its stores, and writes each slot's block max for the readout's scale (as m2_scale).
+export const m2ScanSource = (head: string, d: number, seg: number) => {
+  const DD = phiDim(d),
+    ept = range(SCAN_EPT),
+    guard = (i: number) => `let e${i} = eb + l.x + ${256 * i}u; let in${i} = e${i} < DD4;`;
+  return `${head}
+${ro(2, 'G')}
+${rw(3, 'S', 'vec4<f32>')}
+${rw(4, 'N')}
+${rw(5, 'B', 'vec4<f32>')}
+${rw(6, 'BN')}
+${rw(7, 'smax')}
+const DD = ${DD}u;
+const DD4 = ${(DD * d) / 4}u;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let H = prm.heads; let s = wg.y / H; let h = wg.y % H;
+  let n = seqRows(s); let r0 = seqRow0(s); let segs = (n + ${seg - 1}u) / ${seg}u; let fresh = seqPos(s) == 0u;
+  let own = seqSlot(s) * H + h; let eb = wg.x * ${256 * SCAN_EPT}u;
+${ept.map((i) => `  ${guard(i)}`).join('\n')}
+  var run: array<vec4<f32>, ${SCAN_EPT}>; var sum: array<vec4<f32>, ${SCAN_EPT}>;
+  if (!fresh) {
+${ept.map((i) => `    if (in${i}) { run[${i}] = S[own * DD4 + e${i}]; }`).join('\n')}
+  }
+  let pn = wg.x * 256u + l.x; let hasN = pn < DD;
+  var rn = 0.0;
+  if (hasN && !fresh) { rn = N[own * DD + pn]; }
+  for (var k = 0u; k < segs; k++) {
+    let slot = (s * prm.segs + k) * H + h; let o = slot * DD4;
+    let a = exp(G[(r0 + min(n, (k + 1u) * ${seg}u) - 1u) * H + h]);
+${ept.map((i) => `    if (in${i}) { sum[${i}] = B[o + e${i}]; }`).join('\n')}
+    var m = vec4<f32>(0.0);
+${ept.map((i) => `    if (in${i}) { B[o + e${i}] = run[${i}]; m = max(m, abs(run[${i}])); run[${i}] = a * run[${i}] + sum[${i}]; }`).join('\n')}
+    if (hasN) { let on = slot * DD + pn; let sn = BN[on]; BN[on] = rn; rn = a * rn + sn; }
+    red[l.x] = max(max(m.x, m.y), max(m.z, m.w));
+    for (var w = 128u; w > 0u; w >>= 1u) {
+      workgroupBarrier();
+      if (l.x < w) { red[l.x] = max(red[l.x], red[l.x + w]); }
+    }
+    workgroupBarrier();
+    if (l.x == 0u) { smax[slot * ${m2ScanBlocks(d)}u + wg.x] = red[0]; }
+    workgroupBarrier(); // red is rewritten for the next segment
+  }
+${ept.map((i) => `  if (in${i}) { S[own * DD4 + e${i}] = run[${i}]; }`).join('\n')}
+  if (hasN) { N[own * DD + pn] = rn; }
+}`;
+};
+
 /** The readout's loads for the K tile at state row `p0`: this thread's pair and n (state row p0 + kf) and its two units
  *  of S rows (unit e = l + 128i: row p0 + e / 8, columns (e % 8)·8 … + 8), clamped into the head's state. */
 const readoutLoads = (p0: string) => `    {
@@ -139,8 +192,12 @@ ${range(2)
 // (as m2_read): pnum = Σ_p φ(q_t)_p S[p, :], pden = Σ_p φ(q_t)_p n[p]. The tile's q rows are staged once (scaled by m_t);
 // per K tile thread l forms φ for state row p0 + l % 32 and rows (l / 32)·16 … + 16 from them (a warp reads one row at
 // a time: one pair index is common, the other consecutive). A new sequence's first prm.fresh row tiles read zeros.
-export const m2ReadMmaSource = (head: string, d: number, emulate: boolean) => {
+// `seg` > 0: the tiles of every segment of `seg` rows at once, each reading its segment's starting state from the
+// boundary slots m2_scan wrote (S, n and the scale's blocks of slot (sequence·prm.segs + segment)·heads + head); 0: the
+// sequence's own state (its slot's).
+export const m2ReadMmaSource = (head: string, d: number, emulate: boolean, seg: number) => {
   if (d !== TC_HEAD_DIM) throw new Error(`m2_read_mma: head dim ${d} must be ${TC_HEAD_DIM}`);
+  const blocks = seg ? m2ScanBlocks(d) : SCALE_BLOCKS; // the scale's blocks: m2_scan's or m2_scale's
   return `${tcEnables(emulate)}${head}${PHI}
 ${HALVES8}
 ${ro(2, 'x', 'vec4<f32>')}
@@ -162,10 +219,11 @@ ${entry(emulate)} {
   let n = seqRows(s); let start = tile * 64u;
   if (start >= n) { return; }
   let L = min(64u, n - start); let width4 = 3u * H * 16u;
-  let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
+  let r0 = seqRow0(s) + start;
+  ${seg ? `let slot = (s * prm.segs + start / ${seg}u) * H + h; let base = slot * DD;` : 'let slot = wg.y; let base = (seqSlot(s) * H + h) * DD;'}
   let per = (DD + splits * ${KT}u - 1u) / (splits * ${KT}u) * ${KT}u; let pa = sp * per; let pb = min(DD, pa + per);
   var sm = 0.0;
-  for (var b = 0u; b < ${SCALE_BLOCKS}u; b++) { sm = max(sm, smax[wg.y * ${SCALE_BLOCKS}u + b]); }
+  for (var b = 0u; b < ${blocks}u; b++) { sm = max(sm, smax[slot * ${blocks}u + b]); }
   let sc = ldexp(1.0, 14 - frexp(sm).exp);
   // q of the tile's rows (rows past L repeat row L − 1), scaled by m_t: the power of two above the row's largest |q|
   let t2 = l.x / 2u; let qo = (r0 + min(t2, L - 1u)) * width4 + h * 16u + (l.x % 2u) * 8u;
@@ -259,11 +317,12 @@ ${range(2)
     if (l.x < ${KT}u) { gv = G[(r0 + min(tn + l.x, L - 1u)) * H + h]; }
   }`;
 
-// The state update over chunk prm.chunk of `chunk` rows (a segment) for a block of 64 state rows p (as m2_update):
-// S ← e^{G_e} S + Σ_t φ(s·k_t)_p e^{G_e − G_t} v_tᵀ and n likewise. Per K tile the k rows and their weights are staged,
-// then thread l forms φ for state row pBase + l % 64 and rows (l / 64)·16 … + 16 from them. Runs after the readout,
-// which reads the old S.
-export const m2UpdateMmaSource = (head: string, d: number, chunk: number, emulate: boolean) => {
+// The state update over chunk prm.chunk + wg.z of `chunk` rows (a segment) for a block of 64 state rows p (as
+// m2_update): S ← e^{G_e} S + Σ_t φ(s·k_t)_p e^{G_e − G_t} v_tᵀ and n likewise. Per K tile the k rows and their weights
+// are staged, then thread l forms φ for state row pBase + l % 64 and rows (l / 64)·16 … + 16 from them. Runs after the
+// readout, which reads the old S. `delta`: every segment at once, each writing only its own sum (Σ_t …, no e^{G_e} S)
+// into its boundary slot (sequence·prm.segs + segment)·heads + head of S and n, for m2_scan.
+export const m2UpdateMmaSource = (head: string, d: number, chunk: number, emulate: boolean, delta: boolean) => {
   if (d !== TC_HEAD_DIM) throw new Error(`m2_update_mma: head dim ${d} must be ${TC_HEAD_DIM}`);
   return `${tcEnables(emulate)}${head}${PHI}
 ${HALVES8}
@@ -281,12 +340,12 @@ var<workgroup> Bs: array<vec4<u32>, ${KT * U}>; // v_t [t][m / 8]
 var<workgroup> Cs: array<f32, ${64 * CS}>; // a quarter of the result [p][m]
 var<workgroup> nr: array<f32, 128>;
 ${entry(emulate)} {
-  let H = prm.heads; let c = prm.chunk;
+  let H = prm.heads; let c = prm.chunk + wg.z;
   let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
   let n = seqRows(s); let start = c * ${chunk}u;
   if (start >= n) { return; }
   let L = min(${chunk}u, n - start); let E4 = H * 16u; let width4 = 3u * E4;
-  let r0 = seqRow0(s) + start; let base = (seqSlot(s) * H + h) * DD;
+  let r0 = seqRow0(s) + start; let base = ${delta ? '((s * prm.segs + c) * H + h) * DD' : '(seqSlot(s) * H + h) * DD'};
   let Ge = G[(r0 + L - 1u) * H + h]; let pBase = blk * 64u;
   let pl = l.x % 64u; let th = l.x / 64u; // φ: state row pBase + pl, rows t0 + th·16 … + 16
   let pr = pairs[min(pBase + pl, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
@@ -327,17 +386,19 @@ ${product(emulate, false)}
   nr[l.x] = nacc;
   let eg = exp(Ge); let fresh = seqPos(s) == 0u && c == 0u;
   let p = pBase + l.x / 2u;
+  // the old state decayed plus the segment's sum (delta: the sum alone)
 ${epilogue(
   emulate,
   (q) => `${quarter}
     if (p < DD) {
       let si = (base + p) * 16u + ${4 * q}u + (l.x % 2u) * 2u;
-      S[si] = select(eg * S[si], vec4<f32>(0.0), fresh) + lo;
-      S[si + 1u] = select(eg * S[si + 1u], vec4<f32>(0.0), fresh) + hi;
+      S[si] = ${delta ? 'lo' : 'select(eg * S[si], vec4<f32>(0.0), fresh) + lo'};
+      S[si + 1u] = ${delta ? 'hi' : 'select(eg * S[si + 1u], vec4<f32>(0.0), fresh) + hi'};
     }`,
 )}
   if (l.x < 64u && pBase + l.x < DD) {
-    N[base + pBase + l.x] = select(eg * N[base + pBase + l.x], 0.0, fresh) + nr[l.x] + nr[l.x + 64u];
+    let o = base + pBase + l.x;
+    N[o] = ${delta ? '' : 'select(eg * N[o], 0.0, fresh) + '}nr[l.x] + nr[l.x + 64u];
   }
 }`;
 };

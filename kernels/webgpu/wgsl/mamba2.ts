@@ -3,12 +3,22 @@
 // rows, the readout and update in mamba2-tc.ts), else chunk by chunk as register-tiled FMA products over the state.
 // Head dims: multiples of 32 up to 128 (every preset's is 64). CPU twin: kernels/cpu/mamba2.ts.
 import { DEN_FLOOR, PHI_OFF_DIAGONAL, phiDim, type Op } from '../../ops.js';
-import { M2_CHUNK, M2_READ_SPLITS, M2_READ_SPLITS_TC, m2Rpt, M2_RPT, M2_SEGMENT } from '../tuning.js';
+import {
+  M2_CHUNK,
+  m2BoundaryBytes,
+  M2_READ_SPLITS,
+  M2_READ_SPLITS_TC,
+  m2Rpt,
+  M2_RPT,
+  M2_SEGMENT,
+  m2ScanBlocks,
+  SCALE_BLOCKS,
+} from '../tuning.js';
 import { SPLIT_K } from './attention.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { TILE_ROWS } from './meta.js';
 import { matmulDispatch } from './matmul.js';
-import { m2ReadMmaSource, m2ScaleSource, m2UpdateMmaSource, SCALE_BLOCKS, TC_HEAD_DIM } from './mamba2-tc.js';
+import { m2ReadMmaSource, m2ScaleSource, m2ScanSource, m2UpdateMmaSource, TC_HEAD_DIM } from './mamba2-tc.js';
 import {
   type Caps,
   type Dispatch,
@@ -33,8 +43,16 @@ const stateOnTc = (caps: Caps, d: number) => bySegments(caps, d) && d === TC_HEA
 
 /** chunk: the prefill chunk index (the readout's first row tile); splits: ranges of the readout; blocks: state-row
  *  blocks of the decode step (key ranges per row in m2_combine); fresh: the readout's row tiles from a sequence's
- *  start that see a new sequence's zero state (a chunk's or a segment's). */
-export const M2_PARAMS = defineParams({ heads: 'u32', chunk: 'u32', splits: 'u32', blocks: 'u32', fresh: 'u32' });
+ *  start that see a new sequence's zero state (a chunk's or a segment's); segs: boundary slots per sequence and head
+ *  where every segment runs at once (m2_scan). */
+export const M2_PARAMS = defineParams({
+  heads: 'u32',
+  chunk: 'u32',
+  splits: 'u32',
+  blocks: 'u32',
+  fresh: 'u32',
+  segs: 'u32',
+});
 
 /** φ's coefficient for the pair (a, b), a ≤ b, of a head's dimensions (spec §5): φ(x)_p = c·x_a·x_b with c = √2 off the
  *  diagonal, so φ(q)·φ(k) = (q·k)². The `pairs` tables hold a | b << 16 per state row p. */
@@ -455,17 +473,24 @@ const scores: Kernel<{ d: number; seg: number; emulate: boolean }> & { params: t
 };
 // the segments' readout and update on tensor cores, and the readout's scale of S (mamba2-tc.ts)
 type Emu = { emulate: boolean };
-const readMma: Kernel<Emu> & { params: typeof M2_PARAMS } = {
+// (seg / delta: every segment at once, through the boundary slots m2_scan fills)
+const readMma: Kernel<Emu & { seg: number }> & { params: typeof M2_PARAMS } = {
   name: 'm2_read_mma',
   params: M2_PARAMS,
   bindings: () => ['ro', 'ro', 'ro', 'ro', 'ro', 'rw', 'rw'],
-  source: (v) => m2ReadMmaSource(header(M2_PARAMS), TC_HEAD_DIM, v.emulate),
+  source: (v) => m2ReadMmaSource(header(M2_PARAMS), TC_HEAD_DIM, v.emulate, v.seg),
 };
-const updateMma: Kernel<Emu & { chunk: number }> & { params: typeof M2_PARAMS } = {
+const updateMma: Kernel<Emu & { chunk: number; delta: boolean }> & { params: typeof M2_PARAMS } = {
   name: 'm2_update_mma',
   params: M2_PARAMS,
   bindings: () => ['ro', 'ro', 'ro', 'rw', 'rw'],
-  source: (v) => m2UpdateMmaSource(header(M2_PARAMS), TC_HEAD_DIM, v.chunk, v.emulate),
+  source: (v) => m2UpdateMmaSource(header(M2_PARAMS), TC_HEAD_DIM, v.chunk, v.emulate, v.delta),
+};
+const scan: Kernel<{ seg: number }> & { params: typeof M2_PARAMS } = {
+  name: 'm2_scan',
+  params: M2_PARAMS,
+  bindings: () => ['ro', 'rw', 'rw', 'rw', 'rw', 'rw'],
+  source: (v) => m2ScanSource(header(M2_PARAMS), TC_HEAD_DIM, v.seg),
 };
 const scale: Kernel<object> & { params: typeof M2_PARAMS } = {
   name: 'm2_scale',
@@ -513,14 +538,14 @@ function readAndUpdate(
       dispatch(scale, {}, [op.S, sc], { heads }, [SCALE_BLOCKS, grid]),
       dispatch(
         readMma,
-        { emulate },
+        { emulate, seg: 0 },
         [op.qkv, bufs.pairs, op.S, op.N, sc, bufs.pnum, bufs.pden],
         { heads, chunk: at.row0 / RT, splits: bufs.splits, fresh: at.fresh },
         [bufs.splits, grid, Math.ceil(at.rows / RT)],
       ),
       dispatch(
         updateMma,
-        { emulate, chunk: at.chunkRows },
+        { emulate, chunk: at.chunkRows, delta: false },
         [op.qkv, bufs.G, bufs.pairs, op.S, op.N],
         { heads, chunk: at.chunk },
         [Math.ceil(phiDim(d) / 64), grid],
@@ -604,16 +629,40 @@ function segmentDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext
       [ranges, grid, Math.ceil(c.maxRows / TILE_ROWS)],
     ),
   ];
-  for (let k = 0; k < segs; k++)
+  const boundary = stateOnTc(c, d) ? m2BoundaryBytes(c.seqs, c.maxRows, heads, d, c.scratchBytes) : 0;
+  if (boundary) {
+    // every segment's update at once into its slot, the scan to each segment's starting state, every readout at once
+    const emulate = c.matrices === 'emulated',
+      slots = c.seqs * segs * heads,
+      B = c.scratch('_m2.B', slots * phiDim(d) * d),
+      BN = c.scratch('_m2.BN', slots * phiDim(d)),
+      sm = c.scratch('_m2.smax', slots * m2ScanBlocks(d));
     out.push(
-      ...readAndUpdate(op, c, bufs, {
-        row0: k * seg,
-        rows: Math.min(seg, c.maxRows - k * seg),
-        fresh: seg / RT,
-        chunk: k,
-        chunkRows: seg,
-      }),
+      dispatch(updateMma, { emulate, chunk: seg, delta: true }, [op.qkv, bufs.G, bufs.pairs, B, BN], { heads, segs }, [
+        Math.ceil(phiDim(d) / 64),
+        grid,
+        segs,
+      ]),
+      dispatch(scan, { seg }, [bufs.G, op.S, op.N, B, BN, sm], { heads, segs }, [m2ScanBlocks(d), grid]),
+      dispatch(
+        readMma,
+        { emulate, seg },
+        [op.qkv, bufs.pairs, B, BN, sm, bufs.pnum, bufs.pden],
+        { heads, splits, fresh: seg / RT, segs },
+        [splits, grid, Math.ceil(c.maxRows / RT)],
+      ),
     );
+  } else
+    for (let k = 0; k < segs; k++)
+      out.push(
+        ...readAndUpdate(op, c, bufs, {
+          row0: k * seg,
+          rows: Math.min(seg, c.maxRows - k * seg),
+          fresh: seg / RT,
+          chunk: k,
+          chunkRows: seg,
+        }),
+      );
   out.push(
     dispatch(combine, { d, seg }, [bufs.G, po, pml, bufs.pnum, bufs.pden, op.out], { heads, splits, blocks: ranges }, [
       c.maxRows,
@@ -701,8 +750,11 @@ export const mamba2Family: Family = {
               ...(stateOnTc(caps, d)
                 ? [
                     variant(scale, {}),
-                    variant(readMma, { emulate: caps.matrices === 'emulated' }),
-                    variant(updateMma, { emulate: caps.matrices === 'emulated', chunk: seg }),
+                    variant(scan, { seg }),
+                    ...[0, seg].map((s) => variant(readMma, { emulate: caps.matrices === 'emulated', seg: s })),
+                    ...[false, true].map((delta) =>
+                      variant(updateMma, { emulate: caps.matrices === 'emulated', chunk: seg, delta }),
+                    ),
                   ]
                 : [variant(update, { d, chunk: seg })]),
             ]
