@@ -118,7 +118,7 @@ if (![256, 512, 1024, 2048, 4096].includes(ATTN_TILE_RANGE))
  *  scores run in score space as an attention over the segment's rows (tensor cores) and the carried state is read out for
  *  all its rows at once; the state is updated once per segment. Longer segments: fewer passes over the state, more
  *  score work per row (segment / 2 keys on average). */
-export const M2_SEGMENT = Number(process.env.FURY_M2_SEGMENT ?? 1024);
+export const M2_SEGMENT = Number(process.env.FURY_M2_SEGMENT ?? 512);
 if (!Number.isInteger(M2_SEGMENT) || M2_SEGMENT < 256 || M2_SEGMENT > 8192 || M2_SEGMENT % 256 !== 0)
   throw new Error(`FURY_M2_SEGMENT must be a multiple of 256 from 256 to 8192, got ${process.env.FURY_M2_SEGMENT}`);
 

@@ -35,28 +35,23 @@ const entry = (emulate: boolean) =>
   })`;
 const PHI = /* wgsl */ `fn phiCoef(a: u32, b: u32) -> f32 { return select(${PHI_OFF_DIAGONAL}, 1.0, a == b); }`;
 
-/** The 64 × 64 product of the staged K tile into the accumulators: left As (K-major: [k][row units], loaded
- *  column-major) or row-major ([row][k units]), right Bs [k][column units]. Emulated: thread l accumulates row l / 2,
- *  columns (l % 2)·32 … + 32 in acc. */
-const product = (emulate: boolean, leftColMajor: boolean) => {
+/** The readout's 64 × 64 product of the staged K tile into the accumulators: left As (K-major: [k][row units], loaded
+ *  column-major), right Bs [k][column units]. Emulated: thread l accumulates row l / 2, columns (l % 2)·32 … + 32 in
+ *  acc. */
+const product = (emulate: boolean) => {
   if (emulate)
     return `    for (var k = 0u; k < ${KT}u; k++) {
       let r = l.x / 2u;
-      let a = ${leftColMajor ? `half8(As[k * ${U}u + r / 8u], r % 8u)` : `half8(As[r * 5u + k / 8u], k % 8u)`};
+      let a = half8(As[k * ${U}u + r / 8u], r % 8u);
       for (var j = 0u; j < 32u; j++) {
         let c = (l.x % 2u) * 32u + j;
         acc[j] += a * half8(Bs[k * ${U}u + c / 8u], c % 8u);
       }
     }`;
-  const left = leftColMajor
-    ? (kk: number) =>
-        `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&As, ${kk * U}u + sg * 2u, ${U}u)`
-    : (kk: number) =>
-        `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As, sg * 80u + ${kk / 8}u, 5u)`;
   return range(KT / 16)
     .map(
       (s) => `    {
-      let a = ${left(16 * s)};
+      let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&As, ${16 * s * U}u + sg * 2u, ${U}u);
 ${range(4)
   .map(
     (c) =>
@@ -272,7 +267,7 @@ ${range(16)
         As[kf * ${U}u + tg * 2u + 1u] = pack8(vec4<f32>(f[8], f[9], f[10], f[11]), vec4<f32>(f[12], f[13], f[14], f[15]));
       }
       workgroupBarrier();
-${product(emulate, true)}
+${product(emulate)}
     }
   }
   let mt = ldexp(1.0, frexp(max(rm[2u * t2], rm[2u * t2 + 1u])).exp); let fo = mt * mt / sc; // row l / 2's factor
@@ -317,13 +312,97 @@ ${range(2)
     if (l.x < ${KT}u) { gv = G[(r0 + min(tn + l.x, L - 1u)) * H + h]; }
   }`;
 
-// The state update over chunk prm.chunk + wg.z of `chunk` rows (a segment) for a block of 64 state rows p (as
+/** State rows per workgroup of m2_update_mma: 128, so each k and v row of a segment is read by half as many workgroups
+ *  as with 64 (run64: the update's loads of k and v were 40% of its time). Slower while segments ran one after another
+ *  (run71: 272 workgroups a dispatch, 0.48 against 0.39 ms a layer); with every segment at once, faster (run81:
+ *  0.269 against 0.334 ms a layer, a 4096-row step 31.6 against 33.0 ms). */
+export const UPDATE_ROWS = 128;
+
+// The state update over chunk prm.chunk + wg.z of `chunk` rows (a segment) for a block of UPDATE_ROWS state rows p (as
 // m2_update): S ← e^{G_e} S + Σ_t φ(s·k_t)_p e^{G_e − G_t} v_tᵀ and n likewise. Per K tile the k rows and their weights
-// are staged, then thread l forms φ for state row pBase + l % 64 and rows (l / 64)·16 … + 16 from them. Runs after the
-// readout, which reads the old S. `delta`: every segment at once, each writing only its own sum (Σ_t …, no e^{G_e} S)
-// into its boundary slot (sequence·prm.segs + segment)·heads + head of S and n, for m2_scan.
+// are staged, then thread l forms φ for state rows pBase + l % 64 and pBase + 64 + l % 64 and rows (l / 64)·16 … + 16
+// from them; subgroup g multiplies state rows 32g … + 32. The result leaves a 16-column quarter at a time through the
+// k rows' memory (free after the last tile), thread l writing state row pBase + l. Runs after the readout, which reads
+// the old S. `delta`: every segment at once, each writing only its own sum (Σ_t …, no e^{G_e} S) into its boundary
+// slot (sequence·prm.segs + segment)·heads + head of S and n, for m2_scan.
 export const m2UpdateMmaSource = (head: string, d: number, chunk: number, emulate: boolean, delta: boolean) => {
   if (d !== TC_HEAD_DIM) throw new Error(`m2_update_mma: head dim ${d} must be ${TC_HEAD_DIM}`);
+  const BP = UPDATE_ROWS;
+  // φ of state rows pBase + pl + 64·i (i = 0, 1) for this thread's 16 rows, into As; n's sums
+  const phiRows = range(2)
+    .map(
+      (i) => `      {
+        var f: array<f32, 16>;
+${range(16)
+  .map(
+    (j) =>
+      `        { let t = th * 16u + ${j}u; f[${j}] = cf${i} * wt[t] * ks[t * 16u + a${i} / 4u][a${i} % 4u] * ks[t * 16u + b${i} / 4u][b${i} % 4u]; nacc${i} += f[${j}]; }`,
+  )
+  .join('\n')}
+        As[(${64 * i}u + pl) * 5u + th * 2u] = pack8(vec4<f32>(f[0], f[1], f[2], f[3]), vec4<f32>(f[4], f[5], f[6], f[7]));
+        As[(${64 * i}u + pl) * 5u + th * 2u + 1u] = pack8(vec4<f32>(f[8], f[9], f[10], f[11]), vec4<f32>(f[12], f[13], f[14], f[15]));
+      }`,
+    )
+    .join('\n');
+  // As [p][t / 8] (row-major left) times Bs [t][m / 8]: emulated, thread l accumulates state row l, all 64 columns
+  const product = emulate
+    ? `    for (var k = 0u; k < ${KT}u; k++) {
+      let a = half8(As[l.x * 5u + k / 8u], k % 8u);
+      for (var j = 0u; j < 64u; j++) { acc[j] += a * half8(Bs[k * ${U}u + j / 8u], j % 8u); }
+    }`
+    : range(KT / 16)
+        .map(
+          (st) => `    {
+${range(2)
+  .map(
+    (r) =>
+      `      let a${r} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As, sg * ${32 * 5}u + ${16 * r * 5 + 2 * st}u, 5u);`,
+  )
+  .join('\n')}
+${range(4)
+  .map(
+    (
+      c,
+    ) => `      { let b = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bs, ${16 * st * U + 2 * c}u, ${U}u);
+        m0${c} = subgroupMatrixMultiplyAccumulate(a0, b, m0${c}); m1${c} = subgroupMatrixMultiplyAccumulate(a1, b, m1${c}); }`,
+  )
+  .join('\n')}
+    }`,
+        )
+        .join('\n');
+  const accumulators = emulate
+    ? '  var acc: array<f32, 64>;'
+    : range(2)
+        .flatMap((r) => range(4).map((c) => `  var m${r}${c} = subgroup_matrix_result<f32, 16, 16>();`))
+        .join('\n');
+  // quarter q of the result (columns 16q … + 16) into ks as [p][4 vec4], then thread l's state row
+  const epilogue = range(4)
+    .map(
+      (q) => `  workgroupBarrier();
+${
+  emulate
+    ? range(4)
+        .map(
+          (i) =>
+            `  ks[l.x * 4u + ${i}u] = vec4<f32>(acc[${16 * q + 4 * i}], acc[${16 * q + 4 * i + 1}], acc[${16 * q + 4 * i + 2}], acc[${16 * q + 4 * i + 3}]);`,
+        )
+        .join('\n')
+    : range(2)
+        .map((r) => `  subgroupMatrixStore<row_major>(&ks, sg * ${32 * 4}u + ${16 * r * 4}u, m${r}${q}, 4u);`)
+        .join('\n')
+}
+  workgroupBarrier();
+  if (p < DD) {
+    let si = (base + p) * 16u + ${4 * q}u;
+${range(4)
+  .map(
+    (i) =>
+      `    S[si + ${i}u] = ${delta ? '' : `select(eg * S[si + ${i}u], vec4<f32>(0.0), fresh) + `}ks[l.x * 4u + ${i}u];`,
+  )
+  .join('\n')}
+  }`,
+    )
+    .join('\n');
   return `${tcEnables(emulate)}${head}${PHI}
 ${HALVES8}
 ${ro(2, 'x', 'vec4<f32>')}
@@ -333,12 +412,11 @@ ${rw(5, 'S', 'vec4<f32>')}
 ${rw(6, 'N')}
 const D = 64u;
 const DD = ${phiDim(d)}u;
-var<workgroup> ks: array<vec4<f32>, ${KT * 16}>; // k_t [t][a / 4]
+var<workgroup> ks: array<vec4<f32>, ${KT * 16}>; // k_t [t][a / 4]; after the last tile a quarter of the result [p][m / 4]
 var<workgroup> wt: array<f32, ${KT}>; // e^{G_e − G_t} / d (0 past the chunk's rows)
-var<workgroup> As: array<vec4<u32>, ${64 * 5}>; // φ(s·k_t)_p·e^{G_e − G_t} [p][t / 8]
+var<workgroup> As: array<vec4<u32>, ${BP * 5}>; // φ(s·k_t)_p·e^{G_e − G_t} [p][t / 8]
 var<workgroup> Bs: array<vec4<u32>, ${KT * U}>; // v_t [t][m / 8]
-var<workgroup> Cs: array<f32, ${64 * CS}>; // a quarter of the result [p][m]
-var<workgroup> nr: array<f32, 128>;
+var<workgroup> nr: array<f32, ${2 * BP}>; // n's sums: state row i (of the block) + ${BP}·(l / 64)
 ${entry(emulate)} {
   let H = prm.heads; let c = prm.chunk + wg.z;
   let blk = wg.x; let s = wg.y / H; let h = wg.y % H;
@@ -346,12 +424,17 @@ ${entry(emulate)} {
   if (start >= n) { return; }
   let L = min(${chunk}u, n - start); let E4 = H * 16u; let width4 = 3u * E4;
   let r0 = seqRow0(s) + start; let base = ${delta ? '((s * prm.segs + c) * H + h) * DD' : '(seqSlot(s) * H + h) * DD'};
-  let Ge = G[(r0 + L - 1u) * H + h]; let pBase = blk * 64u;
-  let pl = l.x % 64u; let th = l.x / 64u; // φ: state row pBase + pl, rows t0 + th·16 … + 16
-  let pr = pairs[min(pBase + pl, DD - 1u)]; let a = pr & 0xffffu; let b = pr >> 16u;
-  let cf = select(0.0, phiCoef(a, b), pBase + pl < DD);
-  var nacc = 0.0;
-${accumulators(emulate)}
+  let Ge = G[(r0 + L - 1u) * H + h]; let pBase = blk * ${BP}u;
+  let pl = l.x % 64u; let th = l.x / 64u; // φ: state rows pBase + pl (+ 64), rows t0 + th·16 … + 16
+${range(2)
+  .map(
+    (
+      i,
+    ) => `  let pr${i} = pairs[min(pBase + ${64 * i}u + pl, DD - 1u)]; let a${i} = pr${i} & 0xffffu; let b${i} = pr${i} >> 16u;
+  let cf${i} = select(0.0, phiCoef(a${i}, b${i}), pBase + ${64 * i}u + pl < DD); var nacc${i} = 0.0;`,
+  )
+  .join('\n')}
+${accumulators}
   // a K tile's loads from memory (4 vec4 of k rows, 2 units of v rows, a row's G) are issued a tile ahead, into registers
   var kr: array<vec4<f32>, 4>; var vr: array<vec4<f32>, 4>; var gv = 0.0;
 ${updateLoads('0u')}
@@ -369,36 +452,14 @@ ${range(2)
   .join('\n')}
     workgroupBarrier();
 ${updateLoads(`t0 + ${KT}u`)}
-    {
-      var f: array<f32, 16>;
-${range(16)
-  .map(
-    (j) =>
-      `      { let t = th * 16u + ${j}u; f[${j}] = cf * wt[t] * ks[t * 16u + a / 4u][a % 4u] * ks[t * 16u + b / 4u][b % 4u]; nacc += f[${j}]; }`,
-  )
-  .join('\n')}
-      As[pl * 5u + th * 2u] = pack8(vec4<f32>(f[0], f[1], f[2], f[3]), vec4<f32>(f[4], f[5], f[6], f[7]));
-      As[pl * 5u + th * 2u + 1u] = pack8(vec4<f32>(f[8], f[9], f[10], f[11]), vec4<f32>(f[12], f[13], f[14], f[15]));
-    }
+${phiRows}
     workgroupBarrier();
-${product(emulate, false)}
+${product}
   }
-  nr[l.x] = nacc;
+  nr[th * ${BP}u + pl] = nacc0; nr[th * ${BP}u + 64u + pl] = nacc1;
   let eg = exp(Ge); let fresh = seqPos(s) == 0u && c == 0u;
-  let p = pBase + l.x / 2u;
-  // the old state decayed plus the segment's sum (delta: the sum alone)
-${epilogue(
-  emulate,
-  (q) => `${quarter}
-    if (p < DD) {
-      let si = (base + p) * 16u + ${4 * q}u + (l.x % 2u) * 2u;
-      S[si] = ${delta ? 'lo' : 'select(eg * S[si], vec4<f32>(0.0), fresh) + lo'};
-      S[si + 1u] = ${delta ? 'hi' : 'select(eg * S[si + 1u], vec4<f32>(0.0), fresh) + hi'};
-    }`,
-)}
-  if (l.x < 64u && pBase + l.x < DD) {
-    let o = base + pBase + l.x;
-    N[o] = ${delta ? '' : 'select(eg * N[o], 0.0, fresh) + '}nr[l.x] + nr[l.x + 64u];
-  }
+  let p = pBase + l.x;
+${epilogue}
+  if (p < DD) { N[base + p] = ${delta ? '' : 'select(eg * N[base + p], 0.0, fresh) + '}nr[l.x] + nr[l.x + ${BP}u]; }
 }`;
 };

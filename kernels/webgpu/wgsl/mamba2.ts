@@ -18,7 +18,14 @@ import { SPLIT_K } from './attention.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { TILE_ROWS } from './meta.js';
 import { matmulDispatch } from './matmul.js';
-import { m2ReadMmaSource, m2ScaleSource, m2ScanSource, m2UpdateMmaSource, TC_HEAD_DIM } from './mamba2-tc.js';
+import {
+  m2ReadMmaSource,
+  m2ScaleSource,
+  m2ScanSource,
+  m2UpdateMmaSource,
+  TC_HEAD_DIM,
+  UPDATE_ROWS,
+} from './mamba2-tc.js';
 import {
   type Caps,
   type Dispatch,
@@ -548,7 +555,7 @@ function readAndUpdate(
         { emulate, chunk: at.chunkRows, delta: false },
         [op.qkv, bufs.G, bufs.pairs, op.S, op.N],
         { heads, chunk: at.chunk },
-        [Math.ceil(phiDim(d) / 64), grid],
+        [Math.ceil(phiDim(d) / UPDATE_ROWS), grid],
       ),
     ];
   }
@@ -639,7 +646,7 @@ function segmentDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext
       sm = c.scratch('_m2.smax', slots * m2ScanBlocks(d));
     out.push(
       dispatch(updateMma, { emulate, chunk: seg, delta: true }, [op.qkv, bufs.G, bufs.pairs, B, BN], { heads, segs }, [
-        Math.ceil(phiDim(d) / 64),
+        Math.ceil(phiDim(d) / UPDATE_ROWS),
         grid,
         segs,
       ]),
