@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { phiDim } from '../../kernels/ops.js';
+import { M2_BOUNDARY_BYTES, m2BoundaryBytes, m2ScanBlocks, M2_SEGMENT } from '../../kernels/webgpu/tuning.js';
 
 const tuning = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'kernels', 'webgpu', 'tuning.js');
 const load = (env: Record<string, string>) =>
@@ -19,6 +21,7 @@ test('a bad tuning knob fails with a message that names it; good values load', (
     ['FURY_SKINNY_SHAPE', '4,1', '"SG,NT,U"'],
     ['FURY_SKINNY_MIN_ROWS', '-1', 'non-negative integer'],
     ['FURY_M2_SEGMENT', '1000', 'multiple of 256'],
+    ['FURY_M2_BOUNDARY_BYTES', '-5', 'byte count'],
     ['FURY_MATRICES', 'yes', 'on, off or emulated'],
   ]) {
     const r = load({ [name!]: value! });
@@ -27,4 +30,19 @@ test('a bad tuning knob fails with a message that names it; good values load', (
   }
   const ok = load({ FURY_SKINNY_SHAPE: '8,2,1', FURY_SKINNY_MIN_ROWS: '0', FURY_M2_SEGMENT: '2048' });
   assert.equal(ok.status, 0, ok.stderr);
+});
+
+test("2Mamba's boundary slots: a step of several segments holds S, n and the scale's blocks per sequence, segment and head where they fit; one segment, or past the limit or a buffer, none", () => {
+  const H = 16,
+    d = 64,
+    slot = (phiDim(d) * d + phiDim(d) + m2ScanBlocks(d)) * 4; // S, n, the scale's blocks
+  assert.equal(m2ScanBlocks(d), 33); // 2080 × 64 / 4 vec4 over workgroups of 256 × 4
+  assert.equal(m2BoundaryBytes(1, M2_SEGMENT, H, d, Infinity), 0); // one segment: segment after segment
+  assert.equal(m2BoundaryBytes(1, 4096, H, d, Infinity), (4096 / M2_SEGMENT) * H * slot);
+  assert.equal(m2BoundaryBytes(3, M2_SEGMENT + 1, H, d, Infinity), 3 * 2 * H * slot);
+  const S = (n: number) => n * H * phiDim(d) * d * 4; // the limit is on S's bytes
+  const most = Math.floor(M2_BOUNDARY_BYTES / S(2)); // sequences of two segments under the limit
+  assert.ok(m2BoundaryBytes(most, M2_SEGMENT + 1, H, d, Infinity) > 0);
+  assert.equal(m2BoundaryBytes(most + 1, M2_SEGMENT + 1, H, d, Infinity), 0);
+  assert.equal(m2BoundaryBytes(1, 4096, H, d, S(4096 / M2_SEGMENT) - 1), 0); // past one buffer
 });
