@@ -3,17 +3,21 @@
 // d]), as 16 × 16 × 16 f16 subgroup-matrix products with f32 accumulation; the state stays f32 in memory. The FMA
 // twins (chunk by chunk, where tensor cores are off) and the rest of the prefill are in mamba2.ts.
 //
-// One workgroup = 4 subgroups of 32 over a 64 × 64 output (subgroup g: rows 16g … + 16, four 16 × 16 column blocks), K
-// tiles of 32 staged in workgroup memory as f16, 8 to a vec4<u32>, the next tile's loads from memory issued into
-// registers while this one is formed. φ is formed per K tile from q or k rows staged in workgroup memory (f32) by thread
-// l for state row p0 + l % 32 (readout) or pBase + l % 64 (update) and 16 consecutive rows, so a warp reads one staged
-// row at a time (one pair index common, the other consecutive) and the tiles hold φ along 8 rows (readout, loaded
-// column-major) or 8 rows of the chunk (update) per unit; results leave through a 16-column quarter buffer. `emulate`:
-// the same staging and tile walk with the products as loops over the same f16 tiles (lavapipe in CI).
+// One workgroup = 4 subgroups of 32 over a 64 × 64 output (readout: subgroup g rows 16g … + 16, four 16 × 16 column
+// blocks) or 128 × 64 (update: subgroup g state rows 32g … + 32), K tiles of 32 staged in workgroup memory as f16, 8 to
+// a vec4<u32>, the next tile's loads from memory issued into registers while this one is formed. φ is formed per K tile
+// from q or k rows staged in workgroup memory (f32) by thread l for state row p0 + l % 32 (readout) or pBase + l % 64
+// and pBase + 64 + l % 64 (update) and 16 consecutive rows, so a warp reads one staged row at a time (one pair index
+// common, the other consecutive) and the tiles hold φ along 8 rows (readout, loaded column-major) or 8 rows of the
+// chunk (update) per unit; results leave a 16-column quarter at a time through workgroup memory. Where a step's
+// segments run at once (mamba2.ts), the update writes each segment's own sum into a boundary slot, m2_scan forms each
+// segment's starting state from them, and the readout reads its segment's. `emulate`: the same staging and tile walk
+// with the products as loops over the same f16 tiles (lavapipe in CI).
 //
 // Numerics (f16: 11 significant bits, range ±65504; sums in f32):
 // - readout: each row t is scaled by a power of two m_t ≥ max_a |q_t,a| (exact), so |φ(q_t / m_t)| ≤ √2; S is scaled per
-//   (sequence, head) by the power of two that puts max |S| in [2¹³, 2¹⁴) (m2_scale); both come back exactly on the output.
+//   (sequence, head) by the power of two that puts max |S| in [2¹³, 2¹⁴) (m2_scale, m2_scan); both come back exactly on
+//   the output.
 //   The denominators Σ φ·n are summed in f32 from the unrounded φ.
 // - update: φ(s·k_t)·e^{G_e − G_t} and v_t are rounded to f16 as they are: |k| < 2048 and |v| < 65504 (activations
 //   of a normed model are far inside); n's update is summed in f32.

@@ -527,51 +527,45 @@ const pairs = (d: number) => {
 /** The backend's table of φ's index pairs for head dim d. */
 const pairsTable = (c: DispatchContext, d: number) => c.table(`_m2.pairs.${d}`, () => pairs(d));
 
-/** The readout of the state carried into rows [row0, row0 + rows) of each sequence (row tiles of RT; the first `fresh`
- *  tiles of a new sequence read zeros), then the state update over chunk `chunk` of `chunkRows` rows. */
-function readAndUpdate(
+/** Chunk after chunk (or segment after segment) of `size` rows: the readout of the state carried into chunk k's rows
+ *  of each sequence (row tiles of RT; a new sequence's first chunk reads zeros), then the state update over it. */
+function chunkByChunk(
   op: Extract<Op, { op: 'mamba2' }>,
   c: DispatchContext,
   bufs: { pairs: string; G: string; pnum: string; pden: string; splits: number },
-  at: { row0: number; rows: number; fresh: number; chunk: number; chunkRows: number },
+  size: number,
 ): Dispatch[] {
   const heads = op.heads,
     d = op.headDim,
-    grid = c.seqs * heads;
-  if (at.chunkRows === M2_SEGMENT && stateOnTc(c, d)) {
-    const emulate = c.matrices === 'emulated',
-      sc = c.scratch('_m2.smax', grid * SCALE_BLOCKS);
-    return [
-      dispatch(scale, {}, [op.S, sc], { heads }, [SCALE_BLOCKS, grid]),
-      dispatch(
-        readMma,
-        { emulate, seg: 0 },
-        [op.qkv, bufs.pairs, op.S, op.N, sc, bufs.pnum, bufs.pden],
-        { heads, chunk: at.row0 / RT, splits: bufs.splits, fresh: at.fresh },
-        [bufs.splits, grid, Math.ceil(at.rows / RT)],
-      ),
-      dispatch(
-        updateMma,
-        { emulate, chunk: at.chunkRows, delta: false },
-        [op.qkv, bufs.G, bufs.pairs, op.S, op.N],
-        { heads, chunk: at.chunk },
-        [Math.ceil(phiDim(d) / UPDATE_ROWS), grid],
-      ),
-    ];
-  }
-  return [
-    dispatch(
-      read,
-      { d },
-      [op.qkv, bufs.pairs, op.S, op.N, bufs.pnum, bufs.pden],
-      { heads, chunk: at.row0 / RT, splits: bufs.splits, fresh: at.fresh },
-      [bufs.splits, grid, Math.ceil(at.rows / RT)],
-    ),
-    dispatch(update, { d, chunk: at.chunkRows }, [op.qkv, bufs.G, bufs.pairs, op.S, op.N], { heads, chunk: at.chunk }, [
-      Math.ceil(phiDim(d) / PT),
-      grid,
-    ]),
-  ];
+    grid = c.seqs * heads,
+    tc = size === M2_SEGMENT && stateOnTc(c, d),
+    emulate = c.matrices === 'emulated',
+    sc = tc ? c.scratch('_m2.smax', grid * SCALE_BLOCKS) : '';
+  return Array.from({ length: Math.ceil(c.maxRows / size) }, (_, k) => {
+    const at = { heads, chunk: (k * size) / RT, splits: bufs.splits, fresh: size / RT },
+      tiles = [bufs.splits, grid, Math.ceil(Math.min(size, c.maxRows - k * size) / RT)] as const;
+    return tc
+      ? [
+          dispatch(scale, {}, [op.S, sc], { heads }, [SCALE_BLOCKS, grid]),
+          dispatch(readMma, { emulate, seg: 0 }, [op.qkv, bufs.pairs, op.S, op.N, sc, bufs.pnum, bufs.pden], at, [
+            ...tiles,
+          ]),
+          dispatch(
+            updateMma,
+            { emulate, chunk: size, delta: false },
+            [op.qkv, bufs.G, bufs.pairs, op.S, op.N],
+            { heads, chunk: k },
+            [Math.ceil(phiDim(d) / UPDATE_ROWS), grid],
+          ),
+        ]
+      : [
+          dispatch(read, { d }, [op.qkv, bufs.pairs, op.S, op.N, bufs.pnum, bufs.pden], at, [...tiles]),
+          dispatch(update, { d, chunk: size }, [op.qkv, bufs.G, bufs.pairs, op.S, op.N], { heads, chunk: k }, [
+            Math.ceil(phiDim(d) / PT),
+            grid,
+          ]),
+        ];
+  }).flat();
 }
 
 /** A pure decode step (one row per sequence): one pass over S updates it and takes the partial readouts, then the
@@ -659,17 +653,7 @@ function segmentDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext
         [splits, grid, Math.ceil(c.maxRows / RT)],
       ),
     );
-  } else
-    for (let k = 0; k < segs; k++)
-      out.push(
-        ...readAndUpdate(op, c, bufs, {
-          row0: k * seg,
-          rows: Math.min(seg, c.maxRows - k * seg),
-          fresh: seg / RT,
-          chunk: k,
-          chunkRows: seg,
-        }),
-      );
+  } else out.push(...chunkByChunk(op, c, bufs, seg));
   out.push(
     dispatch(combine, { d, seg }, [bufs.G, po, pml, bufs.pnum, bufs.pden, op.out], { heads, splits, blocks: ranges }, [
       c.maxRows,
@@ -704,20 +688,13 @@ export const mamba2Family: Family = {
     };
     const po = c.scratch('_m2.po', rows * heads * d),
       pml = c.scratch('_m2.pml', rows * heads * 2);
-    const chunks = Math.ceil(c.maxRows / M2_CHUNK);
     const out: Dispatch[] = [
-      dispatch(intra, v, [op.qkv, op.logA, bufs.G, po, pml], { heads, chunk: 0 }, [grid, chunks]),
+      dispatch(intra, v, [op.qkv, op.logA, bufs.G, po, pml], { heads, chunk: 0 }, [
+        grid,
+        Math.ceil(c.maxRows / M2_CHUNK),
+      ]),
+      ...chunkByChunk(op, c, bufs, M2_CHUNK),
     ];
-    for (let chunk = 0; chunk < chunks; chunk++)
-      out.push(
-        ...readAndUpdate(op, c, bufs, {
-          row0: chunk * M2_CHUNK,
-          rows: Math.min(M2_CHUNK, c.maxRows - chunk * M2_CHUNK),
-          fresh: M2_CHUNK / RT,
-          chunk,
-          chunkRows: M2_CHUNK,
-        }),
-      );
     // every row of every chunk at once (a row's partials and intra-chunk sums are its own)
     out.push(
       dispatch(
