@@ -96,30 +96,39 @@ for (const file of readdirSync(FIXTURES).filter((f) => f.endsWith('.json'))) {
 // Prompts of ≥ 64 tokens take the prefill GEMM (with FURY_MATRICES=on on a GPU with subgroup matrices: the tensor-core
 // one, f16 tiles; and through the emulated tensor-core kernels on any adapter): the trained models' greedy
 // continuations must not change. The fast CPU backend (tested against the reference) is the
-// comparison.
+// comparison. A 300-token prompt in chunks of 256; for 2Mamba also a 520-token one in one step, where its prefill on
+// tensor cores runs two segments (512 + 8 rows) at once (the boundary slots and m2_scan; ~15 s emulated on lavapipe).
 for (const file of readdirSync(FIXTURES).filter((f) => f.endsWith('.json'))) {
   const fx = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8')) as Fixture;
-  test(`${fx.model}: a 300-token prompt's greedy tokens on webgpu == on the CPU`, { skip: gpuSkip }, async () => {
-    const ids = [
-      fx.prompts[0]!.ids[0]!,
-      ...Array.from({ length: 299 }, (_, i) => fx.prompts.flatMap((p) => p.ids.slice(1))[i % 40]!),
-    ];
-    const run = async (backend: 'cpu' | 'webgpu', matrices?: 'emulated') => {
-      const m = await openModel(join(root, 'models', fx.model), { backend, matrices, slots: 1, kvTokens: 512 });
-      try {
-        const out: number[] = [];
-        for await (const t of generate(m.pool, ids, { maxTokens: 24, sampling: { temperature: 0 }, ignoreEos: true }))
-          out.push(t.id);
-        return out;
-      } finally {
-        await m.close();
-      }
-    };
-    const cpu = await run('cpu');
-    assert.deepEqual(await run('webgpu'), cpu);
-    // the tensor-core kernels' tile walks (f16 tiles, emulated in plain WGSL on adapters without subgroup matrices)
-    assert.deepEqual(await run('webgpu', 'emulated'), cpu, 'through the emulated tensor-core kernels');
-  });
+  for (const [tokens, chunk, maxTokens] of [
+    [300, undefined, 24],
+    ...(fx.arch === '2mamba' ? ([[520, 520, 8]] as const) : []),
+  ] as const)
+    test(
+      `${fx.model}: a ${tokens}-token prompt's greedy tokens on webgpu == on the CPU${chunk ? ' (one step)' : ''}`,
+      { skip: gpuSkip },
+      async () => {
+        const ids = [
+          fx.prompts[0]!.ids[0]!,
+          ...Array.from({ length: tokens - 1 }, (_, i) => fx.prompts.flatMap((p) => p.ids.slice(1))[i % 40]!),
+        ];
+        const run = async (backend: 'cpu' | 'webgpu', matrices?: 'emulated') => {
+          const m = await openModel(join(root, 'models', fx.model), { backend, matrices, slots: 1, kvTokens: 1024 });
+          try {
+            const out: number[] = [];
+            const opts = { maxTokens, prefillChunk: chunk, sampling: { temperature: 0 }, ignoreEos: true };
+            for await (const t of generate(m.pool, ids, opts)) out.push(t.id);
+            return out;
+          } finally {
+            await m.close();
+          }
+        };
+        const cpu = await run('cpu');
+        assert.deepEqual(await run('webgpu'), cpu);
+        // the tensor-core kernels' tile walks (f16 tiles, emulated in plain WGSL on adapters without subgroup matrices)
+        assert.deepEqual(await run('webgpu', 'emulated'), cpu, 'through the emulated tensor-core kernels');
+      },
+    );
 }
 
 // A batch of 12 decodes every step with 12 rows: from 8 rows the projections (with f16 weights, and bf16 or f32 ones
