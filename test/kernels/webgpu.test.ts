@@ -14,6 +14,10 @@ import { SequencePool } from '../../engine/memory/sequences.js';
 import { Scheduler, type RequestSpec } from '../../engine/scheduler.js';
 import type { Arch } from '../../weights/config.js';
 import { freshRng, tinyCheckpoint, relErr, deviceDraws } from '../helpers.js';
+import { openModel } from '../../engine/open.js';
+import { stepWorkingBytes } from '../../engine/memory/plan.js';
+import { m2BoundaryBytes, M2_SEGMENT } from '../../kernels/webgpu/tuning.js';
+import { SPLIT_K } from '../../kernels/webgpu/wgsl/attention.js';
 
 let gpu: WebGpuBackend | null = null,
   why = '';
@@ -141,5 +145,37 @@ test(
       alone.push(await run(new Scheduler(gp, { maxBatch: 1, maxQueue: 1, tokenBudget: 512, prefillChunk: 512 }), spec));
     const s = new Scheduler(gp, { maxBatch: 6, maxQueue: 6, tokenBudget: 40, prefillChunk: 16 });
     assert.deepEqual(await Promise.all(specs.map((spec) => run(s, spec))), alone, `seed ${seed}`);
+  },
+);
+
+// The memory plan keeps a step's working set free beside the pools (engine.ts: stepWorkingBytes, and 2Mamba's boundary
+// slots where its segments run at once): what a real step holds must be inside the estimate. A lone 2Mamba prompt of
+// 600 rows on emulated tensor cores runs two segments at once (512 + 88 rows).
+test(
+  "a 2Mamba step of two segments holds no more than the memory plan's working set (boundary slots included)",
+  { skip },
+  async () => {
+    const { seed } = freshRng();
+    const rows = 600,
+      m = await openModel(await tinyCheckpoint('2mamba', seed % 997), {
+        backend: 'webgpu',
+        matrices: 'emulated',
+        slots: 1,
+        kvTokens: 1024,
+      });
+    try {
+      const be = m.model.backend as WebGpuBackend,
+        spec = m.model.spec;
+      const held0 = be.bytes('act') + be.bytes('scratch');
+      await m.pool.step([{ seq: m.pool.open(), ids: Array.from({ length: rows }, (_, i) => 3 + ((i * 7) % 500)) }]);
+      const held = be.bytes('act') + be.bytes('scratch') - held0,
+        step = stepWorkingBytes(spec, rows, M2_SEGMENT, be.limits!.bufferBytes, SPLIT_K),
+        slots = m2BoundaryBytes(1, rows, spec.heads, spec.headDim, be.limits!.bufferBytes);
+      assert.ok(slots > 0, 'two segments at once hold boundary slots');
+      assert.ok(held > step, `the slots are held (${held} bytes against ${step} without them)`);
+      assert.ok(held <= step + slots, `${held} bytes held, ${step + slots} estimated`);
+    } finally {
+      await m.close();
+    }
   },
 );
