@@ -212,8 +212,10 @@ ${opening}
 ${
   rows
     ? ''
-    : `  // the first two tiles' cache slots; each tile finds the slots of the one after next (one page-table walk per key)
-  if (t < ${2 * TK}u) { let j = jl - (t / ${TK}u) * ${TK}u + t % ${TK}u; if (t < ${TK}u || jl > j0) { sl[t] = ${slot('j')}; } }
+    : `  // the first two tiles' cache slots (keys from j1 on have none: the last tile may be short, and where the range is one
+  // tile the second part's keys wrap past j1 or precede j0); each tile finds the slots of the one after next (one
+  // page-table walk per key)
+  if (t < ${2 * TK}u) { let j = jl - (t / ${TK}u) * ${TK}u + t % ${TK}u; if (j < j1) { sl[t] = ${slot('j')}; } }
   workgroupBarrier();
 `
 }${loads('jl', '0u')}
