@@ -6,6 +6,8 @@ import type { ModelSpec } from '../weights/config.js';
 import { fitPools, planPools, stepWorkingBytes, type PlanOptions, type PoolPlan } from './memory/plan.js';
 import { ATTN_TILE_RANGE, m2BoundaryBytes, M2_SEGMENT } from '../kernels/webgpu/tuning.js';
 import { SPLIT_K } from '../kernels/webgpu/wgsl/attention.js';
+import type { Caps } from '../kernels/webgpu/wgsl/common.js';
+import { stateOnTc } from '../kernels/webgpu/wgsl/mamba2.js';
 import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
 import { defaultMinHostTokens, StateCache, type StateCacheStats } from './memory/state-cache.js';
@@ -231,7 +233,7 @@ export class Engine {
               bufferBytes,
               gpu ? (m2 ? SPLIT_K : keysPerRange) : 0,
             ) +
-            (gpu && m2
+            (gpu && m2 && stateOnTc(backend as unknown as Caps, spec.headDim)
               ? Math.max(
                   ...Array.from({ length: seqs }, (_, i) =>
                     m2BoundaryBytes(i + 1, rows, spec.heads, spec.headDim, bufferBytes),
