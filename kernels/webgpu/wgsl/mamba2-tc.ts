@@ -102,6 +102,16 @@ const quarter = ['lo', 'hi']
 // The per-(sequence, head) scale of S for the readout is the power of two that puts max |S| in [2¹³, 2¹⁴) (1 for S = 0):
 // m2_scale (or m2_scan) takes max |S| over SCALE_BLOCKS blocks of each (sequence, head)'s state, and m2_read_mma the
 // max of the blocks.
+/** Thread 0 writes the max of every thread's `v` over the workgroup of 256 (through `red`) to smax[at]; every thread
+ *  must reach it (barriers). */
+const blockMax = (v: string, at: string) => `red[l.x] = ${v};
+  for (var w = 128u; w > 0u; w >>= 1u) {
+    workgroupBarrier();
+    if (l.x < w) { red[l.x] = max(red[l.x], red[l.x + w]); }
+  }
+  workgroupBarrier();
+  if (l.x == 0u) { smax[${at}] = red[0]; }`;
+
 export const m2ScaleSource = (head: string, d: number) => `${head}
 ${ro(2, 'S', 'vec4<f32>')}
 ${rw(3, 'smax')}
@@ -113,13 +123,7 @@ var<workgroup> red: array<f32, 256>;
   let base = (seqSlot(s) * H + h) * DD4; let e1 = min(DD4, (wg.x + 1u) * PER);
   var m = vec4<f32>(0.0);
   for (var e = wg.x * PER + l.x; e < e1; e += 256u) { m = max(m, abs(S[base + e])); }
-  red[l.x] = max(max(m.x, m.y), max(m.z, m.w));
-  for (var o = 128u; o > 0u; o >>= 1u) {
-    workgroupBarrier();
-    if (l.x < o) { red[l.x] = max(red[l.x], red[l.x + o]); }
-  }
-  workgroupBarrier();
-  if (l.x == 0u) { smax[wg.y * ${SCALE_BLOCKS}u + wg.x] = red[0]; }
+  ${blockMax('max(max(m.x, m.y), max(m.z, m.w))', `wg.y * ${SCALE_BLOCKS}u + wg.x`)}
 }`;
 
 // The segments' starting states, where every segment's update ran at once into its boundary slot (m2_update_mma, delta):
@@ -161,13 +165,7 @@ ${ept.map((i) => `    if (in${i}) { sum[${i}] = B[o + e${i}]; }`).join('\n')}
     var m = vec4<f32>(0.0);
 ${ept.map((i) => `    if (in${i}) { B[o + e${i}] = run[${i}]; m = max(m, abs(run[${i}])); run[${i}] = a * run[${i}] + sum[${i}]; }`).join('\n')}
     if (hasN) { let on = slot * DD + pn; let sn = BN[on]; BN[on] = rn; rn = a * rn + sn; }
-    red[l.x] = max(max(m.x, m.y), max(m.z, m.w));
-    for (var w = 128u; w > 0u; w >>= 1u) {
-      workgroupBarrier();
-      if (l.x < w) { red[l.x] = max(red[l.x], red[l.x + w]); }
-    }
-    workgroupBarrier();
-    if (l.x == 0u) { smax[slot * ${m2ScanBlocks(d)}u + wg.x] = red[0]; }
+    ${blockMax('max(max(m.x, m.y), max(m.z, m.w))', `slot * ${m2ScanBlocks(d)}u + wg.x`)}
     workgroupBarrier(); // red is rewritten for the next segment
   }
 ${ept.map((i) => `  if (in${i}) { S[own * DD4 + e${i}] = run[${i}]; }`).join('\n')}
