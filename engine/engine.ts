@@ -6,7 +6,7 @@ import type { ModelSpec } from '../weights/config.js';
 import { fitPools, planPools, stepWorkingBytes, type PlanOptions, type PoolPlan } from './memory/plan.js';
 import { ATTN_TILE_RANGE, m2BoundaryBytes, M2_SEGMENT } from '../kernels/webgpu/tuning.js';
 import { SPLIT_K } from '../kernels/webgpu/wgsl/attention.js';
-import type { Caps } from '../kernels/webgpu/wgsl/common.js';
+import type { Matrices } from '../kernels/webgpu/wgsl/common.js';
 import { stateOnTc } from '../kernels/webgpu/wgsl/mamba2.js';
 import { memoryModel, type MemoryModel } from './memory/prices.js';
 import type { SequencePool } from './memory/sequences.js';
@@ -59,8 +59,8 @@ export interface EngineOptions extends Omit<PlanOptions, 'kvDtype'> {
 export const defaultPrefillAlone = (arch: string, backend: string, tensorCores = false) =>
   backend === 'webgpu' && (arch === '2mamba' || tensorCores) ? 4096 : 1024;
 
-/** Whether a backend multiplies on tensor cores (WebGPU with subgroup matrices). */
-const onTensorCores = (b: Backend) => (b as { matrices?: string }).matrices === 'on';
+/** A backend's tensor-core mode (WebGPU: on with subgroup matrices, emulated or off; other backends: off). */
+const matricesOf = (b: Backend): Matrices => (b as { matrices?: Matrices }).matrices ?? 'off';
 
 /** A snapshot every 4096 prefilled tokens: it costs ≤ 3% of the prefill it saves (the small preset's 173 MB state
  *  reads back over PCIe in ~7 ms against 0.25–0.35 s to prefill 4096 tokens on an H200; the tiny model's 10.8 MB in
@@ -216,7 +216,7 @@ export class Engine {
       sizePools: (spec, backend, weightValues, kvDtype) => {
         alone =
           o.prefillAlone === 'auto'
-            ? defaultPrefillAlone(spec.arch, backend.name, onTensorCores(backend))
+            ? defaultPrefillAlone(spec.arch, backend.name, matricesOf(backend) === 'on')
             : o.prefillAlone;
         const planned = planPools(spec, { ...o, kvDtype });
         // the largest step: a lone prompt's (--prefill-alone rows), or one beside decodes (--token-budget rows, up to
@@ -233,7 +233,7 @@ export class Engine {
               bufferBytes,
               gpu ? (m2 ? SPLIT_K : keysPerRange) : 0,
             ) +
-            (gpu && m2 && stateOnTc(backend as unknown as Caps, spec.headDim)
+            (gpu && m2 && stateOnTc({ matrices: matricesOf(backend) }, spec.headDim)
               ? Math.max(
                   ...Array.from({ length: seqs }, (_, i) =>
                     m2BoundaryBytes(i + 1, rows, spec.heads, spec.headDim, bufferBytes),
