@@ -539,7 +539,7 @@ function chunkByChunk(
   const heads = op.heads,
     d = op.headDim,
     grid = c.seqs * heads,
-    tc = size === M2_SEGMENT && stateOnTc(c, d),
+    tc = stateOnTc(c, d), // segments on tensor cores (the FMA path's chunks run only where tensor cores are off)
     emulate = c.matrices === 'emulated',
     sc = tc ? c.scratch('_m2.smax', grid * SCALE_BLOCKS) : '';
   return Array.from({ length: Math.ceil(c.maxRows / size) }, (_, k) => {
