@@ -45,7 +45,7 @@ interface Buf {
   gen: number;
 }
 
-const PARAM_STRIDE = 256; // dynamic uniform offsets are 256-byte aligned
+const PARAM_STRIDE = 256; // each dispatch's params at its own offset, which minUniformBufferOffsetAlignment (≤ 256) allows
 
 export class WebGpuBackend implements Backend, OpTimes {
   readonly name = 'webgpu';
@@ -347,7 +347,7 @@ export class WebGpuBackend implements Backend, OpTimes {
         {
           binding: 0,
           visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: PARAMS_BYTES },
+          buffer: { type: 'uniform', minBindingSize: PARAMS_BYTES },
         },
         { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
         ...kernel.bindings(variant as never).map((a, i) => ({
@@ -479,7 +479,6 @@ export class WebGpuBackend implements Backend, OpTimes {
         kernel: string;
         pipeline: GPUComputePipeline;
         group: GPUBindGroup;
-        offset: number;
         x: number;
         y: number;
         z: number;
@@ -525,7 +524,7 @@ export class WebGpuBackend implements Backend, OpTimes {
         label: `${d.kernel.name} (${d.buffers.join(', ')})`,
         layout,
         entries: [
-          { binding: 0, resource: { buffer: params, offset: 0, size: PARAMS_BYTES } },
+          { binding: 0, resource: { buffer: params, offset: i * PARAM_STRIDE, size: PARAMS_BYTES } },
           { binding: 1, resource: { buffer: this.meta! } },
           ...d.buffers.map((n, j) => ({ binding: j + 2, resource: { buffer: this.get(n).buf } })),
         ],
@@ -535,7 +534,6 @@ export class WebGpuBackend implements Backend, OpTimes {
         kernel: d.kernel.name,
         pipeline,
         group,
-        offset: i * PARAM_STRIDE,
         x: d.groups[0],
         y: d.groups[1],
         z: d.groups[2] ?? 1,
@@ -576,7 +574,9 @@ export class WebGpuBackend implements Backend, OpTimes {
     const timer = StepTimer.for(this.device, plan, rec.entries, this);
     let pass = enc.beginComputePass({ label: 'step', ...(timer ? { timestampWrites: timer.writes(0) } : {}) });
     let last: GPUComputePipeline | null = null;
-    for (const [i, e] of rec.entries.entries()) {
+    const entries = rec.entries;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
       if (timer?.splits(i)) {
         pass.end();
         last = null;
@@ -586,7 +586,7 @@ export class WebGpuBackend implements Backend, OpTimes {
         pass.setPipeline(e.pipeline);
         last = e.pipeline;
       }
-      pass.setBindGroup(0, e.group, [e.offset]);
+      pass.setBindGroup(0, e.group);
       pass.dispatchWorkgroups(e.x, e.y, e.z);
     }
     pass.end();

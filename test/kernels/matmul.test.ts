@@ -145,11 +145,13 @@ test(
     const one: Step = { seqs: [{ slot: 1, pos: 9, rows: 1, pages: [] }] };
     const r = (n: number, std = 1) => rng.normals(n, std);
     // K = 104: the matmul kernel at every row count; K = 96 (a multiple of the GEMM's K step): 76 rows take the tiled
-    // GEMM (two row tiles and two column tiles, both partial)
+    // GEMM (two row tiles and two column tiles, both partial); K = 1096: one row runs a round of the GEMV's hoisted
+    // loads (1024) and the remainder loop (72)
     for (const dt of ['f32', 'f16', 'bf16'] as WeightDType[])
       for (const [K, N] of [
         [104, 37],
         [96, 70],
+        [1096, 37],
       ] as const) {
         const w = round(r(N * K), dt);
         // 76 rows (the batched shape), 3 per-sequence rows (the few-rows shape), one row (the GEMV shape)

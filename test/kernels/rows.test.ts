@@ -14,12 +14,20 @@ test(
   { skip },
   async () => {
     const { rng, seed } = freshRng();
-    const rows = Array.from({ length: 40 }, () => Float32Array.from(rng.normals(700, 2)));
+    // 4500 ids: each of the kernel's threads takes two full rounds of 8 and a partial one; some rows hold their
+    // largest logit three times (ids 2·i + 5, the same thread's 2·i + 5 + 4096 two rounds later, and 4321 in another
+    // thread): greedy takes the lowest id
+    const rows = Array.from({ length: 40 }, (_, i) => {
+      const row = Float32Array.from(rng.normals(4500, 2));
+      if (i % 4 === 1) row[4321] = row[2 * i + 5 + 4096] = row[2 * i + 5] = 50;
+      return row;
+    });
     for (const temperature of [0, 0.7, 1.3]) {
       const draws = rows.map((_, i) => ({ temperature, seed: seed + i, draw: 3 * i }));
       const want = await deviceDraws(new CpuBackend(), rows, draws),
         got = await deviceDraws(gpu!, rows, draws);
       assert.deepEqual(got, want, `T = ${temperature} (seed ${seed})`);
+      if (temperature === 0) rows.forEach((_, i) => i % 4 === 1 && assert.equal(got[i], 2 * i + 5, `row ${i}'s tie`));
     }
     const l = Float32Array.from(rng.normals(6)),
       T = 0.9,

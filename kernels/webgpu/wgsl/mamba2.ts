@@ -424,18 +424,25 @@ var<workgroup> rden: array<f32, ${4 * d}>;
   let H = prm.heads; let blocks = prm.blocks;
   let s = wg.y / H; let h = wg.y % H; let m = l.x % D; let part = l.x / D; // 4 threads per column split the blocks
   let E = H * D; let r = seqRow0(s); let qo = r * 3u * E + h * D; let ko = qo + E; let k = r * H + h;
+  // the current token's inputs are loaded before the partials' sums wait on theirs (every load is in flight at once:
+  // eight blocks a round, a loop of constant trip count)
+  var qk = 0.0;
+  if (part == 0u) { for (var i = 0u; i < D; i++) { qk += x[qo + i] * x[ko + i]; } }
+  let vm = x[ko + E + m]; let a = exp(logA[k]);
   var num = 0.0; var den = 0.0;
-  for (var b = part; b < blocks; b += 4u) { num += pnum[(k * blocks + b) * D + m]; den += pden[k * blocks + b]; }
+  for (var b0 = part; b0 < blocks; b0 += 32u) {
+    for (var u = 0u; u < 8u; u++) {
+      let b = min(b0 + 4u * u, blocks - 1u); let on = b0 + 4u * u < blocks;
+      num += select(0.0, pnum[(k * blocks + b) * D + m], on); den += select(0.0, pden[k * blocks + b], on);
+    }
+  }
   rnum[l.x] = num; rden[l.x] = den;
   workgroupBarrier();
   if (part != 0u) { return; }
   num = rnum[m] + rnum[m + D] + rnum[m + 2u * D] + rnum[m + 3u * D];
   den = rden[m] + rden[m + D] + rden[m + 2u * D] + rden[m + 3u * D];
-  var qk = 0.0;
-  for (var i = 0u; i < D; i++) { qk += x[qo + i] * x[ko + i]; }
   let w = qk * qk / f32(D);
-  let a = exp(logA[k]);
-  let y = (a * num + w * x[ko + E + m]) / max(a * den + w, ${DEN_FLOOR});
+  let y = (a * num + w * vm) / max(a * den + w, ${DEN_FLOOR});
   outp[r * E + h * D + m] = y;
 ${half ? '  xh[r * E + h * D + m] = f16(clamp(y, -65504.0, 65504.0));' : ''}
 }`;

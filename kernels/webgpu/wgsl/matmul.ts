@@ -76,6 +76,35 @@ export const GEMM = { rows: 64, cols: 64, k: 32 };
 //
 // The conv epilogue (decode steps: one row per sequence) fuses the 2Mamba front end that follows the [qkv | A]
 // projection: columns c < ch get the window-2 conv with the slot's conv state (conv2), the rest −softplus (logdecay).
+// One row (decode at batch 1): K steps of the lanes' loop a round, every weight and x load of a round issued before
+// its products (a loop of constant trip count: the compiler keeps them in flight together, where a loop bounded by K
+// waits a memory latency each step); the loop below takes what is left of K.
+const ONE_ROW_U = 2;
+const oneRowLoop = (pro: MatmulPrologue, C: number, TK: number) => {
+  const U = ONE_ROW_U;
+  return `  for (var rb = 0u; rb + ${U * TK}u <= K8; rb += ${U * TK}u) {
+    let k0 = rb + lane;
+    var wl: array<vec4<f32>, ${C * U}>; var wh: array<vec4<f32>, ${C * U}>;
+    var xl: array<vec4<f32>, ${U}>; var xh: array<vec4<f32>, ${U}>;
+${pro === 'silu' ? `    var ul: array<vec4<f32>, ${U}>; var uh: array<vec4<f32>, ${U}>;` : ''}
+${pro === 'norm' ? `    var nl: array<vec4<f32>, ${U}>; var nh: array<vec4<f32>, ${U}>;` : ''}
+    for (var u = 0u; u < ${U}u; u++) {
+      let k8 = k0 + u * ${TK}u;
+      for (var b = 0u; b < ${C}u; b++) { let wv = w8(min(c0 + b, N - 1u), k8, K8); wl[u * ${C}u + b] = wv.lo; wh[u * ${C}u + b] = wv.hi; }
+      let xo = min(r0, Rt - 1u) * XS + 2u * k8;
+      xl[u] = x[xo]; xh[u] = x[xo + 1u];
+${pro === 'silu' ? '      ul[u] = x[xo + 2u * K8]; uh[u] = x[xo + 2u * K8 + 1u];' : ''}
+${pro === 'norm' ? '      nl[u] = nw[2u * k8]; nh[u] = nw[2u * k8 + 1u];' : ''}
+    }
+    for (var u = 0u; u < ${U}u; u++) {
+      var lo = xl[u]; var hi = xh[u];
+${pro === 'silu' ? '      lo = silu4(lo) * ul[u]; hi = silu4(hi) * uh[u];' : ''}
+${pro === 'norm' ? '      ss[0] += dot(lo, lo) + dot(hi, hi); lo *= nl[u]; hi *= nh[u];' : ''}
+      for (var b = 0u; b < ${C}u; b++) { acc[b] += dot(lo, wl[u * ${C}u + b]) + dot(hi, wh[u * ${C}u + b]); }
+    }
+  }`;
+};
+
 const matmulSource = (dtype: WeightDType, pro: MatmulPrologue, m: MatmulShape, conv = false) => {
   const { R, C, TK, CG } = m,
     WGS = TK * CG,
@@ -97,7 +126,8 @@ ${pro === 'norm' ? `var<workgroup> redss: array<f32, ${TK * R}>;` : ''}
   let XS = ${pro === 'silu' ? '4u' : '2u'} * K8; // vec4s per x row (silu: the row holds gate and up, 2K wide)
   var acc: array<f32, ${R * C}>;
   var ss: array<f32, ${R}>;
-  for (var k8 = lane; k8 < K8; k8 += ${TK}u) {
+${R === 1 ? oneRowLoop(pro, C, TK) : ''}
+  for (var k8 = lane + ${R === 1 ? `K8 / ${ONE_ROW_U * TK}u * ${ONE_ROW_U * TK}u` : '0u'}; k8 < K8; k8 += ${TK}u) {
     var wl: array<vec4<f32>, ${C}>; var wh: array<vec4<f32>, ${C}>;
     for (var b = 0u; b < ${C}u; b++) { let wv = w8(min(c0 + b, N - 1u), k8, K8); wl[b] = wv.lo; wh[b] = wv.hi; }
 ${pro === 'norm' ? '    let nlo = nw[2u * k8]; let nhi = nw[2u * k8 + 1u];' : ''}

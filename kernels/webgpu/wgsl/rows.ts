@@ -62,11 +62,19 @@ fn hash32(v: u32) -> u32 {
   let key = hash32(sp[${SAMPLE_PARAMS}u * s + 1u] ^ hash32(sp[${SAMPLE_PARAMS}u * s + 2u] ^ hash32(sp[${SAMPLE_PARAMS}u * s + 3u] ^ 0x9e3779b9u)));
   let masked = sp[${SAMPLE_PARAMS}u * s + 4u] == 1u; let m0 = s * ((V + 31u) / 32u);
   var best = 0.0; var arg = 0xffffffffu;
-  for (var i = l.x; i < V; i += 256u) {
-    if (masked && ((mask[m0 + (i >> 5u)] >> (i & 31u)) & 1u) == 0u) { continue; }
-    var sc = logits[s * V + i];
-    if (T > 0.0) { sc = sc / T - log(-log((f32(hash32(key ^ hash32(i)) >> 8u) + 0.5) / 16777216.0)); }
-    if (arg == 0xffffffffu || sc > best) { best = sc; arg = i; }
+  // eight ids a thread per round, their loads issued together (a loop of constant trip count), visited in id order
+  for (var i0 = l.x; i0 < V; i0 += 2048u) {
+    var v: array<f32, 8>; var ok: array<bool, 8>;
+    for (var u = 0u; u < 8u; u++) {
+      let i = i0 + 256u * u; let c = min(i, V - 1u);
+      v[u] = logits[s * V + c];
+      ok[u] = i < V && (!masked || ((mask[m0 + (c >> 5u)] >> (c & 31u)) & 1u) == 1u);
+    }
+    for (var u = 0u; u < 8u; u++) {
+      let i = i0 + 256u * u; var sc = v[u];
+      if (T > 0.0) { sc = sc / T - log(-log((f32(hash32(key ^ hash32(i)) >> 8u) + 0.5) / 16777216.0)); }
+      if (ok[u] && (arg == 0xffffffffu || sc > best)) { best = sc; arg = i; }
+    }
   }
   bs[l.x] = best; bi[l.x] = arg;
   workgroupBarrier();
