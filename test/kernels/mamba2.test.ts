@@ -99,6 +99,46 @@ test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n'
 });
 
 // prefill in segments: the scores on tensor cores where the adapter has them, else emulated
+test(
+  "one sequence's decode readout and the o projection as one kernel (m2_out1): y, S, n and h = h + W·y; f16, bf16 and f32 weights, a fresh and a carried state, E = 1024 and 2048",
+  { skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const d = 64,
+      D = phiDim(d),
+      N = 1000, // 31 whole workgroups of 32 columns and a partial one
+      r = (n: number, std = 1) => rng.normals(n, std);
+    for (const [H, dt, pos] of [
+      [16, 'f16', 9],
+      [16, 'bf16', 0],
+      [16, 'f32', 4],
+      [32, 'f16', 7], // two rounds of K
+    ] as const) {
+      const one: Step = { seqs: [{ slot: 1, pos, rows: 1, pages: [] }] };
+      await compare(
+        `mamba2 decode + o, one sequence, H=${H} ${dt} pos=${pos}`,
+        [
+          { op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d },
+          { op: 'matmul', x: 'y', w: 'wo', out: 'h', k: H * d, n: N, add: true },
+        ],
+        [
+          { name: 'x', init: r(3 * H * d) },
+          { name: 'la', init: Array.from({ length: H }, () => -Math.abs(rng.normal())) },
+          { name: 'S', init: r(2 * H * D * d, 0.3) },
+          { name: 'N', init: carriedN(rng, 2 * H, d, 1) },
+          { name: 'y', init: new Float32Array(H * d), out: true },
+          { name: 'wo', init: round(r(N * H * d, 0.05), dt), storage: dt },
+          { name: 'h', init: r(N) },
+        ],
+        one,
+        ['y', 'S', 'N', 'h'],
+        1e-4,
+        seed,
+      );
+    }
+  },
+);
+
 let tc = await gpuHarness();
 if (tc.gpu?.matrices !== 'on') tc = await gpuHarness({ matrices: 'emulated' });
 

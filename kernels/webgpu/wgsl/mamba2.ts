@@ -18,6 +18,7 @@ import { SPLIT_K } from './attention.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { TILE_ROWS } from './meta.js';
 import { matmulDispatch } from './matmul.js';
+import { M2_OUT_COLS, m2Out1, m2OutFits } from './mamba2-out.js';
 import {
   m2ReadMmaSource,
   m2ScaleSource,
@@ -576,14 +577,8 @@ function chunkByChunk(
   }).flat();
 }
 
-/** A pure decode step (one row per sequence): one pass over S updates it and takes the partial readouts, then the
- *  readout combine (also writing y as f16 into `xh` when given). */
-function decodeDispatches(
-  op: Extract<Op, { op: 'mamba2' }>,
-  c: DispatchContext,
-  pairsBuf: string,
-  xh: string | null,
-): Dispatch[] {
+/** A pure decode step's pass over S (one row per sequence): S and n updated, each block's partial readouts. */
+function decodeState(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext) {
   const heads = op.heads,
     d = op.headDim,
     grid = c.seqs * heads,
@@ -591,12 +586,20 @@ function decodeDispatches(
     rpt = m2Rpt(grid),
     blocks = Math.ceil(phiDim(d) / (groups * rpt));
   const pnum = c.scratch('_m2.pnum', c.rows * heads * blocks * d),
-    pden = c.scratch('_m2.pden', c.rows * heads * blocks);
+    pden = c.scratch('_m2.pden', c.rows * heads * blocks),
+    bufs = [op.qkv, op.logA, pairsTable(c, d), op.S, op.N, pnum, pden];
+  return { blocks, pnum, pden, state: dispatch(state1, { d, rpt }, bufs, { heads, blocks }, [blocks, grid]) };
+}
+
+/** A pure decode step (one row per sequence): one pass over S updates it and takes the partial readouts, then the
+ *  readout combine (also writing y as f16 into `xh` when given). */
+function decodeDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext, xh: string | null): Dispatch[] {
+  const heads = op.heads,
+    d = op.headDim,
+    grid = c.seqs * heads,
+    { blocks, pnum, pden, state } = decodeState(op, c);
   return [
-    dispatch(state1, { d, rpt }, [op.qkv, op.logA, pairsBuf, op.S, op.N, pnum, pden], { heads, blocks }, [
-      blocks,
-      grid,
-    ]),
+    state,
     dispatch(
       combine1,
       { d, half: xh !== null },
@@ -681,7 +684,7 @@ export const mamba2Family: Family = {
       pairsBuf = pairsTable(c, d);
     if (!m2Fits(d)) throw new Error(`mamba2 on WebGPU: head dim ${d} must be a multiple of 32, at most 128`);
     const grid = c.seqs * heads;
-    if (c.maxRows === 1) return decodeDispatches(op, c, pairsBuf, null);
+    if (c.maxRows === 1) return decodeDispatches(op, c, null);
     if (bySegments(c, d)) return segmentDispatches(op, c, pairsBuf);
     // on FMAs: the intra-chunk scores of every chunk (independent), then chunk by chunk the readout of the carried
     // state and its update, then the sum of every row
@@ -715,14 +718,23 @@ export const mamba2Family: Family = {
     );
     return out;
   },
-  /** A decode step's readout and the o projection that reads it, where that projection takes the skinny tensor-core
-   *  product (matmul.ts): the readout combine writes y as f16 too, gemm_in16's work (one dispatch less per layer). */
+  /** A decode step's readout and the o projection that reads it, one dispatch less per layer: for one sequence the
+   *  combine and the projection are one kernel (mamba2-out.ts); where the projection takes the skinny tensor-core
+   *  product (matmul.ts), the readout combine writes y as f16 too, gemm_in16's work. */
   fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch[] | null {
     if (op.op !== 'mamba2' || c.maxRows !== 1 || next?.op !== 'matmul' || next.x !== op.out) return null;
     if (next.norm || next.act || next.perSeq || !m2Fits(op.headDim)) return null;
+    const E = op.heads * op.headDim;
+    if (c.seqs === 1 && next.k === E && m2OutFits(E)) {
+      const { blocks, pnum, pden, state } = decodeState(op, c),
+        bufs = [next.w, op.qkv, op.logA, pnum, pden, next.out, op.out],
+        p = { heads: op.heads, blocks, N: next.n, add: next.add ? 1 : 0 };
+      const dtype = c.storage(next.w);
+      return [state, dispatch(m2Out1, { dtype, d: op.headDim }, bufs, p, [Math.ceil(next.n / M2_OUT_COLS), 1])];
+    }
     const md = matmulDispatch(next, c);
     if (md.length !== 2 || md[0]!.kernel.name !== 'gemm_in16' || md[1]!.kernel.name !== 'gemm_skinny') return null;
-    return [...decodeDispatches(op, c, pairsTable(c, op.headDim), md[0]!.buffers[1]!), md[1]!]; // gemm_in16's out
+    return [...decodeDispatches(op, c, md[0]!.buffers[1]!), md[1]!]; // gemm_in16's out
   },
   variants: (headDims, caps) =>
     headDims.filter(m2Fits).flatMap((d) => {
@@ -730,6 +742,7 @@ export const mamba2Family: Family = {
       return [
         ...[intra, update].map((k) => variant(k, { d, chunk: M2_CHUNK })),
         variant(combine1, { d, half: false }),
+        ...(['f32', 'f16', 'bf16'] as const).map((dtype) => variant(m2Out1, { dtype, d })),
         ...(caps.matrices !== 'off' ? [variant(combine1, { d, half: true })] : []),
         variant(combine, { d, seg: M2_CHUNK }),
         variant(read, { d }),

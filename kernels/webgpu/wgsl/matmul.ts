@@ -58,7 +58,7 @@ const W8: Record<WeightDType, string> = {
 };
 
 /** w8(c, k8, K8): the 8 weights of column c at k = 8·k8 …, and silu on a vec4 (the matmul kernels' helpers). */
-const weights8 = (dtype: WeightDType) => `struct W8 { lo: vec4<f32>, hi: vec4<f32> }
+export const weights8 = (dtype: WeightDType) => `struct W8 { lo: vec4<f32>, hi: vec4<f32> }
 fn W8v(lo: vec4<f32>, hi: vec4<f32>) -> W8 { return W8(lo, hi); }
 fn w8(c: u32, k8: u32, K8: u32) -> W8 {
 ${W8[dtype]}
