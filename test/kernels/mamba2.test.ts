@@ -159,11 +159,14 @@ test(
     const { rng, seed } = freshRng();
     const H = 2;
     // ranges f16 cannot hold unscaled (|x| ~ 100, so |φ| to ~10⁵ and (s·q·k)² to ~10⁸; S grows past 10⁵ by the
-    // update): the power-of-two row and column scales of the readout and the scores' running max must carry them
-    for (const [d, xs, ss] of [
-      [64, 1, 0.3],
-      [64, 100, 300],
-      [32, 1, 0.3],
+    // update): the power-of-two row and column scales of the readout and the scores' running max must carry them.
+    // Log-decays of ~0.1 a row leave a row 100 rows into a segment e⁻⁸ of the state carried in; with ~0.003 (slow) every
+    // row of a readout tile depends on it
+    for (const [d, xs, ss, decay] of [
+      [64, 1, 0.3, 0.1],
+      [64, 100, 300, 0.1],
+      [32, 1, 0.3, 0.1],
+      [64, 1, 0.3, 0.003],
     ] as const)
       for (const { label, step, rows } of [
         ...m2Steps(),
@@ -172,11 +175,11 @@ test(
         const r = (n: number, std: number) => rng.normals(n, std),
           D = (d * (d + 1)) / 2;
         await tc.compare(
-          `mamba2 segments d=${d} ${label} |x|~${xs} |S|~${ss}`,
+          `mamba2 segments d=${d} ${label} |x|~${xs} |S|~${ss} decay~${decay}`,
           [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
           [
             { name: 'x', init: round(r(rows * 3 * H * d, xs), 'f16') },
-            { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.1) },
+            { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * decay) },
             { name: 'S', init: r(3 * H * D * d, ss) },
             { name: 'N', init: carriedN(rng, 3 * H, d, xs) },
             { name: 'y', init: new Float32Array(rows * H * d), out: true },

@@ -3,25 +3,27 @@
 // d]), as 16 × 16 × 16 f16 subgroup-matrix products with f32 accumulation; the state stays f32 in memory. The FMA
 // twins (chunk by chunk, where tensor cores are off) and the rest of the prefill are in mamba2.ts.
 //
-// One workgroup = 4 subgroups of 32 over a 64 × 64 output (readout: subgroup g rows 16g … + 16, four 16 × 16 column
-// blocks) or 128 × 64 (update: subgroup g state rows 32g … + 32), K tiles of 32 staged in workgroup memory as f16, 8 to
-// a vec4<u32>, the next tile's loads from memory issued into registers while this one is formed. φ is formed per K tile
-// from q or k rows staged in workgroup memory (f32) by thread l for state row p0 + l % 32 (readout) or pBase + l % 64
-// and pBase + 64 + l % 64 (update) and 16 consecutive rows, so a warp reads one staged row at a time (one pair index
-// common, the other consecutive) and the tiles hold φ along 8 rows (readout, loaded column-major) or 8 rows of the
-// chunk (update) per unit; results leave a 16-column quarter at a time through workgroup memory. Where a step's
-// segments run at once (mamba2.ts), the update writes each segment's own sum into a boundary slot, m2_scan forms each
-// segment's starting state from them, and the readout reads its segment's. `emulate`: the same staging and tile walk
-// with the products as loops over the same f16 tiles (lavapipe in CI).
+// One workgroup = 4 subgroups of 32. Readout: 128 rows as two row tiles of 64 × 64 outputs (subgroup g rows 16g … + 16
+// of each, four 16 × 16 column blocks), both multiplied by each staged K tile of S (its right fragments loaded once);
+// update: 128 × 64 (subgroup g state rows 32g … + 32). K tiles of 32 staged in workgroup memory as f16, 8 to a
+// vec4<u32>, the next tile's loads from memory issued into registers while this one is formed. φ is formed per K tile
+// from q rows staged in workgroup memory as f16 (readout: 128 rows × 64 fit lavapipe's 32 KiB only so) or k rows as
+// f32 (update) by thread l for state row p0 + l % 32 (readout) or pBase + l % 64 and pBase + 64 + l % 64 (update) and
+// 16 consecutive rows, so a warp reads one staged row at a time (one pair index common, the other consecutive) and the
+// tiles hold φ along 8 rows (readout, loaded column-major) or 8 rows of the chunk (update) per unit; results leave a
+// 16-column quarter at a time through workgroup memory. Where a step's segments run at once (mamba2.ts), the update
+// writes each segment's own sum into a boundary slot, m2_scan forms each segment's starting state from them, and the
+// readout reads its segment's. `emulate`: the same staging and tile walk with the products as loops over the same f16
+// tiles (lavapipe in CI).
 //
 // Numerics (f16: 11 significant bits, range ±65504; sums in f32):
-// - readout: each row t is scaled by a power of two m_t ≥ max_a |q_t,a| (exact), so |φ(q_t / m_t)| ≤ √2; S is scaled per
-//   (sequence, head) by the power of two that puts max |S| in [2¹³, 2¹⁴) (m2_scale, m2_scan); both come back exactly on
-//   the output.
-//   The denominators Σ φ·n are summed in f32 from the unrounded φ.
+// - readout: each row t is scaled by a power of two m_t ≥ max_a |q_t,a| (exact) and staged as f16 (relative 2⁻¹¹), so
+//   |φ(q_t / m_t)| ≤ √2, formed in f32 from the staged values (relative ≤ 2·2⁻¹¹) and rounded once more into the tile;
+//   S is scaled per (sequence, head) by the power of two that puts max |S| in [2¹³, 2¹⁴) (m2_scale, m2_scan); both
+//   scales come back exactly on the output. The denominators Σ φ·n are summed in f32 from φ before its last rounding.
 // - update: φ(s·k_t)·e^{G_e − G_t} and v_t are rounded to f16 as they are: |k| < 2048 and |v| < 65504 (activations
 //   of a normed model are far inside); n's update is summed in f32.
-// A product's entries are rounded once each (relative 2⁻¹¹): see the tolerance in test/kernels/mamba2.test.ts.
+// See the tolerance in test/kernels/mamba2.test.ts.
 import { PHI_OFF_DIAGONAL, phiDim } from '../../ops.js';
 import { m2ScanBlocks, SCALE_BLOCKS, SCAN_EPT } from '../tuning.js';
 import { HALVES8, ro, rw, tcEnables } from './common.js';
@@ -39,57 +41,7 @@ const entry = (emulate: boolean) =>
   })`;
 const PHI = /* wgsl */ `fn phiCoef(a: u32, b: u32) -> f32 { return select(${PHI_OFF_DIAGONAL}, 1.0, a == b); }`;
 
-/** The readout's 64 × 64 product of the staged K tile into the accumulators: left As (K-major: [k][row units], loaded
- *  column-major), right Bs [k][column units]. Emulated: thread l accumulates row l / 2, columns (l % 2)·32 … + 32 in
- *  acc. */
-const product = (emulate: boolean) => {
-  if (emulate)
-    return `    for (var k = 0u; k < ${KT}u; k++) {
-      let r = l.x / 2u;
-      let a = half8(As[k * ${U}u + r / 8u], r % 8u);
-      for (var j = 0u; j < 32u; j++) {
-        let c = (l.x % 2u) * 32u + j;
-        acc[j] += a * half8(Bs[k * ${U}u + c / 8u], c % 8u);
-      }
-    }`;
-  return range(KT / 16)
-    .map(
-      (s) => `    {
-      let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&As, ${16 * s * U}u + sg * 2u, ${U}u);
-${range(4)
-  .map(
-    (c) =>
-      `      m${c} = subgroupMatrixMultiplyAccumulate(a, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bs, ${16 * s * U + 2 * c}u, ${U}u), m${c});`,
-  )
-  .join('\n')}
-    }`,
-    )
-    .join('\n');
-};
-const accumulators = (emulate: boolean) =>
-  emulate
-    ? '  var acc: array<f32, 32>;'
-    : range(4)
-        .map((c) => `  var m${c} = subgroup_matrix_result<f32, 16, 16>();`)
-        .join('\n');
-/** The 64 × 64 result, a quarter of 16 columns at a time through Cs [row][column]: `apply(q)` runs with thread l's row
- *  l / 2, columns 16q + (l % 2)·8 … + 8 readable as Cs[(l / 2)·CS + (l % 2)·8 + i]. */
-const epilogue = (emulate: boolean, apply: (q: number) => string) =>
-  range(4)
-    .map(
-      (q) => `  workgroupBarrier();
-${
-  emulate
-    ? `  if (l.x % 2u == ${q >> 1}u) { for (var j = 0u; j < 16u; j++) { Cs[(l.x / 2u) * ${CS}u + j] = acc[${(q & 1) * 16}u + j]; } }`
-    : `  subgroupMatrixStore<row_major>(&Cs, sg * ${16 * CS}u, m${q}, ${CS}u);`
-}
-  workgroupBarrier();
-  {
-${apply(q)}
-  }`,
-    )
-    .join('\n');
-/** Thread l's 8 result values of quarter q as two vec4 (see epilogue). */
+/** Thread l's 8 result values of a quarter in Cs (row l / 2, columns (l % 2)·8 … + 8) as two vec4. */
 const quarter = ['lo', 'hi']
   .map(
     (n, i) =>
@@ -185,16 +137,117 @@ ${range(2)
   .join('\n')}
     }`;
 
-// Readout of the state carried in for the 64 rows of row tile prm.chunk + wg.z over one of `splits` ranges of state rows
-// (as m2_read): pnum = Σ_p φ(q_t)_p S[p, :], pden = Σ_p φ(q_t)_p n[p]. The tile's q rows are staged once (scaled by m_t);
-// per K tile thread l forms φ for state row p0 + l % 32 and rows (l / 32)·16 … + 16 from them (a warp reads one row at
-// a time: one pair index is common, the other consecutive). A new sequence's first prm.fresh row tiles read zeros.
+// Readout of the state carried in for the READ_ROWS rows of tile prm.chunk + wg.z over one of `splits` ranges of state
+// rows (as m2_read): pnum = Σ_p φ(q_t)_p S[p, :], pden = Σ_p φ(q_t)_p n[p]. The tile's q rows are staged once (scaled
+// by m_t); per K tile S is staged once, then for each row tile of 64 thread l forms φ for state row p0 + l % 32 and rows
+// (l / 32)·16 … + 16 (a warp reads one row at a time: one pair index is common, the other consecutive) and the
+// subgroups multiply. A new sequence's first prm.fresh tiles read zeros.
 // `seg` > 0: the tiles of every segment of `seg` rows at once, each reading its segment's starting state from the
 // boundary slots m2_scan wrote (S, n and the scale's blocks of slot (sequence·prm.segs + segment)·heads + head); 0: the
 // sequence's own state (its slot's).
+/** Rows of one m2_read_mma workgroup: two row tiles of 64 share each staged K tile of S (and its fragments). */
+export const READ_ROWS = 128;
+
 export const m2ReadMmaSource = (head: string, d: number, emulate: boolean, seg: number) => {
   if (d !== TC_HEAD_DIM) throw new Error(`m2_read_mma: head dim ${d} must be ${TC_HEAD_DIM}`);
   const blocks = seg ? m2ScanBlocks(d) : SCALE_BLOCKS; // the scale's blocks: m2_scan's or m2_scale's
+  const tiles = ['A', 'B'] as const;
+  /** φ of row tile `t` (rows 64·t + tg·16 + j) for this thread's state row into As, its denominators' terms into d`t`. */
+  const phi = (t: number) => `      {
+        var f: array<f32, 16>;
+${range(16)
+  .map(
+    (j) =>
+      `        { let o = (${64 * t}u + tg * 16u + ${j}u) * 64u; f[${j}] = cf * f32(qs[o + a]) * f32(qs[o + b]); d${tiles[t]}[${j}] += f[${j}] * nv; }`,
+  )
+  .join('\n')}
+        As[kf * ${U}u + tg * 2u] = pack8(vec4<f32>(f[0], f[1], f[2], f[3]), vec4<f32>(f[4], f[5], f[6], f[7]));
+        As[kf * ${U}u + tg * 2u + 1u] = pack8(vec4<f32>(f[8], f[9], f[10], f[11]), vec4<f32>(f[12], f[13], f[14], f[15]));
+      }`;
+  /** Row tile t's product of the staged K tile; on tensor cores the right fragments are loaded once, for both tiles. */
+  const products = (t: number) => {
+    const T = tiles[t];
+    if (emulate)
+      return `      for (var k = 0u; k < ${KT}u; k++) {
+        let r = l.x / 2u;
+        let av = half8(As[k * ${U}u + r / 8u], r % 8u);
+        for (var j = 0u; j < 32u; j++) {
+          let c = (l.x % 2u) * 32u + j;
+          acc${T}[j] += av * half8(Bs[k * ${U}u + c / 8u], c % 8u);
+        }
+      }`;
+    return range(KT / 16)
+      .map(
+        (k) => `      {
+        let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&As, ${16 * k * U}u + sg * 2u, ${U}u);
+${range(4)
+  .map((c) => `        m${T}${c} = subgroupMatrixMultiplyAccumulate(a, b${k}${c}, m${T}${c});`)
+  .join('\n')}
+      }`,
+      )
+      .join('\n');
+  };
+  const rightFragments = emulate
+    ? ''
+    : range(KT / 16)
+        .flatMap((k) =>
+          range(4).map(
+            (c) =>
+              `      let b${k}${c} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bs, ${16 * k * U + 2 * c}u, ${U}u);`,
+          ),
+        )
+        .join('\n');
+  const acc = tiles
+    .map((T) =>
+      emulate
+        ? `  var acc${T}: array<f32, 32>;`
+        : range(4)
+            .map((c) => `  var m${T}${c} = subgroup_matrix_result<f32, 16, 16>();`)
+            .join('\n'),
+    )
+    .join('\n');
+  /** Row tile t's factor m_t² / sc for thread l's row l / 2 (of the tile) and its results, a quarter at a time. */
+  const out = (t: number) => `  {
+    let rt = ${64 * t}u + t2;
+    let mt = ldexp(1.0, frexp(max(rm[${128 * t}u + 2u * t2], rm[${128 * t}u + 2u * t2 + 1u])).exp); let fo = mt * mt / sc;
+    let k = ((r0 + rt) * H + h) * splits + sp;
+${range(4)
+  .map(
+    (q) => `    workgroupBarrier();
+${
+  emulate
+    ? `    if (l.x % 2u == ${q >> 1}u) { for (var j = 0u; j < 16u; j++) { Cs[(l.x / 2u) * ${CS}u + j] = acc${tiles[t]}[${(q & 1) * 16}u + j]; } }`
+    : `    subgroupMatrixStore<row_major>(&Cs, sg * ${16 * CS}u, m${tiles[t]}${q}, ${CS}u);`
+}
+    workgroupBarrier();
+    {
+${quarter}
+      if (rt < L) { pnum[k * 16u + ${4 * q}u + (l.x % 2u) * 2u] = lo * fo; pnum[k * 16u + ${4 * q}u + (l.x % 2u) * 2u + 1u] = hi * fo; }
+    }`,
+  )
+  .join('\n')}
+  }`;
+  /** Row tile t's denominators: thread l's terms are its rows tg·16 + j over its state rows (lane kf); the 32 lanes of
+   *  each 32 rows are added through Cs. */
+  const den = (t: number) =>
+    range(2)
+      .map(
+        (c) => `  workgroupBarrier();
+  if (tg / 2u == ${c}u) {
+${range(16)
+  .map((j) => `    Cs[kf * 33u + (tg % 2u) * 16u + ${j}u] = d${tiles[t]}[${j}];`)
+  .join('\n')}
+  }
+  workgroupBarrier();
+  if (l.x < 32u) {
+    let rt = ${64 * t + 32 * c}u + l.x;
+    var sum = 0.0;
+    for (var k = 0u; k < ${KT}u; k++) { sum += Cs[k * 33u + l.x]; }
+    let m = ldexp(1.0, frexp(max(rm[${128 * t}u + 2u * (rt % 64u)], rm[${128 * t}u + 2u * (rt % 64u) + 1u])).exp);
+    if (rt < L) { pden[((r0 + rt) * H + h) * splits + sp] = sum * m * m; }
+  }`,
+      )
+      .join('\n');
   return `${tcEnables(emulate)}${head}${PHI}
 ${HALVES8}
 ${ro(2, 'x', 'vec4<f32>')}
@@ -205,42 +258,56 @@ ${ro(6, 'smax')}
 ${rw(7, 'pnum', 'vec4<f32>')}
 ${rw(8, 'pden')}
 const DD = ${phiDim(d)}u;
-var<workgroup> qs: array<f32, 4096>; // q_t / m_t [t][a]; at the end the denominators' partials [p lane][t]
-var<workgroup> As: array<vec4<u32>, ${KT * U}>; // φ(q_t / m_t)_p [p][t / 8]
+var<workgroup> qs: array<f16, ${READ_ROWS * 64}>; // q_t / m_t [t][a]
+var<workgroup> As: array<vec4<u32>, ${KT * U}>; // φ(q_t / m_t)_p of one row tile [p][t / 8]
 var<workgroup> Bs: array<vec4<u32>, ${KT * U}>; // S·scale [p][m / 8]
-var<workgroup> Cs: array<f32, ${64 * CS}>; // a quarter of the result [t][m]
-var<workgroup> rm: array<f32, 128>; // row maxima (two halves per row)
+var<workgroup> Cs: array<f32, ${64 * CS}>; // a quarter of a row tile's result [t][m]; the denominators' terms
+var<workgroup> rm: array<f32, ${2 * READ_ROWS}>; // row maxima (two halves per row)
 ${entry(emulate)} {
   let H = prm.heads; let splits = prm.splits; let tile = prm.chunk + wg.z;
   let sp = wg.x; let s = wg.y / H; let h = wg.y % H;
-  let n = seqRows(s); let start = tile * 64u;
+  let n = seqRows(s); let start = tile * ${READ_ROWS}u;
   if (start >= n) { return; }
-  let L = min(64u, n - start); let width4 = 3u * H * 16u;
+  let L = min(${READ_ROWS}u, n - start); let width4 = 3u * H * 16u;
   let r0 = seqRow0(s) + start;
   ${seg ? `let slot = (s * prm.segs + start / ${seg}u) * H + h; let base = slot * DD;` : 'let slot = wg.y; let base = (seqSlot(s) * H + h) * DD;'}
   let per = (DD + splits * ${KT}u - 1u) / (splits * ${KT}u) * ${KT}u; let pa = sp * per; let pb = min(DD, pa + per);
   var sm = 0.0;
   for (var b = 0u; b < ${blocks}u; b++) { sm = max(sm, smax[slot * ${blocks}u + b]); }
   let sc = ldexp(1.0, 14 - frexp(sm).exp);
-  // q of the tile's rows (rows past L repeat row L − 1), scaled by m_t: the power of two above the row's largest |q|
-  let t2 = l.x / 2u; let qo = (r0 + min(t2, L - 1u)) * width4 + h * 16u + (l.x % 2u) * 8u;
-  var qv: array<vec4<f32>, 8>;
-  var mx = vec4<f32>(0.0);
+  // q of the tile's rows (rows past L repeat row L − 1), scaled by m_t, the power of two above the row's largest |q|:
+  // thread l takes half l % 2 of row l / 2 of each row tile
+  let t2 = l.x / 2u;
+  var qv: array<vec4<f32>, 16>;
+${range(2)
+  .map(
+    (t) => `  {
+    let qo = (r0 + min(${64 * t}u + t2, L - 1u)) * width4 + h * 16u + (l.x % 2u) * 8u;
+    var mx = vec4<f32>(0.0);
 ${range(8)
-  .map((j) => `  qv[${j}] = x[qo + ${j}u]; mx = max(mx, abs(qv[${j}]));`)
+  .map((j) => `    qv[${8 * t + j}] = x[qo + ${j}u]; mx = max(mx, abs(qv[${8 * t + j}]));`)
   .join('\n')}
-  rm[l.x] = max(max(mx.x, mx.y), max(mx.z, mx.w));
+    rm[${128 * t}u + l.x] = max(max(mx.x, mx.y), max(mx.z, mx.w));
+  }`,
+  )
+  .join('\n')}
   workgroupBarrier();
-  let mi = 1.0 / ldexp(1.0, frexp(max(rm[2u * t2], rm[2u * t2 + 1u])).exp);
+${range(2)
+  .map(
+    (t) => `  {
+    let mi = 1.0 / ldexp(1.0, frexp(max(rm[${128 * t}u + 2u * t2], rm[${128 * t}u + 2u * t2 + 1u])).exp);
 ${range(8)
   .map(
     (j) =>
-      `  { let v = qv[${j}] * mi; let o = t2 * 64u + (l.x % 2u) * 32u + ${4 * j}u; qs[o] = v.x; qs[o + 1u] = v.y; qs[o + 2u] = v.z; qs[o + 3u] = v.w; }`,
+      `    { let v = qv[${8 * t + j}] * mi; let o = (${64 * t}u + t2) * 64u + (l.x % 2u) * 32u + ${4 * j}u; qs[o] = f16(v.x); qs[o + 1u] = f16(v.y); qs[o + 2u] = f16(v.z); qs[o + 3u] = f16(v.w); }`,
   )
   .join('\n')}
-  let kf = l.x % ${KT}u; let tg = l.x / ${KT}u; // φ: state row p0 + kf, rows tg·16 … + 16
-  var dp: array<f32, 16>; // Σ_p φ(q_t / m_t)_p n_p of those rows over this thread's state rows
-${accumulators(emulate)}
+  }`,
+  )
+  .join('\n')}
+  let kf = l.x % ${KT}u; let tg = l.x / ${KT}u; // φ: state row p0 + kf, rows tg·16 … + 16 of each row tile
+  var dA: array<f32, 16>; var dB: array<f32, 16>; // Σ_p φ(q_t / m_t)_p n_p of those rows over this thread's state rows
+${acc}
   if (!(seqPos(s) == 0u && tile < prm.fresh)) {
     // a K tile's loads from memory (its pair and n for this thread's state row, two units of S rows) are issued a
     // tile ahead, into registers
@@ -254,43 +321,23 @@ ${range(2)
         Bs[(e / 8u) * ${U}u + e % 8u] = pack8(sv[${2 * i}] * keep, sv[${2 * i + 1}] * keep); }`,
   )
   .join('\n')}
-      {
-        let p = p0 + kf; let a = prv & 0xffffu; let b = prv >> 16u;
-        let cf = select(0.0, phiCoef(a, b), p < pb); let nv = nvv;
+      let p = p0 + kf; let a = prv & 0xffffu; let b = prv >> 16u;
+      let cf = select(0.0, phiCoef(a, b), p < pb); let nv = nvv;
 ${readoutLoads(`p0 + ${KT}u`)}
-        var f: array<f32, 16>;
-${range(16)
-  .map(
-    (j) =>
-      `        { let o = (tg * 16u + ${j}u) * 64u; f[${j}] = cf * qs[o + a] * qs[o + b]; dp[${j}] += f[${j}] * nv; }`,
-  )
-  .join('\n')}
-        As[kf * ${U}u + tg * 2u] = pack8(vec4<f32>(f[0], f[1], f[2], f[3]), vec4<f32>(f[4], f[5], f[6], f[7]));
-        As[kf * ${U}u + tg * 2u + 1u] = pack8(vec4<f32>(f[8], f[9], f[10], f[11]), vec4<f32>(f[12], f[13], f[14], f[15]));
-      }
+${phi(0)}
       workgroupBarrier();
-${product(emulate)}
+${rightFragments}
+${products(0)}
+      workgroupBarrier(); // tile A's products have read As
+${phi(1)}
+      workgroupBarrier();
+${products(1)}
     }
   }
-  let mt = ldexp(1.0, frexp(max(rm[2u * t2], rm[2u * t2 + 1u])).exp); let fo = mt * mt / sc; // row l / 2's factor
-  let k = ((r0 + t2) * H + h) * splits + sp;
-${epilogue(
-  emulate,
-  (q) => `${quarter}
-    if (t2 < L) { pnum[k * 16u + ${4 * q}u + (l.x % 2u) * 2u] = lo * fo; pnum[k * 16u + ${4 * q}u + (l.x % 2u) * 2u + 1u] = hi * fo; }`,
-)}
-  // the denominators: thread l's partials are rows tg·16 + j over its state rows (lane kf); add the 32 lanes
-  workgroupBarrier();
-${range(16)
-  .map((j) => `  qs[kf * 64u + tg * 16u + ${j}u] = dp[${j}];`)
-  .join('\n')}
-  workgroupBarrier();
-  if (l.x < L) {
-    var sum = 0.0;
-    for (var k = 0u; k < ${KT}u; k++) { sum += qs[k * 64u + l.x]; }
-    let m = ldexp(1.0, frexp(max(rm[2u * l.x], rm[2u * l.x + 1u])).exp);
-    pden[((r0 + l.x) * H + h) * splits + sp] = sum * m * m;
-  }
+${out(0)}
+${out(1)}
+${den(0)}
+${den(1)}
 }`;
 };
 

@@ -24,6 +24,7 @@ import {
   m2ScaleSource,
   m2ScanSource,
   m2UpdateMmaSource,
+  READ_ROWS,
   TC_HEAD_DIM,
   UPDATE_ROWS,
 } from './mamba2-tc.js';
@@ -551,8 +552,9 @@ function chunkByChunk(
     emulate = c.matrices === 'emulated',
     sc = tc ? c.scratch('_m2.smax', grid * SCALE_BLOCKS) : '';
   return Array.from({ length: Math.ceil(c.maxRows / size) }, (_, k) => {
-    const at = { heads, chunk: (k * size) / RT, splits: bufs.splits, fresh: size / RT },
-      tiles = [bufs.splits, grid, Math.ceil(Math.min(size, c.maxRows - k * size) / RT)] as const;
+    const rt = tc ? READ_ROWS : RT, // rows per readout workgroup
+      at = { heads, chunk: (k * size) / rt, splits: bufs.splits, fresh: size / rt },
+      tiles = [bufs.splits, grid, Math.ceil(Math.min(size, c.maxRows - k * size) / rt)] as const;
     return tc
       ? [
           dispatch(scale, {}, [op.S, sc], { heads }, [SCALE_BLOCKS, grid]),
@@ -660,8 +662,8 @@ function segmentDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext
         readMma,
         { emulate, seg },
         [op.qkv, bufs.pairs, B, BN, sm, bufs.pnum, bufs.pden],
-        { heads, splits, fresh: seg / RT, segs },
-        [splits, grid, Math.ceil(c.maxRows / RT)],
+        { heads, splits, fresh: seg / READ_ROWS, segs },
+        [splits, grid, Math.ceil(c.maxRows / READ_ROWS)],
       ),
     );
   } else out.push(...chunkByChunk(op, c, bufs, seg));
