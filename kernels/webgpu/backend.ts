@@ -69,6 +69,8 @@ export class WebGpuBackend implements Backend, OpTimes {
 
   /** The most bytes one scratch buffer may hold (DispatchContext.scratchBytes). */
   readonly scratchBytes: number;
+  /** The device's workgroup memory per workgroup (Caps.workgroupBytes). */
+  readonly workgroupBytes: number;
 
   private constructor(
     readonly device: GPUDevice,
@@ -77,6 +79,7 @@ export class WebGpuBackend implements Backend, OpTimes {
     scratchBytes?: number,
   ) {
     this.scratchBytes = Math.min(info.maxStorageBufferBindingSize, scratchBytes ?? Infinity);
+    this.workgroupBytes = info.maxWorkgroupBytes;
     const want = matrices ?? MATRICES ?? (info.subgroupMatrices ? 'on' : 'off');
     if (want === 'on' && !info.subgroupMatrices)
       throw new Error(
@@ -424,6 +427,7 @@ export class WebGpuBackend implements Backend, OpTimes {
       maxRows: Math.max(0, ...step.seqs.map((s) => s.rows)),
       storage: (name) => this.get(name).storage,
       matrices: this.matrices,
+      workgroupBytes: this.workgroupBytes,
       scratchBytes: this.scratchBytes,
       scratch: (name, elements, kind: BufferKind = 'f32') => {
         const b = this.bufs.get(name);

@@ -22,6 +22,8 @@ export interface GpuInfo {
   subgroupMaxSize: number;
   maxStorageBufferBindingSize: number;
   maxBufferSize: number;
+  /** maxComputeWorkgroupStorageSize: workgroup memory per workgroup, bytes. */
+  maxWorkgroupBytes: number;
   dawnVersion: string;
   /** A software rasteriser (Mesa's llvmpipe/lavapipe, SwiftShader): correct, but slower than the CPU backend. */
   software: boolean;
@@ -110,6 +112,7 @@ export async function openGpu(): Promise<Gpu> {
       subgroupMaxSize: ai.subgroupMaxSize ?? 0,
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxBufferSize: l.maxBufferSize,
+      maxWorkgroupBytes: l.maxComputeWorkgroupStorageSize,
       dawnVersion: dawnVersion(),
       subgroupMatrices,
       software:

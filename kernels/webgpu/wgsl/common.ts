@@ -114,6 +114,8 @@ export interface Caps {
   /** Tensor cores for prefill (GEMMs, tiled attention): 'on' (subgroup matrices), 'emulated' (the same tile walks in
    *  plain WGSL, for testing on adapters without them), 'off' (the FMA kernels). */
   matrices: Matrices;
+  /** The device's workgroup memory per workgroup (bytes): kernels whose larger tiles need more take smaller ones. */
+  workgroupBytes: number;
 }
 
 /** A kernel family: the ops it runs, how one op becomes dispatches, and every variant to compile ahead. */

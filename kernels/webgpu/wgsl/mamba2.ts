@@ -46,10 +46,10 @@ import {
 /** Whether prefill runs in segments (tensor cores on or emulated, a head dim attn_mma takes): the scores within a
  *  segment on tensor cores, the carried state's readout for all its rows at once, one state update per segment.
  *  Otherwise chunk by chunk on FMAs. */
-const bySegments = (caps: Caps, d: number) => caps.matrices !== 'off' && attnMmaFits(d);
+const bySegments = (caps: Pick<Caps, 'matrices'>, d: number) => caps.matrices !== 'off' && attnMmaFits(d);
 /** Whether the segments' readout and update run on tensor cores too (mamba2-tc.ts: head dim 64); only then may a
  *  step's segments run at once (m2BoundaryBytes: the memory plan asks too). */
-export const stateOnTc = (caps: Caps, d: number) => bySegments(caps, d) && d === TC_HEAD_DIM;
+export const stateOnTc = (caps: Pick<Caps, 'matrices'>, d: number) => bySegments(caps, d) && d === TC_HEAD_DIM;
 
 /** chunk: the prefill chunk index (the readout's first row tile); splits: ranges of the readout; blocks: state-row
  *  blocks of the decode step (key ranges per row in m2_combine); fresh: the readout's row tiles from a sequence's

@@ -4,28 +4,33 @@
 // 1. `gemm_in16` forms x' once per row (rmsnorm's Σ x² over the whole row first) and writes it as f16 (clamped to
 //    ±65504; relative error ≤ 2⁻¹¹ per element; f16 weights are used as they are, bf16 ones are exact in f16 within
 //    its range, f32 ones are rounded like x'; the sums are f32).
-// 2. `gemm_mma` multiplies: a workgroup computes a 128 × 128 block of out with 4 subgroups of 32, each a 64 × 64
-//    quarter as 4 × 4 fragments of 16 × 16 (f32 accumulators). Each K step of 32 stages both tiles in workgroup memory
-//    as f16 with 16-byte loads (rows padded by 8 halves; bf16 and f32 weights converted as they are staged), the next
-//    step's loads in flight while this one multiplies.
-//    Measured standalone on an H100 (docs/bench/tc-probe-2026-11-26): 193 TFLOP/s at 1024 × 4096 × 1024, 217 at 4096³;
-//    fragments loaded straight from the buffers ran 34–89. Rows past the step and columns past N are clamped on load
-//    and not written. A whole tile writes its fragments straight to out (with the residual add: the accumulators start
+// 2. `gemm_mma` multiplies: a workgroup computes a 128 × 128 block of out with 8 subgroups of 32, each 32 rows × 64
+//    columns as 2 × 4 fragments of 16 × 16 (f32 accumulators). Each K step of 64 (32 where the device's workgroup
+//    memory is under 45 KiB, and emulated) stages both tiles in workgroup memory as f16 with 16-byte loads (rows padded
+//    by 8 halves; bf16 and f32 weights converted as they are staged), the next step's loads in flight while this one
+//    multiplies. 4 subgroups of 64 × 64 with steps of 32 (until 2026-11-27) measured standalone on an H100
+//    (docs/bench/tc-probe-2026-11-26): 193 TFLOP/s at 1024 × 4096 × 1024, 217 at 4096³; fragments loaded straight
+//    from the buffers ran 34–89. Rows past the step and columns past N are clamped on load and not written. A whole tile writes its fragments straight to out (with the residual add: the accumulators start
 //    from out); a partial tile goes through a 16 × 16 staging tile per subgroup.
 // `emulate`: the same staging and tile walks with the products in plain WGSL (lavapipe in CI tests the indexing).
-// gemm_mma requires K % 32 == 0.
+// gemm_mma requires K to be a multiple of its step (gemmMmaK).
 import type { WeightDType } from '../../backend.js';
-import { HALVES8, SILU4, tcEnables } from './common.js';
+import { type Caps, HALVES8, SILU4, tcEnables } from './common.js';
 
 /** The input prologue of a matmul: none, rmsnorm (x·rsqrt(mean x² + eps)·w_norm), or silu(gate)·up. */
 export type MatmulPrologue = 'none' | 'norm' | 'silu';
 
-/** Tile rows and columns of gemm_mma, and its K step (K must be a multiple). */
+/** Tile rows and columns of gemm_mma, and its subgroups of 32 (each 32 rows × 64 columns of the tile). */
 export const MMA_TILE = 128;
-export const MMA_K = 32;
-const T = MMA_TILE,
-  BK = MMA_K;
-const LD8 = BK / 8 + 1; // staged row length in 16-byte units of 8 halves (padding spreads a fragment's rows over banks)
+const SG = 8;
+const T = MMA_TILE;
+/** Bytes of gemm_mma's workgroup memory with K steps of bk: both staged tiles (rows padded by 8 halves) and, on tensor
+ *  cores, a 16 × 16 f32 staging tile per subgroup. */
+const gemmMmaBytes = (bk: number, emulate: boolean) => 2 * T * (bk / 8 + 1) * 16 + (emulate ? 0 : SG * 256 * 4);
+/** gemm_mma's K step (K must be a multiple): 64 where the device's workgroup memory holds it (45 KiB; an H100 has
+ *  48), else 32 (emulated: lavapipe has 32 KiB). 64 halves the barriers a product crosses (docs/perf.md). */
+export const gemmMmaK = (caps: Caps) =>
+  caps.matrices === 'on' && caps.workgroupBytes >= gemmMmaBytes(64, false) ? 64 : 32;
 const range = (n: number) => [...Array(n).keys()];
 
 /** `head`: the kernel header (MATMUL_PARAMS and the step meta, from matmul.ts), as for both kernels. */
@@ -80,14 +85,21 @@ const WLOAD: Record<WeightDType, { type: string; load: (i: string) => string; pa
   },
 };
 
-export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean) => {
-  const wl = WLOAD[dtype];
-  const frags = range(4).flatMap((i) => range(4).map((j) => [i, j] as const));
+export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean, BK: number) => {
+  const LD8 = BK / 8 + 1, // staged row length in 16-byte units of 8 halves (padding spreads a fragment's rows over banks)
+    wl = WLOAD[dtype],
+    W = 32 * SG, // threads
+    SR = (2 * T) / SG, // rows of out per subgroup (2 subgroups across the columns, 64 each)
+    FR = SR / 16, // its fragment rows
+    NU = (T * (BK / 8)) / W, // 16-byte units each thread stages per operand and step
+    TPR = W / T, // emulated: threads per row of out
+    CPT = T / TPR; // emulated: columns per thread
+  const frags = range(FR).flatMap((i) => range(4).map((j) => [i, j] as const));
   const m = (i: number, j: number) => `m${i}${j}`;
   // offset of fragment (i, j) of this subgroup in out
   const outAt = (i: number, j: number) => `(r0 + sr0 + ${16 * i}u) * N + c0 + sc0 + ${16 * j}u`;
   const accum = emulate
-    ? `  var acc: array<f32, ${T}>;`
+    ? `  var acc: array<f32, ${CPT}>;`
     : [
         ...frags.map(([i, j]) => `  var ${m(i, j)} = subgroup_matrix_result<f32, 16, 16>();`),
         `  if (full && prm.add == 1u) {`,
@@ -99,8 +111,8 @@ export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean
       ].join('\n');
   const products = emulate
     ? `    for (var k = 0u; k < ${BK}u; k++) {
-      let a = half8(As[t * ${LD8}u + k / 8u], k % 8u);
-      for (var j = 0u; j < ${T}u; j++) { acc[j] += a * half8(Bs[j * ${LD8}u + k / 8u], k % 8u); }
+      let a = half8(As[er * ${LD8}u + k / 8u], k % 8u);
+      for (var j = 0u; j < ${CPT}u; j++) { acc[j] += a * half8(Bs[(ec + j) * ${LD8}u + k / 8u], k % 8u); }
     }`
     : range(BK / 16)
         .map(
@@ -111,7 +123,7 @@ ${range(4)
       `      let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bs, (sc0 + ${16 * j}u) * ${LD8}u + ${2 * kk}u, ${LD8}u);`,
   )
   .join('\n')}
-${range(4)
+${range(FR)
   .map(
     (i) =>
       `      let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As, (sr0 + ${16 * i}u) * ${LD8}u + ${2 * kk}u, ${LD8}u);`,
@@ -122,9 +134,9 @@ ${frags.map(([i, j]) => `      ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${
         )
         .join('\n');
   const epilogue = emulate
-    ? `  let r = r0 + t;
+    ? `  let r = r0 + er;
   if (r < Rt) {
-    for (var j = 0u; j < ${T}u; j++) { let c = c0 + j; if (c < N) { put(r, c, acc[j]); } }
+    for (var j = 0u; j < ${CPT}u; j++) { let c = c0 + ec + j; if (c < N) { put(r, c, acc[j]); } }
   }`
     : `  if (full) {
 ${frags.map(([i, j]) => `    subgroupMatrixStore<row_major>(&outp, ${outAt(i, j)}, ${m(i, j)}, N);`).join('\n')}
@@ -141,19 +153,22 @@ ${frags
   }`,
   )
   .join('\n')}`;
-  // staging: 512 (row, 8-half group) pairs per operand and step; thread t loads rows t / 4 + 32·u, group t % 4
+  // staging: T·G (row, 8-half group) pairs per operand and step, G = BK / 8 groups a row; thread t loads rows
+  // t / G + (W / G)·u, group t % G
+  const G = BK / 8,
+    row = (u: number) => `t / ${G}u + ${(W / G) * u}u`;
   const loads = (k8: string) =>
-    range(4)
+    range(NU)
       .map(
         (u) =>
-          `pa${u} = xh[min(r0 + t / 4u + ${32 * u}u, Rt - 1u) * K8 + ${k8} + t % 4u]; ` +
-          `pb${u} = ${wl.load(`min(c0 + t / 4u + ${32 * u}u, N - 1u) * K8 + ${k8} + t % 4u`)};`,
+          `pa${u} = xh[min(r0 + ${row(u)}, Rt - 1u) * K8 + ${k8} + t % ${G}u]; ` +
+          `pb${u} = ${wl.load(`min(c0 + ${row(u)}, N - 1u) * K8 + ${k8} + t % ${G}u`)};`,
       )
       .join('\n    ');
-  const puts = range(4)
+  const puts = range(NU)
     .map(
       (u) =>
-        `As[(t / 4u + ${32 * u}u) * ${LD8}u + t % 4u] = pa${u}; Bs[(t / 4u + ${32 * u}u) * ${LD8}u + t % 4u] = ${wl.pack(`pb${u}`)};`,
+        `As[(${row(u)}) * ${LD8}u + t % ${G}u] = pa${u}; Bs[(${row(u)}) * ${LD8}u + t % ${G}u] = ${wl.pack(`pb${u}`)};`,
     )
     .join('\n    ');
   return `${tcEnables(emulate)}${head}
@@ -162,7 +177,7 @@ ${frags
 @group(0) @binding(4) var<storage, read_write> outp: array<f32>;
 var<workgroup> As: array<vec4<u32>, ${T * LD8}>; // x' tile [row][k], 8 halves per element
 var<workgroup> Bs: array<vec4<u32>, ${T * LD8}>; // weight tile [column][k]
-${emulate ? '' : 'var<workgroup> Cs: array<f32, 1024>; // a 16 × 16 staging tile per subgroup'}
+${emulate ? '' : `var<workgroup> Cs: array<f32, ${SG * 256}>; // a 16 × 16 staging tile per subgroup`}
 ${HALVES8}
 fn packClamped8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> { // 8 values as f16, clamped to ±65504
   return pack8(clamp(lo, vec4<f32>(-65504.0), vec4<f32>(65504.0)), clamp(hi, vec4<f32>(-65504.0), vec4<f32>(65504.0)));
@@ -171,15 +186,20 @@ fn put(r: u32, c: u32, v: f32) {
   let oi = r * prm.N + c;
   outp[oi] = select(v, outp[oi] + v, prm.add == 1u);
 }
-@compute @workgroup_size(${T}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
+@compute @workgroup_size(${W}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
     emulate ? '' : ', @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32'
   }) {
   let K = prm.K; let N = prm.N; let Rt = nRows(); let K8 = K / 8u;
   let r0 = wg.y * ${T}u; let c0 = wg.x * ${T}u;
-${emulate ? '' : `  let sr0 = (sg / 2u) * 64u; let sc0 = (sg % 2u) * 64u;\n  let full = r0 + ${T}u <= Rt && c0 + ${T}u <= N && N % 4u == 0u; // rows of out 16-byte aligned`}
+${
+  emulate
+    ? `  let er = t / ${TPR}u; let ec = (t % ${TPR}u) * ${CPT}u; // this thread's row and first column of the tile`
+    : `  let sr0 = (sg / 2u) * ${SR}u; let sc0 = (sg % 2u) * 64u;\n  let full = r0 + ${T}u <= Rt && c0 + ${T}u <= N && N % 4u == 0u; // rows of out 16-byte aligned`
+}
 ${accum}
-  var pa0: vec4<u32>; var pa1: vec4<u32>; var pa2: vec4<u32>; var pa3: vec4<u32>;
-  var pb0: ${wl.type}; var pb1: ${wl.type}; var pb2: ${wl.type}; var pb3: ${wl.type};
+${range(NU)
+  .map((u) => `  var pa${u}: vec4<u32>; var pb${u}: ${wl.type};`)
+  .join('\n')}
   ${loads('0u')}
   for (var k0 = 0u; k0 < K; k0 += ${BK}u) {
     workgroupBarrier(); // the previous step's products are done

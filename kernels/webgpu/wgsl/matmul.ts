@@ -31,7 +31,7 @@ import {
   gemmMmaSource,
   gemmSkinnySource,
   type MatmulPrologue,
-  MMA_K,
+  gemmMmaK,
   MMA_TILE,
   skinnyU,
 } from './matmul-tc.js';
@@ -239,11 +239,11 @@ const gemmIn16: Kernel<{ pro: MatmulPrologue }> & { params: typeof MATMUL_PARAMS
   bindings: (v) => ['ro', 'rw', ...(v.pro === 'norm' ? ['ro' as const] : [])],
   source: (v) => gemmIn16Source(header(MATMUL_PARAMS), v.pro),
 };
-const gemmMma: Kernel<{ dtype: WeightDType; emulate: boolean }> & { params: typeof MATMUL_PARAMS } = {
+const gemmMma: Kernel<{ dtype: WeightDType; emulate: boolean; k: number }> & { params: typeof MATMUL_PARAMS } = {
   name: 'gemm_mma',
   params: MATMUL_PARAMS,
   bindings: () => ['ro', 'ro', 'rw'],
-  source: (v) => gemmMmaSource(header(MATMUL_PARAMS), v.dtype, v.emulate),
+  source: (v) => gemmMmaSource(header(MATMUL_PARAMS), v.dtype, v.emulate, v.k),
 };
 
 type SkinnyVariant = { dtype: WeightDType; MT: number; conv: boolean; emulate: boolean };
@@ -311,11 +311,11 @@ export function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchCon
       ]),
     ];
   }
-  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && op.k % MMA_K === 0) {
+  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && op.k % gemmMmaK(c) === 0) {
     const xh = c.scratch('_gemm.xh', (R * op.k) / 2); // x' as f16 pairs
     return [
       dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
-      dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated' }, [op.w, xh, op.out], params, [
+      dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated', k: gemmMmaK(c) }, [op.w, xh, op.out], params, [
         Math.ceil(op.n / MMA_TILE),
         Math.ceil(R / MMA_TILE),
       ]),
@@ -376,7 +376,7 @@ export const matmulFamily: Family = {
     if (caps.matrices !== 'off') {
       for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemmIn16, { pro }));
       for (const dtype of ['f32', 'f16', 'bf16'] as const)
-        out.push(variant(gemmMma, { dtype, emulate: caps.matrices === 'emulated' }));
+        out.push(variant(gemmMma, { dtype, emulate: caps.matrices === 'emulated', k: gemmMmaK(caps) }));
       for (const dtype of ['f32', 'f16', 'bf16'] as const)
         for (const MT of [1, 2, 4])
           for (const conv of [false, true])
