@@ -21,6 +21,11 @@ export const M2_OUT_COLS = CG * C;
 const MAX_E = 4096;
 export const m2OutFits = (E: number) => E % (8 * TK * U) === 0 && E <= MAX_E;
 
+/** The weights of one round at K step `k0`: U steps of 8 for each of the thread's C columns, into wl / wh. */
+const loadRound = (k0: string) => `for (var u = 0u; u < ${U}u; u++) {
+    for (var b = 0u; b < ${C}u; b++) { let wv = w8(min(c0 + b, N - 1u), ${k0} + lane + u * ${TK}u, K8); wl[u * ${C}u + b] = wv.lo; wh[u * ${C}u + b] = wv.hi; }
+  }`;
+
 const source = (dtype: WeightDType, d: number) => `${header(M2_OUT_PARAMS)}
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
 ${ro(3, 'x', 'vec4<f32>')}
@@ -40,9 +45,7 @@ var<workgroup> red: array<f32, ${256 * C}>;
   let E4 = H * D4; let K8 = E4 / 2u; let r = seqRow0(0u);
   let lane = l.x % ${TK}u; let cg = l.x / ${TK}u; let c0 = wg.x * ${CG * C}u + cg * ${C}u;
   var wl: array<vec4<f32>, ${C * U}>; var wh: array<vec4<f32>, ${C * U}>;
-  for (var u = 0u; u < ${U}u; u++) {
-    for (var b = 0u; b < ${C}u; b++) { let wv = w8(min(c0 + b, N - 1u), lane + u * ${TK}u, K8); wl[u * ${C}u + b] = wv.lo; wh[u * ${C}u + b] = wv.hi; }
-  }
+  ${loadRound('0u')}
   // y's sums, 4 values (one head's columns 4j … 4j + 3) a thread: num over every block; q·k and den split over the
   // head's D4 threads (den: blocks j, j + D4, …), added after the barrier
   let xo = r * 3u * E4;
@@ -72,11 +75,7 @@ var<workgroup> red: array<f32, ${256 * C}>;
   workgroupBarrier();
   var acc: array<f32, ${C}>;
   for (var rb = 0u; rb < K8; rb += ${TK * U}u) {
-    if (rb > 0u) {
-      for (var u = 0u; u < ${U}u; u++) {
-        for (var b = 0u; b < ${C}u; b++) { let wv = w8(min(c0 + b, N - 1u), rb + lane + u * ${TK}u, K8); wl[u * ${C}u + b] = wv.lo; wh[u * ${C}u + b] = wv.hi; }
-      }
-    }
+    if (rb > 0u) { ${loadRound('rb')} }
     for (var u = 0u; u < ${U}u; u++) {
       let k8 = rb + lane + u * ${TK}u; let lo = ys[2u * k8]; let hi = ys[2u * k8 + 1u];
       for (var b = 0u; b < ${C}u; b++) { acc[b] += dot(lo, wl[u * ${C}u + b]) + dot(hi, wh[u * ${C}u + b]); }
