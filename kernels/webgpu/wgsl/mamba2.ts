@@ -331,8 +331,8 @@ const D = ${d}u;
 // Σ_p φ(q)_p S_prev[p], Σ_p φ(q)_p n_prev[p] of a block of PB state rows, in one pass over S. First each of PB
 // threads takes one row p: φ(q)_p, φ(s·k)_p into workgroup memory, and that row of n (coalesced, no branch in the
 // S loop). Then d/4 vec4 lanes across the columns × 256/(d/4) row groups stream S: each thread issues its RPT row
-// loads first, then updates them. Partials meet in workgroup memory; m2_combine1 adds the blocks.
-// a = exp(A_t) from logA.
+// loads first, then updates them. Partials meet in workgroup memory; m2_combine1 adds the blocks (for one sequence,
+// m2_out1 in mamba2-out.ts, with the o projection). a = exp(A_t) from logA.
 const m2State1Source = (d: number, rpt: number) => {
   const { lanes, groups } = m2DecodeShape(d),
     WGS = lanes * groups,
