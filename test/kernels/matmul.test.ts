@@ -63,9 +63,10 @@ test(
     const r = (n: number, std = 1) => rng.normals(n, std);
     // x' and w rounded to f16 (2⁻¹¹ relative each; f16 and bf16 weights exactly), f32 sums: |Δ| ≤ 2⁻¹¹ Σ_k |x'_k w_k| ≈ 2⁻¹¹ · 0.64 K σ² against
     // max |y| ≈ 3.5 √K σ²: 1.2e-3 at K = 192, 1.6e-3 at K = 320; tol 3e-3. Whole tiles (256 × 256) write their fragments
-    // straight to out (on subgroup matrices; the emulated twin has one path). Every K is a multiple of 64, gemm_mma's
-    // step on an H100 (32 emulated): an odd count of steps (192, 320) and one step (64).
+    // straight to out (on subgroup matrices; the emulated twin has one path). gemm_mma's step is 64 on an H100 where K
+    // allows (32 emulated): an odd count of steps (192, 320), one step (64), and K = 96 in steps of 32 there too.
     for (const [dt, K, N, R] of [
+      ['f16', 96, 70, 76],
       ['f16', 192, 70, 76],
       ['f16', 128, 200, 130],
       ['f16', 320, 256, 256],

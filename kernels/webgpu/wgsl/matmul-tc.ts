@@ -13,7 +13,7 @@
 //    from the buffers ran 34–89. Rows past the step and columns past N are clamped on load and not written. A whole tile writes its fragments straight to out (with the residual add: the accumulators start
 //    from out); a partial tile goes through a 16 × 16 staging tile per subgroup.
 // `emulate`: the same staging and tile walks with the products in plain WGSL (lavapipe in CI tests the indexing).
-// gemm_mma requires K to be a multiple of its step (gemmMmaK).
+// gemm_mma requires K to be a multiple of its step (gemmMmaK: 64 or 32).
 import type { WeightDType } from '../../backend.js';
 import { type Caps, HALVES8, SILU4, tcEnables } from './common.js';
 
@@ -27,10 +27,12 @@ const T = MMA_TILE;
 /** Bytes of gemm_mma's workgroup memory with K steps of bk: both staged tiles (rows padded by 8 halves) and, on tensor
  *  cores, a 16 × 16 f32 staging tile per subgroup. */
 const gemmMmaBytes = (bk: number, emulate: boolean) => 2 * T * (bk / 8 + 1) * 16 + (emulate ? 0 : SG * 256 * 4);
-/** gemm_mma's K step (K must be a multiple): 64 where the device's workgroup memory holds it (45 KiB; an H100 has
- *  48), else 32 (emulated: lavapipe has 32 KiB). 64 halves the barriers a product crosses (docs/perf.md). */
-export const gemmMmaK = (caps: Caps) =>
-  caps.matrices === 'on' && caps.workgroupBytes >= gemmMmaBytes(64, false) ? 64 : 32;
+/** gemm_mma's K steps on a device: 64 where its workgroup memory holds them (45 KiB; an H100 has 48), and 32 (emulated:
+ *  lavapipe has 32 KiB). 64 halves the barriers a product crosses (docs/perf.md). */
+export const gemmMmaSteps = (caps: Caps) =>
+  caps.matrices === 'on' && caps.workgroupBytes >= gemmMmaBytes(64, false) ? [64, 32] : [32];
+/** The K step of a product of depth k (a multiple of it), or 0 where none divides k. */
+export const gemmMmaK = (caps: Caps, k: number) => gemmMmaSteps(caps).find((bk) => k % bk === 0) ?? 0;
 const range = (n: number) => [...Array(n).keys()];
 
 /** `head`: the kernel header (MATMUL_PARAMS and the step meta, from matmul.ts), as for both kernels. */

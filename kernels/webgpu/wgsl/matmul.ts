@@ -32,6 +32,7 @@ import {
   gemmSkinnySource,
   type MatmulPrologue,
   gemmMmaK,
+  gemmMmaSteps,
   MMA_TILE,
   skinnyU,
 } from './matmul-tc.js';
@@ -311,11 +312,12 @@ export function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchCon
       ]),
     ];
   }
-  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && op.k % gemmMmaK(c) === 0) {
+  const bk = gemmMmaK(c, op.k);
+  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && bk) {
     const xh = c.scratch('_gemm.xh', (R * op.k) / 2); // x' as f16 pairs
     return [
       dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
-      dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated', k: gemmMmaK(c) }, [op.w, xh, op.out], params, [
+      dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated', k: bk }, [op.w, xh, op.out], params, [
         Math.ceil(op.n / MMA_TILE),
         Math.ceil(R / MMA_TILE),
       ]),
@@ -376,7 +378,8 @@ export const matmulFamily: Family = {
     if (caps.matrices !== 'off') {
       for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemmIn16, { pro }));
       for (const dtype of ['f32', 'f16', 'bf16'] as const)
-        out.push(variant(gemmMma, { dtype, emulate: caps.matrices === 'emulated', k: gemmMmaK(caps) }));
+        for (const k of gemmMmaSteps(caps))
+          out.push(variant(gemmMma, { dtype, emulate: caps.matrices === 'emulated', k }));
       for (const dtype of ['f32', 'f16', 'bf16'] as const)
         for (const MT of [1, 2, 4])
           for (const conv of [false, true])
