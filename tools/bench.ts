@@ -21,6 +21,8 @@ export interface BenchRow {
   decode_ms_p90?: number;
   /** JS time to build and encode one step (WebGPU backend). */
   host_encode_ms_per_step?: number;
+  /** Kernel launches (dispatches) of one decode step (WebGPU backend). */
+  dispatches_per_step?: number;
   decode_tokens_per_s?: number;
   prefill_tokens?: number;
   prefill_tokens_per_s?: number;
@@ -191,10 +193,13 @@ export async function benchModel(
         await timeSteps(model, seqs, ids, o.warmupSeconds, 3, o.depth);
         warmed = true;
       } else await timeSteps(model, seqs, ids, 0.3, 3, o.depth);
-      const gpu = model.backend as { encodeMs?: number };
-      const enc0 = gpu.encodeMs;
+      const gpu = model.backend as { encodeMs?: number; launches?: number };
+      const enc0 = gpu.encodeMs,
+        launch0 = gpu.launches;
       const { ms, p90 } = await timeSteps(model, seqs, ids, 0, o.steps, o.depth);
-      const encodeMs = enc0 === undefined ? undefined : (gpu.encodeMs! - enc0) / (o.steps + (o.depth ?? 1));
+      const stepsRun = o.steps + (o.depth ?? 1),
+        encodeMs = enc0 === undefined ? undefined : (gpu.encodeMs! - enc0) / stepsRun,
+        launches = launch0 === undefined ? undefined : (gpu.launches! - launch0) / stepsRun;
       if (!prefill) {
         // prefill of one prompt (capped) in scheduler-sized chunks
         const tokens = Math.min(context, o.prefillCap);
@@ -253,6 +258,7 @@ export async function benchModel(
         decode_ms_per_step: ms,
         decode_ms_p90: p90,
         ...(encodeMs === undefined ? {} : { host_encode_ms_per_step: encodeMs }),
+        ...(launches === undefined ? {} : { dispatches_per_step: launches }),
         decode_tokens_per_s: (batch * 1000) / ms,
         prefill_tokens: prefill.tokens,
         prefill_tokens_per_s: prefill.median.tokens_per_s,
@@ -269,7 +275,8 @@ export async function benchModel(
       rows.push(row);
       o.log?.(
         `${spec.arch} B=${batch} T=${context}: ${ms.toFixed(2)} ms/step (p90 ${p90.toFixed(2)}` +
-          `${encodeMs === undefined ? '' : `, encode ${encodeMs.toFixed(2)}`}), ${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
+          `${encodeMs === undefined ? '' : `, encode ${encodeMs.toFixed(2)}`}` +
+          `${launches === undefined ? '' : `, ${launches.toFixed(0)} dispatches`}), ${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
           `${achieved.toFixed(0)} GB/s = ${(100 * row.ratio!).toFixed(0)}% of ${ceilingGB.toFixed(0)} GB/s; prefill ${prefill.median.tokens_per_s.toFixed(0)} tok/s` +
           (prefill.median.step_ms.length <= 8
             ? ` (steps ${prefill.median.step_ms.map((t) => t.toFixed(1)).join(', ')} ms)`

@@ -61,6 +61,8 @@ export class WebGpuBackend implements Backend, OpTimes {
   stepTimes: number[] | null = null;
   /** JS time spent building and encoding steps (ms), for the bench. */
   encodeMs = 0;
+  /** Kernel launches (dispatches) of the steps run so far, for the bench and tests. */
+  launches = 0;
 
   /** Tensor cores for prefill (the projection GEMMs, the tiled attention and 2Mamba's scores): the option, else
    *  FURY_MATRICES (tuning.ts), else on where the adapter has them. 'on' needs a device with subgroup matrices;
@@ -597,6 +599,7 @@ export class WebGpuBackend implements Backend, OpTimes {
     const submit = () => this.device.queue.submit([enc.finish()]);
     if (!timer) submit();
     this.encodeMs += performance.now() - tEnc;
+    this.launches += entries.length;
     if (timer) await timer.finish(enc, submit, this);
   }
 }

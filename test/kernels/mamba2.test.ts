@@ -100,7 +100,7 @@ test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n'
 
 // prefill in segments: the scores on tensor cores where the adapter has them, else emulated
 test(
-  "one sequence's decode readout and the o projection as one kernel (m2_out1): y, S, n and h = h + W·y; f16, bf16 and f32 weights, a fresh and a carried state, E = 1024 and 2048",
+  "one sequence's decode readout and the o projection as one kernel (m2_out1): y, S, n and h = h + W·y; f16, bf16 and f32 weights, a fresh and a carried state, E from 192 to 2048",
   { skip },
   async () => {
     const { rng, seed } = freshRng();
@@ -113,6 +113,8 @@ test(
       [16, 'bf16', 0],
       [16, 'f32', 4],
       [32, 'f16', 7], // two rounds of K
+      [24, 'f16', 3], // E = 1536 (the medium preset's): a round and a half
+      [3, 'bf16', 5], // E = 192: part of one round
     ] as const) {
       const one: Step = { seqs: [{ slot: 1, pos, rows: 1, pages: [] }] };
       await compare(

@@ -179,3 +179,38 @@ test(
     }
   },
 );
+
+test(
+  "one sequence's 2Mamba decode step launches one kernel fewer a layer than two sequences' (m2_out1)",
+  { skip },
+  async () => {
+    const { seed } = freshRng();
+    const m = await openModel(await tinyCheckpoint('2mamba', seed % 997), {
+      backend: 'webgpu',
+      slots: 2,
+      kvTokens: 1024,
+    });
+    try {
+      const be = m.model.backend as WebGpuBackend,
+        [a, b] = [m.pool.open(), m.pool.open()];
+      await m.pool.step([
+        { seq: a, ids: [5, 9, 14] },
+        { seq: b, ids: [7, 3] },
+      ]);
+      const launches = async (steps: Parameters<typeof m.pool.step>[0]) => {
+        const n0 = be.launches;
+        await m.pool.step(steps);
+        return be.launches - n0;
+      };
+      const one = await launches([{ seq: a, ids: [11] }]),
+        two = await launches([
+          { seq: a, ids: [12] },
+          { seq: b, ids: [13] },
+        ]);
+      // the readout combine and the o projection are one kernel for one sequence (mamba2-out.ts), two for a batch
+      assert.equal(two - one, m.model.spec.layers, `launches: ${one} for one sequence, ${two} for two`);
+    } finally {
+      await m.close();
+    }
+  },
+);

@@ -17,13 +17,14 @@ const TK = 32,
   C = 4,
   U = 4;
 export const M2_OUT_COLS = CG * C;
-/** The widths it takes: E = heads × head dim a multiple of a round, at most MAX_E (y's workgroup copy). */
+/** The widths it takes: E = heads × head dim a multiple of 8 (a weight load), at most MAX_E (y's workgroup copy); a
+ *  round spans 8·TK·U = 1024 of K, the last one's steps past E are loaded clamped and not added. */
 const MAX_E = 4096;
-export const m2OutFits = (E: number) => E % (8 * TK * U) === 0 && E <= MAX_E;
+export const m2OutFits = (E: number) => E % 8 === 0 && E <= MAX_E;
 
 /** The weights of one round at K step `k0`: U steps of 8 for each of the thread's C columns, into wl / wh. */
 const loadRound = (k0: string) => `for (var u = 0u; u < ${U}u; u++) {
-    for (var b = 0u; b < ${C}u; b++) { let wv = w8(min(c0 + b, N - 1u), ${k0} + lane + u * ${TK}u, K8); wl[u * ${C}u + b] = wv.lo; wh[u * ${C}u + b] = wv.hi; }
+    for (var b = 0u; b < ${C}u; b++) { let wv = w8(min(c0 + b, N - 1u), min(${k0} + lane + u * ${TK}u, K8 - 1u), K8); wl[u * ${C}u + b] = wv.lo; wh[u * ${C}u + b] = wv.hi; }
   }`;
 
 const source = (dtype: WeightDType, d: number) => `${header(M2_OUT_PARAMS)}
@@ -77,8 +78,11 @@ var<workgroup> red: array<f32, ${256 * C}>;
   for (var rb = 0u; rb < K8; rb += ${TK * U}u) {
     if (rb > 0u) { ${loadRound('rb')} }
     for (var u = 0u; u < ${U}u; u++) {
-      let k8 = rb + lane + u * ${TK}u; let lo = ys[2u * k8]; let hi = ys[2u * k8 + 1u];
-      for (var b = 0u; b < ${C}u; b++) { acc[b] += dot(lo, wl[u * ${C}u + b]) + dot(hi, wh[u * ${C}u + b]); }
+      let k8 = rb + lane + u * ${TK}u;
+      if (k8 < K8) {
+        let lo = ys[2u * k8]; let hi = ys[2u * k8 + 1u];
+        for (var b = 0u; b < ${C}u; b++) { acc[b] += dot(lo, wl[u * ${C}u + b]) + dot(hi, wh[u * ${C}u + b]); }
+      }
     }
   }
   for (var b = 0u; b < ${C}u; b++) { red[b * 256u + l.x] = acc[b]; }
