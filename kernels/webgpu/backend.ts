@@ -72,7 +72,9 @@ export class WebGpuBackend implements Backend, OpTimes {
   /** The most bytes one scratch buffer may hold (DispatchContext.scratchBytes). */
   readonly scratchBytes: number;
   /** The device's workgroup memory per workgroup (Caps.workgroupBytes). */
-  readonly workgroupBytes: number;
+  get workgroupBytes(): number {
+    return this.info.maxWorkgroupBytes;
+  }
 
   private constructor(
     readonly device: GPUDevice,
@@ -81,7 +83,6 @@ export class WebGpuBackend implements Backend, OpTimes {
     scratchBytes?: number,
   ) {
     this.scratchBytes = Math.min(info.maxStorageBufferBindingSize, scratchBytes ?? Infinity);
-    this.workgroupBytes = info.maxWorkgroupBytes;
     const want = matrices ?? MATRICES ?? (info.subgroupMatrices ? 'on' : 'off');
     if (want === 'on' && !info.subgroupMatrices)
       throw new Error(

@@ -10,8 +10,9 @@
 //    by 8 halves; bf16 and f32 weights converted as they are staged), the next step's loads in flight while this one
 //    multiplies. 4 subgroups of 64 × 64 with steps of 32 (until 2026-11-27) measured standalone on an H100
 //    (docs/bench/tc-probe-2026-11-26): 193 TFLOP/s at 1024 × 4096 × 1024, 217 at 4096³; fragments loaded straight
-//    from the buffers ran 34–89. Rows past the step and columns past N are clamped on load and not written. A whole tile writes its fragments straight to out (with the residual add: the accumulators start
-//    from out); a partial tile goes through a 16 × 16 staging tile per subgroup.
+//    from the buffers ran 34–89. Rows past the step and columns past N are clamped on load and not written. A whole
+//    tile writes its fragments straight to out (with the residual add: the accumulators start from out); a partial
+//    tile goes through a 16 × 16 staging tile per subgroup.
 // `emulate`: the same staging and tile walks with the products in plain WGSL (lavapipe in CI tests the indexing).
 // gemm_mma requires K to be a multiple of its step (gemmMmaK: 64 or 32).
 import type { WeightDType } from '../../backend.js';
