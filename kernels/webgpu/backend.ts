@@ -577,13 +577,24 @@ export class WebGpuBackend implements Backend, OpTimes {
     const tEnc = performance.now();
     this.writeMeta(step);
     const rec = this.record(plan, step);
-    const enc = this.device.createCommandEncoder({ label: 'step' });
+    let enc = this.device.createCommandEncoder({ label: 'step' });
     const timer = StepTimer.for(this.device, plan, rec.entries, this);
     let pass = enc.beginComputePass({ label: 'step', ...(timer ? { timestampWrites: timer.writes(0) } : {}) });
     let last: GPUComputePipeline | null = null;
     const entries = rec.entries;
+    // A step of many rows goes to the queue in pieces of EARLY_FIRST, ×4, ×16 … launches, so the GPU starts on the
+    // first while the host encodes the rest (a 4096-row step's ~300 launches take ~2 ms to encode; docs/perf.md).
+    let early = !timer && totalRows(step) >= EARLY_ROWS ? EARLY_FIRST : Infinity;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
+      if (i === early) {
+        pass.end();
+        this.device.queue.submit([enc.finish()]);
+        enc = this.device.createCommandEncoder({ label: 'step' });
+        pass = enc.beginComputePass({ label: 'step' });
+        last = null;
+        early *= 4;
+      }
       if (timer?.splits(i)) {
         pass.end();
         last = null;
@@ -604,6 +615,10 @@ export class WebGpuBackend implements Backend, OpTimes {
     if (timer) await timer.finish(enc, submit, this);
   }
 }
+
+/** Steps of at least EARLY_ROWS rows are submitted in pieces, the first of EARLY_FIRST launches (run()). */
+const EARLY_ROWS = 64,
+  EARLY_FIRST = 8;
 
 /** f32 values as 16-bit words: f16 rounded to nearest even; bf16 truncated (weights arrive already rounded to it). */
 function toHalves(v: ArrayLike<number>, dt: WeightDType): Uint16Array {

@@ -1,5 +1,6 @@
 // The matmul family (the GEMV/GEMM kernels): the CPU oracle (kernels/cpu/matmul.ts) against the spec,
 // and the WebGPU kernels (kernels/webgpu/wgsl/matmul.ts) against the CPU on fresh random inputs, outputs poisoned with NaN first.
+import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Step, WeightDType } from '../../kernels/backend.js';
 import { freshRng } from '../helpers.js';
@@ -84,6 +85,45 @@ test(
         ],
       };
       await tcPrologues(`gemm_mma ${dt} rows=${R} K=${K} N=${N}`, r, w, dt, { K, N, R }, st, seed);
+    }
+  },
+);
+
+test(
+  `tensor-core MLP (${tc.gpu?.matrices ?? 'no adapter'}): [gate | up] with its norm and the down projection with silu·mul and the residual add, fused (gemm_mma's glu epilogue writes silu(gate) ⊙ up as f16): f16/bf16/f32 weights, partial and whole row tiles`,
+  { skip: tc.skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const r = (n: number, std = 1) => rng.normals(n, std);
+    // the GEMM's bound (above) twice, plus silu(gate) ⊙ up rounded to f16 (2⁻¹¹ relative): tol 3e-3
+    for (const [dt, K, F, R] of [
+      ['f16', 128, 64, 76],
+      ['f16', 96, 192, 256],
+      ['f16', 192, 128, 140],
+      ['bf16', 128, 128, 76],
+      ['f32', 64, 192, 130],
+    ] as const) {
+      const st: Step = {
+        seqs: [
+          { slot: 0, pos: 0, rows: R - 5, pages: [] },
+          { slot: 1, pos: 7, rows: 5, pages: [] },
+        ],
+      };
+      const ops: Op[] = [
+        { op: 'matmul', x: 'x', w: 'wgu', out: 'gu', k: K, n: 2 * F, norm: { weight: 'g', eps: 1e-5 } },
+        { op: 'matmul', x: 'gu', w: 'wd', out: 'x', k: F, n: K, add: true, act: 'silu_mul' },
+      ];
+      const bufs: BufSpec[] = [
+        { name: 'wgu', init: round(r(2 * F * K, 0.2), dt), storage: dt },
+        { name: 'wd', init: round(r(K * F, 0.2), dt), storage: dt },
+        { name: 'g', init: r(K) },
+        { name: 'gu', init: r(R * 2 * F) },
+        { name: 'x', init: r(R * K, 3) },
+      ];
+      const n0 = tc.gpu!.launches;
+      await tc.compare(`MLP ${dt} rows=${R} K=${K} F=${F}`, ops, bufs, st, ['x'], 3e-3, seed);
+      // gemm_in16 (norm), gemm_mma (glu), gemm_mma (down): the down projection's gemm_in16 is gone
+      assert.equal(tc.gpu!.launches - n0, 3, `MLP ${dt} rows=${R}: launches`);
     }
   },
 );

@@ -88,7 +88,10 @@ const WLOAD: Record<WeightDType, { type: string; load: (i: string) => string; pa
   },
 };
 
-export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean, BK: number) => {
+/** `glu`: the product is [gate | up] (N = 2I columns of W) and the kernel writes silu(gate) ⊙ up as f16 rows of I —
+ *  the down projection's x' (gemm_in16's silu prologue in the epilogue): a workgroup takes 64 columns of each half, the
+ *  gate's in subgroups 0, 2, … and the up's in 1, 3, …, the pair's fragments meeting in workgroup memory. */
+export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean, BK: number, glu = false) => {
   const LD8 = BK / 8 + 1, // staged row length in 16-byte units of 8 halves (padding spreads a fragment's rows over banks)
     wl = WLOAD[dtype],
     W = 32 * SG, // threads
@@ -105,7 +108,7 @@ export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean
     ? `  var acc: array<f32, ${CPT}>;`
     : [
         ...frags.map(([i, j]) => `  var ${m(i, j)} = subgroup_matrix_result<f32, 16, 16>();`),
-        `  if (full && prm.add == 1u) {`,
+        `  if (${glu ? 'false' : 'full && prm.add == 1u'}) {`,
         ...frags.map(
           ([i, j]) =>
             `    ${m(i, j)} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&outp, ${outAt(i, j)}, N);`,
@@ -136,12 +139,43 @@ ${frags.map(([i, j]) => `      ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${
     }`,
         )
         .join('\n');
-  const epilogue = emulate
-    ? `  let r = r0 + er;
+  // glu: silu(gate) ⊙ up of 4 values from f32 v (gate) and u, rounded to f16 into row r, column c of xo
+  const gluPut = (r: string, c: string, g: string, u: string) =>
+    `xo[(${r} * I + ${c}) / 4u] = pack4(clamp(silu4(${g}) * ${u}, vec4<f32>(-65504.0), vec4<f32>(65504.0)));`;
+  const cs4 = (i: string) => `vec4<f32>(Cs[${i}], Cs[${i} + 1u], Cs[${i} + 2u], Cs[${i} + 3u])`;
+  const gluEpilogue = emulate
+    ? `  let I = N / 2u; let r = r0 + er; // thread 2i holds row i's gate columns, 2i + 1 its up columns
+  for (var q = 0u; q < 4u; q++) {
+    workgroupBarrier();
+    if (t % 2u == 1u) { for (var j = 0u; j < 16u; j++) { Cs[er * 16u + j] = acc[16u * q + j]; } }
+    workgroupBarrier();
+    if (t % 2u == 0u && r < Rt) {
+      for (var j = 0u; j < 16u; j += 4u) {
+        let a = 16u * q + j;
+        ${gluPut('r', 'c0 + a', 'vec4<f32>(acc[a], acc[a + 1u], acc[a + 2u], acc[a + 3u])', cs4('er * 16u + j'))}
+      }
+    }
+  }`
+    : `  let I = N / 2u; let gs = (sg & ~1u) * 256u; let e = ((sg % 2u) * 32u + lane) * 4u; // the pair's gate slot
+${frags
+  .map(
+    ([i, j]) => `  workgroupBarrier();
+  subgroupMatrixStore<row_major>(&Cs, sg * 256u, ${m(i, j)}, 16u);
+  workgroupBarrier();
+  {
+    let r = r0 + sr0 + ${16 * i}u + e / 16u;
+    if (r < Rt) { ${gluPut('r', `c0 + ${16 * j}u + e % 16u`, cs4('gs + e'), cs4('gs + 256u + e'))} }
+  }`,
+  )
+  .join('\n')}`;
+  const epilogue = glu
+    ? gluEpilogue
+    : emulate
+      ? `  let r = r0 + er;
   if (r < Rt) {
     for (var j = 0u; j < ${CPT}u; j++) { let c = c0 + ec + j; if (c < N) { put(r, c, acc[j]); } }
   }`
-    : `  if (full) {
+      : `  if (full) {
 ${frags.map(([i, j]) => `    subgroupMatrixStore<row_major>(&outp, ${outAt(i, j)}, ${m(i, j)}, N);`).join('\n')}
     return;
   }
@@ -159,13 +193,15 @@ ${frags
   // staging: T·G (row, 8-half group) pairs per operand and step, G = BK / 8 groups a row; thread t loads rows
   // t / G + (W / G)·u, group t % G
   const G = BK / 8,
-    row = (u: number) => `t / ${G}u + ${(W / G) * u}u`;
+    row = (u: number) => `t / ${G}u + ${(W / G) * u}u`,
+    // the weight row of tile column row(u); glu: rows 64 … of the tile are the up half's (u's rows all one side)
+    col = (u: number) => (glu && (W / G) * u >= 64 ? `c0 + ${row(u)} - 64u + N / 2u` : `c0 + ${row(u)}`);
   const loads = (k8: string) =>
     range(NU)
       .map(
         (u) =>
           `pa${u} = xh[min(r0 + ${row(u)}, Rt - 1u) * K8 + ${k8} + t % ${G}u]; ` +
-          `pb${u} = ${wl.load(`min(c0 + ${row(u)}, N - 1u) * K8 + ${k8} + t % ${G}u`)};`,
+          `pb${u} = ${wl.load(`min(${col(u)}, N - 1u) * K8 + ${k8} + t % ${G}u`)};`,
       )
       .join('\n    ');
   const puts = range(NU)
@@ -177,23 +213,37 @@ ${frags
   return `${tcEnables(emulate)}${head}
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
 @group(0) @binding(3) var<storage, read> xh: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read_write> outp: array<f32>;
+${
+  glu
+    ? `@group(0) @binding(4) var<storage, read_write> xo: array<vec2<u32>>; // silu(gate) ⊙ up, f16 [row][I]
+${SILU4}
+fn pack4(v: vec4<f32>) -> vec2<u32> { return vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw)); }`
+    : '@group(0) @binding(4) var<storage, read_write> outp: array<f32>;'
+}
 var<workgroup> As: array<vec4<u32>, ${T * LD8}>; // x' tile [row][k], 8 halves per element
 var<workgroup> Bs: array<vec4<u32>, ${T * LD8}>; // weight tile [column][k]
-${emulate ? '' : `var<workgroup> Cs: array<f32, ${SG * 256}>; // a 16 × 16 staging tile per subgroup`}
+${
+  emulate && !glu
+    ? ''
+    : `var<workgroup> Cs: array<f32, ${SG * 256}>; // a 16 × 16 staging tile per subgroup (emulated glu: up's 16 columns)`
+}
 ${HALVES8}
 fn packClamped8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> { // 8 values as f16, clamped to ±65504
   return pack8(clamp(lo, vec4<f32>(-65504.0), vec4<f32>(65504.0)), clamp(hi, vec4<f32>(-65504.0), vec4<f32>(65504.0)));
 }
-fn put(r: u32, c: u32, v: f32) {
+${
+  glu
+    ? ''
+    : `fn put(r: u32, c: u32, v: f32) {
   let oi = r * prm.N + c;
   outp[oi] = select(v, outp[oi] + v, prm.add == 1u);
+}`
 }
 @compute @workgroup_size(${W}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32${
     emulate ? '' : ', @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32'
   }) {
   let K = prm.K; let N = prm.N; let Rt = nRows(); let K8 = K / 8u;
-  let r0 = wg.y * ${T}u; let c0 = wg.x * ${T}u;
+  let r0 = wg.y * ${T}u; let c0 = wg.x * ${glu ? 64 : T}u;
 ${
   emulate
     ? `  let er = t / ${TPR}u; let ec = (t % ${TPR}u) * ${CPT}u; // this thread's row and first column of the tile`

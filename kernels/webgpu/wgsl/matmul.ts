@@ -240,11 +240,12 @@ const gemmIn16: Kernel<{ pro: MatmulPrologue }> & { params: typeof MATMUL_PARAMS
   bindings: (v) => ['ro', 'rw', ...(v.pro === 'norm' ? ['ro' as const] : [])],
   source: (v) => gemmIn16Source(header(MATMUL_PARAMS), v.pro),
 };
-const gemmMma: Kernel<{ dtype: WeightDType; emulate: boolean; k: number }> & { params: typeof MATMUL_PARAMS } = {
+type MmaVariant = { dtype: WeightDType; emulate: boolean; k: number; glu: boolean };
+const gemmMma: Kernel<MmaVariant> & { params: typeof MATMUL_PARAMS } = {
   name: 'gemm_mma',
   params: MATMUL_PARAMS,
   bindings: () => ['ro', 'ro', 'rw'],
-  source: (v) => gemmMmaSource(header(MATMUL_PARAMS), v.dtype, v.emulate, v.k),
+  source: (v) => gemmMmaSource(header(MATMUL_PARAMS), v.dtype, v.emulate, v.k, v.glu),
 };
 
 type SkinnyVariant = { dtype: WeightDType; MT: number; conv: boolean; emulate: boolean };
@@ -317,7 +318,7 @@ export function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchCon
     const xh = c.scratch('_gemm.xh', (R * op.k) / 2); // x' as f16 pairs
     return [
       dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
-      dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated', k: bk }, [op.w, xh, op.out], params, [
+      dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated', k: bk, glu: false }, [op.w, xh, op.out], params, [
         Math.ceil(op.n / MMA_TILE),
         Math.ceil(R / MMA_TILE),
       ]),
@@ -334,6 +335,33 @@ export function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchCon
   ];
 }
 
+/** A [gate | up] projection and the down projection that takes silu(gate) ⊙ up, both on gemm_mma: the first writes
+ *  silu(gate) ⊙ up as f16 (its glu epilogue), which the second reads as its x' — no f32 [gate | up] rows, no gemm_in16
+ *  for the down projection (a 4096-row step's [gate | up] is 64 MB a layer as f32). Null where the pair does not match. */
+function gluFuse(
+  op: Extract<Op, { op: 'matmul' }>,
+  next: Extract<Op, { op: 'matmul' }>,
+  c: DispatchContext,
+): Dispatch[] | null {
+  if (next.act !== 'silu_mul' || next.x !== op.out || op.add || op.act || 2 * next.k !== op.n || next.k % 64 !== 0)
+    return null;
+  const up = matmulDispatch(op, c),
+    down = matmulDispatch(next, c);
+  if (up.length !== 2 || up[1]!.kernel.name !== 'gemm_mma' || down.length !== 2 || down[1]!.kernel.name !== 'gemm_mma')
+    return null;
+  const R = c.rows,
+    xg = c.scratch('_gemm.xg', (R * next.k) / 2), // silu(gate) ⊙ up as f16 pairs
+    d = up[1]!;
+  return [
+    up[0]!,
+    dispatch(gemmMma, { ...(d.variant as MmaVariant), glu: true }, [op.w, d.buffers[1]!, xg], { K: op.k, N: op.n }, [
+      next.k / 64,
+      Math.ceil(R / MMA_TILE),
+    ]),
+    { ...down[1]!, buffers: [next.w, xg, next.out] },
+  ];
+}
+
 export const matmulFamily: Family = {
   ops: ['matmul'],
   dispatch(op: Op, c: DispatchContext): Dispatch[] {
@@ -344,6 +372,7 @@ export const matmulFamily: Family = {
    *  conv epilogue; on tensor cores gemm_in16 before it); null when the pair does not match or a sequence has several
    *  rows (conv2 walks them). */
   fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch[] | null {
+    if (op.op === 'matmul' && next?.op === 'matmul') return gluFuse(op, next, c);
     if (
       op.op !== 'matmul' ||
       next?.op !== 'conv2' ||
@@ -379,7 +408,8 @@ export const matmulFamily: Family = {
       for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemmIn16, { pro }));
       for (const dtype of ['f32', 'f16', 'bf16'] as const)
         for (const k of gemmMmaSteps(caps))
-          out.push(variant(gemmMma, { dtype, emulate: caps.matrices === 'emulated', k }));
+          for (const glu of [false, true])
+            out.push(variant(gemmMma, { dtype, emulate: caps.matrices === 'emulated', k, glu }));
       for (const dtype of ['f32', 'f16', 'bf16'] as const)
         for (const MT of [1, 2, 4])
           for (const conv of [false, true])
