@@ -3,14 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Step } from '../../kernels/backend.js';
-import { phiDim } from '../../kernels/ops.js';
+import { phiDim, type Op } from '../../kernels/ops.js';
 import { CpuBackend } from '../../kernels/cpu/backend.js';
 import { softplus } from '../../kernels/cpu/conv2.js';
 import { phi, phiIndex, mamba2Step, mamba2Chunked } from '../../kernels/cpu/mamba2.js';
 import { twoMambaParallel } from '../../kernels/cpu/reference.js';
 import { freshRng, randRows, relErr } from '../helpers.js';
 import type { Rng } from '../../lib/rng.js';
-import { gpuHarness, round, scenario } from './gpu-harness.js';
+import { gpuHarness, round, scenario, type BufSpec } from './gpu-harness.js';
 import { close, V3, A3 } from './vectors.js';
 
 /** A carried denominator state n for each of `states` (slot, head) pairs: Σ_j φ(u_j) over 8 random u_j of scale σ, as
@@ -230,6 +230,45 @@ test(
       3e-3,
       seed,
     );
+  },
+);
+
+test(
+  `a prefill's rows feeding the o projection on tensor cores (${tc.gpu?.matrices ?? 'no adapter'}): the combine writes y as f16 for gemm_mma (no gemm_in16)`,
+  { skip: tc.skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const H = 2,
+      d = 64,
+      D = phiDim(d),
+      N = 200,
+      rows = 2340,
+      r = (n: number, std = 1) => rng.normals(n, std);
+    const mixer: Op = { op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d };
+    const bufs = (): BufSpec[] => [
+      { name: 'x', init: round(r(rows * 3 * H * d), 'f16') },
+      { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.1) },
+      { name: 'S', init: r(3 * H * D * d, 0.3) },
+      { name: 'N', init: carriedN(rng, 3 * H, d, 1) },
+      { name: 'y', init: new Float32Array(rows * H * d), out: true },
+      { name: 'wo', init: round(r(N * H * d, 0.2), 'f16'), storage: 'f16' },
+      { name: 'h', init: r(rows * N) },
+    ];
+    let n0 = tc.gpu!.launches;
+    await tc.compare('mamba2 segments alone', [mixer], bufs(), longStep, ['y'], TOL_TC, seed);
+    const alone = tc.gpu!.launches - n0;
+    // S, n as the segments test (TOL_TC); h = h + W·y with y and W rounded to f16 (the GEMM's bound, 3e-3)
+    n0 = tc.gpu!.launches;
+    await tc.compare(
+      'mamba2 segments + o projection',
+      [mixer, { op: 'matmul', x: 'y', w: 'wo', out: 'h', k: H * d, n: N, add: true }],
+      bufs(),
+      longStep,
+      ['S', 'N', 'h'],
+      3e-3,
+      seed,
+    );
+    assert.equal(tc.gpu!.launches - n0, alone + 1, 'the o projection is gemm_mma alone');
   },
 );
 

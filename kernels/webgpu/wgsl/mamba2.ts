@@ -304,13 +304,13 @@ ${workgroupCumsum(
 // per key range: attn_mma's max, Σ e^{ℓ−m} and Σ e^{ℓ−m}·v with ℓ = ln (s·q·k)² + G_i − G_j over segments of `seg`
 // rows (ranges of SPLIT_K), or m2_intra's one range with m = 0 (chunks of seg ≤ SPLIT_K rows). e^{m} is (s·q·k)² of the
 // range's largest weight at most: no overflow for |s·q·k| < 10¹⁹.
-const m2CombineSource = (d: number, seg: number) => `${header(M2_PARAMS)}
+const m2CombineSource = (d: number, seg: number, half: boolean) => `${half ? 'enable f16;\n' : ''}${header(M2_PARAMS)}
 ${ro(2, 'G')}
 ${ro(3, 'po')}
 ${ro(4, 'pml')}
 ${ro(5, 'pnum')}
 ${ro(6, 'pden')}
-${rw(7, 'outp')}
+${rw(7, 'outp', half ? 'f16' : 'f32')}
 const D = ${d}u;
 @compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = prm.heads; let splits = prm.splits; let ranges = prm.blocks;
@@ -324,7 +324,8 @@ const D = ${d}u;
     let q = k * ranges + sp; let f = exp(pml[2u * q]);
     num += f * po[q * D + m]; den += f * pml[2u * q + 1u];
   }
-  outp[r * H * D + h * D + m] = num / max(den, ${DEN_FLOOR});
+  let y = num / max(den, ${DEN_FLOOR});
+  outp[r * H * D + h * D + m] = ${half ? 'f16(clamp(y, -65504.0, 65504.0))' : 'y'};
 }`;
 
 // Decode (one row per sequence, spec §5.3): S ← a·S + φ(s·k)vᵀ, n ← a·n + φ(s·k) and the partial readouts
@@ -521,11 +522,11 @@ const cumsum: Kernel<{ seg: number }> & { params: typeof M2_PARAMS } = {
   bindings: () => ['ro', 'rw'],
   source: (v) => m2CumsumSource(v.seg),
 };
-const combine: Kernel<{ d: number; seg: number }> & { params: typeof M2_PARAMS } = {
+const combine: Kernel<{ d: number; seg: number; half: boolean }> & { params: typeof M2_PARAMS } = {
   name: 'm2_combine',
   params: M2_PARAMS,
   bindings: () => ['ro', 'ro', 'ro', 'ro', 'ro', 'rw'],
-  source: (v) => m2CombineSource(v.d, v.seg),
+  source: (v) => m2CombineSource(v.d, v.seg, v.half),
 };
 
 /** The (a, b) pair of every state row p of head dim d, as a | b << 16. */
@@ -614,8 +615,14 @@ function decodeDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext,
 
 /** 2Mamba prefill in segments of M2_SEGMENT rows: G (segment-local), the scores of every segment at once (tensor
  *  cores), then segment by segment the readout of the state carried in (all the segment's rows at once) and the
- *  state update over the segment, then every row's sum. */
-function segmentDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext, pairsBuf: string): Dispatch[] {
+ *  state update over the segment, then every row's sum (`xh`: written there as f16 instead, the x' of the o
+ *  projection's gemm_mma). */
+function segmentDispatches(
+  op: Extract<Op, { op: 'mamba2' }>,
+  c: DispatchContext,
+  pairsBuf: string,
+  xh: string | null = null,
+): Dispatch[] {
   const heads = op.heads,
     d = op.headDim,
     rows = c.rows,
@@ -668,10 +675,13 @@ function segmentDispatches(op: Extract<Op, { op: 'mamba2' }>, c: DispatchContext
     );
   } else out.push(...chunkByChunk(op, c, bufs, seg));
   out.push(
-    dispatch(combine, { d, seg }, [bufs.G, po, pml, bufs.pnum, bufs.pden, op.out], { heads, splits, blocks: ranges }, [
-      c.maxRows,
-      grid,
-    ]),
+    dispatch(
+      combine,
+      { d, seg, half: xh !== null },
+      [bufs.G, po, pml, bufs.pnum, bufs.pden, xh ?? op.out],
+      { heads, splits, blocks: ranges },
+      [c.maxRows, grid],
+    ),
   );
   return out;
 }
@@ -712,7 +722,7 @@ export const mamba2Family: Family = {
     out.push(
       dispatch(
         combine,
-        { d, seg: M2_CHUNK },
+        { d, seg: M2_CHUNK, half: false },
         [bufs.G, po, pml, bufs.pnum, bufs.pden, op.out],
         { heads, splits, blocks: 1 },
         [c.maxRows, grid],
@@ -724,9 +734,15 @@ export const mamba2Family: Family = {
    *  combine and the projection are one kernel (mamba2-out.ts); where the projection takes the skinny tensor-core
    *  product (matmul.ts), the readout combine writes y as f16 too, gemm_in16's work. */
   fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch[] | null {
-    if (op.op !== 'mamba2' || c.maxRows !== 1 || next?.op !== 'matmul' || next.x !== op.out) return null;
+    if (op.op !== 'mamba2' || next?.op !== 'matmul' || next.x !== op.out) return null;
     if (next.norm || next.act || next.perSeq || !m2Fits(op.headDim)) return null;
     const E = op.heads * op.headDim;
+    if (c.maxRows > 1) {
+      // prefill: the rows' sum is written as f16 for the o projection's gemm_mma (no gemm_in16, no f32 y)
+      const md = matmulDispatch(next, c);
+      if (!bySegments(c, op.headDim) || md.length !== 2 || md[1]!.kernel.name !== 'gemm_mma') return null;
+      return [...segmentDispatches(op, c, pairsTable(c, op.headDim), md[0]!.buffers[1]!), md[1]!];
+    }
     if (c.seqs === 1 && next.k === E && m2OutFits(E)) {
       const { blocks, pnum, pden, state } = decodeState(op, c),
         bufs = [next.w, op.qkv, op.logA, pnum, pden, next.out, op.out],
@@ -746,14 +762,14 @@ export const mamba2Family: Family = {
         variant(combine1, { d, half: false }),
         ...(['f32', 'f16', 'bf16'] as const).map((dtype) => variant(m2Out1, { dtype, d })),
         ...(caps.matrices !== 'off' ? [variant(combine1, { d, half: true })] : []),
-        variant(combine, { d, seg: M2_CHUNK }),
+        variant(combine, { d, seg: M2_CHUNK, half: false }),
         variant(read, { d }),
         ...M2_RPT.map((rpt) => variant(state1, { d, rpt })),
         ...(bySegments(caps, d)
           ? [
               variant(cumsum, { seg }),
               variant(scores, { d, seg, emulate: caps.matrices === 'emulated' }),
-              variant(combine, { d, seg }),
+              ...(caps.matrices !== 'off' ? [true, false] : [false]).map((half) => variant(combine, { d, seg, half })),
               ...(stateOnTc(caps, d)
                 ? [
                     variant(scale, {}),
