@@ -51,6 +51,23 @@ if (!Number.isInteger(GEMM_MIN_ROWS) || GEMM_MIN_ROWS < 1) {
   );
 }
 
+/** gemm_mma's tile (matmul-tc.ts): TM rows × TN columns of out, SGM × SGN subgroups of 32 (each TM/SGM × TN/SGN);
+ *  FURY_MMA_SHAPE="TM,TN,SGM,SGN". */
+export interface MmaShape {
+  TM: number;
+  TN: number;
+  SGM: number;
+  SGN: number;
+}
+export const MMA_SHAPE: MmaShape = (() => {
+  const what = '"TM,TN,SGM,SGN": each subgroup a multiple of 16 × 16, SGN even, 2 to 16 subgroups';
+  const [[TM, TN, SGM, SGN]] = envInts('FURY_MMA_SHAPE', '128,128,4,2', (v) => v.length === 4, what) as [number[]];
+  const ok =
+    TM! % (16 * SGM!) === 0 && TN! % (16 * SGN!) === 0 && SGN! % 2 === 0 && SGM! * SGN! >= 2 && SGM! * SGN! <= 16;
+  if (!ok) throw new Error(`FURY_MMA_SHAPE must be ${what}, got ${JSON.stringify(process.env.FURY_MMA_SHAPE)}`);
+  return { TM: TM!, TN: TN!, SGM: SGM!, SGN: SGN! };
+})();
+
 /** From this many rows (below GEMM_MIN_ROWS; any number for a per-sequence matmul such as a batch's LM head) a matmul
  *  runs as the skinny tensor-core product `gemm_skinny` where tensor cores run (batched decode; docs/perf.md "Batched
  *  decode's projections on tensor cores"); FURY_SKINNY_MIN_ROWS, 0 for never. */

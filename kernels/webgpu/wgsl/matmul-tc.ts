@@ -16,22 +16,21 @@
 // `emulate`: the same staging and tile walks with the products in plain WGSL (lavapipe in CI tests the indexing).
 // gemm_mma requires K to be a multiple of its step (gemmMmaK: 64 or 32).
 import type { WeightDType } from '../../backend.js';
+import { MMA_SHAPE, type MmaShape } from '../tuning.js';
 import { type Caps, HALVES8, SILU4, tcEnables } from './common.js';
 
 /** The input prologue of a matmul: none, rmsnorm (x·rsqrt(mean x² + eps)·w_norm), or silu(gate)·up. */
 export type MatmulPrologue = 'none' | 'norm' | 'silu';
 
-/** Tile rows and columns of gemm_mma, and its subgroups of 32 (each 32 rows × 64 columns of the tile). */
-export const MMA_TILE = 128;
-const SG = 8;
-const T = MMA_TILE;
-/** Bytes of gemm_mma's workgroup memory with K steps of bk: both staged tiles (rows padded by 8 halves) and, on tensor
- *  cores, a 16 × 16 f32 staging tile per subgroup. */
-const gemmMmaBytes = (bk: number, emulate: boolean) => 2 * T * (bk / 8 + 1) * 16 + (emulate ? 0 : SG * 256 * 4);
-/** gemm_mma's K steps on a device: 64 where its workgroup memory holds them (45 KiB; an H100 has 48), and 32 (emulated:
- *  lavapipe has 32 KiB). 64 halves the barriers a product crosses (docs/perf.md). */
+/** gemm_mma's tile (tuning.ts: FURY_MMA_SHAPE; 128 × 128 on 4 × 2 subgroups by default). */
+export { MMA_SHAPE };
+/** Bytes of gemm_mma's workgroup memory with K steps of bk: both staged tiles (rows padded by 8 halves) and a 16 × 16
+ *  f32 staging tile per subgroup. */
+const gemmMmaBytes = ({ TM, TN, SGM, SGN }: MmaShape, bk: number) => (TM + TN) * (bk / 8 + 1) * 16 + SGM * SGN * 1024;
+/** gemm_mma's K steps on a device: 64 where its workgroup memory holds them (45 KiB with the default tile; an H100 has
+ *  48), and 32 (emulated: lavapipe has 32 KiB). 64 halves the barriers a product crosses (docs/perf.md). */
 export const gemmMmaSteps = (caps: Caps) =>
-  caps.matrices === 'on' && caps.workgroupBytes >= gemmMmaBytes(64, false) ? [64, 32] : [32];
+  caps.matrices === 'on' && caps.workgroupBytes >= gemmMmaBytes(MMA_SHAPE, 64) ? [64, 32] : [32];
 /** The K step of a product of depth k (a multiple of it), or 0 where none divides k. */
 export const gemmMmaK = (caps: Caps, k: number) => gemmMmaSteps(caps).find((bk) => k % bk === 0) ?? 0;
 const range = (n: number) => [...Array(n).keys()];
@@ -89,18 +88,35 @@ const WLOAD: Record<WeightDType, { type: string; load: (i: string) => string; pa
 };
 
 /** `glu`: the product is [gate | up] (N = 2I columns of W) and the kernel writes silu(gate) ⊙ up as f16 rows of I —
- *  the down projection's x' (gemm_in16's silu prologue in the epilogue): a workgroup takes 64 columns of each half, the
- *  gate's in subgroups 0, 2, … and the up's in 1, 3, …, the pair's fragments meeting in workgroup memory. */
-export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean, BK: number, glu = false) => {
-  const LD8 = BK / 8 + 1, // staged row length in 16-byte units of 8 halves (padding spreads a fragment's rows over banks)
+ *  the down projection's x' (gemm_in16's silu prologue in the epilogue): a workgroup takes TN/2 columns of each half,
+ *  the gate's in the left half of its subgroup columns and the up's in the right, each pair's fragments meeting in
+ *  workgroup memory. */
+export const gemmMmaSource = (
+  head: string,
+  dtype: WeightDType,
+  emulate: boolean,
+  BK: number,
+  glu = false,
+  shape: MmaShape = MMA_SHAPE,
+) => {
+  const { TM, TN, SGM, SGN } = shape,
+    SG = SGM * SGN,
+    G = BK / 8, // 16-byte units of a staged row
+    LD8 = G + 1, // staged row length in 16-byte units of 8 halves (padding spreads a fragment's rows over banks)
     wl = WLOAD[dtype],
     W = 32 * SG, // threads
-    SR = (2 * T) / SG, // rows of out per subgroup (2 subgroups across the columns, 64 each)
+    SR = TM / SGM, // rows of out per subgroup
+    SC = TN / SGN, // and columns
     FR = SR / 16, // its fragment rows
-    NU = (T * (BK / 8)) / W, // 16-byte units each thread stages per operand and step
-    TPR = W / T, // emulated: threads per row of out
-    CPT = T / TPR; // emulated: columns per thread
-  const frags = range(FR).flatMap((i) => range(4).map((j) => [i, j] as const));
+    FC = SC / 16, // and columns
+    NA = (TM * G) / W, // 16-byte units each thread stages per step: of x'
+    NB = (TN * G) / W, // of the weights
+    TPR = W / TM, // emulated: threads per row of out
+    CPT = TN / TPR; // emulated: columns per thread
+  if (!Number.isInteger(NA) || !Number.isInteger(NB) || (glu && (TN / 2) % (W / G) !== 0))
+    throw new Error(`gemm_mma: a ${TM} × ${TN} tile's steps of ${BK} do not split over ${W} threads`);
+  if (emulate && TPR !== 1 && TPR !== 2) throw new Error(`gemm_mma emulated: ${TM} rows on ${W} threads`);
+  const frags = range(FR).flatMap((i) => range(FC).map((j) => [i, j] as const));
   const m = (i: number, j: number) => `m${i}${j}`;
   // offset of fragment (i, j) of this subgroup in out
   const outAt = (i: number, j: number) => `(r0 + sr0 + ${16 * i}u) * N + c0 + sc0 + ${16 * j}u`;
@@ -123,7 +139,7 @@ export const gemmMmaSource = (head: string, dtype: WeightDType, emulate: boolean
     : range(BK / 16)
         .map(
           (kk) => `    {
-${range(4)
+${range(FC)
   .map(
     (j) =>
       `      let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bs, (sc0 + ${16 * j}u) * ${LD8}u + ${2 * kk}u, ${LD8}u);`,
@@ -143,20 +159,10 @@ ${frags.map(([i, j]) => `      ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${
   const gluPut = (r: string, c: string, g: string, u: string) =>
     `xo[(${r} * I + ${c}) / 4u] = pack4(clamp(silu4(${g}) * ${u}, vec4<f32>(-65504.0), vec4<f32>(65504.0)));`;
   const cs4 = (i: string) => `vec4<f32>(Cs[${i}], Cs[${i} + 1u], Cs[${i} + 2u], Cs[${i} + 3u])`;
-  const gluEpilogue = emulate
-    ? `  let I = N / 2u; let r = r0 + er; // thread 2i holds row i's gate columns, 2i + 1 its up columns
-  for (var q = 0u; q < 4u; q++) {
-    workgroupBarrier();
-    if (t % 2u == 1u) { for (var j = 0u; j < 16u; j++) { Cs[er * 16u + j] = acc[16u * q + j]; } }
-    workgroupBarrier();
-    if (t % 2u == 0u && r < Rt) {
-      for (var j = 0u; j < 16u; j += 4u) {
-        let a = 16u * q + j;
-        ${gluPut('r', 'c0 + a', 'vec4<f32>(acc[a], acc[a + 1u], acc[a + 2u], acc[a + 3u])', cs4('er * 16u + j'))}
-      }
-    }
-  }`
-    : `  let I = N / 2u; let gs = (sg & ~1u) * 256u; let e = ((sg % 2u) * 32u + lane) * 4u; // the pair's gate slot
+  const acc4 = (a: string) => `vec4<f32>(acc[${a}], acc[${a} + 1u], acc[${a} + 2u], acc[${a} + 3u])`;
+  const gluEpilogue = !emulate
+    ? `  let I = N / 2u; let hs = ${SGN / 2}u; let sn = sg % ${SGN}u; // the pair: subgroup columns sn % hs and hs + sn % hs
+  let gs = (sg - sn + sn % hs) * 256u; let us = gs + hs * 256u; let e = ((sn / hs) * 32u + lane) * 4u;
 ${frags
   .map(
     ([i, j]) => `  workgroupBarrier();
@@ -164,10 +170,27 @@ ${frags
   workgroupBarrier();
   {
     let r = r0 + sr0 + ${16 * i}u + e / 16u;
-    if (r < Rt) { ${gluPut('r', `c0 + ${16 * j}u + e % 16u`, cs4('gs + e'), cs4('gs + 256u + e'))} }
+    if (r < Rt) { ${gluPut('r', `c0 + (sn % hs) * ${SC}u + ${16 * j}u + e % 16u`, cs4('gs + e'), cs4('us + e'))} }
   }`,
   )
-  .join('\n')}`;
+  .join('\n')}`
+    : TPR === 1
+      ? `  let I = N / 2u; let r = r0 + er; // the thread holds row er's gate and up columns
+  if (r < Rt) {
+    for (var a = 0u; a < ${TN / 2}u; a += 4u) { ${gluPut('r', 'c0 + a', acc4('a'), acc4(`a + ${TN / 2}u`))} }
+  }`
+      : `  let I = N / 2u; let r = r0 + er; // thread 2i holds row i's gate columns, 2i + 1 its up columns
+  for (var q = 0u; q < ${TN / 32}u; q++) {
+    workgroupBarrier();
+    if (t % 2u == 1u) { for (var j = 0u; j < 16u; j++) { Cs[er * 16u + j] = acc[16u * q + j]; } }
+    workgroupBarrier();
+    if (t % 2u == 0u && r < Rt) {
+      for (var j = 0u; j < 16u; j += 4u) {
+        let a = 16u * q + j;
+        ${gluPut('r', 'c0 + a', acc4('a'), cs4('er * 16u + j'))}
+      }
+    }
+  }`;
   const epilogue = glu
     ? gluEpilogue
     : emulate
@@ -190,26 +213,19 @@ ${frags
   }`,
   )
   .join('\n')}`;
-  // staging: T·G (row, 8-half group) pairs per operand and step, G = BK / 8 groups a row; thread t loads rows
-  // t / G + (W / G)·u, group t % G
-  const G = BK / 8,
-    row = (u: number) => `t / ${G}u + ${(W / G) * u}u`,
-    // the weight row of tile column row(u); glu: rows 64 … of the tile are the up half's (u's rows all one side)
-    col = (u: number) => (glu && (W / G) * u >= 64 ? `c0 + ${row(u)} - 64u + N / 2u` : `c0 + ${row(u)}`);
+  // staging: (row, 8-half group) pairs, G groups a row; thread t loads rows t / G + (W / G)·u, group t % G
+  const row = (u: number) => `t / ${G}u + ${(W / G) * u}u`,
+    // the weight row of tile column row(u); glu: rows TN/2 … of the tile are the up half's (u's rows all one side)
+    col = (u: number) => (glu && (W / G) * u >= TN / 2 ? `c0 + ${row(u)} - ${TN / 2}u + N / 2u` : `c0 + ${row(u)}`);
   const loads = (k8: string) =>
-    range(NU)
-      .map(
-        (u) =>
-          `pa${u} = xh[min(r0 + ${row(u)}, Rt - 1u) * K8 + ${k8} + t % ${G}u]; ` +
-          `pb${u} = ${wl.load(`min(${col(u)}, N - 1u) * K8 + ${k8} + t % ${G}u`)};`,
-      )
-      .join('\n    ');
-  const puts = range(NU)
-    .map(
-      (u) =>
-        `As[(${row(u)}) * ${LD8}u + t % ${G}u] = pa${u}; Bs[(${row(u)}) * ${LD8}u + t % ${G}u] = ${wl.pack(`pb${u}`)};`,
-    )
-    .join('\n    ');
+    [
+      ...range(NA).map((u) => `pa${u} = xh[min(r0 + ${row(u)}, Rt - 1u) * K8 + ${k8} + t % ${G}u];`),
+      ...range(NB).map((u) => `pb${u} = ${wl.load(`min(${col(u)}, N - 1u) * K8 + ${k8} + t % ${G}u`)};`),
+    ].join('\n    ');
+  const puts = [
+    ...range(NA).map((u) => `As[(${row(u)}) * ${LD8}u + t % ${G}u] = pa${u};`),
+    ...range(NB).map((u) => `Bs[(${row(u)}) * ${LD8}u + t % ${G}u] = ${wl.pack(`pb${u}`)};`),
+  ].join('\n    ');
   return `${tcEnables(emulate)}${head}
 @group(0) @binding(2) var<storage, read> w: array<${dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
 @group(0) @binding(3) var<storage, read> xh: array<vec4<u32>>;
@@ -220,12 +236,12 @@ ${SILU4}
 fn pack4(v: vec4<f32>) -> vec2<u32> { return vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw)); }`
     : '@group(0) @binding(4) var<storage, read_write> outp: array<f32>;'
 }
-var<workgroup> As: array<vec4<u32>, ${T * LD8}>; // x' tile [row][k], 8 halves per element
-var<workgroup> Bs: array<vec4<u32>, ${T * LD8}>; // weight tile [column][k]
+var<workgroup> As: array<vec4<u32>, ${TM * LD8}>; // x' tile [row][k], 8 halves per element
+var<workgroup> Bs: array<vec4<u32>, ${TN * LD8}>; // weight tile [column][k]
 ${
-  emulate && !glu
+  emulate && !(glu && TPR === 2)
     ? ''
-    : `var<workgroup> Cs: array<f32, ${SG * 256}>; // a 16 × 16 staging tile per subgroup (emulated glu: up's 16 columns)`
+    : `var<workgroup> Cs: array<f32, ${Math.max(SG * 256, emulate ? TM * 16 : 0)}>; // a 16 × 16 staging tile per subgroup (emulated glu: up's 16 columns)`
 }
 ${HALVES8}
 fn packClamped8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> { // 8 values as f16, clamped to ±65504
@@ -243,15 +259,18 @@ ${
     emulate ? '' : ', @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32'
   }) {
   let K = prm.K; let N = prm.N; let Rt = nRows(); let K8 = K / 8u;
-  let r0 = wg.y * ${T}u; let c0 = wg.x * ${glu ? 64 : T}u;
+  let r0 = wg.y * ${TM}u; let c0 = wg.x * ${glu ? TN / 2 : TN}u;
 ${
   emulate
     ? `  let er = t / ${TPR}u; let ec = (t % ${TPR}u) * ${CPT}u; // this thread's row and first column of the tile`
-    : `  let sr0 = (sg / 2u) * ${SR}u; let sc0 = (sg % 2u) * 64u;\n  let full = r0 + ${T}u <= Rt && c0 + ${T}u <= N && N % 4u == 0u; // rows of out 16-byte aligned`
+    : `  let sr0 = (sg / ${SGN}u) * ${SR}u; let sc0 = (sg % ${SGN}u) * ${SC}u;\n  let full = r0 + ${TM}u <= Rt && c0 + ${TN}u <= N && N % 4u == 0u; // rows of out 16-byte aligned`
 }
 ${accum}
-${range(NU)
-  .map((u) => `  var pa${u}: vec4<u32>; var pb${u}: ${wl.type};`)
+${range(NA)
+  .map((u) => `  var pa${u}: vec4<u32>;`)
+  .join('\n')}
+${range(NB)
+  .map((u) => `  var pb${u}: ${wl.type};`)
   .join('\n')}
   ${loads('0u')}
   for (var k0 = 0u; k0 < K; k0 += ${BK}u) {

@@ -33,7 +33,7 @@ import {
   type MatmulPrologue,
   gemmMmaK,
   gemmMmaSteps,
-  MMA_TILE,
+  MMA_SHAPE,
   skinnyU,
 } from './matmul-tc.js';
 
@@ -319,8 +319,8 @@ export function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchCon
     return [
       dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
       dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated', k: bk, glu: false }, [op.w, xh, op.out], params, [
-        Math.ceil(op.n / MMA_TILE),
-        Math.ceil(R / MMA_TILE),
+        Math.ceil(op.n / MMA_SHAPE.TN),
+        Math.ceil(R / MMA_SHAPE.TM),
       ]),
     ];
   }
@@ -343,7 +343,14 @@ function gluFuse(
   next: Extract<Op, { op: 'matmul' }>,
   c: DispatchContext,
 ): Dispatch[] | null {
-  if (next.act !== 'silu_mul' || next.x !== op.out || op.add || op.act || 2 * next.k !== op.n || next.k % 64 !== 0)
+  if (
+    next.act !== 'silu_mul' ||
+    next.x !== op.out ||
+    op.add ||
+    op.act ||
+    2 * next.k !== op.n ||
+    next.k % (MMA_SHAPE.TN / 2) !== 0
+  )
     return null;
   const up = matmulDispatch(op, c),
     down = matmulDispatch(next, c);
@@ -355,8 +362,8 @@ function gluFuse(
   return [
     up[0]!,
     dispatch(gemmMma, { ...(d.variant as MmaVariant), glu: true }, [op.w, d.buffers[1]!, xg], { K: op.k, N: op.n }, [
-      next.k / 64,
-      Math.ceil(R / MMA_TILE),
+      next.k / (MMA_SHAPE.TN / 2),
+      Math.ceil(R / MMA_SHAPE.TM),
     ]),
     { ...down[1]!, buffers: [next.w, xg, next.out] },
   ];
