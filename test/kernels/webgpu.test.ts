@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuBackend } from '../../kernels/cpu/backend.js';
-import { WebGpuBackend } from '../../kernels/webgpu/backend.js';
+import { FAMILIES, WebGpuBackend } from '../../kernels/webgpu/backend.js';
+import { stubMatrices } from './tc-stub.js';
 import type { Backend, BufferKind, Step, WeightDType } from '../../kernels/backend.js';
 import type { Op } from '../../kernels/ops.js';
 import { f16ToF32, f32ToF16, bf16ToF32, f32ToBF16 } from '../../lib/f16.js';
@@ -42,6 +43,26 @@ test('every kernel compiles on this adapter', { skip }, async () => {
   const err = await compiled;
   assert.equal(err, null, err?.message);
 });
+
+test(
+  'the tensor-core kernels parse and check with their subgroup matrices stubbed (adapters without them: CI)',
+  { skip },
+  async () => {
+    const caps = { matrices: 'on' as const, workgroupBytes: 48 * 1024 }; // an H100's
+    const sources = FAMILIES.flatMap((f) => f.variants([32, 64], caps)).flatMap(([k, v]) => {
+      const code = stubMatrices(k.source(v as never));
+      return code ? [{ key: `${k.name}:${JSON.stringify(v)}`, code }] : [];
+    });
+    assert.ok(sources.length >= 20, `${sources.length} tensor-core variants`);
+    for (const { key, code } of sources) {
+      const info = await gpu!.device.createShaderModule({ label: key, code }).getCompilationInfo();
+      const errors = info.messages
+        .filter((m) => m.type === 'error')
+        .map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
+      assert.deepEqual(errors, [], key);
+    }
+  },
+);
 
 test('readMany: several ranges in one transfer equal the same ranges read one by one', { skip }, async () => {
   const { rng } = freshRng();

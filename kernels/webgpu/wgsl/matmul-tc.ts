@@ -124,12 +124,16 @@ export const gemmMmaSource = (
     ? `  var acc: array<f32, ${CPT}>;`
     : [
         ...frags.map(([i, j]) => `  var ${m(i, j)} = subgroup_matrix_result<f32, 16, 16>();`),
-        `  if (${glu ? 'false' : 'full && prm.add == 1u'}) {`,
-        ...frags.map(
-          ([i, j]) =>
-            `    ${m(i, j)} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&outp, ${outAt(i, j)}, N);`,
-        ),
-        `  }`,
+        ...(glu
+          ? []
+          : [
+              `  if (full && prm.add == 1u) {`,
+              ...frags.map(
+                ([i, j]) =>
+                  `    ${m(i, j)} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&outp, ${outAt(i, j)}, N);`,
+              ),
+              `  }`,
+            ]),
       ].join('\n');
   const products = emulate
     ? `    for (var k = 0u; k < ${BK}u; k++) {
