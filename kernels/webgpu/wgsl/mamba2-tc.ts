@@ -82,12 +82,20 @@ var<workgroup> red: array<f32, 256>;
 // per (sequence, head) and element of S and n, run = the state carried in (0 for a new sequence); segment by segment the
 // slot's sum is swapped for run and run ← e^{G_e} run + sum (G_e: the segment's total log-decay, its last row's
 // segment-local G); S and n end as the step's final state. A workgroup of 256 takes SCAN_EPT vec4 of S per thread (a
-// block of m2ScanBlocks(d) per (sequence, head); the first blocks one n entry per thread too), its loads of a segment
-// issued before its stores, and writes each slot's block max for the readout's scale (as m2_scale).
+// block of m2ScanBlocks(d) per (sequence, head); the first blocks one n entry per thread too), the next segment's sums
+// loaded while this one's are stored (a segment's loads waited on the last one's stores: 0.10 ms a layer, run93), and
+// writes each slot's block max for the readout's scale (as m2_scale) in two rounds through workgroup memory (16 × 16),
+// its two buffers alternating by segment so that one barrier a round serves.
 export const m2ScanSource = (head: string, d: number, seg: number) => {
   const DD = phiDim(d),
     ept = range(SCAN_EPT),
-    guard = (i: number) => `let e${i} = eb + l.x + ${256 * i}u; let in${i} = e${i} < DD4;`;
+    guard = (i: number) => `let e${i} = eb + l.x + ${256 * i}u; let in${i} = e${i} < DD4;`,
+    // this thread's sums (and n's) of segment `k` into `to`
+    sums = (k: string, to: string) => `{
+    let o = ((s * prm.segs + ${k}) * H + h) * DD4;
+${ept.map((i) => `    if (in${i}) { ${to}[${i}] = B[o + e${i}]; }`).join('\n')}
+    if (hasN) { ${to}n = BN[((s * prm.segs + ${k}) * H + h) * DD + pn]; }
+  }`;
   return `${head}
 ${ro(2, 'G')}
 ${rw(3, 'S', 'vec4<f32>')}
@@ -97,28 +105,42 @@ ${rw(6, 'BN')}
 ${rw(7, 'smax')}
 const DD = ${DD}u;
 const DD4 = ${(DD * d) / 4}u;
-var<workgroup> red: array<f32, 256>;
+var<workgroup> red: array<f32, 512>; // the threads' maxima, two buffers (segment parity)
+var<workgroup> red16: array<f32, 32>; // the 16 rows' maxima, two buffers
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = prm.heads; let s = wg.y / H; let h = wg.y % H;
   let n = seqRows(s); let r0 = seqRow0(s); let segs = (n + ${seg - 1}u) / ${seg}u; let fresh = seqPos(s) == 0u;
   let own = seqSlot(s) * H + h; let eb = wg.x * ${256 * SCAN_EPT}u;
 ${ept.map((i) => `  ${guard(i)}`).join('\n')}
-  var run: array<vec4<f32>, ${SCAN_EPT}>; var sum: array<vec4<f32>, ${SCAN_EPT}>;
+  var run: array<vec4<f32>, ${SCAN_EPT}>; var sum: array<vec4<f32>, ${SCAN_EPT}>; var nxt: array<vec4<f32>, ${SCAN_EPT}>;
   if (!fresh) {
 ${ept.map((i) => `    if (in${i}) { run[${i}] = S[own * DD4 + e${i}]; }`).join('\n')}
   }
   let pn = wg.x * 256u + l.x; let hasN = pn < DD;
-  var rn = 0.0;
+  var rn = 0.0; var sumn = 0.0; var nxtn = 0.0;
   if (hasN && !fresh) { rn = N[own * DD + pn]; }
+  ${sums('0u', 'nxt')}
   for (var k = 0u; k < segs; k++) {
-    let slot = (s * prm.segs + k) * H + h; let o = slot * DD4;
+    let slot = (s * prm.segs + k) * H + h; let o = slot * DD4; let p = (k % 2u) * 256u;
     let a = exp(G[(r0 + min(n, (k + 1u) * ${seg}u) - 1u) * H + h]);
-${ept.map((i) => `    if (in${i}) { sum[${i}] = B[o + e${i}]; }`).join('\n')}
+    sum = nxt; sumn = nxtn;
+    if (k + 1u < segs) ${sums('k + 1u', 'nxt')}
     var m = vec4<f32>(0.0);
 ${ept.map((i) => `    if (in${i}) { B[o + e${i}] = run[${i}]; m = max(m, abs(run[${i}])); run[${i}] = a * run[${i}] + sum[${i}]; }`).join('\n')}
-    if (hasN) { let on = slot * DD + pn; let sn = BN[on]; BN[on] = rn; rn = a * rn + sn; }
-    ${blockMax('max(max(m.x, m.y), max(m.z, m.w))', `slot * ${m2ScanBlocks(d)}u + wg.x`)}
-    workgroupBarrier(); // red is rewritten for the next segment
+    if (hasN) { BN[slot * DD + pn] = rn; rn = a * rn + sumn; }
+    red[p + l.x] = max(max(m.x, m.y), max(m.z, m.w));
+    workgroupBarrier();
+    if (l.x < 16u) {
+      var r = 0.0;
+      for (var j = 0u; j < 16u; j++) { r = max(r, red[p + l.x * 16u + j]); }
+      red16[p / 16u + l.x] = r;
+    }
+    workgroupBarrier();
+    if (l.x == 0u) {
+      var r = 0.0;
+      for (var j = 0u; j < 16u; j++) { r = max(r, red16[p / 16u + j]); }
+      smax[slot * ${m2ScanBlocks(d)}u + wg.x] = r;
+    }
   }
 ${ept.map((i) => `  if (in${i}) { S[own * DD4 + e${i}] = run[${i}]; }`).join('\n')}
   if (hasN) { N[own * DD + pn] = rn; }
