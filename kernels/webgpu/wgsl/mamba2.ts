@@ -303,7 +303,11 @@ ${workgroupCumsum(
 // φ(q_i)ᵀn_prev + Σ e^{m}·z, floor), the chunked form of spec §5.4, where (m, z, o) are the partials of the row's scores
 // per key range: attn_mma's max, Σ e^{ℓ−m} and Σ e^{ℓ−m}·v with ℓ = ln (s·q·k)² + G_i − G_j over segments of `seg`
 // rows (ranges of SPLIT_K), or m2_intra's one range with m = 0 (chunks of seg ≤ SPLIT_K rows). e^{m} is (s·q·k)² of the
-// range's largest weight at most: no overflow for |s·q·k| < 10¹⁹.
+// range's largest weight at most: no overflow for |s·q·k| < 10¹⁹. A workgroup takes COMBINE_ROWS(d) rows of one
+// (sequence, head), a thread per (row, column): with one row a workgroup, a 4096-row step launched 65536 workgroups of
+// 64 threads a layer, bound by how fast the GPU starts them (0.053 ms a layer on an H100, run93).
+/** Rows of one m2_combine workgroup (up to 256 threads). */
+const combineRows = (d: number) => Math.floor(256 / d);
 const m2CombineSource = (d: number, seg: number, half: boolean) => `${half ? 'enable f16;\n' : ''}${header(M2_PARAMS)}
 ${ro(2, 'G')}
 ${ro(3, 'po')}
@@ -312,11 +316,11 @@ ${ro(5, 'pnum')}
 ${ro(6, 'pden')}
 ${rw(7, 'outp', half ? 'f16' : 'f32')}
 const D = ${d}u;
-@compute @workgroup_size(${d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+@compute @workgroup_size(${combineRows(d) * d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = prm.heads; let splits = prm.splits; let ranges = prm.blocks;
-  let i = wg.x; let s = wg.y / H; let h = wg.y % H;
+  let i = wg.x * ${combineRows(d)}u + l.x / D; let s = wg.y / H; let h = wg.y % H;
   if (i >= seqRows(s)) { return; }
-  let r = seqRow0(s) + i; let m = l.x; let k = r * H + h;
+  let r = seqRow0(s) + i; let m = l.x % D; let k = r * H + h;
   var num = 0.0; var den = 0.0;
   for (var b = 0u; b < splits; b++) { num += pnum[(k * splits + b) * D + m]; den += pden[k * splits + b]; }
   let eg = exp(G[k]); num *= eg; den *= eg;
@@ -680,7 +684,7 @@ function segmentDispatches(
       { d, seg, half: xh !== null },
       [bufs.G, po, pml, bufs.pnum, bufs.pden, xh ?? op.out],
       { heads, splits, blocks: ranges },
-      [c.maxRows, grid],
+      [Math.ceil(c.maxRows / combineRows(d)), grid],
     ),
   );
   return out;
@@ -725,7 +729,7 @@ export const mamba2Family: Family = {
         { d, seg: M2_CHUNK, half: false },
         [bufs.G, po, pml, bufs.pnum, bufs.pden, op.out],
         { heads, splits, blocks: 1 },
-        [c.maxRows, grid],
+        [Math.ceil(c.maxRows / combineRows(d)), grid],
       ),
     );
     return out;
