@@ -129,6 +129,35 @@ test(
 );
 
 test(
+  `a prefill's [qkv | A] projection on tensor cores writes f16 for the conv front end (${tc.gpu?.matrices ?? 'no adapter'}): conv output, state and log-decay`,
+  { skip: tc.skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const r = (n: number, std = 1) => rng.normals(n, std);
+    // the GEMM's bound (above) plus the raw projection rounded to f16 (2⁻¹¹ relative) before the conv and −softplus:
+    // tol 3e-3. Two sequences, one fresh, one carrying its conv state; ch + H a multiple of 8
+    for (const [K, ch, H, R] of [
+      [128, 92, 4, 140],
+      [64, 248, 8, 76],
+    ] as const) {
+      const st: Step = {
+        seqs: [
+          { slot: 0, pos: 0, rows: R - 9, pages: [] },
+          { slot: 1, pos: 7, rows: 9, pages: [] },
+        ],
+      };
+      const fe = frontEndCase(r, R, K, ch, H, 0.2);
+      await tc.compare(`[qkv | A] + front end, ${R} rows, K=${K}`, fe.ops, fe.bufs, st, ['y', 'st', 'la'], 3e-3, seed);
+      const raw = await tc.gpu!.read('x');
+      assert.ok(
+        raw.every((v) => Number.isNaN(v)),
+        'the f32 projection rows were written: the f16 path did not run',
+      );
+    }
+  },
+);
+
+test(
   `skinny tensor-core matmul (${tc.gpu?.matrices ?? 'no adapter'}): f16/bf16/f32 weights, 8–63 rows and per-sequence rows over two row blocks, prologues, add, the conv front end fused at decode`,
   { skip: tc.skip },
   async () => {

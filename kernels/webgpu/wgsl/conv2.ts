@@ -74,9 +74,10 @@ ${decay ? `  if (c >= ch) { la[r * H + c - ch] = logdecay(x[r * xs + c]); return
 ${decay ? LOGDECAY : ''}`;
 
 // The same with 4 channels per thread (ch and the x row stride multiples of 4): vec4 loads and stores (prefill's
-// [qkv | A] rows are 3E + H wide; one thread per channel moved them at a fifth of the copy rate on an H100).
-const conv2x4Source = (decay: boolean) => `${header(CONV2_PARAMS)}
-${ro(2, 'x', 'vec4<f32>')}
+// [qkv | A] rows are 3E + H wide; one thread per channel moved them at a fifth of the copy rate on an H100). `half`:
+// x as f16 (gemm_mma's f16 out where the projection runs on tensor cores: half the bytes written and read).
+const conv2x4Source = (decay: boolean, half: boolean) => `${header(CONV2_PARAMS)}
+${ro(2, 'x', half ? 'vec2<u32>' : 'vec4<f32>')}
 ${rw(3, 'st', 'vec4<f32>')}
 ${ro(4, 'wt', 'vec4<f32>')}
 ${ro(5, 'bias', 'vec4<f32>')}
@@ -86,42 +87,61 @@ ${decay ? rw(7, 'la') : ''}
   let Q = prm.ch / 4u; let xs = prm.xStride / 4u; let H = ${decay ? 'prm.heads' : '0u'}; let i = ${WG_INDEX};
   if (i >= nRows() * (Q + H)) { return; }
   let r = i / (Q + H); let c = i % (Q + H);
-${decay ? `  if (c >= Q) { let e = r * prm.xStride + prm.ch + c - Q; la[r * H + c - Q] = logdecay(x[e / 4u][e % 4u]); return; }` : ''}
+${decay ? `  if (c >= Q) { let e = r * prm.xStride + prm.ch + c - Q; la[r * H + c - Q] = logdecay(xv(e / 4u)[e % 4u]); return; }` : ''}
   let s = rowSeq(r); let t = rowT(r); let si = seqSlot(s) * Q + c;
   var prev: vec4<f32>;
   if (t == 0u) {
     prev = select(vec4<f32>(0.0), st[si], seqPos(s) > 0u);
-    st[si] = x[(r + seqRows(s) - 1u) * xs + c];
-  } else { prev = x[(r - 1u) * xs + c]; }
+    st[si] = xv((r + seqRows(s) - 1u) * xs + c);
+  } else { prev = xv((r - 1u) * xs + c); }
   let w01 = wt[2u * c]; let w23 = wt[2u * c + 1u]; // (w0, w1) of channels 4c … 4c + 3
-  outp[r * Q + c] = bias[c] + vec4<f32>(w01.x, w01.z, w23.x, w23.z) * prev + vec4<f32>(w01.y, w01.w, w23.y, w23.w) * x[r * xs + c];
+  outp[r * Q + c] = bias[c] + vec4<f32>(w01.x, w01.z, w23.x, w23.z) * prev + vec4<f32>(w01.y, w01.w, w23.y, w23.w) * xv(r * xs + c);
+}
+${
+  half
+    ? 'fn xv(i: u32) -> vec4<f32> { let u = x[i]; return vec4<f32>(unpack2x16float(u.x), unpack2x16float(u.y)); }'
+    : 'fn xv(i: u32) -> vec4<f32> { return x[i]; }'
 }
 ${decay ? LOGDECAY : ''}`;
 
-const conv2: Kernel<{ decay: boolean; x4: boolean }> & { params: typeof CONV2_PARAMS } = {
+const conv2: Kernel<{ decay: boolean; x4: boolean; half: boolean }> & { params: typeof CONV2_PARAMS } = {
   name: 'conv2',
   params: CONV2_PARAMS,
   bindings: (v) => (v.decay ? ['ro', 'rw', 'ro', 'ro', 'rw', 'rw'] : ['ro', 'rw', 'ro', 'ro', 'rw']),
-  source: (v) => (v.x4 ? conv2x4Source(v.decay) : conv2Source(v.decay)),
+  source: (v) => (v.x4 ? conv2x4Source(v.decay, v.half) : conv2Source(v.decay)),
 };
+
+/** Whether conv2 can read this op's x as f16 (the vec4 kernel: ch and the row stride multiples of 4). */
+export const conv2TakesHalf = (op: Extract<Op, { op: 'conv2' }>) => op.ch % 4 === 0 && (op.xStride ?? op.ch) % 4 === 0;
+
+/** conv2's dispatch; `x16`: read x from this buffer of f16 values instead (conv2TakesHalf). */
+export function conv2Dispatch(
+  op: Extract<Op, { op: 'conv2' }>,
+  c: DispatchContext,
+  x16: string | null = null,
+): Dispatch {
+  const heads = op.decay?.heads ?? 0,
+    xStride = op.xStride ?? op.ch,
+    x4 = conv2TakesHalf(op);
+  return dispatch(
+    conv2,
+    { decay: !!op.decay, x4, half: x16 !== null && x4 },
+    [x16 && x4 ? x16 : op.x, op.state, op.weight, op.bias, op.out, ...(op.decay ? [op.decay.out] : [])],
+    { ch: op.ch, xStride, heads },
+    wgFor(c.rows * ((x4 ? op.ch / 4 : op.ch) + heads)),
+  );
+}
 
 export const conv2Family: Family = {
   ops: ['conv2'],
   dispatch(op: Op, c: DispatchContext): Dispatch[] {
     if (op.op !== 'conv2') throw new Error(`conv2 family: no op ${op.op}`);
-    const heads = op.decay?.heads ?? 0,
-      xStride = op.xStride ?? op.ch,
-      x4 = op.ch % 4 === 0 && xStride % 4 === 0;
-    return [
-      dispatch(
-        conv2,
-        { decay: !!op.decay, x4 },
-        [op.x, op.state, op.weight, op.bias, op.out, ...(op.decay ? [op.decay.out] : [])],
-        { ch: op.ch, xStride, heads },
-        wgFor(c.rows * ((x4 ? op.ch / 4 : op.ch) + heads)),
-      ),
-    ];
+    return [conv2Dispatch(op, c)];
   },
-  variants: () =>
-    [false, true].flatMap((decay) => [variant(conv2, { decay, x4: false }), variant(conv2, { decay, x4: true })]),
+  variants: (_headDims, caps) =>
+    [false, true].flatMap((decay) => [
+      variant(conv2, { decay, x4: false, half: false }),
+      variant(conv2, { decay, x4: true, half: false }),
+      ...(caps.matrices !== 'off' ? [variant(conv2, { decay, x4: true, half: true })] : []),
+    ]),
 };

@@ -87,18 +87,23 @@ const WLOAD: Record<WeightDType, { type: string; load: (i: string) => string; pa
   },
 };
 
-/** `glu`: the product is [gate | up] (N = 2I columns of W) and the kernel writes silu(gate) ⊙ up as f16 rows of I —
- *  the down projection's x' (gemm_in16's silu prologue in the epilogue): a workgroup takes TN/2 columns of each half,
- *  the gate's in the left half of its subgroup columns and the up's in the right, each pair's fragments meeting in
- *  workgroup memory. */
+/** What gemm_mma writes: out as f32 (with the residual add), out as f16 (no add; rounded, clamped to ±65504: a
+ *  projection whose consumer takes f16, [qkv | A] for conv2), or `glu`: the product is [gate | up] (N = 2I columns of
+ *  W) and the kernel writes silu(gate) ⊙ up as f16 rows of I — the down projection's x' (gemm_in16's silu prologue in
+ *  the epilogue): a workgroup takes TN/2 columns of each half, the gate's in the left half of its subgroup columns and
+ *  the up's in the right, each pair's fragments meeting in workgroup memory. */
+export type MmaOut = 'f32' | 'f16' | 'glu';
+
 export const gemmMmaSource = (
   head: string,
   dtype: WeightDType,
   emulate: boolean,
   BK: number,
-  glu = false,
+  out: MmaOut = 'f32',
   shape: MmaShape = MMA_SHAPE,
 ) => {
+  const glu = out === 'glu',
+    half = out === 'f16';
   const { TM, TN, SGM, SGN } = shape,
     SG = SGM * SGN,
     G = BK / 8, // 16-byte units of a staged row
@@ -124,7 +129,7 @@ export const gemmMmaSource = (
     ? `  var acc: array<f32, ${CPT}>;`
     : [
         ...frags.map(([i, j]) => `  var ${m(i, j)} = subgroup_matrix_result<f32, 16, 16>();`),
-        ...(glu
+        ...(glu || half
           ? []
           : [
               `  if (full && prm.add == 1u) {`,
@@ -195,14 +200,33 @@ ${frags
       }
     }
   }`;
-  const epilogue = glu
-    ? gluEpilogue
-    : emulate
-      ? `  let r = r0 + er;
+  // f16: 8 values of row r from column c (a multiple of 8; N is) as one 16-byte store
+  const halfPut = (r: string, c: string, lo: string, hi: string) =>
+    `if (${r} < Rt && ${c} < N) { xo[(${r} * N + ${c}) / 8u] = packClamped8(${lo}, ${hi}); }`;
+  const halfEpilogue = emulate
+    ? `  let r = r0 + er;
+  for (var j = 0u; j < ${CPT}u; j += 8u) { ${halfPut('r', 'c0 + ec + j', acc4('j'), acc4('j + 4u'))} }`
+    : frags
+        .map(
+          ([i, j]) => `  workgroupBarrier();
+  subgroupMatrixStore<row_major>(&Cs, sg * 256u, ${m(i, j)}, 16u);
+  workgroupBarrier();
+  {
+    let e = lane * 8u; let r = r0 + sr0 + ${16 * i}u + e / 16u; let c = c0 + sc0 + ${16 * j}u + e % 16u;
+    ${halfPut('r', 'c', cs4('sg * 256u + e'), cs4('sg * 256u + e + 4u'))}
+  }`,
+        )
+        .join('\n');
+  const epilogue = half
+    ? halfEpilogue
+    : glu
+      ? gluEpilogue
+      : emulate
+        ? `  let r = r0 + er;
   if (r < Rt) {
     for (var j = 0u; j < ${CPT}u; j++) { let c = c0 + ec + j; if (c < N) { put(r, c, acc[j]); } }
   }`
-      : `  if (full) {
+        : `  if (full) {
 ${frags.map(([i, j]) => `    subgroupMatrixStore<row_major>(&outp, ${outAt(i, j)}, ${m(i, j)}, N);`).join('\n')}
     return;
   }
@@ -238,7 +262,9 @@ ${
     ? `@group(0) @binding(4) var<storage, read_write> xo: array<vec2<u32>>; // silu(gate) ⊙ up, f16 [row][I]
 ${SILU4}
 fn pack4(v: vec4<f32>) -> vec2<u32> { return vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw)); }`
-    : '@group(0) @binding(4) var<storage, read_write> outp: array<f32>;'
+    : half
+      ? '@group(0) @binding(4) var<storage, read_write> xo: array<vec4<u32>>; // out as f16 [row][N], 8 a unit'
+      : '@group(0) @binding(4) var<storage, read_write> outp: array<f32>;'
 }
 var<workgroup> As: array<vec4<u32>, ${TM * LD8}>; // x' tile [row][k], 8 halves per element
 var<workgroup> Bs: array<vec4<u32>, ${TN * LD8}>; // weight tile [column][k]
@@ -252,7 +278,7 @@ fn packClamped8(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> { // 8 values as f16,
   return pack8(clamp(lo, vec4<f32>(-65504.0), vec4<f32>(65504.0)), clamp(hi, vec4<f32>(-65504.0), vec4<f32>(65504.0)));
 }
 ${
-  glu
+  glu || half
     ? ''
     : `fn put(r: u32, c: u32, v: f32) {
   let oi = r * prm.N + c;

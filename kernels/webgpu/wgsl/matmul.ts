@@ -25,12 +25,13 @@ import {
   SILU4,
   variant,
 } from './common.js';
-import { convEpilogue } from './conv2.js';
+import { conv2Dispatch, conv2TakesHalf, convEpilogue } from './conv2.js';
 import {
   gemmIn16Source,
   gemmMmaSource,
   gemmSkinnySource,
   type MatmulPrologue,
+  type MmaOut,
   gemmMmaK,
   gemmMmaSteps,
   MMA_SHAPE,
@@ -240,12 +241,12 @@ const gemmIn16: Kernel<{ pro: MatmulPrologue }> & { params: typeof MATMUL_PARAMS
   bindings: (v) => ['ro', 'rw', ...(v.pro === 'norm' ? ['ro' as const] : [])],
   source: (v) => gemmIn16Source(header(MATMUL_PARAMS), v.pro),
 };
-type MmaVariant = { dtype: WeightDType; emulate: boolean; k: number; glu: boolean };
+type MmaVariant = { dtype: WeightDType; emulate: boolean; k: number; out: MmaOut };
 const gemmMma: Kernel<MmaVariant> & { params: typeof MATMUL_PARAMS } = {
   name: 'gemm_mma',
   params: MATMUL_PARAMS,
   bindings: () => ['ro', 'ro', 'rw'],
-  source: (v) => gemmMmaSource(header(MATMUL_PARAMS), v.dtype, v.emulate, v.k, v.glu),
+  source: (v) => gemmMmaSource(header(MATMUL_PARAMS), v.dtype, v.emulate, v.k, v.out),
 };
 
 type SkinnyVariant = { dtype: WeightDType; MT: number; conv: boolean; emulate: boolean };
@@ -318,7 +319,7 @@ export function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchCon
     const xh = c.scratch('_gemm.xh', (R * op.k) / 2); // x' as f16 pairs
     return [
       dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
-      dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated', k: bk, glu: false }, [op.w, xh, op.out], params, [
+      dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated', k: bk, out: 'f32' }, [op.w, xh, op.out], params, [
         Math.ceil(op.n / MMA_SHAPE.TN),
         Math.ceil(R / MMA_SHAPE.TM),
       ]),
@@ -361,7 +362,7 @@ function gluFuse(
     d = up[1]!;
   return [
     up[0]!,
-    dispatch(gemmMma, { ...(d.variant as MmaVariant), glu: true }, [op.w, d.buffers[1]!, xg], { K: op.k, N: op.n }, [
+    dispatch(gemmMma, { ...(d.variant as MmaVariant), out: 'glu' }, [op.w, d.buffers[1]!, xg], { K: op.k, N: op.n }, [
       next.k / (MMA_SHAPE.TN / 2),
       Math.ceil(R / MMA_SHAPE.TM),
     ]),
@@ -388,10 +389,21 @@ export const matmulFamily: Family = {
       op.add ||
       op.perSeq ||
       op.act ||
-      (next.xStride ?? next.ch) !== op.n ||
-      c.step.seqs.some((s) => s.rows !== 1)
+      (next.xStride ?? next.ch) !== op.n
     )
       return null;
+    if (c.step.seqs.some((s) => s.rows !== 1)) {
+      // prefill: on tensor cores the projection writes f16 for conv2 (half its bytes written and read)
+      const ds = matmulDispatch(op, c);
+      if (ds.length !== 2 || ds[1]!.kernel.name !== 'gemm_mma' || op.n % 8 !== 0 || !conv2TakesHalf(next)) return null;
+      const raw = c.scratch('_gemm.x16', (c.rows * op.n) / 2), // f16 pairs
+        d = ds[1]!;
+      return [
+        ds[0]!,
+        { ...d, variant: { ...(d.variant as MmaVariant), out: 'f16' }, buffers: [op.w, d.buffers[1]!, raw] },
+        conv2Dispatch(next, c, raw),
+      ];
+    }
     const ds = matmulDispatch(op, c),
       d = ds.at(-1)!,
       front = [next.state, next.weight, next.bias, next.out, next.decay.out],
@@ -415,8 +427,8 @@ export const matmulFamily: Family = {
       for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemmIn16, { pro }));
       for (const dtype of ['f32', 'f16', 'bf16'] as const)
         for (const k of gemmMmaSteps(caps))
-          for (const glu of [false, true])
-            out.push(variant(gemmMma, { dtype, emulate: caps.matrices === 'emulated', k, glu }));
+          for (const o of ['f32', 'f16', 'glu'] as const)
+            out.push(variant(gemmMma, { dtype, emulate: caps.matrices === 'emulated', k, out: o }));
       for (const dtype of ['f32', 'f16', 'bf16'] as const)
         for (const MT of [1, 2, 4])
           for (const conv of [false, true])
