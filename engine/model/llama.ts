@@ -63,9 +63,9 @@ export function buildPlanOps(spec: ModelSpec, mixer: Mixer, pageSize: number, al
   const ops: Op[] = [{ op: 'embed', table: W.embed, ids: A.ids, out: A.h, dim: E }];
   for (let i = 0; i < spec.layers; i++) {
     const w = W.layer(i);
-    // 2Mamba decode: 6 dispatches per layer on WebGPU (kernels.md §5.4): the norms ride in the projections' prologues,
-    // silu·mul in the down projection's, the residual adds in the o / down epilogues (and the backend fuses the conv
-    // front end into the [qkv | A] projection at decode).
+    // 2Mamba decode: 5 dispatches per layer on WebGPU for one sequence (kernels.md §5.4): the norms ride in the
+    // projections' prologues, silu·mul in the down projection's, the residual adds in the o / down epilogues (and the
+    // backend fuses the conv front end into the [qkv | A] projection at decode, the readout into the o projection).
     ops.push(
       ...mixer(spec, i, pageSize),
       { op: 'matmul', x: A.y, w: w.o, out: A.h, k: hd, n: E, add: true },

@@ -5,14 +5,15 @@
 //    ±65504; relative error ≤ 2⁻¹¹ per element; f16 weights are used as they are, bf16 ones are exact in f16 within
 //    its range, f32 ones are rounded like x'; the sums are f32).
 // 2. `gemm_mma` multiplies: a workgroup computes a 128 × 128 block of out with 8 subgroups of 32, each 32 rows × 64
-//    columns as 2 × 4 fragments of 16 × 16 (f32 accumulators). Each K step of 64 (32 where the device's workgroup
+//    columns as 2 × 4 fragments of 16 × 16 (f32 accumulators; other tiles with FURY_MMA_SHAPE: 128 × 256 and 256 × 128
+//    on 64 × 64 subgroups, 128 × 128 on four, 64 × 128 ran slower, docs/perf.md). Each K step of 64 (32 where the device's workgroup
 //    memory is under 45 KiB, and emulated) stages both tiles in workgroup memory as f16 with 16-byte loads (rows padded
 //    by 8 halves; bf16 and f32 weights converted as they are staged), the next step's loads in flight while this one
 //    multiplies. 4 subgroups of 64 × 64 with steps of 32 (until 2026-11-27) measured standalone on an H100
 //    (docs/bench/tc-probe-2026-11-26): 193 TFLOP/s at 1024 × 4096 × 1024, 217 at 4096³; fragments loaded straight
 //    from the buffers ran 34–89. Rows past the step and columns past N are clamped on load and not written. A whole
 //    tile writes its fragments straight to out (with the residual add: the accumulators start from out); a partial
-//    tile goes through a 16 × 16 staging tile per subgroup.
+//    tile goes through a 16 × 16 staging tile per subgroup, as do f16 and glu outputs (MmaOut below).
 // `emulate`: the same staging and tile walks with the products in plain WGSL (lavapipe in CI tests the indexing).
 // gemm_mma requires K to be a multiple of its step (gemmMmaK: 64 or 32).
 import type { WeightDType } from '../../backend.js';
