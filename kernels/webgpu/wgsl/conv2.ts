@@ -123,10 +123,11 @@ export function conv2Dispatch(
   const heads = op.decay?.heads ?? 0,
     xStride = op.xStride ?? op.ch,
     x4 = conv2TakesHalf(op);
+  if (x16 && !x4) throw new Error(`conv2: f16 x needs ch and the row stride multiples of 4 (ch ${op.ch})`);
   return dispatch(
     conv2,
-    { decay: !!op.decay, x4, half: x16 !== null && x4 },
-    [x16 && x4 ? x16 : op.x, op.state, op.weight, op.bias, op.out, ...(op.decay ? [op.decay.out] : [])],
+    { decay: !!op.decay, x4, half: x16 !== null },
+    [x16 ?? op.x, op.state, op.weight, op.bias, op.out, ...(op.decay ? [op.decay.out] : [])],
     { ch: op.ch, xStride, heads },
     wgFor(c.rows * ((x4 ? op.ch / 4 : op.ch) + heads)),
   );

@@ -303,7 +303,7 @@ ${workgroupCumsum(
 // φ(q_i)ᵀn_prev + Σ e^{m}·z, floor), the chunked form of spec §5.4, where (m, z, o) are the partials of the row's scores
 // per key range: attn_mma's max, Σ e^{ℓ−m} and Σ e^{ℓ−m}·v with ℓ = ln (s·q·k)² + G_i − G_j over segments of `seg`
 // rows (ranges of SPLIT_K), or m2_intra's one range with m = 0 (chunks of seg ≤ SPLIT_K rows). e^{m} is (s·q·k)² of the
-// range's largest weight at most: no overflow for |s·q·k| < 10¹⁹. A workgroup takes COMBINE_ROWS(d) rows of one
+// range's largest weight at most: no overflow for |s·q·k| < 10¹⁹. A workgroup takes combineRows(d) rows of one
 // (sequence, head), a thread per (row, column): with one row a workgroup, a 4096-row step launched 65536 workgroups of
 // 64 threads a layer, bound by how fast the GPU starts them (0.053 ms a layer on an H100, run93).
 /** Rows of one m2_combine workgroup (up to 256 threads). */
@@ -736,7 +736,8 @@ export const mamba2Family: Family = {
   },
   /** A decode step's readout and the o projection that reads it, one dispatch less per layer: for one sequence the
    *  combine and the projection are one kernel (mamba2-out.ts); where the projection takes the skinny tensor-core
-   *  product (matmul.ts), the readout combine writes y as f16 too, gemm_in16's work. */
+   *  product (matmul.ts), the readout combine writes y as f16 too, gemm_in16's work. A prefill step's combine, where
+   *  the projection takes gemm_mma, writes only the f16 rows (no f32 y). */
   fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch[] | null {
     if (op.op !== 'mamba2' || next?.op !== 'matmul' || next.x !== op.out) return null;
     if (next.norm || next.act || next.perSeq || !m2Fits(op.headDim)) return null;

@@ -377,8 +377,9 @@ export const matmulFamily: Family = {
     return matmulDispatch(op, c);
   },
   /** A decode step's [qkv | A] projection and the conv2 + logdecay front end that reads it, as one dispatch (the
-   *  conv epilogue; on tensor cores gemm_in16 before it); null when the pair does not match or a sequence has several
-   *  rows (conv2 walks them). */
+   *  conv epilogue; on tensor cores gemm_in16 before it); in a step where a sequence has several rows (conv2 walks
+   *  them) and the projection takes gemm_mma, the projection written as f16 for conv2; the [gate | up] and down
+   *  projections on gemm_mma (gluFuse). Null when the pair does not match. */
   fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch[] | null {
     if (op.op === 'matmul' && next?.op === 'matmul') return gluFuse(op, next, c);
     if (
