@@ -33,7 +33,14 @@ import { stepMeta } from './wgsl/meta.js';
 import { ropeFamily } from './wgsl/rope.js';
 import { rowsFamily } from './wgsl/rows.js';
 
-export const FAMILIES: readonly Family[] = [rowsFamily, matmulFamily, conv2Family, ropeFamily, attentionFamily, mamba2Family];
+export const FAMILIES: readonly Family[] = [
+  rowsFamily,
+  matmulFamily,
+  conv2Family,
+  ropeFamily,
+  attentionFamily,
+  mamba2Family,
+];
 const FAMILY_OF = new Map<Op['op'], Family>(FAMILIES.flatMap((f) => f.ops.map((o) => [o, f] as const)));
 
 interface Buf {
