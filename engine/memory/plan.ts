@@ -55,7 +55,8 @@ const WORKING_BYTES = 256 * 2 ** 20;
 /**
  * About what a step of `rows` rows holds beside the pools and the weights: per row the f32 activations (the residual,
  * the qkv projection before and after the conv, the decays, the mixer's output, gate | up; 2Mamba's readout partial)
- * and an f16 copy of a GEMM's input, and the attention partials, (max, sum, d values) per row, head and range of
+ * and an f16 copy of a GEMM's input, the f16 outputs of the tensor-core GEMMs (the [qkv | A] projection for the conv,
+ * silu(gate)·up for the down projection), and the attention partials, (max, sum, d values) per row, head and range of
  * `keysPerRange` of the `keys` a row attends (the KV models: the longest context; 2Mamba: its segment's scores). On
  * WebGPU a prefill-only step's ranges are the tiled kernel's (ATTN_TILE_RANGE), a step with decode rows and 2Mamba's
  * scores stride them by SPLIT_K; 0: no partials. Partials past one buffer run in groups of rows that reuse it
@@ -71,7 +72,8 @@ export function stepWorkingBytes(
   const { hidden: E, heads: H, headDim: d, intermediate: I } = spec,
     qkv = (H + 2 * spec.kvHeads) * d;
   const perRow =
-    4 * (2 * E + 2 * qkv + 2 * H + H * d + 2 * I + (spec.arch === '2mamba' ? H * d : 0)) + 2 * Math.max(E, I);
+    4 * (2 * E + 2 * qkv + 2 * H + H * d + 2 * I + (spec.arch === '2mamba' ? H * d : 0)) +
+    2 * (Math.max(E, I) + qkv + H + I);
   const partials = keysPerRange ? Math.min(bufferBytes, rows * H * Math.ceil(keys / keysPerRange) * (d + 2) * 4) : 0;
   return rows * perRow + partials;
 }
