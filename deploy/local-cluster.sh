@@ -27,7 +27,7 @@ trap stop TERM INT
 redis-server --port "$redis" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning &
 pids+=($!)
 for i in 1 2 3; do
-  node dist/cli/fury.js serve --model "$model" --port $((base + i)) --replica-name "r$i" --overload-status 503 \
+  node --max-semi-space-size=64 dist/cli/fury.js serve --model "$model" --port $((base + i)) --replica-name "r$i" --overload-status 503 \
     --state-cache-redis "redis://127.0.0.1:$redis" --log-level warn &
   pids+=($!)
 done

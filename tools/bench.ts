@@ -2,7 +2,7 @@
 //   bytes/step = weights read once (the embedding table only for the batch's rows) + per request the state read and
 //   written (2Mamba) or the KV read (softmax, 2Mamba-E); floor = bytes / the copy bandwidth measured in the same run.
 // A decode step is timed as the server runs it for greedy requests: sampled on the device, token ids read back.
-import { performance } from 'node:perf_hooks';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
 import type { Backend, KvDType, SeqStep } from '../kernels/backend.js';
 import type { ModelSpec } from '../weights/config.js';
 import { memoryModel, F32_BYTES, KV_BYTES } from '../engine/memory/prices.js';
@@ -23,6 +23,13 @@ export interface BenchRow {
   host_encode_ms_per_step?: number;
   /** Kernel launches (dispatches) of one decode step (WebGPU backend). */
   dispatches_per_step?: number;
+  /** The timed decode steps whose interval was over twice the median (stalls), and what they took beyond the median
+   *  in all, ms: the mean's excess over a steady loop. */
+  decode_stall_steps?: number;
+  decode_stall_excess_ms?: number;
+  /** JS garbage collection during the timed decode steps: total and longest pause, ms. */
+  decode_gc_ms?: number;
+  decode_gc_max_ms?: number;
   decode_tokens_per_s?: number;
   prefill_tokens?: number;
   prefill_tokens_per_s?: number;
@@ -89,6 +96,11 @@ async function timeSteps(
   depth = 1,
 ) {
   const greedy = seqs.map(() => GREEDY);
+  const gc: { start: number; ms: number }[] = [];
+  const take = (l: { getEntries(): { startTime: number; duration: number }[] }) =>
+    l.getEntries().forEach((e) => gc.push({ start: e.startTime, ms: e.duration }));
+  const obs = new PerformanceObserver(take);
+  obs.observe({ entryTypes: ['gc'] });
   const inFlight = [model.submitSampled(seqs, ids, greedy)];
   const gaps: number[] = [];
   const t0 = performance.now();
@@ -101,8 +113,29 @@ async function timeSteps(
     last = now;
   }
   await Promise.all(inFlight);
-  gaps.sort((a, b) => a - b);
-  return { ms: (last - t0) / gaps.length, p90: gaps[Math.floor(0.9 * (gaps.length - 1))]! };
+  take({ getEntries: () => obs.takeRecords() });
+  obs.disconnect();
+  const pauses = gc.filter((g) => g.start >= t0 && g.start < last).map((g) => g.ms);
+  return {
+    ...stepStats(gaps, last - t0),
+    gcMs: pauses.reduce((t, g) => t + g, 0),
+    gcMaxMs: Math.max(0, ...pauses),
+  };
+}
+
+/** A decode loop's intervals between steps (`span` ms in all): mean, p90, median, and the stalls — intervals over
+ *  twice the median — with what they took beyond the median in all (the mean's excess over a steady loop). */
+export function stepStats(gaps: readonly number[], span: number) {
+  const s = [...gaps].sort((a, b) => a - b),
+    median = s[(s.length - 1) >> 1]!,
+    stalls = gaps.filter((g) => g > 2 * median);
+  return {
+    ms: span / gaps.length,
+    p90: s[Math.floor(0.9 * (s.length - 1))]!,
+    median,
+    stalls: stalls.length,
+    stallMs: stalls.reduce((t, g) => t + g - median, 0),
+  };
 }
 
 /** A decode step of `batch` requests, each at position `context` (its KV pages hold `context` tokens) feeding one new
@@ -196,7 +229,7 @@ export async function benchModel(
       const gpu = model.backend as { encodeMs?: number; launches?: number };
       const enc0 = gpu.encodeMs,
         launch0 = gpu.launches;
-      const { ms, p90 } = await timeSteps(model, seqs, ids, 0, o.steps, o.depth);
+      const { ms, p90, stalls, stallMs, gcMs, gcMaxMs } = await timeSteps(model, seqs, ids, 0, o.steps, o.depth);
       const stepsRun = o.steps + (o.depth ?? 1),
         encodeMs = enc0 === undefined ? undefined : (gpu.encodeMs! - enc0) / stepsRun,
         launches = launch0 === undefined ? undefined : (gpu.launches! - launch0) / stepsRun;
@@ -259,6 +292,10 @@ export async function benchModel(
         decode_ms_p90: p90,
         ...(encodeMs === undefined ? {} : { host_encode_ms_per_step: encodeMs }),
         ...(launches === undefined ? {} : { dispatches_per_step: launches }),
+        decode_stall_steps: stalls,
+        decode_stall_excess_ms: stallMs,
+        decode_gc_ms: gcMs,
+        decode_gc_max_ms: gcMaxMs,
         decode_tokens_per_s: (batch * 1000) / ms,
         prefill_tokens: prefill.tokens,
         prefill_tokens_per_s: prefill.median.tokens_per_s,
@@ -276,7 +313,9 @@ export async function benchModel(
       o.log?.(
         `${spec.arch} B=${batch} T=${context}: ${ms.toFixed(2)} ms/step (p90 ${p90.toFixed(2)}` +
           `${encodeMs === undefined ? '' : `, encode ${encodeMs.toFixed(2)}`}` +
-          `${launches === undefined ? '' : `, ${launches.toFixed(0)} dispatches`}), ${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
+          `${launches === undefined ? '' : `, ${launches.toFixed(0)} dispatches`}` +
+          `${stalls ? `, ${stalls} stalls +${stallMs.toFixed(1)} ms` : ''}${gcMs ? `, GC ${gcMs.toFixed(1)} ms` : ''}), ` +
+          `${row.decode_tokens_per_s!.toFixed(0)} tok/s, ` +
           `${achieved.toFixed(0)} GB/s = ${(100 * row.ratio!).toFixed(0)}% of ${ceilingGB.toFixed(0)} GB/s; prefill ${prefill.median.tokens_per_s.toFixed(0)} tok/s` +
           (prefill.median.step_ms.length <= 8
             ? ` (steps ${prefill.median.step_ms.map((t) => t.toFixed(1)).join(', ')} ms)`
