@@ -96,11 +96,7 @@ async function timeSteps(
   depth = 1,
 ) {
   const greedy = seqs.map(() => GREEDY);
-  const gc: { start: number; ms: number }[] = [];
-  const take = (l: { getEntries(): { startTime: number; duration: number }[] }) =>
-    l.getEntries().forEach((e) => gc.push({ start: e.startTime, ms: e.duration }));
-  const obs = new PerformanceObserver(take);
-  obs.observe({ entryTypes: ['gc'] });
+  const gc = gcWatch();
   const inFlight = [model.submitSampled(seqs, ids, greedy)];
   const gaps: number[] = [];
   const t0 = performance.now();
@@ -113,13 +109,25 @@ async function timeSteps(
     last = now;
   }
   await Promise.all(inFlight);
-  take({ getEntries: () => obs.takeRecords() });
-  obs.disconnect();
-  const pauses = gc.filter((g) => g.start >= t0 && g.start < last).map((g) => g.ms);
+  const { ms: gcMs, maxMs: gcMaxMs } = gc.stop(t0, last);
+  return { ...stepStats(gaps, last - t0), gcMs, gcMaxMs };
+}
+
+/** JS garbage-collection pauses from now on (perf_hooks' gc entries): `stop(from, to)` ends the watch and returns the
+ *  pauses that began in [from, to), in all and the longest, ms. */
+function gcWatch() {
+  const gc: { start: number; ms: number }[] = [];
+  const take = (entries: readonly { startTime: number; duration: number }[]) =>
+    entries.forEach((e) => gc.push({ start: e.startTime, ms: e.duration }));
+  const obs = new PerformanceObserver((l) => take(l.getEntries()));
+  obs.observe({ entryTypes: ['gc'] });
   return {
-    ...stepStats(gaps, last - t0),
-    gcMs: pauses.reduce((t, g) => t + g, 0),
-    gcMaxMs: Math.max(0, ...pauses),
+    stop(from: number, to: number) {
+      take(obs.takeRecords());
+      obs.disconnect();
+      const pauses = gc.filter((g) => g.start >= from && g.start < to).map((g) => g.ms);
+      return { ms: pauses.reduce((t, g) => t + g, 0), maxMs: Math.max(0, ...pauses) };
+    },
   };
 }
 
@@ -158,6 +166,9 @@ export function decodeBatch(model: Model, batch: number, context: number, pageSi
 interface PrefillPass {
   tokens_per_s: number;
   step_ms: number[];
+  /** JS garbage collection during the pass: total and longest pause, ms. */
+  gc_ms: number;
+  gc_max_ms: number;
 }
 
 /** Timed passes over the prefill prompt; the median is reported. */
@@ -273,9 +284,12 @@ export async function benchModel(
         // the median of three passes over the prompt: one pass of a few hundred ms swings with the host
         const passes: PrefillPass[] = [];
         for (let rep = 0; rep < PREFILL_RUNS; rep++) {
-          const t0 = performance.now();
-          const step_ms = await prompt();
-          passes.push({ tokens_per_s: tokens / ((performance.now() - t0) / 1000), step_ms });
+          const gc = gcWatch(),
+            t0 = performance.now();
+          const step_ms = await prompt(),
+            t1 = performance.now();
+          const { ms: gc_ms, maxMs: gc_max_ms } = gc.stop(t0, t1);
+          passes.push({ tokens_per_s: tokens / ((t1 - t0) / 1000), step_ms, gc_ms, gc_max_ms });
         }
         const median = [...passes].sort((x, y) => x.tokens_per_s - y.tokens_per_s)[PREFILL_RUNS >> 1]!;
         prefill = { tokens, median, passes };
