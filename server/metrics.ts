@@ -1,7 +1,7 @@
 // Prometheus metrics (spec/serving.md §9): vLLM's metric suffixes under the fury_ prefix, the main ones also under
 // vLLM's own names (vllm:…, what vLLM dashboards, autoscalers and inference gateways scrape), plus what no reference
 // server reports: memory by kind, slot and block occupancy, per-request memory.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine, EngineStats } from '../engine/engine.js';
 
 const TTFT_BUCKETS = [
@@ -30,6 +30,9 @@ export class Metrics {
   constructor(models: () => Engine[]) {
     const r = this.registry,
       m = ['model_name'] as const;
+    // the process's own: GC pauses (dawn.node's polling while a readback is pending makes garbage: README), event-loop
+    // lag (the HTTP thread must never wait on compute), heap, CPU
+    collectDefaultMetrics({ register: r, prefix: 'fury_' });
     // `vllm`: also record under vLLM's name (vllm: + the same suffix)
     const hist = <L extends string>(
       name: string,

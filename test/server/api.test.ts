@@ -313,6 +313,10 @@ test('tokenize, detokenize, health and metrics', async () => {
     'fury_state_slots_total',
     'fury_kv_blocks_used',
     'fury_request_memory_bytes_bucket',
+    // the process's own (prom-client's default metrics)
+    '# HELP fury_nodejs_gc_duration_seconds',
+    'fury_nodejs_eventloop_lag_seconds',
+    'fury_nodejs_heap_size_used_bytes',
   ])
     assert.ok(m.includes(name), name);
   // vLLM's names for the same series (dashboards, autoscalers and inference gateways scrape these), equal values
