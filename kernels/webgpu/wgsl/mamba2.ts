@@ -17,7 +17,7 @@ import {
 import { SPLIT_K } from './attention.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { TILE_ROWS } from './meta.js';
-import { matmulDispatch } from './matmul.js';
+import { gemmInput, matmulDispatch, mmaDispatch, mmaStep } from './matmul.js';
 import { M2_OUT_COLS, m2Out1, m2OutFits } from './mamba2-out.js';
 import {
   m2ReadMmaSource,
@@ -744,9 +744,10 @@ export const mamba2Family: Family = {
     const E = op.heads * op.headDim;
     if (c.maxRows > 1) {
       // prefill: the rows' sum is written as f16 for the o projection's gemm_mma (no gemm_in16, no f32 y)
-      const md = matmulDispatch(next, c);
-      if (!bySegments(c, op.headDim) || md.length !== 2 || md[1]!.kernel.name !== 'gemm_mma') return null;
-      return [...segmentDispatches(op, c, pairsTable(c, op.headDim), md[0]!.buffers[1]!), md[1]!];
+      const bk = mmaStep(next, c);
+      if (!bySegments(c, op.headDim) || !bk) return null;
+      const xh = gemmInput(c, c.rows, next.k);
+      return [...segmentDispatches(op, c, pairsTable(c, op.headDim), xh), mmaDispatch(next, c, bk, xh)];
     }
     if (c.seqs === 1 && next.k === E && m2OutFits(E)) {
       const { blocks, pnum, pden, state } = decodeState(op, c),

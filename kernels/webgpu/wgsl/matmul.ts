@@ -294,36 +294,76 @@ function skinnyFits(op: Extract<Op, { op: 'matmul' }>, R: number, c: DispatchCon
   );
 }
 
+type MatmulOp = Extract<Op, { op: 'matmul' }>;
+const matmulParams = (op: MatmulOp) => ({
+  K: op.k,
+  N: op.n,
+  add: op.add ? 1 : 0,
+  perSeq: op.perSeq ? 1 : 0,
+  eps: op.norm?.eps ?? 0,
+});
+const prologue = (op: MatmulOp): MatmulPrologue => (op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none');
+
+/** The scratch of x' as f16 (gemm_in16's output, the tensor-core products' input) for `rows` rows of depth k. */
+export const gemmInput = (c: DispatchContext, rows: number, k: number) => c.scratch('_gemm.xh', (rows * k) / 2);
+
+/** gemm_in16 forming op's x' (its prologue) for R rows into `xh`. */
+const in16Dispatch = (op: MatmulOp, R: number, xh: string) =>
+  dispatch(
+    gemmIn16,
+    { pro: prologue(op) },
+    [op.x, xh, ...(op.norm ? [op.norm.weight] : [])],
+    matmulParams(op),
+    grid1(R),
+  );
+
+/** The K step of gemm_mma where this step runs op as gemm_in16 + gemm_mma (not per sequence, GEMM_MIN_ROWS rows on
+ *  tensor cores, K a multiple of a step), else 0. */
+export const mmaStep = (op: MatmulOp, c: DispatchContext) =>
+  !op.perSeq && c.rows >= GEMM_MIN_ROWS && c.matrices !== 'off' ? gemmMmaK(c, op.k) : 0;
+
+/** gemm_mma for op with K steps of bk, x' read from `xh`, writing `out` (MmaOut) into `to`. A glu workgroup takes TN/2
+ *  columns of each half: as many workgroups as N / TN. */
+export const mmaDispatch = (
+  op: MatmulOp,
+  c: DispatchContext,
+  bk: number,
+  xh: string,
+  out: MmaOut = 'f32',
+  to = op.out,
+) =>
+  dispatch(
+    gemmMma,
+    { dtype: c.storage(op.w), emulate: c.matrices === 'emulated', k: bk, out },
+    [op.w, xh, to],
+    matmulParams(op),
+    [Math.ceil(op.n / MMA_SHAPE.TN), Math.ceil(c.rows / MMA_SHAPE.TM)],
+  );
+
 /** A matmul op's dispatches for this step (the mamba2 family's fuse asks too). */
-export function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchContext): Dispatch[] {
+export function matmulDispatch(op: MatmulOp, c: DispatchContext): Dispatch[] {
   const R = op.perSeq ? c.seqs : c.rows,
     shape = matmulShape(R),
     dtype = c.storage(op.w);
   if (op.k % 8 !== 0) throw new Error(`webgpu matmul ${op.w}: K = ${op.k} must be a multiple of 8`);
-  const pro: MatmulPrologue = op.norm ? 'norm' : op.act === 'silu_mul' ? 'silu' : 'none';
-  const params = { K: op.k, N: op.n, add: op.add ? 1 : 0, perSeq: op.perSeq ? 1 : 0, eps: op.norm?.eps ?? 0 };
+  const pro = prologue(op);
+  const params = matmulParams(op);
   const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
   if (skinnyFits(op, R, c)) {
     const MT = skinnyMT(R),
-      xh = c.scratch('_gemm.xh', (Math.ceil(R / (16 * MT)) * 16 * MT * op.k) / 2); // whole row blocks
+      xh = gemmInput(c, Math.ceil(R / (16 * MT)) * 16 * MT, op.k); // whole row blocks
     return [
-      dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
+      in16Dispatch(op, R, xh),
       dispatch(gemmSkinny, { dtype, MT, conv: false, emulate: c.matrices === 'emulated' }, [op.w, xh, op.out], params, [
         op.n / (16 * SKINNY_SHAPE.NT),
         Math.ceil(R / (16 * MT)),
       ]),
     ];
   }
-  const bk = gemmMmaK(c, op.k);
-  if (!op.perSeq && R >= GEMM_MIN_ROWS && c.matrices !== 'off' && bk) {
-    const xh = c.scratch('_gemm.xh', (R * op.k) / 2); // x' as f16 pairs
-    return [
-      dispatch(gemmIn16, { pro }, [op.x, xh, ...(op.norm ? [op.norm.weight] : [])], params, grid1(R)),
-      dispatch(gemmMma, { dtype, emulate: c.matrices === 'emulated', k: bk, out: 'f32' }, [op.w, xh, op.out], params, [
-        Math.ceil(op.n / MMA_SHAPE.TN),
-        Math.ceil(R / MMA_SHAPE.TM),
-      ]),
-    ];
+  const bk = mmaStep(op, c);
+  if (bk) {
+    const xh = gemmInput(c, R, op.k);
+    return [in16Dispatch(op, R, xh), mmaDispatch(op, c, bk, xh)];
   }
   if (!op.perSeq && R >= GEMM_MIN_ROWS && op.k % GEMM.k === 0) {
     return [dispatch(gemm, { dtype, pro }, buffers, params, [Math.ceil(op.n / GEMM.cols), Math.ceil(R / GEMM.rows)])];
@@ -339,11 +379,7 @@ export function matmulDispatch(op: Extract<Op, { op: 'matmul' }>, c: DispatchCon
 /** A [gate | up] projection and the down projection that takes silu(gate) ⊙ up, both on gemm_mma: the first writes
  *  silu(gate) ⊙ up as f16 (its glu epilogue), which the second reads as its x' — no f32 [gate | up] rows, no gemm_in16
  *  for the down projection (a 4096-row step's [gate | up] is 64 MB a layer as f32). Null where the pair does not match. */
-function gluFuse(
-  op: Extract<Op, { op: 'matmul' }>,
-  next: Extract<Op, { op: 'matmul' }>,
-  c: DispatchContext,
-): Dispatch[] | null {
+function gluFuse(op: MatmulOp, next: MatmulOp, c: DispatchContext): Dispatch[] | null {
   if (
     next.act !== 'silu_mul' ||
     next.x !== op.out ||
@@ -353,21 +389,12 @@ function gluFuse(
     next.k % (MMA_SHAPE.TN / 2) !== 0
   )
     return null;
-  const up = matmulDispatch(op, c),
-    down = matmulDispatch(next, c);
-  if (up.length !== 2 || up[1]!.kernel.name !== 'gemm_mma' || down.length !== 2 || down[1]!.kernel.name !== 'gemm_mma')
-    return null;
-  const R = c.rows,
-    xg = c.scratch('_gemm.xg', (R * next.k) / 2), // silu(gate) ⊙ up as f16 pairs
-    d = up[1]!;
-  return [
-    up[0]!,
-    dispatch(gemmMma, { ...(d.variant as MmaVariant), out: 'glu' }, [op.w, d.buffers[1]!, xg], { K: op.k, N: op.n }, [
-      next.k / (MMA_SHAPE.TN / 2),
-      Math.ceil(R / MMA_SHAPE.TM),
-    ]),
-    { ...down[1]!, buffers: [next.w, xg, next.out] },
-  ];
+  const up = mmaStep(op, c),
+    down = mmaStep(next, c);
+  if (!up || !down) return null;
+  const xh = gemmInput(c, c.rows, op.k),
+    xg = c.scratch('_gemm.xg', (c.rows * next.k) / 2); // silu(gate) ⊙ up as f16 pairs
+  return [in16Dispatch(op, c.rows, xh), mmaDispatch(op, c, up, xh, 'glu', xg), mmaDispatch(next, c, down, xg)];
 }
 
 export const matmulFamily: Family = {
@@ -395,15 +422,11 @@ export const matmulFamily: Family = {
       return null;
     if (c.step.seqs.some((s) => s.rows !== 1)) {
       // prefill: on tensor cores the projection writes f16 for conv2 (half its bytes written and read)
-      const ds = matmulDispatch(op, c);
-      if (ds.length !== 2 || ds[1]!.kernel.name !== 'gemm_mma' || op.n % 8 !== 0 || !conv2TakesHalf(next)) return null;
-      const raw = c.scratch('_gemm.x16', (c.rows * op.n) / 2), // f16 pairs
-        d = ds[1]!;
-      return [
-        ds[0]!,
-        { ...d, variant: { ...(d.variant as MmaVariant), out: 'f16' }, buffers: [op.w, d.buffers[1]!, raw] },
-        conv2Dispatch(next, c, raw),
-      ];
+      const bk = mmaStep(op, c);
+      if (!bk || op.n % 8 !== 0 || !conv2TakesHalf(next)) return null;
+      const xh = gemmInput(c, c.rows, op.k),
+        raw = c.scratch('_gemm.x16', (c.rows * op.n) / 2); // f16 pairs
+      return [in16Dispatch(op, c.rows, xh), mmaDispatch(op, c, bk, xh, 'f16', raw), conv2Dispatch(next, c, raw)];
     }
     const ds = matmulDispatch(op, c),
       d = ds.at(-1)!,
