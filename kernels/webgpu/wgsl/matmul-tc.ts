@@ -124,6 +124,10 @@ export const gemmMmaSource = (
   if (emulate && TPR !== 1 && TPR !== 2) throw new Error(`gemm_mma emulated: ${TM} rows on ${W} threads`);
   const frags = range(FR).flatMap((i) => range(FC).map((j) => [i, j] as const));
   const m = (i: number, j: number) => `m${i}${j}`;
+  // fragment (i, j) of this subgroup into its 16 × 16 slot of Cs (the epilogues that go through workgroup memory)
+  const toCs = (i: number, j: number) => `  workgroupBarrier();
+  subgroupMatrixStore<row_major>(&Cs, sg * 256u, ${m(i, j)}, 16u);
+  workgroupBarrier();`;
   // offset of fragment (i, j) of this subgroup in out
   const outAt = (i: number, j: number) => `(r0 + sr0 + ${16 * i}u) * N + c0 + sc0 + ${16 * j}u`;
   const accum = emulate
@@ -175,9 +179,7 @@ ${frags.map(([i, j]) => `      ${m(i, j)} = subgroupMatrixMultiplyAccumulate(a${
   let gs = (sg - sn + sn % hs) * 256u; let us = gs + hs * 256u; let e = ((sn / hs) * 32u + lane) * 4u;
 ${frags
   .map(
-    ([i, j]) => `  workgroupBarrier();
-  subgroupMatrixStore<row_major>(&Cs, sg * 256u, ${m(i, j)}, 16u);
-  workgroupBarrier();
+    ([i, j]) => `${toCs(i, j)}
   {
     let r = r0 + sr0 + ${16 * i}u + e / 16u;
     if (r < Rt) { ${gluPut('r', `c0 + (sn % hs) * ${SC}u + ${16 * j}u + e % 16u`, cs4('gs + e'), cs4('us + e'))} }
@@ -209,9 +211,7 @@ ${frags
   for (var j = 0u; j < ${CPT}u; j += 8u) { ${halfPut('r', 'c0 + ec + j', acc4('j'), acc4('j + 4u'))} }`
     : frags
         .map(
-          ([i, j]) => `  workgroupBarrier();
-  subgroupMatrixStore<row_major>(&Cs, sg * 256u, ${m(i, j)}, 16u);
-  workgroupBarrier();
+          ([i, j]) => `${toCs(i, j)}
   {
     let e = lane * 8u; let r = r0 + sr0 + ${16 * i}u + e / 16u; let c = c0 + sc0 + ${16 * j}u + e % 16u;
     ${halfPut('r', 'c', cs4('sg * 256u + e'), cs4('sg * 256u + e + 4u'))}
@@ -233,9 +233,7 @@ ${frags.map(([i, j]) => `    subgroupMatrixStore<row_major>(&outp, ${outAt(i, j)
   }
 ${frags
   .map(
-    ([i, j]) => `  workgroupBarrier();
-  subgroupMatrixStore<row_major>(&Cs, sg * 256u, ${m(i, j)}, 16u);
-  workgroupBarrier();
+    ([i, j]) => `${toCs(i, j)}
   for (var u = 0u; u < 8u; u++) {
     let e = lane * 8u + u; let r = r0 + sr0 + ${16 * i}u + e / 16u; let c = c0 + sc0 + ${16 * j}u + e % 16u;
     if (r < Rt && c < N) { put(r, c, Cs[sg * 256u + e]); }
