@@ -231,7 +231,7 @@ ${range(4)
   /** Row tile t's factor m_t² / sc for thread l's row l / 2 (of the tile) and its results, a quarter at a time. */
   const out = (t: number) => `  {
     let rt = ${64 * t}u + t2;
-    let mt = ldexp(1.0, frexp(max(rm[${128 * t}u + 2u * t2], rm[${128 * t}u + 2u * t2 + 1u])).exp); let fo = mt * mt / sc;
+    let mt = rowScale(rt); let fo = mt * mt / sc;
     let k = ((r0 + rt) * H + h) * splits + sp;
 ${range(4)
   .map(
@@ -265,7 +265,7 @@ ${range(16)
     let rt = ${64 * t + 32 * c}u + l.x;
     var sum = 0.0;
     for (var k = 0u; k < ${KT}u; k++) { sum += Cs[k * 33u + l.x]; }
-    let m = ldexp(1.0, frexp(max(rm[${128 * t}u + 2u * (rt % 64u)], rm[${128 * t}u + 2u * (rt % 64u) + 1u])).exp);
+    let m = rowScale(rt);
     if (rt < L) { pden[((r0 + rt) * H + h) * splits + sp] = sum * m * m; }
   }`,
       )
@@ -285,6 +285,8 @@ var<workgroup> As: array<vec4<u32>, ${KT * U}>; // φ(q_t / m_t)_p of one row ti
 var<workgroup> Bs: array<vec4<u32>, ${KT * U}>; // S·scale [p][m / 8]
 var<workgroup> Cs: array<f32, ${64 * CS}>; // a quarter of a row tile's result [t][m]; the denominators' terms
 var<workgroup> rm: array<f32, ${2 * READ_ROWS}>; // row maxima (two halves per row)
+// m_t of row t of the tile: the power of two above its largest |q|
+fn rowScale(t: u32) -> f32 { return ldexp(1.0, frexp(max(rm[2u * t], rm[2u * t + 1u])).exp); }
 ${entry(emulate)} {
   let H = prm.heads; let splits = prm.splits; let tile = prm.chunk + wg.z;
   let sp = wg.x; let s = wg.y / H; let h = wg.y % H;
@@ -317,7 +319,7 @@ ${range(8)
 ${range(2)
   .map(
     (t) => `  {
-    let mi = 1.0 / ldexp(1.0, frexp(max(rm[${128 * t}u + 2u * t2], rm[${128 * t}u + 2u * t2 + 1u])).exp);
+    let mi = 1.0 / rowScale(${64 * t}u + t2);
 ${range(8)
   .map(
     (j) =>
