@@ -775,7 +775,7 @@ export const mamba2Family: Family = {
           ? [
               variant(cumsum, { seg }),
               variant(scores, { d, seg, emulate: caps.matrices === 'emulated' }),
-              ...(caps.matrices !== 'off' ? [true, false] : [false]).map((half) => variant(combine, { d, seg, half })),
+              ...[true, false].map((half) => variant(combine, { d, seg, half })), // bySegments: tensor cores run
               ...(stateOnTc(caps, d)
                 ? [
                     variant(scale, {}),
