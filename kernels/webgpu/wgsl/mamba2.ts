@@ -364,9 +364,10 @@ var<workgroup> redn: array<f32, ${WGS}>;
   let H = prm.heads; let blocks = prm.blocks;
   let blk = wg.x; let s = wg.y / H; let h = wg.y % H; // dispatched with exactly blocks × (sequences × heads) workgroups
   let lane = l.x % LANES; let grp = l.x / LANES;
-  let E = H * D; let r = seqRow0(s); let qo = r * 3u * E + h * D; let ko = qo + E;
+  let E = H * D; let r = s; let qo = r * 3u * E + h * D; let ko = qo + E; // a decode step: sequence s's row is row s
   let a = exp(logA[r * H + h]); let fresh = seqPos(s) == 0u;
   let base = (seqSlot(s) * H + h) * DD; let pBlk = blk * PB;
+  let vo = ko + E + 4u * lane; let v4 = vec4<f32>(x[vo], x[vo + 1u], x[vo + 2u], x[vo + 3u]);
   // S loads first, so they are in flight while the row coefficients are formed
   var sv: array<vec4<f32>, ${rpt}>;
   for (var u = 0u; u < RPT; u++) {
@@ -389,7 +390,6 @@ var<workgroup> redn: array<f32, ${WGS}>;
   }
   redn[l.x] = pd;
   workgroupBarrier();
-  let vo = ko + E + 4u * lane; let v4 = vec4<f32>(x[vo], x[vo + 1u], x[vo + 2u], x[vo + 3u]);
   var part = vec4<f32>(0.0);
   for (var u = 0u; u < RPT; u++) {
     let t = grp + u * GROUPS; let p = pBlk + t;
@@ -430,7 +430,7 @@ var<workgroup> rden: array<f32, ${4 * d}>;
 @compute @workgroup_size(${4 * d}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let H = prm.heads; let blocks = prm.blocks;
   let s = wg.y / H; let h = wg.y % H; let m = l.x % D; let part = l.x / D; // 4 threads per column split the blocks
-  let E = H * D; let r = seqRow0(s); let qo = r * 3u * E + h * D; let ko = qo + E; let k = r * H + h;
+  let E = H * D; let r = s; let qo = r * 3u * E + h * D; let ko = qo + E; let k = r * H + h; // decode: row s
   // the current token's inputs are loaded before the partials' sums wait on theirs (every load is in flight at once:
   // eight blocks a round, a loop of constant trip count)
   var qk = 0.0;

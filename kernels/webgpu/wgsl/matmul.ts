@@ -107,7 +107,7 @@ ${pro === 'norm' ? '      ss[0] += dot(lo, lo) + dot(hi, hi); lo *= nl[u]; hi *=
   }`;
 };
 
-const matmulSource = (dtype: WeightDType, pro: MatmulPrologue, m: MatmulShape, conv = false) => {
+const matmulSource = (dtype: WeightDType, pro: MatmulPrologue, m: MatmulShape, conv: boolean, one: boolean) => {
   const { R, C, TK, CG } = m,
     WGS = TK * CG,
     e = pro === 'norm' ? 6 : 5;
@@ -122,7 +122,7 @@ ${weights8(dtype)}
 var<workgroup> red: array<f32, ${WGS * R * C}>;
 ${pro === 'norm' ? `var<workgroup> redss: array<f32, ${TK * R}>;` : ''}
 @compute @workgroup_size(${WGS}) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let K = prm.K; let N = prm.N; let Rt = rows(); let K8 = K / 8u;
+  let K = prm.K; let N = prm.N; let Rt = ${one ? '1u' : 'rows()'}; let K8 = K / 8u;
   let lane = l.x % ${TK}u; let cg = l.x / ${TK}u;
   let c0 = wg.x * ${CG * C}u + cg * ${C}u; let r0 = wg.y * ${R}u;
   let XS = ${pro === 'silu' ? '4u' : '2u'} * K8; // vec4s per x row (silu: the row holds gate and up, 2K wide)
@@ -260,7 +260,9 @@ const gemmSkinny: Kernel<SkinnyVariant> & { params: typeof MATMUL_PARAMS } = {
 /** Row fragments of gemm_skinny for R rows (row blocks of 64 past that). */
 const skinnyMT = (R: number) => (R <= 16 ? 1 : R <= 32 ? 2 : 4);
 
-type MatmulVariant = { dtype: WeightDType; pro: MatmulPrologue; shape: MatmulShape; conv: boolean };
+/** one: the step has exactly one row for the op (a decode step of one sequence): its row count is not read from the
+ *  step meta, a load every other load of the kernel would wait for (~1–2 µs a launch on the H100, docs/perf.md). */
+type MatmulVariant = { dtype: WeightDType; pro: MatmulPrologue; shape: MatmulShape; conv: boolean; one: boolean };
 const matmul: Kernel<MatmulVariant> & { params: typeof MATMUL_PARAMS } = {
   name: 'matmul',
   params: MATMUL_PARAMS,
@@ -271,7 +273,7 @@ const matmul: Kernel<MatmulVariant> & { params: typeof MATMUL_PARAMS } = {
     ...(v.pro === 'norm' ? ['ro' as const] : []),
     ...(v.conv ? convEpilogue.access : []),
   ],
-  source: (v) => matmulSource(v.dtype, v.pro, v.shape, v.conv),
+  source: (v) => matmulSource(v.dtype, v.pro, v.shape, v.conv, v.one),
 };
 const gemm: Kernel<{ dtype: WeightDType; pro: MatmulPrologue }> & { params: typeof MATMUL_PARAMS } = {
   name: 'gemm',
@@ -369,7 +371,7 @@ export function matmulDispatch(op: MatmulOp, c: DispatchContext): Dispatch[] {
     return [dispatch(gemm, { dtype, pro }, buffers, params, [Math.ceil(op.n / GEMM.cols), Math.ceil(R / GEMM.rows)])];
   }
   return [
-    dispatch(matmul, { dtype, pro, shape, conv: false }, buffers, params, [
+    dispatch(matmul, { dtype, pro, shape, conv: false, one: R === 1 }, buffers, params, [
       Math.ceil(op.n / (shape.CG * shape.C)),
       Math.ceil(R / shape.R),
     ]),
@@ -442,9 +444,12 @@ export const matmulFamily: Family = {
   variants(_headDims, caps) {
     const out = [];
     for (const dtype of ['f32', 'f16', 'bf16'] as const) {
-      for (const pro of ['none', 'norm', 'silu'] as const)
-        for (const shape of MATMUL_SHAPES) out.push(variant(matmul, { dtype, pro, shape, conv: false }));
-      for (const shape of MATMUL_SHAPES) out.push(variant(matmul, { dtype, pro: 'norm', shape, conv: true }));
+      for (const shape of MATMUL_SHAPES)
+        for (const one of shape.R === 1 ? [false, true] : [false]) {
+          for (const pro of ['none', 'norm', 'silu'] as const)
+            out.push(variant(matmul, { dtype, pro, shape, conv: false, one }));
+          out.push(variant(matmul, { dtype, pro: 'norm', shape, conv: true, one }));
+        }
       for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemm, { dtype, pro }));
     }
     if (caps.matrices !== 'off') {
