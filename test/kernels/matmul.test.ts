@@ -31,7 +31,7 @@ function matmulCase(
   return { ops, bufs };
 }
 
-const { skip, compare } = await gpuHarness({ matrices: 'off' });
+const { gpu, skip, compare } = await gpuHarness({ matrices: 'off' });
 // the tensor-core GEMM: on subgroup matrices where the adapter has them, else the same tile walk emulated
 let tc = await gpuHarness();
 if (tc.gpu?.matrices !== 'on') tc = await gpuHarness({ matrices: 'emulated' });
@@ -275,5 +275,34 @@ test(
       0,
       seed,
     );
+    // the logits' pair: gather_last then the per-sequence projection; where every sequence has one row (decode) the
+    // projection reads x itself, one launch (a sequence of several rows: both)
+    const decode: Step = { seqs: [0, 1, 2].map((slot) => ({ slot, pos: 7 + slot, rows: 1, pages: [] })) };
+    const wl = round(r(37 * 104), 'f16');
+    for (const [st, R, launches] of [
+      [decode, 3, 1],
+      [step, rows, 2],
+    ] as const) {
+      const n0 = gpu!.launches;
+      await compare(
+        `gather_last + per-sequence matmul, ${R} rows`,
+        [
+          { op: 'gather_last', x: 'x', out: 'last', dim: 104 },
+          { op: 'matmul', x: 'last', w: 'w', out: 'y', k: 104, n: 37, perSeq: true, norm: { weight: 'g', eps: 1e-5 } },
+        ],
+        [
+          { name: 'x', init: r(R * 104) },
+          { name: 'last', init: new Float32Array(3 * 104) },
+          { name: 'w', init: wl, storage: 'f16' },
+          { name: 'g', init: r(104) },
+          { name: 'y', init: new Float32Array(3 * 37), out: true },
+        ],
+        st,
+        ['y'],
+        1e-5,
+        seed,
+      );
+      assert.equal(gpu!.launches - n0, launches, `launches of the pair, ${R} rows`);
+    }
   },
 );

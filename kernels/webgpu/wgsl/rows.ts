@@ -18,6 +18,7 @@ import {
   WG,
   WG_INDEX,
 } from './common.js';
+import { matmulDispatch } from './matmul.js';
 
 export const ROWS_PARAMS = defineParams({ dim: 'u32', vocab: 'u32' });
 
@@ -128,6 +129,13 @@ export const rowsFamily: Family = {
       default:
         throw new Error(`rows family: no op ${op.op}`);
     }
+  },
+  /** gather_last then the per-sequence matmul that reads it, in a step where every sequence has one row (decode): the
+   *  last rows are all the rows, so the matmul reads x itself (one launch fewer). */
+  fuse(op: Op, next: Op | undefined, c: DispatchContext): Dispatch[] | null {
+    if (op.op !== 'gather_last' || next?.op !== 'matmul' || next.x !== op.out || !next.perSeq || c.rows !== c.seqs)
+      return null;
+    return matmulDispatch({ ...next, x: op.x }, c);
   },
   variants: () => [
     ...(['f32', 'f16', 'bf16'] as const).map((dtype) => variant(embed, { dtype })),
