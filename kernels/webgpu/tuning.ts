@@ -97,13 +97,6 @@ export const M2_RPT = envInts(
   (v) => v.length === 2 && v.every((n) => n >= 1 && n <= 32),
   'two integers from 1 to 32 ("few,many")',
 )[0]!;
-/** m2_out1 (batch-1 decode): how many of a head's block partials a thread loads at once; FURY_M2_OUT_ROUND. */
-export const M2_OUT_ROUND = envInts(
-  'FURY_M2_OUT_ROUND',
-  '8',
-  (v) => v.length === 1 && v[0]! >= 1 && v[0]! <= 64,
-  'an integer from 1 to 64',
-)[0]![0]!;
 export const m2Rpt = (pairs: number) => M2_RPT[pairs >= 128 ? 1 : 0]!;
 
 /** Tensor cores (FURY_MATRICES): on (subgroup matrices), emulated (the same tile walks in plain WGSL), off; unset: on

@@ -8,7 +8,6 @@ import type { WeightDType } from '../../backend.js';
 import { DEN_FLOOR } from '../../ops.js';
 import { type Kernel, defineParams, header, ro, rw } from './common.js';
 import { weights8 } from './matmul.js';
-import { M2_OUT_ROUND } from '../tuning.js';
 
 export const M2_OUT_PARAMS = defineParams({ heads: 'u32', blocks: 'u32', N: 'u32', add: 'u32' });
 
@@ -18,10 +17,6 @@ const TK = 32,
   C = 4,
   U = 4;
 export const M2_OUT_COLS = CG * C;
-/** The block partials' loads a thread issues together (a round; the loops of constant trip count keep them in flight
- *  together, where one load a step waits a latency each): num's RB, den's RD. */
-const RB = M2_OUT_ROUND,
-  RD = 4;
 /** The widths it takes: E = heads × head dim a multiple of 8 (a weight load), at most MAX_E (y's workgroup copy); a
  *  round spans 8·TK·U = 1024 of K, the last one's steps past E are loaded clamped and not added. */
 const MAX_E = 4096;
@@ -59,17 +54,14 @@ var<workgroup> red: array<f32, ${256 * C}>;
     let h = e4 / D4; let j = e4 % D4; let k = r * H + h;
     qkp[e4] = dot(x[xo + e4], x[xo + E4 + e4]);
     var num = vec4<f32>(0.0);
-    for (var b0 = 0u; b0 < blocks; b0 += ${RB}u) {
-      var pv: array<vec4<f32>, ${RB}>;
-      for (var u = 0u; u < ${RB}u; u++) { pv[u] = pnum[(k * blocks + min(b0 + u, blocks - 1u)) * D4 + j]; }
-      for (var u = 0u; u < ${RB}u; u++) { num += select(vec4<f32>(0.0), pv[u], b0 + u < blocks); }
+    for (var b0 = 0u; b0 < blocks; b0 += 8u) {
+      for (var u = 0u; u < 8u; u++) {
+        let b = min(b0 + u, blocks - 1u);
+        num += select(vec4<f32>(0.0), pnum[(k * blocks + b) * D4 + j], b0 + u < blocks);
+      }
     }
     var dn = 0.0;
-    for (var b0 = j; b0 < blocks; b0 += ${RD}u * D4) {
-      var pd: array<f32, ${RD}>;
-      for (var u = 0u; u < ${RD}u; u++) { pd[u] = pden[k * blocks + min(b0 + u * D4, blocks - 1u)]; }
-      for (var u = 0u; u < ${RD}u; u++) { dn += select(0.0, pd[u], b0 + u * D4 < blocks); }
-    }
+    for (var b = j; b < blocks; b += D4) { dn += pden[k * blocks + b]; }
     dnp[e4] = dn; ys[e4] = num;
   }
   workgroupBarrier();
