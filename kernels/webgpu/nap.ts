@@ -7,12 +7,9 @@ export const READ_NAP = process.env.FURY_READ_NAP !== '0';
 if (process.env.FURY_READ_NAP !== undefined && !['0', '1'].includes(process.env.FURY_READ_NAP))
   throw new Error(`FURY_READ_NAP must be 0 or 1, got ${JSON.stringify(process.env.FURY_READ_NAP)}`);
 
-/** The share of a shape's readback time slept, the shortest nap worth a timer (ms; Node's timers are in ms), and the
- *  shortest readback time that naps at all: a step of a few ms (batch-1 decode) has one step queued behind it at most
- *  that long, and a timer that fires late would leave the GPU idle. */
+/** The share of a shape's readback time slept, and the shortest nap worth a timer (ms; Node's timers are in ms). */
 const SHARE = 0.7,
-  MIN_MS = 1,
-  MIN_EST_MS = 4;
+  MIN_MS = 1;
 
 /** Per step shape, a running estimate of a readback's time from its submit to its data (ms). */
 export class ReadNaps {
@@ -23,7 +20,7 @@ export class ReadNaps {
   /** Whole ms to sleep before mapping a readback behind a step of shape `key` (0: map at once). */
   napMs(key: string): number {
     const e = this.est.get(key);
-    if (!this.enabled || e === undefined || e < MIN_EST_MS) return 0;
+    if (!this.enabled || e === undefined) return 0;
     const ms = Math.floor(SHARE * e - MIN_MS);
     return ms >= MIN_MS ? ms : 0;
   }
