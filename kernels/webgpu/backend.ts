@@ -29,7 +29,6 @@ import {
 import { conv2Family } from './wgsl/conv2.js';
 import { mamba2Family } from './wgsl/mamba2.js';
 import { matmulFamily } from './wgsl/matmul.js';
-import { ReadNaps } from './nap.js';
 import { stepMeta } from './wgsl/meta.js';
 import { ropeFamily } from './wgsl/rope.js';
 import { rowsFamily } from './wgsl/rows.js';
@@ -62,9 +61,6 @@ export class WebGpuBackend implements Backend, OpTimes {
   private gen = 0;
   private meta: GPUBuffer | null = null;
   private staging: GPUBuffer[] = [];
-  /** The last step's recording key (the shape a readback waits behind) and the readbacks' naps (nap.ts). */
-  private lastShape = '';
-  private naps = new ReadNaps();
   private error: Error | null = null;
   /** When set, run() times every op on the GPU (one pass each, timestamps at the pass boundaries). */
   profile: Map<string, { ms: number; count: number }> | null = null;
@@ -247,12 +243,6 @@ export class WebGpuBackend implements Backend, OpTimes {
       off += r.len;
     }
     this.device.queue.submit([enc.finish()]);
-    // only the first readback behind a step waits behind all of it (a later one may find its data there already)
-    const shape = this.lastShape,
-      t0 = performance.now(),
-      nap = this.naps.napMs(shape);
-    this.lastShape = '';
-    if (nap > 0) await new Promise((resolve) => setTimeout(resolve, nap));
     // a failed map leaves it unmapped: still reusable. Dawn rejects with an empty message (an AbortError when the
     // device is gone): say what failed, or the cause the device already reported
     await staging.mapAsync(GPUMapMode.READ, 0, bytes).catch((e: Error) => {
@@ -260,7 +250,6 @@ export class WebGpuBackend implements Backend, OpTimes {
       const lost = e.name === 'AbortError' ? ': the device was lost' : '';
       throw new Error(`WebGPU readback failed: ${e.name}${e.message ? ` (${e.message})` : ''}${lost}`);
     });
-    if (shape) this.naps.took(shape, performance.now() - t0);
     try {
       this.throwIfFailed();
       return staging.getMappedRange(0, bytes).slice(0, total);
@@ -531,7 +520,6 @@ export class WebGpuBackend implements Backend, OpTimes {
     // a recording fits steps whose sequences have the same rows and whose families' grids are the same
     const grids = this.shaped(plan).map((f) => f.shapeKey!(step));
     const key = `${id}|${grids.join('|')}|${step.seqs.map((q) => q.rows).join(',')}`;
-    this.lastShape = key;
     const old = this.recordings.get(key);
     if (old && old.epoch === this.gen) return old;
     if (old) old.params.destroy();
