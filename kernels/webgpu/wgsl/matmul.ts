@@ -261,7 +261,8 @@ const gemmSkinny: Kernel<SkinnyVariant> & { params: typeof MATMUL_PARAMS } = {
 const skinnyMT = (R: number) => (R <= 16 ? 1 : R <= 32 ? 2 : 4);
 
 /** one: the step has exactly one row for the op (a decode step of one sequence): its row count is not read from the
- *  step meta, a load every other load of the kernel would wait for (~1–2 µs a launch on the H100, docs/perf.md). */
+ *  step meta, a load the kernel's x loads would wait for (0.65 µs of a 6.55 µs cold [gate | up] GEMV on the H100;
+ *  docs/perf.md "Batch-1 decode: what a launch costs"). */
 type MatmulVariant = { dtype: WeightDType; pro: MatmulPrologue; shape: MatmulShape; conv: boolean; one: boolean };
 const matmul: Kernel<MatmulVariant> & { params: typeof MATMUL_PARAMS } = {
   name: 'matmul',
