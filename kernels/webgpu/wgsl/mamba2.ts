@@ -17,7 +17,7 @@ import {
 import { SPLIT_K } from './attention.js';
 import { attnMmaFits, attnMmaSource } from './attention-tc.js';
 import { TILE_ROWS } from './meta.js';
-import { gemmInput, matmulDispatch, mmaDispatch, mmaStep } from './matmul.js';
+import { gemmInput, mmaDispatch, mmaStep, skinnyDispatches } from './matmul.js';
 import { M2_OUT_COLS, m2Out1, m2OutFits } from './mamba2-out.js';
 import {
   m2ReadMmaSource,
@@ -756,9 +756,8 @@ export const mamba2Family: Family = {
       const dtype = c.storage(next.w);
       return [state, dispatch(m2Out1, { dtype, d: op.headDim }, bufs, p, [Math.ceil(next.n / M2_OUT_COLS), 1])];
     }
-    const md = matmulDispatch(next, c);
-    if (md.length !== 2 || md[0]!.kernel.name !== 'gemm_in16' || md[1]!.kernel.name !== 'gemm_skinny') return null;
-    return [...decodeDispatches(op, c, md[0]!.buffers[1]!), md[1]!]; // gemm_in16's out
+    const sk = skinnyDispatches(next, c);
+    return sk && [...decodeDispatches(op, c, sk.xh), sk.product]; // the combine writes the product's x' itself
   },
   variants: (headDims, caps) =>
     headDims.filter(m2Fits).flatMap((d) => {

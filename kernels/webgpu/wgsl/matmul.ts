@@ -343,40 +343,78 @@ export const mmaDispatch = (
     [Math.ceil(op.n / MMA_SHAPE.TN), Math.ceil(c.rows / MMA_SHAPE.TM)],
   );
 
-/** A matmul op's dispatches for this step (the mamba2 family's fuse asks too). */
-export function matmulDispatch(op: MatmulOp, c: DispatchContext): Dispatch[] {
+/** The 2Mamba front end as a projection's epilogue (decode): the conv2 op's buffers after the product's (conv state,
+ *  weight, bias, conv out, log-decay out), its channels and heads. */
+interface ConvFront {
+  buffers: string[];
+  ch: number;
+  heads: number;
+}
+const withConv = (p: ReturnType<typeof matmulParams>, conv?: ConvFront) =>
+  conv ? { ...p, ch: conv.ch, heads: conv.heads } : p;
+
+/** gemm_in16 forming op's x' as f16 into `xh` (whole row blocks) and gemm_skinny reading it, where the skinny product
+ *  takes op's rows (else null); with `conv` the product's epilogue is the 2Mamba front end. The mamba2 family's decode
+ *  combine writes `xh` itself in place of gemm_in16. */
+export function skinnyDispatches(
+  op: MatmulOp,
+  c: DispatchContext,
+  conv?: ConvFront,
+): { xh: string; in16: Dispatch; product: Dispatch } | null {
+  const R = op.perSeq ? c.seqs : c.rows;
+  if (!skinnyFits(op, R, c)) return null;
+  const MT = skinnyMT(R),
+    xh = gemmInput(c, Math.ceil(R / (16 * MT)) * 16 * MT, op.k);
+  const v = { dtype: c.storage(op.w), MT, conv: conv !== undefined, emulate: c.matrices === 'emulated' };
+  const product = dispatch(
+    gemmSkinny,
+    v,
+    [op.w, xh, op.out, ...(conv?.buffers ?? [])],
+    withConv(matmulParams(op), conv),
+    [op.n / (16 * SKINNY_SHAPE.NT), Math.ceil(R / (16 * MT))],
+  );
+  return { xh, in16: in16Dispatch(op, R, xh), product };
+}
+
+/** The FMA GEMV of few rows (decode) for op, with the 2Mamba front end as its epilogue where `conv` is given. */
+function gemvDispatch(op: MatmulOp, c: DispatchContext, conv?: ConvFront): Dispatch {
   const R = op.perSeq ? c.seqs : c.rows,
-    shape = matmulShape(R),
-    dtype = c.storage(op.w);
+    shape = matmulShape(R);
+  const v = { dtype: c.storage(op.w), pro: prologue(op), shape, conv: conv !== undefined, one: R === 1 };
+  const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : []), ...(conv?.buffers ?? [])];
+  return dispatch(matmul, v, buffers, withConv(matmulParams(op), conv), [
+    Math.ceil(op.n / (shape.CG * shape.C)),
+    Math.ceil(R / shape.R),
+  ]);
+}
+
+/** Whether op runs on the GEMMs of many rows this step (gemm_mma's K step, or the register-tiled GEMM), not on the
+ *  skinny product or the GEMV. */
+const gemmRoute = (op: MatmulOp, c: DispatchContext): { bk: number } | null => {
+  const bk = mmaStep(op, c);
+  return bk || (!op.perSeq && c.rows >= GEMM_MIN_ROWS && op.k % GEMM.k === 0) ? { bk } : null;
+};
+
+/** A matmul op's dispatches for this step. */
+export function matmulDispatch(op: MatmulOp, c: DispatchContext): Dispatch[] {
   if (op.k % 8 !== 0) throw new Error(`webgpu matmul ${op.w}: K = ${op.k} must be a multiple of 8`);
-  const pro = prologue(op);
-  const params = matmulParams(op);
-  const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
-  if (skinnyFits(op, R, c)) {
-    const MT = skinnyMT(R),
-      xh = gemmInput(c, Math.ceil(R / (16 * MT)) * 16 * MT, op.k); // whole row blocks
+  const sk = skinnyDispatches(op, c);
+  if (sk) return [sk.in16, sk.product];
+  const g = gemmRoute(op, c);
+  if (g?.bk) {
+    const xh = gemmInput(c, c.rows, op.k);
+    return [in16Dispatch(op, c.rows, xh), mmaDispatch(op, c, g.bk, xh)];
+  }
+  if (g) {
+    const buffers = [op.w, op.x, op.out, ...(op.norm ? [op.norm.weight] : [])];
     return [
-      in16Dispatch(op, R, xh),
-      dispatch(gemmSkinny, { dtype, MT, conv: false, emulate: c.matrices === 'emulated' }, [op.w, xh, op.out], params, [
-        op.n / (16 * SKINNY_SHAPE.NT),
-        Math.ceil(R / (16 * MT)),
+      dispatch(gemm, { dtype: c.storage(op.w), pro: prologue(op) }, buffers, matmulParams(op), [
+        Math.ceil(op.n / GEMM.cols),
+        Math.ceil(c.rows / GEMM.rows),
       ]),
     ];
   }
-  const bk = mmaStep(op, c);
-  if (bk) {
-    const xh = gemmInput(c, R, op.k);
-    return [in16Dispatch(op, R, xh), mmaDispatch(op, c, bk, xh)];
-  }
-  if (!op.perSeq && R >= GEMM_MIN_ROWS && op.k % GEMM.k === 0) {
-    return [dispatch(gemm, { dtype, pro }, buffers, params, [Math.ceil(op.n / GEMM.cols), Math.ceil(R / GEMM.rows)])];
-  }
-  return [
-    dispatch(matmul, { dtype, pro, shape, conv: false, one: R === 1 }, buffers, params, [
-      Math.ceil(op.n / (shape.CG * shape.C)),
-      Math.ceil(R / shape.R),
-    ]),
-  ];
+  return [gemvDispatch(op, c)];
 }
 
 /** A [gate | up] projection and the down projection that takes silu(gate) ⊙ up, both on gemm_mma: the first writes
@@ -431,16 +469,15 @@ export const matmulFamily: Family = {
         raw = c.scratch('_gemm.x16', (c.rows * op.n) / 2); // f16 pairs
       return [in16Dispatch(op, c.rows, xh), mmaDispatch(op, c, bk, xh, 'f16', raw), conv2Dispatch(next, c, raw)];
     }
-    const ds = matmulDispatch(op, c),
-      d = ds.at(-1)!,
-      front = [next.state, next.weight, next.bias, next.out, next.decay.out],
-      p = { K: op.k, N: op.n, add: 0, perSeq: 0, eps: op.norm?.eps ?? 0, ch: next.ch, heads: next.decay.heads };
-    if (d.kernel.name === 'gemm_skinny') {
-      const v = d.variant as SkinnyVariant;
-      return [ds[0]!, dispatch(gemmSkinny, { ...v, conv: true }, [...d.buffers, ...front], p, d.groups)];
-    }
-    if (d.kernel.name !== 'matmul') return null; // a batch large enough for the GEMM: conv2 runs on its own
-    return [dispatch(matmul, { ...(d.variant as MatmulVariant), conv: true }, [...d.buffers, ...front], p, d.groups)];
+    const conv = {
+      buffers: [next.state, next.weight, next.bias, next.out, next.decay.out],
+      ch: next.ch,
+      heads: next.decay.heads,
+    };
+    const sk = skinnyDispatches(op, c, conv);
+    if (sk) return [sk.in16, sk.product];
+    if (gemmRoute(op, c)) return null; // a batch large enough for the GEMM: conv2 runs on its own
+    return [gemvDispatch(op, c, conv)];
   },
   variants(_headDims, caps) {
     const out = [];
