@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuBackend } from '../../kernels/cpu/backend.js';
-import { allows } from '../../kernels/ops.js';
+import { allows, drawKey, packSampleParams as sampleParams, sampleNoise } from '../../kernels/ops.js';
 import { freshRng, deviceDraws } from '../helpers.js';
 import { gpuHarness } from './gpu-harness.js';
 
@@ -47,6 +47,43 @@ test(
         `token ${k}: ${freq} vs ${p} (seed ${seed})`,
       );
     }
+  },
+);
+
+test(
+  'the sample op in near ties of large Gumbel noises: the GPU draws the CPU’s id when their scores differ by 2e-5',
+  { skip },
+  async () => {
+    const { rng, seed } = freshRng();
+    const V = 4096,
+      T = 0.7,
+      gap = 2e-5;
+    // per row: two ids with large noises (−log u < 1e-3, where a plain f32 log(u) loses ~1e-4 of the noise), every
+    // other id far below; id a's logit set so that its score is the other's ± gap (f64 here, as the CPU samples)
+    const rows: Float32Array[] = [],
+      draws: { temperature: number; seed: number; draw: number }[] = [],
+      winners: number[] = [];
+    for (let r = 0; rows.length < 48; r++) {
+      const d = { temperature: T, seed: seed + r, draw: r },
+        p = sampleParams([d]),
+        key = drawKey(p[1]!, p[2]!, p[3]!),
+        Tf = new Float32Array(p.buffer)[0]!;
+      const large = [];
+      for (let i = 0; i < V && large.length < 2; i++) if (sampleNoise(key, i) > 7) large.push(i);
+      if (large.length < 2) continue;
+      const [a, b] = large as [number, number],
+        sign = rng.next() < 0.5 ? 1 : -1,
+        row = new Float32Array(V).fill(-1e4);
+      row[b] = 0;
+      row[a] = Tf * (sampleNoise(key, b) - sampleNoise(key, a) + sign * gap);
+      rows.push(row);
+      draws.push(d);
+      winners.push(sign > 0 ? a : b);
+    }
+    const want = await deviceDraws(new CpuBackend(), rows, draws),
+      got = await deviceDraws(gpu!, rows, draws);
+    assert.deepEqual(want, winners, `the CPU's draws (seed ${seed})`);
+    assert.deepEqual(got, want, `seed ${seed}`);
   },
 );
 

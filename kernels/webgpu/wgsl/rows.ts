@@ -57,6 +57,17 @@ var<workgroup> bi: array<u32, 256>;
 fn hash32(v: u32) -> u32 {
   var x = v; x ^= x >> 16u; x *= 0x7feb352du; x ^= x >> 15u; x *= 0x846ca68bu; x ^= x >> 16u; return x;
 }
+// −log(−log u), u = (top 24 bits of h + ½) / 2²⁴. Where u is near 1 (the large noises, which decide a draw) −log u is
+// the series w + w²/2 + … + w⁷/7 in w = 1 − u (exact there: under 2²⁰/2²⁴), not log(u): in f32 that loses the low bits
+// of a small −log u, ~1e-3 of the noise, and the draw could differ from the CPU's (f64) in a near tie.
+fn gumbel(h: u32) -> f32 {
+  let k = h >> 8u; let w = (f32(0xffffffu - k) + 0.5) / 16777216.0;
+  var e = -log((f32(k) + 0.5) / 16777216.0);
+  if (w < 0.0625) {
+    e = w * (1.0 + w * (1.0 / 2.0 + w * (1.0 / 3.0 + w * (1.0 / 4.0 + w * (1.0 / 5.0 + w * (1.0 / 6.0 + w / 7.0))))));
+  }
+  return -log(e);
+}
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let V = prm.vocab; let s = wg.x; // dispatched with exactly one workgroup per sequence
   let T = bitcast<f32>(sp[${SAMPLE_PARAMS}u * s]);
@@ -73,7 +84,7 @@ fn hash32(v: u32) -> u32 {
     }
     for (var u = 0u; u < 8u; u++) {
       let i = i0 + 256u * u; var sc = v[u];
-      if (T > 0.0) { sc = sc / T - log(-log((f32(hash32(key ^ hash32(i)) >> 8u) + 0.5) / 16777216.0)); }
+      if (T > 0.0) { sc = sc / T + gumbel(hash32(key ^ hash32(i))); }
       if (ok[u] && (arg == 0xffffffffu || sc > best)) { best = sc; arg = i; }
     }
   }
