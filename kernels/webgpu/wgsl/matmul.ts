@@ -378,6 +378,7 @@ export function skinnyDispatches(
 
 /** The FMA GEMV of few rows (decode) for op, with the 2Mamba front end as its epilogue where `conv` is given. */
 function gemvDispatch(op: MatmulOp, c: DispatchContext, conv?: ConvFront): Dispatch {
+  if (op.k % 8 !== 0) throw new Error(`webgpu matmul ${op.w}: K = ${op.k} must be a multiple of 8`);
   const R = op.perSeq ? c.seqs : c.rows,
     shape = matmulShape(R);
   const v = { dtype: c.storage(op.w), pro: prologue(op), shape, conv: conv !== undefined, one: R === 1 };
@@ -397,7 +398,6 @@ const gemmRoute = (op: MatmulOp, c: DispatchContext): { bk: number } | null => {
 
 /** A matmul op's dispatches for this step. */
 export function matmulDispatch(op: MatmulOp, c: DispatchContext): Dispatch[] {
-  if (op.k % 8 !== 0) throw new Error(`webgpu matmul ${op.w}: K = ${op.k} must be a multiple of 8`);
   const sk = skinnyDispatches(op, c);
   if (sk) return [sk.in16, sk.product];
   const g = gemmRoute(op, c);
