@@ -482,12 +482,12 @@ export const matmulFamily: Family = {
   variants(_headDims, caps) {
     const out = [];
     for (const dtype of ['f32', 'f16', 'bf16'] as const) {
-      for (const shape of MATMUL_SHAPES)
-        for (const one of shape.R === 1 ? [false, true] : [false]) {
-          for (const pro of ['none', 'norm', 'silu'] as const)
-            out.push(variant(matmul, { dtype, pro, shape, conv: false, one }));
-          out.push(variant(matmul, { dtype, pro: 'norm', shape, conv: true, one }));
-        }
+      MATMUL_SHAPES.forEach((shape, g) => {
+        const one = g === 0; // the first group takes the steps of one row (matmulShape), and only those
+        for (const pro of ['none', 'norm', 'silu'] as const)
+          out.push(variant(matmul, { dtype, pro, shape, conv: false, one }));
+        out.push(variant(matmul, { dtype, pro: 'norm', shape, conv: true, one }));
+      });
       for (const pro of ['none', 'norm', 'silu'] as const) out.push(variant(gemm, { dtype, pro }));
     }
     if (caps.matrices !== 'off') {
