@@ -1,7 +1,8 @@
 // dawn.node (npm `webgpu`) device setup: the adapter's own limits (Dawn's defaults cap bindings at 128 MiB and buffers
-// at 256 MiB), the NVIDIA f16 toggle, and a clear message when no adapter exists.
+// at 256 MiB), the NVIDIA f16 toggle, dawn.node's ticks paced (ticks.ts), and a clear message when no adapter exists.
 import { createRequire } from 'node:module';
-import { DAWN_TOGGLES } from './tuning.js';
+import { paceDawnTicks } from './ticks.js';
+import { DAWN_TICK_US, DAWN_TOGGLES } from './tuning.js';
 
 export class WebGpuUnavailableError extends Error {
   constructor(detail: string) {
@@ -59,6 +60,7 @@ export async function openGpu(): Promise<Gpu> {
   }
   if (!globalsInstalled) {
     Object.assign(globalThis, mod.globals);
+    paceDawnTicks(DAWN_TICK_US);
     globalsInstalled = true;
   }
   // allow_unsafe_apis exposes chromium-experimental-subgroup-matrix (tensor cores through VK_KHR_cooperative_matrix)

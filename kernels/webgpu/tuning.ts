@@ -172,6 +172,16 @@ export const GPU_ROBUSTNESS = process.env.FURY_GPU_ROBUSTNESS === 'on';
 if (![undefined, 'on', 'off'].includes(process.env.FURY_GPU_ROBUSTNESS))
   throw new Error(`FURY_GPU_ROBUSTNESS must be on or off, got ${JSON.stringify(process.env.FURY_GPU_ROBUSTNESS)}`);
 
+/** dawn.node ticks the device at most once per this many µs while a WebGPU promise is pending (`ticks.ts`);
+ *  FURY_DAWN_TICK_US, 0 = as dawn.node does (every event-loop turn). 25 from the H100 sweep of 0 / 10 / 25 / 50
+ *  (docs/perf.md, "Pacing dawn.node's ticks"). */
+export const DAWN_TICK_US = Number(process.env.FURY_DAWN_TICK_US ?? 25);
+if (!Number.isFinite(DAWN_TICK_US) || DAWN_TICK_US < 0 || DAWN_TICK_US > 10_000) {
+  throw new Error(
+    `FURY_DAWN_TICK_US must be a number of microseconds from 0 to 10000, got ${JSON.stringify(process.env.FURY_DAWN_TICK_US)}`,
+  );
+}
+
 /** Dawn toggles for the instance: robustness off unless asked for, plus FURY_DAWN_TOGGLES (comma-separated), for
  *  measurements on the GPU host: e.g. `dump_shaders` (Tint's output on stderr). Toggles Dawn does not know are ignored
  *  with a warning. */

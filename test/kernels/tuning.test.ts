@@ -23,12 +23,13 @@ test('a bad tuning knob fails with a message that names it; good values load', (
     ['FURY_M2_SEGMENT', '1000', 'multiple of 256'],
     ['FURY_M2_BOUNDARY_BYTES', '-5', 'byte count'],
     ['FURY_MATRICES', 'yes', 'on, off or emulated'],
+    ['FURY_DAWN_TICK_US', 'fast', 'number of microseconds'],
   ]) {
     const r = load({ [name!]: value! });
     assert.notEqual(r.status, 0, `${name}=${value} loaded`);
     assert.match(r.stderr, new RegExp(`${name}[^\\n]*${says!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), r.stderr);
   }
-  const ok = load({ FURY_SKINNY_SHAPE: '8,2,1', FURY_SKINNY_MIN_ROWS: '0', FURY_M2_SEGMENT: '2048' });
+  const ok = load({ FURY_SKINNY_SHAPE: '8,2,1', FURY_SKINNY_MIN_ROWS: '0', FURY_M2_SEGMENT: '2048', FURY_DAWN_TICK_US: '0' });
   assert.equal(ok.status, 0, ok.stderr);
 });
 
