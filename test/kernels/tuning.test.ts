@@ -29,7 +29,12 @@ test('a bad tuning knob fails with a message that names it; good values load', (
     assert.notEqual(r.status, 0, `${name}=${value} loaded`);
     assert.match(r.stderr, new RegExp(`${name}[^\\n]*${says!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), r.stderr);
   }
-  const ok = load({ FURY_SKINNY_SHAPE: '8,2,1', FURY_SKINNY_MIN_ROWS: '0', FURY_M2_SEGMENT: '2048', FURY_DAWN_TICK_US: '0' });
+  const ok = load({
+    FURY_SKINNY_SHAPE: '8,2,1',
+    FURY_SKINNY_MIN_ROWS: '0',
+    FURY_M2_SEGMENT: '2048',
+    FURY_DAWN_TICK_US: '0',
+  });
   assert.equal(ok.status, 0, ok.stderr);
 });
 
