@@ -93,7 +93,8 @@ export async function createBackend(
   if (choice === 'auto' || be.matrices !== 'off' || be.info.subgroupMatrices)
     log(
       `backend: webgpu on ${be.info.description} (dawn.node ${be.info.dawnVersion}); tensor cores ${be.matrices}` +
-        (be.matrices === 'off' && be.info.subgroupMatrices ? ' (the adapter has them: unset FURY_MATRICES)' : ''),
+        (be.matrices === 'off' && be.info.subgroupMatrices ? ' (the adapter has them: unset FURY_MATRICES)' : '') +
+        `; device ticks ${be.info.tickUs ? `at most one per ${be.info.tickUs} µs` : 'unpaced'} (FURY_DAWN_TICK_US)`,
     );
   return be;
 }

@@ -1,7 +1,7 @@
 // dawn.node (npm `webgpu`) device setup: the adapter's own limits (Dawn's defaults cap bindings at 128 MiB and buffers
 // at 256 MiB), the NVIDIA f16 toggle, dawn.node's ticks paced (ticks.ts), and a clear message when no adapter exists.
 import { createRequire } from 'node:module';
-import { paceDawnTicks } from './ticks.js';
+import { dawnTickPacing, paceDawnTicks } from './ticks.js';
 import { DAWN_TICK_US, DAWN_TOGGLES } from './tuning.js';
 
 export class WebGpuUnavailableError extends Error {
@@ -31,6 +31,8 @@ export interface GpuInfo {
   /** Tensor cores reachable from WGSL: chromium-experimental-subgroup-matrix with a 16×16×16 f16 → f32 config, and
    *  subgroups of exactly 32 (the GEMM's 8 subgroups per workgroup of 256). */
   subgroupMatrices: boolean;
+  /** dawn.node's device ticks run at most once per this many µs (ticks.ts; 0: unpaced). */
+  tickUs: number;
 }
 
 export interface Gpu {
@@ -117,6 +119,7 @@ export async function openGpu(): Promise<Gpu> {
       maxWorkgroupBytes: l.maxComputeWorkgroupStorageSize,
       dawnVersion: dawnVersion(),
       subgroupMatrices,
+      tickUs: dawnTickPacing()?.us ?? 0,
       software:
         (ai as { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
         /llvmpipe|lavapipe|swiftshader|softpipe/i.test(
