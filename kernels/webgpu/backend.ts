@@ -16,7 +16,7 @@ import type { Op } from '../ops.js';
 import { f16ToF32, f32ToF16 } from '../../lib/f16.js';
 import { openGpu, type GpuInfo } from './device.js';
 import { StepTimer, type OpTimes } from './profile.js';
-import { MATRICES } from './tuning.js';
+import { MATRICES, READBACK_CHUNK_BYTES } from './tuning.js';
 import { attentionFamily } from './wgsl/attention.js';
 import {
   type Dispatch,
@@ -70,6 +70,8 @@ export class WebGpuBackend implements Backend, OpTimes {
   encodeMs = 0;
   /** Kernel launches (dispatches) of the steps run so far, for the bench and tests. */
   launches = 0;
+  /** Event-loop turns given back in the middle of readbacks' host copies (copyOut), for tests. */
+  readbackYields = 0;
 
   /** Tensor cores for prefill (the projection GEMMs, the tiled attention and 2Mamba's scores): the option, else
    *  FURY_MATRICES (tuning.ts), else on where the adapter has them. 'on' needs a device with subgroup matrices;
@@ -252,7 +254,23 @@ export class WebGpuBackend implements Backend, OpTimes {
     });
     try {
       this.throwIfFailed();
-      return staging.getMappedRange(0, bytes).slice(0, total);
+      const mapped = staging.getMappedRange(0, bytes);
+      if (READBACK_CHUNK_BYTES === 0 || total <= READBACK_CHUNK_BYTES) return mapped.slice(0, total);
+      // A large readback (a 2Mamba state snapshot: 173 MB for the small preset, ~70 ms to copy) is copied out a piece
+      // per event-loop turn, so that the step loop and HTTP go on meanwhile; the staging buffer stays mapped, its
+      // contents fixed when the copy was submitted.
+      const out = new Uint8Array(total);
+      for (let off = 0; off < total; off += READBACK_CHUNK_BYTES) {
+        if (off > 0) {
+          await new Promise((res) => setImmediate(res));
+          this.readbackYields++;
+          this.throwIfFailed();
+          if (mapped.byteLength === 0) throw new Error('WebGPU readback failed: its staging buffer went away');
+        }
+        const n = Math.min(READBACK_CHUNK_BYTES, total - off);
+        out.set(new Uint8Array(mapped, off, n), off);
+      }
+      return out.buffer;
     } finally {
       staging.unmap();
       this.staging.push(staging);

@@ -172,6 +172,17 @@ export const GPU_ROBUSTNESS = process.env.FURY_GPU_ROBUSTNESS === 'on';
 if (![undefined, 'on', 'off'].includes(process.env.FURY_GPU_ROBUSTNESS))
   throw new Error(`FURY_GPU_ROBUSTNESS must be on or off, got ${JSON.stringify(process.env.FURY_GPU_ROBUSTNESS)}`);
 
+/** Readbacks larger than this many bytes are copied from the mapped staging buffer into host memory a piece per
+ *  event-loop turn (backend.ts copyOut); FURY_READBACK_CHUNK_BYTES, 0 = in one copy. A 173 MB snapshot held the
+ *  event loop 65–102 ms in one copy, 1–9 ms in pieces of 1 MiB, in the same total time (lavapipe machine,
+ *  docs/bench/readback-2026-11-27). */
+export const READBACK_CHUNK_BYTES = Number(process.env.FURY_READBACK_CHUNK_BYTES ?? 2 ** 20);
+if (!Number.isInteger(READBACK_CHUNK_BYTES) || READBACK_CHUNK_BYTES < 0 || READBACK_CHUNK_BYTES % 4 !== 0) {
+  throw new Error(
+    `FURY_READBACK_CHUNK_BYTES must be a non-negative multiple of 4 bytes, got ${JSON.stringify(process.env.FURY_READBACK_CHUNK_BYTES)}`,
+  );
+}
+
 /** dawn.node ticks the device at most once per this many µs while a WebGPU promise is pending (`ticks.ts`);
  *  FURY_DAWN_TICK_US, 0 = as dawn.node does (every event-loop turn). 25 from the H100 sweep of 0 / 10 / 25 / 50
  *  (docs/perf.md, "Pacing dawn.node's ticks"). */

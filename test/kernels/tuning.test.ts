@@ -24,6 +24,7 @@ test('a bad tuning knob fails with a message that names it; good values load', (
     ['FURY_M2_BOUNDARY_BYTES', '-5', 'byte count'],
     ['FURY_MATRICES', 'yes', 'on, off or emulated'],
     ['FURY_DAWN_TICK_US', 'fast', 'number of microseconds'],
+    ['FURY_READBACK_CHUNK_BYTES', '1001', 'multiple of 4'],
   ]) {
     const r = load({ [name!]: value! });
     assert.notEqual(r.status, 0, `${name}=${value} loaded`);

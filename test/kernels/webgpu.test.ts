@@ -17,7 +17,7 @@ import type { Arch } from '../../weights/config.js';
 import { freshRng, tinyCheckpoint, relErr, deviceDraws } from '../helpers.js';
 import { openModel } from '../../engine/open.js';
 import { stepWorkingBytes } from '../../engine/memory/plan.js';
-import { m2BoundaryBytes, M2_SEGMENT } from '../../kernels/webgpu/tuning.js';
+import { m2BoundaryBytes, M2_SEGMENT, READBACK_CHUNK_BYTES } from '../../kernels/webgpu/tuning.js';
 import { SPLIT_K } from '../../kernels/webgpu/wgsl/attention.js';
 
 let gpu: WebGpuBackend | null = null,
@@ -79,6 +79,30 @@ test('readMany: several ranges in one transfer equal the same ranges read one by
   for (const [i, p] of parts.entries()) assert.deepEqual(many[i], await gpu!.read(p.name, p.offset, p.count));
   assert.equal(many[2]![0], Math.fround(a[999]!));
 });
+
+test(
+  'a readback over FURY_READBACK_CHUNK_BYTES is copied out a piece per event-loop turn, whole and in order',
+  { skip },
+  async () => {
+    const { rng } = freshRng();
+    // 3.5 pieces and a few words, over two buffers, from non-zero offsets: the pieces' seams fall inside a range
+    const n = Math.floor((3.5 * READBACK_CHUNK_BYTES) / 4) + 3,
+      a = rng.normals(n + 7),
+      b = rng.normals(1001);
+    gpu!.create('rc.a', a.length, { init: a });
+    gpu!.create('rc.b', b.length, { init: b });
+    const y0 = gpu!.readbackYields;
+    const [ra, rb] = await gpu!.readMany([
+      { name: 'rc.a', offset: 7, count: n },
+      { name: 'rc.b', offset: 1, count: 1000 },
+    ]);
+    assert.equal(gpu!.readbackYields - y0, Math.ceil(((n + 1000) * 4) / READBACK_CHUNK_BYTES) - 1);
+    assert.equal(ra!.length, n);
+    for (let i = 0; i < n; i++)
+      if (ra![i] !== Math.fround(a[i + 7]!)) assert.fail(`element ${i}: ${ra![i]} ≠ ${a[i + 7]}`);
+    assert.deepEqual(Array.from(rb!), Array.from(b.subarray(1), Math.fround));
+  },
+);
 
 test('the adapter', { skip }, () => {
   assert.ok(gpu!.info.description.length > 0);
