@@ -174,7 +174,7 @@ if (![undefined, 'on', 'off'].includes(process.env.FURY_GPU_ROBUSTNESS))
 
 /** Readbacks larger than this many bytes are copied from the mapped staging buffer into host memory a piece per
  *  event-loop turn (backend.ts copyOut); FURY_READBACK_CHUNK_BYTES, 0 = in one copy. A 173 MB snapshot held the
- *  event loop 65–102 ms in one copy, 1–9 ms in pieces of 1 MiB, in the same total time (lavapipe machine,
+ *  event loop 68–86 ms (once 320) in one copy, 1.6–13 ms in pieces of 1 MiB, in the same total time (lavapipe machine,
  *  docs/bench/readback-2026-11-27). */
 export const READBACK_CHUNK_BYTES = Number(process.env.FURY_READBACK_CHUNK_BYTES ?? 2 ** 20);
 if (!Number.isInteger(READBACK_CHUNK_BYTES) || READBACK_CHUNK_BYTES < 0 || READBACK_CHUNK_BYTES % 4 !== 0) {
