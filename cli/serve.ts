@@ -48,7 +48,8 @@ Options:
                             --state-cache-redis-timeout MS a lookup (default 250)
   --state-cache-min-tokens N  the fewest tokens a 2Mamba snapshot must cover to be read back from a GPU into host RAM,
                             a file or Redis: a shorter one costs more to move than to prefill again (default: one
-                            token per 256 KiB of a request's state, 661 for the small preset; 0 on the CPU backend)
+                            token per 16 KiB of a request's state with tensor cores, 10578 for the small preset;
+                            per 256 KiB without them, 662; 0 on the CPU backend)
   --state-checkpoint-tokens N  also snapshot a long prompt's state (2Mamba) or register its KV pages (softmax) every N
                             prefilled tokens, so a prompt that shares only its beginning still hits (default 4096; 0: off)
   --kv-prefix-cache on|off  keep full KV pages of finished softmax requests for prompts that begin with them

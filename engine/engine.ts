@@ -252,8 +252,7 @@ export class Engine {
     let currentPool = om.pool;
     const cacheBytes = o.stateCacheHostBytes ?? DEFAULT_STATE_CACHE_BYTES;
     const minHost =
-      o.stateCacheMinTokens ??
-      defaultMinHostTokens(memoryModel(om.model.spec, p.kvDtype).stateBytes, om.model.backend.name);
+      o.stateCacheMinTokens ?? defaultMinHostTokens(memoryModel(om.model.spec, p.kvDtype).stateBytes, om.model.backend);
     const cache =
       om.model.spec.arch === '2mamba' && cacheBytes > 0
         ? new StateCache(() => currentPool, cacheBytes, true, minHost)

@@ -59,6 +59,9 @@ export interface BackendLimits {
 export interface Backend {
   readonly name: string;
   readonly limits?: BackendLimits;
+  /** Prefill runs on a GPU's matrix units (tensor cores): recomputing a state is cheap next to moving it between host
+   *  and device (engine/memory/state-cache.ts, defaultMinHostTokens). */
+  readonly fastPrefill?: boolean;
   /** Create (or replace) a buffer of `elements` values, optionally initialised (weights). New buffers hold zeros. */
   create(name: string, elements: number, options?: BufferOptions): void;
   has(name: string): boolean;

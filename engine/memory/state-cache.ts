@@ -257,9 +257,12 @@ export class StateCache {
   }
 }
 
-/** Tokens a snapshot must cover before it is worth reading back from a GPU: one per 256 KiB of state. Measured on an
- *  H200 (docs/bench/snapshot-restore-h200-2026-11-26): moving the small preset's 173 MB state between host and device
- *  costs ~69 ms, what prefilling ~1,000 tokens does, and a snapshot may be restored more than once; the small preset
- *  gets 661. A CPU backend's "device" is host memory (a copy costs little next to its prefill): 0. */
-export const defaultMinHostTokens = (stateBytes: number, backend: string) =>
-  backend === 'webgpu' ? Math.ceil(stateBytes / 262144) : 0;
+/** Tokens a snapshot must cover before it is worth reading back from a GPU. With prefill on FMAs, one per 256 KiB of
+ *  state: on an H200 (docs/bench/snapshot-restore-h200-2026-11-26) moving the small preset's 173 MB state between host
+ *  and device cost ~69 ms, what prefilling ~1,000 tokens did then, and a snapshot may be restored more than once (662
+ *  for the small preset). With prefill on tensor cores, one per 16 KiB (10,578): on an H100 the restore from host took
+ *  145–191 ms against a 512-token prompt prefilled at 80k tokens/s, long ones at ~150k (docs/perf.md, "A real server
+ *  under 32 streams"): ~12–29k tokens, and the read-back itself ~70 ms of copying on the host. A CPU backend's
+ *  "device" is host memory (a copy costs little next to its prefill): 0. */
+export const defaultMinHostTokens = (stateBytes: number, backend: { name: string; fastPrefill?: boolean }) =>
+  backend.name === 'webgpu' ? Math.ceil(stateBytes / (backend.fastPrefill ? 16384 : 262144)) : 0;

@@ -72,6 +72,9 @@ export class WebGpuBackend implements Backend, OpTimes {
   launches = 0;
   /** Event-loop turns given back in the middle of readbacks' host copies (copyOut), for tests. */
   readbackYields = 0;
+  get fastPrefill(): boolean {
+    return this.matrices === 'on';
+  }
 
   /** Tensor cores for prefill (the projection GEMMs, the tiled attention and 2Mamba's scores): the option, else
    *  FURY_MATRICES (tuning.ts), else on where the adapter has them. 'on' needs a device with subgroup matrices;

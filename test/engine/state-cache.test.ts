@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Scheduler, type RequestSpec } from '../../engine/scheduler.js';
-import { StateCache } from '../../engine/memory/state-cache.js';
+import { defaultMinHostTokens, StateCache } from '../../engine/memory/state-cache.js';
 import { PageCache } from '../../engine/memory/page-cache.js';
 import type { OpenModel } from '../../engine/open.js';
 import { freshRng, openTiny } from '../helpers.js';
@@ -98,6 +98,14 @@ test('snapshots shorter than minHostTokens stay on the device while a slot is fr
   } finally {
     await m.close();
   }
+});
+
+test('a snapshot is read back from a GPU from one token per 256 KiB of state, per 16 KiB with tensor cores; always on a CPU', () => {
+  const small = 173301760; // the small preset's 2Mamba state
+  assert.equal(defaultMinHostTokens(small, { name: 'webgpu' }), 662);
+  assert.equal(defaultMinHostTokens(small, { name: 'webgpu', fastPrefill: false }), 662);
+  assert.equal(defaultMinHostTokens(small, { name: 'webgpu', fastPrefill: true }), 10578);
+  assert.equal(defaultMinHostTokens(small, { name: 'cpu' }), 0);
 });
 
 test('the snapshot store stays under its byte cap, evicting the least recently used', async () => {
