@@ -2,7 +2,7 @@
 // and the WebGPU kernels (kernels/webgpu/wgsl/mamba2.ts) against the CPU on fresh random inputs, outputs poisoned with NaN first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Step } from '../../kernels/backend.js';
+import type { Step, WeightDType } from '../../kernels/backend.js';
 import { phiDim, type Op } from '../../kernels/ops.js';
 import { CpuBackend } from '../../kernels/cpu/backend.js';
 import { softplus } from '../../kernels/cpu/conv2.js';
@@ -25,6 +25,40 @@ function carriedN(rng: Rng, states: number, d: number, sigma: number): Float32Ar
     }
   return out;
 }
+
+/** A 2Mamba mixer's buffers for `rows` rows (H heads of d, `slots` states carried in): q | k | v of scale xStd
+ *  (rounded to f16 where the tensor-core path reads them so), decays −|normal|·laScale, S of scale sStd, n as
+ *  carried with nSigma, and the output y. */
+function mixerBufs(
+  rng: Rng,
+  o: {
+    H: number;
+    d: number;
+    rows: number;
+    slots: number;
+    laScale?: number;
+    xF16?: boolean;
+    xStd?: number;
+    sStd?: number;
+    nSigma?: number;
+  },
+): BufSpec[] {
+  const { H, d, rows, slots } = o,
+    x = rng.normals(rows * 3 * H * d, o.xStd ?? 1);
+  return [
+    { name: 'x', init: o.xF16 ? round(x, 'f16') : x },
+    { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * (o.laScale ?? 1)) },
+    { name: 'S', init: rng.normals(slots * H * phiDim(d) * d, o.sStd ?? 0.3) },
+    { name: 'N', init: carriedN(rng, slots * H, d, o.nSigma ?? 1) },
+    { name: 'y', init: new Float32Array(rows * H * d), out: true },
+  ];
+}
+
+/** An o projection of the mixer's y (E = H·d wide) to N columns, weights of scale std stored as dt, added to h. */
+const oBufs = (rng: Rng, rows: number, E: number, N: number, std = 0.2, dt: WeightDType = 'f16'): BufSpec[] => [
+  { name: 'wo', init: round(rng.normals(N * E, std), dt), storage: dt },
+  { name: 'h', init: rng.normals(rows * N) },
+];
 
 const { skip, compare } = await gpuHarness({ matrices: 'off' });
 // Prefill in segments rounds to f16 (2⁻¹¹ relative each; sums in f32): the scores' q, k, v and weights, and at d = 64
@@ -57,20 +91,12 @@ function m2Steps(): { label: string; step: Step; rows: number }[] {
 test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n', { skip }, async () => {
   const { rng, seed } = freshRng();
   const H = 2,
-    d = 64,
-    D = (d * (d + 1)) / 2,
-    r = (n: number, std = 1) => rng.normals(n, std);
+    d = 64;
   for (const { label, step, rows } of m2Steps())
     await compare(
       `mamba2 ${label}`,
       [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
-      [
-        { name: 'x', init: r(rows * 3 * H * d) },
-        { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal())) },
-        { name: 'S', init: r(3 * H * D * d, 0.3) },
-        { name: 'N', init: carriedN(rng, 3 * H, d, 1) },
-        { name: 'y', init: new Float32Array(rows * H * d), out: true },
-      ],
+      mixerBufs(rng, { H, d, rows, slots: 3 }),
       step,
       ['y', 'S', 'N'],
       1e-4,
@@ -84,13 +110,7 @@ test('2Mamba chunked prefill and recurrent decode: outputs and the updated S, n'
   await compare(
     'mamba2 decode B=64',
     [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
-    [
-      { name: 'x', init: r(B * 3 * H * d) },
-      { name: 'la', init: Array.from({ length: B * H }, () => -Math.abs(rng.normal())) },
-      { name: 'S', init: r(B * H * D * d, 0.3) },
-      { name: 'N', init: carriedN(rng, B * H, d, 1) },
-      { name: 'y', init: new Float32Array(B * H * d), out: true },
-    ],
+    mixerBufs(rng, { H, d, rows: B, slots: B }),
     dec,
     ['y', 'S', 'N'],
     1e-4,
@@ -105,9 +125,7 @@ test(
   async () => {
     const { rng, seed } = freshRng();
     const d = 64,
-      D = phiDim(d),
-      N = 1000, // 31 whole workgroups of 32 columns and a partial one
-      r = (n: number, std = 1) => rng.normals(n, std);
+      N = 1000; // 31 whole workgroups of 32 columns and a partial one
     for (const [H, dt, pos] of [
       [16, 'f16', 9],
       [16, 'bf16', 0],
@@ -123,15 +141,7 @@ test(
           { op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d },
           { op: 'matmul', x: 'y', w: 'wo', out: 'h', k: H * d, n: N, add: true },
         ],
-        [
-          { name: 'x', init: r(3 * H * d) },
-          { name: 'la', init: Array.from({ length: H }, () => -Math.abs(rng.normal())) },
-          { name: 'S', init: r(2 * H * D * d, 0.3) },
-          { name: 'N', init: carriedN(rng, 2 * H, d, 1) },
-          { name: 'y', init: new Float32Array(H * d), out: true },
-          { name: 'wo', init: round(r(N * H * d, 0.05), dt), storage: dt },
-          { name: 'h', init: r(N) },
-        ],
+        [...mixerBufs(rng, { H, d, rows: 1, slots: 2 }), ...oBufs(rng, 1, H * d, N, 0.05, dt)],
         one,
         ['y', 'S', 'N', 'h'],
         1e-4,
@@ -174,18 +184,10 @@ test(
         ...m2Steps(),
         ...(xs === 1 ? [{ label: '1300 + 1040 rows', step: longStep, rows: 2340 }] : []),
       ]) {
-        const r = (n: number, std: number) => rng.normals(n, std),
-          D = (d * (d + 1)) / 2;
         await tc.compare(
           `mamba2 segments d=${d} ${label} |x|~${xs} |S|~${ss} decay~${decay}`,
           [{ op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d }],
-          [
-            { name: 'x', init: round(r(rows * 3 * H * d, xs), 'f16') },
-            { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * decay) },
-            { name: 'S', init: r(3 * H * D * d, ss) },
-            { name: 'N', init: carriedN(rng, 3 * H, d, xs) },
-            { name: 'y', init: new Float32Array(rows * H * d), out: true },
-          ],
+          mixerBufs(rng, { H, d, rows, slots: 3, laScale: decay, xF16: true, xStd: xs, sStd: ss, nSigma: xs }),
           step,
           ['y', 'S', 'N'],
           TOL_TC,
@@ -202,10 +204,8 @@ test(
     const { rng, seed } = freshRng();
     const H = 2,
       d = 64,
-      D = phiDim(d),
       B = 10,
-      N = 96,
-      r = (n: number, std = 1) => rng.normals(n, std);
+      N = 96;
     const dec: Step = {
       seqs: Array.from({ length: B }, (_, i) => ({ slot: B - 1 - i, pos: i === 3 ? 0 : 2 + i, rows: 1, pages: [] })),
     };
@@ -216,15 +216,7 @@ test(
         { op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d },
         { op: 'matmul', x: 'y', w: 'wo', out: 'h', k: H * d, n: N, add: true },
       ],
-      [
-        { name: 'x', init: r(B * 3 * H * d) },
-        { name: 'la', init: Array.from({ length: B * H }, () => -Math.abs(rng.normal())) },
-        { name: 'S', init: r(B * H * D * d, 0.3) },
-        { name: 'N', init: carriedN(rng, B * H, d, 1) },
-        { name: 'y', init: new Float32Array(B * H * d), out: true },
-        { name: 'wo', init: round(r(N * H * d, 0.2), 'f16'), storage: 'f16' },
-        { name: 'h', init: r(B * N) },
-      ],
+      [...mixerBufs(rng, { H, d, rows: B, slots: B }), ...oBufs(rng, B, H * d, N)],
       dec,
       ['y', 'S', 'N', 'h'],
       3e-3,
@@ -240,19 +232,12 @@ test(
     const { rng, seed } = freshRng();
     const H = 2,
       d = 64,
-      D = phiDim(d),
       N = 200,
-      rows = 2340,
-      r = (n: number, std = 1) => rng.normals(n, std);
+      rows = 2340;
     const mixer: Op = { op: 'mamba2', qkv: 'x', logA: 'la', S: 'S', N: 'N', out: 'y', heads: H, headDim: d };
-    const bufs = (): BufSpec[] => [
-      { name: 'x', init: round(r(rows * 3 * H * d), 'f16') },
-      { name: 'la', init: Array.from({ length: rows * H }, () => -Math.abs(rng.normal()) * 0.1) },
-      { name: 'S', init: r(3 * H * D * d, 0.3) },
-      { name: 'N', init: carriedN(rng, 3 * H, d, 1) },
-      { name: 'y', init: new Float32Array(rows * H * d), out: true },
-      { name: 'wo', init: round(r(N * H * d, 0.2), 'f16'), storage: 'f16' },
-      { name: 'h', init: r(rows * N) },
+    const bufs = () => [
+      ...mixerBufs(rng, { H, d, rows, slots: 3, laScale: 0.1, xF16: true }),
+      ...oBufs(rng, rows, H * d, N),
     ];
     let n0 = tc.gpu!.launches;
     await tc.compare('mamba2 segments alone', [mixer], bufs(), longStep, ['y'], TOL_TC, seed);
