@@ -92,34 +92,9 @@ test('fury init + generate: greedy output is identical run to run, --json has pr
     assert.equal(s.stdout, ja.text + '\n');
     assert.match(s.stderr, /12 tokens \(length\) .* decode [\d.]+ tokens\/s/);
     // token ids in, sampling with a seed: deterministic
-    const c = await fury(
-      'generate',
-      '--model',
-      out,
-      '--prompt-ids',
-      '1,40,50',
-      '--max-tokens',
-      '8',
-      '--temperature',
-      '0.9',
-      '--seed',
-      '3',
-      '--json',
-    );
-    const d = await fury(
-      'generate',
-      '--model',
-      out,
-      '--prompt-ids',
-      '1,40,50',
-      '--max-tokens',
-      '8',
-      '--temperature',
-      '0.9',
-      '--seed',
-      '3',
-      '--json',
-    );
+    const sampled = ['--prompt-ids', '1,40,50', '--max-tokens', '8', '--temperature', '0.9', '--seed', '3', '--json'];
+    const c = await fury('generate', '--model', out, ...sampled);
+    const d = await fury('generate', '--model', out, ...sampled);
     assert.deepEqual(JSON.parse(c.stdout).prompt_ids, [1, 40, 50]);
     assert.deepEqual(JSON.parse(c.stdout).ids, JSON.parse(d.stdout).ids);
   }
