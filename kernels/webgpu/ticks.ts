@@ -11,9 +11,15 @@ let last = 0;
 /** Native callbacks paced so far (dawn.node's ticks): tests check that they are recognised at all. */
 export let dawnTicks = 0;
 
-/** A function made by a native addon with no name (dawn.node's tick): JS closures and bound functions never match. */
+/** A function a native addon made from a template (dawn.node's tick: no name, no parameters, a prototype). JS closures
+ *  and bound functions never match, nor V8's own anonymous built-ins such as a promise's resolve function (one
+ *  parameter, no prototype), which `await new Promise((r) => setImmediate(r))` passes. */
 const isNative = (f: unknown): f is () => void =>
-  typeof f === 'function' && f.name === '' && Function.prototype.toString.call(f).includes('[native code]');
+  typeof f === 'function' &&
+  f.name === '' &&
+  f.length === 0 &&
+  Object.hasOwn(f, 'prototype') &&
+  Function.prototype.toString.call(f).includes('[native code]');
 
 /** Pace dawn.node's ticks to at most one per `us` microseconds, process-wide (0: leave setImmediate alone). Once. */
 export function paceDawnTicks(us: number): void {

@@ -69,4 +69,8 @@ test("setImmediate's other uses are Node's own: arguments, clearImmediate, util.
   await new Promise((res) => setImmediate(res));
   assert.equal(ran, false);
   assert.equal(await promisify(setImmediate)('v'), 'v');
+  // a promise's resolve function (anonymous and native too, as the step loop's yield passes it) is not a device tick
+  const k0 = dawnTicks;
+  for (let i = 0; i < 5; i++) await new Promise((res) => setImmediate(res));
+  assert.equal(dawnTicks - k0, 0, 'promise resolvers counted as dawn.node ticks');
 });
